@@ -1,0 +1,294 @@
+//! `room/getJoinToken` and the join-token claims.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{IdError, RoomId, UserId};
+use crate::json;
+use crate::room::LockSettings;
+use crate::validate::{is_uri, Violations};
+
+json::proto_enum! {
+    /// `ClientType`.
+    ClientType {
+        Web = 0 => "WEB",
+        HybridWeb = 1 => "HYBRID_WEB",
+    }
+}
+
+/// `GenerateTokenReq`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct GenerateTokenReq {
+    pub room_id: String,
+    pub user_info: Option<UserInfo>,
+}
+
+/// `UserInfo`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct UserInfo {
+    pub name: String,
+    pub user_id: String,
+    pub is_admin: bool,
+    pub is_hidden: bool,
+    pub user_metadata: Option<UserMetadata>,
+    pub client_type: ClientType,
+}
+
+/// `UserRaisedHand`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserRaisedHand {
+    pub is_raised: bool,
+    #[serde(deserialize_with = "json::int", serialize_with = "json::int64_string")]
+    pub raised_at: i64,
+}
+
+/// `UserMetadata`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserMetadata {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_pic: Option<String>,
+    pub is_admin: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_webcam: Option<bool>,
+    pub is_presenter: bool,
+    pub raised_hand: Option<UserRaisedHand>,
+    pub wait_for_approval: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_lang: Option<String>,
+    pub lock_settings: Option<LockSettings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_id: Option<String>,
+    pub extra_data: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ex_user_id: Option<String>,
+}
+
+/// Display names reserved for the recorder's own tokens.
+pub const RECORDER_AUTH_NAME: &str = "PLUGNMEET_RECORDER_AUTH";
+
+/// Why a join request was refused before any room lookup.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRequestError {
+    /// A field broke a rule.
+    #[error("{0}")]
+    Invalid(Violations),
+    /// The name or user id is reserved for the server's own agents.
+    #[error("{0}")]
+    Reserved(String),
+}
+
+/// A validated join request: the ids are parsed, the metadata is present.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub room_id: RoomId,
+    /// `None` when the caller left it empty (the server then generates one).
+    pub user_id: Option<UserId>,
+    pub name: String,
+    pub is_admin: bool,
+    pub is_hidden: bool,
+    pub client_type: ClientType,
+    pub metadata: UserMetadata,
+}
+
+impl GenerateTokenReq {
+    /// Validates the request and parses its ids.
+    pub fn into_join_request(self) -> Result<JoinRequest, JoinRequestError> {
+        let mut v = Violations::default();
+        let room_id = match RoomId::parse(&self.room_id) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                v.push("room_id", e.to_string(), "room_id_format");
+                None
+            }
+        };
+        let Some(info) = self.user_info else {
+            v.push("user_info", "UserInfo required", "required");
+            return Err(JoinRequestError::Invalid(v));
+        };
+        if info.name.trim().is_empty() {
+            v.push("user_info.name", "value is required", "required");
+        }
+        let user_id = if info.user_id.is_empty() {
+            None
+        } else {
+            match UserId::parse(&info.user_id) {
+                Ok(id) => Some(id),
+                Err(e @ IdError::Charset { .. }) => {
+                    v.push("user_info.user_id", e.to_string(), "user_id_format");
+                    None
+                }
+                Err(e) => {
+                    v.push("user_info.user_id", e.to_string(), "user_id_reserved");
+                    None
+                }
+            }
+        };
+        let metadata = info.user_metadata.unwrap_or_default();
+        if let Some(pic) = &metadata.profile_pic {
+            if !is_uri(pic) {
+                v.push(
+                    "user_info.user_metadata.profile_pic",
+                    "value must be a valid URI",
+                    "string.uri",
+                );
+            }
+        }
+        v.must_be_empty(
+            "user_info.user_metadata.is_presenter",
+            &metadata.is_presenter,
+        );
+        v.must_be_empty(
+            "user_info.user_metadata.wait_for_approval",
+            &metadata.wait_for_approval,
+        );
+        v.must_be_empty(
+            "user_info.user_metadata.metadata_id",
+            &metadata.metadata_id.clone().unwrap_or_default(),
+        );
+        if let Some(h) = &metadata.raised_hand {
+            v.must_be_empty(
+                "user_info.user_metadata.raised_hand.is_raised",
+                &h.is_raised,
+            );
+            v.must_be_empty(
+                "user_info.user_metadata.raised_hand.raised_at",
+                &h.raised_at,
+            );
+        }
+        v.into_result().map_err(JoinRequestError::Invalid)?;
+        if info.name == RECORDER_AUTH_NAME {
+            return Err(JoinRequestError::Reserved(format!(
+                "name '{RECORDER_AUTH_NAME}' is reserved"
+            )));
+        }
+        if let Some(id) = &user_id {
+            let s = id.as_str();
+            if ["ingres_", "pnm_agent-", "pnm_tts_agent-", "sip_"]
+                .iter()
+                .any(|p| s.starts_with(p))
+                || s.ends_with("-native")
+            {
+                return Err(JoinRequestError::Reserved(format!(
+                    "user_id '{s}' uses a reserved pattern"
+                )));
+            }
+        }
+        Ok(JoinRequest {
+            room_id: room_id.expect("a room id error was recorded above"),
+            user_id,
+            name: info.name,
+            is_admin: info.is_admin,
+            is_hidden: info.is_hidden,
+            client_type: info.client_type,
+            metadata,
+        })
+    }
+}
+
+/// The claims of a Plug-N-Meet join token (HS256 JWT signed with the API secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinClaims {
+    /// The API key.
+    pub iss: String,
+    /// The user id.
+    pub sub: String,
+    /// Not before (unix seconds).
+    pub nbf: u64,
+    /// Expiry (unix seconds).
+    pub exp: u64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub user_id: String,
+    #[serde(default)]
+    pub room_id: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_admin: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_hidden: bool,
+    /// Written as a number (0 is omitted), as Go's `encoding/json` does.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub client_type: i32,
+}
+
+fn is_zero(v: &i32) -> bool {
+    *v == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(body: &str) -> Result<JoinRequest, JoinRequestError> {
+        crate::json::decode::<GenerateTokenReq>(body.as_bytes())
+            .unwrap()
+            .into_join_request()
+    }
+
+    #[test]
+    fn valid_request_parses_ids() {
+        let r = req(r#"{"roomId":"r1","userInfo":{"name":"Ann","userId":"u1","isAdmin":true,"clientType":"HYBRID_WEB"}}"#).unwrap();
+        assert_eq!(r.room_id.as_str(), "r1");
+        assert_eq!(r.user_id.unwrap().as_str(), "u1");
+        assert!(r.is_admin);
+        assert_eq!(r.client_type, ClientType::HybridWeb);
+    }
+
+    #[test]
+    fn missing_user_info_and_bad_fields_are_named() {
+        let e = req(r#"{"room_id":"r1"}"#).unwrap_err().to_string();
+        assert!(e.contains("UserInfo required"), "{e}");
+        let e = req(r#"{"room_id":"r1","user_info":{"name":"","user_id":"a b"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("user_info.name") && e.contains("user_info.user_id"),
+            "{e}"
+        );
+        let e = req(
+            r#"{"room_id":"r1","user_info":{"name":"x","user_metadata":{"is_presenter":true}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("is_presenter"), "{e}");
+    }
+
+    #[test]
+    fn reserved_names_and_ids_are_refused() {
+        assert!(matches!(
+            req(r#"{"room_id":"r","user_info":{"name":"PLUGNMEET_RECORDER_AUTH"}}"#),
+            Err(JoinRequestError::Reserved(_))
+        ));
+        assert!(matches!(
+            req(r#"{"room_id":"r","user_info":{"name":"x","user_id":"sip_1"}}"#),
+            Err(JoinRequestError::Reserved(_))
+        ));
+        assert!(matches!(
+            req(r#"{"room_id":"r","user_info":{"name":"x","user_id":"a-native"}}"#),
+            Err(JoinRequestError::Reserved(_))
+        ));
+    }
+
+    #[test]
+    fn claims_omit_false_and_zero_like_go() {
+        let c = JoinClaims {
+            iss: "k".into(),
+            sub: "u".into(),
+            nbf: 1,
+            exp: 2,
+            name: "n".into(),
+            user_id: "u".into(),
+            room_id: "r".into(),
+            is_admin: false,
+            is_hidden: false,
+            client_type: 0,
+        };
+        let s = serde_json::to_string(&c).unwrap();
+        assert!(!s.contains("is_admin") && !s.contains("client_type"), "{s}");
+    }
+}
