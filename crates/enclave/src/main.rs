@@ -1,1 +1,100 @@
-fn main() {}
+//! `enclave`: the conferencing server binary. Reads configuration, starts the server, prints
+//! how to use it.
+
+mod config;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "enclave",
+    version,
+    about = "Self-hosted video conferencing with end-to-end encryption (Plug-N-Meet compatible API)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve {
+        /// YAML configuration file; without one the server starts on embedded defaults.
+        #[arg(long, short, env = "ENCLAVE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file and exit.
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve {
+        config: std::env::var_os("ENCLAVE_CONFIG").map(PathBuf::from),
+    }) {
+        Command::CheckConfig { config } => {
+            let f = config::load(Some(&config), std::env::vars())?;
+            config::validate(f)?;
+            println!("{}: valid", config.display());
+            Ok(())
+        }
+        Command::Serve { config } => serve(config).await,
+    }
+}
+
+async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let file = config::load(path.as_deref(), std::env::vars())?;
+    let (cfg, source, level) = config::validate(file)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(format!("{level},tower_http=warn"))),
+        )
+        .init();
+    let server = enclave_server::Server::start(cfg).await?;
+    let cfg = &server.app.config;
+    let port = server.addr.port();
+    let host = if server.addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        server.addr.ip().to_string()
+    };
+    let url = format!("http://{host}:{port}");
+    let keys = match &source {
+        config::KeySource::Configured => "from the configuration".to_owned(),
+        config::KeySource::Generated(p) => format!("generated and saved to {}", p.display()),
+        config::KeySource::Loaded(p) => format!("loaded from {}", p.display()),
+    };
+    println!(
+        "\nEnclave is listening on {addr}\n\n  API base URL: {url}/auth\n  API key:      {key}\n  API secret:   {secret}   ({keys})\n  History:      {db}\n\n\
+         Create a room and a join link (any Plug-N-Meet SDK works; plain curl shown):\n\n  \
+         BODY='{{\"room_id\":\"demo\",\"metadata\":{{\"room_title\":\"Demo\",\"room_features\":{{}}}}}}'\n  \
+         curl -s {url}/auth/room/create -H 'Content-Type: application/json' -H 'API-KEY: {key}' \\\n    \
+         -H \"HASH-SIGNATURE: $(printf %s \"$BODY\" | openssl dgst -sha256 -hmac '{secret}' | cut -d' ' -f2)\" -d \"$BODY\"\n\n  \
+         then call /auth/room/getJoinToken and open {url}/?access_token=<token>\n",
+        addr = server.addr,
+        key = cfg.api_key,
+        secret = cfg.api_secret,
+        db = cfg.database_path.display(),
+    );
+    tracing::info!(addr = %server.addr, "serving");
+    let app = server.app.clone();
+    tokio::select! {
+        r = server.wait() => r,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!(rooms = app.rooms.len(), "shutting down");
+            for room in app.rooms.all() {
+                let _ = room.end(enclave_server::rooms::core::EndReason::Shutdown).await;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,1 +1,20 @@
-//! placeholder
+//! The conferencing server: the Plug-N-Meet compatible HTTP API, live room state, history
+//! storage and webhooks.
+//!
+//! [`Server::start`] takes a [`config::ServerConfig`] built in code (the binary loads it from
+//! YAML and the environment) and serves until stopped. Rooms are owned one task each
+//! ([`rooms`]); history lives behind the [`store::Store`] trait; the HTTP edge has one error
+//! type ([`error::ApiError`]).
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod rooms;
+pub mod store;
+pub mod webhook;
+
+pub use app::{App, Server};
+pub use config::ServerConfig;

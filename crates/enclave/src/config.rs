@@ -1,0 +1,491 @@
+//! Configuration file and environment: Plug-N-Meet's section and key names where they apply.
+//!
+//! Layers, later wins: embedded defaults, the YAML file (if any), then environment variables
+//! named `ENCLAVE_<SECTION>__<KEY>` (for example `ENCLAVE_CLIENT__PORT=8080`). The result is
+//! validated once; an error names the key.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde::Deserialize;
+
+use enclave_server::config::{LivekitConfig, PrometheusConfig, ServerConfig, WebhookConfig};
+
+/// The file's shape. Unknown keys are refused so that a typo is not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct FileConfig {
+    pub(crate) client: Client,
+    pub(crate) livekit_info: LivekitInfo,
+    pub(crate) database: Database,
+    pub(crate) room_default_settings: RoomDefaults,
+    pub(crate) upload_file_settings: UploadSettings,
+    pub(crate) recorder_info: RecorderInfo,
+    pub(crate) artifacts_settings: ArtifactsSettings,
+    pub(crate) log_settings: LogSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Client {
+    pub(crate) port: u16,
+    pub(crate) bind: String,
+    pub(crate) api_key: Option<String>,
+    pub(crate) secret: Option<String>,
+    pub(crate) token_validity: String,
+    pub(crate) webhook_conf: WebhookConf,
+    pub(crate) prometheus: Prometheus,
+    pub(crate) max_body_bytes: usize,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self {
+            port: 8080,
+            bind: "0.0.0.0".into(),
+            api_key: None,
+            secret: None,
+            token_validity: "10m".into(),
+            webhook_conf: WebhookConf::default(),
+            prometheus: Prometheus::default(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct WebhookConf {
+    pub(crate) enable: bool,
+    pub(crate) url: String,
+    pub(crate) enable_for_per_meeting: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Prometheus {
+    pub(crate) enable: bool,
+    pub(crate) metrics_path: String,
+}
+
+impl Default for Prometheus {
+    fn default() -> Self {
+        Self {
+            enable: true,
+            metrics_path: "/metrics".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LivekitInfo {
+    pub(crate) host: String,
+    pub(crate) api_key: Option<String>,
+    pub(crate) secret: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Database {
+    /// SQLite file; relative paths are under `data_dir`.
+    pub(crate) path: String,
+    pub(crate) data_dir: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RoomDefaults {
+    pub(crate) max_duration: u64,
+    pub(crate) max_participants: u32,
+    pub(crate) max_num_breakout_rooms: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct UploadSettings {
+    pub(crate) max_size: u64,
+    pub(crate) max_size_whiteboard_file: u64,
+    pub(crate) allowed_types: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RecorderInfo {
+    pub(crate) recording_files_path: String,
+    pub(crate) token_validity: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ArtifactsSettings {
+    pub(crate) storage_path: String,
+    pub(crate) token_validity: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LogSettings {
+    pub(crate) log_level: String,
+}
+
+/// Reads the file (if given) and applies environment overrides from `env`.
+pub(crate) fn load(
+    path: Option<&Path>,
+    env: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<FileConfig> {
+    let mut doc: serde_yaml_ng::Value = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read config file {}", p.display()))?;
+            serde_yaml_ng::from_str(&text)
+                .with_context(|| format!("config file {} is not valid YAML", p.display()))?
+        }
+        None => serde_yaml_ng::Value::Mapping(Default::default()),
+    };
+    if doc.is_null() {
+        doc = serde_yaml_ng::Value::Mapping(Default::default());
+    }
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("ENCLAVE_") else {
+            continue;
+        };
+        if rest == "CONFIG" {
+            continue;
+        }
+        let keys: Vec<String> = rest.split("__").map(|k| k.to_ascii_lowercase()).collect();
+        set_path(&mut doc, &keys, &value)
+            .with_context(|| format!("environment variable {name}"))?;
+    }
+    serde_yaml_ng::from_value(doc).map_err(|e| anyhow!("invalid configuration: {e}"))
+}
+
+/// Sets `keys` in the document to `raw`, parsed as a YAML scalar so that numbers and booleans
+/// keep their types.
+fn set_path(doc: &mut serde_yaml_ng::Value, keys: &[String], raw: &str) -> anyhow::Result<()> {
+    let (last, parents) = keys.split_last().ok_or_else(|| anyhow!("empty key"))?;
+    let mut node = doc;
+    for k in parents {
+        let map = node
+            .as_mapping_mut()
+            .ok_or_else(|| anyhow!("'{k}' is not a section"))?;
+        node = map
+            .entry(serde_yaml_ng::Value::String(k.clone()))
+            .or_insert_with(|| serde_yaml_ng::Value::Mapping(Default::default()));
+    }
+    let map = node
+        .as_mapping_mut()
+        .ok_or_else(|| anyhow!("'{last}' has no section"))?;
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(raw)
+        .unwrap_or_else(|_| serde_yaml_ng::Value::String(raw.to_owned()));
+    map.insert(serde_yaml_ng::Value::String(last.clone()), value);
+    Ok(())
+}
+
+/// Parses a Go-style duration (`10m`, `1h30m`, `90s`).
+fn duration(key: &str, s: &str, default: Duration) -> anyhow::Result<Duration> {
+    if s.is_empty() {
+        return Ok(default);
+    }
+    humantime::parse_duration(s).map_err(|e| anyhow!("{key}: '{s}' is not a duration ({e})"))
+}
+
+/// Credentials generated on first start and kept in the data directory, so that a server
+/// started with no configuration keeps its keys across restarts.
+#[derive(Debug, serde::Serialize, Deserialize)]
+struct Generated {
+    api_key: String,
+    secret: String,
+    livekit_api_key: String,
+    livekit_secret: String,
+}
+
+fn random_token(n: usize) -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::rngs::OsRng, n)
+}
+
+/// Where credentials came from, for the start-up banner.
+#[derive(Debug)]
+pub(crate) enum KeySource {
+    Configured,
+    Generated(PathBuf),
+    Loaded(PathBuf),
+}
+
+/// Validates the file configuration into the server's.
+pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource, String)> {
+    let data_dir = PathBuf::from(if f.database.data_dir.is_empty() {
+        "data"
+    } else {
+        &f.database.data_dir
+    });
+    let under = |p: &str, default: &str| -> PathBuf {
+        let p = if p.is_empty() { default } else { p };
+        let p = PathBuf::from(p);
+        if p.is_absolute() {
+            p
+        } else {
+            data_dir.join(p)
+        }
+    };
+    let ip: IpAddr = f
+        .client
+        .bind
+        .parse()
+        .map_err(|_| anyhow!("client.bind: '{}' is not an IP address", f.client.bind))?;
+    if f.client.port == 0 {
+        bail!("client.port: must be between 1 and 65535");
+    }
+    let (api_key, secret, livekit_key, livekit_secret, source) =
+        match (&f.client.api_key, &f.client.secret) {
+            (Some(k), Some(s)) => {
+                let lk = f.livekit_info.api_key.clone().unwrap_or_else(|| k.clone());
+                let ls = f.livekit_info.secret.clone().unwrap_or_else(|| s.clone());
+                (k.clone(), s.clone(), lk, ls, KeySource::Configured)
+            }
+            (Some(_), None) => bail!("client.secret: required when client.api_key is set"),
+            (None, Some(_)) => bail!("client.api_key: required when client.secret is set"),
+            (None, None) => {
+                let path = data_dir.join("credentials.json");
+                if path.exists() {
+                    let g: Generated = serde_json::from_slice(&std::fs::read(&path)?)
+                        .with_context(|| format!("{} is corrupt", path.display()))?;
+                    (
+                        g.api_key,
+                        g.secret,
+                        g.livekit_api_key,
+                        g.livekit_secret,
+                        KeySource::Loaded(path),
+                    )
+                } else {
+                    let g = Generated {
+                        api_key: format!("API{}", random_token(12)),
+                        secret: random_token(40),
+                        livekit_api_key: format!("LK{}", random_token(12)),
+                        livekit_secret: random_token(40),
+                    };
+                    std::fs::create_dir_all(&data_dir).with_context(|| {
+                        format!("cannot create data directory {}", data_dir.display())
+                    })?;
+                    write_private(&path, &serde_json::to_vec_pretty(&g)?)?;
+                    (
+                        g.api_key,
+                        g.secret,
+                        g.livekit_api_key,
+                        g.livekit_secret,
+                        KeySource::Generated(path),
+                    )
+                }
+            }
+        };
+    if api_key.is_empty() {
+        bail!("client.api_key: must not be empty");
+    }
+    if secret.len() < 16 {
+        bail!("client.secret: must be at least 16 characters (it signs every token)");
+    }
+    if livekit_secret.len() < 32 {
+        bail!("livekit_info.secret: must be at least 32 characters");
+    }
+    let webhooks = WebhookConfig {
+        enable: f.client.webhook_conf.enable,
+        url: Some(f.client.webhook_conf.url.clone()).filter(|u| !u.is_empty()),
+        enable_for_per_meeting: f.client.webhook_conf.enable_for_per_meeting,
+        retry_base: Duration::from_millis(500),
+        max_retries: 2,
+    };
+    if webhooks.enable && webhooks.url.is_none() && !webhooks.enable_for_per_meeting {
+        bail!("client.webhook_conf.url: required when webhooks are enabled (or set enable_for_per_meeting)");
+    }
+    if let Some(u) = &webhooks.url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            bail!("client.webhook_conf.url: '{u}' is not an http(s) URL");
+        }
+    }
+    if !f.client.prometheus.metrics_path.starts_with('/') {
+        bail!("client.prometheus.metrics_path: must start with '/'");
+    }
+    let mut policy = enclave_proto::room::RoomPolicy::default();
+    policy.max_participants = f.room_default_settings.max_participants;
+    policy.max_duration_minutes = f.room_default_settings.max_duration;
+    if f.room_default_settings.max_num_breakout_rooms > 0 {
+        policy.max_num_breakout_rooms = f.room_default_settings.max_num_breakout_rooms.min(16);
+    }
+    if f.upload_file_settings.max_size > 0 {
+        policy.upload_max_size_mb = f.upload_file_settings.max_size;
+    }
+    if f.upload_file_settings.max_size_whiteboard_file > 0 {
+        policy.whiteboard_max_size_mb = f.upload_file_settings.max_size_whiteboard_file;
+    }
+    if policy.whiteboard_max_size_mb > policy.upload_max_size_mb {
+        bail!("upload_file_settings.max_size_whiteboard_file: must not exceed upload_file_settings.max_size");
+    }
+    if !f.upload_file_settings.allowed_types.is_empty() {
+        policy.allowed_file_types = f.upload_file_settings.allowed_types.clone();
+    }
+    let listen = SocketAddr::new(ip, f.client.port);
+    let host = if f.livekit_info.host.is_empty() {
+        format!("ws://{}:{}", display_host(ip), f.client.port)
+    } else {
+        f.livekit_info.host.clone()
+    };
+    let config = ServerConfig {
+        listen,
+        api_key,
+        api_secret: secret,
+        token_validity: duration(
+            "client.token_validity",
+            &f.client.token_validity,
+            Duration::from_secs(600),
+        )?,
+        webhooks,
+        livekit: LivekitConfig {
+            host,
+            api_key: livekit_key,
+            secret: livekit_secret,
+        },
+        database_path: under(&f.database.path, "enclave.sqlite"),
+        recording_files_path: under(&f.recorder_info.recording_files_path, "recordings"),
+        artifacts_path: under(&f.artifacts_settings.storage_path, "artifacts"),
+        download_token_validity: duration(
+            "recorder_info.token_validity",
+            &f.recorder_info.token_validity,
+            Duration::from_secs(600),
+        )?,
+        room_policy: policy,
+        max_body_bytes: f.client.max_body_bytes.max(1024),
+        prometheus: PrometheusConfig {
+            enable: f.client.prometheus.enable,
+            metrics_path: f.client.prometheus.metrics_path.clone(),
+        },
+    };
+    let level = if f.log_settings.log_level.is_empty() {
+        "info".to_owned()
+    } else {
+        f.log_settings.log_level.to_ascii_lowercase()
+    };
+    Ok((config, source, level))
+}
+
+fn display_host(ip: IpAddr) -> String {
+    if ip.is_unspecified() {
+        "127.0.0.1".into()
+    } else {
+        ip.to_string()
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn file_values_and_env_overrides_apply() {
+        let (dir, p) = write("client:\n  port: 9000\n  api_key: k\n  secret: 0123456789abcdef0123456789abcdef\n  token_validity: 1h30m\n");
+        let f = load(
+            Some(&p),
+            env(&[
+                ("ENCLAVE_CLIENT__PORT", "9100"),
+                ("ENCLAVE_DATABASE__DATA_DIR", dir.path().to_str().unwrap()),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        let (c, _, _) = validate(f).unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert_eq!(c.token_validity, Duration::from_secs(5400));
+        assert_eq!(c.api_key, "k");
+        assert!(c.database_path.starts_with(dir.path()));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let (_d, p) = write("client:\n  prot: 1\n");
+        assert!(load(Some(&p), env(&[]))
+            .unwrap_err()
+            .to_string()
+            .contains("prot"));
+        let (_d, p) = write("client:\n  api_key: k\n");
+        assert!(validate(load(Some(&p), env(&[])).unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("client.secret"));
+        let (_d, p) = write("client:\n  api_key: k\n  secret: 0123456789abcdef0123456789abcdef\n  token_validity: soon\n");
+        assert!(validate(load(Some(&p), env(&[])).unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("client.token_validity"));
+        let (_d, p) = write("client:\n  api_key: k\n  secret: 0123456789abcdef0123456789abcdef\n  webhook_conf:\n    enable: true\n    url: ftp://x\n");
+        assert!(validate(load(Some(&p), env(&[])).unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("client.webhook_conf.url"));
+        assert!(load(None, env(&[("ENCLAVE_CLIENT__PORT", "notaport")]))
+            .unwrap_err()
+            .to_string()
+            .contains("port"));
+    }
+
+    #[test]
+    fn no_configuration_generates_and_then_reloads_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let (a, src, _) =
+            validate(load(None, env(&[("ENCLAVE_DATABASE__DATA_DIR", d)])).unwrap()).unwrap();
+        assert!(matches!(src, KeySource::Generated(_)));
+        let (b, src, _) =
+            validate(load(None, env(&[("ENCLAVE_DATABASE__DATA_DIR", d)])).unwrap()).unwrap();
+        assert!(matches!(src, KeySource::Loaded(_)));
+        assert_eq!(a.api_secret, b.api_secret);
+        assert!(a.api_secret.len() >= 32);
+    }
+
+    #[test]
+    fn the_sample_config_is_valid() {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.sample.yaml");
+        let dir = tempfile::tempdir().unwrap();
+        let f = load(
+            Some(&sample),
+            env(&[("ENCLAVE_DATABASE__DATA_DIR", dir.path().to_str().unwrap())]),
+        )
+        .unwrap();
+        validate(f).unwrap();
+    }
+}

@@ -1,0 +1,114 @@
+//! The composition root: shared services, and the server's start and stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Mutex};
+
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::rooms::Rooms;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use crate::webhook::Webhooks;
+
+/// Services shared by every request and room.
+pub struct App {
+    pub config: ServerConfig,
+    pub store: Arc<dyn Store>,
+    pub rooms: Rooms,
+    pub webhooks: Arc<Webhooks>,
+    pub metrics: Arc<Metrics>,
+    /// Serialises room creation, so that one room id never gets two live sessions.
+    pub(crate) create_lock: Mutex<()>,
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl App {
+    /// Opens the store and builds the services.
+    pub async fn new(config: ServerConfig) -> anyhow::Result<Arc<Self>> {
+        let store = SqliteStore::open(&config.database_path)?;
+        let stale = store.end_all_running(unix_now()).await?;
+        if stale > 0 {
+            tracing::warn!(
+                sessions = stale,
+                "sessions left running by an earlier process were marked ended"
+            );
+        }
+        let metrics = Arc::new(Metrics::default());
+        let webhooks = Arc::new(Webhooks::new(
+            config.webhooks.clone(),
+            config.api_key.clone(),
+            config.api_secret.clone(),
+            metrics.clone(),
+        ));
+        Ok(Arc::new(Self {
+            config,
+            store: Arc::new(store),
+            rooms: Rooms::default(),
+            webhooks,
+            metrics,
+            create_lock: Mutex::new(()),
+        }))
+    }
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Binds and serves until [`Server::stop`].
+    pub async fn start(config: ServerConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let app = App::new(config).await?;
+        let router = crate::http::router(app.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(Self {
+            addr,
+            app,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// Ends every room and stops serving.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        for room in self.app.rooms.all() {
+            let _ = room.end(crate::rooms::core::EndReason::Shutdown).await;
+        }
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await??;
+        Ok(())
+    }
+
+    /// Serves until the task ends (the binary's main loop).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let Server { task, shutdown, .. } = self;
+        let _keep = shutdown;
+        task.await??;
+        Ok(())
+    }
+}

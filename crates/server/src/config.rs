@@ -1,0 +1,107 @@
+//! The server's configuration, built in code. Only the binary reads files and the environment;
+//! it validates once and hands a [`ServerConfig`] to [`crate::Server::start`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use enclave_proto::room::RoomPolicy;
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the HTTP API listens.
+    pub listen: SocketAddr,
+    /// `client.api_key`: identifies API callers; `iss` of every token we sign.
+    pub api_key: String,
+    /// `client.secret`: HMAC key of the API, and key of join, download and webhook tokens.
+    pub api_secret: String,
+    /// `client.token_validity`: lifetime of join tokens.
+    pub token_validity: Duration,
+    /// Outbound webhooks.
+    pub webhooks: WebhookConfig,
+    /// The media server clients are sent to, and the key its access tokens are signed with.
+    pub livekit: LivekitConfig,
+    /// SQLite file holding history.
+    pub database_path: PathBuf,
+    /// Where finished recordings live (`recorder_info.recording_files_path`).
+    pub recording_files_path: PathBuf,
+    /// Where artifacts live (`artifacts_settings.storage_path`).
+    pub artifacts_path: PathBuf,
+    /// Lifetime of download tokens.
+    pub download_token_validity: Duration,
+    /// Defaults and caps applied to new rooms.
+    pub room_policy: RoomPolicy,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Prometheus exposition.
+    pub prometheus: PrometheusConfig,
+}
+
+/// `client.webhook_conf`.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookConfig {
+    /// Whether any webhook is sent.
+    pub enable: bool,
+    /// The global receiver.
+    pub url: Option<String>,
+    /// Whether a room's own `webhook_url` also receives its events.
+    pub enable_for_per_meeting: bool,
+    /// Delay before the first retry; doubles on each further retry.
+    pub retry_base: Duration,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+}
+
+/// `livekit_info`.
+#[derive(Debug, Clone)]
+pub struct LivekitConfig {
+    /// URL given to clients.
+    pub host: String,
+    /// Key of media access tokens.
+    pub api_key: String,
+    /// Secret of media access tokens.
+    pub secret: String,
+}
+
+/// `client.prometheus`.
+#[derive(Debug, Clone)]
+pub struct PrometheusConfig {
+    /// Whether `/metrics` is served.
+    pub enable: bool,
+    /// The path.
+    pub metrics_path: String,
+}
+
+impl ServerConfig {
+    /// A configuration for tests and benchmarks: loopback on an ephemeral port, data under
+    /// `dir`, the given credentials, webhooks off.
+    pub fn for_tests(dir: &std::path::Path, api_key: &str, api_secret: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api_key: api_key.to_owned(),
+            api_secret: api_secret.to_owned(),
+            token_validity: Duration::from_secs(600),
+            webhooks: WebhookConfig {
+                retry_base: Duration::from_millis(200),
+                max_retries: 2,
+                ..WebhookConfig::default()
+            },
+            livekit: LivekitConfig {
+                host: "ws://127.0.0.1:7880".into(),
+                api_key: "devkey".into(),
+                secret: "devsecret-devsecret-devsecret-00".into(),
+            },
+            database_path: dir.join("enclave.sqlite"),
+            recording_files_path: dir.join("recordings"),
+            artifacts_path: dir.join("artifacts"),
+            download_token_validity: Duration::from_secs(600),
+            room_policy: RoomPolicy::default(),
+            max_body_bytes: 1024 * 1024,
+            prometheus: PrometheusConfig {
+                enable: true,
+                metrics_path: "/metrics".into(),
+            },
+        }
+    }
+}

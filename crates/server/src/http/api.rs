@@ -1,0 +1,663 @@
+//! The `/auth` handlers. Each decodes with protojson's rules, answers HTTP 200 with the
+//! envelope for every handler-level outcome, and names the offending field on bad input.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+use enclave_proto::history::{
+    ArtifactIdReq, ArtifactInfo, ArtifactInfoBody, FetchArtifactsReq, FetchArtifactsResult,
+    FetchPastRoomsReq, FetchPastRoomsResult, FetchRecordingsReq, FetchRecordingsResult, Page,
+    PastRoomInfo, RecordIdReq, RecordingInfo, RecordingInfoBody, ResultBody,
+    UpdateRecordingMetadataReq,
+};
+use enclave_proto::ids::{SessionId, UserId};
+use enclave_proto::json::{self, DecodeError};
+use enclave_proto::reply::{
+    ActiveRoomBody, ActiveRoomInfo, ActiveRoomWithParticipant, ActiveRoomsBody, ClientFilesBody,
+    CreateRoomBody, Empty, IsRoomActiveBody, Reply, TokenBody,
+};
+use enclave_proto::room::prepare_create;
+use enclave_proto::user::{GenerateTokenReq, JoinClaims, JoinRequestError, UserRaisedHand};
+use enclave_proto::validate::Violations;
+use enclave_proto::{CommonResponse, StatusCode};
+
+use crate::app::{unix_now, App};
+use crate::auth::{encode_jwt, DownloadClaims};
+use crate::error::{respond, ApiError};
+use crate::rooms::core::{EndReason, Invitation};
+use crate::rooms::{RoomHandle, RoomInfo, RoomSecret};
+use crate::store::{ArtifactRow, Filter, NewRoom, RecordingRow, RoomRow};
+use crate::webhook::{participant_info, NotifyEvent};
+
+type ApiResult<T> = Result<Reply<T>, ApiError>;
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    json::decode(body).map_err(|e: DecodeError| ApiError::invalid(e))
+}
+
+/// protovalidate's `required` rule for a string field.
+fn require(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        let mut v = Violations::default();
+        v.push(field, "value is required", "required");
+        return Err(ApiError::invalid(v));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RoomIdReq {
+    room_id: String,
+}
+
+fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn plain_datetime(unix: i64) -> String {
+    let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&f).ok())
+        .unwrap_or_default()
+}
+
+fn active_info(info: &RoomInfo, joined: i64) -> ActiveRoomInfo {
+    ActiveRoomInfo {
+        room_title: info.title.clone(),
+        room_id: info.room_id.to_string(),
+        sid: info.sid.to_string(),
+        joined_participants: joined,
+        is_running: 1,
+        is_recording: 0,
+        is_active_rtmp: 0,
+        webhook_url: info.webhook_url.clone(),
+        is_breakout_room: 0,
+        parent_room_id: String::new(),
+        creation_time: info.created,
+        metadata: info.metadata_json.clone(),
+    }
+}
+
+async fn with_participants(room: &RoomHandle) -> Option<ActiveRoomWithParticipant> {
+    let snap = room.snapshot().await.ok()?;
+    Some(ActiveRoomWithParticipant {
+        room_info: Some(active_info(&room.info, snap.joined_total)),
+        participants_info: snap.participants.iter().map(participant_info).collect(),
+    })
+}
+
+fn past_room(row: &RoomRow, dates: fn(i64) -> String) -> PastRoomInfo {
+    PastRoomInfo {
+        room_title: row.room_title.clone(),
+        room_id: row.room_id.clone(),
+        room_sid: row.sid.clone(),
+        joined_participants: row.joined_participants,
+        webhook_url: row.webhook_url.clone(),
+        created: dates(row.created),
+        ended: row.ended.map(dates).unwrap_or_default(),
+        analytics_file_id: None,
+    }
+}
+
+pub(super) async fn get_client_files() -> Response {
+    // Plug-N-Meet never sets the status code of this reply.
+    respond(Ok(Reply {
+        common: CommonResponse {
+            status: true,
+            msg: "success".into(),
+            status_code: StatusCode::UnknownStatus,
+        },
+        body: ClientFilesBody::default(),
+    }))
+}
+
+pub(super) async fn create_room(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(create(&app, &body).await)
+}
+
+async fn create(app: &Arc<App>, body: &[u8]) -> ApiResult<CreateRoomBody> {
+    let now = unix_now();
+    let prepared =
+        prepare_create(body, &app.config.room_policy, now as u64).map_err(ApiError::invalid)?;
+    // An active room is returned as it is; the new request's settings are ignored.
+    if let Some(room) = app.rooms.get(&prepared.room_id) {
+        return Ok(Reply::success(CreateRoomBody {
+            room_info: with_participants(&room).await.and_then(|r| r.room_info),
+        }));
+    }
+    let _creating = app.create_lock.lock().await;
+    if let Some(room) = app.rooms.get(&prepared.room_id) {
+        return Ok(Reply::success(CreateRoomBody {
+            room_info: with_participants(&room).await.and_then(|r| r.room_info),
+        }));
+    }
+
+    let e2ee = prepared.e2ee().clone();
+    let secret =
+        (e2ee.is_enabled && !e2ee.enabled_self_insert_encryption_key).then(RoomSecret::generate);
+    let duration = prepared
+        .features()
+        .room_duration
+        .filter(|m| *m > 0)
+        .map(|m| Duration::from_secs(m.saturating_mul(60)));
+    let mut metadata = prepared.metadata;
+    metadata.metadata_id = Some(uuid::Uuid::new_v4().to_string());
+    let metadata_json = serde_json::to_string(&metadata).expect("room metadata always serialises");
+    let webhook_url = metadata.webhook_url.clone().unwrap_or_default();
+    let sid = SessionId::new_v4();
+    let db_id = app
+        .store
+        .insert_room(NewRoom {
+            room_id: prepared.room_id.to_string(),
+            sid: sid.to_string(),
+            room_title: metadata.room_title.clone(),
+            webhook_url: webhook_url.clone(),
+            created: now,
+        })
+        .await?;
+    let info = RoomInfo {
+        room_id: prepared.room_id,
+        sid,
+        db_id,
+        title: metadata.room_title.clone(),
+        webhook_url,
+        created: now,
+        empty_timeout: prepared.empty_timeout,
+        max_participants: prepared.max_participants,
+        metadata,
+        metadata_json,
+        secret,
+    };
+    let reply = active_info(&info, 0);
+    let webhooks = app.webhooks.room_queue(&info.webhook_url);
+    if let Some(q) = &webhooks {
+        q.send(NotifyEvent::for_room("room_created", &info, 0, None));
+    }
+    let mode = match (e2ee.is_enabled, e2ee.enabled_self_insert_encryption_key) {
+        (false, _) => "off",
+        (true, false) => "server-generated key",
+        (true, true) => "self-inserted key",
+    };
+    tracing::info!(room_id = %info.room_id, sid = %info.sid, e2ee = mode, "room created");
+    app.rooms.start(app.clone(), info, duration, webhooks);
+    app.metrics.rooms_created.inc();
+    app.metrics.rooms_active.set(app.rooms.len() as i64);
+    Ok(Reply::success(CreateRoomBody {
+        room_info: Some(reply),
+    }))
+}
+
+pub(super) async fn get_join_token(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(join_token(&app, &body).await)
+}
+
+async fn join_token(app: &Arc<App>, body: &[u8]) -> ApiResult<TokenBody> {
+    let req: GenerateTokenReq = decode(body)?;
+    let join = req.into_join_request().map_err(|e| match e {
+        JoinRequestError::Invalid(v) => ApiError::invalid(v),
+        JoinRequestError::Reserved(m) => ApiError::new(StatusCode::InternalServerError, m),
+    })?;
+    let room = app
+        .rooms
+        .get(&join.room_id)
+        .ok_or_else(|| ApiError::new(StatusCode::RoomNotFound, "room is not active"))?;
+    let features = room.info.metadata.room_features.clone().unwrap_or_default();
+    let user_id = if features.auto_gen_user_id == Some(true) {
+        UserId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid user id")
+    } else {
+        join.user_id.ok_or_else(|| {
+            let mut v = Violations::default();
+            v.push(
+                "user_info.user_id",
+                "value is required unless the room generates user ids",
+                "required",
+            );
+            ApiError::invalid(v)
+        })?
+    };
+
+    let mut meta = join.metadata;
+    meta.is_admin = join.is_admin;
+    meta.raised_hand.get_or_insert_with(UserRaisedHand::default);
+    meta.ex_user_id.get_or_insert_with(|| user_id.to_string());
+    meta.record_webcam.get_or_insert(true);
+    if join.is_admin {
+        meta.wait_for_approval = false;
+        meta.lock_settings = Some(Default::default());
+    } else {
+        let room_locks = room
+            .info
+            .metadata
+            .default_lock_settings
+            .clone()
+            .unwrap_or_default();
+        let locks = meta.lock_settings.get_or_insert_with(Default::default);
+        macro_rules! inherit {
+            ($($f:ident),*) => { $( if locks.$f.is_none() { locks.$f = room_locks.$f; } )* };
+        }
+        inherit!(
+            lock_microphone,
+            lock_webcam,
+            lock_screen_sharing,
+            lock_chat,
+            lock_chat_send_message,
+            lock_chat_file_share,
+            lock_private_chat,
+            lock_whiteboard,
+            lock_shared_notepad,
+            lock_reactions
+        );
+        if features
+            .waiting_room_features
+            .as_ref()
+            .is_some_and(|w| w.is_active)
+        {
+            meta.wait_for_approval = true;
+        }
+    }
+    let invitation = Invitation {
+        name: join.name.clone(),
+        is_admin: join.is_admin,
+        metadata: meta,
+    };
+    room.invite(user_id.clone(), invitation)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::RoomNotFound, "room is not active"))?;
+
+    let now = unix_now() as u64;
+    let claims = JoinClaims {
+        iss: app.config.api_key.clone(),
+        sub: user_id.to_string(),
+        nbf: now,
+        exp: now + app.config.token_validity.as_secs(),
+        name: join.name,
+        user_id: user_id.to_string(),
+        room_id: join.room_id.to_string(),
+        is_admin: join.is_admin,
+        is_hidden: join.is_hidden,
+        client_type: join.client_type.number(),
+    };
+    tracing::info!(room_id = %join.room_id, user_id = %user_id, is_admin = join.is_admin, "join token issued");
+    Ok(Reply::success(TokenBody {
+        token: Some(encode_jwt(&app.config.api_secret, &claims)),
+    }))
+}
+
+pub(super) async fn is_room_active(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond((|| {
+        let req: RoomIdReq = decode(&body)?;
+        require("room_id", &req.room_id)?;
+        Ok(match app.rooms.get_str(&req.room_id) {
+            Some(_) => Reply {
+                common: CommonResponse::ok("room is active"),
+                body: IsRoomActiveBody { is_active: true },
+            },
+            // Plug-N-Meet answers `status: true` here: the call worked, the room is not there.
+            None => Reply {
+                common: CommonResponse {
+                    status: true,
+                    msg: "room not found".into(),
+                    status_code: StatusCode::RoomNotFound,
+                },
+                body: IsRoomActiveBody { is_active: false },
+            },
+        })
+    })())
+}
+
+pub(super) async fn get_active_room_info(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let req: RoomIdReq = decode(&body)?;
+            require("room_id", &req.room_id)?;
+            let not_found =
+                || ApiError::new(StatusCode::RoomNotFound, "room not found in active state");
+            let room = app.rooms.get_str(&req.room_id).ok_or_else(not_found)?;
+            let room = with_participants(&room).await.ok_or_else(not_found)?;
+            Ok(Reply::success(ActiveRoomBody { room: Some(room) }))
+        }
+        .await,
+    )
+}
+
+pub(super) async fn get_active_rooms_info(State(app): State<Arc<App>>) -> Response {
+    let mut rooms = Vec::new();
+    for room in app.rooms.all() {
+        if let Some(r) = with_participants(&room).await {
+            rooms.push(r);
+        }
+    }
+    respond(if rooms.is_empty() {
+        Err(ApiError::new(StatusCode::NotFound, "no active room found"))
+    } else {
+        Ok(Reply::success(ActiveRoomsBody { rooms }))
+    })
+}
+
+pub(super) async fn end_room(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let req: RoomIdReq = decode(&body)?;
+            require("room_id", &req.room_id)?;
+            let room = app.rooms.get_str(&req.room_id).ok_or_else(|| {
+                ApiError::new(StatusCode::RoomNotFound, "room not found or not active")
+            })?;
+            // A room that ended while we asked has ended all the same.
+            let _ = room.end(EndReason::Requested).await;
+            Ok(Reply::<Empty>::success(Empty {}))
+        }
+        .await,
+    )
+}
+
+pub(super) async fn fetch_past_rooms(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let req: FetchPastRoomsReq = decode(&body)?;
+            let page = Page::new(req.from, req.limit, req.order_by);
+            let (total, rows) = app
+                .store
+                .past_rooms(
+                    &Filter {
+                        room_ids: req.room_ids,
+                        room_sid: None,
+                    },
+                    &page,
+                )
+                .await?;
+            if total == 0 {
+                return Err(ApiError::new(StatusCode::NotFound, "no room found"));
+            }
+            Ok(Reply::success(ResultBody {
+                result: Some(FetchPastRoomsResult {
+                    total_rooms: total,
+                    from: page.from,
+                    limit: page.limit,
+                    order_by: page.order_by,
+                    rooms_list: rows.iter().map(|r| past_room(r, rfc3339)).collect(),
+                }),
+            }))
+        }
+        .await,
+    )
+}
+
+fn to_recording_info(r: &RecordingRow) -> RecordingInfo {
+    RecordingInfo {
+        record_id: r.record_id.clone(),
+        room_id: r.room_id.clone(),
+        room_sid: r.room_sid.clone(),
+        file_path: r.file_path.clone(),
+        file_size: (r.size_mb * 100.0).round() / 100.0,
+        creation_time: r.created,
+        room_creation_time: r.room_created,
+        metadata: r
+            .metadata
+            .as_deref()
+            .and_then(|m| serde_json::from_str(m).ok()),
+    }
+}
+
+async fn recording_row(app: &App, record_id: &str) -> Result<RecordingRow, ApiError> {
+    require("record_id", record_id)?;
+    app.store
+        .recording(record_id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NotFound, "recording not found"))
+}
+
+fn download_token(app: &App, sub: &str, validity: Duration) -> String {
+    let now = unix_now() as u64;
+    encode_jwt(
+        &app.config.api_secret,
+        &DownloadClaims {
+            iss: app.config.api_key.clone(),
+            sub: sub.to_owned(),
+            nbf: now,
+            exp: now + validity.as_secs(),
+        },
+    )
+}
+
+pub(super) async fn fetch_recordings(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let req: FetchRecordingsReq = decode(&body)?;
+            let page = Page::new(req.from, req.limit, req.order_by);
+            let filter = Filter {
+                room_ids: req.room_ids,
+                room_sid: req.room_sid.filter(|s| !s.is_empty()),
+            };
+            let (total, rows) = app.store.recordings(&filter, &page).await?;
+            if total == 0 {
+                return Err(ApiError::new(StatusCode::NotFound, "no recording found"));
+            }
+            Ok(Reply::success(ResultBody {
+                result: Some(FetchRecordingsResult {
+                    total_recordings: total,
+                    from: page.from,
+                    limit: page.limit,
+                    order_by: page.order_by,
+                    recordings_list: rows.iter().map(to_recording_info).collect(),
+                }),
+            }))
+        }
+        .await,
+    )
+}
+
+async fn recording_info_handler(app: &App, body: &[u8]) -> ApiResult<RecordingInfoBody> {
+    let req: RecordIdReq = decode(body)?;
+    let rec = recording_row(app, &req.record_id).await?;
+    let room = app.store.room_by_sid(&rec.room_sid).await?;
+    Ok(Reply::success(RecordingInfoBody {
+        recording_info: Some(to_recording_info(&rec)),
+        room_info: room.as_ref().map(|r| past_room(r, plain_datetime)),
+    }))
+}
+
+pub(super) async fn recording_info(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(recording_info_handler(&app, &body).await)
+}
+
+pub(super) async fn update_recording_metadata(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            let req: UpdateRecordingMetadataReq = decode(&body)?;
+            require("record_id", &req.record_id)?;
+            let meta = serde_json::to_string(&req.metadata.unwrap_or_default())
+                .expect("recording metadata always serialises");
+            if !app
+                .store
+                .update_recording_metadata(&req.record_id, &meta)
+                .await?
+            {
+                return Err(ApiError::new(StatusCode::NotFound, "recording not found"));
+            }
+            Ok(Reply::<Empty>::success(Empty {}))
+        }
+        .await,
+    )
+}
+
+/// Resolves a stored relative path inside `base`, refusing anything that could leave it.
+pub(super) fn contained_path(base: &std::path::Path, rel: &str) -> Option<std::path::PathBuf> {
+    let rel = std::path::Path::new(rel);
+    rel.components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
+        .then(|| base.join(rel))
+}
+
+async fn remove_file(base: &std::path::Path, rel: &str) {
+    let Some(path) = contained_path(base, rel) else {
+        tracing::warn!(
+            rel,
+            "refusing to delete a path outside the storage directory"
+        );
+        return;
+    };
+    match tokio::fs::remove_file(&path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not delete file"),
+    }
+}
+
+pub(super) async fn delete_recording(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let req: RecordIdReq = decode(&body)?;
+            let rec = recording_row(&app, &req.record_id).await?;
+            remove_file(&app.config.recording_files_path, &rec.file_path).await;
+            app.store.delete_recording(&rec.record_id).await?;
+            tracing::info!(record_id = %rec.record_id, "recording deleted");
+            Ok(Reply::<Empty>::success(Empty {}))
+        }
+        .await,
+    )
+}
+
+pub(super) async fn recording_download_token(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let req: RecordIdReq = decode(&body)?;
+            let rec = recording_row(&app, &req.record_id).await?;
+            Ok(Reply::success(TokenBody {
+                token: Some(download_token(
+                    &app,
+                    &rec.file_path,
+                    app.config.download_token_validity,
+                )),
+            }))
+        }
+        .await,
+    )
+}
+
+fn to_artifact_info(a: &ArtifactRow) -> ArtifactInfo {
+    ArtifactInfo {
+        artifact_id: a.artifact_id.clone(),
+        room_id: a.room_id.clone(),
+        kind: a.kind,
+        created: rfc3339(a.created),
+        metadata: serde_json::from_str(&a.metadata).ok(),
+    }
+}
+
+async fn artifact_row(app: &App, artifact_id: &str) -> Result<ArtifactRow, ApiError> {
+    require("artifact_id", artifact_id)?;
+    app.store
+        .artifact(artifact_id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NotFound, "artifact not found"))
+}
+
+pub(super) async fn fetch_artifacts(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let req: FetchArtifactsReq = decode(&body)?;
+            let page = Page::new(req.from, req.limit, req.order_by);
+            let filter = Filter {
+                room_ids: req.room_ids,
+                room_sid: req.room_sid.filter(|s| !s.is_empty()),
+            };
+            let (total, rows) = app.store.artifacts(&filter, req.kind, &page).await?;
+            if total == 0 {
+                return Err(ApiError::new(StatusCode::NotFound, "no artifact found"));
+            }
+            Ok(Reply::success(ResultBody {
+                result: Some(FetchArtifactsResult {
+                    total_artifacts: total,
+                    from: page.from.into(),
+                    limit: page.limit.into(),
+                    order_by: page.order_by,
+                    kind: req.kind,
+                    artifacts_list: rows.iter().map(to_artifact_info).collect(),
+                }),
+            }))
+        }
+        .await,
+    )
+}
+
+pub(super) async fn artifact_info(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let req: ArtifactIdReq = decode(&body)?;
+            let a = artifact_row(&app, &req.artifact_id).await?;
+            let room = app.store.room_by_sid(&a.room_sid).await?;
+            Ok(Reply::success(ArtifactInfoBody {
+                artifact_info: Some(to_artifact_info(&a)),
+                room_info: room.as_ref().map(|r| past_room(r, rfc3339)),
+            }))
+        }
+        .await,
+    )
+}
+
+fn artifact_file(a: &ArtifactRow) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(&a.metadata).ok()?;
+    v.get("file_info")?
+        .get("file_path")?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+pub(super) async fn delete_artifact(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let req: ArtifactIdReq = decode(&body)?;
+            let a = artifact_row(&app, &req.artifact_id).await?;
+            if let Some(file) = artifact_file(&a) {
+                remove_file(&app.config.artifacts_path, &file).await;
+            }
+            app.store.delete_artifact(&a.artifact_id).await?;
+            Ok(Reply::<Empty>::success(Empty {}))
+        }
+        .await,
+    )
+}
+
+pub(super) async fn artifact_download_token(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let req: ArtifactIdReq = decode(&body)?;
+            let a = artifact_row(&app, &req.artifact_id).await?;
+            if !a.kind.is_downloadable() {
+                return Err(ApiError::new(
+                    StatusCode::InvalidParameters,
+                    format!("'{}' artifact type is not downloadable", a.kind.as_str()),
+                ));
+            }
+            let file = artifact_file(&a).ok_or_else(|| {
+                ApiError::new(StatusCode::NotFound, "artifact has no downloadable file")
+            })?;
+            Ok(Reply::success(TokenBody {
+                token: Some(download_token(
+                    &app,
+                    &file,
+                    app.config.download_token_validity,
+                )),
+            }))
+        }
+        .await,
+    )
+}

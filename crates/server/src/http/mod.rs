@@ -1,0 +1,175 @@
+//! The HTTP edge: routes, the `/auth` signature check, body limits, tracing and metrics.
+
+mod api;
+mod download;
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode as Http};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use enclave_proto::StatusCode;
+
+use crate::app::App;
+use crate::auth::{check_signature, SignedRequest};
+use crate::error::ApiError;
+use crate::metrics::HttpLabels;
+
+/// The whole HTTP surface of the server.
+pub fn router(app: Arc<App>) -> Router {
+    router_with(app, Router::new())
+}
+
+/// The server's router with `extra` routes merged under the same `/auth` signature check.
+/// Benchmarks use it to add a ceiling endpoint that does nothing but the check.
+pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
+    let auth = Router::new()
+        .route("/auth/getClientFiles", post(api::get_client_files))
+        .route("/auth/room/create", post(api::create_room))
+        .route("/auth/room/getJoinToken", post(api::get_join_token))
+        .route("/auth/room/isRoomActive", post(api::is_room_active))
+        .route(
+            "/auth/room/getActiveRoomInfo",
+            post(api::get_active_room_info),
+        )
+        .route(
+            "/auth/room/getActiveRoomsInfo",
+            post(api::get_active_rooms_info),
+        )
+        .route("/auth/room/endRoom", post(api::end_room))
+        .route("/auth/room/fetchPastRooms", post(api::fetch_past_rooms))
+        .route("/auth/recording/fetch", post(api::fetch_recordings))
+        .route("/auth/recording/info", post(api::recording_info))
+        .route("/auth/recording/recordingInfo", post(api::recording_info))
+        .route(
+            "/auth/recording/updateMetadata",
+            post(api::update_recording_metadata),
+        )
+        .route("/auth/recording/delete", post(api::delete_recording))
+        .route(
+            "/auth/recording/getDownloadToken",
+            post(api::recording_download_token),
+        )
+        .route("/auth/artifact/fetch", post(api::fetch_artifacts))
+        .route("/auth/artifact/info", post(api::artifact_info))
+        .route("/auth/artifact/delete", post(api::delete_artifact))
+        .route(
+            "/auth/artifact/getDownloadToken",
+            post(api::artifact_download_token),
+        )
+        .merge(extra_auth)
+        .route_layer(middleware::from_fn_with_state(app.clone(), check_auth));
+
+    let metrics_path = app.config.prometheus.metrics_path.clone();
+    let mut r = Router::new()
+        .route("/", get(index))
+        .route("/healthCheck", any(health_check))
+        .route("/download/recording/{token}", get(download::recording))
+        .route("/download/artifact/{token}", get(download::artifact))
+        .route("/download/analytics/{token}", get(download::artifact))
+        .merge(auth);
+    if app.config.prometheus.enable {
+        r = r.route(&metrics_path, get(metrics));
+    }
+    r.fallback(|| async { (Http::NOT_FOUND, "not found") })
+        .layer(middleware::from_fn_with_state(app.clone(), count_requests))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_else(|| "unmatched".into());
+            tracing::info_span!("http", method = %req.method(), route)
+        }))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::POST, Method::GET, Method::OPTIONS, Method::HEAD])
+                .allow_headers(Any),
+        )
+        .with_state(app)
+}
+
+/// Reads the body (up to the configured limit) and checks `API-KEY` and `HASH-SIGNATURE`
+/// before any handler runs. Failures are 401 with Plug-N-Meet's messages.
+async fn check_auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let limit = app.config.max_body_bytes;
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::InvalidParameters,
+                format!("request body is larger than the limit of {limit} bytes"),
+            )
+            .with_http(Http::PAYLOAD_TOO_LARGE)
+            .into_response()
+        }
+    };
+    let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = SignedRequest {
+        api_key: h("API-KEY"),
+        signature: h("HASH-SIGNATURE"),
+        content_type: h(header::CONTENT_TYPE.as_str()),
+        room_id_header: h("Room-Id"),
+        body: &bytes,
+    };
+    if let Err(e) = check_signature(&signed, &app.config.api_key, &app.config.api_secret) {
+        tracing::info!(error = %e, "API request refused");
+        return ApiError::new(e.status_code(), e.to_string())
+            .with_http(Http::UNAUTHORIZED)
+            .into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+async fn count_requests(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let res = next.run(req).await;
+    app.metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            route,
+            status: res.status().as_u16(),
+        })
+        .inc();
+    res
+}
+
+async fn health_check(State(app): State<Arc<App>>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => (Http::OK, "Healthy").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unreachable");
+            (Http::SERVICE_UNAVAILABLE, "DB connection error").into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>, _headers: HeaderMap) -> Response {
+    app.metrics.rooms_active.set(app.rooms.len() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn index() -> Html<&'static str> {
+    Html(include_str!("index.html"))
+}

@@ -1,0 +1,79 @@
+//! Prometheus metrics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub rooms_active: Gauge,
+    pub rooms_created: Counter,
+    pub participants: Gauge,
+    pub webhooks: Family<ResultLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("enclave");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            http_requests.clone(),
+        );
+        let rooms_active = Gauge::default();
+        registry.register(
+            "rooms_active",
+            "Rooms with a live session",
+            rooms_active.clone(),
+        );
+        let rooms_created = Counter::default();
+        registry.register("rooms_created", "Sessions created", rooms_created.clone());
+        let participants = Gauge::default();
+        registry.register(
+            "participants",
+            "Participants in live rooms",
+            participants.clone(),
+        );
+        let webhooks = Family::<ResultLabels, Counter>::default();
+        registry.register("webhooks", "Webhook deliveries by result", webhooks.clone());
+        Self {
+            registry,
+            http_requests,
+            rooms_active,
+            rooms_created,
+            participants,
+            webhooks,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one webhook delivery outcome.
+    pub fn webhook(&self, result: &'static str) {
+        self.webhooks.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

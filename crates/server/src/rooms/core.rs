@@ -1,0 +1,402 @@
+//! One room's live state as a sans-IO state machine.
+//!
+//! Time is an input: the owner calls an input method (`join`, `leave`, `end`) or
+//! [`Room::handle_timeout`], then drains [`Room::poll_event`] until `None`, then sleeps until
+//! [`Room::poll_timeout`]. The room never reads a clock, spawns, or does I/O, so its tests run
+//! in virtual time.
+//!
+//! Lifecycle: `Created` (no one has joined yet) → `Active` (first join; `room_duration` counts
+//! from here) → `Ended`. A room ends when `endRoom` is called, when its duration is over, or when
+//! it has had no participant for `empty_timeout` — counted from creation, and again from each
+//! moment the last participant leaves.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use enclave_proto::ids::UserId;
+use enclave_proto::user::UserMetadata;
+
+/// Where a room is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomStatus {
+    /// Created, no one has joined yet.
+    Created,
+    /// Someone has joined.
+    Active,
+    /// Over; the owner removes it.
+    Ended,
+}
+
+impl RoomStatus {
+    /// Plug-N-Meet's name for the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Active => "active",
+            Self::Ended => "ended",
+        }
+    }
+}
+
+/// Why a room ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// `endRoom` through the API, or an admin.
+    Requested,
+    /// Nobody was in the room for `empty_timeout`.
+    EmptyTimeout,
+    /// `room_duration` ran out.
+    DurationElapsed,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// A participant as the room knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Participant {
+    pub user_id: UserId,
+    /// A fresh id for this connection of the user.
+    pub sid: String,
+    pub name: String,
+    pub is_admin: bool,
+    pub is_hidden: bool,
+    /// Unix seconds.
+    pub joined_at: i64,
+    /// The user metadata JSON.
+    pub metadata: String,
+}
+
+/// A user a join token was issued for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invitation {
+    pub name: String,
+    pub is_admin: bool,
+    pub metadata: UserMetadata,
+}
+
+/// What happened, for the owner to act on (webhooks, history, metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomEvent {
+    /// The first participant joined.
+    Started,
+    /// A participant joined.
+    ParticipantJoined(Participant),
+    /// A participant left (or was replaced by a new connection of the same user).
+    ParticipantLeft(Participant),
+    /// The room ended; no further events follow.
+    Ended(EndReason),
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    #[error("the room is full (max_participants reached)")]
+    RoomFull,
+    #[error("the room has ended")]
+    RoomEnded,
+}
+
+/// Limits fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomLimits {
+    /// How long the room may stay empty.
+    pub empty_timeout: Duration,
+    /// 0 = unlimited.
+    pub max_participants: u32,
+    /// From the first join; `None` = unlimited.
+    pub duration: Option<Duration>,
+}
+
+/// The room state machine. See the module docs for the drive loop.
+#[derive(Debug)]
+pub struct Room {
+    limits: RoomLimits,
+    status: RoomStatus,
+    participants: BTreeMap<UserId, Participant>,
+    invitations: BTreeMap<UserId, Invitation>,
+    /// Since when the room has had nobody in it (`None` while occupied).
+    empty_since: Option<Instant>,
+    /// When the first participant joined.
+    started_at: Option<Instant>,
+    /// Joins over the whole session, for history.
+    joined_total: i64,
+    events: VecDeque<RoomEvent>,
+}
+
+impl Room {
+    /// A new room, created at `now`.
+    pub fn new(now: Instant, limits: RoomLimits) -> Self {
+        Self {
+            limits,
+            status: RoomStatus::Created,
+            participants: BTreeMap::new(),
+            invitations: BTreeMap::new(),
+            empty_since: Some(now),
+            started_at: None,
+            joined_total: 0,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Current status.
+    pub fn status(&self) -> RoomStatus {
+        self.status
+    }
+
+    /// Participants in the room now.
+    pub fn participants(&self) -> impl Iterator<Item = &Participant> {
+        self.participants.values()
+    }
+
+    /// How many joins the session has seen.
+    pub fn joined_total(&self) -> i64 {
+        self.joined_total
+    }
+
+    /// Remembers that a join token was issued for `user`.
+    pub fn invite(&mut self, user: UserId, invitation: Invitation) {
+        self.invitations.insert(user, invitation);
+    }
+
+    /// The invitation of `user`, if a token was issued for them.
+    pub fn invitation(&self, user: &UserId) -> Option<&Invitation> {
+        self.invitations.get(user)
+    }
+
+    /// A participant joins. A second connection of the same user replaces the first.
+    pub fn join(&mut self, now: Instant, participant: Participant) -> Result<(), JoinError> {
+        if self.status == RoomStatus::Ended {
+            return Err(JoinError::RoomEnded);
+        }
+        let replacing = self.participants.contains_key(&participant.user_id);
+        let max = self.limits.max_participants as usize;
+        if !replacing && max > 0 && self.participants.len() >= max {
+            return Err(JoinError::RoomFull);
+        }
+        if self.status == RoomStatus::Created {
+            self.status = RoomStatus::Active;
+            self.started_at = Some(now);
+            self.events.push_back(RoomEvent::Started);
+        }
+        if let Some(old) = self
+            .participants
+            .insert(participant.user_id.clone(), participant.clone())
+        {
+            self.events.push_back(RoomEvent::ParticipantLeft(old));
+        }
+        self.empty_since = None;
+        self.joined_total += 1;
+        self.events
+            .push_back(RoomEvent::ParticipantJoined(participant));
+        Ok(())
+    }
+
+    /// A participant leaves. Leaving twice, or leaving a room one never joined, does nothing.
+    pub fn leave(&mut self, now: Instant, user: &UserId) {
+        if self.status == RoomStatus::Ended {
+            return;
+        }
+        if let Some(p) = self.participants.remove(user) {
+            self.events.push_back(RoomEvent::ParticipantLeft(p));
+            if self.participants.is_empty() {
+                self.empty_since = Some(now);
+            }
+        }
+    }
+
+    /// Ends the room: everyone leaves, then `Ended`. Ending an ended room does nothing.
+    pub fn end(&mut self, reason: EndReason) {
+        if self.status == RoomStatus::Ended {
+            return;
+        }
+        for (_, p) in std::mem::take(&mut self.participants) {
+            self.events.push_back(RoomEvent::ParticipantLeft(p));
+        }
+        self.status = RoomStatus::Ended;
+        self.events.push_back(RoomEvent::Ended(reason));
+    }
+
+    /// Applies the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.status == RoomStatus::Ended {
+            return;
+        }
+        if self.duration_deadline().is_some_and(|d| now >= d) {
+            self.end(EndReason::DurationElapsed);
+        } else if self.empty_deadline().is_some_and(|d| now >= d) {
+            self.end(EndReason::EmptyTimeout);
+        }
+    }
+
+    /// The next event to act on.
+    pub fn poll_event(&mut self) -> Option<RoomEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Room::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.status == RoomStatus::Ended {
+            return None;
+        }
+        match (self.duration_deadline(), self.empty_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn empty_deadline(&self) -> Option<Instant> {
+        self.empty_since.map(|t| t + self.limits.empty_timeout)
+    }
+
+    fn duration_deadline(&self) -> Option<Instant> {
+        Some(self.started_at? + self.limits.duration?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: RoomLimits = RoomLimits {
+        empty_timeout: Duration::from_secs(120),
+        max_participants: 2,
+        duration: None,
+    };
+
+    fn p(id: &str) -> Participant {
+        Participant {
+            user_id: UserId::parse(id).unwrap(),
+            sid: format!("PA_{id}"),
+            name: id.to_uppercase(),
+            is_admin: false,
+            is_hidden: false,
+            joined_at: 0,
+            metadata: "{}".into(),
+        }
+    }
+
+    fn drain(room: &mut Room) -> Vec<RoomEvent> {
+        std::iter::from_fn(|| room.poll_event()).collect()
+    }
+
+    #[test]
+    fn first_join_starts_the_room_and_joins_are_reported_in_order() {
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        assert_eq!(room.status(), RoomStatus::Created);
+        room.join(t0, p("a")).unwrap();
+        assert_eq!(
+            drain(&mut room),
+            vec![RoomEvent::Started, RoomEvent::ParticipantJoined(p("a"))]
+        );
+        assert_eq!(room.status(), RoomStatus::Active);
+        assert_eq!(
+            room.poll_timeout(),
+            None,
+            "an occupied room without a duration has no timer"
+        );
+    }
+
+    #[test]
+    fn join_is_refused_once_the_room_is_full_but_a_reconnect_replaces() {
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        room.join(t0, p("a")).unwrap();
+        room.join(t0, p("b")).unwrap();
+        assert_eq!(room.join(t0, p("c")), Err(JoinError::RoomFull));
+        drain(&mut room);
+        room.join(t0, p("a")).unwrap();
+        assert_eq!(
+            drain(&mut room),
+            vec![
+                RoomEvent::ParticipantLeft(p("a")),
+                RoomEvent::ParticipantJoined(p("a"))
+            ]
+        );
+        assert_eq!(room.participants().count(), 2);
+    }
+
+    #[test]
+    fn empty_room_ends_after_empty_timeout_from_creation() {
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        assert_eq!(room.poll_timeout(), Some(t0 + Duration::from_secs(120)));
+        room.handle_timeout(t0 + Duration::from_secs(119));
+        assert_eq!(drain(&mut room), vec![]);
+        room.handle_timeout(t0 + Duration::from_secs(120));
+        assert_eq!(
+            drain(&mut room),
+            vec![RoomEvent::Ended(EndReason::EmptyTimeout)]
+        );
+        assert_eq!(room.poll_timeout(), None);
+        assert_eq!(room.join(t0, p("a")), Err(JoinError::RoomEnded));
+    }
+
+    #[test]
+    fn empty_timeout_restarts_when_the_last_participant_leaves() {
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        let t1 = t0 + Duration::from_secs(100);
+        room.join(t1, p("a")).unwrap();
+        let t2 = t0 + Duration::from_secs(1000);
+        room.leave(t2, &p("a").user_id);
+        drain(&mut room);
+        assert_eq!(room.poll_timeout(), Some(t2 + Duration::from_secs(120)));
+        room.handle_timeout(t2 + Duration::from_secs(60));
+        assert_eq!(drain(&mut room), vec![]);
+        room.handle_timeout(t2 + Duration::from_secs(120));
+        assert_eq!(
+            drain(&mut room),
+            vec![RoomEvent::Ended(EndReason::EmptyTimeout)]
+        );
+    }
+
+    #[test]
+    fn room_duration_counts_from_the_first_join_and_ends_an_occupied_room() {
+        let t0 = Instant::now();
+        let limits = RoomLimits {
+            duration: Some(Duration::from_secs(600)),
+            ..LIMITS
+        };
+        let mut room = Room::new(t0, limits);
+        let t1 = t0 + Duration::from_secs(30);
+        room.join(t1, p("a")).unwrap();
+        drain(&mut room);
+        assert_eq!(room.poll_timeout(), Some(t1 + Duration::from_secs(600)));
+        room.handle_timeout(t1 + Duration::from_secs(600));
+        assert_eq!(
+            drain(&mut room),
+            vec![
+                RoomEvent::ParticipantLeft(p("a")),
+                RoomEvent::Ended(EndReason::DurationElapsed)
+            ]
+        );
+    }
+
+    #[test]
+    fn end_disconnects_everyone_once() {
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        room.join(t0, p("a")).unwrap();
+        drain(&mut room);
+        room.end(EndReason::Requested);
+        room.end(EndReason::Requested);
+        room.leave(t0, &p("a").user_id);
+        assert_eq!(
+            drain(&mut room),
+            vec![
+                RoomEvent::ParticipantLeft(p("a")),
+                RoomEvent::Ended(EndReason::Requested)
+            ]
+        );
+    }
+
+    #[test]
+    fn leaving_without_joining_changes_nothing() {
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        room.leave(t0, &p("ghost").user_id);
+        assert_eq!(drain(&mut room), vec![]);
+        assert_eq!(room.status(), RoomStatus::Created);
+    }
+}

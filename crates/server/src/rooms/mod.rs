@@ -1,0 +1,341 @@
+//! Live rooms: one task owns each room's [`core::Room`]; everyone else sends it messages.
+//!
+//! The registry maps room ids to handles. It is a control-plane map (touched on create, lookup
+//! and end), never on a media path. A handle carries the room's immutable facts, including the
+//! E2EE secret of a server-generated-key room, which exists nowhere else: not in the metadata,
+//! not in SQL, not in any reply, webhook or log line. It is wiped from memory when the last
+//! handle of the ended session is dropped.
+
+pub mod core;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rand::distributions::{Alphanumeric, DistString};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+use zeroize::Zeroizing;
+
+use enclave_proto::ids::{RoomId, SessionId, UserId};
+use enclave_proto::room::RoomMetadata;
+
+use self::core::{
+    EndReason, Invitation, JoinError, Participant, Room, RoomEvent, RoomLimits, RoomStatus,
+};
+use crate::app::App;
+use crate::webhook::{NotifyEvent, WebhookQueue};
+
+/// The shared secret of a server-generated-key E2EE room: 32 characters from `0-9A-Za-z`
+/// drawn from the OS CSPRNG (about 190 bits). It has no `Display`, its `Debug` is redacted, and
+/// its memory is zeroed on drop.
+pub struct RoomSecret(Zeroizing<String>);
+
+impl RoomSecret {
+    /// Generates a new secret.
+    pub fn generate() -> Self {
+        Self(Zeroizing::new(
+            Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32),
+        ))
+    }
+
+    /// The secret, for delivery to an authenticated participant of its room.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RoomSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RoomSecret(<redacted>)")
+    }
+}
+
+/// Facts about a session fixed at creation.
+#[derive(Debug)]
+pub struct RoomInfo {
+    pub room_id: RoomId,
+    pub sid: SessionId,
+    pub db_id: i64,
+    pub title: String,
+    pub webhook_url: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub empty_timeout: u32,
+    pub max_participants: u32,
+    pub metadata: RoomMetadata,
+    /// `metadata` as the JSON string replies carry.
+    pub metadata_json: String,
+    /// Only in server-generated-key E2EE rooms.
+    pub secret: Option<RoomSecret>,
+}
+
+/// A room's state at one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub status: RoomStatus,
+    pub participants: Vec<Participant>,
+    pub joined_total: i64,
+}
+
+enum Command {
+    Invite(UserId, Invitation),
+    Join(Participant, oneshot::Sender<Result<(), JoinError>>),
+    Leave(UserId),
+    End(EndReason, oneshot::Sender<()>),
+    Snapshot(oneshot::Sender<Snapshot>),
+}
+
+/// A room is gone (ended) by the time the message arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("room has ended")]
+pub struct RoomGone;
+
+/// A handle to a live room.
+#[derive(Clone)]
+pub struct RoomHandle {
+    pub info: Arc<RoomInfo>,
+    tx: mpsc::Sender<Command>,
+}
+
+impl RoomHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, RoomGone> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| RoomGone)?;
+        rx.await.map_err(|_| RoomGone)
+    }
+
+    /// Records that a join token was issued for `user`.
+    pub async fn invite(&self, user: UserId, invitation: Invitation) -> Result<(), RoomGone> {
+        self.tx
+            .send(Command::Invite(user, invitation))
+            .await
+            .map_err(|_| RoomGone)
+    }
+
+    /// A participant joins (refused once the room is full).
+    pub async fn join(&self, p: Participant) -> Result<Result<(), JoinError>, RoomGone> {
+        self.ask(|tx| Command::Join(p, tx)).await
+    }
+
+    /// A participant leaves.
+    pub async fn leave(&self, user: UserId) -> Result<(), RoomGone> {
+        self.tx
+            .send(Command::Leave(user))
+            .await
+            .map_err(|_| RoomGone)
+    }
+
+    /// Ends the room; returns once the room has ended.
+    pub async fn end(&self, reason: EndReason) -> Result<(), RoomGone> {
+        self.ask(|tx| Command::End(reason, tx)).await
+    }
+
+    /// The room's current state.
+    pub async fn snapshot(&self) -> Result<Snapshot, RoomGone> {
+        self.ask(Command::Snapshot).await
+    }
+}
+
+/// The registry of live rooms.
+#[derive(Default)]
+pub struct Rooms {
+    map: RwLock<HashMap<RoomId, RoomHandle>>,
+}
+
+impl Rooms {
+    /// The live room with this id.
+    pub fn get(&self, id: &RoomId) -> Option<RoomHandle> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// The live room with this id, looked up by its text (for paths that have not parsed it).
+    pub fn get_str(&self, id: &str) -> Option<RoomHandle> {
+        RoomId::parse(id).ok().and_then(|id| self.get(&id))
+    }
+
+    /// Every live room.
+    pub fn all(&self) -> Vec<RoomHandle> {
+        let mut v: Vec<_> = self
+            .map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by_key(|h| h.info.db_id);
+        v
+    }
+
+    /// How many rooms are live.
+    pub fn len(&self) -> usize {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no room is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn remove(&self, id: &RoomId, sid: SessionId) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.get(id).is_some_and(|h| h.info.sid == sid) {
+            map.remove(id);
+        }
+    }
+
+    /// Starts the owner task of a new room and registers it. The caller holds the creation
+    /// lock, so no other room with this id can appear in between.
+    pub(crate) fn start(
+        &self,
+        app: Arc<App>,
+        info: RoomInfo,
+        duration: Option<Duration>,
+        webhooks: Option<WebhookQueue>,
+    ) -> RoomHandle {
+        let (tx, rx) = mpsc::channel(64);
+        let info = Arc::new(info);
+        let handle = RoomHandle {
+            info: info.clone(),
+            tx,
+        };
+        let limits = RoomLimits {
+            empty_timeout: Duration::from_secs(info.empty_timeout.into()),
+            max_participants: info.max_participants,
+            duration,
+        };
+        let room = Room::new(tokio::time::Instant::now().into_std(), limits);
+        let span = tracing::info_span!("room", room_id = %info.room_id, sid = %info.sid);
+        tokio::spawn(drive(app, info.clone(), room, rx, webhooks).instrument(span));
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(info.room_id.clone(), handle.clone());
+        handle
+    }
+}
+
+fn now_std() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The owner loop of one room: apply one input, act on every event, sleep until the next
+/// timer or message.
+async fn drive(
+    app: Arc<App>,
+    info: Arc<RoomInfo>,
+    mut room: Room,
+    mut rx: mpsc::Receiver<Command>,
+    webhooks: Option<WebhookQueue>,
+) {
+    loop {
+        while let Some(ev) = room.poll_event() {
+            on_event(&app, &info, &room, &ev, webhooks.as_ref()).await;
+        }
+        if room.status() == RoomStatus::Ended {
+            break;
+        }
+        let deadline = room.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                None => room.end(EndReason::Shutdown),
+                Some(Command::Invite(user, inv)) => room.invite(user, inv),
+                Some(Command::Join(p, reply)) => {
+                    let r = room.join(now_std(), p);
+                    if let Err(e) = &r {
+                        tracing::info!(error = %e, "join refused");
+                    }
+                    let _ = reply.send(r);
+                }
+                Some(Command::Leave(user)) => room.leave(now_std(), &user),
+                Some(Command::End(reason, done)) => {
+                    room.end(reason);
+                    while let Some(ev) = room.poll_event() {
+                        on_event(&app, &info, &room, &ev, webhooks.as_ref()).await;
+                    }
+                    let _ = done.send(());
+                }
+                Some(Command::Snapshot(reply)) => {
+                    let _ = reply.send(Snapshot { status: room.status(), participants: room.participants().cloned().collect(), joined_total: room.joined_total() });
+                }
+            },
+            () = sleep_until(deadline) => room.handle_timeout(now_std()),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn on_event(
+    app: &Arc<App>,
+    info: &Arc<RoomInfo>,
+    room: &Room,
+    ev: &RoomEvent,
+    webhooks: Option<&WebhookQueue>,
+) {
+    let num = room.participants().count() as u32;
+    let notify = |name: &str, p: Option<&Participant>| {
+        if let Some(q) = webhooks {
+            q.send(NotifyEvent::for_room(name, info, num, p));
+        }
+    };
+    match ev {
+        RoomEvent::Started => {
+            tracing::info!("room started");
+            notify("room_started", None);
+        }
+        RoomEvent::ParticipantJoined(p) => {
+            tracing::info!(user_id = %p.user_id, "participant joined");
+            app.metrics.participants.inc();
+            notify("participant_joined", Some(p));
+        }
+        RoomEvent::ParticipantLeft(p) => {
+            tracing::info!(user_id = %p.user_id, "participant left");
+            app.metrics.participants.dec();
+            notify("participant_left", Some(p));
+        }
+        RoomEvent::Ended(reason) => {
+            tracing::info!(?reason, "room ended");
+            app.rooms.remove(&info.room_id, info.sid);
+            app.metrics.rooms_active.set(app.rooms.len() as i64);
+            let ended = crate::app::unix_now();
+            if let Err(e) = app
+                .store
+                .end_room(&info.sid.to_string(), ended, room.joined_total())
+                .await
+            {
+                tracing::error!(error = %e, "could not record the end of the session");
+            }
+            notify("room_finished", None);
+            notify("session_ended", None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_32_alphanumerics_unique_and_redacted() {
+        let a = RoomSecret::generate();
+        let b = RoomSecret::generate();
+        assert_eq!(a.expose().len(), 32);
+        assert!(a.expose().bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(format!("{a:?}"), "RoomSecret(<redacted>)");
+    }
+}

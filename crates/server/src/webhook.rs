@@ -1,0 +1,259 @@
+//! Outbound webhooks, signed as Plug-N-Meet signs them: a JWT (HS256, API secret, `iss` = API
+//! key, five minutes of validity) whose `sha256` claim is the standard base64 of the body's
+//! SHA-256, sent in both `Authorization` and `Hash-Token`.
+//!
+//! Each room has its own queue and worker, so one room's events arrive in order and a slow
+//! receiver of one room delays no other room. A failed delivery is retried with exponential
+//! backoff; what still fails is logged and counted, never retried forever.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use enclave_proto::json::int64_string;
+use enclave_proto::reply::ParticipantInfo;
+
+use crate::app::unix_now;
+use crate::auth::encode_jwt;
+use crate::config::WebhookConfig;
+use crate::metrics::Metrics;
+use crate::rooms::core::Participant;
+use crate::rooms::RoomInfo;
+
+/// `NotifyEventRoom`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotifyRoom {
+    pub sid: String,
+    pub room_id: String,
+    pub empty_timeout: u32,
+    pub max_participants: u32,
+    #[serde(serialize_with = "int64_string")]
+    pub creation_time: i64,
+    pub metadata: String,
+    pub num_participants: u32,
+}
+
+/// `CommonNotifyEvent` (the fields we send).
+#[derive(Debug, Clone, Serialize)]
+pub struct NotifyEvent {
+    pub event: String,
+    pub room: NotifyRoom,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub participant: Option<ParticipantInfo>,
+    pub id: String,
+    #[serde(serialize_with = "int64_string")]
+    pub created_at: i64,
+}
+
+impl NotifyEvent {
+    /// An event about `room`. The room's metadata never holds a secret (see
+    /// `EndToEndEncryptionFeatures`), so neither does the event.
+    pub fn for_room(
+        event: &str,
+        room: &RoomInfo,
+        num_participants: u32,
+        p: Option<&Participant>,
+    ) -> Self {
+        Self {
+            event: event.to_owned(),
+            room: NotifyRoom {
+                sid: room.sid.to_string(),
+                room_id: room.room_id.to_string(),
+                empty_timeout: room.empty_timeout,
+                max_participants: room.max_participants,
+                creation_time: room.created,
+                metadata: room.metadata_json.clone(),
+                num_participants,
+            },
+            participant: p.map(participant_info),
+            id: uuid::Uuid::new_v4().to_string(),
+            created_at: unix_now(),
+        }
+    }
+}
+
+/// A participant in LiveKit's `ParticipantInfo` shape.
+pub fn participant_info(p: &Participant) -> ParticipantInfo {
+    ParticipantInfo {
+        sid: p.sid.clone(),
+        identity: p.user_id.to_string(),
+        state: "ACTIVE",
+        tracks: Vec::new(),
+        metadata: p.metadata.clone(),
+        joined_at: p.joined_at,
+        name: p.name.clone(),
+        version: 0,
+        permission: None,
+        region: String::new(),
+        is_publisher: false,
+        kind: "STANDARD",
+    }
+}
+
+#[derive(Serialize)]
+struct WebhookClaims<'a> {
+    iss: &'a str,
+    nbf: u64,
+    exp: u64,
+    sha256: String,
+}
+
+/// Signs a webhook body; the token goes in `Authorization` and `Hash-Token`.
+pub fn sign_body(api_key: &str, secret: &str, body: &[u8], now: u64) -> String {
+    let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
+    encode_jwt(
+        secret,
+        &WebhookClaims {
+            iss: api_key,
+            nbf: now,
+            exp: now + 300,
+            sha256,
+        },
+    )
+}
+
+/// Sends webhooks.
+pub struct Webhooks {
+    cfg: WebhookConfig,
+    api_key: String,
+    secret: String,
+    client: reqwest::Client,
+    metrics: Arc<Metrics>,
+}
+
+/// The queue of one room's events.
+pub struct WebhookQueue {
+    tx: mpsc::UnboundedSender<NotifyEvent>,
+}
+
+impl WebhookQueue {
+    /// Queues an event; delivery happens in the background, in order.
+    pub fn send(&self, ev: NotifyEvent) {
+        // The worker only stops when this queue is dropped, so sending cannot fail.
+        let _ = self.tx.send(ev);
+    }
+}
+
+impl Webhooks {
+    pub(crate) fn new(
+        cfg: WebhookConfig,
+        api_key: String,
+        secret: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("a reqwest client with a timeout always builds");
+        Self {
+            cfg,
+            api_key,
+            secret,
+            client,
+            metrics,
+        }
+    }
+
+    /// The receivers of a room's events: the global URL, plus the room's own when allowed.
+    fn urls(&self, room_url: &str) -> Vec<String> {
+        if !self.cfg.enable {
+            return Vec::new();
+        }
+        let mut urls: Vec<String> = self
+            .cfg
+            .url
+            .iter()
+            .filter(|u| !u.is_empty())
+            .cloned()
+            .collect();
+        if self.cfg.enable_for_per_meeting
+            && !room_url.is_empty()
+            && !urls.iter().any(|u| u == room_url)
+        {
+            urls.push(room_url.to_owned());
+        }
+        urls
+    }
+
+    /// Starts the worker of one room; `None` when nobody is to be told.
+    pub fn room_queue(self: &Arc<Self>, room_url: &str) -> Option<WebhookQueue> {
+        let urls = self.urls(room_url);
+        if urls.is_empty() {
+            return None;
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<NotifyEvent>();
+        let this = self.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let body = serde_json::to_vec(&ev).expect("webhook events always serialise");
+                for url in &urls {
+                    this.deliver(url, &ev.event, &body).await;
+                }
+            }
+        });
+        Some(WebhookQueue { tx })
+    }
+
+    async fn deliver(&self, url: &str, event: &str, body: &[u8]) {
+        let mut delay = self.cfg.retry_base;
+        for attempt in 0..=self.cfg.max_retries {
+            let token = sign_body(&self.api_key, &self.secret, body, unix_now() as u64);
+            let res = self
+                .client
+                .post(url)
+                .header("Content-Type", "application/json")
+                .header("Authorization", &token)
+                .header("Hash-Token", &token)
+                .body(body.to_vec())
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status().is_success() => {
+                    self.metrics.webhook("delivered");
+                    tracing::debug!(event, url, attempt, "webhook delivered");
+                    return;
+                }
+                Ok(r) => {
+                    tracing::warn!(event, url, attempt, status = %r.status(), "webhook receiver refused")
+                }
+                Err(e) => {
+                    tracing::warn!(event, url, attempt, error = %e, "webhook delivery failed")
+                }
+            }
+            if attempt < self.cfg.max_retries {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+        self.metrics.webhook("failed");
+        tracing::error!(event, url, "webhook given up after retries");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_carries_the_body_hash() {
+        let token = sign_body("key", "secret", b"{}", 1000);
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["iss"], "key");
+        assert_eq!(claims["exp"], 1300);
+        // SHA-256 of "{}", standard base64 with padding.
+        assert_eq!(
+            claims["sha256"],
+            "RBNvo1WzZ4oRRq0W9+hknpT7T8If536DEMBg9hyq/4o="
+        );
+    }
+}
