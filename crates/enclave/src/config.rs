@@ -308,9 +308,11 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
     if !f.client.prometheus.metrics_path.starts_with('/') {
         bail!("client.prometheus.metrics_path: must start with '/'");
     }
-    let mut policy = enclave_proto::room::RoomPolicy::default();
-    policy.max_participants = f.room_default_settings.max_participants;
-    policy.max_duration_minutes = f.room_default_settings.max_duration;
+    let mut policy = enclave_proto::room::RoomPolicy {
+        max_participants: f.room_default_settings.max_participants,
+        max_duration_minutes: f.room_default_settings.max_duration,
+        ..Default::default()
+    };
     if f.room_default_settings.max_num_breakout_rooms > 0 {
         policy.max_num_breakout_rooms = f.room_default_settings.max_num_breakout_rooms.min(16);
     }

@@ -89,12 +89,29 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     let app = server.app.clone();
     tokio::select! {
         r = server.wait() => r,
-        _ = tokio::signal::ctrl_c() => {
+        _ = shutdown_signal() => {
             tracing::info!(rooms = app.rooms.len(), "shutting down");
             for room in app.rooms.all() {
                 let _ = room.end(enclave_server::rooms::core::EndReason::Shutdown).await;
             }
             Ok(())
         }
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (service managers, `kill`).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler cannot fail at start");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

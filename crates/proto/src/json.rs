@@ -48,6 +48,12 @@ pub fn decode_value(body: &[u8]) -> Result<Value, DecodeError> {
     }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| DecodeError::Syntax(e.to_string()))?;
+    if !value.is_object() {
+        return Err(DecodeError::Field {
+            field: "(body)".into(),
+            reason: "expected a JSON object".into(),
+        });
+    }
     Ok(normalize_keys(value))
 }
 

@@ -1070,8 +1070,10 @@ mod tests {
             "{err}"
         );
 
-        let mut f = EndToEndEncryptionFeatures::default();
-        f.encryption_key = Some("SECRET".into());
+        let f = EndToEndEncryptionFeatures {
+            encryption_key: Some("SECRET".into()),
+            ..Default::default()
+        };
         assert!(!serde_json::to_string(&f).unwrap().contains("SECRET"));
     }
 

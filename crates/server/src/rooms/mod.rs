@@ -71,6 +71,88 @@ pub struct RoomInfo {
     pub secret: Option<RoomSecret>,
 }
 
+/// A feature that needs the server to see or hear the media (or chat) in clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerMediaFeature {
+    CloudRecording,
+    AutoCloudRecording,
+    RtmpBroadcast,
+    Transcription,
+    SpeechTranslation,
+    MeetingSummarization,
+    SipDialIn,
+    Ingress,
+}
+
+impl ServerMediaFeature {
+    fn name(self) -> &'static str {
+        match self {
+            Self::CloudRecording => "cloud recording",
+            Self::AutoCloudRecording => "automatic cloud recording",
+            Self::RtmpBroadcast => "RTMP broadcasting",
+            Self::Transcription => "transcription",
+            Self::SpeechTranslation => "speech translation",
+            Self::MeetingSummarization => "meeting summarization",
+            Self::SipDialIn => "SIP dial-in",
+            Self::Ingress => "ingress",
+        }
+    }
+}
+
+/// Why the server refuses to start a feature in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FeatureRefused {
+    /// The room is end-to-end encrypted: the server cannot see the media, so it will not pretend
+    /// to record, broadcast or transcribe it.
+    #[error("{} is not available in an end-to-end encrypted room: the server cannot see its media", .0.name())]
+    EndToEndEncrypted(ServerMediaFeature),
+    /// The room was created with the feature off.
+    #[error("{} is not enabled for this room", .0.name())]
+    Disabled(ServerMediaFeature),
+}
+
+impl RoomInfo {
+    /// The one gate every endpoint that would start a server-side media feature goes through.
+    /// E2EE is checked first and independently of the feature flags, so no combination of
+    /// flags can open it in an encrypted room.
+    pub fn permit(&self, feature: ServerMediaFeature) -> Result<(), FeatureRefused> {
+        let f = self.metadata.room_features.clone().unwrap_or_default();
+        if f.is_e2ee() {
+            return Err(FeatureRefused::EndToEndEncrypted(feature));
+        }
+        let rec = f.recording_features.clone().unwrap_or_default();
+        let insights = f.insights_features.clone().unwrap_or_default();
+        let transcription = insights.transcription_features.clone().unwrap_or_default();
+        let summary = insights
+            .ai_features
+            .clone()
+            .unwrap_or_default()
+            .meeting_summarization_features
+            .unwrap_or_default();
+        let allowed = match feature {
+            ServerMediaFeature::CloudRecording => f.allows_cloud_recording(),
+            ServerMediaFeature::AutoCloudRecording => {
+                f.allows_cloud_recording() && rec.enable_auto_cloud_recording
+            }
+            ServerMediaFeature::RtmpBroadcast => f.allows_rtmp(),
+            ServerMediaFeature::Transcription => insights.is_allow && transcription.is_allow,
+            ServerMediaFeature::SpeechTranslation => {
+                insights.is_allow && transcription.is_allow && transcription.is_allow_translation
+            }
+            ServerMediaFeature::MeetingSummarization => insights.is_allow && summary.is_allow,
+            ServerMediaFeature::SipDialIn => {
+                f.sip_dial_in_features.as_ref().is_some_and(|s| s.is_allow)
+            }
+            ServerMediaFeature::Ingress => f.ingress_features.as_ref().is_some_and(|s| s.is_allow),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(FeatureRefused::Disabled(feature))
+        }
+    }
+}
+
 /// A room's state at one moment.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -337,5 +419,77 @@ mod tests {
         assert!(a.expose().bytes().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a.expose(), b.expose());
         assert_eq!(format!("{a:?}"), "RoomSecret(<redacted>)");
+    }
+
+    fn info(features: &str) -> RoomInfo {
+        let body = format!(
+            r#"{{"room_id":"r","metadata":{{"room_title":"T","room_features":{features}}}}}"#
+        );
+        let policy = enclave_proto::room::RoomPolicy {
+            insights_enabled: true,
+            sip_enabled: true,
+            ..Default::default()
+        };
+        let p = enclave_proto::room::prepare_create(body.as_bytes(), &policy, 0).unwrap();
+        RoomInfo {
+            room_id: p.room_id.clone(),
+            sid: SessionId::new_v4(),
+            db_id: 1,
+            title: "T".into(),
+            webhook_url: String::new(),
+            created: 0,
+            empty_timeout: 120,
+            max_participants: 0,
+            metadata: p.metadata,
+            metadata_json: String::new(),
+            secret: None,
+        }
+    }
+
+    const ALL: [ServerMediaFeature; 8] = [
+        ServerMediaFeature::CloudRecording,
+        ServerMediaFeature::AutoCloudRecording,
+        ServerMediaFeature::RtmpBroadcast,
+        ServerMediaFeature::Transcription,
+        ServerMediaFeature::SpeechTranslation,
+        ServerMediaFeature::MeetingSummarization,
+        ServerMediaFeature::SipDialIn,
+        ServerMediaFeature::Ingress,
+    ];
+
+    #[test]
+    fn every_server_media_feature_is_refused_in_both_e2ee_modes() {
+        for mode in ["false", "true"] {
+            let room = info(&format!(
+                r#"{{"recording_features":{{"enable_auto_cloud_recording":true}},"insights_features":{{"transcription_features":{{"is_allow_translation":true}}}},
+                "end_to_end_encryption_features":{{"is_enabled":true,"enabled_self_insert_encryption_key":{mode}}}}}"#
+            ));
+            for f in ALL {
+                let err = room.permit(f).unwrap_err();
+                assert_eq!(err, FeatureRefused::EndToEndEncrypted(f));
+                assert!(err.to_string().contains("end-to-end encrypted"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_rooms_permit_what_their_features_allow() {
+        let room = info(
+            r#"{"recording_features":{"enable_auto_cloud_recording":true},"insights_features":{"transcription_features":{"is_allow_translation":true}}}"#,
+        );
+        for f in ALL {
+            assert_eq!(room.permit(f), Ok(()), "{f:?}");
+        }
+        let room = info(
+            r#"{"recording_features":{"is_allow_cloud":false},"external_broadcasting_features":{"is_allow":false}}"#,
+        );
+        assert_eq!(
+            room.permit(ServerMediaFeature::CloudRecording),
+            Err(FeatureRefused::Disabled(ServerMediaFeature::CloudRecording))
+        );
+        assert_eq!(
+            room.permit(ServerMediaFeature::RtmpBroadcast),
+            Err(FeatureRefused::Disabled(ServerMediaFeature::RtmpBroadcast))
+        );
     }
 }

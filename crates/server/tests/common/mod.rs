@@ -1,0 +1,168 @@
+//! Shared test harness: the real router driven in-process (no sockets, so tests may pause
+//! time), and a webhook receiver on 127.0.0.1 that records what it is sent.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::Router;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use enclave_server::{App, ServerConfig};
+
+pub const KEY: &str = "test-key";
+pub const SECRET: &str = "test-secret-0123456789abcdef-0123";
+
+pub struct Harness {
+    pub app: Arc<App>,
+    pub router: Router,
+    pub dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(f: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = ServerConfig::for_tests(dir.path(), KEY, SECRET);
+        f(&mut cfg);
+        let app = App::new(cfg).await.unwrap();
+        let router = enclave_server::http::router(app.clone());
+        Self { app, router, dir }
+    }
+
+    /// A signed `/auth` call; returns the HTTP status and the raw body.
+    pub async fn call_raw(&self, path: &str, body: &str) -> (StatusCode, Bytes) {
+        let req = Request::post(path)
+            .header("Content-Type", "application/json")
+            .header("API-KEY", KEY)
+            .header(
+                "HASH-SIGNATURE",
+                enclave_server::auth::sign(SECRET, body.as_bytes()),
+            )
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// A signed `/auth` call; the body parsed as JSON.
+    pub async fn call(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        let (status, bytes) = self.call_raw(path, body).await;
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{path}: reply is not JSON ({e}): {bytes:?}"));
+        (status, v)
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Bytes) {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        (
+            status,
+            axum::body::to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap(),
+        )
+    }
+
+    pub async fn create(&self, room_id: &str, features: &str) -> Value {
+        self.create_with(room_id, "", features).await
+    }
+
+    /// `extra` is spliced before `metadata`, e.g. `"empty_timeout":300,`.
+    pub async fn create_with(&self, room_id: &str, extra: &str, features: &str) -> Value {
+        let body = format!(
+            r#"{{"room_id":"{room_id}",{extra}"metadata":{{"room_title":"Room {room_id}","room_features":{features}}}}}"#
+        );
+        let (status, v) = self.call("/auth/room/create", &body).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["status"], true, "{v}");
+        v
+    }
+
+    pub async fn is_active(&self, room_id: &str) -> bool {
+        let (_, v) = self
+            .call(
+                "/auth/room/isRoomActive",
+                &format!(r#"{{"room_id":"{room_id}"}}"#),
+            )
+            .await;
+        v["is_active"].as_bool().unwrap()
+    }
+}
+
+/// One request a webhook receiver got.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Hook {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    pub fn event(&self) -> String {
+        self.json()["event"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A webhook receiver on 127.0.0.1 that answers 500 to the first `fail_first` requests.
+pub struct Receiver {
+    pub url: String,
+    pub hooks: Arc<Mutex<Vec<Hook>>>,
+    pub attempts: Arc<Mutex<usize>>,
+}
+
+impl Receiver {
+    pub async fn start(fail_first: usize) -> Self {
+        let hooks: Arc<Mutex<Vec<Hook>>> = Arc::default();
+        let attempts: Arc<Mutex<usize>> = Arc::default();
+        let (h, a) = (hooks.clone(), attempts.clone());
+        let app = Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let (h, a) = (h.clone(), a.clone());
+                async move {
+                    let n = {
+                        let mut a = a.lock().unwrap();
+                        *a += 1;
+                        *a
+                    };
+                    if n <= fail_first {
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    h.lock().unwrap().push(Hook { headers, body });
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            url,
+            hooks,
+            attempts,
+        }
+    }
+
+    pub fn events(&self) -> Vec<String> {
+        self.hooks.lock().unwrap().iter().map(Hook::event).collect()
+    }
+
+    /// Waits (bounded) until `n` hooks have arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<Hook> {
+        for _ in 0..500 {
+            if self.hooks.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.hooks.lock().unwrap().clone()
+    }
+}

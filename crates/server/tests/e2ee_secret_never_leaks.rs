@@ -1,0 +1,253 @@
+#![allow(clippy::unwrap_used)]
+//! The server-generated E2EE secret exists only in live room state: it appears in no `/auth`
+//! reply, no webhook, no log line (at TRACE level) and no byte of the database files, and it
+//! is gone when the session ends.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::{Harness, Receiver};
+use enclave_proto::ids::UserId;
+use enclave_server::rooms::core::Participant;
+
+#[derive(Clone, Default)]
+struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn participant(id: &str) -> Participant {
+    Participant {
+        user_id: UserId::parse(id).unwrap(),
+        sid: format!("PA_{id}"),
+        name: id.into(),
+        is_admin: false,
+        is_hidden: false,
+        joined_at: 0,
+        metadata: "{}".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_generated_secret_never_leaves_live_state() {
+    let logs = LogBuf::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let hooks = Receiver::start(0).await;
+    let url = hooks.url.clone();
+    let h = Harness::with(|c| {
+        c.webhooks.enable = true;
+        c.webhooks.url = Some(url);
+        c.webhooks.enable_for_per_meeting = true;
+    })
+    .await;
+
+    let mut replies: Vec<u8> = Vec::new();
+    let body = format!(
+        r#"{{"room_id":"secret-room","metadata":{{"room_title":"Secret","webhook_url":"{}?per-room","room_features":{{"end_to_end_encryption_features":{{"is_enabled":true,"included_chat_messages":true}}}}}}}}"#,
+        hooks.url
+    );
+    let (_, created) = h.call_raw("/auth/room/create", &body).await;
+    replies.extend_from_slice(&created);
+
+    let room = h.app.rooms.get_str("secret-room").expect("room is live");
+    let secret = room
+        .info
+        .secret
+        .as_ref()
+        .expect("server-generated mode makes a secret")
+        .expose()
+        .to_owned();
+    assert_eq!(secret.len(), 32);
+    assert!(secret.bytes().all(|b| b.is_ascii_alphanumeric()));
+
+    // Everything an integrator can ask about the room.
+    for (path, body) in [
+        ("/auth/room/create", body.as_str()),
+        (
+            "/auth/room/getJoinToken",
+            r#"{"room_id":"secret-room","user_info":{"name":"Ann","user_id":"ann","is_admin":true}}"#,
+        ),
+        (
+            "/auth/room/getJoinToken",
+            r#"{"room_id":"secret-room","user_info":{"name":"Bob","user_id":"bob"}}"#,
+        ),
+        ("/auth/room/isRoomActive", r#"{"room_id":"secret-room"}"#),
+        (
+            "/auth/room/getActiveRoomInfo",
+            r#"{"room_id":"secret-room"}"#,
+        ),
+        ("/auth/room/getActiveRoomsInfo", "{}"),
+    ] {
+        let (status, bytes) = h.call_raw(path, body).await;
+        assert_eq!(status, 200, "{path}");
+        replies.extend_from_slice(&bytes);
+    }
+    let meta: serde_json::Value = serde_json::from_str(
+        serde_json::from_slice::<serde_json::Value>(&created).unwrap()["room_info"]["metadata"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let e2ee = &meta["room_features"]["end_to_end_encryption_features"];
+    assert_eq!(e2ee["is_enabled"], true);
+    assert!(
+        e2ee.get("encryption_key").is_none(),
+        "the key field is never emitted: {e2ee}"
+    );
+
+    // People come and go, so that every participant webhook fires.
+    room.join(participant("ann")).await.unwrap().unwrap();
+    room.join(participant("bob")).await.unwrap().unwrap();
+    room.leave(UserId::parse("bob").unwrap()).await.unwrap();
+    let (_, ended) = h
+        .call_raw("/auth/room/endRoom", r#"{"room_id":"secret-room"}"#)
+        .await;
+    replies.extend_from_slice(&ended);
+    drop(room);
+    assert!(
+        h.app.rooms.get_str("secret-room").is_none(),
+        "the live state (and its secret) is gone"
+    );
+
+    let (_, past) = h
+        .call_raw(
+            "/auth/room/fetchPastRooms",
+            r#"{"room_ids":["secret-room"]}"#,
+        )
+        .await;
+    replies.extend_from_slice(&past);
+    let (_, metrics) = h
+        .send(
+            axum::http::Request::get("/metrics")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    replies.extend_from_slice(&metrics);
+
+    // Two receivers (global and per-room) × room_created, room_started, 2 joins, 2 leaves
+    // (bob, then ann at the end), room_finished, session_ended.
+    let got = hooks.wait_for(16).await;
+    let events: Vec<String> = got.iter().map(|h| h.event()).collect();
+    for e in [
+        "room_created",
+        "room_started",
+        "participant_joined",
+        "participant_left",
+        "room_finished",
+        "session_ended",
+    ] {
+        assert!(
+            events.iter().any(|x| x == e),
+            "missing webhook {e}: {events:?}"
+        );
+    }
+    assert_eq!(got.len(), 16, "{events:?}");
+
+    assert!(
+        !contains(&replies, &secret),
+        "the secret appeared in an API reply"
+    );
+    for hook in &got {
+        assert!(
+            !contains(&hook.body, &secret),
+            "the secret appeared in webhook {}",
+            hook.event()
+        );
+        for v in hook.headers.values() {
+            assert!(!contains(v.as_bytes(), &secret));
+        }
+    }
+    let log_bytes = logs.0.lock().unwrap().clone();
+    assert!(contains(&log_bytes, "room created"), "logs were captured");
+    assert!(
+        !contains(&log_bytes, &secret),
+        "the secret appeared in a log line"
+    );
+    let mut db_files = 0;
+    for entry in std::fs::read_dir(h.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("enclave.sqlite")
+        {
+            db_files += 1;
+            assert!(
+                !contains(&std::fs::read(&path).unwrap(), &secret),
+                "the secret appeared in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(db_files >= 1);
+
+    // Self-insert mode: the server makes and holds no secret at all.
+    h.create("self-room", r#"{"end_to_end_encryption_features":{"is_enabled":true,"enabled_self_insert_encryption_key":true}}"#).await;
+    assert!(h
+        .app
+        .rooms
+        .get_str("self-room")
+        .unwrap()
+        .info
+        .secret
+        .is_none());
+    // A plain room has none either.
+    h.create("plain-room", "{}").await;
+    assert!(h
+        .app
+        .rooms
+        .get_str("plain-room")
+        .unwrap()
+        .info
+        .secret
+        .is_none());
+}
+
+#[tokio::test]
+async fn every_session_gets_its_own_sid_and_secret() {
+    let h = Harness::new().await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let v = h
+            .create(
+                "again",
+                r#"{"end_to_end_encryption_features":{"is_enabled":true}}"#,
+            )
+            .await;
+        let room = h.app.rooms.get_str("again").unwrap();
+        seen.push((
+            v["room_info"]["sid"].as_str().unwrap().to_owned(),
+            room.info.secret.as_ref().unwrap().expose().to_owned(),
+        ));
+        h.call("/auth/room/endRoom", r#"{"room_id":"again"}"#).await;
+    }
+    for i in 0..seen.len() {
+        for j in i + 1..seen.len() {
+            assert_ne!(seen[i].0, seen[j].0, "session ids repeat");
+            assert_ne!(seen[i].1, seen[j].1, "secrets repeat");
+        }
+    }
+}
