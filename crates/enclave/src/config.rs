@@ -149,12 +149,11 @@ pub(crate) fn load(
         doc = serde_yaml_ng::Value::Mapping(Default::default());
     }
     for (name, value) in env {
-        let Some(rest) = name.strip_prefix("ENCLAVE_") else {
+        // Only ENCLAVE_<SECTION>__<KEY> names are overrides; others (ENCLAVE_CONFIG, or a
+        // tool's own ENCLAVE_BIN) are not ours to interpret.
+        let Some(rest) = name.strip_prefix("ENCLAVE_").filter(|r| r.contains("__")) else {
             continue;
         };
-        if rest == "CONFIG" {
-            continue;
-        }
         let keys: Vec<String> = rest.split("__").map(|k| k.to_ascii_lowercase()).collect();
         set_path(&mut doc, &keys, &value)
             .with_context(|| format!("environment variable {name}"))?;
@@ -427,6 +426,7 @@ mod tests {
                 ("ENCLAVE_CLIENT__PORT", "9100"),
                 ("ENCLAVE_DATABASE__DATA_DIR", dir.path().to_str().unwrap()),
                 ("OTHER", "x"),
+                ("ENCLAVE_BIN", "/x"),
             ]),
         )
         .unwrap();
