@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Context};
 use serde::Deserialize;
 
 use enclave_server::config::{LivekitConfig, PrometheusConfig, ServerConfig, WebhookConfig};
+use enclave_server::media::MediaConfig;
 
 /// The file's shape. Unknown keys are refused so that a typo is not silently ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +26,28 @@ pub(crate) struct FileConfig {
     pub(crate) recorder_info: RecorderInfo,
     pub(crate) artifacts_settings: ArtifactsSettings,
     pub(crate) log_settings: LogSettings,
+    pub(crate) rtc: Rtc,
+}
+
+/// The embedded SFU's network settings (LiveKit's `rtc` section names).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Rtc {
+    pub(crate) enable: bool,
+    /// The one UDP port all media uses.
+    pub(crate) udp_port: u16,
+    /// The address clients send media to (the host's address as clients see it).
+    pub(crate) node_ip: String,
+}
+
+impl Default for Rtc {
+    fn default() -> Self {
+        Self {
+            enable: true,
+            udp_port: 7882,
+            node_ip: "127.0.0.1".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -362,6 +385,7 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
             enable: f.client.prometheus.enable,
             metrics_path: f.client.prometheus.metrics_path.clone(),
         },
+        media: media_config(&f.rtc, ip)?,
     };
     let level = if f.log_settings.log_level.is_empty() {
         "info".to_owned()
@@ -369,6 +393,23 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
         f.log_settings.log_level.to_ascii_lowercase()
     };
     Ok((config, source, level))
+}
+
+fn media_config(rtc: &Rtc, bind: IpAddr) -> anyhow::Result<Option<MediaConfig>> {
+    if !rtc.enable {
+        return Ok(None);
+    }
+    let node_ip: IpAddr = rtc
+        .node_ip
+        .parse()
+        .map_err(|_| anyhow!("rtc.node_ip: '{}' is not an IP address", rtc.node_ip))?;
+    if node_ip.is_unspecified() {
+        bail!("rtc.node_ip: must be an address clients can reach, not {node_ip}");
+    }
+    Ok(Some(MediaConfig {
+        bind: SocketAddr::new(bind, rtc.udp_port),
+        public_addr: SocketAddr::new(node_ip, rtc.udp_port),
+    }))
 }
 
 fn display_host(ip: IpAddr) -> String {

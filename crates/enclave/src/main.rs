@@ -85,6 +85,10 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         secret = cfg.api_secret,
         db = cfg.database_path.display(),
     );
+    match &server.app.media {
+        Some(m) => println!("  Media (SFU):  UDP {} (clients connect to {}; signalling on ws://{host}:{port}/rtc)\n", m.local_addr, m.public_addr),
+        None => println!("  Media (SFU):  disabled (rtc.enable: false)\n"),
+    }
     tracing::info!(addr = %server.addr, "serving");
     let app = server.app.clone();
     tokio::select! {

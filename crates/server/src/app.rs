@@ -20,6 +20,8 @@ pub struct App {
     pub rooms: Rooms,
     pub webhooks: Arc<Webhooks>,
     pub metrics: Arc<Metrics>,
+    /// The embedded SFU, when configured.
+    pub media: Option<crate::media::Media>,
     /// Serialises room creation, so that one room id never gets two live sessions.
     pub(crate) create_lock: Mutex<()>,
 }
@@ -50,14 +52,33 @@ impl App {
             config.api_secret.clone(),
             metrics.clone(),
         ));
-        Ok(Arc::new(Self {
-            config,
-            store: Arc::new(store),
-            rooms: Rooms::default(),
-            webhooks,
-            metrics,
-            create_lock: Mutex::new(()),
-        }))
+        let media_cfg = config.media.clone();
+        let mut media_err = None;
+        // The media worker reports back to the rooms, so it holds a weak reference to the App
+        // it is part of.
+        let app = Arc::new_cyclic(|weak| {
+            let media =
+                media_cfg.and_then(|cfg| match crate::media::Media::start(cfg, weak.clone()) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        media_err = Some(e);
+                        None
+                    }
+                });
+            Self {
+                config,
+                store: Arc::new(store),
+                rooms: Rooms::default(),
+                webhooks,
+                metrics,
+                media,
+                create_lock: Mutex::new(()),
+            }
+        });
+        if let Some(e) = media_err {
+            anyhow::bail!("cannot bind the media socket: {e}");
+        }
+        Ok(app)
     }
 }
 

@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Prometheus exposition.
     pub prometheus: PrometheusConfig,
+    /// The embedded SFU; `None` runs the API alone.
+    pub media: Option<crate::media::MediaConfig>,
 }
 
 /// `client.webhook_conf`.
@@ -102,6 +104,7 @@ impl ServerConfig {
                 enable: true,
                 metrics_path: "/metrics".into(),
             },
+            media: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod media;
 pub mod metrics;
 pub mod rooms;
 pub mod store;

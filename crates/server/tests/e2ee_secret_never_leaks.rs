@@ -119,7 +119,9 @@ async fn server_generated_secret_never_leaves_live_state() {
     // People come and go, so that every participant webhook fires.
     room.join(participant("ann")).await.unwrap().unwrap();
     room.join(participant("bob")).await.unwrap().unwrap();
-    room.leave(UserId::parse("bob").unwrap()).await.unwrap();
+    room.leave(UserId::parse("bob").unwrap(), None)
+        .await
+        .unwrap();
     let (_, ended) = h
         .call_raw("/auth/room/endRoom", r#"{"room_id":"secret-room"}"#)
         .await;

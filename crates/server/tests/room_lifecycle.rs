@@ -75,7 +75,7 @@ async fn occupied_room_stays_and_empty_timeout_restarts_when_the_last_one_leaves
         h.is_active("busy").await,
         "an occupied room does not time out"
     );
-    room.leave(UserId::parse("a").unwrap()).await.unwrap();
+    room.leave(UserId::parse("a").unwrap(), None).await.unwrap();
     tokio::time::sleep(Duration::from_secs(119)).await;
     assert!(h.is_active("busy").await);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -113,7 +113,7 @@ async fn max_participants_refuses_joins_once_full() {
         .await
         .unwrap()
         .expect("a reconnect takes its own seat");
-    room.leave(UserId::parse("b").unwrap()).await.unwrap();
+    room.leave(UserId::parse("b").unwrap(), None).await.unwrap();
     room.join(participant("c"))
         .await
         .unwrap()
@@ -224,7 +224,7 @@ async fn webhooks_are_signed_ordered_and_retried() {
     let sid = v["room_info"]["sid"].as_str().unwrap().to_owned();
     let room = h.app.rooms.get_str("hooked").unwrap();
     room.join(participant("a")).await.unwrap().unwrap();
-    room.leave(UserId::parse("a").unwrap()).await.unwrap();
+    room.leave(UserId::parse("a").unwrap(), None).await.unwrap();
     h.call("/auth/room/endRoom", r#"{"room_id":"hooked"}"#)
         .await;
 

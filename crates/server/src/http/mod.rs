@@ -74,7 +74,8 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .route("/download/recording/{token}", get(download::recording))
         .route("/download/artifact/{token}", get(download::artifact))
         .route("/download/analytics/{token}", get(download::artifact))
-        .merge(auth);
+        .merge(auth)
+        .merge(crate::media::signal::routes());
     if app.config.prometheus.enable {
         r = r.route(&metrics_path, get(metrics));
     }

@@ -191,9 +191,14 @@ impl Room {
         Ok(())
     }
 
-    /// A participant leaves. Leaving twice, or leaving a room one never joined, does nothing.
-    pub fn leave(&mut self, now: Instant, user: &UserId) {
+    /// A participant leaves. With `sid`, only that connection of the user leaves (an older
+    /// connection that a reconnect replaced does not take the new one with it). Leaving twice,
+    /// or leaving a room one never joined, does nothing.
+    pub fn leave(&mut self, now: Instant, user: &UserId, sid: Option<&str>) {
         if self.status == RoomStatus::Ended {
+            return;
+        }
+        if sid.is_some_and(|s| self.participants.get(user).is_some_and(|p| p.sid != s)) {
             return;
         }
         if let Some(p) = self.participants.remove(user) {
@@ -339,7 +344,7 @@ mod tests {
         let t1 = t0 + Duration::from_secs(100);
         room.join(t1, p("a")).unwrap();
         let t2 = t0 + Duration::from_secs(1000);
-        room.leave(t2, &p("a").user_id);
+        room.leave(t2, &p("a").user_id, None);
         drain(&mut room);
         assert_eq!(room.poll_timeout(), Some(t2 + Duration::from_secs(120)));
         room.handle_timeout(t2 + Duration::from_secs(60));
@@ -381,7 +386,7 @@ mod tests {
         drain(&mut room);
         room.end(EndReason::Requested);
         room.end(EndReason::Requested);
-        room.leave(t0, &p("a").user_id);
+        room.leave(t0, &p("a").user_id, None);
         assert_eq!(
             drain(&mut room),
             vec![
@@ -392,10 +397,25 @@ mod tests {
     }
 
     #[test]
+    fn a_replaced_connection_leaving_does_not_remove_the_new_one() {
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        room.join(t0, p("a")).unwrap();
+        let mut again = p("a");
+        again.sid = "PA_new".into();
+        room.join(t0, again).unwrap();
+        drain(&mut room);
+        room.leave(t0, &p("a").user_id, Some("PA_a"));
+        assert_eq!(drain(&mut room), vec![]);
+        room.leave(t0, &p("a").user_id, Some("PA_new"));
+        assert_eq!(room.participants().count(), 0);
+    }
+
+    #[test]
     fn leaving_without_joining_changes_nothing() {
         let t0 = Instant::now();
         let mut room = Room::new(t0, LIMITS);
-        room.leave(t0, &p("ghost").user_id);
+        room.leave(t0, &p("ghost").user_id, None);
         assert_eq!(drain(&mut room), vec![]);
         assert_eq!(room.status(), RoomStatus::Created);
     }

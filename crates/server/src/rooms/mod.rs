@@ -164,7 +164,7 @@ pub struct Snapshot {
 enum Command {
     Invite(UserId, Invitation),
     Join(Participant, oneshot::Sender<Result<(), JoinError>>),
-    Leave(UserId),
+    Leave(UserId, Option<String>),
     End(EndReason, oneshot::Sender<()>),
     Snapshot(oneshot::Sender<Snapshot>),
 }
@@ -204,10 +204,10 @@ impl RoomHandle {
         self.ask(|tx| Command::Join(p, tx)).await
     }
 
-    /// A participant leaves.
-    pub async fn leave(&self, user: UserId) -> Result<(), RoomGone> {
+    /// A participant leaves; with `sid`, only if that is its current connection.
+    pub async fn leave(&self, user: UserId, sid: Option<String>) -> Result<(), RoomGone> {
         self.tx
-            .send(Command::Leave(user))
+            .send(Command::Leave(user, sid))
             .await
             .map_err(|_| RoomGone)
     }
@@ -337,7 +337,7 @@ async fn drive(
                     }
                     let _ = reply.send(r);
                 }
-                Some(Command::Leave(user)) => room.leave(now_std(), &user),
+                Some(Command::Leave(user, sid)) => room.leave(now_std(), &user, sid.as_deref()),
                 Some(Command::End(reason, done)) => {
                     room.end(reason);
                     while let Some(ev) = room.poll_event() {
@@ -392,6 +392,9 @@ async fn on_event(
         RoomEvent::Ended(reason) => {
             tracing::info!(?reason, "room ended");
             app.rooms.remove(&info.room_id, info.sid);
+            if let Some(media) = &app.media {
+                media.end_room(info.room_id.as_str());
+            }
             app.metrics.rooms_active.set(app.rooms.len() as i64);
             let ended = crate::app::unix_now();
             if let Err(e) = app

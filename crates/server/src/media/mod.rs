@@ -1,0 +1,359 @@
+//! The media runtime: one task owns the UDP socket and every room's SFU core
+//! ([`enclave_sfu::Room`]), routes datagrams and signalling frames to them, turns their outputs
+//! into `send_to` calls, WebSocket frames and room-state updates, and sleeps until the earliest
+//! timer. No business logic lives here; it is all in the core.
+//!
+//! One worker is one shard; more shards (each with its own socket) can come later without
+//! touching the core.
+
+pub mod signal;
+pub mod token;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use enclave_sfu::proto::{SignalRequest, SignalResponse};
+use enclave_sfu::{ConnId, Event, JoinParams, Output, Room, RoomConfig};
+use prost::Message as _;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::app::App;
+
+/// Media settings.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Where the UDP socket binds.
+    pub bind: SocketAddr,
+    /// The address clients send media to (our ICE candidate). Behind NAT, the public address.
+    pub public_addr: SocketAddr,
+}
+
+/// A frame for a signalling connection.
+#[derive(Debug)]
+pub enum ConnOut {
+    Frame(Vec<u8>),
+    Close,
+}
+
+/// Facts the worker needs to create a room's core on its first join.
+#[derive(Debug, Clone)]
+pub struct RoomFacts {
+    pub room_id: String,
+    pub empty_timeout: u32,
+    pub max_participants: u32,
+}
+
+#[allow(clippy::large_enum_variant)] // joins are rare; boxing them buys nothing
+enum Command {
+    Join {
+        room: RoomFacts,
+        conn: ConnId,
+        params: JoinParams,
+        out: mpsc::UnboundedSender<ConnOut>,
+    },
+    Signal {
+        conn: ConnId,
+        request: SignalRequest,
+    },
+    Disconnect {
+        conn: ConnId,
+    },
+    EndRoom {
+        room_id: String,
+    },
+    SendData {
+        room_id: String,
+        payload: Vec<u8>,
+        topic: Option<String>,
+        to: Vec<String>,
+    },
+}
+
+/// Handle to the media worker.
+#[derive(Clone)]
+pub struct Media {
+    tx: mpsc::UnboundedSender<Command>,
+    pub local_addr: SocketAddr,
+    pub public_addr: SocketAddr,
+    next_conn: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Media {
+    /// Binds the UDP socket and starts the worker (on the current tokio runtime).
+    pub fn start(cfg: MediaConfig, app: Weak<App>) -> std::io::Result<Self> {
+        let socket = std::net::UdpSocket::bind(cfg.bind)?;
+        socket.set_nonblocking(true)?;
+        let socket = UdpSocket::from_std(socket)?;
+        let local_addr = socket.local_addr()?;
+        // With an ephemeral port, advertise the port actually bound.
+        let public_addr = if cfg.public_addr.port() == 0 {
+            SocketAddr::new(cfg.public_addr.ip(), local_addr.port())
+        } else {
+            cfg.public_addr
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let worker = Worker {
+            socket,
+            public_addr,
+            app,
+            rooms: HashMap::new(),
+            conns: HashMap::new(),
+        };
+        tokio::spawn(worker.run(rx));
+        tracing::info!(%local_addr, %public_addr, "media socket bound");
+        Ok(Self {
+            tx,
+            local_addr,
+            public_addr,
+            next_conn: Arc::default(),
+        })
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn(&self) -> ConnId {
+        ConnId(
+            self.next_conn
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1,
+        )
+    }
+
+    pub(crate) fn join(
+        &self,
+        room: RoomFacts,
+        conn: ConnId,
+        params: JoinParams,
+        out: mpsc::UnboundedSender<ConnOut>,
+    ) {
+        let _ = self.tx.send(Command::Join {
+            room,
+            conn,
+            params,
+            out,
+        });
+    }
+
+    pub(crate) fn signal(&self, conn: ConnId, request: SignalRequest) {
+        let _ = self.tx.send(Command::Signal { conn, request });
+    }
+
+    pub(crate) fn disconnect(&self, conn: ConnId) {
+        let _ = self.tx.send(Command::Disconnect { conn });
+    }
+
+    /// Disconnects everyone in the room and drops its media state.
+    pub fn end_room(&self, room_id: &str) {
+        let _ = self.tx.send(Command::EndRoom {
+            room_id: room_id.to_owned(),
+        });
+    }
+
+    /// Sends a server data packet to everyone in the room (or to the named identities).
+    pub fn send_data(
+        &self,
+        room_id: &str,
+        payload: Vec<u8>,
+        topic: Option<String>,
+        to: Vec<String>,
+    ) {
+        let _ = self.tx.send(Command::SendData {
+            room_id: room_id.to_owned(),
+            payload,
+            topic,
+            to,
+        });
+    }
+}
+
+struct Conn {
+    room_id: String,
+    out: mpsc::UnboundedSender<ConnOut>,
+}
+
+struct Worker {
+    socket: UdpSocket,
+    public_addr: SocketAddr,
+    app: Weak<App>,
+    rooms: HashMap<String, Room>,
+    conns: HashMap<ConnId, Conn>,
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        let mut buf = vec![0u8; 2000];
+        loop {
+            let deadline = self.rooms.values().filter_map(Room::poll_timeout).min();
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok((n, source)) => self.on_datagram(source, &buf[..n]),
+                    Err(e) => tracing::warn!(error = %e, "media socket receive failed"),
+                },
+                () = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    let due: Vec<String> = self.rooms.iter().filter(|(_, r)| r.poll_timeout().is_some_and(|t| t <= now)).map(|(k, _)| k.clone()).collect();
+                    for id in due {
+                        if let Some(room) = self.rooms.get_mut(&id) {
+                            room.handle_timeout(now);
+                        }
+                        self.drain(&id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Join {
+                room,
+                conn,
+                params,
+                out,
+            } => {
+                let public_addr = self.public_addr;
+                let core = self.rooms.entry(room.room_id.clone()).or_insert_with(|| {
+                    Room::new(RoomConfig {
+                        name: room.room_id.clone(),
+                        public_addr,
+                        seed: rand::random(),
+                        empty_timeout: room.empty_timeout,
+                        max_participants: room.max_participants,
+                        created_unix_ms: unix_ms(),
+                        created: now,
+                    })
+                });
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        room_id: room.room_id.clone(),
+                        out,
+                    },
+                );
+                core.join(now, conn, params);
+                self.drain(&room.room_id);
+            }
+            Command::Signal { conn, request } => {
+                let Some(room_id) = self.conns.get(&conn).map(|c| c.room_id.clone()) else {
+                    return;
+                };
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.signal(now, conn, request);
+                }
+                self.drain(&room_id);
+            }
+            Command::Disconnect { conn } => {
+                let Some(room_id) = self.conns.get(&conn).map(|c| c.room_id.clone()) else {
+                    return;
+                };
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.disconnect(now, conn);
+                }
+                self.drain(&room_id);
+                self.conns.remove(&conn);
+            }
+            Command::EndRoom { room_id } => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.end(now);
+                }
+                self.drain(&room_id);
+                self.rooms.remove(&room_id);
+            }
+            Command::SendData {
+                room_id,
+                payload,
+                topic,
+                to,
+            } => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.send_data(now, payload, topic, to);
+                }
+                self.drain(&room_id);
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, source: SocketAddr, data: &[u8]) {
+        let now = Instant::now();
+        let destination = self.public_addr;
+        let mut hit = None;
+        for (id, room) in self.rooms.iter_mut() {
+            if room.receive(now, source, destination, data) {
+                hit = Some(id.clone());
+                break;
+            }
+        }
+        if let Some(id) = hit {
+            self.drain(&id);
+        }
+    }
+
+    fn drain(&mut self, room_id: &str) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        while let Some(out) = room.poll_output() {
+            match out {
+                Output::Transmit(t) => {
+                    if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
+                        tracing::trace!(error = %e, to = %t.destination, "media send dropped");
+                    }
+                }
+                Output::Signal { conn, response } => {
+                    if let Some(c) = self.conns.get(&conn) {
+                        let _ = c.out.send(ConnOut::Frame(encode(&response)));
+                    }
+                }
+                Output::Close { conn } => {
+                    if let Some(c) = self.conns.remove(&conn) {
+                        let _ = c.out.send(ConnOut::Close);
+                    }
+                }
+                Output::Event(e) => report(&self.app, room_id, e),
+            }
+        }
+    }
+}
+
+fn encode(r: &SignalResponse) -> Vec<u8> {
+    r.encode_to_vec()
+}
+
+/// Tells the room state what the SFU saw.
+fn report(app: &Weak<App>, room_id: &str, e: Event) {
+    tracing::debug!(room_id, event = ?e, "media event");
+    let Event::ParticipantLeft { sid, identity, .. } = e else {
+        return;
+    };
+    let Some(app) = app.upgrade() else { return };
+    let (Some(room), Ok(user)) = (
+        app.rooms.get_str(room_id),
+        enclave_proto::ids::UserId::parse(&identity),
+    ) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _ = room.leave(user, Some(sid)).await;
+    });
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}

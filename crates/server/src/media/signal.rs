@@ -1,0 +1,271 @@
+//! LiveKit signalling on `/rtc`: protocol 17, binary protobuf frames over a WebSocket.
+//!
+//! `/rtc/v1` (the single-peer-connection protocol) is not served: the upgrade and
+//! `/rtc/v1/validate` answer 404 so that LiveKit's SDKs fall back to `/rtc`. The router's CORS
+//! layer puts `Access-Control-Allow-Origin: *` on those replies; without it a browser page on
+//! another origin cannot read the 404 and does not fall back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use prost::Message as _;
+use rand::distributions::{Alphanumeric, DistString};
+use tokio::sync::mpsc;
+
+use enclave_proto::ids::UserId;
+use enclave_sfu::proto::{self as lk, signal_response, SignalRequest, SignalResponse};
+use enclave_sfu::JoinParams;
+
+use super::token::{verify, AccessClaims};
+use super::{ConnOut, RoomFacts};
+use crate::app::{unix_now, App};
+use crate::rooms::core::{JoinError, Participant};
+use crate::rooms::RoomHandle;
+
+/// Largest signalling frame accepted (an SDP with many m-lines is a few tens of KB).
+const MAX_FRAME: usize = 256 * 1024;
+
+pub(crate) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/rtc", get(rtc))
+        .route("/rtc/validate", get(validate))
+        .route("/rtc/v1", any(v1))
+        .route("/rtc/v1/validate", any(v1))
+}
+
+async fn v1() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "this server speaks LiveKit protocol 17 on /rtc",
+    )
+        .into_response()
+}
+
+/// What a connection request carries, checked.
+struct Admitted {
+    claims: AccessClaims,
+    room: RoomHandle,
+    user: UserId,
+}
+
+fn admit(
+    app: &App,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Admitted, (StatusCode, String)> {
+    let token = q
+        .get("access_token")
+        .cloned()
+        .or_else(|| {
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::to_owned)
+        })
+        .ok_or((StatusCode::UNAUTHORIZED, "missing access token".to_owned()))?;
+    let lk = &app.config.livekit;
+    let claims = verify(&lk.api_key, &lk.secret, &token)
+        .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
+    let user = UserId::parse(&claims.sub)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("identity: {e}")))?;
+    // Rooms are created through the API; a token for a room that is not live cannot create one.
+    // LiveKit's wording, which its clients know not to mistake for a missing endpoint.
+    let room = app.rooms.get_str(&claims.video.room).ok_or((
+        StatusCode::NOT_FOUND,
+        "requested room does not exist".to_owned(),
+    ))?;
+    Ok(Admitted { claims, room, user })
+}
+
+async fn validate(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    match admit(&app, &q, &headers) {
+        Ok(_) => (StatusCode::OK, "success").into_response(),
+        Err((code, msg)) => (code, msg).into_response(),
+    }
+}
+
+async fn rtc(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let admitted = match admit(&app, &q, &headers) {
+        Ok(a) => a,
+        Err((code, msg)) => {
+            tracing::info!(%code, msg, "media connection refused");
+            return (code, msg).into_response();
+        }
+    };
+    let resume = q.get("reconnect").is_some_and(|v| v == "1" || v == "true");
+    let auto_subscribe = q.get("auto_subscribe").is_none_or(|v| v != "0");
+    let client_protocol = q
+        .get("client_protocol")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    ws.max_message_size(MAX_FRAME).on_upgrade(move |socket| {
+        session(
+            app,
+            admitted,
+            socket,
+            resume,
+            auto_subscribe,
+            client_protocol,
+        )
+    })
+}
+
+fn frame(msg: signal_response::Message) -> Message {
+    Message::Binary(SignalResponse { message: Some(msg) }.encode_to_vec().into())
+}
+
+fn leave(reason: lk::DisconnectReason, action: lk::leave_request::Action) -> Message {
+    frame(signal_response::Message::Leave(lk::LeaveRequest {
+        reason: reason as i32,
+        action: action as i32,
+        ..Default::default()
+    }))
+}
+
+async fn close(mut socket: WebSocket) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 1000,
+            reason: "".into(),
+        })))
+        .await;
+}
+
+async fn session(
+    app: Arc<App>,
+    a: Admitted,
+    mut socket: WebSocket,
+    resume: bool,
+    auto_subscribe: bool,
+    client_protocol: i32,
+) {
+    if resume {
+        // No session resume yet: tell the client to rejoin from scratch.
+        let _ = socket
+            .send(leave(
+                lk::DisconnectReason::StateMismatch,
+                lk::leave_request::Action::Reconnect,
+            ))
+            .await;
+        return close(socket).await;
+    }
+    let sid = format!(
+        "PA_{}",
+        Alphanumeric.sample_string(&mut rand::thread_rng(), 12)
+    );
+    let span = tracing::info_span!("participant", room_id = %a.room.info.room_id, identity = %a.user, %sid);
+    let _enter = span.enter();
+    let name = if a.claims.name.is_empty() {
+        a.claims.sub.clone()
+    } else {
+        a.claims.name.clone()
+    };
+    let participant = Participant {
+        user_id: a.user.clone(),
+        sid: sid.clone(),
+        name: name.clone(),
+        is_admin: false,
+        is_hidden: a.claims.video.hidden,
+        joined_at: unix_now(),
+        metadata: a.claims.metadata.clone(),
+    };
+    match a.room.join(participant).await {
+        Ok(Ok(())) => {}
+        Ok(Err(JoinError::RoomFull)) => {
+            tracing::info!("refused: room is full");
+            let _ = socket
+                .send(leave(
+                    lk::DisconnectReason::JoinFailure,
+                    lk::leave_request::Action::Disconnect,
+                ))
+                .await;
+            return close(socket).await;
+        }
+        Ok(Err(JoinError::RoomEnded)) | Err(_) => {
+            let _ = socket
+                .send(leave(
+                    lk::DisconnectReason::RoomDeleted,
+                    lk::leave_request::Action::Disconnect,
+                ))
+                .await;
+            return close(socket).await;
+        }
+    }
+    let Some(media) = app.media.clone() else {
+        tracing::error!("media connection without a media runtime");
+        return close(socket).await;
+    };
+    let conn = media.next_conn();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let v = &a.claims.video;
+    media.join(
+        RoomFacts {
+            room_id: a.room.info.room_id.to_string(),
+            empty_timeout: a.room.info.empty_timeout,
+            max_participants: a.room.info.max_participants,
+        },
+        conn,
+        JoinParams {
+            sid,
+            identity: a.claims.sub.clone(),
+            name,
+            metadata: a.claims.metadata.clone(),
+            can_publish: v.can_publish.unwrap_or(true),
+            can_subscribe: v.can_subscribe.unwrap_or(true),
+            can_publish_data: v.can_publish_data.unwrap_or(true),
+            hidden: v.hidden,
+            auto_subscribe,
+            client_protocol,
+        },
+        out_tx,
+    );
+    tracing::info!("media session started");
+    loop {
+        tokio::select! {
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Binary(bytes))) => match SignalRequest::decode(bytes.as_ref()) {
+                    Ok(req) => media.signal(conn, req),
+                    Err(e) => {
+                        tracing::info!(error = %e, "undecodable signalling frame; closing");
+                        break;
+                    }
+                },
+                Some(Ok(Message::Text(_))) => {
+                    tracing::info!("text signalling frames are not supported; closing");
+                    break;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            },
+            out = out_rx.recv() => match out {
+                Some(ConnOut::Frame(bytes)) => {
+                    if socket.send(Message::Binary(bytes.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(ConnOut::Close) | None => {
+                    let _ = socket.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+                    break;
+                }
+            },
+        }
+    }
+    media.disconnect(conn);
+    tracing::info!("media session ended");
+}
