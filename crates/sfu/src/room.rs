@@ -1597,7 +1597,9 @@ impl Room {
             }
             let others: Vec<ConnId> = self.participants.keys().copied().collect();
             for c in others {
-                self.remove_downtrack(c, sid);
+                if self.remove_downtrack(c, sid) {
+                    self.negotiate(now, c);
+                }
             }
             self.outputs
                 .push_back(Output::Event(Event::TrackUnpublished {
@@ -1620,7 +1622,6 @@ impl Room {
                 reason: reason as i32,
             }));
         self.outputs.push_back(Output::Close { conn });
-        let _ = now;
     }
 
     fn broadcast_update(&mut self, except: Option<ConnId>, participants: Vec<lk::ParticipantInfo>) {

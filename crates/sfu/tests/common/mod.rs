@@ -1,0 +1,466 @@
+//! Testkit: fake LiveKit clients built on str0m, talking to a [`Room`] over an in-memory
+//! network, all in virtual time. A client behaves like the SDKs do on protocol 17: it answers
+//! the room's subscriber offers, announces tracks with `add_track`, offers its publisher PC, and
+//! writes RTP with payloads the test chooses (random bytes, so the room cannot be relying on
+//! them).
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use enclave_sfu::proto::{
+    self as lk, signal_request::Message as Req, signal_response::Message as Resp,
+};
+use enclave_sfu::{ConnId, Event, JoinParams, Output, Room, RoomConfig};
+use prost::Message as _;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::ChannelId;
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event as RtcEvent, Input, Output as RtcOutput, Rtc};
+
+pub const SERVER: &str = "10.0.0.1:7882";
+
+/// A packet a client received: enough to check what the room did with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub mid: Mid,
+    pub seq: u64,
+    pub time: u32,
+    pub marker: bool,
+    pub payload: Vec<u8>,
+}
+
+pub struct Client {
+    pub conn: ConnId,
+    pub identity: String,
+    pub publisher: Rtc,
+    pub subscriber: Rtc,
+    pub pub_addr: SocketAddr,
+    pub sub_addr: SocketAddr,
+    pub joined: Option<lk::JoinResponse>,
+    pub updates: Vec<lk::ParticipantInfo>,
+    pub signals: Vec<Resp>,
+    pub received: Vec<Received>,
+    pub keyframe_requests: usize,
+    pub data: Vec<lk::DataPacket>,
+    pub closed: bool,
+    /// When set, the network drops everything to and from this client.
+    pub cut: bool,
+    pub_pending: Option<(SdpPendingOffer, u32)>,
+    pub_offer_id: u32,
+    pub_mids: Vec<(Mid, String)>,
+    pub_channels: HashMap<String, ChannelId>,
+    seq: HashMap<Mid, u64>,
+    pub sub_connected: bool,
+}
+
+fn rtc(now: Instant, addr: SocketAddr) -> Rtc {
+    let mut r = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(now);
+    r.add_local_candidate(Candidate::host(addr, Protocol::Udp).unwrap());
+    r
+}
+
+pub struct World {
+    pub now: Instant,
+    pub room: Room,
+    pub clients: Vec<Client>,
+    pub events: Vec<Event>,
+    next_port: u16,
+    seed: u64,
+}
+
+impl World {
+    pub fn new() -> Self {
+        let now = Instant::now();
+        let room = Room::new(RoomConfig {
+            name: "room".into(),
+            public_addr: SERVER.parse().unwrap(),
+            seed: 42,
+            empty_timeout: 300,
+            max_participants: 0,
+            created_unix_ms: 1_700_000_000_000,
+            created: now,
+        });
+        Self {
+            now,
+            room,
+            clients: Vec::new(),
+            events: Vec::new(),
+            next_port: 40000,
+            seed: 0x5eed,
+        }
+    }
+
+    /// Deterministic pseudo-random bytes for payloads.
+    pub fn random_payload(&mut self, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                self.seed ^= self.seed << 13;
+                self.seed ^= self.seed >> 7;
+                self.seed ^= self.seed << 17;
+                self.seed as u8
+            })
+            .collect()
+    }
+
+    pub fn client(&mut self, identity: &str) -> &mut Client {
+        self.clients
+            .iter_mut()
+            .find(|c| c.identity == identity)
+            .unwrap()
+    }
+
+    /// A client joins (subscribing to everything, allowed to publish).
+    pub fn join(&mut self, identity: &str) {
+        let conn = ConnId(self.clients.len() as u64 + 1);
+        let pub_addr: SocketAddr = format!("10.0.1.{}:{}", self.clients.len() + 1, self.next_port)
+            .parse()
+            .unwrap();
+        let sub_addr: SocketAddr =
+            format!("10.0.1.{}:{}", self.clients.len() + 1, self.next_port + 1)
+                .parse()
+                .unwrap();
+        self.next_port += 2;
+        self.clients.push(Client {
+            conn,
+            identity: identity.into(),
+            publisher: rtc(self.now, pub_addr),
+            subscriber: rtc(self.now, sub_addr),
+            pub_addr,
+            sub_addr,
+            joined: None,
+            updates: Vec::new(),
+            signals: Vec::new(),
+            received: Vec::new(),
+            keyframe_requests: 0,
+            data: Vec::new(),
+            closed: false,
+            cut: false,
+            pub_pending: None,
+            pub_offer_id: 0,
+            pub_mids: Vec::new(),
+            pub_channels: HashMap::new(),
+            seq: HashMap::new(),
+            sub_connected: false,
+        });
+        self.room.join(
+            self.now,
+            conn,
+            JoinParams {
+                sid: format!("PA_{identity}"),
+                identity: identity.into(),
+                name: identity.to_uppercase(),
+                metadata: String::new(),
+                can_publish: true,
+                can_subscribe: true,
+                can_publish_data: true,
+                hidden: false,
+                auto_subscribe: true,
+                client_protocol: 2,
+            },
+        );
+        self.settle();
+    }
+
+    pub fn signal(&mut self, identity: &str, msg: Req) {
+        let conn = self.client(identity).conn;
+        self.room
+            .signal(self.now, conn, lk::SignalRequest { message: Some(msg) });
+        self.settle();
+    }
+
+    /// The client publishes one track of `kind`: add_track, then an offer with the m-line.
+    pub fn publish(&mut self, identity: &str, kind: MediaKind) -> Mid {
+        let cid = format!("{identity}-{kind:?}-cid");
+        self.signal(
+            identity,
+            Req::AddTrack(lk::AddTrackRequest {
+                cid: cid.clone(),
+                name: format!("{kind:?}"),
+                r#type: if kind == MediaKind::Video {
+                    lk::TrackType::Video
+                } else {
+                    lk::TrackType::Audio
+                } as i32,
+                ..Default::default()
+            }),
+        );
+        let c = self.client(identity);
+        let mut api = c.publisher.sdp_api();
+        let mid = api.add_media(
+            kind,
+            Direction::SendOnly,
+            Some(format!("{identity}-stream")),
+            Some(cid.clone()),
+            None,
+        );
+        if c.pub_channels.is_empty() {
+            api.add_channel("_reliable".into());
+        }
+        let (offer, pending) = api.apply().unwrap();
+        c.pub_offer_id += 1;
+        let id = c.pub_offer_id;
+        c.pub_pending = Some((pending, id));
+        c.pub_mids.push((mid, cid));
+        self.signal(
+            identity,
+            Req::Offer(lk::SessionDescription {
+                r#type: "offer".into(),
+                sdp: offer.to_sdp_string(),
+                id,
+                ..Default::default()
+            }),
+        );
+        mid
+    }
+
+    /// Writes one RTP packet on the client's published m-line.
+    pub fn send_rtp(
+        &mut self,
+        identity: &str,
+        mid: Mid,
+        time: u32,
+        marker: bool,
+        payload: Vec<u8>,
+    ) {
+        let now = self.now;
+        let c = self.client(identity);
+        let codec = match c.publisher.media(mid).unwrap().kind() {
+            MediaKind::Audio => Codec::Opus,
+            MediaKind::Video => Codec::Vp8,
+        };
+        let pt = c
+            .publisher
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == codec)
+            .unwrap()
+            .pt();
+        let seq = c.seq.entry(mid).or_insert(100);
+        *seq += 1;
+        let s = *seq;
+        let mut api = c.publisher.direct_api();
+        let tx = api
+            .stream_tx_by_mid(mid, None)
+            .expect("publisher stream exists once negotiated");
+        tx.write_rtp(
+            RtpWrite::new(pt, s.into(), time, now, payload)
+                .marker(marker)
+                .nackable(true),
+        );
+        self.settle();
+    }
+
+    /// Sends a data packet on the client's publisher `_reliable` channel.
+    pub fn send_data(&mut self, identity: &str, packet: lk::DataPacket) {
+        let c = self.client(identity);
+        let id = *c.pub_channels.get("_reliable").expect("channel open");
+        c.publisher
+            .channel(id)
+            .unwrap()
+            .write(true, &packet.encode_to_vec())
+            .unwrap();
+        self.settle();
+    }
+
+    /// Moves virtual time forward by `d` in 5 ms steps, waking everything on the way.
+    pub fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now = (self.now + Duration::from_millis(5)).min(end);
+            self.room.handle_timeout(self.now);
+            let now = self.now;
+            for c in &mut self.clients {
+                if !c.cut {
+                    let _ = c.publisher.handle_input(Input::Timeout(now));
+                    let _ = c.subscriber.handle_input(Input::Timeout(now));
+                }
+            }
+            self.settle();
+        }
+    }
+
+    /// Delivers everything in flight until both sides are quiet at this instant.
+    pub fn settle(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(out) = self.room.poll_output() {
+                moved = true;
+                match out {
+                    Output::Transmit(t) => {
+                        let now = self.now;
+                        if let Some(c) = self
+                            .clients
+                            .iter_mut()
+                            .find(|c| c.pub_addr == t.destination || c.sub_addr == t.destination)
+                        {
+                            if c.cut {
+                                continue;
+                            }
+                            let rtc = if c.pub_addr == t.destination {
+                                &mut c.publisher
+                            } else {
+                                &mut c.subscriber
+                            };
+                            if let Ok(r) =
+                                Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
+                            {
+                                let _ = rtc.handle_input(Input::Receive(now, r));
+                            }
+                        }
+                    }
+                    Output::Signal { conn, response } => {
+                        if let Some(msg) = response.message {
+                            self.on_signal(conn, msg);
+                        }
+                    }
+                    Output::Close { conn } => {
+                        if let Some(c) = self.clients.iter_mut().find(|c| c.conn == conn) {
+                            c.closed = true;
+                        }
+                    }
+                    Output::Event(e) => self.events.push(e),
+                }
+            }
+            let now = self.now;
+            let mut to_room = Vec::new();
+            for c in &mut self.clients {
+                for which in 0..2 {
+                    let rtc = if which == 0 {
+                        &mut c.publisher
+                    } else {
+                        &mut c.subscriber
+                    };
+                    loop {
+                        match rtc.poll_output() {
+                            Ok(RtcOutput::Timeout(_)) | Err(_) => break,
+                            Ok(RtcOutput::Transmit(t)) => {
+                                moved = true;
+                                if !c.cut {
+                                    to_room.push((t.source, t.destination, t.contents.to_vec()));
+                                }
+                            }
+                            Ok(RtcOutput::Event(e)) => {
+                                moved = true;
+                                match e {
+                                    RtcEvent::RtpPacket(p) if which == 1 => {
+                                        let mid = rtc
+                                            .direct_api()
+                                            .stream_rx(&p.header.ssrc)
+                                            .map(|s| s.mid())
+                                            .unwrap();
+                                        c.received.push(Received {
+                                            mid,
+                                            seq: *p.seq_no,
+                                            time: p.header.timestamp,
+                                            marker: p.header.marker,
+                                            payload: p.payload.to_vec(),
+                                        });
+                                    }
+                                    RtcEvent::KeyframeRequest(_) if which == 0 => {
+                                        c.keyframe_requests += 1
+                                    }
+                                    RtcEvent::ChannelOpen(id, label) if which == 0 => {
+                                        c.pub_channels.insert(label, id);
+                                    }
+                                    RtcEvent::ChannelData(d) if which == 1 => {
+                                        if let Ok(p) = lk::DataPacket::decode(d.data.as_slice()) {
+                                            c.data.push(p);
+                                        }
+                                    }
+                                    RtcEvent::Connected if which == 1 => c.sub_connected = true,
+                                    _ => {}
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for (source, destination, contents) in to_room {
+                self.room.receive(now, source, destination, &contents);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the world never settled");
+    }
+
+    fn on_signal(&mut self, conn: ConnId, msg: Resp) {
+        let Some(idx) = self.clients.iter().position(|c| c.conn == conn) else {
+            return;
+        };
+        let c = &mut self.clients[idx];
+        c.signals.push(msg.clone());
+        match msg {
+            Resp::Join(j) => c.joined = Some(j),
+            Resp::Update(u) => c.updates.extend(u.participants),
+            Resp::Offer(sd) => {
+                let offer = SdpOffer::from_sdp_string(&sd.sdp).unwrap();
+                let answer = c.subscriber.sdp_api().accept_offer(offer).unwrap();
+                let identity = c.identity.clone();
+                let answer = lk::SessionDescription {
+                    r#type: "answer".into(),
+                    sdp: answer.to_sdp_string(),
+                    id: sd.id,
+                    ..Default::default()
+                };
+                let conn = c.conn;
+                self.room.signal(
+                    self.now,
+                    conn,
+                    lk::SignalRequest {
+                        message: Some(Req::Answer(answer)),
+                    },
+                );
+                let _ = identity;
+            }
+            Resp::Answer(sd) => {
+                if let Some((pending, id)) = c.pub_pending.take() {
+                    assert_eq!(id, sd.id, "the answer carries the offer's id");
+                    c.publisher
+                        .sdp_api()
+                        .accept_answer(pending, SdpAnswer::from_sdp_string(&sd.sdp).unwrap())
+                        .unwrap();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Identities the client currently believes are in the room (from join + updates).
+    pub fn known_participants(&self, identity: &str) -> HashSet<String> {
+        let c = self
+            .clients
+            .iter()
+            .find(|c| c.identity == identity)
+            .unwrap();
+        let mut state: HashMap<String, i32> = HashMap::new();
+        if let Some(j) = &c.joined {
+            for p in &j.other_participants {
+                state.insert(p.identity.clone(), p.state);
+            }
+        }
+        for p in &c.updates {
+            if p.identity != identity {
+                state.insert(p.identity.clone(), p.state);
+            }
+        }
+        state
+            .into_iter()
+            .filter(|(_, s)| *s != lk::participant_info::State::Disconnected as i32)
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
