@@ -56,6 +56,7 @@ pub struct Client {
     pub_mids: Vec<(Mid, String)>,
     pub_channels: HashMap<String, ChannelId>,
     seq: HashMap<Mid, u64>,
+    layer_seq: HashMap<String, u64>,
     pub sub_connected: bool,
 }
 
@@ -151,6 +152,7 @@ impl World {
             pub_mids: Vec::new(),
             pub_channels: HashMap::new(),
             seq: HashMap::new(),
+            layer_seq: HashMap::new(),
             sub_connected: false,
         });
         self.room.join(
@@ -222,6 +224,83 @@ impl World {
             }),
         );
         mid
+    }
+
+    /// The client publishes a simulcast video track with the given layers (lowest first).
+    pub fn publish_simulcast(&mut self, identity: &str, rids: &[&str]) -> Mid {
+        let cid = format!("{identity}-sim-cid");
+        self.signal(
+            identity,
+            Req::AddTrack(lk::AddTrackRequest {
+                cid: cid.clone(),
+                name: "camera".into(),
+                r#type: lk::TrackType::Video as i32,
+                ..Default::default()
+            }),
+        );
+        let c = self.client(identity);
+        let mut sim = str0m::media::Simulcast::new();
+        for r in rids {
+            sim.send.push(str0m::media::SimulcastLayer::new(r));
+        }
+        let mut api = c.publisher.sdp_api();
+        let mid = api.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            Some(format!("{identity}-stream")),
+            Some(cid.clone()),
+            Some(sim),
+        );
+        let (offer, pending) = api.apply().unwrap();
+        c.pub_offer_id += 1;
+        let id = c.pub_offer_id;
+        c.pub_pending = Some((pending, id));
+        c.pub_mids.push((mid, cid));
+        self.signal(
+            identity,
+            Req::Offer(lk::SessionDescription {
+                r#type: "offer".into(),
+                sdp: offer.to_sdp_string(),
+                id,
+                ..Default::default()
+            }),
+        );
+        mid
+    }
+
+    /// Writes one RTP packet on one simulcast layer of the client's m-line.
+    pub fn send_rtp_layer(
+        &mut self,
+        identity: &str,
+        mid: Mid,
+        rid: &str,
+        time: u32,
+        marker: bool,
+        payload: Vec<u8>,
+    ) {
+        let now = self.now;
+        let c = self.client(identity);
+        let pt = c
+            .publisher
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .unwrap()
+            .pt();
+        let key = format!("{mid}/{rid}");
+        let seq = c.layer_seq.entry(key).or_insert(500);
+        *seq += 1;
+        let s = *seq;
+        let mut api = c.publisher.direct_api();
+        let tx = api
+            .stream_tx_by_mid(mid, Some(str0m::media::Rid::from(rid)))
+            .expect("a stream per simulcast layer");
+        tx.write_rtp(
+            RtpWrite::new(pt, s.into(), time, now, payload)
+                .marker(marker)
+                .nackable(true),
+        );
     }
 
     /// Writes one RTP packet on the client's published m-line.
