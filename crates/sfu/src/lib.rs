@@ -26,6 +26,7 @@
 //! panic inside `str0m` is caught and removes only that participant.
 
 mod forward;
+pub mod fuzzing;
 mod ids;
 mod room;
 mod sdp;
