@@ -68,6 +68,71 @@ pub struct UserMetadata {
     pub ex_user_id: Option<String>,
 }
 
+json::proto_enum! {
+    /// `NatsSystemNotificationTypes`.
+    NotificationType {
+        Info = 0 => "NATS_SYSTEM_NOTIFICATION_INFO",
+        Warning = 1 => "NATS_SYSTEM_NOTIFICATION_WARNING",
+        Error = 2 => "NATS_SYSTEM_NOTIFICATION_ERROR",
+    }
+}
+
+/// `BroadcastToRoomReq`: a server message to everyone in a room, its admins, or one user.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct BroadcastToRoomReq {
+    pub room_id: String,
+    pub only_to_admins: bool,
+    pub to_user_id: Option<String>,
+    pub chat_msg: Option<BroadcastChatMessage>,
+    pub notification_msg: Option<BroadcastNotification>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct BroadcastChatMessage {
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct BroadcastNotification {
+    pub text: String,
+    #[serde(rename = "type")]
+    pub kind: NotificationType,
+    pub with_sound: bool,
+}
+
+impl BroadcastToRoomReq {
+    /// protovalidate's rules: a room id, and exactly one non-empty payload.
+    pub fn validate(&self) -> Result<(), Violations> {
+        let mut v = Violations::default();
+        if self.room_id.is_empty() {
+            v.push("room_id", "value is required", "required");
+        }
+        match (&self.chat_msg, &self.notification_msg) {
+            (Some(_), Some(_)) => v.push(
+                "payload",
+                "only one of chat_msg, notification_msg may be set",
+                "oneof",
+            ),
+            (None, None) => v.push(
+                "payload",
+                "exactly one of chat_msg, notification_msg is required",
+                "oneof",
+            ),
+            (Some(c), None) if c.message.is_empty() => {
+                v.push("chat_msg.message", "value is required", "required")
+            }
+            (None, Some(n)) if n.text.is_empty() => {
+                v.push("notification_msg.text", "value is required", "required")
+            }
+            _ => {}
+        }
+        v.into_result()
+    }
+}
+
 /// Display names reserved for the recorder's own tokens.
 pub const RECORDER_AUTH_NAME: &str = "PLUGNMEET_RECORDER_AUTH";
 

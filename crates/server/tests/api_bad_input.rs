@@ -70,6 +70,11 @@ async fn bad_requests_are_refused_with_a_clear_error_and_change_nothing() {
         ("/auth/recording/delete", r#"{"record_id":"nope"}"#.into(), 200, "NOT_FOUND", "recording not found"),
         ("/auth/artifact/getDownloadToken", r#"{"artifact_id":"nope"}"#.into(), 200, "NOT_FOUND", "artifact not found"),
         ("/auth/artifact/fetch", r#"{"type":"NOT_A_TYPE"}"#.into(), 200, "INVALID_PARAMETERS", "type"),
+        ("/auth/room/broadcastToRoom", r#"{"room_id":"existing"}"#.into(), 200, "INVALID_PARAMETERS", "exactly one of chat_msg, notification_msg"),
+        ("/auth/room/broadcastToRoom", r#"{"room_id":"existing","chat_msg":{"message":"a"},"notification_msg":{"text":"b"}}"#.into(), 200, "INVALID_PARAMETERS", "only one of"),
+        ("/auth/room/broadcastToRoom", r#"{"room_id":"existing","chat_msg":{"message":""}}"#.into(), 200, "INVALID_PARAMETERS", "chat_msg.message"),
+        ("/auth/room/broadcastToRoom", r#"{"room_id":"gone","chat_msg":{"message":"hi"}}"#.into(), 200, "ROOM_NOT_FOUND", "room not found"),
+        ("/auth/room/broadcastToRoom", r#"{"room_id":"existing","only_to_admins":true,"chat_msg":{"message":"hi"}}"#.into(), 200, "USER_NOT_FOUND", "no online user found"),
     ];
     for (path, body, http, code, msg) in &cases {
         let (status, v) = {

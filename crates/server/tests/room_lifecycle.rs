@@ -274,3 +274,32 @@ async fn webhooks_are_signed_ordered_and_retried() {
     }
     assert_eq!(got[2].json()["participant"]["identity"], "a");
 }
+
+#[tokio::test]
+async fn broadcast_to_admins_needs_an_online_admin() {
+    let h = Harness::new().await;
+    h.create("talk", "{}").await;
+    h.call(
+        "/auth/room/getJoinToken",
+        r#"{"room_id":"talk","user_info":{"name":"Ann","user_id":"ann","is_admin":true}}"#,
+    )
+    .await;
+    let room = h.app.rooms.get_str("talk").unwrap();
+    room.join(participant("bob")).await.unwrap().unwrap();
+    let body = r#"{"room_id":"talk","only_to_admins":true,"notification_msg":{"text":"hello","type":"NATS_SYSTEM_NOTIFICATION_WARNING"}}"#;
+    let (_, v) = h.call("/auth/room/broadcastToRoom", body).await;
+    assert_eq!(
+        (v["status"].as_bool(), v["msg"].as_str()),
+        (Some(false), Some("no online admin user found"))
+    );
+    room.join(participant("ann")).await.unwrap().unwrap();
+    let (_, v) = h.call("/auth/room/broadcastToRoom", body).await;
+    assert_eq!(v["status"], true, "{v}");
+    let (_, v) = h
+        .call(
+            "/auth/room/broadcastToRoom",
+            r#"{"roomId":"talk","chatMsg":{"message":"to all"}}"#,
+        )
+        .await;
+    assert_eq!(v["status"], true, "{v}");
+}

@@ -661,3 +661,71 @@ pub(super) async fn artifact_download_token(State(app): State<Arc<App>>, body: B
         .await,
     )
 }
+
+pub(super) async fn broadcast_to_room(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let req: enclave_proto::user::BroadcastToRoomReq = decode(&body)?;
+            req.validate().map_err(ApiError::invalid)?;
+            let room = app
+                .rooms
+                .get_str(&req.room_id)
+                .ok_or_else(|| ApiError::new(StatusCode::RoomNotFound, "room not found"))?;
+            let snap = room
+                .snapshot()
+                .await
+                .map_err(|_| ApiError::new(StatusCode::RoomNotFound, "room not found"))?;
+            let mut to: Vec<String> = Vec::new();
+            if req.only_to_admins {
+                if snap.participants.is_empty() {
+                    return Err(ApiError::new(
+                        StatusCode::UserNotFound,
+                        "no online user found",
+                    ));
+                }
+                to.extend(
+                    snap.participants
+                        .iter()
+                        .filter(|p| p.is_admin)
+                        .map(|p| p.user_id.to_string()),
+                );
+                if to.is_empty() {
+                    return Err(ApiError::new(
+                        StatusCode::UserNotFound,
+                        "no online admin user found",
+                    ));
+                }
+            }
+            if let Some(u) = req.to_user_id.clone().filter(|u| !u.is_empty()) {
+                if !to.contains(&u) {
+                    to.push(u);
+                }
+            }
+            let payload = match (&req.chat_msg, &req.notification_msg) {
+                (Some(c), _) => {
+                    serde_json::json!({"type": "SYSTEM_CHAT_MSG", "message": c.message})
+                }
+                (_, Some(n)) => serde_json::json!({
+                    "type": "SYSTEM_NOTIFICATION",
+                    "id": uuid::Uuid::new_v4().to_string(),
+                    "notification_type": n.kind.as_str(),
+                    "msg": n.text,
+                    "with_sound": n.with_sound,
+                    "sent_at": (unix_now() * 1000).to_string(),
+                }),
+                (None, None) => unreachable!("validated: exactly one payload"),
+            };
+            match &app.media {
+                Some(media) => media.send_data(
+                    room.info.room_id.as_str(),
+                    payload.to_string().into_bytes(),
+                    Some(crate::media::SYSTEM_TOPIC.to_owned()),
+                    to,
+                ),
+                None => tracing::warn!("broadcastToRoom: no media runtime, nobody can receive it"),
+            }
+            Ok(Reply::<Empty>::success(Empty {}))
+        }
+        .await,
+    )
+}

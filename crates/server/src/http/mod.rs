@@ -45,6 +45,7 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         )
         .route("/auth/room/endRoom", post(api::end_room))
         .route("/auth/room/fetchPastRooms", post(api::fetch_past_rooms))
+        .route("/auth/room/broadcastToRoom", post(api::broadcast_to_room))
         .route("/auth/recording/fetch", post(api::fetch_recordings))
         .route("/auth/recording/info", post(api::recording_info))
         .route("/auth/recording/recordingInfo", post(api::recording_info))

@@ -22,6 +22,10 @@ use tokio::sync::mpsc;
 
 use crate::app::App;
 
+/// Topic of server-originated data packets (`broadcastToRoom`); the payload is JSON with a
+/// `type` of `SYSTEM_CHAT_MSG` or `SYSTEM_NOTIFICATION`.
+pub const SYSTEM_TOPIC: &str = "enclave.system";
+
 /// Media settings.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {

@@ -164,9 +164,13 @@ impl Room {
     }
 
     /// A participant joins. A second connection of the same user replaces the first.
-    pub fn join(&mut self, now: Instant, participant: Participant) -> Result<(), JoinError> {
+    pub fn join(&mut self, now: Instant, mut participant: Participant) -> Result<(), JoinError> {
         if self.status == RoomStatus::Ended {
             return Err(JoinError::RoomEnded);
+        }
+        // The join token said who is an admin; the media connection does not.
+        if let Some(inv) = self.invitations.get(&participant.user_id) {
+            participant.is_admin |= inv.is_admin;
         }
         let replacing = self.participants.contains_key(&participant.user_id);
         let max = self.limits.max_participants as usize;
