@@ -177,6 +177,8 @@ before(async () => {
       ENCLAVE_CLIENT__API_KEY: API_KEY,
       ENCLAVE_CLIENT__SECRET: SECRET,
       ENCLAVE_DATABASE__DATA_DIR: dataDir,
+      // Any free UDP port for the embedded SFU, so parallel runs do not collide.
+      ENCLAVE_RTC__UDP_PORT: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
