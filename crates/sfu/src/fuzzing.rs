@@ -30,6 +30,7 @@ fn with_room(f: impl FnOnce(&mut Room, Instant)) {
                 seed: 1,
                 empty_timeout: 300,
                 max_participants: 0,
+                require_encryption: false,
                 created_unix_ms: 0,
                 created: now,
             });

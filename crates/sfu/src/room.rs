@@ -42,6 +42,9 @@ pub struct RoomConfig {
     pub seed: u64,
     pub empty_timeout: u32,
     pub max_participants: u32,
+    /// The room is end-to-end encrypted: every published track must be encrypted by its
+    /// sender, and the room refuses tracks announced in clear.
+    pub require_encryption: bool,
     /// Unix milliseconds at `created`, so the core can tell wall time without a clock.
     pub created_unix_ms: i64,
     pub created: Instant,
@@ -900,6 +903,23 @@ impl Room {
                 Resp::RequestResponse(lk::RequestResponse {
                     reason: lk::request_response::Reason::NotAllowed as i32,
                     message: "this participant may not publish".into(),
+                    ..Default::default()
+                }),
+            );
+            return;
+        }
+        if self.cfg.require_encryption && add.encryption == lk::encryption::Type::None as i32 {
+            tracing::info!(
+                ?conn,
+                cid = add.cid,
+                "clear track refused in an end-to-end encrypted room"
+            );
+            self.send(
+                conn,
+                Resp::RequestResponse(lk::RequestResponse {
+                    reason: lk::request_response::Reason::NotAllowed as i32,
+                    message: "this room is end-to-end encrypted: publish with encryption enabled"
+                        .into(),
                     ..Default::default()
                 }),
             );

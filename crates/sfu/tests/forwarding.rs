@@ -385,3 +385,35 @@ fn mute_is_broadcast() {
         "every update of alice has a new version"
     );
 }
+
+#[test]
+fn an_encrypted_room_refuses_tracks_announced_in_clear() {
+    let mut w = World::with_encryption(true);
+    w.join("alice");
+    w.advance(Duration::from_millis(500));
+    let add = |cid: &str, encryption: lk::encryption::Type| {
+        Req::AddTrack(lk::AddTrackRequest {
+            cid: cid.into(),
+            r#type: lk::TrackType::Video as i32,
+            encryption: encryption as i32,
+            ..Default::default()
+        })
+    };
+    w.signal("alice", add("clear", lk::encryption::Type::None));
+    w.signal("alice", add("sealed", lk::encryption::Type::Gcm));
+    let sig = &w.client("alice").signals;
+    assert!(sig.iter().any(|s| matches!(s, lk::signal_response::Message::RequestResponse(r)
+        if r.reason == lk::request_response::Reason::NotAllowed as i32 && r.message.contains("end-to-end encrypted"))));
+    let published: Vec<&str> = sig
+        .iter()
+        .filter_map(|s| match s {
+            lk::signal_response::Message::TrackPublished(t) => Some(t.cid.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        published,
+        ["sealed"],
+        "only the encrypted track is accepted"
+    );
+}

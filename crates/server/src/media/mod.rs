@@ -48,6 +48,7 @@ pub struct RoomFacts {
     pub room_id: String,
     pub empty_timeout: u32,
     pub max_participants: u32,
+    pub e2ee: bool,
 }
 
 #[allow(clippy::large_enum_variant)] // joins are rare; boxing them buys nothing
@@ -237,6 +238,7 @@ impl Worker {
                         seed: rand::random(),
                         empty_timeout: room.empty_timeout,
                         max_participants: room.max_participants,
+                        require_encryption: room.e2ee,
                         created_unix_ms: unix_ms(),
                         created: now,
                     })

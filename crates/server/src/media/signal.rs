@@ -219,6 +219,13 @@ async fn session(
             room_id: a.room.info.room_id.to_string(),
             empty_timeout: a.room.info.empty_timeout,
             max_participants: a.room.info.max_participants,
+            e2ee: a
+                .room
+                .info
+                .metadata
+                .room_features
+                .as_ref()
+                .is_some_and(|f| f.is_e2ee()),
         },
         conn,
         JoinParams {

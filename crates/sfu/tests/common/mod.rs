@@ -82,6 +82,11 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
+        Self::with_encryption(false)
+    }
+
+    /// A world whose room is end-to-end encrypted.
+    pub fn with_encryption(require_encryption: bool) -> Self {
         let now = Instant::now();
         let room = Room::new(RoomConfig {
             name: "room".into(),
@@ -89,6 +94,7 @@ impl World {
             seed: 42,
             empty_timeout: 300,
             max_participants: 0,
+            require_encryption,
             created_unix_ms: 1_700_000_000_000,
             created: now,
         });
