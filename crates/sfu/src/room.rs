@@ -184,6 +184,8 @@ struct Participant {
     active: bool,
     ice_lost_since: Option<Instant>,
     last_loud: Option<Instant>,
+    /// Worst recent packet loss (0..1) the publisher PC measured on incoming media.
+    ingress_loss: f32,
 }
 
 impl Participant {
@@ -220,6 +222,7 @@ pub struct Room {
     outputs: VecDeque<Output>,
     next_tick: Instant,
     speakers: BTreeSet<ConnId>,
+    ticks: u64,
     ended: bool,
 }
 
@@ -242,6 +245,7 @@ impl Room {
             outputs: VecDeque::new(),
             next_tick,
             speakers: BTreeSet::new(),
+            ticks: 0,
             ended: false,
         }
     }
@@ -315,6 +319,7 @@ impl Room {
                 .enable_h264(true)
                 .enable_vp9(true)
                 .enable_av1(true)
+                .set_stats_interval(Some(Duration::from_secs(1)))
                 .build(now)
         };
         let mut publisher = build();
@@ -404,6 +409,7 @@ impl Room {
                 active: false,
                 ice_lost_since: None,
                 last_loud: None,
+                ingress_loss: 0.0,
             },
         );
         self.dirty.insert((conn, Pc::Publisher));
@@ -594,6 +600,10 @@ impl Room {
             self.next_tick = now + TICK;
             self.allocate_layers(now);
             self.detect_speakers(now);
+            self.ticks += 1;
+            if self.ticks % 4 == 0 {
+                self.report_quality();
+            }
         }
         self.drive(now);
     }
@@ -751,6 +761,12 @@ impl Room {
                 }
             }
             (Pc::Subscriber, RtcEvent::Connected) => self.on_subscriber_connected(now, conn),
+            (Pc::Publisher, RtcEvent::MediaIngressStats(st)) => {
+                if let (Some(p), Some(loss)) = (self.participants.get_mut(&conn), st.loss) {
+                    // A moving average, so one bad second does not flip the indicator.
+                    p.ingress_loss = 0.7 * p.ingress_loss + 0.3 * loss.clamp(0.0, 1.0);
+                }
+            }
             (Pc::Subscriber, RtcEvent::KeyframeRequest(r)) => {
                 let sid = self
                     .participants
@@ -1523,6 +1539,41 @@ impl Room {
                 c,
                 Resp::SpeakersChanged(lk::SpeakersChanged {
                     speakers: speakers.clone(),
+                }),
+            );
+        }
+    }
+
+    /// Connection quality of every connected participant, from the loss its media arrives
+    /// with. Never `LOST`: livekit-client reconnects a participant told it is lost, and a
+    /// lossy uplink is better served by staying.
+    fn report_quality(&mut self) {
+        let updates: Vec<lk::ConnectionQualityInfo> = self
+            .participants
+            .values()
+            .filter(|p| p.active)
+            .map(|p| {
+                let (quality, score) = match p.ingress_loss {
+                    l if l < 0.02 => (lk::ConnectionQuality::Excellent, 5.0 - 25.0 * l),
+                    l if l < 0.08 => (lk::ConnectionQuality::Good, 4.0 - 12.0 * (l - 0.02)),
+                    l => (lk::ConnectionQuality::Poor, (3.0 - 5.0 * l).max(1.0)),
+                };
+                lk::ConnectionQualityInfo {
+                    participant_sid: p.info.sid.clone(),
+                    quality: quality as i32,
+                    score,
+                }
+            })
+            .collect();
+        if updates.is_empty() {
+            return;
+        }
+        let conns: Vec<ConnId> = self.participants.keys().copied().collect();
+        for c in conns {
+            self.send(
+                c,
+                Resp::ConnectionQuality(lk::ConnectionQualityUpdate {
+                    updates: updates.clone(),
                 }),
             );
         }

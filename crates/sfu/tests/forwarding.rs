@@ -417,3 +417,68 @@ fn an_encrypted_room_refuses_tracks_announced_in_clear() {
         "only the encrypted track is accepted"
     );
 }
+
+#[test]
+fn connection_quality_is_reported_for_connected_participants() {
+    let mut w = connected_pair();
+    w.advance(Duration::from_secs(3));
+    let q = w
+        .client("alice")
+        .signals
+        .iter()
+        .rev()
+        .find_map(|s| match s {
+            lk::signal_response::Message::ConnectionQuality(q) => Some(q.clone()),
+            _ => None,
+        });
+    let q = q.expect("a connection quality update");
+    let sids: Vec<&str> = q
+        .updates
+        .iter()
+        .map(|u| u.participant_sid.as_str())
+        .collect();
+    assert!(
+        sids.contains(&"PA_alice") && sids.contains(&"PA_bob"),
+        "{sids:?}"
+    );
+    assert!(
+        q.updates
+            .iter()
+            .all(|u| u.quality == lk::ConnectionQuality::Excellent as i32),
+        "no loss on the in-memory network"
+    );
+}
+
+#[test]
+fn speakers_are_detected_from_the_audio_level_header_and_reported_when_they_stop() {
+    let mut w = connected_pair();
+    let mid = w.publish("bob", MediaKind::Audio);
+    w.advance(Duration::from_millis(1000));
+    let speaking = |w: &mut World| {
+        w.client("alice")
+            .signals
+            .iter()
+            .rev()
+            .find_map(|s| match s {
+                lk::signal_response::Message::SpeakersChanged(c) => Some(c.speakers.clone()),
+                _ => None,
+            })
+    };
+    for i in 0..50u32 {
+        let p = w.random_payload(40);
+        w.send_audio_level("bob", mid, 960 * i, 20, p);
+        w.advance(Duration::from_millis(20));
+    }
+    let s = speaking(&mut w).expect("a speakers update");
+    assert!(s.iter().any(|x| x.sid == "PA_bob" && x.active), "{s:?}");
+    for i in 50..150u32 {
+        let p = w.random_payload(40);
+        w.send_audio_level("bob", mid, 960 * i, 127, p);
+        w.advance(Duration::from_millis(20));
+    }
+    let s = speaking(&mut w).expect("a speakers update");
+    assert!(
+        s.iter().any(|x| x.sid == "PA_bob" && !x.active),
+        "bob stopped speaking: {s:?}"
+    );
+}

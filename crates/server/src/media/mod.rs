@@ -42,6 +42,9 @@ pub enum ConnOut {
     Close,
 }
 
+/// Signalling frames queued for one connection before it counts as too slow.
+pub const SIGNAL_QUEUE: usize = 512;
+
 /// Facts the worker needs to create a room's core on its first join.
 #[derive(Debug, Clone)]
 pub struct RoomFacts {
@@ -57,7 +60,7 @@ enum Command {
         room: RoomFacts,
         conn: ConnId,
         params: JoinParams,
-        out: mpsc::UnboundedSender<ConnOut>,
+        out: mpsc::Sender<ConnOut>,
     },
     Signal {
         conn: ConnId,
@@ -131,7 +134,7 @@ impl Media {
         room: RoomFacts,
         conn: ConnId,
         params: JoinParams,
-        out: mpsc::UnboundedSender<ConnOut>,
+        out: mpsc::Sender<ConnOut>,
     ) {
         let _ = self.tx.send(Command::Join {
             room,
@@ -175,7 +178,7 @@ impl Media {
 
 struct Conn {
     room_id: String,
-    out: mpsc::UnboundedSender<ConnOut>,
+    out: mpsc::Sender<ConnOut>,
 }
 
 struct Worker {
@@ -308,9 +311,33 @@ impl Worker {
         }
     }
 
+    /// Carries out everything the room wants done. A signalling client whose queue is full
+    /// is too slow to keep up; it is disconnected rather than allowed to grow memory or hold
+    /// the room back.
     fn drain(&mut self, room_id: &str) {
+        loop {
+            let slow = self.drain_once(room_id);
+            if slow.is_empty() {
+                return;
+            }
+            let now = Instant::now();
+            for conn in slow {
+                tracing::warn!(
+                    ?conn,
+                    "signalling client too slow to keep up; disconnecting"
+                );
+                self.conns.remove(&conn);
+                if let Some(room) = self.rooms.get_mut(room_id) {
+                    room.disconnect(now, conn);
+                }
+            }
+        }
+    }
+
+    fn drain_once(&mut self, room_id: &str) -> Vec<ConnId> {
+        let mut slow = Vec::new();
         let Some(room) = self.rooms.get_mut(room_id) else {
-            return;
+            return slow;
         };
         while let Some(out) = room.poll_output() {
             match out {
@@ -321,17 +348,25 @@ impl Worker {
                 }
                 Output::Signal { conn, response } => {
                     if let Some(c) = self.conns.get(&conn) {
-                        let _ = c.out.send(ConnOut::Frame(encode(&response)));
+                        if let Err(mpsc::error::TrySendError::Full(_)) =
+                            c.out.try_send(ConnOut::Frame(encode(&response)))
+                        {
+                            if !slow.contains(&conn) {
+                                slow.push(conn);
+                            }
+                        }
                     }
                 }
                 Output::Close { conn } => {
                     if let Some(c) = self.conns.remove(&conn) {
-                        let _ = c.out.send(ConnOut::Close);
+                        // Dropping the sender ends the session even if the queue is full.
+                        let _ = c.out.try_send(ConnOut::Close);
                     }
                 }
                 Output::Event(e) => report(&self.app, room_id, e),
             }
         }
+        slow
     }
 }
 

@@ -212,7 +212,7 @@ async fn session(
         return close(socket).await;
     };
     let conn = media.next_conn();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let (out_tx, mut out_rx) = mpsc::channel(super::SIGNAL_QUEUE);
     let v = &a.claims.video;
     media.join(
         RoomFacts {

@@ -309,6 +309,41 @@ impl World {
         );
     }
 
+    /// Writes one audio packet carrying an RFC 6464 level (−dBov: 0 is loudest, 127 silence).
+    pub fn send_audio_level(
+        &mut self,
+        identity: &str,
+        mid: Mid,
+        time: u32,
+        level: i8,
+        payload: Vec<u8>,
+    ) {
+        let now = self.now;
+        let c = self.client(identity);
+        let pt = c
+            .publisher
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .unwrap()
+            .pt();
+        let seq = c.seq.entry(mid).or_insert(100);
+        *seq += 1;
+        let s = *seq;
+        let ext = str0m::rtp::ExtensionValues {
+            audio_level: Some(-level),
+            voice_activity: Some(level < 50),
+            ..Default::default()
+        };
+        let mut api = c.publisher.direct_api();
+        let tx = api
+            .stream_tx_by_mid(mid, None)
+            .expect("publisher stream exists once negotiated");
+        tx.write_rtp(RtpWrite::new(pt, s.into(), time, now, payload).ext_vals(ext));
+        self.settle();
+    }
+
     /// Writes one RTP packet on the client's published m-line.
     pub fn send_rtp(
         &mut self,
