@@ -553,6 +553,45 @@ describe(`livekit-client ${LK_CLIENT_VERSION} in Chromium (playwright-core ${PLA
     });
   });
 
+  test('screen share: a ScreenShare track reaches the other participant, decodes, and is withdrawn on stop', async () => {
+    await scenario('screen-share', async ({ log, open, deadline }) => {
+      const roomId = `bi-screen-${randomBytes(3).toString('hex')}`;
+      await createRoom(roomId);
+      const alice = await open('alice');
+      const bob = await open('bob');
+      await join(alice, roomId, log);
+      await join(bob, roomId, log);
+      await waitSubscribed(bob, 'alice', deadline);
+      const sid = await alice.page.evaluate(() => window.shareScreen());
+      await waitFor(
+        deadline,
+        `bob: TrackSubscribed for alice's screen share ${sid}`,
+        () => events(bob),
+        (e) => e.some((x) => x.type === 'TrackSubscribed' && x.trackSid === sid && x.source === 'screen_share'),
+        (e) => JSON.stringify(e.filter((x) => x.type.startsWith('Track'))),
+      );
+      const screen = (s) => s.tracks.find((t) => t.trackSid === sid);
+      await waitFor(
+        deadline,
+        "bob: framesDecoded of alice's screen share > 10",
+        () => stats(bob, log),
+        (s) => (screen(s)?.framesDecoded ?? 0) > 10,
+        trackSummary,
+        1000,
+      );
+      await alice.page.evaluate(() => window.stopScreenShare());
+      await waitFor(
+        deadline,
+        "bob: alice's screen share is withdrawn",
+        () => events(bob),
+        (e) => e.some((x) => x.type === 'TrackUnsubscribed' && x.trackSid === sid),
+        (e) => JSON.stringify(e.filter((x) => x.type.startsWith('Track'))),
+      );
+      // The camera keeps flowing after the share stops.
+      await assertMediaFlows(bob, 'alice', log, deadline);
+    });
+  });
+
   test('e2ee, same key: frames decode on both sides, encryption status true', async () => {
     await scenario('e2ee-same-key', async ({ log, open, deadline }) => {
       const roomId = `bi-e2ee-${randomBytes(3).toString('hex')}`;
