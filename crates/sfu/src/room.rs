@@ -608,6 +608,67 @@ impl Room {
         self.drive(now);
     }
 
+    /// Removes a participant (an admin's decision). Returns whether it was in the room.
+    pub fn remove_participant(&mut self, now: Instant, identity: &str) -> bool {
+        let Some(conn) = self.conn_of(identity) else {
+            return false;
+        };
+        self.send(
+            conn,
+            Resp::Leave(leave(lk::DisconnectReason::ParticipantRemoved)),
+        );
+        self.remove(now, conn, lk::DisconnectReason::ParticipantRemoved);
+        self.drive(now);
+        true
+    }
+
+    /// Asks a participant to mute (or unmute) one of its tracks, as LiveKit's server does: the
+    /// client applies it and confirms with its own `mute`. Muting also takes effect here at
+    /// once, so the track is announced muted even before the client answers.
+    pub fn mute_track(
+        &mut self,
+        now: Instant,
+        identity: &str,
+        track_sid: &str,
+        muted: bool,
+    ) -> bool {
+        let Some(conn) = self.conn_of(identity) else {
+            return false;
+        };
+        let owns = self
+            .participants
+            .get(&conn)
+            .is_some_and(|p| p.info.tracks.iter().any(|t| t.sid == track_sid));
+        if !owns {
+            return false;
+        }
+        self.send(
+            conn,
+            Resp::Mute(lk::MuteTrackRequest {
+                sid: track_sid.to_owned(),
+                muted,
+            }),
+        );
+        if muted {
+            self.on_mute(
+                conn,
+                lk::MuteTrackRequest {
+                    sid: track_sid.to_owned(),
+                    muted,
+                },
+            );
+        }
+        self.drive(now);
+        true
+    }
+
+    fn conn_of(&self, identity: &str) -> Option<ConnId> {
+        self.participants
+            .iter()
+            .find(|(_, p)| p.info.identity == identity)
+            .map(|(c, _)| *c)
+    }
+
     /// Sends a data packet from the server to everyone, or to the named identities.
     pub fn send_data(
         &mut self,

@@ -482,3 +482,43 @@ fn speakers_are_detected_from_the_audio_level_header_and_reported_when_they_stop
         "bob stopped speaking: {s:?}"
     );
 }
+
+#[test]
+fn an_admin_can_remove_a_participant_and_mute_a_track() {
+    let mut w = connected_pair();
+    w.publish("bob", MediaKind::Audio);
+    w.advance(Duration::from_millis(1500));
+    let sid = w
+        .client("bob")
+        .updates
+        .iter()
+        .rev()
+        .find_map(|p| p.tracks.first().map(|t| t.sid.clone()))
+        .unwrap();
+    let now = w.now;
+    assert!(w.room.mute_track(now, "bob", &sid, true));
+    assert!(!w.room.mute_track(now, "bob", "TR_not_his", true));
+    w.settle();
+    assert!(w
+        .client("bob")
+        .signals
+        .iter()
+        .any(|s| matches!(s, lk::signal_response::Message::Mute(m) if m.sid == sid && m.muted)));
+    let muted = w
+        .client("alice")
+        .updates
+        .iter()
+        .rev()
+        .find(|p| p.identity == "bob")
+        .and_then(|p| p.tracks.first().map(|t| t.muted));
+    assert_eq!(muted, Some(true), "others see the track muted at once");
+
+    let now = w.now;
+    assert!(w.room.remove_participant(now, "bob"));
+    assert!(!w.room.remove_participant(now, "nobody"));
+    w.settle();
+    let bob = w.client("bob");
+    assert!(bob.closed);
+    assert!(bob.signals.iter().any(|s| matches!(s, lk::signal_response::Message::Leave(l) if l.reason == lk::DisconnectReason::ParticipantRemoved as i32)));
+    assert!(!w.known_participants("alice").contains("bob"));
+}

@@ -80,6 +80,16 @@ fn publisher_dropping_its_top_layer_moves_subscribers_down_without_a_gap() {
         "bob moves to h: {after:?}"
     );
     let seqs: Vec<u64> = w.client("bob").received.iter().map(|r| r.seq).collect();
+    if std::env::var("DEBUG_SIM").is_ok() {
+        let dbg: Vec<(u64, &str)> = w
+            .client("bob")
+            .received
+            .iter()
+            .map(|r| (r.seq, sent.get(&r.payload).copied().unwrap_or("?")))
+            .take(40)
+            .collect();
+        eprintln!("{dbg:?}");
+    }
     for pair in seqs.windows(2) {
         assert_eq!(
             pair[1],

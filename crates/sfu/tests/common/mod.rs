@@ -411,33 +411,40 @@ impl World {
         }
     }
 
-    /// Delivers everything in flight until both sides are quiet at this instant.
+    /// Delivers everything in flight until both sides are quiet at this instant. Every input
+    /// to a peer connection is followed by draining it, as str0m requires (in RTP mode it
+    /// holds a single received packet until the next poll).
     pub fn settle(&mut self) {
-        for _ in 0..10_000 {
+        for _ in 0..100_000 {
             let mut moved = false;
             while let Some(out) = self.room.poll_output() {
                 moved = true;
                 match out {
                     Output::Transmit(t) => {
                         let now = self.now;
-                        if let Some(c) = self
-                            .clients
-                            .iter_mut()
-                            .find(|c| c.pub_addr == t.destination || c.sub_addr == t.destination)
+                        let Some(idx) = self.clients.iter().position(|c| {
+                            c.pub_addr == t.destination || c.sub_addr == t.destination
+                        }) else {
+                            continue;
+                        };
+                        let c = &mut self.clients[idx];
+                        if c.cut {
+                            continue;
+                        }
+                        let which = if c.pub_addr == t.destination { 0 } else { 1 };
+                        let rtc = if which == 0 {
+                            &mut c.publisher
+                        } else {
+                            &mut c.subscriber
+                        };
+                        if let Ok(r) =
+                            Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
                         {
-                            if c.cut {
-                                continue;
-                            }
-                            let rtc = if c.pub_addr == t.destination {
-                                &mut c.publisher
-                            } else {
-                                &mut c.subscriber
-                            };
-                            if let Ok(r) =
-                                Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
-                            {
-                                let _ = rtc.handle_input(Input::Receive(now, r));
-                            }
+                            let _ = rtc.handle_input(Input::Receive(now, r));
+                        }
+                        let to_room = Self::drain_client(c, which);
+                        for (source, destination, contents) in to_room {
+                            self.room.receive(now, source, destination, &contents);
                         }
                     }
                     Output::Signal { conn, response } => {
@@ -454,67 +461,70 @@ impl World {
                 }
             }
             let now = self.now;
-            let mut to_room = Vec::new();
-            for c in &mut self.clients {
+            for idx in 0..self.clients.len() {
                 for which in 0..2 {
-                    let rtc = if which == 0 {
-                        &mut c.publisher
-                    } else {
-                        &mut c.subscriber
-                    };
-                    loop {
-                        match rtc.poll_output() {
-                            Ok(RtcOutput::Timeout(_)) | Err(_) => break,
-                            Ok(RtcOutput::Transmit(t)) => {
-                                moved = true;
-                                if !c.cut {
-                                    to_room.push((t.source, t.destination, t.contents.to_vec()));
-                                }
-                            }
-                            Ok(RtcOutput::Event(e)) => {
-                                moved = true;
-                                match e {
-                                    RtcEvent::RtpPacket(p) if which == 1 => {
-                                        let mid = rtc
-                                            .direct_api()
-                                            .stream_rx(&p.header.ssrc)
-                                            .map(|s| s.mid())
-                                            .unwrap();
-                                        c.received.push(Received {
-                                            mid,
-                                            seq: *p.seq_no,
-                                            time: p.header.timestamp,
-                                            marker: p.header.marker,
-                                            payload: p.payload.to_vec(),
-                                        });
-                                    }
-                                    RtcEvent::KeyframeRequest(_) if which == 0 => {
-                                        c.keyframe_requests += 1
-                                    }
-                                    RtcEvent::ChannelOpen(id, label) if which == 0 => {
-                                        c.pub_channels.insert(label, id);
-                                    }
-                                    RtcEvent::ChannelData(d) if which == 1 => {
-                                        if let Ok(p) = lk::DataPacket::decode(d.data.as_slice()) {
-                                            c.data.push(p);
-                                        }
-                                    }
-                                    RtcEvent::Connected if which == 1 => c.sub_connected = true,
-                                    _ => {}
-                                }
-                            }
-                        }
+                    let to_room = Self::drain_client(&mut self.clients[idx], which);
+                    if !to_room.is_empty() {
+                        moved = true;
+                    }
+                    for (source, destination, contents) in to_room {
+                        self.room.receive(now, source, destination, &contents);
                     }
                 }
-            }
-            for (source, destination, contents) in to_room {
-                self.room.receive(now, source, destination, &contents);
             }
             if !moved {
                 return;
             }
         }
         panic!("the world never settled");
+    }
+
+    /// Drains one of a client's peer connections, acting on its events; returns what it sends.
+    fn drain_client(c: &mut Client, which: usize) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+        let mut to_room = Vec::new();
+        let rtc = if which == 0 {
+            &mut c.publisher
+        } else {
+            &mut c.subscriber
+        };
+        loop {
+            match rtc.poll_output() {
+                Ok(RtcOutput::Timeout(_)) | Err(_) => break,
+                Ok(RtcOutput::Transmit(t)) => {
+                    if !c.cut {
+                        to_room.push((t.source, t.destination, t.contents.to_vec()));
+                    }
+                }
+                Ok(RtcOutput::Event(e)) => match e {
+                    RtcEvent::RtpPacket(p) if which == 1 => {
+                        let mid = rtc
+                            .direct_api()
+                            .stream_rx(&p.header.ssrc)
+                            .map(|s| s.mid())
+                            .unwrap();
+                        c.received.push(Received {
+                            mid,
+                            seq: *p.seq_no,
+                            time: p.header.timestamp,
+                            marker: p.header.marker,
+                            payload: p.payload.to_vec(),
+                        });
+                    }
+                    RtcEvent::KeyframeRequest(_) if which == 0 => c.keyframe_requests += 1,
+                    RtcEvent::ChannelOpen(id, label) if which == 0 => {
+                        c.pub_channels.insert(label, id);
+                    }
+                    RtcEvent::ChannelData(d) if which == 1 => {
+                        if let Ok(p) = lk::DataPacket::decode(d.data.as_slice()) {
+                            c.data.push(p);
+                        }
+                    }
+                    RtcEvent::Connected if which == 1 => c.sub_connected = true,
+                    _ => {}
+                },
+            }
+        }
+        to_room
     }
 
     fn on_signal(&mut self, conn: ConnId, msg: Resp) {
