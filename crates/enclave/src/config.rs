@@ -351,11 +351,8 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
         policy.allowed_file_types = f.upload_file_settings.allowed_types.clone();
     }
     let listen = SocketAddr::new(ip, f.client.port);
-    let host = if f.livekit_info.host.is_empty() {
-        format!("ws://{}:{}", display_host(ip), f.client.port)
-    } else {
-        f.livekit_info.host.clone()
-    };
+    // Empty: clients use the origin they loaded the web client from.
+    let host = f.livekit_info.host.clone();
     let config = ServerConfig {
         listen,
         api_key,
@@ -410,14 +407,6 @@ fn media_config(rtc: &Rtc, bind: IpAddr) -> anyhow::Result<Option<MediaConfig>> 
         bind: SocketAddr::new(bind, rtc.udp_port),
         public_addr: SocketAddr::new(node_ip, rtc.udp_port),
     }))
-}
-
-fn display_host(ip: IpAddr) -> String {
-    if ip.is_unspecified() {
-        "127.0.0.1".into()
-    } else {
-        ip.to_string()
-    }
 }
 
 #[cfg(unix)]

@@ -58,7 +58,7 @@ pub struct WebhookConfig {
 /// `livekit_info`.
 #[derive(Debug, Clone)]
 pub struct LivekitConfig {
-    /// URL given to clients.
+    /// Media URL given to clients; empty means the server's own origin (`ws(s)://<host>`).
     pub host: String,
     /// Key of media access tokens.
     pub api_key: String,
@@ -90,7 +90,7 @@ impl ServerConfig {
                 ..WebhookConfig::default()
             },
             livekit: LivekitConfig {
-                host: "ws://127.0.0.1:7880".into(),
+                host: String::new(),
                 api_key: "devkey".into(),
                 secret: "devsecret-devsecret-devsecret-00".into(),
             },

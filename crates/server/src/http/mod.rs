@@ -1,7 +1,9 @@
 //! The HTTP edge: routes, the `/auth` signature check, body limits, tracing and metrics.
 
 mod api;
+mod browser;
 mod download;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode as Http};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 use tower_http::cors::{Any, CorsLayer};
@@ -70,13 +72,16 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
 
     let metrics_path = app.config.prometheus.metrics_path.clone();
     let mut r = Router::new()
-        .route("/", get(index))
+        .route("/", get(web::index))
+        .route("/assets/{*path}", get(web::file))
+        .route("/favicon.svg", get(web::favicon))
         .route("/healthCheck", any(health_check))
         .route("/download/recording/{token}", get(download::recording))
         .route("/download/artifact/{token}", get(download::artifact))
         .route("/download/analytics/{token}", get(download::artifact))
         .merge(auth)
-        .merge(crate::media::signal::routes());
+        .merge(crate::media::signal::routes())
+        .merge(browser::routes());
     if app.config.prometheus.enable {
         r = r.route(&metrics_path, get(metrics));
     }
@@ -170,8 +175,4 @@ async fn metrics(State(app): State<Arc<App>>, _headers: HeaderMap) -> Response {
         app.metrics.encode(),
     )
         .into_response()
-}
-
-async fn index() -> Html<&'static str> {
-    Html(include_str!("index.html"))
 }

@@ -72,6 +72,16 @@ enum Command {
     EndRoom {
         room_id: String,
     },
+    Remove {
+        room_id: String,
+        identity: String,
+    },
+    Mute {
+        room_id: String,
+        identity: String,
+        track_sid: String,
+        muted: bool,
+    },
     SendData {
         room_id: String,
         payload: Vec<u8>,
@@ -156,6 +166,24 @@ impl Media {
     pub fn end_room(&self, room_id: &str) {
         let _ = self.tx.send(Command::EndRoom {
             room_id: room_id.to_owned(),
+        });
+    }
+
+    /// Removes a participant from the room's media (an admin's decision).
+    pub fn remove(&self, room_id: &str, identity: &str) {
+        let _ = self.tx.send(Command::Remove {
+            room_id: room_id.to_owned(),
+            identity: identity.to_owned(),
+        });
+    }
+
+    /// Asks a participant to mute or unmute one of its tracks.
+    pub fn mute(&self, room_id: &str, identity: &str, track_sid: &str, muted: bool) {
+        let _ = self.tx.send(Command::Mute {
+            room_id: room_id.to_owned(),
+            identity: identity.to_owned(),
+            track_sid: track_sid.to_owned(),
+            muted,
         });
     }
 
@@ -290,6 +318,23 @@ impl Worker {
             } => {
                 if let Some(room) = self.rooms.get_mut(&room_id) {
                     room.send_data(now, payload, topic, to);
+                }
+                self.drain(&room_id);
+            }
+            Command::Remove { room_id, identity } => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.remove_participant(now, &identity);
+                }
+                self.drain(&room_id);
+            }
+            Command::Mute {
+                room_id,
+                identity,
+                track_sid,
+                muted,
+            } => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.mute_track(now, &identity, &track_sid, muted);
                 }
                 self.drain(&room_id);
             }

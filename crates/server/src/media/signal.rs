@@ -17,6 +17,7 @@ use axum::Router;
 use prost::Message as _;
 use rand::distributions::{Alphanumeric, DistString};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use enclave_proto::ids::UserId;
 use enclave_sfu::proto::{self as lk, signal_response, SignalRequest, SignalResponse};
@@ -169,8 +170,22 @@ async fn session(
         "PA_{}",
         Alphanumeric.sample_string(&mut rand::thread_rng(), 12)
     );
-    let span = tracing::info_span!("participant", room_id = %a.room.info.room_id, identity = %a.user, %sid);
-    let _enter = span.enter();
+    // The span is attached to the session future, not entered across its awaits: an entered
+    // guard held over an await would lend this span to whatever else runs on the thread.
+    let span = tracing::info_span!(parent: None, "participant", room_id = %a.room.info.room_id, identity = %a.user, %sid);
+    run(app, a, socket, auto_subscribe, client_protocol, sid)
+        .instrument(span)
+        .await
+}
+
+async fn run(
+    app: Arc<App>,
+    a: Admitted,
+    mut socket: WebSocket,
+    auto_subscribe: bool,
+    client_protocol: i32,
+    sid: String,
+) {
     let name = if a.claims.name.is_empty() {
         a.claims.sub.clone()
     } else {

@@ -167,6 +167,7 @@ enum Command {
     Leave(UserId, Option<String>),
     End(EndReason, oneshot::Sender<()>),
     Snapshot(oneshot::Sender<Snapshot>),
+    Invitation(UserId, oneshot::Sender<Option<Invitation>>),
 }
 
 /// A room is gone (ended) by the time the message arrived.
@@ -220,6 +221,11 @@ impl RoomHandle {
     /// The room's current state.
     pub async fn snapshot(&self) -> Result<Snapshot, RoomGone> {
         self.ask(Command::Snapshot).await
+    }
+
+    /// The invitation (from `getJoinToken`) of `user` in this session, if any.
+    pub async fn invitation(&self, user: UserId) -> Result<Option<Invitation>, RoomGone> {
+        self.ask(|tx| Command::Invitation(user, tx)).await
     }
 }
 
@@ -295,7 +301,9 @@ impl Rooms {
             duration,
         };
         let room = Room::new(tokio::time::Instant::now().into_std(), limits);
-        let span = tracing::info_span!("room", room_id = %info.room_id, sid = %info.sid);
+        // A room outlives the request that created it: its span has no parent.
+        let span =
+            tracing::info_span!(parent: None, "room", room_id = %info.room_id, sid = %info.sid);
         tokio::spawn(drive(app, info.clone(), room, rx, webhooks).instrument(span));
         self.map
             .write()
@@ -344,6 +352,9 @@ async fn drive(
                         on_event(&app, &info, &room, &ev, webhooks.as_ref()).await;
                     }
                     let _ = done.send(());
+                }
+                Some(Command::Invitation(user, reply)) => {
+                    let _ = reply.send(room.invitation(&user).cloned());
                 }
                 Some(Command::Snapshot(reply)) => {
                     let _ = reply.send(Snapshot { status: room.status(), participants: room.participants().cloned().collect(), joined_total: room.joined_total() });

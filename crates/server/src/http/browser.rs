@@ -1,0 +1,322 @@
+//! The browser API (`/api/*`, JSON): what the web client needs to join a meeting, renew its
+//! token, and act as an admin. Authenticated by the join token in `Authorization` (raw, as
+//! Plug-N-Meet's client sends it, or `Bearer <token>`).
+//!
+//! The server-generated E2EE secret leaves the server in exactly one place: the
+//! `verifyToken` reply to an authenticated participant of that live session, marked
+//! `Cache-Control: no-store`. Nothing logs it.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode as Http};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use enclave_proto::ids::UserId;
+use enclave_proto::json;
+use enclave_proto::user::JoinClaims;
+use enclave_proto::StatusCode;
+
+use crate::app::{unix_now, App};
+use crate::auth::{encode_jwt, verify_join_token, TokenError};
+use crate::error::ApiError;
+use crate::media::token::{mint, AccessClaims, VideoGrant};
+use crate::rooms::core::EndReason;
+use crate::rooms::{FeatureRefused, RoomHandle, ServerMediaFeature};
+
+pub(super) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/api/verifyToken", post(verify_token))
+        .route("/api/renewToken", post(renew_token))
+        .route("/api/endRoom", post(end_room))
+        .route("/api/removeParticipant", post(remove_participant))
+        .route("/api/muteTrack", post(mute_track))
+        .route("/api/recording", post(recording))
+        .route("/api/rtmp", post(rtmp))
+}
+
+/// A caller with a valid join token for a live session of its room.
+struct Caller {
+    claims: JoinClaims,
+    user: UserId,
+    room: RoomHandle,
+}
+
+fn unauthorized(msg: &str) -> ApiError {
+    ApiError::new(StatusCode::InvalidTokenOrSignature, msg).with_http(Http::UNAUTHORIZED)
+}
+
+async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let raw = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::MissingRequiredParameter,
+                "notifications.auth-header-missing",
+            )
+            .with_http(Http::UNAUTHORIZED)
+        })?;
+    let claims = verify_join_token(&app.config.api_secret, &app.config.api_key, raw, None)
+        .map_err(|e| match e {
+            TokenError::Expired => unauthorized("notifications.token-expired"),
+            _ => unauthorized("notifications.invalid-token"),
+        })?;
+    let user =
+        UserId::parse(&claims.sub).map_err(|_| unauthorized("notifications.invalid-token"))?;
+    let room = app.rooms.get_str(&claims.room_id).ok_or_else(|| {
+        ApiError::new(StatusCode::RoomNotFound, "notifications.room-not-active")
+            .with_http(Http::UNAUTHORIZED)
+    })?;
+    // A token is good for the session it was issued in: one from an earlier session of the
+    // same room id finds no invitation in this one.
+    match room.invitation(user.clone()).await {
+        Ok(Some(_)) => {}
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UserNotFound,
+                "notifications.user-info-not-found",
+            )
+            .with_http(Http::UNAUTHORIZED))
+        }
+    }
+    Ok(Caller { claims, user, room })
+}
+
+fn admin(c: &Caller) -> Result<(), ApiError> {
+    if c.claims.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::PermissionDenied,
+            "only admin can perform this task",
+        )
+        .with_http(Http::FORBIDDEN))
+    }
+}
+
+fn reply(v: serde_json::Value) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], Json(v)).into_response()
+}
+
+fn result(r: Result<Response, ApiError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    result(async {
+        let c = caller(&app, &headers).await?;
+        let inv = c.room.invitation(c.user.clone()).await.ok().flatten().ok_or_else(|| unauthorized("notifications.user-info-not-found"))?;
+        let info = &c.room.info;
+        let features = info.metadata.room_features.clone().unwrap_or_default();
+        let e2ee = features.end_to_end_encryption_features.clone().unwrap_or_default();
+        let mode = match (e2ee.is_enabled, e2ee.enabled_self_insert_encryption_key) {
+            (false, _) => "off",
+            (true, false) => "server_key",
+            (true, true) => "self_insert",
+        };
+        let now = unix_now() as u64;
+        let lk = &app.config.livekit;
+        let media_token = mint(
+            &lk.api_key,
+            &lk.secret,
+            &AccessClaims {
+                iss: lk.api_key.clone(),
+                sub: c.user.to_string(),
+                nbf: now.saturating_sub(5),
+                exp: now + app.config.token_validity.as_secs(),
+                name: c.claims.name.clone(),
+                metadata: serde_json::to_string(&inv.metadata).unwrap_or_default(),
+                video: VideoGrant {
+                    room_join: true,
+                    room: info.room_id.to_string(),
+                    can_publish: Some(!c.claims.is_hidden),
+                    can_subscribe: Some(true),
+                    can_publish_data: Some(!c.claims.is_hidden),
+                    hidden: c.claims.is_hidden,
+                },
+            },
+        );
+        let mut e2ee_json = json!({
+            "enabled": e2ee.is_enabled,
+            "mode": mode,
+            "included_chat_messages": e2ee.included_chat_messages,
+            "included_whiteboard": e2ee.included_whiteboard,
+        });
+        if let Some(secret) = info.secret.as_ref() {
+            e2ee_json["secret"] = json!(secret.expose());
+        }
+        tracing::info!(room_id = %info.room_id, user_id = %c.user, e2ee = mode, "browser session verified");
+        Ok(reply(json!({
+            "status": true,
+            "msg": "token is valid",
+            "room": {
+                "room_id": info.room_id.to_string(),
+                "title": info.title,
+                "sid": info.sid.to_string(),
+                "welcome_message": info.metadata.welcome_message.clone().unwrap_or_default(),
+                "logout_url": info.metadata.logout_url.clone().unwrap_or_default(),
+                "features": features,
+            },
+            "user": {
+                "user_id": c.user.to_string(),
+                "name": c.claims.name,
+                "is_admin": c.claims.is_admin,
+                "is_hidden": c.claims.is_hidden,
+            },
+            "media": { "url": lk.host, "token": media_token },
+            "e2ee": e2ee_json,
+            "expires_at": c.claims.exp,
+        })))
+    }
+    .await)
+}
+
+async fn renew_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    result(async {
+        let c = caller(&app, &headers).await?;
+        let now = unix_now() as u64;
+        let claims = JoinClaims { nbf: now, exp: now + app.config.token_validity.as_secs(), ..c.claims };
+        Ok(reply(json!({ "status": true, "msg": "token renewed", "token": encode_jwt(&app.config.api_secret, &claims), "expires_at": claims.exp })))
+    }
+    .await)
+}
+
+async fn end_room(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    result(
+        async {
+            let c = caller(&app, &headers).await?;
+            admin(&c)?;
+            tracing::info!(room_id = %c.room.info.room_id, by = %c.user, "room ended by an admin");
+            let _ = c.room.end(EndReason::Requested).await;
+            Ok(reply(json!({ "status": true, "msg": "success" })))
+        }
+        .await,
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TargetReq {
+    user_id: String,
+    track_sid: String,
+    muted: bool,
+}
+
+async fn remove_participant(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    result(async {
+        let c = caller(&app, &headers).await?;
+        admin(&c)?;
+        let req: TargetReq = json::decode(&body).map_err(ApiError::invalid)?;
+        let target = UserId::parse(&req.user_id).map_err(|e| ApiError::invalid(format!("user_id: {e}")))?;
+        if let Some(media) = &app.media {
+            media.remove(c.room.info.room_id.as_str(), target.as_str());
+        }
+        tracing::info!(room_id = %c.room.info.room_id, by = %c.user, user_id = %target, "participant removed by an admin");
+        Ok(reply(json!({ "status": true, "msg": "success" })))
+    }
+    .await)
+}
+
+async fn mute_track(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    result(
+        async {
+            let c = caller(&app, &headers).await?;
+            admin(&c)?;
+            let req: TargetReq = json::decode(&body).map_err(ApiError::invalid)?;
+            let target = UserId::parse(&req.user_id)
+                .map_err(|e| ApiError::invalid(format!("user_id: {e}")))?;
+            if req.track_sid.is_empty() {
+                return Err(ApiError::invalid("track_sid: value is required"));
+            }
+            if let Some(media) = &app.media {
+                media.mute(
+                    c.room.info.room_id.as_str(),
+                    target.as_str(),
+                    &req.track_sid,
+                    req.muted,
+                );
+            }
+            Ok(reply(json!({ "status": true, "msg": "success" })))
+        }
+        .await,
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TaskReq {
+    task: String,
+    url: String,
+    stream_key: String,
+}
+
+fn refused(e: FeatureRefused) -> ApiError {
+    ApiError::new(StatusCode::PermissionDenied, e.to_string()).with_http(Http::FORBIDDEN)
+}
+
+/// Cloud recording. Refused in E2EE rooms before anything else is looked at.
+async fn recording(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    result(
+        async {
+            let c = caller(&app, &headers).await?;
+            admin(&c).map_err(|_| {
+                ApiError::new(
+                    StatusCode::PermissionDenied,
+                    "only admin can start recording",
+                )
+                .with_http(Http::FORBIDDEN)
+            })?;
+            c.room
+                .info
+                .permit(ServerMediaFeature::CloudRecording)
+                .map_err(refused)?;
+            let req: TaskReq = json::decode(&body).map_err(ApiError::invalid)?;
+            tracing::info!(room_id = %c.room.info.room_id, task = req.task, "recording requested");
+            Err(ApiError::new(
+                StatusCode::InternalServerError,
+                "cloud recording is not available on this server yet",
+            )
+            .with_http(Http::NOT_IMPLEMENTED))
+        }
+        .await,
+    )
+}
+
+/// RTMP broadcasting. Refused in E2EE rooms before anything else is looked at.
+async fn rtmp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    result(
+        async {
+            let c = caller(&app, &headers).await?;
+            admin(&c)?;
+            c.room
+                .info
+                .permit(ServerMediaFeature::RtmpBroadcast)
+                .map_err(refused)?;
+            let req: TaskReq = json::decode(&body).map_err(ApiError::invalid)?;
+            if req.task == "START"
+                && !(req.url.starts_with("rtmp://") || req.url.starts_with("rtmps://"))
+            {
+                return Err(ApiError::invalid("url: must be an rtmp:// or rtmps:// URL"));
+            }
+            let _ = req.stream_key;
+            Err(ApiError::new(
+                StatusCode::InternalServerError,
+                "RTMP broadcasting is not available on this server yet",
+            )
+            .with_http(Http::NOT_IMPLEMENTED))
+        }
+        .await,
+    )
+}

@@ -1,0 +1,277 @@
+#![allow(clippy::unwrap_used)]
+//! The browser API: who gets what, and the secret only where it belongs.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{Harness, KEY, SECRET};
+use serde_json::Value;
+
+async fn api(
+    h: &Harness,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value, Option<String>) {
+    let mut b = Request::post(path).header("Content-Type", "application/json");
+    if let Some(t) = token {
+        b = b.header("Authorization", t);
+    }
+    let res = tower::ServiceExt::oneshot(
+        h.router.clone(),
+        b.body(Body::from(body.to_owned())).unwrap(),
+    )
+    .await
+    .unwrap();
+    let status = res.status();
+    let cache = res
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        cache,
+    )
+}
+
+async fn token(h: &Harness, room: &str, user: &str, admin: bool) -> String {
+    let body = format!(
+        r#"{{"room_id":"{room}","user_info":{{"name":"N {user}","user_id":"{user}","is_admin":{admin}}}}}"#
+    );
+    let (_, v) = h.call("/auth/room/getJoinToken", &body).await;
+    v["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn server_key_rooms_hand_the_secret_to_their_participants_only() {
+    let h = Harness::new().await;
+    h.create(
+        "sk",
+        r#"{"end_to_end_encryption_features":{"is_enabled":true,"included_chat_messages":true}}"#,
+    )
+    .await;
+    let t = token(&h, "sk", "ann", false).await;
+    let (status, v, cache) = api(&h, "/api/verifyToken", Some(&t), "{}").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        cache.as_deref(),
+        Some("no-store"),
+        "the reply carrying a secret is never cached"
+    );
+    let secret = h
+        .app
+        .rooms
+        .get_str("sk")
+        .unwrap()
+        .info
+        .secret
+        .as_ref()
+        .unwrap()
+        .expose()
+        .to_owned();
+    assert_eq!(v["e2ee"]["mode"], "server_key");
+    assert_eq!(v["e2ee"]["secret"], secret.as_str());
+    assert_eq!(v["e2ee"]["included_chat_messages"], true);
+    assert_eq!(v["room"]["sid"].as_str().unwrap().len(), 36);
+    assert_eq!(v["user"]["user_id"], "ann");
+    // The media token is a LiveKit token for this room and identity.
+    let media = v["media"]["token"].as_str().unwrap();
+    let lk = &h.app.config.livekit;
+    let claims = enclave_server::media::token::verify(&lk.api_key, &lk.secret, media).unwrap();
+    assert_eq!(
+        (claims.sub.as_str(), claims.video.room.as_str()),
+        ("ann", "sk")
+    );
+
+    // Bearer works too; a token of another room does not get this room's secret.
+    let (status, _, _) = api(&h, "/api/verifyToken", Some(&format!("Bearer {t}")), "{}").await;
+    assert_eq!(status, StatusCode::OK);
+    h.create("other", "{}").await;
+    let t2 = token(&h, "other", "ann", false).await;
+    let (_, v2, _) = api(&h, "/api/verifyToken", Some(&t2), "{}").await;
+    assert!(v2["e2ee"].get("secret").is_none());
+    assert_eq!(v2["e2ee"]["mode"], "off");
+}
+
+#[tokio::test]
+async fn self_insert_rooms_have_no_secret_to_hand_out() {
+    let h = Harness::new().await;
+    h.create("si", r#"{"end_to_end_encryption_features":{"is_enabled":true,"enabled_self_insert_encryption_key":true}}"#).await;
+    let t = token(&h, "si", "bob", false).await;
+    let (_, v, _) = api(&h, "/api/verifyToken", Some(&t), "{}").await;
+    assert_eq!(v["e2ee"]["mode"], "self_insert");
+    assert!(v["e2ee"].get("secret").is_none());
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_plugnmeet_messages() {
+    let h = Harness::new().await;
+    h.create("r", "{}").await;
+    let (s, v, _) = api(&h, "/api/verifyToken", None, "{}").await;
+    assert_eq!(
+        (s, v["msg"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("notifications.auth-header-missing")
+        )
+    );
+    let (s, v, _) = api(&h, "/api/verifyToken", Some("not-a-jwt"), "{}").await;
+    assert_eq!(
+        (s, v["msg"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("notifications.invalid-token")
+        )
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expired = enclave_server::auth::encode_jwt(
+        SECRET,
+        &enclave_proto::user::JoinClaims {
+            iss: KEY.into(),
+            sub: "x".into(),
+            nbf: now - 1000,
+            exp: now - 500,
+            name: "x".into(),
+            user_id: "x".into(),
+            room_id: "r".into(),
+            is_admin: false,
+            is_hidden: false,
+            client_type: 0,
+        },
+    );
+    let (s, v, _) = api(&h, "/api/verifyToken", Some(&expired), "{}").await;
+    assert_eq!(
+        (s, v["msg"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("notifications.token-expired")
+        )
+    );
+
+    // A token of an earlier session of the same room id does not open the new session.
+    let old = token(&h, "r", "ann", true).await;
+    h.call("/auth/room/endRoom", r#"{"room_id":"r"}"#).await;
+    let (s, v, _) = api(&h, "/api/verifyToken", Some(&old), "{}").await;
+    assert_eq!(
+        (s, v["msg"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("notifications.room-not-active")
+        )
+    );
+    h.create("r", "{}").await;
+    let (s, v, _) = api(&h, "/api/verifyToken", Some(&old), "{}").await;
+    assert_eq!(
+        (s, v["msg"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("notifications.user-info-not-found")
+        )
+    );
+}
+
+#[tokio::test]
+async fn admin_actions_need_an_admin_token() {
+    let h = Harness::new().await;
+    h.create("adm", "{}").await;
+    let user = token(&h, "adm", "u", false).await;
+    let admin = token(&h, "adm", "a", true).await;
+    for path in ["/api/endRoom", "/api/removeParticipant", "/api/muteTrack"] {
+        let (s, v, _) = api(
+            &h,
+            path,
+            Some(&user),
+            r#"{"user_id":"u","track_sid":"TR_x"}"#,
+        )
+        .await;
+        assert_eq!(
+            (s, v["msg"].as_str()),
+            (
+                StatusCode::FORBIDDEN,
+                Some("only admin can perform this task")
+            ),
+            "{path}"
+        );
+    }
+    let (s, _, _) = api(
+        &h,
+        "/api/removeParticipant",
+        Some(&admin),
+        r#"{"user_id":"bad id"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "handler errors use the envelope");
+    assert!(h.is_active("adm").await);
+    let (s, _, _) = api(&h, "/api/endRoom", Some(&admin), "{}").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!h.is_active("adm").await);
+}
+
+#[tokio::test]
+async fn recording_and_rtmp_are_refused_in_e2ee_rooms_of_both_modes() {
+    let h = Harness::new().await;
+    for (room, features) in [
+        (
+            "e2ee-server",
+            r#"{"end_to_end_encryption_features":{"is_enabled":true}}"#,
+        ),
+        (
+            "e2ee-self",
+            r#"{"end_to_end_encryption_features":{"is_enabled":true,"enabled_self_insert_encryption_key":true}}"#,
+        ),
+    ] {
+        h.create(room, features).await;
+        let admin = token(&h, room, "a", true).await;
+        for (path, body) in [
+            ("/api/recording", r#"{"task":"START"}"#),
+            (
+                "/api/rtmp",
+                r#"{"task":"START","url":"rtmp://127.0.0.1/live","stream_key":"k"}"#,
+            ),
+        ] {
+            let (s, v, _) = api(&h, path, Some(&admin), body).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{room} {path}: {v}");
+            assert!(
+                v["msg"].as_str().unwrap().contains("end-to-end encrypted"),
+                "{v}"
+            );
+        }
+    }
+    h.create("plain", "{}").await;
+    let admin = token(&h, "plain", "a", true).await;
+    let (s, _, _) = api(
+        &h,
+        "/api/rtmp",
+        Some(&admin),
+        r#"{"task":"START","url":"http://x"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "a bad URL is a handler error");
+    let (s, v, _) = api(&h, "/api/recording", Some(&admin), r#"{"task":"START"}"#).await;
+    assert_eq!(s, StatusCode::NOT_IMPLEMENTED, "{v}");
+}
+
+#[tokio::test]
+async fn tokens_renew_with_the_same_claims() {
+    let h = Harness::new().await;
+    h.create("ren", "{}").await;
+    let t = token(&h, "ren", "ann", true).await;
+    let (s, v, _) = api(&h, "/api/renewToken", Some(&t), "{}").await;
+    assert_eq!(s, StatusCode::OK);
+    let renewed = enclave_server::auth::verify_join_token(
+        SECRET,
+        KEY,
+        v["token"].as_str().unwrap(),
+        Some("ren"),
+    )
+    .unwrap();
+    assert_eq!((renewed.user_id.as_str(), renewed.is_admin), ("ann", true));
+}
