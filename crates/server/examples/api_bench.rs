@@ -16,10 +16,10 @@
 //!   --seed-rooms N      rooms created up front for join/active       (default 1000)
 //!   --server-threads N  worker threads of the server's runtime       (default 2)
 //!   --client-threads N  worker threads of the load generator         (default 2)
-//!   --open-workers N    open-loop sender tasks (connections)        (default 256)
+//!   --open-workers N    open-loop sender tasks (connections)         (default 256)
 //!   --only LIST         comma list of ceiling,create,join,active     (default all;
 //!                       without the ceiling no ratios are printed: for profiling)
-//!   --breakdown N       createRoom cost pieces, N ops each; 0 skips   (default 2000)
+//!   --breakdown N       createRoom cost pieces, N ops each; 0 skips  (default 2000)
 //! ```
 //!
 //! Method (see docs/benchmarks.md):
