@@ -59,6 +59,11 @@ pub fn decode_value(body: &[u8]) -> Result<Value, DecodeError> {
 
 /// Deserialises a normalised value, naming the field on failure.
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, DecodeError> {
+    from_value_ref(&value)
+}
+
+/// [`from_value`] without consuming the value.
+pub fn from_value_ref<T: DeserializeOwned>(value: &Value) -> Result<T, DecodeError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         DecodeError::Field {

@@ -458,7 +458,7 @@ pub fn prepare_create(
     now_unix: u64,
 ) -> Result<PreparedRoom, CreateRoomError> {
     let value = json::decode_value(body)?;
-    let req: CreateRoomReq = json::from_value(value.clone())?;
+    let req: CreateRoomReq = json::from_value_ref(&value)?;
     validate_create(&req).map_err(CreateRoomError::Invalid)?;
     let room_id = RoomId::parse(&req.room_id)?;
     let metadata = req.metadata.expect("validate_create requires metadata");

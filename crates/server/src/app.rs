@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Mutex};
+use tokio::sync::oneshot;
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
@@ -22,8 +22,6 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The embedded SFU, when configured.
     pub media: Option<crate::media::Media>,
-    /// Serialises room creation, so that one room id never gets two live sessions.
-    pub(crate) create_lock: Mutex<()>,
 }
 
 /// Unix seconds now.
@@ -72,7 +70,6 @@ impl App {
                 webhooks,
                 metrics,
                 media,
-                create_lock: Mutex::new(()),
             }
         });
         if let Some(e) = media_err {

@@ -303,3 +303,42 @@ async fn broadcast_to_admins_needs_an_online_admin() {
         .await;
     assert_eq!(v["status"], true, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_of_one_room_id_give_one_session_and_other_ids_proceed() {
+    let h = std::sync::Arc::new(Harness::new().await);
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = if i % 2 == 0 {
+                "same".to_owned()
+            } else {
+                format!("other-{i}")
+            };
+            let v = h.create(&id, "{}").await;
+            (id, v["room_info"]["sid"].as_str().unwrap().to_owned())
+        }));
+    }
+    let mut same = std::collections::HashSet::new();
+    for t in tasks {
+        let (id, sid) = t.await.unwrap();
+        if id == "same" {
+            same.insert(sid);
+        }
+    }
+    assert_eq!(same.len(), 1, "one live session per room id");
+    assert_eq!(h.app.rooms.len(), 13);
+    assert_eq!(
+        h.app.rooms.creations_in_progress(),
+        0,
+        "no creation entry is left behind"
+    );
+    let (_, v) = h
+        .call("/auth/room/fetchPastRooms", r#"{"room_ids":["same"]}"#)
+        .await;
+    assert_eq!(
+        v["status"], false,
+        "no orphaned session rows for the losing creates"
+    );
+}

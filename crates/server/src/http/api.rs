@@ -139,7 +139,7 @@ async fn create(app: &Arc<App>, body: &[u8]) -> ApiResult<CreateRoomBody> {
             room_info: with_participants(&room).await.and_then(|r| r.room_info),
         }));
     }
-    let _creating = app.create_lock.lock().await;
+    let _creating = app.rooms.creation_guard(&prepared.room_id).await;
     if let Some(room) = app.rooms.get(&prepared.room_id) {
         return Ok(Reply::success(CreateRoomBody {
             room_info: with_participants(&room).await.and_then(|r| r.room_info),

@@ -233,9 +233,60 @@ impl RoomHandle {
 #[derive(Default)]
 pub struct Rooms {
     map: RwLock<HashMap<RoomId, RoomHandle>>,
+    /// Room ids being created right now, each with a lock that a second create of the same id
+    /// waits on. Creations of different ids run in parallel.
+    creating: std::sync::Mutex<HashMap<RoomId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held while one room id is being created; see [`Rooms::creation_guard`].
+pub struct CreationGuard<'a> {
+    rooms: &'a Rooms,
+    id: RoomId,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for CreationGuard<'_> {
+    fn drop(&mut self) {
+        let mut creating = self
+            .rooms
+            .creating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // The map, this guard and its held lock own three references; any more belong to
+        // waiters who still need the entry.
+        if Arc::strong_count(&self.lock) <= 3 {
+            creating.remove(&self.id);
+        }
+    }
 }
 
 impl Rooms {
+    /// Serialises creation of one room id (so it never gets two live sessions) without
+    /// serialising creations of different ids.
+    pub async fn creation_guard(&self, id: &RoomId) -> CreationGuard<'_> {
+        let lock = {
+            let mut creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+            creating.entry(id.clone()).or_default().clone()
+        };
+        let held = lock.clone().lock_owned().await;
+        CreationGuard {
+            rooms: self,
+            id: id.clone(),
+            lock,
+            _held: held,
+        }
+    }
+
+    /// How many room ids are being created right now (for tests).
+    #[doc(hidden)]
+    pub fn creations_in_progress(&self) -> usize {
+        self.creating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     /// The live room with this id.
     pub fn get(&self, id: &RoomId) -> Option<RoomHandle> {
         self.map
@@ -280,8 +331,8 @@ impl Rooms {
         }
     }
 
-    /// Starts the owner task of a new room and registers it. The caller holds the creation
-    /// lock, so no other room with this id can appear in between.
+    /// Starts the owner task of a new room and registers it. The caller holds the room id's
+    /// [`CreationGuard`], so no other room with this id can appear in between.
     pub(crate) fn start(
         &self,
         app: Arc<App>,
