@@ -32,6 +32,8 @@ mod room;
 mod sdp;
 
 pub use livekit_protocol as proto;
+#[cfg(feature = "tap")]
+pub use room::TapRecord;
 pub use room::{ConnId, Event, JoinParams, Output, Room, RoomConfig, Transmit};
 
 /// Protocol version served on `/rtc`.

@@ -208,8 +208,24 @@ const TICK: Duration = Duration::from_millis(500);
 /// RFC 6464 level (−dBov) at or below which a packet counts as speech.
 const SPEECH_LEVEL: i8 = 50;
 
+/// What the room forwarded or relayed, for the test-only tap.
+#[cfg(feature = "tap")]
+#[derive(Debug, Clone)]
+pub struct TapRecord {
+    /// `"rtp-audio"`, `"rtp-video"` or `"data"`.
+    pub kind: &'static str,
+    /// The sender's identity.
+    pub from: String,
+    /// RTP marker bit (end of a video frame).
+    pub marker: bool,
+    /// The RTP payload, or the data packet as received.
+    pub payload: Vec<u8>,
+}
+
 /// One meeting. See the crate docs.
 pub struct Room {
+    #[cfg(feature = "tap")]
+    tap: Option<Box<dyn FnMut(TapRecord) + Send>>,
     cfg: RoomConfig,
     sid: String,
     ids: IdGen,
@@ -233,6 +249,8 @@ impl Room {
         let sif_trailer = ids.bytes(8);
         let next_tick = cfg.created + TICK;
         Self {
+            #[cfg(feature = "tap")]
+            tap: None,
             cfg,
             sid,
             ids,
@@ -248,6 +266,12 @@ impl Room {
             ticks: 0,
             ended: false,
         }
+    }
+
+    /// Test-only: observe what the room forwards and relays.
+    #[cfg(feature = "tap")]
+    pub fn set_tap(&mut self, tap: Box<dyn FnMut(TapRecord) + Send>) {
+        self.tap = Some(tap);
     }
 
     /// The room's LiveKit sid (`RM_…`).
@@ -1452,6 +1476,24 @@ impl Room {
         let Some(sid) = self.track_by_pub_mid.get(&(conn, mid)).cloned() else {
             return;
         };
+        #[cfg(feature = "tap")]
+        if let Some(tap) = self.tap.as_mut() {
+            let from = self
+                .participants
+                .get(&conn)
+                .map(|p| p.info.identity.clone())
+                .unwrap_or_default();
+            tap(TapRecord {
+                kind: if codec.is_video() {
+                    "rtp-video"
+                } else {
+                    "rtp-audio"
+                },
+                from,
+                marker: pkt.header.marker,
+                payload: pkt.payload.to_vec(),
+            });
+        }
         if let (Some(r), Some(t)) = (rid, self.tracks.get_mut(&sid)) {
             t.last_seen.insert(r, now);
         }
@@ -1656,6 +1698,15 @@ impl Room {
             Some("_lossy") => false,
             _ => return,
         };
+        #[cfg(feature = "tap")]
+        if let Some(tap) = self.tap.as_mut() {
+            tap(TapRecord {
+                kind: "data",
+                from: p.info.identity.clone(),
+                marker: false,
+                payload: data.to_vec(),
+            });
+        }
         let Ok(mut packet) = lk::DataPacket::decode(data) else {
             tracing::debug!(?conn, "undecodable data packet dropped");
             return;

@@ -1,0 +1,69 @@
+// `npm run build` → dist/: index.html, assets/app.js (bundled, minified), assets/app.css,
+// assets/livekit-client.e2ee.worker.js (copied from livekit-client), favicon.svg.
+// Every URL in the output is relative, so the server can serve dist/ at `/`.
+// `node build.mjs --dev` keeps the output readable and adds source maps.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const root = path.dirname(fileURLToPath(import.meta.url));
+const dev = process.argv.includes('--dev');
+const src = path.join(root, 'src');
+const dist = path.join(root, 'dist');
+const assets = path.join(dist, 'assets');
+
+fs.rmSync(dist, { recursive: true, force: true });
+fs.mkdirSync(assets, { recursive: true });
+
+const common = {
+  bundle: true,
+  minify: !dev,
+  sourcemap: dev ? 'linked' : false,
+  legalComments: dev ? 'inline' : 'linked',
+  logLevel: 'warning',
+  target: ['chrome100', 'edge100', 'firefox115', 'safari15.4'],
+  metafile: true,
+};
+
+const js = await esbuild.build({
+  ...common,
+  entryPoints: [path.join(src, 'main.ts')],
+  outfile: path.join(assets, 'app.js'),
+  format: 'iife',
+  platform: 'browser',
+  define: { 'process.env.NODE_ENV': dev ? '"development"' : '"production"' },
+});
+const css = await esbuild.build({
+  ...common,
+  entryPoints: [path.join(src, 'styles.css')],
+  outfile: path.join(assets, 'app.css'),
+  loader: { '.svg': 'dataurl' },
+});
+
+const lkDist = path.join(root, 'node_modules', 'livekit-client', 'dist');
+fs.copyFileSync(path.join(lkDist, 'livekit-client.e2ee.worker.js'), path.join(assets, 'livekit-client.e2ee.worker.js'));
+fs.copyFileSync(path.join(src, 'favicon.svg'), path.join(dist, 'favicon.svg'));
+fs.copyFileSync(path.join(src, 'index.html'), path.join(dist, 'index.html'));
+
+// Sanity: the page must not reference anything absolute, and every asset it names must exist.
+const html = fs.readFileSync(path.join(dist, 'index.html'), 'utf8');
+for (const m of html.matchAll(/(?:src|href)="([^"]+)"/g)) {
+  const ref = m[1];
+  if (!ref.startsWith('./')) throw new Error(`index.html references a non-relative URL: ${ref}`);
+  if (!fs.existsSync(path.join(dist, ref))) throw new Error(`index.html references a missing file: ${ref}`);
+}
+
+const size = (f) => fs.statSync(f).size;
+const list = [];
+const walk = (d) => {
+  for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+    const p = path.join(d, e.name);
+    if (e.isDirectory()) walk(p);
+    else list.push(p);
+  }
+};
+walk(dist);
+for (const f of list.sort()) console.log(`${String(size(f)).padStart(9)}  ${path.relative(root, f)}`);
+void js;
+void css;

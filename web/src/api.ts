@@ -1,0 +1,137 @@
+// The browser API of the Enclave server (same origin, POST + JSON, `Authorization: <join token>`).
+// The join token lives only in this object's memory: never in storage, a URL or a log.
+
+import type { E2eeMode } from './messages';
+
+export interface RoomFeatures {
+  allow_webcams?: boolean;
+  mute_on_start?: boolean;
+  allow_screen_share?: boolean;
+  admin_only_webcams?: boolean;
+  chat_features?: { is_allow?: boolean };
+  recording_features?: { is_allow?: boolean; is_allow_cloud?: boolean; is_allow_local?: boolean };
+  external_broadcasting_features?: { is_allow?: boolean; is_allow_rtmp?: boolean };
+  end_to_end_encryption_features?: {
+    is_enabled?: boolean;
+    enabled_self_insert_encryption_key?: boolean;
+    included_chat_messages?: boolean;
+  };
+  [k: string]: unknown;
+}
+
+export interface VerifyReply {
+  status: true;
+  msg: string;
+  room: {
+    room_id: string;
+    title: string;
+    sid: string;
+    welcome_message?: string;
+    logout_url?: string;
+    features?: RoomFeatures;
+  };
+  user: { user_id: string; name: string; is_admin: boolean; is_hidden?: boolean };
+  media: { url: string; token: string };
+  e2ee: { enabled: boolean; mode: E2eeMode; secret?: string; included_chat_messages?: boolean };
+  expires_at: number;
+}
+
+export interface RenewReply {
+  status: true;
+  token: string;
+  expires_at: number;
+}
+
+export class ApiError extends Error {
+  constructor(
+    /** HTTP status; 0 when the server could not be reached. */
+    readonly httpStatus: number,
+    /** The server's `msg` (often a translation key such as notifications.token-expired). */
+    readonly serverMsg: string,
+  ) {
+    super(`API error ${httpStatus}: ${serverMsg}`);
+    this.name = 'ApiError';
+  }
+}
+
+export class Api {
+  #token: string;
+
+  constructor(token: string) {
+    this.#token = token;
+  }
+
+  setToken(token: string): void {
+    this.#token = token;
+  }
+
+  forget(): void {
+    this.#token = '';
+  }
+
+  private async post<T>(path: string, body: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(path, {
+        method: 'POST',
+        headers: { Authorization: this.#token, 'Content-Type': 'application/json' },
+        body: JSON.stringify(body ?? {}),
+        credentials: 'omit',
+        cache: 'no-store',
+        referrerPolicy: 'no-referrer',
+      });
+    } catch {
+      throw new ApiError(0, 'network error');
+    }
+    let json: unknown;
+    try {
+      json = await res.json();
+    } catch {
+      json = undefined;
+    }
+    const obj = (typeof json === 'object' && json !== null ? json : {}) as { status?: unknown; msg?: unknown };
+    if (!res.ok || obj.status !== true) {
+      const msg = typeof obj.msg === 'string' ? obj.msg : '';
+      throw new ApiError(res.ok ? 400 : res.status, msg);
+    }
+    return obj as T;
+  }
+
+  verifyToken(): Promise<VerifyReply> {
+    return this.post<VerifyReply>('./api/verifyToken', {});
+  }
+
+  renewToken(): Promise<RenewReply> {
+    return this.post<RenewReply>('./api/renewToken', {});
+  }
+
+  endRoom(): Promise<unknown> {
+    return this.post('./api/endRoom', {});
+  }
+
+  removeParticipant(userId: string): Promise<unknown> {
+    return this.post('./api/removeParticipant', { user_id: userId });
+  }
+
+  muteTrack(userId: string, trackSid: string, muted = true): Promise<unknown> {
+    return this.post('./api/muteTrack', { user_id: userId, track_sid: trackSid, muted });
+  }
+}
+
+/** Checks the shape of a verifyToken reply enough that the rest of the client can trust it. */
+export function validateVerifyReply(r: VerifyReply): string | null {
+  if (!r.room || typeof r.room.sid !== 'string' || r.room.sid.length === 0) return 'room.sid is missing';
+  if (!r.user || typeof r.user.user_id !== 'string') return 'user is missing';
+  if (!r.media || typeof r.media.token !== 'string' || r.media.token.length === 0) return 'media.token is missing';
+  if (!r.e2ee || typeof r.e2ee.enabled !== 'boolean') return 'e2ee is missing';
+  if (r.e2ee.enabled && r.e2ee.mode === 'server_key' && (typeof r.e2ee.secret !== 'string' || !r.e2ee.secret)) {
+    return 'e2ee.secret is missing';
+  }
+  return null;
+}
+
+/** The signalling URL: media.url, or this page's origin over ws(s). */
+export function mediaUrl(url: string, loc: { protocol: string; host: string }): string {
+  if (url) return url;
+  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}`;
+}

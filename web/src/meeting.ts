@@ -1,0 +1,938 @@
+// The meeting: a livekit-client Room with frame encryption, our sealed data messages, the key
+// check, tiles, chat, the participant list and host controls.
+import {
+  ConnectionState,
+  DisconnectReason,
+  ExternalE2EEKeyProvider,
+  LocalParticipant,
+  Participant,
+  RemoteParticipant,
+  RemoteTrack,
+  Room,
+  RoomEvent,
+  Track,
+  VideoPresets,
+  type RoomOptions,
+  type TrackPublication,
+  type VideoTrack,
+} from 'livekit-client';
+
+import { Api, ApiError, mediaUrl, type VerifyReply } from './api';
+import { h, icon, replace, type IconName } from './dom';
+import { EnvelopeError, type SessionKeys } from './e2ee';
+import type { KeyStatus } from './keystatus';
+import { bestGrid } from './layout';
+import { WRONG_KEY_BANNER, shortApiError, someoneElsesKeyBanner } from './messages';
+import {
+  TOPIC_CHAT,
+  TOPIC_KEYCHECK,
+  TOPIC_PROFILE,
+  TOPIC_SYSTEM,
+  cleanName,
+  decodeJson,
+  encodeJson,
+  newChat,
+  parseChat,
+  parseKeyCheck,
+  parseProfile,
+  parseSystem,
+  randomId,
+  toastKind,
+  type ChatMessage,
+} from './protocol';
+import type { Layout, SessionStore } from './store';
+import { CodeChip, E2eeBadge, brand } from './ui/badge';
+import { ChatPanel } from './ui/chat';
+import { confirmDialog } from './ui/modal';
+import { PeoplePanel, type PersonView } from './ui/people';
+import type { PrejoinResult } from './ui/prejoin';
+import { Tile } from './ui/tiles';
+import { toast } from './ui/toasts';
+
+// Our sealed data messages need the key check to reach a participant whose key differs, so
+// livekit-client's own data-channel encryption stays off: `e2ee` (not `encryption`) in the room
+// options encrypts media frames only. Chat and profiles are sealed with our data key, with the
+// sender bound in the AAD; the key check is a public one-way value.
+const SYSTEM_SENDER = 'enclave.system';
+const CONNECT_TIMEOUT_MS = 20_000;
+
+export interface MeetingOptions {
+  root: HTMLElement;
+  verify: VerifyReply;
+  api: Api;
+  keys: SessionKeys | null;
+  keyStatus: KeyStatus;
+  store: SessionStore | null;
+  join: PrejoinResult;
+  layout: Layout;
+  /** The meeting is over for this page (left, removed, ended, lost). */
+  onEnded: (reason: DisconnectReason | undefined, intentional: boolean) => void;
+  /** Leave and enter another key (self-inserted key), or rejoin (server key). */
+  onRekey: () => void;
+}
+
+type Panel = 'chat' | 'people' | null;
+
+interface CtlButton {
+  el: HTMLButtonElement;
+  set: (on: boolean) => void;
+}
+
+export class Meeting {
+  private readonly room: Room;
+  private readonly el: HTMLElement;
+  private readonly stage: HTMLElement;
+  private readonly strip: HTMLElement;
+  private readonly main: HTMLElement;
+  private readonly audioBox: HTMLElement;
+  private readonly side: HTMLElement;
+  private readonly badge = new E2eeBadge();
+  private readonly code = new CodeChip();
+  private readonly banners: HTMLElement;
+  private readonly wrongKeyBanner: HTMLElement;
+  private readonly wrongKeyText: HTMLElement;
+  private readonly reconnecting: HTMLElement;
+  private readonly audioBanner: HTMLElement;
+  private readonly chat: ChatPanel | null;
+  private readonly people: PeoplePanel;
+  private readonly tiles = new Map<string, Tile>();
+  private readonly audioEls = new Map<string, HTMLMediaElement>();
+  private readonly names = new Map<string, string>();
+  private readonly speaking = new Set<string>();
+  private readonly replied = new Set<string>();
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
+  private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people', CtlButton | null>;
+  private readonly chatBadge: HTMLElement;
+  private readonly countEl: HTMLElement;
+  private readonly layoutBtn: HTMLButtonElement;
+  private panel: Panel = null;
+  private layout: Layout;
+  private pinned: string | null = null;
+  private unread = 0;
+  private intentional = false;
+  private ended = false;
+  private dataQueue: Promise<void> = Promise.resolve();
+  private readonly name: string;
+  private readonly encrypted: boolean;
+  private readonly canCamera: boolean;
+  private readonly canPublish: boolean;
+  private readonly canScreen: boolean;
+  private readonly canChat: boolean;
+  private readonly isAdmin: boolean;
+  private resizeObs: ResizeObserver | null = null;
+  private unsubKey: (() => void) | null = null;
+  private lastStatus = '';
+
+  constructor(private readonly o: MeetingOptions) {
+    const f = o.verify.room.features ?? {};
+    this.encrypted = !!o.keys;
+    this.isAdmin = !!o.verify.user.is_admin;
+    const hidden = !!o.verify.user.is_hidden;
+    this.canPublish = !hidden;
+    this.canCamera = !hidden && f.allow_webcams !== false && !(f.admin_only_webcams && !this.isAdmin);
+    this.canScreen = !hidden && f.allow_screen_share !== false;
+    this.canChat = f.chat_features?.is_allow !== false;
+    this.name = o.join.name;
+    this.layout = o.layout;
+
+    const options: Partial<RoomOptions> = {
+      adaptiveStream: true,
+      dynacast: false,
+      videoCaptureDefaults: {
+        resolution: VideoPresets.h720.resolution,
+        deviceId: o.join.devices.videoinput,
+      },
+      audioCaptureDefaults: {
+        deviceId: o.join.devices.audioinput,
+        echoCancellation: true,
+        noiseSuppression: true,
+        autoGainControl: true,
+      },
+      audioOutput: o.join.devices.audiooutput ? { deviceId: o.join.devices.audiooutput } : undefined,
+      publishDefaults: { simulcast: true, videoCodec: 'vp8', stopMicTrackOnMute: false },
+      stopLocalTrackOnUnpublish: true,
+    };
+    if (o.keys) {
+      const keyProvider = new ExternalE2EEKeyProvider();
+      const worker = new Worker('./assets/livekit-client.e2ee.worker.js');
+      // Deliberately the `e2ee` field: see the comment at the top.
+      options.e2ee = { keyProvider, worker };
+      this.keyProvider = keyProvider;
+      this.worker = worker;
+    }
+    this.room = new Room(options);
+
+    // ---- DOM ----
+    this.stage = h('div', { class: 'stage', 'data-testid': 'stage' });
+    this.strip = h('div', { class: 'strip' });
+    this.main = h('main', { class: 'stage-wrap', 'data-layout': this.layout }, this.stage, this.strip);
+    this.audioBox = h('div', { class: 'audio-sink', 'aria-hidden': 'true' });
+    this.side = h('aside', { class: 'side', hidden: true });
+
+    this.wrongKeyText = h('p', { 'data-testid': 'wrong-key-text' });
+    const rekey = h(
+      'button',
+      { class: 'btn btn-light btn-sm', type: 'button', 'data-testid': o.verify.e2ee.mode === 'self_insert' ? 'reenter-key-button' : 'rejoin-key-button' },
+      o.verify.e2ee.mode === 'self_insert' ? 'Enter the key again' : 'Rejoin',
+    );
+    rekey.addEventListener('click', () => void this.leave(true).then(() => o.onRekey()));
+    this.rekeyBtn = rekey;
+    this.wrongKeyBanner = h('div', { class: 'banner banner-bad', role: 'alert', hidden: true, 'data-testid': 'wrong-key-banner' }, icon('alert'), this.wrongKeyText, rekey);
+    this.reconnecting = h(
+      'div',
+      { class: 'banner banner-warn', role: 'status', hidden: true, 'data-testid': 'reconnecting-indicator' },
+      h('span', { class: 'spinner spinner-sm' }),
+      h('p', null, 'Connection lost — reconnecting…'),
+    );
+    const enableAudio = h('button', { class: 'btn btn-light btn-sm', type: 'button', 'data-testid': 'enable-audio-button' }, 'Turn on sound');
+    enableAudio.addEventListener('click', () => void this.room.startAudio().then(() => this.renderAudioBanner()));
+    this.audioBanner = h('div', { class: 'banner banner-info', role: 'status', hidden: true }, icon('speaker'), h('p', null, 'Your browser blocked sound until you interact with the page.'), enableAudio);
+    this.banners = h('div', { class: 'banners' }, this.wrongKeyBanner, this.reconnecting, this.audioBanner);
+
+    this.countEl = h('span', { class: 'count' }, '1');
+    this.layoutBtn = h('button', { class: 'icon-btn', type: 'button', 'data-testid': 'layout-toggle' });
+    this.layoutBtn.addEventListener('click', () => this.setLayout(this.layout === 'grid' ? 'spotlight' : 'grid'));
+    const conn = h('span', { class: 'conn-dot', 'data-testid': 'connection-state', 'data-state': 'connecting', title: 'Connecting' });
+    this.connDot = conn;
+    const topbar = h(
+      'header',
+      { class: 'topbar' },
+      brand(),
+      h('div', { class: 'topbar-title' }, h('span', { class: 'room-title', 'data-testid': 'room-title' }, o.verify.room.title || o.verify.room.room_id), conn),
+      h('div', { class: 'topbar-right' }, this.badge.el, this.code.el, this.layoutBtn),
+    );
+
+    const mk = (testid: string, label: [string, string], icons: [IconName, IconName], onClick: () => void, danger = false): CtlButton => {
+      const iconBox = h('span', { class: 'ctl-icon' });
+      const text = h('span', { class: 'ctl-label' });
+      const el = h('button', { class: `ctl${danger ? ' ctl-danger' : ''}`, type: 'button', 'data-testid': testid }, iconBox, text);
+      el.addEventListener('click', onClick);
+      const set = (on: boolean) => {
+        replace(iconBox, icon(on ? icons[0] : icons[1]));
+        text.textContent = on ? label[0] : label[1];
+        el.setAttribute('aria-pressed', String(on));
+        el.classList.toggle('on', on);
+        el.title = text.textContent;
+      };
+      set(false);
+      return { el, set };
+    };
+    const micBtn = mk('mic-toggle', ['Mute', 'Unmute'], ['mic', 'micOff'], () => void this.toggleMic());
+    micBtn.el.disabled = !this.canPublish;
+    const camBtn = this.canCamera ? mk('camera-toggle', ['Stop video', 'Start video'], ['camera', 'cameraOff'], () => void this.toggleCamera()) : null;
+    const screenBtn = this.canScreen ? mk('screen-share-toggle', ['Stop sharing', 'Share screen'], ['screen', 'screen'], () => void this.toggleScreen()) : null;
+    const chatBtn = this.canChat ? mk('chat-toggle', ['Chat', 'Chat'], ['chat', 'chat'], () => this.togglePanel('chat')) : null;
+    const peopleBtn = mk('participants-toggle', ['People', 'People'], ['people', 'people'], () => this.togglePanel('people'));
+    this.chatBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'chat-unread' });
+    chatBtn?.el.appendChild(this.chatBadge);
+    peopleBtn.el.appendChild(this.countEl);
+    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn };
+    if (camBtn === null) {
+      // Show the restriction rather than hiding the control.
+      const why = hidden ? 'You are a hidden observer' : 'Webcams are turned off in this meeting';
+      this.camNote = h('button', { class: 'ctl', type: 'button', disabled: true, title: why, 'data-testid': 'camera-toggle' }, h('span', { class: 'ctl-icon' }, icon('cameraOff')), h('span', { class: 'ctl-label' }, 'Video off'));
+    }
+
+    const leave = h('button', { class: 'ctl ctl-leave', type: 'button', 'data-testid': 'leave-button', title: 'Leave the meeting' }, h('span', { class: 'ctl-icon' }, icon('leave')), h('span', { class: 'ctl-label' }, 'Leave'));
+    leave.addEventListener('click', () => void this.leave(false));
+    const adminTools: HTMLElement[] = [];
+    if (this.isAdmin && !this.encrypted) {
+      // Plain rooms only: in an end-to-end encrypted room recording and broadcasting cannot
+      // exist (the server cannot see the media), so there is not even a control for them.
+      if (f.recording_features?.is_allow) {
+        adminTools.push(h('button', { class: 'ctl', type: 'button', disabled: true, title: 'Recording — coming soon', 'data-testid': 'recording-button' }, h('span', { class: 'ctl-icon' }, icon('record')), h('span', { class: 'ctl-label' }, 'Record')));
+      }
+      if (f.external_broadcasting_features?.is_allow) {
+        adminTools.push(h('button', { class: 'ctl', type: 'button', disabled: true, title: 'Live streaming (RTMP) — coming soon', 'data-testid': 'rtmp-button' }, h('span', { class: 'ctl-icon' }, icon('broadcast')), h('span', { class: 'ctl-label' }, 'Stream')));
+      }
+    }
+    let endBtn: HTMLElement | null = null;
+    if (this.isAdmin) {
+      endBtn = h('button', { class: 'ctl ctl-end', type: 'button', 'data-testid': 'end-meeting-button', title: 'End the meeting for everyone' }, h('span', { class: 'ctl-icon' }, icon('end')), h('span', { class: 'ctl-label' }, 'End for all'));
+      endBtn.addEventListener('click', () => void this.endForAll());
+    }
+    const controls = h(
+      'footer',
+      { class: 'controlbar', role: 'toolbar', 'aria-label': 'Meeting controls' },
+      h('div', { class: 'ctl-group' }, micBtn.el, camBtn?.el ?? this.camNote, screenBtn?.el),
+      h('div', { class: 'ctl-group' }, chatBtn?.el, peopleBtn.el, adminTools),
+      h('div', { class: 'ctl-group' }, endBtn, leave),
+    );
+
+    this.chat = this.canChat ? new ChatPanel(this.encrypted, (t) => this.sendChat(t), () => this.togglePanel(null)) : null;
+    this.people = new PeoplePanel(
+      {
+        canModerate: this.isAdmin,
+        mute: (p) => void this.adminMute(p, 'mic'),
+        stopVideo: (p) => void this.adminMute(p, 'cam'),
+        remove: (p) => void this.adminRemove(p),
+      },
+      () => this.togglePanel(null),
+      null,
+    );
+
+    this.el = h('div', { class: 'meeting', 'data-testid': 'meeting' }, topbar, this.banners, h('div', { class: 'meeting-body' }, this.main, this.side), controls, this.audioBox);
+    this.renderLayoutBtn();
+  }
+
+  private readonly keyProvider: ExternalE2EEKeyProvider | null = null;
+  private readonly worker: Worker | null = null;
+  private connDot: HTMLElement;
+  private rekeyBtn: HTMLElement;
+  private camNote: HTMLElement | null = null;
+
+  // ---------------------------------------------------------------------------------------
+  // Lifecycle
+
+  async start(): Promise<void> {
+    const { o, room } = this;
+    replace(o.root, this.el);
+    document.title = `${o.verify.room.title || o.verify.room.room_id} · Enclave`;
+    this.code.set(o.keys?.verificationCode ?? null);
+    this.unsubKey = o.keyStatus.onChange(() => this.renderKeyState());
+    this.renderKeyState();
+    this.resizeObs = new ResizeObserver(() => this.relayout());
+    this.resizeObs.observe(this.main);
+    this.wire();
+
+    if (o.keys && this.keyProvider) {
+      const buf = o.keys.mediaKeyBuffer();
+      try {
+        await this.keyProvider.setKey(buf);
+      } finally {
+        new Uint8Array(buf).fill(0);
+      }
+      await room.setE2EEEnabled(true);
+    }
+
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        room.connect(mediaUrl(o.verify.media.url, location), o.verify.media.token, { autoSubscribe: true }),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('The media server did not answer in time.')), CONNECT_TIMEOUT_MS);
+        }),
+      ]);
+    } catch (e) {
+      clearTimeout(timer);
+      this.ended = true;
+      await room.disconnect().catch(() => {});
+      this.cleanup();
+      throw e instanceof Error ? e : new Error(String(e));
+    }
+    clearTimeout(timer);
+    this.setConn('connected');
+    const me = room.localParticipant;
+    this.names.set(me.identity, this.name);
+    await this.restoreChat();
+    this.sync();
+
+    // Publish what the pre-join screen prepared.
+    const pubs: Array<Promise<unknown>> = [];
+    if (o.join.audio && !this.canPublish) o.join.audio.stop();
+    else if (o.join.audio) {
+      pubs.push(me.publishTrack(o.join.audio, { source: Track.Source.Microphone }).catch((e) => this.mediaError('microphone', e)));
+    }
+    if (o.join.video && this.canCamera) {
+      pubs.push(me.publishTrack(o.join.video, { source: Track.Source.Camera, simulcast: true }).catch((e) => this.mediaError('camera', e)));
+    } else {
+      o.join.video?.stop();
+    }
+    await Promise.all(pubs);
+    this.sync();
+    this.announce();
+    this.renderAudioBanner();
+    const welcome = o.verify.room.welcome_message;
+    if (welcome && this.chat) {
+      this.chat.add({ id: `welcome-${o.verify.room.sid}`, fromIdentity: '', fromName: '', text: welcome, at: 0, self: false, system: true });
+    }
+    void o.store?.updateSession(o.verify.room.sid, { devices: o.join.devices, layout: this.layout }).catch(() => {});
+  }
+
+  private wire(): void {
+    const r = this.room;
+    const sync = () => this.sync();
+    r.on(RoomEvent.ParticipantConnected, (p) => {
+      this.sync();
+      // A newcomer learns our key check (and name) even if it missed the broadcast.
+      this.later(600, () => this.announce([p.identity]));
+      this.later(2500, () => this.announce([p.identity]));
+    })
+      .on(RoomEvent.ParticipantDisconnected, (p) => {
+        this.o.keyStatus.participantLeft(p.identity);
+        this.names.delete(p.identity);
+        this.speaking.delete(p.identity);
+        for (const k of [...this.replied]) if (k.startsWith(`${p.identity}\u0000`)) this.replied.delete(k);
+        if (this.pinned?.startsWith(`${p.identity}\u0000`)) this.pinned = null;
+        this.sync();
+      })
+      .on(RoomEvent.TrackSubscribed, (track, pub, p) => {
+        if (track.kind === Track.Kind.Audio) this.attachAudio(track, pub, p);
+        this.sync();
+      })
+      .on(RoomEvent.TrackUnsubscribed, (track, pub) => {
+        this.detachAudio(track, pub);
+        this.sync();
+      })
+      .on(RoomEvent.TrackPublished, sync)
+      .on(RoomEvent.TrackUnpublished, sync)
+      .on(RoomEvent.TrackMuted, sync)
+      .on(RoomEvent.TrackUnmuted, sync)
+      .on(RoomEvent.LocalTrackPublished, sync)
+      .on(RoomEvent.LocalTrackUnpublished, sync)
+      .on(RoomEvent.ParticipantNameChanged, sync)
+      .on(RoomEvent.ParticipantMetadataChanged, sync)
+      .on(RoomEvent.TrackStreamStateChanged, sync)
+      .on(RoomEvent.ActiveSpeakersChanged, (speakers: Participant[]) => {
+        this.speaking.clear();
+        for (const s of speakers) this.speaking.add(s.identity);
+        this.renderSpeaking();
+      })
+      .on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
+        const copy = new Uint8Array(payload);
+        this.dataQueue = this.dataQueue.then(() => this.onData(copy, participant, topic)).catch(() => {});
+      })
+      .on(RoomEvent.EncryptionError, (_err, participant?: Participant | string) => {
+        const id = typeof participant === 'string' ? participant : participant?.identity;
+        if (id && id !== r.localParticipant.identity) this.o.keyStatus.mediaDecryptionFailed(id);
+      })
+      .on(RoomEvent.ParticipantEncryptionStatusChanged, (enc, participant) => {
+        if (participant && participant.identity !== r.localParticipant.identity && this.encrypted) {
+          this.o.keyStatus.participantEncryption(participant.identity, enc);
+        }
+      })
+      .on(RoomEvent.Reconnecting, () => this.setConn('reconnecting'))
+      .on(RoomEvent.SignalReconnecting, () => this.setConn('reconnecting'))
+      .on(RoomEvent.Reconnected, () => {
+        this.setConn('connected');
+        this.replied.clear();
+        this.announce();
+        this.sync();
+      })
+      .on(RoomEvent.AudioPlaybackStatusChanged, () => this.renderAudioBanner())
+      .on(RoomEvent.MediaDevicesError, (e) => toast(mediaErrorText(e), 'warning'))
+      .on(RoomEvent.Disconnected, (reason) => this.onDisconnected(reason));
+  }
+
+  private onDisconnected(reason?: DisconnectReason): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.cleanup();
+    if (reason === DisconnectReason.ROOM_DELETED || reason === DisconnectReason.ROOM_CLOSED) {
+      void this.o.store?.deleteSession(this.o.verify.room.sid).catch(() => {});
+    }
+    this.o.onEnded(reason, this.intentional);
+  }
+
+  private cleanup(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.resizeObs?.disconnect();
+    this.unsubKey?.();
+    for (const t of this.tiles.values()) t.destroy();
+    this.tiles.clear();
+    for (const el of this.audioEls.values()) el.remove();
+    this.audioEls.clear();
+    this.o.keyStatus.reset();
+    // The SDK may still post to its worker while it tears down; stop it a moment later.
+    const w = this.worker;
+    if (w) setTimeout(() => w.terminate(), 2000);
+  }
+
+  /** Leaves; `quiet` skips the confirmation page (the caller shows the next screen). */
+  async leave(quiet: boolean): Promise<void> {
+    this.intentional = true;
+    if (quiet) this.ended = true;
+    await this.room.disconnect(true).catch(() => {});
+    if (quiet) this.cleanup();
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (!this.ended) fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Data messages
+
+  /** Publishes our key check and our chosen name (to everyone, or to `to`). */
+  private announce(to?: string[]): void {
+    if (this.ended || this.room.state !== ConnectionState.Connected) return;
+    const opts = { reliable: true, destinationIdentities: to };
+    const me = this.room.localParticipant;
+    const tasks: Array<Promise<unknown>> = [];
+    if (this.o.keys) {
+      tasks.push(me.publishData(encodeJson({ type: 'key_check', check: this.o.keys.checkHex }), { ...opts, topic: TOPIC_KEYCHECK }));
+    }
+    tasks.push(this.sealed({ type: 'profile', name: this.name }).then((b) => me.publishData(b, { ...opts, topic: TOPIC_PROFILE })));
+    void Promise.all(tasks).catch(() => {});
+  }
+
+  private async sealed(v: unknown): Promise<Uint8Array<ArrayBuffer>> {
+    const bytes = encodeJson(v);
+    return this.o.keys ? this.o.keys.seal(this.room.localParticipant.identity, bytes) : bytes;
+  }
+
+  /** Opens a message of `from`; null (and a key-mismatch signal) if it does not open. */
+  private async opened(from: string, payload: Uint8Array): Promise<unknown> {
+    if (!this.o.keys) return decodeJson(payload);
+    try {
+      return decodeJson(await this.o.keys.open(from, payload));
+    } catch (e) {
+      if (e instanceof EnvelopeError) this.o.keyStatus.dataOpenFailed(from);
+      return undefined;
+    }
+  }
+
+  private async onData(payload: Uint8Array, participant: RemoteParticipant | undefined, topic: string | undefined): Promise<void> {
+    if (this.ended) return;
+    if (topic === TOPIC_SYSTEM) {
+      // Only the server speaks on this topic: a participant's packet always carries its identity.
+      if (participant) return;
+      const m = parseSystem(decodeJson(payload));
+      if (!m) return;
+      if (m.type === 'SYSTEM_CHAT_MSG') await this.systemChat(m.message);
+      else toast(m.msg, toastKind(m.notification_type));
+      return;
+    }
+    if (!participant) return;
+    const from = participant.identity;
+    if (topic === TOPIC_KEYCHECK) {
+      const kc = parseKeyCheck(decodeJson(payload));
+      if (!kc) return;
+      this.o.keyStatus.keyCheck(from, kc.check);
+      const key = `${from}\u0000${participant.sid}`;
+      if (!this.replied.has(key)) {
+        this.replied.add(key);
+        this.announce([from]);
+      }
+      this.sync();
+      return;
+    }
+    if (topic === TOPIC_PROFILE) {
+      const p = parseProfile(await this.opened(from, payload));
+      if (p && p.name !== this.names.get(from)) {
+        this.names.set(from, p.name);
+        this.sync();
+      }
+      return;
+    }
+    if (topic === TOPIC_CHAT) {
+      const msg = parseChat(await this.opened(from, payload), from);
+      if (!msg || !this.chat || this.chat.has(msg.id)) return;
+      this.showChat(msg, false);
+      const sid = this.o.verify.room.sid;
+      const rec = this.o.keys
+        ? { sid, id: msg.id, at: Date.now(), kind: 'sealed' as const, sender: from, envelope: payload.slice().buffer }
+        : { sid, id: msg.id, at: Date.now(), kind: 'plain' as const, message: msg };
+      void this.o.store?.addChat(rec).catch(() => {});
+    }
+  }
+
+  private showChat(msg: ChatMessage, self: boolean, restoring = false): void {
+    if (!this.chat) return;
+    const name = self ? this.name : msg.from_name || this.displayName(msg.from_user_id);
+    const added = this.chat.add({ id: msg.id, fromIdentity: msg.from_user_id, fromName: name, text: msg.text, at: msg.sent_at, self, system: false });
+    if (added && !self && !restoring) this.bumpUnread();
+  }
+
+  private async systemChat(text: string): Promise<void> {
+    if (!this.chat) {
+      toast(text, 'info');
+      return;
+    }
+    const id = randomId();
+    const at = Date.now();
+    this.chat.add({ id, fromIdentity: '', fromName: '', text, at, self: false, system: true });
+    this.bumpUnread();
+    if (this.panel !== 'chat') toast(text, 'info');
+    const sid = this.o.verify.room.sid;
+    if (this.o.keys) {
+      // Kept sealed like everything else in an encrypted room's history.
+      const env = await this.o.keys.seal(SYSTEM_SENDER, encodeJson({ text, at }));
+      void this.o.store?.addChat({ sid, id, at, kind: 'sealed-system', envelope: env.buffer }).catch(() => {});
+    } else {
+      void this.o.store?.addChat({ sid, id, at, kind: 'plain-system', text }).catch(() => {});
+    }
+  }
+
+  private async sendChat(text: string): Promise<void> {
+    const me = this.room.localParticipant;
+    const msg = newChat(me.identity, this.name, text);
+    const payload = await this.sealed(msg);
+    try {
+      await me.publishData(payload, { reliable: true, topic: TOPIC_CHAT });
+    } catch {
+      toast('The message could not be sent. Check your connection.', 'error');
+      throw new Error('send failed');
+    }
+    this.showChat(msg, true);
+    const sid = this.o.verify.room.sid;
+    const rec = this.o.keys
+      ? { sid, id: msg.id, at: Date.now(), kind: 'sealed' as const, sender: me.identity, envelope: payload.buffer }
+      : { sid, id: msg.id, at: Date.now(), kind: 'plain' as const, message: msg };
+    void this.o.store?.addChat(rec).catch(() => {});
+  }
+
+  private async restoreChat(): Promise<void> {
+    const { store, keys, verify } = this.o;
+    if (!store || !this.chat) return;
+    let records;
+    try {
+      records = await store.chat(verify.room.sid);
+    } catch {
+      return;
+    }
+    const me = this.room.localParticipant.identity;
+    for (const r of records) {
+      try {
+        if (r.kind === 'plain' && !keys) {
+          const m = parseChat(r.message, r.message.from_user_id);
+          if (m) this.showChat(m, m.from_user_id === me, true);
+        } else if (r.kind === 'plain-system' && !keys) {
+          this.chat.add({ id: r.id, fromIdentity: '', fromName: '', text: r.text, at: r.at, self: false, system: true });
+        } else if (r.kind === 'sealed' && keys) {
+          const m = parseChat(decodeJson(await keys.open(r.sender, new Uint8Array(r.envelope))), r.sender);
+          if (m) this.showChat(m, r.sender === me, true);
+        } else if (r.kind === 'sealed-system' && keys) {
+          const v = decodeJson(await keys.open(SYSTEM_SENDER, new Uint8Array(r.envelope))) as { text?: unknown; at?: unknown } | undefined;
+          if (v && typeof v.text === 'string') {
+            this.chat.add({ id: r.id, fromIdentity: '', fromName: '', text: v.text, at: typeof v.at === 'number' ? v.at : r.at, self: false, system: true });
+          }
+        }
+      } catch {
+        // Sealed with another key (e.g. a different self-inserted key): not shown.
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Local media
+
+  private async toggleMic(): Promise<void> {
+    const me = this.room.localParticipant;
+    try {
+      await me.setMicrophoneEnabled(!me.isMicrophoneEnabled);
+    } catch (e) {
+      this.mediaError('microphone', e);
+    }
+    this.sync();
+  }
+
+  private async toggleCamera(): Promise<void> {
+    const me = this.room.localParticipant;
+    try {
+      await me.setCameraEnabled(!me.isCameraEnabled, undefined, { simulcast: true });
+    } catch (e) {
+      this.mediaError('camera', e);
+    }
+    this.sync();
+  }
+
+  private async toggleScreen(): Promise<void> {
+    const me = this.room.localParticipant;
+    try {
+      await me.setScreenShareEnabled(!me.isScreenShareEnabled, { audio: true, selfBrowserSurface: 'exclude' });
+    } catch (e) {
+      const name = e instanceof Error ? e.name : '';
+      if (name !== 'NotAllowedError' && name !== 'AbortError') toast('Screen sharing could not start.', 'warning');
+    }
+    this.sync();
+  }
+
+  private mediaError(what: string, e: unknown): void {
+    toast(`The ${what} could not be started: ${mediaErrorText(e)}`, 'warning');
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Host actions
+
+  private async adminMute(p: PersonView, which: 'mic' | 'cam'): Promise<void> {
+    const sid = which === 'mic' ? p.micTrackSid : p.camTrackSid;
+    if (!sid) return;
+    try {
+      await this.o.api.muteTrack(p.identity, sid, true);
+      toast(which === 'mic' ? `Muted ${p.name}.` : `Turned off ${p.name}’s camera.`, 'success');
+    } catch (e) {
+      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+    }
+  }
+
+  private async adminRemove(p: PersonView): Promise<void> {
+    const ok = await confirmDialog({ title: `Remove ${p.name}?`, body: 'They will be disconnected from the meeting.', confirm: 'Remove', danger: true });
+    if (!ok) return;
+    try {
+      await this.o.api.removeParticipant(p.identity);
+      toast(`Removed ${p.name}.`, 'success');
+    } catch (e) {
+      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+    }
+  }
+
+  private async endForAll(): Promise<void> {
+    const ok = await confirmDialog({ title: 'End the meeting for everyone?', body: 'Everyone will be disconnected and the meeting will close.', confirm: 'End meeting', danger: true });
+    if (!ok) return;
+    try {
+      await this.o.api.endRoom();
+    } catch (e) {
+      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'The meeting could not be ended.', 'error');
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Rendering
+
+  private displayName(identity: string): string {
+    const named = this.names.get(identity);
+    if (named) return named;
+    const p = identity === this.room.localParticipant.identity ? this.room.localParticipant : this.room.getParticipantByIdentity(identity);
+    return cleanName(p?.name || '') || identity;
+  }
+
+  private isHost(p: Participant): boolean {
+    if (p instanceof LocalParticipant) return this.isAdmin;
+    try {
+      const m = JSON.parse(p.metadata || '{}') as { is_admin?: unknown };
+      return m.is_admin === true;
+    } catch {
+      return false;
+    }
+  }
+
+  private participants(): Participant[] {
+    const remotes = [...this.room.remoteParticipants.values()].sort((a, b) => (a.joinedAt?.getTime() ?? 0) - (b.joinedAt?.getTime() ?? 0));
+    return [this.room.localParticipant, ...remotes];
+  }
+
+  private mismatch(p: Participant): boolean {
+    if (!this.encrypted) return false;
+    if (p instanceof LocalParticipant) return false;
+    return this.o.keyStatus.isMismatched(p.identity);
+  }
+
+  /** Brings tiles, the participant list and the controls in line with the room. */
+  private sync(): void {
+    if (this.ended) return;
+    const want = new Map<string, { p: Participant; screen: boolean; video: VideoTrack | null; mic: TrackPublication | undefined }>();
+    for (const p of this.participants()) {
+      const cam = p.getTrackPublication(Track.Source.Camera);
+      const mic = p.getTrackPublication(Track.Source.Microphone);
+      const camTrack = cam?.track && !cam.isMuted ? (cam.track as VideoTrack) : null;
+      want.set(`${p.identity}\u0000camera`, { p, screen: false, video: camTrack, mic });
+      const scr = p.getTrackPublication(Track.Source.ScreenShare);
+      if (scr) want.set(`${p.identity}\u0000screen`, { p, screen: true, video: (scr.track as VideoTrack | undefined) ?? null, mic: undefined });
+    }
+    for (const [k, t] of this.tiles) {
+      if (!want.has(k)) {
+        t.destroy();
+        this.tiles.delete(k);
+      }
+    }
+    for (const [k, w] of want) {
+      let t = this.tiles.get(k);
+      if (!t) {
+        t = new Tile(k, w.p.identity, w.p instanceof LocalParticipant, w.screen, (key) => this.pin(key));
+        this.tiles.set(k, t);
+      }
+      t.update({
+        name: this.displayName(w.p.identity),
+        video: w.video,
+        micMuted: w.mic ? w.mic.isMuted : null,
+        speaking: this.speaking.has(w.p.identity),
+        mismatch: this.mismatch(w.p),
+        isAdmin: this.isHost(w.p),
+      });
+    }
+    this.relayout();
+
+    const me = this.room.localParticipant;
+    this.ctl.mic?.set(me.isMicrophoneEnabled);
+    this.ctl.cam?.set(me.isCameraEnabled);
+    this.ctl.screen?.set(me.isScreenShareEnabled);
+    this.ctl.chat?.set(this.panel === 'chat');
+    this.ctl.people?.set(this.panel === 'people');
+    const all = this.participants();
+    this.countEl.textContent = String(all.length);
+    if (this.panel !== 'people') return;
+    this.people.render(
+      all.map((p) => {
+        const mic = p.getTrackPublication(Track.Source.Microphone);
+        const cam = p.getTrackPublication(Track.Source.Camera);
+        return {
+          identity: p.identity,
+          name: this.displayName(p.identity),
+          isLocal: p instanceof LocalParticipant,
+          isAdmin: this.isHost(p),
+          micOn: !!mic && !mic.isMuted,
+          camOn: !!cam && !cam.isMuted,
+          mismatch: this.mismatch(p),
+          micTrackSid: mic?.trackSid ?? null,
+          camTrackSid: cam?.trackSid ?? null,
+        };
+      }),
+    );
+  }
+
+  private renderSpeaking(): void {
+    for (const t of this.tiles.values()) {
+      const on = this.speaking.has(t.identity) && !t.isScreen;
+      t.el.classList.toggle('speaking', on);
+      t.el.dataset.speaking = String(on);
+    }
+    if (this.layout === 'spotlight' && !this.pinned) this.relayout();
+  }
+
+  private pin(key: string): void {
+    if (this.layout === 'grid') {
+      this.pinned = key;
+      this.setLayout('spotlight');
+    } else {
+      this.pinned = this.pinned === key ? null : key;
+      this.relayout();
+    }
+  }
+
+  private setLayout(l: Layout): void {
+    this.layout = l;
+    if (l === 'grid') this.pinned = null;
+    this.main.dataset.layout = l;
+    this.renderLayoutBtn();
+    this.relayout();
+    void this.o.store?.updateSession(this.o.verify.room.sid, { layout: l }).catch(() => {});
+  }
+
+  private renderLayoutBtn(): void {
+    const next = this.layout === 'grid' ? 'spotlight' : 'grid';
+    replace(this.layoutBtn, icon(next === 'grid' ? 'grid' : 'spotlight'));
+    this.layoutBtn.setAttribute('aria-label', next === 'grid' ? 'Switch to grid view' : 'Switch to speaker view');
+    this.layoutBtn.title = this.layoutBtn.getAttribute('aria-label') ?? '';
+    this.layoutBtn.dataset.layout = this.layout;
+  }
+
+  /** The tile shown large in speaker view. */
+  private focusKey(): string | null {
+    if (this.pinned && this.tiles.has(this.pinned)) return this.pinned;
+    const keys = [...this.tiles.keys()];
+    const screen = keys.find((k) => k.endsWith('\u0000screen') && !this.tiles.get(k)!.isLocal) ?? keys.find((k) => k.endsWith('\u0000screen'));
+    if (screen) return screen;
+    const me = this.room.localParticipant.identity;
+    const speaker = [...this.speaking].find((id) => id !== me && this.tiles.has(`${id}\u0000camera`));
+    if (speaker) return `${speaker}\u0000camera`;
+    const remote = keys.find((k) => !this.tiles.get(k)!.isLocal);
+    return remote ?? keys[0] ?? null;
+  }
+
+  private relayout(): void {
+    if (this.ended) return;
+    const tiles = [...this.tiles.values()];
+    // Screen shares first, then people in join order.
+    tiles.sort((a, b) => Number(b.isScreen) - Number(a.isScreen));
+    const spotlight = this.layout === 'spotlight' && tiles.length > 1;
+    const focus = spotlight ? this.focusKey() : null;
+    const mainTiles = spotlight ? tiles.filter((t) => t.key === focus) : tiles;
+    const stripTiles = spotlight ? tiles.filter((t) => t.key !== focus) : [];
+    placeChildren(this.stage, mainTiles.map((t) => t.el));
+    placeChildren(this.strip, stripTiles.map((t) => t.el));
+    this.strip.hidden = stripTiles.length === 0;
+    this.main.classList.toggle('is-spotlight', spotlight);
+    const rect = this.stage.getBoundingClientRect();
+    const g = bestGrid(mainTiles.length, rect.width, rect.height);
+    this.stage.style.setProperty('--cols', String(g.cols));
+    this.stage.style.setProperty('--tile-w', `${g.width}px`);
+    this.stage.style.setProperty('--tile-h', `${g.height}px`);
+    for (const t of tiles) t.el.classList.toggle('pinned', t.key === this.pinned);
+  }
+
+  private togglePanel(p: Panel): void {
+    this.panel = this.panel === p ? null : p;
+    if (this.panel === 'chat' && this.chat) {
+      replace(this.side, this.chat.el);
+      this.unread = 0;
+      this.renderUnread();
+      this.side.hidden = false;
+      this.chat.focus();
+    } else if (this.panel === 'people') {
+      replace(this.side, this.people.el);
+      this.side.hidden = false;
+    } else {
+      replace(this.side);
+      this.side.hidden = true;
+    }
+    this.el.classList.toggle('has-panel', this.panel !== null);
+    this.sync();
+  }
+
+  private bumpUnread(): void {
+    if (this.panel === 'chat') return;
+    this.unread += 1;
+    this.renderUnread();
+  }
+
+  private renderUnread(): void {
+    this.chatBadge.hidden = this.unread === 0;
+    this.chatBadge.textContent = this.unread > 9 ? '9+' : String(this.unread);
+  }
+
+  private renderKeyState(): void {
+    const s = this.o.keyStatus.summary();
+    this.badge.set(s.status);
+    if (s.status !== this.lastStatus) {
+      this.lastStatus = s.status;
+      this.el.dataset.e2ee = s.status;
+    }
+    if (s.status === 'wrong-key') {
+      const text = s.matched.length > 0 ? someoneElsesKeyBanner(s.mismatched.map((id) => this.displayName(id))) : WRONG_KEY_BANNER;
+      this.wrongKeyText.textContent = text;
+      // Offer to re-enter the key only to those whose key nobody shares.
+      this.rekeyBtn.hidden = s.matched.length > 0;
+      this.wrongKeyBanner.hidden = false;
+    } else {
+      this.wrongKeyBanner.hidden = true;
+    }
+    this.sync();
+  }
+
+  private renderAudioBanner(): void {
+    this.audioBanner.hidden = this.room.canPlaybackAudio;
+  }
+
+  private setConn(state: 'connecting' | 'connected' | 'reconnecting'): void {
+    this.connDot.dataset.state = state;
+    this.connDot.title = state === 'connected' ? 'Connected' : state === 'reconnecting' ? 'Reconnecting' : 'Connecting';
+    this.reconnecting.hidden = state !== 'reconnecting';
+  }
+
+  private attachAudio(track: RemoteTrack, pub: TrackPublication, p: RemoteParticipant): void {
+    if (this.audioEls.has(pub.trackSid)) return;
+    const el = track.attach();
+    el.dataset.identity = p.identity;
+    this.audioBox.appendChild(el);
+    this.audioEls.set(pub.trackSid, el);
+  }
+
+  private detachAudio(track: RemoteTrack, pub: TrackPublication): void {
+    const el = this.audioEls.get(pub.trackSid);
+    if (!el) return;
+    track.detach(el);
+    el.remove();
+    this.audioEls.delete(pub.trackSid);
+  }
+}
+
+function placeChildren(parent: HTMLElement, els: HTMLElement[]): void {
+  els.forEach((el, i) => {
+    if (parent.children[i] !== el) parent.insertBefore(el, parent.children[i] ?? null);
+  });
+  while (parent.children.length > els.length) parent.lastElementChild!.remove();
+}
+
+function mediaErrorText(e: unknown): string {
+  const name = e instanceof Error ? e.name : '';
+  if (name === 'NotAllowedError') return 'access was blocked in the browser.';
+  if (name === 'NotFoundError') return 'no device was found.';
+  if (name === 'NotReadableError') return 'the device is in use by another application.';
+  return 'the device could not be used.';
+}

@@ -1,0 +1,141 @@
+// The client's own data messages (LiveKit data packets, reliable) and the server's broadcasts.
+// Pure: parsing and validation only, so that it is unit-tested in Node.
+//
+// topic             payload                                         sealed in E2EE rooms
+// enclave.chat      {id, from_user_id, from_name, text, sent_at}    yes (data key, AAD binds sender)
+// enclave.profile   {type:"profile", name}                          yes
+// enclave.keycheck  {type:"key_check", check:"<32 hex>"}            no: a one-way value of the key,
+//                                                                   readable by those whose key differs
+// enclave.system    {type:"SYSTEM_CHAT_MSG", message} or            no: from the server (no sender)
+//                   {type:"SYSTEM_NOTIFICATION", msg, notification_type}
+
+export const TOPIC_CHAT = 'enclave.chat';
+export const TOPIC_PROFILE = 'enclave.profile';
+export const TOPIC_KEYCHECK = 'enclave.keycheck';
+export const TOPIC_SYSTEM = 'enclave.system';
+
+export const MAX_CHAT_CHARS = 4000;
+export const MAX_NAME_CHARS = 64;
+
+export interface ChatMessage {
+  id: string;
+  from_user_id: string;
+  from_name: string;
+  text: string;
+  /** Milliseconds since the epoch, by the sender's clock. */
+  sent_at: number;
+}
+
+export interface KeyCheckMessage {
+  type: 'key_check';
+  check: string;
+}
+
+export interface ProfileMessage {
+  type: 'profile';
+  name: string;
+}
+
+export type SystemMessage =
+  | { type: 'SYSTEM_CHAT_MSG'; message: string }
+  | { type: 'SYSTEM_NOTIFICATION'; msg: string; notification_type: string };
+
+const enc = new TextEncoder();
+const dec = new TextDecoder('utf-8', { fatal: true });
+
+export function encodeJson(v: unknown): Uint8Array<ArrayBuffer> {
+  return enc.encode(JSON.stringify(v));
+}
+
+export function decodeJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(dec.decode(bytes));
+  } catch {
+    return undefined;
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A chat message, if `v` is one and it claims to come from `senderIdentity` (who really sent it). */
+export function parseChat(v: unknown, senderIdentity: string): ChatMessage | null {
+  if (!isObject(v)) return null;
+  const { id, from_user_id, from_name, text, sent_at } = v;
+  if (typeof id !== 'string' || id.length === 0 || id.length > 100) return null;
+  if (typeof from_user_id !== 'string' || from_user_id !== senderIdentity) return null;
+  if (typeof text !== 'string' || text.trim().length === 0 || text.length > MAX_CHAT_CHARS) return null;
+  const name = typeof from_name === 'string' ? cleanName(from_name) : '';
+  const at = typeof sent_at === 'number' && Number.isFinite(sent_at) ? sent_at : Date.now();
+  return { id, from_user_id, from_name: name || from_user_id, text, sent_at: at };
+}
+
+export function newChat(fromUserId: string, fromName: string, text: string, now = Date.now()): ChatMessage {
+  return {
+    id: randomId(),
+    from_user_id: fromUserId,
+    from_name: fromName,
+    text: text.slice(0, MAX_CHAT_CHARS),
+    sent_at: now,
+  };
+}
+
+export function parseKeyCheck(v: unknown): KeyCheckMessage | null {
+  if (!isObject(v) || v.type !== 'key_check') return null;
+  if (typeof v.check !== 'string' || !/^[0-9a-f]{32}$/.test(v.check)) return null;
+  return { type: 'key_check', check: v.check };
+}
+
+export function parseProfile(v: unknown): ProfileMessage | null {
+  if (!isObject(v) || v.type !== 'profile' || typeof v.name !== 'string') return null;
+  const name = cleanName(v.name);
+  return name ? { type: 'profile', name } : null;
+}
+
+export function parseSystem(v: unknown): SystemMessage | null {
+  if (!isObject(v)) return null;
+  if (v.type === 'SYSTEM_CHAT_MSG' && typeof v.message === 'string' && v.message.trim()) {
+    return { type: 'SYSTEM_CHAT_MSG', message: v.message.slice(0, MAX_CHAT_CHARS) };
+  }
+  if (v.type === 'SYSTEM_NOTIFICATION' && typeof v.msg === 'string' && v.msg.trim()) {
+    const kind = typeof v.notification_type === 'string' ? v.notification_type : 'info';
+    return { type: 'SYSTEM_NOTIFICATION', msg: v.msg.slice(0, 1000), notification_type: kind };
+  }
+  return null;
+}
+
+/** Trims, collapses white space, drops control characters, caps the length. */
+export function cleanName(name: string): string {
+  return name
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, MAX_NAME_CHARS);
+}
+
+export function randomId(): string {
+  const b = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(b);
+  let s = '';
+  for (const x of b) s += x.toString(16).padStart(2, '0');
+  return s;
+}
+
+/** Normalises a toast's severity from the server's notification_type. */
+export function toastKind(notificationType: string): 'info' | 'warning' | 'error' | 'success' {
+  const t = notificationType.toLowerCase();
+  if (t.includes('error') || t.includes('danger')) return 'error';
+  if (t.includes('warn')) return 'warning';
+  if (t.includes('success')) return 'success';
+  return 'info';
+}
+
+/** Milliseconds until the join token should be renewed: when 2/3 of its lifetime has passed. */
+export function renewDelayMs(receivedAtMs: number, expiresAtSec: number, nowMs: number): number {
+  const lifetime = expiresAtSec * 1000 - receivedAtMs;
+  if (!Number.isFinite(lifetime) || lifetime <= 0) return 0;
+  const due = receivedAtMs + (lifetime * 2) / 3;
+  return Math.max(0, Math.round(due - nowMs));
+}

@@ -1,0 +1,122 @@
+// The chat panel. Messages are text nodes (no markup), ordered by their send time.
+import { h, hueOf, icon } from '../dom';
+import { MAX_CHAT_CHARS } from '../protocol';
+
+export interface ChatEntry {
+  id: string;
+  fromIdentity: string;
+  fromName: string;
+  text: string;
+  at: number;
+  self: boolean;
+  system: boolean;
+}
+
+export class ChatPanel {
+  readonly el: HTMLElement;
+  private readonly list: HTMLElement;
+  private readonly input: HTMLInputElement;
+  private readonly sendBtn: HTMLButtonElement;
+  private readonly empty: HTMLElement;
+  private readonly seen = new Set<string>();
+
+  constructor(
+    encrypted: boolean,
+    private readonly onSend: (text: string) => Promise<void>,
+    onClose: () => void,
+  ) {
+    this.list = h('ol', { class: 'chat-list', role: 'log', 'aria-live': 'polite', 'aria-label': 'Chat messages', 'data-testid': 'chat-list' });
+    this.empty = h(
+      'li',
+      { class: 'chat-empty muted' },
+      encrypted ? 'No messages yet. Chat in this meeting is end-to-end encrypted.' : 'No messages yet.',
+    );
+    this.list.appendChild(this.empty);
+    this.input = h('input', {
+      class: 'input chat-input',
+      type: 'text',
+      placeholder: encrypted ? 'Message (end-to-end encrypted)' : 'Message',
+      maxlength: MAX_CHAT_CHARS,
+      autocomplete: 'off',
+      'aria-label': 'Chat message',
+      'data-testid': 'chat-input',
+    });
+    this.sendBtn = h('button', { class: 'icon-btn send-btn', type: 'submit', 'aria-label': 'Send message', title: 'Send', 'data-testid': 'chat-send' }, icon('send'));
+    const form = h('form', { class: 'chat-form' }, this.input, this.sendBtn);
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      void this.submit();
+    });
+    const close = h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Close chat', title: 'Close' }, icon('close'));
+    close.addEventListener('click', onClose);
+    this.el = h(
+      'section',
+      { class: 'panel chat-panel', 'aria-label': 'Chat', 'data-testid': 'chat-panel' },
+      h(
+        'header',
+        { class: 'panel-head' },
+        h('h2', null, 'Chat'),
+        encrypted ? h('span', { class: 'pill pill-ok', title: 'Sealed with this session’s data key before it leaves your browser' }, icon('lock', 'icon icon-xs'), 'Encrypted') : null,
+        close,
+      ),
+      this.list,
+      form,
+    );
+  }
+
+  focus(): void {
+    this.input.focus();
+  }
+
+  private async submit(): Promise<void> {
+    const text = this.input.value.trim();
+    if (!text) return;
+    this.sendBtn.disabled = true;
+    try {
+      await this.onSend(text);
+      this.input.value = '';
+    } finally {
+      this.sendBtn.disabled = false;
+      this.input.focus();
+    }
+  }
+
+  has(id: string): boolean {
+    return this.seen.has(id);
+  }
+
+  /** Adds a message; returns false for a duplicate. */
+  add(m: ChatEntry): boolean {
+    if (this.seen.has(m.id)) return false;
+    this.seen.add(m.id);
+    this.empty.remove();
+    const time = new Date(m.at);
+    const when = m.at > 0 && Number.isFinite(time.getTime()) ? time.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
+    const li = h(
+      'li',
+      {
+        class: `chat-msg${m.self ? ' self' : ''}${m.system ? ' system' : ''}`,
+        'data-testid': 'chat-message',
+        'data-from': m.system ? '' : m.fromIdentity,
+        'data-system': m.system ? 'true' : 'false',
+        'data-at': String(m.at),
+        style: `--hue:${hueOf(m.fromIdentity)}`,
+      },
+      m.system
+        ? h('div', { class: 'chat-meta' }, icon('shield', 'icon icon-xs'), h('span', { class: 'chat-from' }, 'Meeting notice'), when ? h('time', null, when) : null)
+        : h('div', { class: 'chat-meta' }, h('span', { class: 'chat-from' }, m.self ? 'You' : m.fromName), when ? h('time', { datetime: time.toISOString() }, when) : null),
+      h('div', { class: 'chat-text', 'data-testid': 'chat-text' }, m.text),
+    );
+    // Keep send-time order (restored history and late arrivals).
+    let before: Element | null = null;
+    for (let c = this.list.lastElementChild; c; c = c.previousElementSibling) {
+      const at = Number((c as HTMLElement).dataset.at ?? '0');
+      if (at <= m.at) break;
+      before = c;
+    }
+    const stick = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 80;
+    this.list.insertBefore(li, before);
+    if (stick || m.self) this.list.scrollTop = this.list.scrollHeight;
+    return true;
+  }
+}

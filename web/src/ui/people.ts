@@ -1,0 +1,97 @@
+// The participant list, with host actions for hosts.
+import { h, hueOf, icon, initials, replace } from '../dom';
+
+export interface PersonView {
+  identity: string;
+  name: string;
+  isLocal: boolean;
+  isAdmin: boolean;
+  micOn: boolean;
+  camOn: boolean;
+  mismatch: boolean;
+  micTrackSid: string | null;
+  camTrackSid: string | null;
+}
+
+export interface PeopleActions {
+  canModerate: boolean;
+  mute: (p: PersonView) => void;
+  stopVideo: (p: PersonView) => void;
+  remove: (p: PersonView) => void;
+}
+
+export class PeoplePanel {
+  readonly el: HTMLElement;
+  private readonly list: HTMLElement;
+  private readonly count: HTMLElement;
+
+  constructor(private readonly actions: PeopleActions, onClose: () => void, footer: HTMLElement | null) {
+    this.list = h('ul', { class: 'people-list', 'data-testid': 'participant-list' });
+    this.count = h('span', { class: 'pill' });
+    const close = h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Close participants', title: 'Close' }, icon('close'));
+    close.addEventListener('click', onClose);
+    this.el = h(
+      'section',
+      { class: 'panel people-panel', 'aria-label': 'Participants', 'data-testid': 'participants-panel' },
+      h('header', { class: 'panel-head' }, h('h2', null, 'People'), this.count, close),
+      this.list,
+      footer ? h('footer', { class: 'panel-foot' }, footer) : null,
+    );
+  }
+
+  render(people: PersonView[]): void {
+    this.count.textContent = String(people.length);
+    const items = people.map((p) => {
+      const actions: HTMLElement[] = [];
+      if (this.actions.canModerate && !p.isLocal) {
+        const mute = h(
+          'button',
+          { class: 'chip-btn', type: 'button', 'data-testid': 'admin-mute', disabled: !p.micOn || !p.micTrackSid, title: p.micOn ? `Mute ${p.name}` : 'Already muted' },
+          icon('micOff', 'icon icon-xs'),
+          'Mute',
+        );
+        mute.addEventListener('click', () => this.actions.mute(p));
+        const stop = h(
+          'button',
+          { class: 'chip-btn', type: 'button', 'data-testid': 'admin-stop-video', disabled: !p.camOn || !p.camTrackSid, title: p.camOn ? `Turn off ${p.name}’s camera` : 'Camera is off' },
+          icon('cameraOff', 'icon icon-xs'),
+          'Video',
+        );
+        stop.addEventListener('click', () => this.actions.stopVideo(p));
+        const remove = h(
+          'button',
+          { class: 'chip-btn chip-danger', type: 'button', 'data-testid': 'admin-remove', title: `Remove ${p.name} from the meeting` },
+          icon('remove', 'icon icon-xs'),
+          'Remove',
+        );
+        remove.addEventListener('click', () => this.actions.remove(p));
+        actions.push(mute, stop, remove);
+      }
+      return h(
+        'li',
+        { class: 'person', 'data-testid': 'participant-item', 'data-identity': p.identity },
+        h('div', { class: 'avatar avatar-sm', style: `--hue:${hueOf(p.identity)}` }, initials(p.name)),
+        h(
+          'div',
+          { class: 'person-main' },
+          h(
+            'div',
+            { class: 'person-name' },
+            h('span', null, p.name),
+            p.isLocal ? h('span', { class: 'muted' }, ' (you)') : null,
+            p.isAdmin ? h('span', { class: 'pill pill-host' }, 'Host') : null,
+            p.mismatch ? h('span', { class: 'pill pill-bad', title: 'Uses a different encryption key' }, icon('alert', 'icon icon-xs'), 'Key differs') : null,
+          ),
+          actions.length ? h('div', { class: 'person-actions' }, actions) : null,
+        ),
+        h(
+          'div',
+          { class: 'person-state' },
+          h('span', { title: p.micOn ? 'Microphone on' : 'Muted', class: p.micOn ? '' : 'off' }, icon(p.micOn ? 'mic' : 'micOff', 'icon icon-sm')),
+          h('span', { title: p.camOn ? 'Camera on' : 'Camera off', class: p.camOn ? '' : 'off' }, icon(p.camOn ? 'camera' : 'cameraOff', 'icon icon-sm')),
+        ),
+      );
+    });
+    replace(this.list, items);
+  }
+}

@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { KeyStatus } from '../src/keystatus';
+
+const MINE = 'a'.repeat(32);
+const OTHER = 'b'.repeat(32);
+
+test('a plain room is not-encrypted whatever happens', () => {
+  const k = new KeyStatus(false);
+  k.keyCheck('bob', OTHER);
+  k.mediaDecryptionFailed('bob');
+  assert.equal(k.status, 'not-encrypted');
+});
+
+test('an encrypted room waits for a key, then is encrypted', () => {
+  const k = new KeyStatus(true);
+  assert.equal(k.status, 'waiting-for-key');
+  assert.equal(k.keyCheck('bob', MINE), null, 'no verdict without our own key');
+  k.setOwnCheck(MINE);
+  assert.equal(k.status, 'encrypted');
+});
+
+test('a different key check means wrong-key, a matching one clears weaker signals', () => {
+  const k = new KeyStatus(true);
+  k.setOwnCheck(MINE);
+  assert.equal(k.keyCheck('bob', OTHER), false);
+  assert.equal(k.status, 'wrong-key');
+  assert.deepEqual(k.summary().mismatched, ['bob']);
+  k.participantLeft('bob');
+  assert.equal(k.status, 'encrypted', 'the mismatch leaves with the participant');
+
+  k.mediaDecryptionFailed('carol');
+  assert.equal(k.status, 'wrong-key', 'a decryption error without a key check counts');
+  assert.equal(k.keyCheck('carol', MINE), true);
+  assert.equal(k.status, 'encrypted', 'a matching key check outweighs a transient decryption error');
+  k.mediaDecryptionFailed('carol');
+  assert.equal(k.status, 'encrypted', 'and later ones from a participant whose key matches');
+});
+
+test('envelopes that do not open and unencrypted tracks are signals too', () => {
+  const k = new KeyStatus(true);
+  k.setOwnCheck(MINE);
+  k.dataOpenFailed('dan');
+  assert.deepEqual(k.summary(), { status: 'wrong-key', mismatched: ['dan'], matched: [] });
+  k.participantLeft('dan');
+  k.participantEncryption('eve', false);
+  assert.equal(k.status, 'wrong-key');
+  k.participantEncryption('eve', true);
+  assert.equal(k.status, 'encrypted');
+});
+
+test('summary lists who matches, for the banner that blames the right person', () => {
+  const k = new KeyStatus(true);
+  k.setOwnCheck(MINE);
+  k.keyCheck('ann', MINE);
+  k.keyCheck('bob', MINE);
+  k.keyCheck('carol', OTHER);
+  assert.deepEqual(k.summary(), { status: 'wrong-key', mismatched: ['carol'], matched: ['ann', 'bob'] });
+});
+
+test('a new own key forgets verdicts made with the old one; listeners hear changes', () => {
+  const k = new KeyStatus(true);
+  let n = 0;
+  const off = k.onChange(() => n++);
+  k.setOwnCheck(MINE);
+  k.keyCheck('bob', OTHER);
+  assert.equal(k.status, 'wrong-key');
+  k.setOwnCheck(OTHER);
+  assert.equal(k.status, 'encrypted');
+  assert.equal(k.keyCheck('bob', OTHER), true);
+  assert.ok(n >= 3);
+  off();
+  const before = n;
+  k.keyCheck('zed', MINE);
+  assert.equal(n, before, 'unsubscribed');
+  k.setOwnCheck(null);
+  assert.equal(k.status, 'waiting-for-key');
+});

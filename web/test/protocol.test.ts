@@ -1,0 +1,111 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { describeApiError, disconnectText, e2eeModeLine, listNames, WRONG_KEY_BANNER } from '../src/messages';
+import { mediaUrl, validateVerifyReply, type VerifyReply } from '../src/api';
+import { bestGrid } from '../src/layout';
+import {
+  cleanName,
+  decodeJson,
+  encodeJson,
+  newChat,
+  parseChat,
+  parseKeyCheck,
+  parseProfile,
+  parseSystem,
+  renewDelayMs,
+  toastKind,
+} from '../src/protocol';
+
+test('chat messages: the claimed sender must be the real sender; limits apply', () => {
+  const m = newChat('ann', 'Ann', 'hello', 1000);
+  assert.deepEqual(Object.keys(m).sort(), ['from_name', 'from_user_id', 'id', 'sent_at', 'text']);
+  const round = parseChat(decodeJson(encodeJson(m)), 'ann');
+  assert.deepEqual(round, m);
+  assert.equal(parseChat(m, 'mallory'), null, 'from_user_id must match the packet sender');
+  assert.equal(parseChat({ ...m, text: '   ' }, 'ann'), null);
+  assert.equal(parseChat({ ...m, text: 'x'.repeat(4001) }, 'ann'), null);
+  assert.equal(parseChat({ ...m, id: '' }, 'ann'), null);
+  assert.equal(parseChat('nope', 'ann'), null);
+  assert.equal(parseChat({ ...m, from_name: '\u202eevil\n name ' }, 'ann')?.from_name, 'evil name');
+  assert.equal(parseChat({ ...m, from_name: '' }, 'ann')?.from_name, 'ann', 'falls back to the identity');
+});
+
+test('key checks, profiles and server messages', () => {
+  assert.deepEqual(parseKeyCheck({ type: 'key_check', check: '81ba2b33d3f3faadcbd0b8522dfe6c8b' }), {
+    type: 'key_check',
+    check: '81ba2b33d3f3faadcbd0b8522dfe6c8b',
+  });
+  assert.equal(parseKeyCheck({ type: 'key_check', check: 'XYZ' }), null);
+  assert.equal(parseKeyCheck({ type: 'other', check: '81ba2b33d3f3faadcbd0b8522dfe6c8b' }), null);
+  assert.deepEqual(parseProfile({ type: 'profile', name: '  Ann   B ' }), { type: 'profile', name: 'Ann B' });
+  assert.equal(parseProfile({ type: 'profile', name: '\u0000' }), null);
+  assert.deepEqual(parseSystem({ type: 'SYSTEM_CHAT_MSG', message: 'hi' }), { type: 'SYSTEM_CHAT_MSG', message: 'hi' });
+  assert.deepEqual(parseSystem({ type: 'SYSTEM_NOTIFICATION', msg: 'careful', notification_type: 'NATS_SYSTEM_NOTIFICATION_WARNING' }), {
+    type: 'SYSTEM_NOTIFICATION',
+    msg: 'careful',
+    notification_type: 'NATS_SYSTEM_NOTIFICATION_WARNING',
+  });
+  assert.equal(parseSystem({ type: 'SYSTEM_CHAT_MSG' }), null);
+  assert.equal(toastKind('NATS_SYSTEM_NOTIFICATION_WARNING'), 'warning');
+  assert.equal(toastKind('NATS_SYSTEM_NOTIFICATION_ERROR'), 'error');
+  assert.equal(toastKind('NATS_SYSTEM_NOTIFICATION_INFO'), 'info');
+  assert.equal(decodeJson(new Uint8Array([0xff, 0xfe])), undefined, 'invalid UTF-8');
+  assert.equal(cleanName('x'.repeat(100)).length, 64);
+});
+
+test('the join token is renewed when 2/3 of its lifetime has passed', () => {
+  const t0 = 1_700_000_000_000;
+  const exp = t0 / 1000 + 600;
+  assert.equal(renewDelayMs(t0, exp, t0), 400_000);
+  assert.equal(renewDelayMs(t0, exp, t0 + 100_000), 300_000);
+  assert.equal(renewDelayMs(t0, exp, t0 + 500_000), 0, 'overdue: now');
+  assert.equal(renewDelayMs(t0, t0 / 1000 - 5, t0), 0, 'already expired');
+});
+
+test('server error keys become sentences', () => {
+  assert.equal(describeApiError('notifications.invalid-token', 401).title, 'This join link is not valid');
+  assert.equal(describeApiError('notifications.token-expired', 401).title, 'This join link has expired');
+  assert.equal(describeApiError('notifications.auth-header-missing', 401).title, 'No join link');
+  assert.equal(describeApiError('notifications.room-not-active', 401).title, 'This meeting is not running');
+  assert.equal(describeApiError('notifications.something-new', 401).title, 'This join link is not valid');
+  assert.equal(describeApiError('network error', 0).title, 'The server cannot be reached');
+  assert.equal(describeApiError('', 404).title, 'The meeting service is not available');
+  assert.equal(describeApiError('end-to-end encrypted rooms cannot be recorded', 403).body, 'End-to-end encrypted rooms cannot be recorded.');
+  for (const [mode, on] of [['server_key', true], ['self_insert', true], ['off', false]] as const) {
+    assert.ok(e2eeModeLine(mode, on).length > 20);
+  }
+  assert.equal(disconnectText(5).title, 'The meeting has ended');
+  assert.equal(disconnectText(4).rejoin, false);
+  assert.equal(disconnectText(undefined).rejoin, true);
+  assert.equal(listNames(['A', 'B', 'C']), 'A, B and C');
+  assert.match(WRONG_KEY_BANNER, /^Your encryption key doesn't match the one others are using/);
+});
+
+test('verifyToken replies are checked; the media URL defaults to this origin', () => {
+  const ok = {
+    status: true,
+    msg: 'token is valid',
+    room: { room_id: 'r', title: 't', sid: 's' },
+    user: { user_id: 'u', name: 'U', is_admin: false },
+    media: { url: '', token: 'lk' },
+    e2ee: { enabled: true, mode: 'server_key', secret: 'x'.repeat(32) },
+    expires_at: 1,
+  } as VerifyReply;
+  assert.equal(validateVerifyReply(ok), null);
+  assert.match(validateVerifyReply({ ...ok, e2ee: { enabled: true, mode: 'server_key' } }) ?? '', /secret/);
+  assert.match(validateVerifyReply({ ...ok, media: { url: '', token: '' } }) ?? '', /media/);
+  assert.equal(mediaUrl('', { protocol: 'https:', host: 'meet.example:8443' }), 'wss://meet.example:8443');
+  assert.equal(mediaUrl('', { protocol: 'http:', host: '127.0.0.1:8080' }), 'ws://127.0.0.1:8080');
+  assert.equal(mediaUrl('wss://sfu.example', { protocol: 'http:', host: 'x' }), 'wss://sfu.example');
+});
+
+test('grid geometry fills the box', () => {
+  assert.deepEqual(bestGrid(1, 1600, 900, 16 / 9, 0), { cols: 1, rows: 1, width: 1600, height: 900 });
+  const g4 = bestGrid(4, 1600, 900, 16 / 9, 0);
+  assert.equal(g4.cols, 2);
+  assert.equal(g4.rows, 2);
+  const tall = bestGrid(3, 390, 800, 16 / 9, 8);
+  assert.equal(tall.cols, 1, 'a phone stacks tiles');
+  assert.equal(bestGrid(0, 100, 100).cols, 1);
+});
