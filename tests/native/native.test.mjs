@@ -345,13 +345,19 @@ class Bot {
           c.channels = f.channels;
           let peak = 0;
           for (let i = 0; i < f.data.length; i += 1) peak = Math.max(peak, Math.abs(f.data[i]));
-          if (peak >= TONE_PEAK) {
+          // A frame counts as the tone only if it is loud AND its zero-crossing rate matches
+          // the sent frequency: garbage decoded with a wrong key can be loud, but it is noise.
+          let crossings = 0;
+          for (let i = f.channels; i < f.data.length; i += f.channels) {
+            if ((f.data[i - f.channels] < 0) !== (f.data[i] < 0)) crossings += 1;
+          }
+          const hz = f.samplesPerChannel ? (crossings / 2) * (f.sampleRate / f.samplesPerChannel) : 0;
+          if (peak >= TONE_PEAK && Math.abs(hz - TONE_HZ) <= TONE_HZ * 0.25) {
             c.toneFrames += 1;
-            // zero crossings of channel 0, for a frequency estimate
-            for (let i = f.channels; i < f.data.length; i += f.channels) {
-              if ((f.data[i - f.channels] < 0) !== (f.data[i] < 0)) c.zeroCrossings += 1;
-            }
+            c.zeroCrossings += crossings;
             c.toneSamples += f.samplesPerChannel;
+          } else if (peak >= TONE_PEAK) {
+            c.loudNoiseFrames = (c.loudNoiseFrames ?? 0) + 1;
           }
         }
       }
@@ -364,6 +370,7 @@ class Bot {
     return {
       frames: c.frames,
       toneFrames: c.toneFrames,
+      loudNoiseFrames: c.loudNoiseFrames ?? 0,
       toneHz: c.toneSamples ? Math.round((c.zeroCrossings / 2) * (SAMPLE_RATE / c.toneSamples)) : null,
       dims: [...c.dims],
       distinctLuma: c.lumaMeans.size,
