@@ -273,7 +273,13 @@ async fn run(
                     break;
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_))) => {
+                    // Sending flushes the close reply the WebSocket queued, so the client sees
+                    // a clean 1000 close rather than 1006.
+                    let _ = socket.send(Message::Close(None)).await;
+                    break;
+                }
+                None | Some(Err(_)) => break,
             },
             out = out_rx.recv() => match out {
                 Some(ConnOut::Frame(bytes)) => {
