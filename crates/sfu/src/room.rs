@@ -157,7 +157,8 @@ struct PublishedTrack {
     rids: Vec<Rid>,
     last_seen: HashMap<Rid, Instant>,
     clock_rate: u32,
-    last_keyframe_request: Option<Instant>,
+    /// When each layer (None: the track without simulcast) was last asked for a keyframe.
+    last_keyframe_request: HashMap<Option<Rid>, Instant>,
 }
 
 struct Participant {
@@ -1224,7 +1225,7 @@ impl Room {
                 rids,
                 last_seen: HashMap::new(),
                 clock_rate,
-                last_keyframe_request: None,
+                last_keyframe_request: HashMap::new(),
             },
         );
         self.track_by_pub_mid.insert((conn, mid), sid.clone());
@@ -1505,6 +1506,7 @@ impl Room {
         ext.transport_cc = None;
         let seq: u64 = *pkt.seq_no;
         let mut touched = Vec::new();
+        let mut switched = Vec::new();
         for (c, q) in self.participants.iter_mut() {
             if *c == conn {
                 continue;
@@ -1515,10 +1517,16 @@ impl Room {
             let DownState::Open(out_mid) = d.state else {
                 continue;
             };
-            let Decision::Forward { seq: out_seq, time } =
-                d.fwd
-                    .on_packet(rid, seq, pkt.header.timestamp, pkt.header.marker, now)
-            else {
+            let before = d.fwd.current();
+            let decision = d
+                .fwd
+                .on_packet(rid, seq, pkt.header.timestamp, pkt.header.marker, now);
+            if d.fwd.current() != before && before.is_some() {
+                // Switched at a frame boundary, probably not at a keyframe: ask the new layer
+                // for one now rather than wait for the subscriber's decoder to complain.
+                switched.push(d.fwd.current());
+            }
+            let Decision::Forward { seq: out_seq, time } = decision else {
                 continue;
             };
             let Some(out_pt) = out_pt(&q.subscriber, out_mid, codec) else {
@@ -1545,6 +1553,9 @@ impl Room {
         for c in touched {
             self.dirty.insert((c, Pc::Subscriber));
         }
+        for rid in switched {
+            self.request_keyframe(now, &sid, rid, KeyframeRequestKind::Pli);
+        }
     }
 
     fn request_keyframe(
@@ -1557,13 +1568,16 @@ impl Room {
         let Some(t) = self.tracks.get_mut(sid) else {
             return;
         };
+        // Throttled per layer: a request for the layer a subscriber was just switched to must
+        // not be swallowed by a recent request for another layer.
         if t.kind != MediaKind::Video
             || t.last_keyframe_request
-                .is_some_and(|l| now < l + KEYFRAME_THROTTLE)
+                .get(&rid)
+                .is_some_and(|l| now < *l + KEYFRAME_THROTTLE)
         {
             return;
         }
-        t.last_keyframe_request = Some(now);
+        t.last_keyframe_request.insert(rid, now);
         let (owner, mid) = (t.owner, t.mid);
         let Some(p) = self.participants.get_mut(&owner) else {
             return;
