@@ -231,7 +231,8 @@ pub struct Room {
     sid: String,
     ids: IdGen,
     sif_trailer: Vec<u8>,
-    participants: BTreeMap<ConnId, Participant>,
+    /// Boxed: a participant holds two large `Rtc`s, and B-tree nodes reserve room for eleven.
+    participants: BTreeMap<ConnId, Box<Participant>>,
     tracks: HashMap<String, PublishedTrack>,
     track_by_pub_mid: HashMap<(ConnId, Mid), String>,
     routes: HashMap<SocketAddr, (ConnId, Pc)>,
@@ -413,7 +414,7 @@ impl Room {
         let auto = params.auto_subscribe && params.can_subscribe;
         self.participants.insert(
             conn,
-            Participant {
+            Box::new(Participant {
                 info: info.clone(),
                 params: params.clone(),
                 publisher,
@@ -435,7 +436,7 @@ impl Room {
                 ice_lost_since: None,
                 last_loud: None,
                 ingress_loss: 0.0,
-            },
+            }),
         );
         self.dirty.insert((conn, Pc::Publisher));
         self.dirty.insert((conn, Pc::Subscriber));
@@ -778,6 +779,13 @@ impl Room {
             if let Some(p) = self.participants.get_mut(&conn) {
                 let idx = pc as usize;
                 let rtc = p.rtc(pc);
+                // str0m sends what was just written (forwarded RTP, data) on its next timeout;
+                // giving it "now" sends it in this drain instead of after the runtime's next
+                // timer tick (a millisecond of added latency per hop).
+                if catch_unwind(AssertUnwindSafe(|| rtc.handle_input(Input::Timeout(now)))).is_err()
+                {
+                    failed = true;
+                }
                 loop {
                     match catch_unwind(AssertUnwindSafe(|| rtc.poll_output())) {
                         Ok(Ok(RtcOutput::Timeout(t))) => {

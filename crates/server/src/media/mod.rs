@@ -42,6 +42,9 @@ pub enum ConnOut {
     Close,
 }
 
+/// Requested size of the media socket's kernel buffers.
+const SOCKET_BUFFER: usize = 4 << 20;
+
 /// Signalling frames queued for one connection before it counts as too slow.
 pub const SIGNAL_QUEUE: usize = 512;
 
@@ -104,6 +107,17 @@ impl Media {
     pub fn start(cfg: MediaConfig, app: Weak<App>) -> std::io::Result<Self> {
         let socket = std::net::UdpSocket::bind(cfg.bind)?;
         socket.set_nonblocking(true)?;
+        // A deep receive buffer turns a scheduling stall into delay rather than loss; the kernel
+        // caps it at net.core.rmem_max, and a refusal only costs that headroom.
+        let sock = socket2::SockRef::from(&socket);
+        for (what, r) in [
+            ("receive", sock.set_recv_buffer_size(SOCKET_BUFFER)),
+            ("send", sock.set_send_buffer_size(SOCKET_BUFFER)),
+        ] {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "could not enlarge the media socket's {what} buffer");
+            }
+        }
         let socket = UdpSocket::from_std(socket)?;
         let local_addr = socket.local_addr()?;
         // With an ephemeral port, advertise the port actually bound.

@@ -115,16 +115,20 @@ async fn rtc(
         .get("client_protocol")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    ws.max_message_size(MAX_FRAME).on_upgrade(move |socket| {
-        session(
-            app,
-            admitted,
-            socket,
-            resume,
-            auto_subscribe,
-            client_protocol,
-        )
-    })
+    // A small initial read buffer (it grows for large frames): 128 KiB per idle participant
+    // was most of an idle participant's memory.
+    ws.max_message_size(MAX_FRAME)
+        .read_buffer_size(4 * 1024)
+        .on_upgrade(move |socket| {
+            session(
+                app,
+                admitted,
+                socket,
+                resume,
+                auto_subscribe,
+                client_protocol,
+            )
+        })
 }
 
 fn frame(msg: signal_response::Message) -> Message {
