@@ -59,6 +59,8 @@ export class Prejoin {
   private meterStop: (() => void) | null = null;
   private handedOver = false;
   private joining = false;
+  /** The camera and microphone are still opening: joining now would join without them. */
+  private devicesStarting = false;
   private destroyed = false;
 
   private readonly previewBox: HTMLElement;
@@ -185,7 +187,14 @@ export class Prejoin {
 
   /** Starts the preview (after the element is in the page). */
   async start(): Promise<void> {
-    await Promise.all([this.cameraOn ? this.startVideo() : null, this.micOn ? this.startAudio() : null]);
+    this.devicesStarting = true;
+    this.updateJoin();
+    try {
+      await Promise.all([this.cameraOn ? this.startVideo() : null, this.micOn ? this.startAudio() : null]);
+    } finally {
+      this.devicesStarting = false;
+      this.updateJoin();
+    }
     await this.refreshDevices();
     if (this.o.mode === 'self_insert' && this.o.e2eeEnabled && !this.o.keyReady()) this.keyInput?.focus();
     else this.joinBtn.focus();
@@ -310,6 +319,7 @@ export class Prejoin {
     const name = cleanName(this.nameInput.value);
     let reason = '';
     if (!name) reason = 'Enter your name.';
+    else if (this.devicesStarting) reason = 'Starting your camera and microphone…';
     else if (this.needsKey()) {
       if (this.o.mode === 'self_insert') {
         if (!this.keyInput?.value) reason = 'Enter the meeting key to join.';
@@ -494,7 +504,7 @@ export class Prejoin {
     if (this.needsKey() && this.o.mode === 'self_insert') {
       if (!(await this.useKey())) return;
     }
-    if (this.needsKey()) return;
+    if (this.needsKey() || this.devicesStarting) return;
     const name = cleanName(this.nameInput.value);
     if (!name) {
       this.nameInput.focus();

@@ -1,0 +1,454 @@
+// End-to-end tests of Enclave's web client: the real `enclave` binary serves the embedded client
+// at /?access_token=<join token>; headless Debian Chromium users join through the pre-join
+// screen and act only through the client's data-testid hooks. Rooms and join tokens come from
+// the signed /auth API. Run: `node --test tests/webclient/` (see README.md).
+//
+// Scenarios 1–3 and 6 run against ENCLAVE_BIN (default target/debug/enclave); 4 and 5 against
+// ENCLAVE_TAP_BIN (default target/debug/enclave-tap, built with `--features tap`), which writes
+// every RTP payload it forwards and every data packet it relays to ENCLAVE_TAP_FILE.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import {
+  Enclave,
+  Log,
+  TAP_BIN,
+  User,
+  analyseMedia,
+  filesUnder,
+  findIn,
+  firstOf,
+  launchBrowser,
+  mediaFlows,
+  mediaStats,
+  needles,
+  pageStorage,
+  readTap,
+  tid,
+  timeline,
+  waitFor,
+  within,
+} from './helpers.mjs';
+
+const SCENARIO_MS = 60_000; // hard bound of every scenario
+const CHI2_MAX = 400; // byte-histogram chi-square bound for "looks random" (see scenario 4a)
+const rand = () => randomBytes(4).toString('hex');
+
+let server; // the normal binary
+let tapServer; // the tap binary (scenarios 4 and 5)
+let tapFile;
+let chrome; // { browser, pid, close }
+
+before(async () => {
+  server = await new Enclave({ label: 'enclave' }).start();
+  chrome = await launchBrowser();
+  process.stderr.write(`webclient: enclave on ${server.base} (pid ${server.pid}), Chromium ${chrome.version} (pid ${chrome.pid})\n`);
+});
+
+const KEEP = process.env.ENCLAVE_WEBCLIENT_KEEP === '1'; // keep data dirs and the tap file
+
+after(async () => {
+  await chrome?.close();
+  await server?.stop({ keep: KEEP });
+  await tapServer?.stop({ keep: KEEP });
+  if (tapFile && !KEEP) fs.rmSync(path.dirname(tapFile), { recursive: true, force: true });
+  if (KEEP) process.stderr.write(`webclient: kept ${server?.workDir}, ${tapServer?.workDir}, ${tapFile}\n`);
+});
+
+/**
+ * A scenario bounded to SCENARIO_MS. `fn({ log, user })`: `user(env, opts)` makes a User whose
+ * context is closed at the end. On failure the page consoles (and the driver's notes) and each
+ * server's output during the scenario are printed.
+ */
+function scenario(name, fn, { todo } = {}) {
+  test(name, { timeout: SCENARIO_MS + 30_000, todo }, async () => {
+    const log = new Log(name);
+    const users = [];
+    const servers = [server, tapServer].filter(Boolean).map((s) => [s, s.mark()]);
+    const user = (env, o) => {
+      const u = new User(env, log, o);
+      users.push(u);
+      return u;
+    };
+    try {
+      await within(SCENARIO_MS, `scenario "${name}"`, fn({ log, user }));
+    } catch (e) {
+      if (todo) throw e; // a known bug: its own stderr line says what happened
+      let report = `\n===== FAILED: ${name}\n${e.stack}\n----- page consoles and driver notes -----\n${log.excerpt()}\n`;
+      for (const [s, m] of servers) {
+        const out = s.since(m).split('\n');
+        report += `----- ${s.label} output during the scenario (last 200 of ${out.length} lines) -----\n${out.slice(-200).join('\n')}\n`;
+      }
+      process.stderr.write(report);
+      throw e;
+    } finally {
+      await Promise.all(users.map((u) => u.close()));
+    }
+  });
+}
+
+/** Each user decodes every other's video and receives their audio, and both keep rising. */
+async function allSeeAndHear(users, log) {
+  await Promise.all(
+    users.map(async (u) => {
+      const others = users.filter((o) => o !== u).map((o) => o.id);
+      const { a, b } = await mediaFlows(u, others);
+      for (const o of others) {
+        assert.ok(b.video[o].framesDecoded > a.video[o].framesDecoded, `${u.id}: ${o}'s video framesDecoded rises (${a.video[o].framesDecoded} → ${b.video[o].framesDecoded})`);
+        assert.ok(b.audio[o].packetsReceived > a.audio[o].packetsReceived, `${u.id}: ${o}'s audio packets rise (${a.audio[o].packetsReceived} → ${b.audio[o].packetsReceived})`);
+        log.add('driver', `${u.id} ← ${o}: video frames ${a.video[o].framesDecoded} → ${b.video[o].framesDecoded}, audio packets ${a.audio[o].packetsReceived} → ${b.audio[o].packetsReceived}`);
+      }
+    }),
+  );
+}
+
+/** Every user says something unique; every other user sees it as a chat-message from them. */
+async function allChat(users, tag) {
+  const said = new Map();
+  for (const u of users) {
+    const text = `hello from ${u.id} ${tag}`;
+    said.set(u.id, text);
+    await u.say(text);
+  }
+  await Promise.all(users.flatMap((u) => users.filter((o) => o !== u).map((o) => u.sees(o.id, said.get(o.id)))));
+}
+
+async function waitStatus(u, want, ms = 5000) {
+  return waitFor(ms, `${u.id}'s e2ee-status = ${want}`, () => u.status(), (s) => s === want, (s) => s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1–3, 6: the normal binary
+
+describe('web client against enclave', () => {
+  scenario('1. server-key E2EE room: three participants see, hear and chat; encrypted; same code', async ({ log, user }) => {
+    const room = `srv-${rand()}`;
+    await server.createRoom(room, 'server_key');
+    const us = [
+      user(server, { room, id: 'ann', name: 'Ann', admin: true }),
+      user(server, { room, id: 'bob', name: 'Bob' }),
+      user(server, { room, id: 'cat', name: 'Cat' }),
+    ];
+    await Promise.all(us.map((u) => u.enter(chrome.browser)));
+    await allSeeAndHear(us, log);
+    for (const u of us) await waitStatus(u, 'encrypted');
+    const codes = await Promise.all(us.map((u) => u.code()));
+    log.add('driver', `verification codes: ${codes.join(', ')}`);
+    assert.match(codes[0], /^\d{5}-\d{5}$/, 'a verification code is shown');
+    assert.deepEqual(codes, [codes[0], codes[0], codes[0]], 'the same verification code for all three');
+    await allChat(us, rand());
+    for (const u of us) assert.equal(await u.status(), 'encrypted', `${u.id} still encrypted after chat`);
+  });
+
+  scenario('2. self-insert E2EE room: right key works; a wrong key shows wrong-key within 3 s and decodes nothing', async ({ log, user }) => {
+    const room = `self-${rand()}`;
+    await server.createRoom(room, 'self_insert');
+    const key = `correct horse ${rand()}`;
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true, key });
+    const bob = user(server, { room, id: 'bob', name: 'Bob', key });
+    await Promise.all([ann.enter(chrome.browser), bob.enter(chrome.browser)]);
+    await allSeeAndHear([ann, bob], log);
+    await waitStatus(ann, 'encrypted');
+    await waitStatus(bob, 'encrypted');
+    assert.equal(await ann.code(), await bob.code(), 'same key → same verification code');
+    await allChat([ann, bob], rand());
+
+    const cat = user(server, { room, id: 'cat', name: 'Cat', key: `wrong horse ${rand()}` });
+    await cat.enter(chrome.browser);
+    const tl = await waitFor(8000, "cat's e2ee-status to become wrong-key", () => timeline(cat.page), (t) => firstOf(t, 'e2ee-status', 'wrong-key') !== null, (t) => JSON.stringify(t.slice(-8)));
+    const tConn = firstOf(tl, 'connection-state', 'connected');
+    const tWrong = firstOf(tl, 'e2ee-status', 'wrong-key');
+    const delay = Math.round(tWrong - tConn);
+    log.add('driver', `cat: connected → wrong-key in ${delay} ms`);
+    process.stderr.write(`webclient: wrong key detected ${delay} ms after connection-state = connected\n`);
+    assert.ok(tConn !== null, 'cat reached connection-state = connected');
+    assert.ok(delay <= 3000, `wrong-key shown ${delay} ms after connecting (must be ≤ 3000 ms)`);
+    assert.equal(await cat.status(), 'wrong-key');
+    await cat.page.waitForSelector(tid('wrong-key-banner'), { state: 'visible', timeout: 3000 });
+    assert.notEqual(await cat.code(), await ann.code(), 'a different key shows a different code');
+
+    // No frame of ann or bob decodes for cat over ~5 s, while their encrypted media does arrive.
+    await cat.page.waitForSelector(`${tid('remote-tile')}[data-identity="ann"]`);
+    await cat.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`);
+    const samples = [];
+    for (let i = 0; i < 6; i++) {
+      if (i) await sleep(1000);
+      samples.push(await mediaStats(cat.page));
+    }
+    log.add('driver', `cat's media over 5 s: ${JSON.stringify(samples)}`);
+    for (const s of samples) {
+      for (const id of ['ann', 'bob']) {
+        assert.ok(s.video[id], `cat has a remote tile for ${id}`);
+        assert.equal(s.video[id].framesDecoded, 0, `no frame of ${id} decodes for cat (stats)`);
+        assert.ok(!s.video[id].elementDecoded, `no frame of ${id} decodes for cat (video element)`);
+      }
+    }
+    const first = samples[0];
+    const last = samples.at(-1);
+    const grew = ['ann', 'bob'].map((id) => `${id}: ${first.video[id].bytesReceived} → ${last.video[id].bytesReceived} B`);
+    process.stderr.write(`webclient: wrong-key cat's encrypted video over 5 s (framesDecoded 0): ${grew.join(', ')}\n`);
+    assert.ok(['ann', 'bob'].some((id) => last.video[id].bytesReceived > first.video[id].bytesReceived), `encrypted video reaches cat but does not decode (${grew.join(', ')})`);
+    // The others learn of it too.
+    await waitStatus(ann, 'wrong-key', 3000);
+    await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="cat"][data-key-mismatch="true"]`, { timeout: 3000 });
+  });
+
+  scenario('3. plain room: three participants see, hear and chat; not-encrypted', async ({ log, user }) => {
+    const room = `plain-${rand()}`;
+    await server.createRoom(room, 'off');
+    const us = [
+      user(server, { room, id: 'ann', name: 'Ann', admin: true }),
+      user(server, { room, id: 'bob', name: 'Bob' }),
+      user(server, { room, id: 'cat', name: 'Cat' }),
+    ];
+    await Promise.all(us.map((u) => u.enter(chrome.browser)));
+    await allSeeAndHear(us, log);
+    for (const u of us) {
+      assert.equal(await u.status(), 'not-encrypted', `${u.id}: e2ee-status`);
+      assert.equal((await u.code()) ?? '', '', `${u.id}: no verification code in a plain room`);
+    }
+    await allChat(us, rand());
+    // Control for scenario 6: the (disabled) recording controls exist for hosts of plain rooms.
+    assert.equal(await us[0].page.locator(tid('recording-button')).count(), 1, 'plain room: recording-button for the host');
+    assert.equal(await us[0].page.locator(tid('rtmp-button')).count(), 1, 'plain room: rtmp-button for the host');
+  });
+
+  scenario('6. admin ends an E2EE meeting: everyone sees the ended page; no recording/RTMP controls', async ({ log, user }) => {
+    const room = `end-${rand()}`;
+    await server.createRoom(room, 'server_key');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    const cat = user(server, { room, id: 'cat', name: 'Cat', admin: true });
+    await Promise.all([ann, bob, cat].map((u) => u.enter(chrome.browser)));
+    await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`);
+    for (const u of [ann, bob, cat]) {
+      for (const id of ['recording-button', 'rtmp-button']) {
+        assert.equal(await u.page.locator(tid(id)).count(), 0, `${u.id}: ${id} absent from the DOM of an E2EE room`);
+      }
+    }
+    assert.equal(await ann.page.locator(tid('end-meeting-button')).count(), 1, 'the host has end-meeting-button');
+    assert.equal(await bob.page.locator(tid('end-meeting-button')).count(), 0, 'a participant has no end-meeting-button');
+    await ann.page.click(tid('end-meeting-button'));
+    await ann.page.click(tid('confirm-ok'));
+    await Promise.all([ann, bob, cat].map((u) => u.page.waitForSelector(tid('ended-page'), { timeout: 10_000 })));
+    for (const u of [ann, bob, cat]) {
+      const [title, reason] = await Promise.all([u.page.textContent(tid('page-title')), u.page.getAttribute(tid('ended-page'), 'data-reason')]);
+      log.add('driver', `${u.id} ended page: "${title}" reason=${reason}`);
+      assert.equal(await u.page.locator(tid('meeting')).count(), 0, `${u.id}: the meeting is gone`);
+    }
+    assert.equal(await bob.page.textContent(tid('page-title')), 'The meeting has ended');
+    assert.equal(await cat.page.textContent(tid('page-title')), 'The meeting has ended');
+    const active = await server.auth('/room/isRoomActive', { room_id: room });
+    assert.equal(active.is_active, false, 'the room is no longer active');
+  });
+
+  // A regression test: the pre-join screen once let people join before getUserMedia resolved,
+  // and they came in without the microphone or camera it showed as on.
+  scenario(
+    '7. joining before a slow microphone/camera has opened still publishes what the pre-join screen shows as on',
+    async ({ log, user }) => {
+      const problems = [];
+      for (const mode of ['off', 'server_key']) {
+        const room = `slow-${mode}-${rand()}`;
+        await server.createRoom(room, mode);
+        // getUserMedia resolves 1.5 s late (real headsets and busy machines take 0.5–2 s); the
+        // user clicks Join as soon as it is enabled.
+        const u = user(server, { room, id: `ann-${mode}`, name: 'Ann', admin: true, gumDelayMs: 1500 });
+        await u.open(chrome.browser);
+        const pre = {
+          mic: await u.page.getAttribute(tid('prejoin-mic-toggle'), 'aria-pressed'),
+          cam: await u.page.getAttribute(tid('prejoin-camera-toggle'), 'aria-pressed'),
+        };
+        await u.join({ hurry: true });
+        const pressed = (id) => u.page.getAttribute(tid(id), 'aria-pressed');
+        const now = async () => ({ mic: await pressed('mic-toggle'), cam: await pressed('camera-toggle') });
+        const inMeeting = await waitFor(5000, 'mic and camera on', now, (x) => x.mic === 'true' && x.cam === 'true').catch(now);
+        log.add('driver', `${mode}: pre-join mic/cam ${pre.mic}/${pre.cam} → meeting mic/cam ${inMeeting.mic}/${inMeeting.cam}`);
+        if (pre.mic === 'true' && inMeeting.mic !== 'true') problems.push(`${mode} room: the pre-join screen showed the microphone on; in the meeting it is off (never published)`);
+        if (pre.cam === 'true' && inMeeting.cam !== 'true') problems.push(`${mode} room: the pre-join screen showed the camera on; in the meeting it is off (never published)`);
+        await u.close();
+      }
+      if (problems.length) process.stderr.write(`webclient: scenario 7: ${problems.join('; ')}\n`);
+      assert.deepEqual(problems, [], 'what the pre-join screen shows as on is published');
+    },
+    {},
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// 4–5: the tap binary
+
+describe('what the server sees (tap build)', () => {
+  before(async () => {
+    const dir = fs.mkdtempSync(path.join(path.dirname(server.workDir), 'enclave-webclient-tap-'));
+    tapFile = path.join(dir, 'tap.jsonl'); // outside the server's data dir
+    tapServer = await new Enclave({ bin: TAP_BIN, tapFile, label: 'enclave-tap' }).start();
+  });
+
+  const roomRecords = (room) => readTap(tapFile).filter((r) => r.room === room);
+
+  /** Joins two users, lets media and a chat marker flow, waits for ≥ 50 KB of video payload. */
+  async function callWithMarker(user, log, room, mode) {
+    await tapServer.createRoom(room, mode);
+    const ann = user(tapServer, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(tapServer, { room, id: 'bob', name: 'Bob' });
+    await Promise.all([ann.enter(chrome.browser), bob.enter(chrome.browser)]);
+    await allSeeAndHear([ann, bob], log);
+    assert.ok(
+      roomRecords(room).length > 0,
+      `the tap file has records of ${room} (is ${TAP_BIN} built with \`--features tap\`? output says: ${/TEST TAP ENABLED/.test(tapServer.text) ? 'tap enabled' : 'no tap'})`,
+    );
+    const marker = `tap-marker-${randomBytes(8).toString('hex')}`;
+    await ann.say(marker);
+    await bob.sees('ann', marker);
+    await bob.say(`${marker}-reply`);
+    await ann.sees('bob', `${marker}-reply`);
+    // The control needs only some audio (one run of it once had a sender with only 50 packets
+    // in the window); 4a's checks need plenty.
+    const minAudio = mode === 'off' ? 20 : 150;
+    const a = await waitFor(
+      20_000,
+      `enough tapped media (≥ ${minAudio} audio packets after the first second, ≥ 50 video frames, ≥ 50 KB of payload)`,
+      () => analyseMedia(roomRecords(room)),
+      (x) => x.audio.checked >= minAudio && x.video.markers >= 50 && x.video.cipherBytes >= 50_000,
+      (x) => JSON.stringify({ audio: x.audio.checked, markers: x.video.markers, bytes: x.video.cipherBytes }),
+      500,
+    );
+    log.add('driver', `tap analysis of ${room}: ${JSON.stringify(a)}`);
+    return { ann, bob, marker, analysis: a };
+  }
+
+  scenario('4a. E2EE room: the tap sees only LiveKit-encrypted frames and no chat text', async ({ log, user }) => {
+    const room = `tap-e2ee-${rand()}`;
+    const { ann, marker, analysis: a } = await callWithMarker(user, log, room, 'server_key');
+    const records = roomRecords(room);
+    const all = readTap(tapFile);
+    const summary = `audio: ${a.audio.withTrailer}/${a.audio.checked} packets after the first second with trailer (first second: ${a.audio.firstSecondWithTrailer}/${a.audio.firstSecond}); video: ${a.video.markersWithTrailer}/${a.video.markers} marker packets with trailer; ciphertext ${a.video.cipherBytes} B video (entropy ${a.video.entropy.toFixed(4)}, chi² ${a.video.chi2.toFixed(0)}), ${a.audio.cipherBytes} B audio (entropy ${a.audio.entropy.toFixed(4)}, chi² ${a.audio.chi2.toFixed(0)}); key frames ${a.video.keyFrames} (VP8 start code in clear: ${a.video.keyFramesWithStartCode})`;
+    process.stderr.write(`webclient: tap, E2EE room: ${summary}\n`);
+
+    // (a) the chat marker is nowhere: not in any tapped payload (of any room), not in the
+    // server's output, not in any file of its data dir.
+    const ns = needles(marker);
+    const dataFromAnn = records.filter((r) => r.kind === 'data' && r.from === 'ann');
+    assert.ok(dataFromAnn.length > 0, 'ann\'s data packets (the chat) went through the SFU');
+    const hits = all.map((r) => findIn(r.bytes, ns)).filter((h) => h.length);
+    assert.equal(hits.length, 0, `marker in tapped payloads: ${JSON.stringify(hits.slice(0, 3))}`);
+    assert.deepEqual(findIn(tapServer.output(), ns), [], 'marker in the server output');
+    for (const [f, bytes] of filesUnder(tapServer.dataDir)) assert.deepEqual(findIn(bytes, ns), [], `marker in ${f}`);
+
+    // The session secret the server generated (the client got it from verifyToken) is not on the
+    // media path either, nor in the output or data dir.
+    const secret = (await ann.verifyTokenReply)?.e2ee?.secret;
+    assert.ok(typeof secret === 'string' && secret.length >= 32, 'verifyToken gave the participant the session secret');
+    const sn = needles(secret);
+    assert.equal(all.filter((r) => findIn(r.bytes, sn).length).length, 0, 'secret in tapped payloads');
+    assert.deepEqual(findIn(tapServer.output(), sn), [], 'secret in the server output');
+    for (const [f, bytes] of filesUnder(tapServer.dataDir)) assert.deepEqual(findIn(bytes, sn), [], `secret in ${f}`);
+
+    // (b) media payloads are LiveKit-encrypted frames: every Opus packet after the first second
+    // and every video packet that ends a frame ends with [IV length 12, key index 0], and the
+    // bytes between the clear codec header and the IV look random.
+    assert.ok(a.audio.checked >= 150, `enough audio packets (${a.audio.checked})`);
+    assert.equal(a.audio.withTrailer, a.audio.checked, `every audio packet after the first second ends with the trailer; not: ${a.audio.failures.join(' | ')}`);
+    assert.equal(a.video.markersWithTrailer, a.video.markers, `every video packet with the marker bit ends with the trailer; not: ${a.video.failures.join(' | ')}`);
+    assert.ok(a.video.keyFrames > 0 && a.video.keyFramesWithStartCode === a.video.keyFrames, `VP8 key frames parse (their 10 clear bytes hold the start code): ${a.video.keyFramesWithStartCode}/${a.video.keyFrames}`);
+    assert.ok(a.video.cipherBytes >= 50_000, `≥ 50 KB of video ciphertext (${a.video.cipherBytes})`);
+    assert.ok(a.video.entropy > 7.5, `video ciphertext entropy ${a.video.entropy.toFixed(3)} bits/byte > 7.5`);
+    assert.ok(a.all.entropy > 7.5, `audio+video ciphertext entropy ${a.all.entropy.toFixed(3)} bits/byte > 7.5`);
+    // Entropy alone does not tell ciphertext from compressed video (plain VP8 payload has ~7.97
+    // bits/byte too); a chi-square test of the byte histogram does: 255 degrees of freedom, so
+    // random bytes give 255 ± 23, and 400 is 6.4 standard deviations out. Plain VP8: thousands.
+    assert.ok(a.video.chi2 < CHI2_MAX, `video ciphertext bytes are uniform: chi² ${a.video.chi2.toFixed(0)} < ${CHI2_MAX}`);
+    assert.ok(a.audio.chi2 < CHI2_MAX, `audio ciphertext bytes are uniform: chi² ${a.audio.chi2.toFixed(0)} < ${CHI2_MAX}`);
+  });
+
+  scenario('4b. control: in a plain room the same checks find clear frames and the chat text', async ({ log, user }) => {
+    const room = `tap-plain-${rand()}`;
+    const { marker, analysis: a } = await callWithMarker(user, log, room, 'off');
+    const records = roomRecords(room);
+    process.stderr.write(
+      `webclient: tap, plain room (control): audio ${a.audio.withTrailer}/${a.audio.checked} with the trailer pattern, video ${a.video.markersWithTrailer}/${a.video.markers}; payload entropy ${a.video.entropy.toFixed(4)} (video, chi² ${a.video.chi2.toFixed(0)}), ${a.audio.entropy.toFixed(4)} (audio, chi² ${a.audio.chi2.toFixed(0)})\n`,
+    );
+    assert.ok(a.audio.share < 0.5, `the trailer pattern is not consistently present in clear audio (${a.audio.withTrailer}/${a.audio.checked})`);
+    assert.ok(a.video.share < 0.5, `the trailer pattern is not consistently present in clear video (${a.video.markersWithTrailer}/${a.video.markers})`);
+    assert.ok(a.video.chi2 > CHI2_MAX, `the uniformity check tells clear VP8 from ciphertext: chi² ${a.video.chi2.toFixed(0)} > ${CHI2_MAX}`);
+    const found = records.filter((r) => r.kind === 'data' && findIn(r.bytes, needles(marker)).includes('utf8'));
+    assert.ok(found.length > 0, 'the chat marker is found in the tapped data packets of a plain room');
+  });
+
+  scenario('5. self-insert room: the typed passphrase never reaches the server nor page storage', async ({ log, user }) => {
+    // The search itself finds every encoding it claims to (so a miss below means something).
+    const probe = `probe phrase ${rand()} with spaces`;
+    for (const [name, n] of needles(probe)) {
+      const sample = Buffer.concat([Buffer.from('xx'), n, Buffer.from('yy')]);
+      assert.ok(findIn(sample, needles(probe)).includes(name), `self-check: ${name}`);
+    }
+    assert.ok(findIn(Buffer.from(Buffer.from(`{"k":"${probe}"}`).toString('base64')), needles(probe)).length > 0, 'self-check: base64 of JSON around it');
+
+    const room = `tap-self-${rand()}`;
+    await tapServer.createRoom(room, 'self_insert');
+    const pass = `correct horse battery staple ${randomBytes(6).toString('hex')}`;
+    const wrong = `wrong horse battery ${randomBytes(6).toString('hex')} staple`;
+    const wire = [];
+    const ann = user(tapServer, { room, id: 'ann', name: 'Ann', admin: true, key: pass, wire });
+    const bob = user(tapServer, { room, id: 'bob', name: 'Bob', key: pass, wire });
+    await Promise.all([ann.enter(chrome.browser), bob.enter(chrome.browser)]);
+    await allSeeAndHear([ann, bob], log);
+    await allChat([ann, bob], rand());
+    await waitStatus(ann, 'encrypted');
+    const cat = user(tapServer, { room, id: 'cat', name: 'Cat', key: wrong, wire });
+    await cat.enter(chrome.browser);
+    await waitStatus(cat, 'wrong-key', 5000);
+    await sleep(1000);
+
+    const records = await Promise.all(wire);
+    // Positive controls: the recording and the searches see what they should.
+    const annToken = records.find((r) => r.who === 'ann' && r.kind === 'http' && r.url.includes('/api/verifyToken'))?.headers?.authorization;
+    assert.ok(annToken && annToken.length > 100, 'request headers are recorded (the join token in Authorization)');
+    assert.ok(records.some((r) => r.kind === 'ws-open' && r.url.includes('access_token=')), 'WebSocket URLs are recorded');
+    assert.ok(records.some((r) => r.kind === 'ws-sent' && r.body.length > 0), 'WebSocket frames are recorded');
+    assert.ok(roomRecords(room).some((r) => r.kind === 'data' && findIn(r.bytes, needles('enclave.keycheck')).length), 'the tap shows the data channel (key-check packets)');
+    const secrets = [
+      ['passphrase', needles(pass)],
+      ['wrong passphrase', needles(wrong)],
+    ];
+    const leaks = [];
+    const check = (where, buf) => {
+      for (const [what, ns] of secrets) {
+        const f = findIn(buf, ns);
+        if (f.length) leaks.push(`${what} (${f.join(',')}) in ${where}`);
+      }
+    };
+    let wsFrames = 0;
+    let http = 0;
+    for (const r of records) {
+      if (r.kind === 'http') http++;
+      if (r.kind === 'ws-sent') wsFrames++;
+      check(`${r.who} ${r.kind} ${r.url.slice(0, 80)}`, Buffer.concat([Buffer.from(`${r.method ?? ''} ${r.url}\n${JSON.stringify(r.headers ?? {})}\n`), r.body]));
+    }
+    const tap = roomRecords(room);
+    for (const r of tap) check(`tap ${r.kind} from ${r.from}`, r.bytes);
+    check('server stdout/stderr', tapServer.output());
+    const files = filesUnder(tapServer.dataDir);
+    for (const [f, bytes] of files) check(f, bytes);
+    for (const u of [ann, bob, cat]) {
+      check(`${u.id}'s page storage`, Buffer.from(JSON.stringify(await pageStorage(u))));
+      // Nor does the page keep it on show: the DOM and every input's value, once in the meeting.
+      const dom = await u.page.evaluate(() => document.documentElement.outerHTML + [...document.querySelectorAll('input, textarea')].map((i) => i.value).join('\n'));
+      check(`${u.id}'s DOM and input values`, Buffer.from(dom));
+    }
+    const storage = await pageStorage(ann);
+    log.add('driver', `ann's storage: ${JSON.stringify(storage).slice(0, 1500)}`);
+    assert.ok(storage.indexedDB.enclave, "the client's IndexedDB database was read");
+    const summary = `${http} HTTP requests, ${wsFrames} WebSocket frames sent, ${tap.length} tapped packets (${tap.filter((r) => r.kind === 'data').length} data), ${tapServer.output().length} B of server output, ${files.length} data-dir files, 3 pages' storage`;
+    process.stderr.write(`webclient: passphrase search covered ${summary}\n`);
+    assert.ok(http > 0 && wsFrames > 0 && tap.length > 0, `something was recorded (${summary})`);
+    assert.ok(records.some((r) => r.kind === 'http' && r.url.includes('/api/verifyToken')), 'the verifyToken request was recorded');
+    assert.deepEqual(leaks, [], 'the passphrase appears nowhere');
+  });
+});
