@@ -54,6 +54,8 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     let file = config::load(path.as_deref(), std::env::vars())?;
     let (cfg, source, level) = config::validate(file)?;
     tracing_subscriber::fmt()
+        // Colour codes only for a terminal, not in files or service logs.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             EnvFilter::try_from_env("RUST_LOG")
                 .unwrap_or_else(|_| EnvFilter::new(format!("{level},tower_http=warn"))),
