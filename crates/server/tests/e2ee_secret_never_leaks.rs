@@ -8,9 +8,8 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{Harness, Receiver};
+use common::{participant, Harness, Receiver};
 use enclave_proto::ids::UserId;
-use enclave_server::rooms::core::Participant;
 
 #[derive(Clone, Default)]
 struct LogBuf(Arc<Mutex<Vec<u8>>>);
@@ -29,18 +28,6 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
-}
-
-fn participant(id: &str) -> Participant {
-    Participant {
-        user_id: UserId::parse(id).unwrap(),
-        sid: format!("PA_{id}"),
-        name: id.into(),
-        is_admin: false,
-        is_hidden: false,
-        joined_at: 0,
-        metadata: "{}".into(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

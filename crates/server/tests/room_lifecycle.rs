@@ -7,22 +7,10 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{Harness, Receiver, KEY, SECRET};
+use common::{participant, Harness, Receiver, KEY, SECRET};
 use enclave_proto::ids::UserId;
-use enclave_server::rooms::core::{JoinError, Participant};
+use enclave_server::rooms::core::JoinError;
 use sha2::Digest;
-
-fn participant(id: &str) -> Participant {
-    Participant {
-        user_id: UserId::parse(id).unwrap(),
-        sid: format!("PA_{id}"),
-        name: id.into(),
-        is_admin: false,
-        is_hidden: false,
-        joined_at: 0,
-        metadata: "{}".into(),
-    }
-}
 
 async fn past_sids(h: &Harness, room_id: &str) -> Vec<String> {
     let (_, v) = h

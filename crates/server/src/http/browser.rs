@@ -125,7 +125,6 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         let now = unix_now() as u64;
         let lk = &app.config.livekit;
         let media_token = mint(
-            &lk.api_key,
             &lk.secret,
             &AccessClaims {
                 iss: lk.api_key.clone(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode as Http};
+use axum::http::{header, Method, StatusCode as Http};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -165,7 +165,7 @@ async fn health_check(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<Arc<App>>, _headers: HeaderMap) -> Response {
+async fn metrics(State(app): State<Arc<App>>) -> Response {
     app.metrics.rooms_active.set(app.rooms.len() as i64);
     (
         [(

@@ -11,6 +11,8 @@ use axum::Router;
 use serde_json::Value;
 use tower::ServiceExt;
 
+use enclave_proto::ids::UserId;
+use enclave_server::rooms::core::Participant;
 use enclave_server::{App, ServerConfig};
 
 pub const KEY: &str = "test-key";
@@ -164,5 +166,18 @@ impl Receiver {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         self.hooks.lock().unwrap().clone()
+    }
+}
+
+/// A participant as the media runtime would admit it, with sid `PA_<id>`.
+pub fn participant(id: &str) -> Participant {
+    Participant {
+        user_id: UserId::parse(id).unwrap(),
+        sid: format!("PA_{id}"),
+        name: id.into(),
+        is_admin: false,
+        is_hidden: false,
+        joined_at: 0,
+        metadata: "{}".into(),
     }
 }
