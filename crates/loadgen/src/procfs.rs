@@ -126,16 +126,20 @@ mod tests {
         // (bounded).
         let start = std::time::Instant::now();
         let mut x = 0u64;
-        let mut moved = false;
-        while !moved && start.elapsed() < Duration::from_secs(10) {
+        // `schedstat` of a running thread shows its runtime as of its last tick or switch, so
+        // a fresh test thread may read zero until then: yield to force a switch.
+        let (mut process_moved, mut thread_moved) = (false, false);
+        while !(process_moved && thread_moved) && start.elapsed() < Duration::from_secs(10) {
             for i in 0..100_000u64 {
                 x = x.wrapping_mul(31).wrapping_add(i);
             }
             std::hint::black_box(x);
-            moved = cpu_sample(None).expect("own /proc").since(&a) > Duration::ZERO;
+            std::thread::yield_now();
+            process_moved = cpu_sample(None).expect("own /proc").since(&a) > Duration::ZERO;
+            thread_moved = thread_cpu().expect("own thread") > Duration::ZERO;
         }
-        assert!(moved, "CPU time never advanced");
-        assert!(thread_cpu().expect("own thread") > Duration::ZERO);
+        assert!(process_moved, "process CPU time never advanced");
+        assert!(thread_moved, "thread CPU time never advanced");
         assert!(rss_bytes(std::process::id()).expect("own status") > 0);
     }
 }
