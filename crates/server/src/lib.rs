@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod media;
 pub mod metrics;
+pub mod recorder;
 pub mod rooms;
 pub mod store;
 pub mod webhook;

@@ -25,6 +25,23 @@ pub struct Metrics {
     pub rooms_created: Counter,
     pub participants: Gauge,
     pub webhooks: Family<ResultLabels, Counter>,
+    /// Running recorders and RTMP broadcasts, by job (`recording`, `rtmp`).
+    pub recorders_running: Family<JobLabels, Gauge>,
+    /// Recorder and broadcast ends, by job and result (`ok`, `failed`).
+    pub recorders_finished: Family<JobResultLabels, Counter>,
+    /// Packets dropped because a recorder fell behind.
+    pub sink_packets_dropped: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub job: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobResultLabels {
+    pub job: &'static str,
+    pub result: &'static str,
 }
 
 impl Default for Metrics {
@@ -52,6 +69,24 @@ impl Default for Metrics {
         );
         let webhooks = Family::<ResultLabels, Counter>::default();
         registry.register("webhooks", "Webhook deliveries by result", webhooks.clone());
+        let recorders_running = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "recorders_running",
+            "Running cloud recorders and RTMP broadcasts",
+            recorders_running.clone(),
+        );
+        let recorders_finished = Family::<JobResultLabels, Counter>::default();
+        registry.register(
+            "recorders_finished",
+            "Cloud recorders and RTMP broadcasts that ended, by result",
+            recorders_finished.clone(),
+        );
+        let sink_packets_dropped = Counter::default();
+        registry.register(
+            "sink_packets_dropped",
+            "Media packets dropped because a recorder or broadcaster fell behind",
+            sink_packets_dropped.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -59,6 +94,9 @@ impl Default for Metrics {
             rooms_created,
             participants,
             webhooks,
+            recorders_running,
+            recorders_finished,
+            sink_packets_dropped,
         }
     }
 }

@@ -25,6 +25,7 @@
 //! no sense for the session closes it); a datagram no peer connection accepts is dropped; a
 //! panic inside `str0m` is caught and removes only that participant.
 
+mod alloc;
 mod forward;
 pub mod fuzzing;
 mod ids;
@@ -34,7 +35,9 @@ mod sdp;
 pub use livekit_protocol as proto;
 #[cfg(feature = "tap")]
 pub use room::TapRecord;
-pub use room::{ConnId, Event, JoinParams, Output, Room, RoomConfig, Transmit};
+pub use room::{
+    ConnId, Event, JoinParams, Output, Room, RoomConfig, SinkId, SinkPacket, SinkRefused, Transmit,
+};
 
 /// Protocol version served on `/rtc`.
 pub const PROTOCOL_VERSION: i32 = 17;

@@ -14,6 +14,7 @@ use livekit_protocol as lk;
 use lk::signal_request::Message as Req;
 use lk::signal_response::Message as Resp;
 use prost::Message as _;
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::Codec;
@@ -22,6 +23,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
 
+use crate::alloc::{allocate, next_step, TrackDemand};
 use crate::forward::{Decision, Forwarder};
 use crate::ids::IdGen;
 use crate::sdp::mid_to_cid;
@@ -108,6 +110,40 @@ pub enum Event {
     },
 }
 
+/// A server-side consumer of the room's media (a recorder, an RTMP broadcaster), named by the
+/// runtime. A sink gets every track, at its best flowing layer, as [`Output::Sink`] packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SinkId(pub u64);
+
+/// Why [`Room::add_sink`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SinkRefused {
+    /// The server must not see the media of an end-to-end encrypted room, so it gets none.
+    #[error("the room is end-to-end encrypted: its media cannot be recorded or broadcast")]
+    EndToEndEncrypted,
+    #[error("the room has ended")]
+    Ended,
+    #[error("this sink is already attached")]
+    Exists,
+}
+
+/// One packet for a sink: the track's packets rewritten into one continuous stream (as a
+/// subscriber would get them), the payload as the publisher sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkPacket {
+    pub sink: SinkId,
+    pub track_sid: String,
+    pub participant_identity: String,
+    pub video: bool,
+    /// Upper-case codec name: `OPUS`, `VP8`, `VP9`, `H264`, `AV1`.
+    pub codec: &'static str,
+    pub clock_rate: u32,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: Vec<u8>,
+}
+
 /// What the runtime must do.
 #[derive(Debug)]
 pub enum Output {
@@ -122,6 +158,13 @@ pub enum Output {
         conn: ConnId,
     },
     Event(Event),
+    /// A packet for a sink.
+    Sink(SinkPacket),
+    /// A track a sink was getting is gone (unpublished, or its publisher left).
+    SinkTrackEnded {
+        sink: SinkId,
+        track_sid: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -159,6 +202,12 @@ struct PublishedTrack {
     clock_rate: u32,
     /// When each layer (None: the track without simulcast) was last asked for a keyframe.
     last_keyframe_request: HashMap<Option<Rid>, Instant>,
+    /// Bytes received per layer since the last allocation tick.
+    layer_bytes: HashMap<Option<Rid>, u64>,
+    /// Smoothed bitrate per layer, bit/s.
+    layer_bps: HashMap<Option<Rid>, u64>,
+    /// A screen share: served first when a subscriber's bandwidth is short.
+    screen: bool,
 }
 
 struct Participant {
@@ -187,6 +236,8 @@ struct Participant {
     last_loud: Option<Instant>,
     /// Worst recent packet loss (0..1) the publisher PC measured on incoming media.
     ingress_loss: f32,
+    /// The subscriber PC's downlink estimate (TWCC), bit/s, while str0m can probe.
+    bwe_estimate: Option<u64>,
 }
 
 impl Participant {
@@ -206,6 +257,11 @@ const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
 const LAYER_STALE: Duration = Duration::from_millis(1500);
 /// Period of layer allocation and speaker detection.
 const TICK: Duration = Duration::from_millis(500);
+/// Initial downlink estimate of a subscriber.
+const BWE_INITIAL: Bitrate = Bitrate::mbps(5);
+/// Per-packet bytes beyond the payload (IP, UDP, RTP with extensions, SRTP tag), for layer
+/// bitrates that compare with what the estimator measures on the wire.
+const PACKET_OVERHEAD: u64 = 70;
 /// RFC 6464 level (−dBov) at or below which a packet counts as speech.
 const SPEECH_LEVEL: i8 = 50;
 
@@ -240,6 +296,8 @@ pub struct Room {
     outputs: VecDeque<Output>,
     next_tick: Instant,
     speakers: BTreeSet<ConnId>,
+    /// Each sink's forwarding state per track sid.
+    sinks: BTreeMap<SinkId, HashMap<String, Forwarder>>,
     ticks: u64,
     ended: bool,
 }
@@ -265,6 +323,7 @@ impl Room {
             outputs: VecDeque::new(),
             next_tick,
             speakers: BTreeSet::new(),
+            sinks: BTreeMap::new(),
             ticks: 0,
             ended: false,
         }
@@ -335,8 +394,9 @@ impl Room {
             );
             self.remove(now, old, lk::DisconnectReason::DuplicateIdentity);
         }
-        let build = || {
+        let build = |bwe: Option<Bitrate>| {
             Rtc::builder()
+                .enable_bwe(bwe)
                 .set_ice_lite(true)
                 .set_rtp_mode(true)
                 .clear_codecs()
@@ -348,8 +408,11 @@ impl Room {
                 .set_stats_interval(Some(Duration::from_secs(1)))
                 .build(now)
         };
-        let mut publisher = build();
-        let mut subscriber = build();
+        let mut publisher = build(None);
+        // The subscriber PC estimates its downlink from TWCC feedback; layer allocation uses
+        // it. It starts high so that a good link is never held back while the estimator
+        // warms up; a narrow one shows within a second or two.
+        let mut subscriber = build(Some(BWE_INITIAL));
         for rtc in [&mut publisher, &mut subscriber] {
             match Candidate::host(self.cfg.public_addr, Protocol::Udp) {
                 Ok(c) => {
@@ -436,6 +499,7 @@ impl Room {
                 ice_lost_since: None,
                 last_loud: None,
                 ingress_loss: 0.0,
+                bwe_estimate: None,
             }),
         );
         self.dirty.insert((conn, Pc::Publisher));
@@ -624,6 +688,7 @@ impl Room {
         }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
+            self.measure_layers();
             self.allocate_layers(now);
             self.detect_speakers(now);
             self.ticks += 1;
@@ -741,6 +806,57 @@ impl Room {
         self.drive(now);
     }
 
+    /// Attaches a server-side sink: from now on it gets every track's packets. Refused in an
+    /// end-to-end encrypted room whatever the caller checked before: this is where the
+    /// guarantee that the server never handles such media is enforced.
+    pub fn add_sink(&mut self, now: Instant, sink: SinkId) -> Result<(), SinkRefused> {
+        if self.cfg.require_encryption {
+            return Err(SinkRefused::EndToEndEncrypted);
+        }
+        if self.ended {
+            return Err(SinkRefused::Ended);
+        }
+        if self.sinks.contains_key(&sink) {
+            return Err(SinkRefused::Exists);
+        }
+        let mut fwds = HashMap::new();
+        let mut video = Vec::new();
+        for (sid, t) in &self.tracks {
+            // The best flowing layer; before any has flowed, the best announced one.
+            let seen = (!t.last_seen.is_empty()).then_some(now);
+            let initial = best_layer(t, lk::VideoQuality::High as i32, seen);
+            fwds.insert(sid.clone(), Forwarder::new(initial, t.clock_rate));
+            if t.kind == MediaKind::Video {
+                video.push((sid.clone(), initial));
+            }
+        }
+        self.sinks.insert(sink, fwds);
+        for (sid, rid) in video {
+            self.request_keyframe(now, &sid, rid, KeyframeRequestKind::Pli);
+        }
+        self.drive(now);
+        Ok(())
+    }
+
+    /// Detaches a sink. Returns whether it was attached.
+    pub fn remove_sink(&mut self, sink: SinkId) -> bool {
+        self.sinks.remove(&sink).is_some()
+    }
+
+    /// A sink's decoder needs a keyframe of a track (throttled like a subscriber's request).
+    pub fn sink_keyframe(&mut self, now: Instant, sink: SinkId, track_sid: &str) {
+        let Some(rid) = self
+            .sinks
+            .get(&sink)
+            .and_then(|f| f.get(track_sid))
+            .map(|f| f.current().or(f.target()))
+        else {
+            return;
+        };
+        self.request_keyframe(now, track_sid, rid, KeyframeRequestKind::Pli);
+        self.drive(now);
+    }
+
     /// The next output.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
@@ -855,6 +971,19 @@ impl Room {
                 }
             }
             (Pc::Subscriber, RtcEvent::Connected) => self.on_subscriber_connected(now, conn),
+            (
+                Pc::Subscriber,
+                RtcEvent::EgressBitrateEstimate(BweKind::Twcc {
+                    estimate,
+                    can_probe,
+                }),
+            ) => {
+                if let Some(p) = self.participants.get_mut(&conn) {
+                    // Without probing (no TWCC negotiated) the number means nothing: allocate
+                    // by requested quality alone.
+                    p.bwe_estimate = can_probe.then(|| estimate.as_u64());
+                }
+            }
             (Pc::Publisher, RtcEvent::MediaIngressStats(st)) => {
                 if let (Some(p), Some(loss)) = (self.participants.get_mut(&conn), st.loss) {
                     // A moving average, so one bad second does not flip the indicator.
@@ -1234,9 +1363,21 @@ impl Room {
                 last_seen: HashMap::new(),
                 clock_rate,
                 last_keyframe_request: HashMap::new(),
+                layer_bytes: HashMap::new(),
+                layer_bps: HashMap::new(),
+                screen: info.source == lk::TrackSource::ScreenShare as i32,
             },
         );
         self.track_by_pub_mid.insert((conn, mid), sid.clone());
+        // The layers are not known to be flowing yet: sinks start on the best one announced
+        // and the allocation moves them once packets tell.
+        let initial = self
+            .tracks
+            .get(&sid)
+            .and_then(|t| best_layer(t, lk::VideoQuality::High as i32, None));
+        for fwds in self.sinks.values_mut() {
+            fwds.insert(sid.clone(), Forwarder::new(initial, clock_rate));
+        }
         self.outputs.push_back(Output::Event(Event::TrackPublished {
             sid: sid.clone(),
             participant_sid: psid,
@@ -1274,6 +1415,7 @@ impl Room {
             return;
         };
         self.track_by_pub_mid.remove(&(t.owner, t.mid));
+        self.end_sink_tracks(sid);
         let subscribers: Vec<ConnId> = self
             .participants
             .keys()
@@ -1302,6 +1444,17 @@ impl Room {
                     participant_sid: psid,
                 }));
             self.broadcast_update(None, vec![info]);
+        }
+    }
+
+    fn end_sink_tracks(&mut self, sid: &str) {
+        for (sink, fwds) in self.sinks.iter_mut() {
+            if fwds.remove(sid).is_some() {
+                self.outputs.push_back(Output::SinkTrackEnded {
+                    sink: *sink,
+                    track_sid: sid.to_owned(),
+                });
+            }
         }
     }
 
@@ -1503,8 +1656,11 @@ impl Room {
                 payload: pkt.payload.to_vec(),
             });
         }
-        if let (Some(r), Some(t)) = (rid, self.tracks.get_mut(&sid)) {
-            t.last_seen.insert(r, now);
+        if let Some(t) = self.tracks.get_mut(&sid) {
+            if let Some(r) = rid {
+                t.last_seen.insert(r, now);
+            }
+            *t.layer_bytes.entry(rid).or_default() += pkt.payload.len() as u64 + PACKET_OVERHEAD;
         }
         let is_video = codec.is_video();
         let mut ext = pkt.header.ext_vals.clone();
@@ -1561,6 +1717,39 @@ impl Room {
         for c in touched {
             self.dirty.insert((c, Pc::Subscriber));
         }
+        if !self.sinks.is_empty() {
+            let identity = self
+                .participants
+                .get(&conn)
+                .map(|p| p.info.identity.clone())
+                .unwrap_or_default();
+            let clock_rate = self.tracks.get(&sid).map_or(90_000, |t| t.clock_rate);
+            for (sink, fwds) in self.sinks.iter_mut() {
+                let Some(f) = fwds.get_mut(&sid) else {
+                    continue;
+                };
+                let before = f.current();
+                let decision = f.on_packet(rid, seq, pkt.header.timestamp, pkt.header.marker, now);
+                if f.current() != before && before.is_some() {
+                    switched.push(f.current());
+                }
+                if let Decision::Forward { seq: out_seq, time } = decision {
+                    self.outputs.push_back(Output::Sink(SinkPacket {
+                        sink: *sink,
+                        track_sid: sid.clone(),
+                        participant_identity: identity.clone(),
+                        video: is_video,
+                        codec: codec_name(codec),
+                        clock_rate,
+                        // The sink's stream starts at FIRST_SEQ and wraps like RTP's 16 bits.
+                        seq: out_seq as u16,
+                        timestamp: time,
+                        marker: pkt.header.marker,
+                        payload: pkt.payload.to_vec(),
+                    }));
+                }
+            }
+        }
         for rid in switched {
             self.request_keyframe(now, &sid, rid, KeyframeRequestKind::Pli);
         }
@@ -1597,24 +1786,130 @@ impl Room {
         }
     }
 
-    /// Points each video downtrack at the best layer that is flowing and not above what its
-    /// subscriber asked for; asks for a keyframe on a layer about to be switched to.
+    /// Turns the bytes each layer received since the last tick into smoothed bitrates.
+    fn measure_layers(&mut self) {
+        let secs = TICK.as_secs_f64();
+        for t in self.tracks.values_mut() {
+            let keys: Vec<Option<Rid>> = t
+                .layer_bps
+                .keys()
+                .chain(t.layer_bytes.keys())
+                .copied()
+                .collect();
+            for k in keys {
+                let sample = t.layer_bytes.get(&k).copied().unwrap_or(0) as f64 * 8.0 / secs;
+                let bps = match t.layer_bps.get(&k) {
+                    Some(&old) => 0.5 * old as f64 + 0.5 * sample,
+                    None => sample,
+                };
+                t.layer_bps.insert(k, bps as u64);
+            }
+            t.layer_bytes.clear();
+        }
+    }
+
+    /// Points each video downtrack at the best layer that is flowing, not above what its
+    /// subscriber asked for and, once the subscriber's downlink estimate is known, within it;
+    /// asks for a keyframe on a layer about to be switched to. Also tells each subscriber PC's
+    /// estimator how much it would like to send, so that it probes for room to move up.
     fn allocate_layers(&mut self, now: Instant) {
         let mut requests = Vec::new();
-        for q in self.participants.values_mut() {
-            for (sid, d) in q.downtracks.iter_mut() {
+        for (conn, q) in self.participants.iter_mut() {
+            let mut fixed = 0u64;
+            let mut wanted_total = 0u64;
+            let mut demands = Vec::new();
+            let mut sids = Vec::new();
+            for (sid, d) in q.downtracks.iter() {
+                let Some(t) = self.tracks.get(sid) else {
+                    continue;
+                };
+                if t.rids.is_empty() {
+                    let bps = t.layer_bps.get(&None).copied().unwrap_or(0);
+                    fixed += bps;
+                    wanted_total += bps;
+                    continue;
+                }
+                let flowing = |r: &Rid| {
+                    t.last_seen
+                        .get(r)
+                        .is_some_and(|s| now.saturating_duration_since(*s) < LAYER_STALE)
+                };
+                let layers: Vec<Option<u64>> = t
+                    .rids
+                    .iter()
+                    .map(|r| {
+                        flowing(r)
+                            .then(|| t.layer_bps.get(&Some(*r)).copied())
+                            .flatten()
+                            .filter(|b| *b > 0)
+                    })
+                    .collect();
+                let wanted = (d.wanted.clamp(0, 2) as usize).min(t.rids.len() - 1);
+                wanted_total += (0..=wanted).rev().find_map(|l| layers[l]).unwrap_or(0);
+                let current = d
+                    .fwd
+                    .target()
+                    .and_then(|r| t.rids.iter().position(|x| *x == r));
+                demands.push(TrackDemand {
+                    layers,
+                    wanted,
+                    current,
+                    priority: t.screen,
+                });
+                sids.push(sid.clone());
+            }
+            let measured = demands.iter().any(|d| d.layers.iter().any(Option::is_some));
+            let choices = match q.bwe_estimate {
+                Some(estimate) if measured => allocate(estimate, fixed, &demands),
+                _ => vec![None; demands.len()],
+            };
+            let step = if q.bwe_estimate.is_some() && measured {
+                next_step(fixed, &demands, &choices)
+            } else {
+                None
+            };
+            for (sid, choice) in sids.iter().zip(choices) {
+                let (Some(t), Some(d)) = (self.tracks.get(sid), q.downtracks.get_mut(sid)) else {
+                    continue;
+                };
+                let best = match choice {
+                    Some(i) => Some(t.rids[i]),
+                    // No estimate yet, or no layer measured: by requested quality alone.
+                    None => best_layer(t, d.wanted, Some(now)),
+                };
+                if best.is_some() && best != d.fwd.target() {
+                    d.fwd.set_target(best);
+                }
+                if d.fwd.switch_pending() {
+                    requests.push((sid.clone(), d.fwd.target()));
+                }
+            }
+            if q.bwe_estimate.is_some() && wanted_total > 0 {
+                // Desired above what is wanted, so the estimator probes toward it; the minimum
+                // at the next layer's threshold, so padding fills the gap and the estimate can
+                // grow to it (media alone, being application-limited, would not show more).
+                let desired = wanted_total + wanted_total / 5;
+                let minimum = step.unwrap_or(0).min(desired);
+                q.subscriber
+                    .bwe()
+                    .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
+                self.dirty.insert((*conn, Pc::Subscriber));
+            }
+        }
+        for fwds in self.sinks.values_mut() {
+            for (sid, f) in fwds.iter_mut() {
                 let Some(t) = self.tracks.get(sid) else {
                     continue;
                 };
                 if t.rids.is_empty() {
                     continue;
                 }
-                let best = best_layer(t, d.wanted, Some(now));
-                if best.is_some() && best != d.fwd.target() {
-                    d.fwd.set_target(best);
+                let best = best_layer(t, lk::VideoQuality::High as i32, Some(now));
+                if best.is_some() && best != f.target() {
+                    f.set_target(best);
                 }
-                if d.fwd.switch_pending() {
-                    requests.push((sid.clone(), d.fwd.target()));
+                if f.switch_pending() {
+                    requests.push((sid.clone(), f.target()));
                 }
             }
         }
@@ -1800,6 +2095,7 @@ impl Room {
             if let Some(t) = self.tracks.remove(sid) {
                 self.track_by_pub_mid.remove(&(conn, t.mid));
             }
+            self.end_sink_tracks(sid);
             let others: Vec<ConnId> = self.participants.keys().copied().collect();
             for c in others {
                 if self.remove_downtrack(c, sid) {
@@ -1898,6 +2194,19 @@ fn best_layer(t: &PublishedTrack, wanted: i32, now: Option<Instant>) -> Option<R
         .find(|r| flowing(r))
         .or_else(|| t.rids.first())
         .copied()
+}
+
+/// The codec's name as sinks get it.
+fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Opus => "OPUS",
+        Codec::Vp8 => "VP8",
+        Codec::Vp9 => "VP9",
+        Codec::H264 => "H264",
+        Codec::Av1 => "AV1",
+        Codec::H265 => "H265",
+        _ => "UNKNOWN",
+    }
 }
 
 fn quality_for_size(max_side: u32) -> i32 {

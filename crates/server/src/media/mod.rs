@@ -15,12 +15,13 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use enclave_sfu::proto::{SignalRequest, SignalResponse};
-use enclave_sfu::{ConnId, Event, JoinParams, Output, Room, RoomConfig};
+use enclave_sfu::{ConnId, Event, JoinParams, Output, Room, RoomConfig, SinkId, SinkRefused};
 use prost::Message as _;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::app::App;
+use crate::recorder::{MediaKind, SinkInput, SinkPacket};
 
 /// Topic of server-originated data packets (`broadcastToRoom`); the payload is JSON with a
 /// `type` of `SYSTEM_CHAT_MSG` or `SYSTEM_NOTIFICATION`.
@@ -57,6 +58,21 @@ pub struct RoomFacts {
     pub e2ee: bool,
 }
 
+impl RoomFacts {
+    pub fn of(info: &crate::rooms::RoomInfo) -> Self {
+        Self {
+            room_id: info.room_id.to_string(),
+            empty_timeout: info.empty_timeout,
+            max_participants: info.max_participants,
+            e2ee: info
+                .metadata
+                .room_features
+                .as_ref()
+                .is_some_and(|f| f.is_e2ee()),
+        }
+    }
+}
+
 #[allow(clippy::large_enum_variant)] // joins are rare; boxing them buys nothing
 enum Command {
     Join {
@@ -90,6 +106,19 @@ enum Command {
         payload: Vec<u8>,
         topic: Option<String>,
         to: Vec<String>,
+    },
+    AddSink {
+        room: RoomFacts,
+        sink: SinkId,
+        tx: mpsc::Sender<SinkInput>,
+        reply: oneshot::Sender<Result<(), SinkRefused>>,
+    },
+    RemoveSink {
+        sink: SinkId,
+    },
+    SinkKeyframe {
+        sink: SinkId,
+        track_sid: String,
     },
 }
 
@@ -133,6 +162,7 @@ impl Media {
             app,
             rooms: HashMap::new(),
             conns: HashMap::new(),
+            sinks: HashMap::new(),
         };
         tokio::spawn(worker.run(rx));
         tracing::info!(%local_addr, %public_addr, "media socket bound");
@@ -216,6 +246,50 @@ impl Media {
             to,
         });
     }
+
+    /// Attaches a server-side sink (recorder, broadcaster) to the room's media, creating the
+    /// room's core if nobody has joined yet. The core refuses it in an E2EE room. Packets go
+    /// to `tx` without ever blocking the worker: when the sink falls behind they are dropped
+    /// (and counted). The sink's input closes when the room ends.
+    pub async fn add_sink(
+        &self,
+        room: RoomFacts,
+        tx: mpsc::Sender<SinkInput>,
+    ) -> Result<SinkId, SinkRefused> {
+        let sink = SinkId(
+            self.next_conn
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1,
+        );
+        let (reply, answer) = oneshot::channel();
+        let _ = self.tx.send(Command::AddSink {
+            room,
+            sink,
+            tx,
+            reply,
+        });
+        answer.await.unwrap_or(Err(SinkRefused::Ended))?;
+        Ok(sink)
+    }
+
+    /// Detaches a sink; its input closes.
+    pub fn remove_sink(&self, sink: SinkId) {
+        let _ = self.tx.send(Command::RemoveSink { sink });
+    }
+
+    /// A sink's decoder needs a keyframe of a track.
+    pub fn sink_keyframe(&self, sink: SinkId, track_sid: &str) {
+        let _ = self.tx.send(Command::SinkKeyframe {
+            sink,
+            track_sid: track_sid.to_owned(),
+        });
+    }
+}
+
+/// A sink attached to a room.
+struct SinkConn {
+    room_id: String,
+    tx: mpsc::Sender<SinkInput>,
 }
 
 struct Conn {
@@ -229,6 +303,7 @@ struct Worker {
     app: Weak<App>,
     rooms: HashMap<String, Room>,
     conns: HashMap<ConnId, Conn>,
+    sinks: HashMap<SinkId, SinkConn>,
 }
 
 fn unix_ms() -> i64 {
@@ -275,23 +350,6 @@ impl Worker {
                 params,
                 out,
             } => {
-                let public_addr = self.public_addr;
-                let core = self.rooms.entry(room.room_id.clone()).or_insert_with(|| {
-                    Room::new(RoomConfig {
-                        name: room.room_id.clone(),
-                        public_addr,
-                        seed: rand::random(),
-                        empty_timeout: room.empty_timeout,
-                        max_participants: room.max_participants,
-                        require_encryption: room.e2ee,
-                        created_unix_ms: unix_ms(),
-                        created: now,
-                    })
-                });
-                #[cfg(feature = "tap")]
-                if core.is_empty() {
-                    install_tap(core, &room.room_id);
-                }
                 self.conns.insert(
                     conn,
                     Conn {
@@ -299,6 +357,11 @@ impl Worker {
                         out,
                     },
                 );
+                let core = self.core(&room, now);
+                #[cfg(feature = "tap")]
+                if core.is_empty() {
+                    install_tap(core, &room.room_id);
+                }
                 core.join(now, conn, params);
                 self.drain(&room.room_id);
             }
@@ -327,6 +390,44 @@ impl Worker {
                 }
                 self.drain(&room_id);
                 self.rooms.remove(&room_id);
+                // Dropping a sink's sender closes its input: the recorder finalises.
+                self.sinks.retain(|_, s| s.room_id != room_id);
+            }
+            Command::AddSink {
+                room,
+                sink,
+                tx,
+                reply,
+            } => {
+                let core = self.core(&room, now);
+                let r = core.add_sink(now, sink);
+                if r.is_ok() {
+                    self.sinks.insert(
+                        sink,
+                        SinkConn {
+                            room_id: room.room_id.clone(),
+                            tx,
+                        },
+                    );
+                }
+                let _ = reply.send(r);
+                self.drain(&room.room_id);
+            }
+            Command::RemoveSink { sink } => {
+                if let Some(s) = self.sinks.remove(&sink) {
+                    if let Some(room) = self.rooms.get_mut(&s.room_id) {
+                        room.remove_sink(sink);
+                    }
+                }
+            }
+            Command::SinkKeyframe { sink, track_sid } => {
+                let Some(room_id) = self.sinks.get(&sink).map(|s| s.room_id.clone()) else {
+                    return;
+                };
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.sink_keyframe(now, sink, &track_sid);
+                }
+                self.drain(&room_id);
             }
             Command::SendData {
                 room_id,
@@ -357,6 +458,23 @@ impl Worker {
                 self.drain(&room_id);
             }
         }
+    }
+
+    /// The room's core, created on first use.
+    fn core(&mut self, room: &RoomFacts, now: Instant) -> &mut Room {
+        let public_addr = self.public_addr;
+        self.rooms.entry(room.room_id.clone()).or_insert_with(|| {
+            Room::new(RoomConfig {
+                name: room.room_id.clone(),
+                public_addr,
+                seed: rand::random(),
+                empty_timeout: room.empty_timeout,
+                max_participants: room.max_participants,
+                require_encryption: room.e2ee,
+                created_unix_ms: unix_ms(),
+                created: now,
+            })
+        })
     }
 
     fn on_datagram(&mut self, source: SocketAddr, data: &[u8]) {
@@ -427,6 +545,41 @@ impl Worker {
                     }
                 }
                 Output::Event(e) => report(&self.app, room_id, e),
+                Output::Sink(p) => {
+                    let Some(s) = self.sinks.get(&p.sink) else {
+                        continue;
+                    };
+                    let input = SinkInput::Packet(SinkPacket {
+                        track_sid: p.track_sid,
+                        participant_identity: p.participant_identity,
+                        kind: if p.video {
+                            MediaKind::Video
+                        } else {
+                            MediaKind::Audio
+                        },
+                        codec: p.codec.to_owned(),
+                        clock_rate: p.clock_rate,
+                        seq: p.seq,
+                        timestamp: p.timestamp,
+                        marker: p.marker,
+                        payload: p.payload,
+                    });
+                    if s.tx.try_send(input).is_err() {
+                        if let Some(app) = self.app.upgrade() {
+                            app.metrics.sink_packets_dropped.inc();
+                        }
+                    }
+                }
+                Output::SinkTrackEnded { sink, track_sid } => {
+                    if let Some(s) = self.sinks.get(&sink) {
+                        // A full queue must not lose the end of a track: this one waits in a
+                        // task rather than in the worker.
+                        let tx = s.tx.clone();
+                        tokio::spawn(async move {
+                            let _ = tx.send(SinkInput::TrackEnded { track_sid }).await;
+                        });
+                    }
+                }
             }
         }
         slow

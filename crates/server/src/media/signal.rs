@@ -234,18 +234,7 @@ async fn run(
     let (out_tx, mut out_rx) = mpsc::channel(super::SIGNAL_QUEUE);
     let v = &a.claims.video;
     media.join(
-        RoomFacts {
-            room_id: a.room.info.room_id.to_string(),
-            empty_timeout: a.room.info.empty_timeout,
-            max_participants: a.room.info.max_participants,
-            e2ee: a
-                .room
-                .info
-                .metadata
-                .room_features
-                .as_ref()
-                .is_some_and(|f| f.is_e2ee()),
-        },
+        RoomFacts::of(&a.room.info),
         conn,
         JoinParams {
             sid,

@@ -6,14 +6,14 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use enclave_sfu::proto::{
     self as lk, signal_request::Message as Req, signal_response::Message as Resp,
 };
-use enclave_sfu::{ConnId, Event, JoinParams, Output, Room, RoomConfig};
+use enclave_sfu::{ConnId, Event, JoinParams, Output, Room, RoomConfig, SinkPacket};
 use prost::Message as _;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
@@ -51,6 +51,14 @@ pub struct Client {
     pub closed: bool,
     /// When set, the network drops everything to and from this client.
     pub cut: bool,
+    /// When set, what the room sends this client's subscriber PC crosses a link of this many
+    /// bit/s with a 300 ms queue (tail drop): a narrow downlink.
+    pub downlink_bps: Option<u64>,
+    /// Datagrams on that link: (arrival time, source, destination, contents).
+    inbox: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
+    link_free_at: Option<Instant>,
+    /// Datagrams the narrow link dropped.
+    pub link_drops: usize,
     pub_pending: Option<(SdpPendingOffer, u32)>,
     pub_offer_id: u32,
     pub_mids: Vec<(Mid, String)>,
@@ -76,6 +84,10 @@ pub struct World {
     pub room: Room,
     pub clients: Vec<Client>,
     pub events: Vec<Event>,
+    /// What the room gave server-side sinks.
+    pub sink_packets: Vec<SinkPacket>,
+    /// `(sink, track sid)` of every track a sink was told is gone.
+    pub sink_tracks_ended: Vec<(u64, String)>,
     next_port: u16,
     seed: u64,
 }
@@ -103,6 +115,8 @@ impl World {
             room,
             clients: Vec::new(),
             events: Vec::new(),
+            sink_packets: Vec::new(),
+            sink_tracks_ended: Vec::new(),
             next_port: 40000,
             seed: 0x5eed,
         }
@@ -153,6 +167,10 @@ impl World {
             data: Vec::new(),
             closed: false,
             cut: false,
+            downlink_bps: None,
+            inbox: VecDeque::new(),
+            link_free_at: None,
+            link_drops: 0,
             pub_pending: None,
             pub_offer_id: 0,
             pub_mids: Vec::new(),
@@ -401,6 +419,20 @@ impl World {
             self.now = (self.now + Duration::from_millis(5)).min(end);
             self.room.handle_timeout(self.now);
             let now = self.now;
+            // What crossed the narrow links by now arrives, at its own arrival time.
+            let mut to_room = Vec::new();
+            for c in &mut self.clients {
+                while c.inbox.front().is_some_and(|p| p.0 <= now) {
+                    let (at, source, destination, contents) = c.inbox.pop_front().unwrap();
+                    if let Ok(r) = Receive::new(Protocol::Udp, source, destination, &contents) {
+                        let _ = c.subscriber.handle_input(Input::Receive(at, r));
+                    }
+                    to_room.extend(Self::drain_client(c, 1));
+                }
+            }
+            for (source, destination, contents) in to_room {
+                self.room.receive(now, source, destination, &contents);
+            }
             for c in &mut self.clients {
                 if !c.cut {
                     let _ = c.publisher.handle_input(Input::Timeout(now));
@@ -431,6 +463,19 @@ impl World {
                         if c.cut {
                             continue;
                         }
+                        if let (Some(bps), true) = (c.downlink_bps, t.destination == c.sub_addr) {
+                            let start = c.link_free_at.map_or(now, |f| f.max(now));
+                            if start.saturating_duration_since(now) > Duration::from_millis(300) {
+                                c.link_drops += 1;
+                                continue;
+                            }
+                            let bits = (t.contents.len() as u64 + 28) * 8;
+                            let done = start + Duration::from_micros(bits * 1_000_000 / bps);
+                            c.link_free_at = Some(done);
+                            c.inbox
+                                .push_back((done, t.source, t.destination, t.contents.clone()));
+                            continue;
+                        }
                         let which = if c.pub_addr == t.destination { 0 } else { 1 };
                         let rtc = if which == 0 {
                             &mut c.publisher
@@ -458,6 +503,10 @@ impl World {
                         }
                     }
                     Output::Event(e) => self.events.push(e),
+                    Output::Sink(p) => self.sink_packets.push(p),
+                    Output::SinkTrackEnded { sink, track_sid } => {
+                        self.sink_tracks_ended.push((sink.0, track_sid))
+                    }
                 }
             }
             let now = self.now;

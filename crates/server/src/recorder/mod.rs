@@ -1,0 +1,57 @@
+//! Server-side media sinks: cloud recording and RTMP broadcasting of a plain (not end-to-end
+//! encrypted) room.
+//!
+//! The SFU core hands a sink every packet it would forward to a subscriber, header fields
+//! already rewritten into one continuous stream per track (see `enclave_sfu::Room::add_sink`).
+//! A pipeline turns those packets into one composed stream: Debian's `ffmpeg`
+//! depacketises and decodes each track, the pipeline places the decoded tiles in a grid and
+//! mixes the audio, and a final `ffmpeg` encodes (H.264/AAC) and muxes to an MP4 file or an
+//! RTMP URL. The core refuses sinks in end-to-end encrypted rooms, so none of this can run
+//! there.
+
+use std::path::PathBuf;
+
+/// What a track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// One RTP packet of one track, as the SFU forwards it to a sink. Sequence numbers and
+/// timestamps are continuous per track across simulcast layer switches.
+#[derive(Debug, Clone)]
+pub struct SinkPacket {
+    /// The track's sid (`TR_…`).
+    pub track_sid: String,
+    /// Who publishes it.
+    pub participant_identity: String,
+    pub kind: MediaKind,
+    /// Upper-case codec name: `OPUS`, `VP8`, `VP9`, `H264` or `AV1`.
+    pub codec: String,
+    pub clock_rate: u32,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: Vec<u8>,
+}
+
+/// What the media runtime feeds a pipeline.
+#[derive(Debug, Clone)]
+pub enum SinkInput {
+    Packet(SinkPacket),
+    /// The track was unpublished (or its publisher left): drop its tile and its audio.
+    TrackEnded {
+        track_sid: String,
+    },
+}
+
+/// Where the composed stream goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An MP4 file. The pipeline writes `<path>.part` and renames it to `path` only once
+    /// ffmpeg has finalised it, so a half-written file never looks complete.
+    File { path: PathBuf },
+    /// An RTMP(S) URL, stream key included.
+    Rtmp { url: String },
+}

@@ -1,0 +1,114 @@
+//! Layer choice from the subscriber's downlink estimate (TWCC): a subscriber behind a narrow
+//! link gets a lower simulcast layer instead of a stalled top one, and moves back up when the
+//! link widens. Virtual time, str0m clients, random payloads; the narrow link is a rate-limited
+//! queue in the test network.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::World;
+
+/// Per-layer packet count and size of one frame at 30 fps: about 150 kbit/s, 480 kbit/s and
+/// 1.5 Mbit/s on the wire.
+const LAYERS: [(&str, usize, usize); 3] = [("q", 1, 560), ("h", 2, 930), ("f", 5, 1180)];
+
+/// Sends `frames` frames on every layer at 30 fps, remembering which payload went on which
+/// layer; returns the layers bob got during the last `tail` frames.
+fn stream(
+    w: &mut World,
+    mid: str0m::media::Mid,
+    n: &mut u32,
+    frames: u32,
+    sent: &mut HashMap<Vec<u8>, &'static str>,
+) {
+    for _ in 0..frames {
+        for (rid, packets, size) in LAYERS {
+            for k in 0..packets {
+                let p = w.random_payload(size);
+                sent.insert(p.clone(), rid);
+                w.send_rtp_layer("alice", mid, rid, 3000 * *n, k + 1 == packets, p);
+            }
+        }
+        *n += 1;
+        w.advance(Duration::from_micros(33_333));
+    }
+}
+
+fn layers_since(
+    w: &mut World,
+    sent: &HashMap<Vec<u8>, &'static str>,
+    from: usize,
+) -> Vec<&'static str> {
+    w.client("bob").received[from..]
+        .iter()
+        .filter_map(|r| sent.get(&r.payload).copied())
+        .collect()
+}
+
+fn share(layers: &[&str], rid: &str) -> f64 {
+    layers.iter().filter(|l| **l == rid).count() as f64 / layers.len().max(1) as f64
+}
+
+#[test]
+fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_moves_up_when_it_widens() {
+    let mut w = World::new();
+    w.join("alice");
+    w.join("bob");
+    w.advance(Duration::from_millis(1500));
+    let mid = w.publish_simulcast("alice", &["q", "h", "f"]);
+    w.advance(Duration::from_millis(1500));
+    let mut sent = HashMap::new();
+    let mut n = 0;
+
+    // A wide link: the top layer.
+    stream(&mut w, mid, &mut n, 150, &mut sent);
+    let from = w.client("bob").received.len();
+    stream(&mut w, mid, &mut n, 60, &mut sent);
+    let wide = layers_since(&mut w, &sent, from);
+    assert!(
+        share(&wide, "f") > 0.9,
+        "on a wide link bob gets f: {:?}",
+        wide.iter().fold(HashMap::new(), |mut m, l| {
+            *m.entry(*l).or_insert(0) += 1;
+            m
+        })
+    );
+
+    // The link narrows to 1 Mbit/s: f (1.5 Mbit/s) no longer fits, h does.
+    w.client("bob").downlink_bps = Some(1_000_000);
+    stream(&mut w, mid, &mut n, 300, &mut sent);
+    let drops_when_narrowed = w.client("bob").link_drops;
+    let from = w.client("bob").received.len();
+    stream(&mut w, mid, &mut n, 90, &mut sent);
+    let narrow = layers_since(&mut w, &sent, from);
+    let counts = narrow.iter().fold(HashMap::new(), |mut m, l| {
+        *m.entry(*l).or_insert(0) += 1;
+        m
+    });
+    assert!(
+        share(&narrow, "f") < 0.05 && share(&narrow, "h") > 0.8,
+        "behind 1 Mbit/s bob gets h, not f: {counts:?}"
+    );
+    assert!(
+        w.client("bob").link_drops - drops_when_narrowed < 20,
+        "once moved down, the link stops overflowing: {} drops in 3 s",
+        w.client("bob").link_drops - drops_when_narrowed
+    );
+
+    // The link widens again: probing finds the room and bob goes back to f.
+    w.client("bob").downlink_bps = None;
+    stream(&mut w, mid, &mut n, 450, &mut sent);
+    let from = w.client("bob").received.len();
+    stream(&mut w, mid, &mut n, 60, &mut sent);
+    let wide_again = layers_since(&mut w, &sent, from);
+    assert!(
+        share(&wide_again, "f") > 0.9,
+        "after the link widens bob is back on f: {:?}",
+        wide_again.iter().fold(HashMap::new(), |mut m, l| {
+            *m.entry(*l).or_insert(0) += 1;
+            m
+        })
+    );
+}
