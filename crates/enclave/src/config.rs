@@ -139,6 +139,8 @@ pub(crate) struct UploadSettings {
 pub(crate) struct RecorderInfo {
     pub(crate) recording_files_path: String,
     pub(crate) token_validity: String,
+    pub(crate) enable_del_recording_backup: bool,
+    pub(crate) del_recording_backup_path: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -370,6 +372,12 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
         },
         database_path: under(&f.database.path, "enclave.sqlite"),
         recording_files_path: under(&f.recorder_info.recording_files_path, "recordings"),
+        recording_backup_path: f.recorder_info.enable_del_recording_backup.then(|| {
+            under(
+                &f.recorder_info.del_recording_backup_path,
+                "recordings-deleted",
+            )
+        }),
         artifacts_path: under(&f.artifacts_settings.storage_path, "artifacts"),
         download_token_validity: duration(
             "recorder_info.token_validity",

@@ -100,6 +100,8 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             for room in app.rooms.all() {
                 let _ = room.end(enclave_server::rooms::core::EndReason::Shutdown).await;
             }
+            // Ending the rooms stopped their recorders: let them finalise their files.
+            app.recorders.finished(std::time::Duration::from_secs(60)).await;
             Ok(())
         }
     }

@@ -22,6 +22,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The embedded SFU, when configured.
     pub media: Option<crate::media::Media>,
+    /// Running cloud recorders and RTMP broadcasts.
+    pub recorders: crate::recording::Recorders,
 }
 
 /// Unix seconds now.
@@ -70,6 +72,7 @@ impl App {
                 webhooks,
                 metrics,
                 media,
+                recorders: Default::default(),
             }
         });
         if let Some(e) = media_err {
@@ -115,6 +118,10 @@ impl Server {
         for room in self.app.rooms.all() {
             let _ = room.end(crate::rooms::core::EndReason::Shutdown).await;
         }
+        self.app
+            .recorders
+            .finished(std::time::Duration::from_secs(60))
+            .await;
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -26,6 +26,9 @@ pub struct ServerConfig {
     pub database_path: PathBuf,
     /// Where finished recordings live (`recorder_info.recording_files_path`).
     pub recording_files_path: PathBuf,
+    /// Where deleted recordings are moved instead of being removed
+    /// (`recorder_info.enable_del_recording_backup` / `del_recording_backup_path`).
+    pub recording_backup_path: Option<PathBuf>,
     /// Where artifacts live (`artifacts_settings.storage_path`).
     pub artifacts_path: PathBuf,
     /// Lifetime of download tokens.
@@ -96,6 +99,7 @@ impl ServerConfig {
             },
             database_path: dir.join("enclave.sqlite"),
             recording_files_path: dir.join("recordings"),
+            recording_backup_path: None,
             artifacts_path: dir.join("artifacts"),
             download_token_validity: Duration::from_secs(600),
             room_policy: RoomPolicy::default(),

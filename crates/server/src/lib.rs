@@ -14,6 +14,7 @@ pub mod http;
 pub mod media;
 pub mod metrics;
 pub mod recorder;
+pub mod recording;
 pub mod rooms;
 pub mod store;
 pub mod webhook;

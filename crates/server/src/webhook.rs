@@ -37,6 +37,24 @@ pub struct NotifyRoom {
     pub num_participants: u32,
 }
 
+/// `RecordingInfoEvent`: empty fields are omitted, as protojson does with the server's
+/// `EmitUnpopulated:false`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotifyRecording {
+    pub record_id: String,
+    pub recorder_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub recorder_msg: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub file_path: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub file_size: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 /// `CommonNotifyEvent` (the fields we send).
 #[derive(Debug, Clone, Serialize)]
 pub struct NotifyEvent {
@@ -44,6 +62,8 @@ pub struct NotifyEvent {
     pub room: NotifyRoom,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub participant: Option<ParticipantInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_info: Option<NotifyRecording>,
     pub id: String,
     #[serde(serialize_with = "int64_string")]
     pub created_at: i64,
@@ -70,6 +90,7 @@ impl NotifyEvent {
                 num_participants,
             },
             participant: p.map(participant_info),
+            recording_info: None,
             id: uuid::Uuid::new_v4().to_string(),
             created_at: unix_now(),
         }

@@ -245,18 +245,58 @@ async fn recording_and_rtmp_are_refused_in_e2ee_rooms_of_both_modes() {
             );
         }
     }
+    // A plain room with the default features, on a server without its media engine: a bad
+    // URL or task is refused first, then the request gets past every check and is refused for
+    // the missing engine.
     h.create("plain", "{}").await;
     let admin = token(&h, "plain", "a", true).await;
-    let (s, _, _) = api(
+    let cases = [
+        (
+            "/api/rtmp",
+            r#"{"task":"START_RTMP","url":"http://x"}"#,
+            StatusCode::BAD_REQUEST,
+            "rtmp://",
+        ),
+        (
+            "/api/recording",
+            r#"{"task":"PAUSE"}"#,
+            StatusCode::BAD_REQUEST,
+            "START_RECORDING",
+        ),
+        (
+            "/api/recording",
+            r#"{"task":"STOP_RECORDING"}"#,
+            StatusCode::CONFLICT,
+            "not running",
+        ),
+        (
+            "/api/recording",
+            r#"{"task":"START_RECORDING"}"#,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "media engine",
+        ),
+    ];
+    for (path, body, status, msg) in cases {
+        let (s, v, _) = api(&h, path, Some(&admin), body).await;
+        assert_eq!(s, status, "{path} {body}: {v}");
+        assert!(
+            v["msg"].as_str().unwrap().contains(msg),
+            "{path} {body}: {v}"
+        );
+    }
+    // A room created with recording off.
+    h.create("no-rec", r#"{"recording_features":{"is_allow":false}}"#)
+        .await;
+    let admin = token(&h, "no-rec", "a", true).await;
+    let (s, v, _) = api(
         &h,
-        "/api/rtmp",
+        "/api/recording",
         Some(&admin),
-        r#"{"task":"START","url":"http://x"}"#,
+        r#"{"task":"START_RECORDING"}"#,
     )
     .await;
-    assert_eq!(s, StatusCode::OK, "a bad URL is a handler error");
-    let (s, v, _) = api(&h, "/api/recording", Some(&admin), r#"{"task":"START"}"#).await;
-    assert_eq!(s, StatusCode::NOT_IMPLEMENTED, "{v}");
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("not enabled"), "{v}");
 }
 
 #[tokio::test]

@@ -75,15 +75,19 @@ fn plain_datetime(unix: i64) -> String {
         .unwrap_or_default()
 }
 
-fn active_info(info: &RoomInfo, joined: i64) -> ActiveRoomInfo {
+fn active_info(
+    info: &RoomInfo,
+    joined: i64,
+    rec: crate::recording::RecorderState,
+) -> ActiveRoomInfo {
     ActiveRoomInfo {
         room_title: info.title.clone(),
         room_id: info.room_id.to_string(),
         sid: info.sid.to_string(),
         joined_participants: joined,
         is_running: 1,
-        is_recording: 0,
-        is_active_rtmp: 0,
+        is_recording: rec.is_recording.into(),
+        is_active_rtmp: rec.is_active_rtmp.into(),
         webhook_url: info.webhook_url.clone(),
         is_breakout_room: 0,
         parent_room_id: String::new(),
@@ -92,10 +96,11 @@ fn active_info(info: &RoomInfo, joined: i64) -> ActiveRoomInfo {
     }
 }
 
-async fn with_participants(room: &RoomHandle) -> Option<ActiveRoomWithParticipant> {
+async fn with_participants(app: &App, room: &RoomHandle) -> Option<ActiveRoomWithParticipant> {
     let snap = room.snapshot().await.ok()?;
+    let rec = app.recorders.state(room.info.room_id.as_str());
     Some(ActiveRoomWithParticipant {
-        room_info: Some(active_info(&room.info, snap.joined_total)),
+        room_info: Some(active_info(&room.info, snap.joined_total, rec)),
         participants_info: snap.participants.iter().map(participant_info).collect(),
     })
 }
@@ -136,13 +141,17 @@ async fn create(app: &Arc<App>, body: &[u8]) -> ApiResult<CreateRoomBody> {
     // An active room is returned as it is; the new request's settings are ignored.
     if let Some(room) = app.rooms.get(&prepared.room_id) {
         return Ok(Reply::success(CreateRoomBody {
-            room_info: with_participants(&room).await.and_then(|r| r.room_info),
+            room_info: with_participants(app, &room)
+                .await
+                .and_then(|r| r.room_info),
         }));
     }
     let _creating = app.rooms.creation_guard(&prepared.room_id).await;
     if let Some(room) = app.rooms.get(&prepared.room_id) {
         return Ok(Reply::success(CreateRoomBody {
-            room_info: with_participants(&room).await.and_then(|r| r.room_info),
+            room_info: with_participants(app, &room)
+                .await
+                .and_then(|r| r.room_info),
         }));
     }
 
@@ -182,7 +191,7 @@ async fn create(app: &Arc<App>, body: &[u8]) -> ApiResult<CreateRoomBody> {
         metadata_json,
         secret,
     };
-    let reply = active_info(&info, 0);
+    let reply = active_info(&info, 0, Default::default());
     let webhooks = app.webhooks.room_queue(&info.webhook_url);
     if let Some(q) = &webhooks {
         q.send(NotifyEvent::for_room("room_created", &info, 0, None));
@@ -327,7 +336,7 @@ pub(super) async fn get_active_room_info(State(app): State<Arc<App>>, body: Byte
             let not_found =
                 || ApiError::new(StatusCode::RoomNotFound, "room not found in active state");
             let room = app.rooms.get_str(&req.room_id).ok_or_else(not_found)?;
-            let room = with_participants(&room).await.ok_or_else(not_found)?;
+            let room = with_participants(&app, &room).await.ok_or_else(not_found)?;
             Ok(Reply::success(ActiveRoomBody { room: Some(room) }))
         }
         .await,
@@ -337,7 +346,7 @@ pub(super) async fn get_active_room_info(State(app): State<Arc<App>>, body: Byte
 pub(super) async fn get_active_rooms_info(State(app): State<Arc<App>>) -> Response {
     let mut rooms = Vec::new();
     for room in app.rooms.all() {
-        if let Some(r) = with_participants(&room).await {
+        if let Some(r) = with_participants(&app, &room).await {
             rooms.push(r);
         }
     }
@@ -520,12 +529,48 @@ async fn remove_file(base: &std::path::Path, rel: &str) {
     }
 }
 
+/// Moves a stored file to the same relative path under `backup`.
+async fn move_file(
+    base: &std::path::Path,
+    backup: &std::path::Path,
+    rel: &str,
+) -> Result<(), ApiError> {
+    let (Some(from), Some(to)) = (contained_path(base, rel), contained_path(backup, rel)) else {
+        tracing::warn!(rel, "refusing to move a path outside the storage directory");
+        return Ok(());
+    };
+    let failed = |e: std::io::Error| {
+        tracing::error!(from = %from.display(), to = %to.display(), error = %e, "could not back up a deleted recording");
+        ApiError::new(
+            StatusCode::InternalServerError,
+            "could not move the recording to the backup directory",
+        )
+    };
+    if let Some(dir) = to.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(failed)?;
+    }
+    match tokio::fs::rename(&from, &to).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        // Another file system: copy, then remove.
+        Err(_) => {
+            tokio::fs::copy(&from, &to).await.map_err(failed)?;
+            tokio::fs::remove_file(&from).await.map_err(failed)
+        }
+    }
+}
+
 pub(super) async fn delete_recording(State(app): State<Arc<App>>, body: Bytes) -> Response {
     respond(
         async {
             let req: RecordIdReq = decode(&body)?;
             let rec = recording_row(&app, &req.record_id).await?;
-            remove_file(&app.config.recording_files_path, &rec.file_path).await;
+            match &app.config.recording_backup_path {
+                Some(backup) => {
+                    move_file(&app.config.recording_files_path, backup, &rec.file_path).await?
+                }
+                None => remove_file(&app.config.recording_files_path, &rec.file_path).await,
+            }
             app.store.delete_recording(&rec.record_id).await?;
             tracing::info!(record_id = %rec.record_id, "recording deleted");
             Ok(Reply::<Empty>::success(Empty {}))

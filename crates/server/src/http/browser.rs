@@ -26,6 +26,7 @@ use crate::app::{unix_now, App};
 use crate::auth::{encode_jwt, verify_join_token, TokenError};
 use crate::error::ApiError;
 use crate::media::token::{mint, AccessClaims, VideoGrant};
+use crate::recording::{rtmp_target, Job, RecorderError, Recorders};
 use crate::rooms::core::EndReason;
 use crate::rooms::{FeatureRefused, RoomHandle, ServerMediaFeature};
 
@@ -153,6 +154,7 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
             e2ee_json["secret"] = json!(secret.expose());
         }
         tracing::info!(room_id = %info.room_id, user_id = %c.user, e2ee = mode, "browser session verified");
+        let rec = app.recorders.state(info.room_id.as_str());
         Ok(reply(json!({
             "status": true,
             "msg": "token is valid",
@@ -172,6 +174,8 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
             },
             "media": { "url": lk.host, "token": media_token },
             "e2ee": e2ee_json,
+            "is_recording": rec.is_recording,
+            "is_active_rtmp": rec.is_active_rtmp,
             "expires_at": c.claims.exp,
         })))
     }
@@ -265,7 +269,27 @@ fn refused(e: FeatureRefused) -> ApiError {
     ApiError::new(StatusCode::PermissionDenied, e.to_string()).with_http(Http::FORBIDDEN)
 }
 
-/// Cloud recording. Refused in E2EE rooms before anything else is looked at.
+fn recorder_error(e: RecorderError) -> ApiError {
+    match e {
+        RecorderError::Refused(r) => refused(r),
+        e @ RecorderError::SinkRefused { .. } => {
+            ApiError::new(StatusCode::PermissionDenied, e.to_string()).with_http(Http::FORBIDDEN)
+        }
+        e @ (RecorderError::AlreadyRunning(_) | RecorderError::NotRunning(_)) => {
+            ApiError::new(StatusCode::Conflict, e.to_string()).with_http(Http::CONFLICT)
+        }
+        e @ RecorderError::BadUrl => ApiError::invalid(e.to_string()).with_http(Http::BAD_REQUEST),
+        e @ RecorderError::NoMedia => ApiError::new(StatusCode::InternalServerError, e.to_string())
+            .with_http(Http::SERVICE_UNAVAILABLE),
+        e @ (RecorderError::Pipeline { .. } | RecorderError::Io(_)) => {
+            ApiError::new(StatusCode::InternalServerError, e.to_string())
+                .with_http(Http::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// Cloud recording: `{"task":"START_RECORDING"|"STOP_RECORDING"}`, admins only. Refused in
+/// E2EE rooms before anything else is looked at (and by the SFU core again behind that).
 async fn recording(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     result(
         async {
@@ -281,19 +305,38 @@ async fn recording(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes)
                 .info
                 .permit(ServerMediaFeature::CloudRecording)
                 .map_err(refused)?;
-            let req: TaskReq = json::decode(&body).map_err(ApiError::invalid)?;
-            tracing::info!(room_id = %c.room.info.room_id, task = req.task, "recording requested");
-            Err(ApiError::new(
-                StatusCode::InternalServerError,
-                "cloud recording is not available on this server yet",
-            )
-            .with_http(Http::NOT_IMPLEMENTED))
+            let req: TaskReq = json::decode(&body)
+                .map_err(|e| ApiError::invalid(e).with_http(Http::BAD_REQUEST))?;
+            let room_id = c.room.info.room_id.to_string();
+            tracing::info!(room_id, task = req.task, user_id = %c.user, "recording requested");
+            let msg = match req.task.as_str() {
+                "START_RECORDING" | "start-recording" | "START" => {
+                    Recorders::start(&app, &c.room.info, Job::Recording, None)
+                        .await
+                        .map_err(recorder_error)?;
+                    "recording started"
+                }
+                "STOP_RECORDING" | "END_RECORDING" | "stop-recording" | "STOP" => {
+                    app.recorders
+                        .stop(&room_id, Job::Recording)
+                        .map_err(recorder_error)?;
+                    "recording stopping; the file is being finalised"
+                }
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "task: {other:?} is not START_RECORDING or STOP_RECORDING"
+                    ))
+                    .with_http(Http::BAD_REQUEST))
+                }
+            };
+            Ok(reply(json!({"status": true, "msg": msg})))
         }
         .await,
     )
 }
 
-/// RTMP broadcasting. Refused in E2EE rooms before anything else is looked at.
+/// RTMP broadcasting: `{"task":"START_RTMP","url":…,"stream_key":…}` or
+/// `{"task":"STOP_RTMP"}`, admins only. Refused in E2EE rooms before anything else is looked at.
 async fn rtmp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     result(
         async {
@@ -303,18 +346,32 @@ async fn rtmp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> R
                 .info
                 .permit(ServerMediaFeature::RtmpBroadcast)
                 .map_err(refused)?;
-            let req: TaskReq = json::decode(&body).map_err(ApiError::invalid)?;
-            if req.task == "START"
-                && !(req.url.starts_with("rtmp://") || req.url.starts_with("rtmps://"))
-            {
-                return Err(ApiError::invalid("url: must be an rtmp:// or rtmps:// URL"));
-            }
-            let _ = req.stream_key;
-            Err(ApiError::new(
-                StatusCode::InternalServerError,
-                "RTMP broadcasting is not available on this server yet",
-            )
-            .with_http(Http::NOT_IMPLEMENTED))
+            let req: TaskReq = json::decode(&body)
+                .map_err(|e| ApiError::invalid(e).with_http(Http::BAD_REQUEST))?;
+            let room_id = c.room.info.room_id.to_string();
+            tracing::info!(room_id, task = req.task, user_id = %c.user, "RTMP requested");
+            let msg = match req.task.as_str() {
+                "START_RTMP" | "start-rtmp" | "START" => {
+                    let url = rtmp_target(&req.url, &req.stream_key).map_err(recorder_error)?;
+                    Recorders::start(&app, &c.room.info, Job::Rtmp, Some(url))
+                        .await
+                        .map_err(recorder_error)?;
+                    "broadcast started"
+                }
+                "STOP_RTMP" | "END_RTMP" | "stop-rtmp" | "STOP" => {
+                    app.recorders
+                        .stop(&room_id, Job::Rtmp)
+                        .map_err(recorder_error)?;
+                    "broadcast stopping"
+                }
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "task: {other:?} is not START_RTMP or STOP_RTMP"
+                    ))
+                    .with_http(Http::BAD_REQUEST))
+                }
+            };
+            Ok(reply(json!({"status": true, "msg": msg})))
         }
         .await,
     )

@@ -3,11 +3,14 @@
 //!
 //! The SFU core hands a sink every packet it would forward to a subscriber, header fields
 //! already rewritten into one continuous stream per track (see `enclave_sfu::Room::add_sink`).
-//! A pipeline turns those packets into one composed stream: Debian's `ffmpeg`
+//! A [`pipeline::Pipeline`] turns those packets into one composed stream: Debian's `ffmpeg`
 //! depacketises and decodes each track, the pipeline places the decoded tiles in a grid and
 //! mixes the audio, and a final `ffmpeg` encodes (H.264/AAC) and muxes to an MP4 file or an
 //! RTMP URL. The core refuses sinks in end-to-end encrypted rooms, so none of this can run
 //! there.
+
+pub mod compose;
+pub mod pipeline;
 
 use std::path::PathBuf;
 

@@ -440,6 +440,34 @@ async fn on_event(
         RoomEvent::Started => {
             tracing::info!("room started");
             notify("room_started", None);
+            // `enable_auto_cloud_recording`: the gate refuses it in E2EE rooms whatever the
+            // flags say.
+            match info.permit(ServerMediaFeature::AutoCloudRecording) {
+                Ok(()) => {
+                    let (app, info) = (app.clone(), info.clone());
+                    tokio::spawn(
+                        async move {
+                            if let Err(e) = crate::recording::Recorders::start(
+                                &app,
+                                &info,
+                                crate::recording::Job::Recording,
+                                None,
+                            )
+                            .await
+                            {
+                                tracing::warn!(error = %e, "automatic cloud recording did not start");
+                            }
+                        }
+                        .in_current_span(),
+                    );
+                }
+                Err(FeatureRefused::EndToEndEncrypted(_)) => {
+                    tracing::info!(
+                        "automatic cloud recording stays off: the room is end-to-end encrypted"
+                    );
+                }
+                Err(FeatureRefused::Disabled(_)) => {}
+            }
         }
         RoomEvent::ParticipantJoined(p) => {
             tracing::info!(user_id = %p.user_id, "participant joined");

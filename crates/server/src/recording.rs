@@ -1,0 +1,482 @@
+//! Running cloud recorders and RTMP broadcasts: at most one of each per room.
+//!
+//! Starting one attaches a sink to the room's SFU core (which refuses it in an end-to-end
+//! encrypted room, whatever was checked before) and starts a [`Pipeline`] on its packets. A
+//! monitor task per job forwards the pipeline's keyframe requests to the SFU, and when the job
+//! ends (stopped, the room ended, or a failure) it detaches the sink, tells everyone in the
+//! room, sends the webhooks and, for a recording, stores the finished file's row.
+//!
+//! State changes reach the room as server data packets on [`SYSTEM_TOPIC`]:
+//! `{"type":"RECORDER_STATE","is_recording":…,"is_active_rtmp":…}`, and failures as
+//! `{"type":"SYSTEM_NOTIFICATION","msg":…,"notification_type":"error"}`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+use enclave_sfu::SinkRefused;
+
+use crate::app::{unix_now, App};
+use crate::media::{RoomFacts, SYSTEM_TOPIC};
+use crate::metrics::{JobLabels, JobResultLabels};
+use crate::recorder::pipeline::{Finished, Pipeline, PipelineConfig, PipelineError};
+use crate::recorder::Target;
+use crate::rooms::{FeatureRefused, RoomInfo, ServerMediaFeature};
+use crate::store::RecordingRow;
+use crate::webhook::NotifyEvent;
+
+/// Packets queued for a pipeline before the SFU starts dropping them.
+const SINK_QUEUE: usize = 4096;
+
+/// What a job produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Job {
+    Recording,
+    Rtmp,
+}
+
+impl Job {
+    fn label(self) -> &'static str {
+        match self {
+            Job::Recording => "recording",
+            Job::Rtmp => "rtmp",
+        }
+    }
+
+    fn feature(self) -> ServerMediaFeature {
+        match self {
+            Job::Recording => ServerMediaFeature::CloudRecording,
+            Job::Rtmp => ServerMediaFeature::RtmpBroadcast,
+        }
+    }
+}
+
+impl fmt::Display for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Job::Recording => "cloud recording",
+            Job::Rtmp => "RTMP broadcast",
+        })
+    }
+}
+
+/// Why a job could not start or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    #[error(transparent)]
+    Refused(#[from] FeatureRefused),
+    #[error("the room's media refused the {job}: {reason}")]
+    SinkRefused { job: Job, reason: SinkRefused },
+    #[error("{0} is already running in this room")]
+    AlreadyRunning(Job),
+    #[error("{0} is not running in this room")]
+    NotRunning(Job),
+    #[error("this server runs without its media engine (rtc.enable is off)")]
+    NoMedia,
+    #[error("url: must be an rtmp:// or rtmps:// URL")]
+    BadUrl,
+    #[error("could not start the {job}: {source}")]
+    Pipeline { job: Job, source: PipelineError },
+    #[error("could not prepare the recording directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where an RTMP broadcast goes: the URL with the stream key appended as its last path
+/// segment (how RTMP services expect it), unless the key is empty.
+pub fn rtmp_target(url: &str, stream_key: &str) -> Result<String, RecorderError> {
+    let url = url.trim();
+    let ok = ["rtmp://", "rtmps://"]
+        .iter()
+        .any(|p| url.len() > p.len() && url[..p.len()].eq_ignore_ascii_case(p));
+    if !ok || url.chars().any(char::is_whitespace) {
+        return Err(RecorderError::BadUrl);
+    }
+    let key = stream_key.trim();
+    if key.is_empty() {
+        return Ok(url.to_owned());
+    }
+    Ok(format!("{}/{}", url.trim_end_matches('/'), key))
+}
+
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// The jobs of every room.
+#[derive(Default)]
+pub struct Recorders {
+    running: Mutex<HashMap<(String, Job), Running>>,
+    /// Jobs that have left `running` but are still storing their row and telling the room.
+    finishing: std::sync::atomic::AtomicUsize,
+}
+
+/// What the room is told of its jobs.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct RecorderState {
+    pub is_recording: bool,
+    pub is_active_rtmp: bool,
+}
+
+impl Recorders {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Job), Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Which jobs run in a room.
+    pub fn state(&self, room_id: &str) -> RecorderState {
+        let m = self.map();
+        RecorderState {
+            is_recording: m.contains_key(&(room_id.to_owned(), Job::Recording)),
+            is_active_rtmp: m.contains_key(&(room_id.to_owned(), Job::Rtmp)),
+        }
+    }
+
+    /// Starts a job. `rtmp_url` is the full target (see [`rtmp_target`]) for [`Job::Rtmp`].
+    pub async fn start(
+        app: &Arc<App>,
+        info: &Arc<RoomInfo>,
+        job: Job,
+        rtmp_url: Option<String>,
+    ) -> Result<(), RecorderError> {
+        // The E2EE gate first: no flag, caller or path gets past it.
+        info.permit(job.feature())?;
+        let media = app.media.clone().ok_or(RecorderError::NoMedia)?;
+        let target = match job {
+            Job::Rtmp => Target::Rtmp {
+                url: rtmp_url.ok_or(RecorderError::BadUrl)?,
+            },
+            Job::Recording => Target::File {
+                path: std::path::PathBuf::new(),
+            },
+        };
+        let key = (info.room_id.to_string(), job);
+        {
+            let mut m = app.recorders.map();
+            if m.contains_key(&key) {
+                return Err(RecorderError::AlreadyRunning(job));
+            }
+            m.insert(key.clone(), Running { stop: None });
+        }
+        match Self::launch(app, &media, info, job, target).await {
+            Ok(stop) => {
+                if let Some(r) = app.recorders.map().get_mut(&key) {
+                    r.stop = Some(stop);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                app.recorders.map().remove(&key);
+                Err(e)
+            }
+        }
+    }
+
+    async fn launch(
+        app: &Arc<App>,
+        media: &crate::media::Media,
+        info: &Arc<RoomInfo>,
+        job: Job,
+        target: Target,
+    ) -> Result<oneshot::Sender<()>, RecorderError> {
+        let started = unix_now();
+        let (record_id, rel_path, target) = match target {
+            Target::File { .. } => {
+                let record_id = format!("{}-{}", info.sid, unix_millis());
+                let rel = format!("{}/{record_id}.mp4", info.sid);
+                let path = app.config.recording_files_path.join(&rel);
+                if let Some(dir) = path.parent() {
+                    tokio::fs::create_dir_all(dir).await?;
+                }
+                (record_id, rel, Target::File { path })
+            }
+            t @ Target::Rtmp { .. } => (String::new(), String::new(), t),
+        };
+        let (tx, rx) = mpsc::channel(SINK_QUEUE);
+        let sink = media
+            .add_sink(RoomFacts::of(info), tx)
+            .await
+            .map_err(|reason| RecorderError::SinkRefused { job, reason })?;
+        let (kf_tx, mut kf_rx) = mpsc::unbounded_channel::<String>();
+        let cfg = PipelineConfig {
+            work_dir: app.config.recording_files_path.join(".work"),
+            ..PipelineConfig::default()
+        };
+        let mut pipeline = match Pipeline::start(cfg, target, rx, kf_tx) {
+            Ok(p) => p,
+            Err(source) => {
+                media.remove_sink(sink);
+                return Err(RecorderError::Pipeline { job, source });
+            }
+        };
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+        let label = job.label();
+        app.metrics
+            .recorders_running
+            .get_or_create(&JobLabels { job: label })
+            .inc();
+        tracing::info!(job = label, record_id, "started");
+        announce(app, info);
+        let webhooks = app.webhooks.room_queue(&info.webhook_url);
+        let event = match job {
+            Job::Recording => "start_recording",
+            Job::Rtmp => "start_rtmp",
+        };
+        if let Some(q) = &webhooks {
+            q.send(recording_event(event, info, &record_id, "", None));
+        }
+
+        let app = app.clone();
+        let media = media.clone();
+        let info = info.clone();
+        let span = tracing::info_span!(parent: None, "recorder", room_id = %info.room_id, sid = %info.sid, job = label);
+        tokio::spawn(
+            async move {
+                let mut stopping = false;
+                let result = loop {
+                    tokio::select! {
+                        r = &mut stop_rx, if !stopping => {
+                            // Asked to stop, or the registry entry is gone: finish either way.
+                            let _ = r;
+                            stopping = true;
+                            pipeline.request_stop();
+                        }
+                        Some(track) = kf_rx.recv() => media.sink_keyframe(sink, &track),
+                        r = pipeline.wait() => break r,
+                    }
+                };
+                media.remove_sink(sink);
+                app.recorders.finishing.fetch_add(1, Ordering::SeqCst);
+                app.recorders.map().remove(&(info.room_id.to_string(), job));
+                app.metrics
+                    .recorders_running
+                    .get_or_create(&JobLabels { job: label })
+                    .dec();
+                finish(
+                    &app, &info, job, &record_id, &rel_path, started, result, webhooks,
+                )
+                .await;
+                app.recorders.finishing.fetch_sub(1, Ordering::SeqCst);
+            }
+            .instrument(span),
+        );
+        Ok(stop_tx)
+    }
+
+    /// Waits (at most `limit`) until no job runs: at shutdown, after the rooms were ended,
+    /// so that recordings are finalised rather than cut off.
+    pub async fn finished(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let running = self.map().len() + self.finishing.load(Ordering::SeqCst);
+            if running == 0 {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    running,
+                    "recorders still running at shutdown; giving up on them"
+                );
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops a job; it finishes in the background (the file is finalised, then stored).
+    pub fn stop(&self, room_id: &str, job: Job) -> Result<(), RecorderError> {
+        let mut m = self.map();
+        let r = m
+            .get_mut(&(room_id.to_owned(), job))
+            .ok_or(RecorderError::NotRunning(job))?;
+        match r.stop.take() {
+            Some(tx) => {
+                let _ = tx.send(());
+                Ok(())
+            }
+            // Starting, or already stopping.
+            None => Err(RecorderError::NotRunning(job)),
+        }
+    }
+}
+
+fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// Tells everyone in the room which jobs run now.
+fn announce(app: &App, info: &RoomInfo) {
+    let state = app.recorders.state(info.room_id.as_str());
+    let mut msg = serde_json::to_value(state).expect("state always serialises");
+    msg["type"] = json!("RECORDER_STATE");
+    send_system(app, info, msg);
+}
+
+fn send_system(app: &App, info: &RoomInfo, msg: serde_json::Value) {
+    if let Some(media) = &app.media {
+        media.send_data(
+            info.room_id.as_str(),
+            msg.to_string().into_bytes(),
+            Some(SYSTEM_TOPIC.to_owned()),
+            Vec::new(),
+        );
+    }
+}
+
+fn recording_event(
+    event: &str,
+    info: &RoomInfo,
+    record_id: &str,
+    file_path: &str,
+    done: Option<(&str, f64)>,
+) -> NotifyEvent {
+    let mut ev = NotifyEvent::for_room(event, info, 0, None);
+    let (msg, size) = done.unwrap_or(("", 0.0));
+    ev.recording_info = Some(crate::webhook::NotifyRecording {
+        record_id: record_id.to_owned(),
+        recorder_id: "enclave".to_owned(),
+        recorder_msg: msg.to_owned(),
+        file_path: file_path.to_owned(),
+        file_size: size,
+    });
+    ev
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these
+async fn finish(
+    app: &Arc<App>,
+    info: &Arc<RoomInfo>,
+    job: Job,
+    record_id: &str,
+    rel_path: &str,
+    started: i64,
+    result: Result<Finished, PipelineError>,
+    webhooks: Option<crate::webhook::WebhookQueue>,
+) {
+    let label = job.label();
+    announce(app, info);
+    let end_event = match job {
+        Job::Recording => "end_recording",
+        Job::Rtmp => "end_rtmp",
+    };
+    match result {
+        Ok(done) => {
+            app.metrics
+                .recorders_finished
+                .get_or_create(&JobResultLabels {
+                    job: label,
+                    result: "ok",
+                })
+                .inc();
+            let size_mb = done.bytes as f64 / (1024.0 * 1024.0);
+            tracing::info!(
+                job = label,
+                record_id,
+                seconds = done.duration.as_secs_f64(),
+                size_mb,
+                "finished"
+            );
+            if let Some(q) = &webhooks {
+                q.send(recording_event(
+                    end_event,
+                    info,
+                    record_id,
+                    "",
+                    Some(("stopped", 0.0)),
+                ));
+            }
+            if job == Job::Recording {
+                let row = RecordingRow {
+                    record_id: record_id.to_owned(),
+                    room_id: info.room_id.to_string(),
+                    room_sid: info.sid.to_string(),
+                    recorder_id: "enclave".to_owned(),
+                    file_path: rel_path.to_owned(),
+                    size_mb,
+                    created: started,
+                    room_created: info.created,
+                    metadata: None,
+                };
+                if let Err(e) = app.store.insert_recording(row).await {
+                    tracing::error!(error = %e, record_id, "could not store the recording's row");
+                    return;
+                }
+                if let Some(q) = &webhooks {
+                    q.send(recording_event(
+                        "recording_proceeded",
+                        info,
+                        record_id,
+                        rel_path,
+                        Some(("recording finished", (size_mb * 100.0).round() / 100.0)),
+                    ));
+                }
+            }
+        }
+        Err(e) => {
+            app.metrics
+                .recorders_finished
+                .get_or_create(&JobResultLabels {
+                    job: label,
+                    result: "failed",
+                })
+                .inc();
+            tracing::warn!(job = label, record_id, error = %e, "failed");
+            send_system(
+                app,
+                info,
+                json!({
+                    "type": "SYSTEM_NOTIFICATION",
+                    "msg": format!("{job} failed: {e}"),
+                    "notification_type": "error",
+                }),
+            );
+            if let Some(q) = &webhooks {
+                q.send(recording_event(
+                    end_event,
+                    info,
+                    record_id,
+                    "",
+                    Some((&format!("failed: {e}"), 0.0)),
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtmp_targets_are_rtmp_urls_with_the_key_appended() {
+        assert_eq!(
+            rtmp_target("rtmp://live.example/app", "k1").unwrap(),
+            "rtmp://live.example/app/k1"
+        );
+        assert_eq!(
+            rtmp_target("RTMPS://live.example/app/", "k1").unwrap(),
+            "RTMPS://live.example/app/k1"
+        );
+        assert_eq!(rtmp_target(" rtmp://h/app ", "").unwrap(), "rtmp://h/app");
+        for bad in [
+            "http://h/app",
+            "rtmp://",
+            "file:///etc/passwd",
+            "rtmp://h/a b",
+            "",
+        ] {
+            assert!(
+                matches!(rtmp_target(bad, "k"), Err(RecorderError::BadUrl)),
+                "{bad:?} is refused"
+            );
+        }
+    }
+}
