@@ -492,6 +492,7 @@ export class User {
   /** Opens the join link; stops at the pre-join screen (returns the time the link was opened). */
   async open(browser) {
     const token = await this.env.joinToken(this.room, this.id, this.name, this.admin);
+    this.token = token; // for calls the page's own API would make (never logged)
     this.context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
     await this.context.grantPermissions(['camera', 'microphone'], { origin: this.env.base });
     await this.context.addInitScript({ content: INIT_SCRIPT({ watchFrames: this.watchFrames, autoJoin: this.autoJoin, gumDelayMs: this.gumDelayMs }) });

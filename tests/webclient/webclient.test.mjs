@@ -213,8 +213,8 @@ describe('web client against enclave', () => {
       assert.equal((await u.code()) ?? '', '', `${u.id}: no verification code in a plain room`);
     }
     await allChat(us, rand());
-    // Control for scenario 6: the (disabled) recording controls exist for hosts of plain rooms.
-    assert.equal(await us[0].page.locator(tid('recording-button')).count(), 1, 'plain room: recording-button for the host');
+    // Control for scenario 6: the recording controls exist for hosts of plain rooms.
+    assert.equal(await us[0].page.locator(tid('record-button')).count(), 1, 'plain room: record-button for the host');
     assert.equal(await us[0].page.locator(tid('rtmp-button')).count(), 1, 'plain room: rtmp-button for the host');
   });
 
@@ -227,7 +227,7 @@ describe('web client against enclave', () => {
     await Promise.all([ann, bob, cat].map((u) => u.enter(chrome.browser)));
     await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`);
     for (const u of [ann, bob, cat]) {
-      for (const id of ['recording-button', 'rtmp-button']) {
+      for (const id of ['record-button', 'rtmp-button']) {
         assert.equal(await u.page.locator(tid(id)).count(), 0, `${u.id}: ${id} absent from the DOM of an E2EE room`);
       }
     }

@@ -188,8 +188,8 @@ try {
   await auth('/room/broadcastToRoom', { room_id: 'plain', chat_msg: { message: 'The server says hello' } });
   await pa.page.waitForSelector('[data-testid="chat-message"][data-system="true"] >> text=The server says hello', { timeout: 10_000 });
   await auth('/room/broadcastToRoom', { room_id: 'plain', notification_msg: { text: 'Heads up: 5 minutes left', type: 'NATS_SYSTEM_NOTIFICATION_WARNING' } });
-  await pb.page.waitForSelector('[data-testid="toast"] >> text=Heads up: 5 minutes left', { timeout: 10_000 });
-  assert.equal(await pa.page.locator('[data-testid="recording-button"]').count(), 1, 'plain room: recording control (disabled) for admins');
+  await pb.page.waitForSelector('[data-testid="notification"] >> text=Heads up: 5 minutes left', { timeout: 10_000 });
+  assert.equal(await pa.page.locator('[data-testid="record-button"]').count(), 1, 'plain room: record control for admins');
   await sleep(500);
   await shot(pa, '20-meeting-plain-ann');
   await pb.page.click('[data-testid="participants-toggle"]');
@@ -257,7 +257,7 @@ try {
   assert.equal(await code(sa), await code(sb));
   assert.match(await code(sa), /^\d{5}-\d{5}$/);
   await chat(sa, sb, 'sealed hello');
-  assert.equal(await sa.page.locator('[data-testid="recording-button"], [data-testid="rtmp-button"]').count(), 0, 'no recording/RTMP controls in E2EE rooms');
+  assert.equal(await sa.page.locator('[data-testid="record-button"], [data-testid="rtmp-button"]').count(), 0, 'no recording/RTMP controls in E2EE rooms');
   await sleep(500);
   await shot(sa, '23-meeting-server-key-ann-chat');
   done();

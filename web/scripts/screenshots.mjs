@@ -77,6 +77,7 @@ const scenarios = [
     renewIn: 3,
     act: async (page) => page.waitForTimeout(4500),
   },
+  { name: '13-prejoin-plain-recording-live', token: 't', api: { status: 200, body: verify('off', { is_recording: true, is_active_rtmp: true }) }, wait: '[data-testid="prejoin-recording-note"]' },
   { name: '10-room-not-active-narrow', token: 't', api: { status: 401, body: { status: false, msg: 'notifications.room-not-active' } }, viewport: { width: 390, height: 844 } },
 ];
 

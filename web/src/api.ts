@@ -34,6 +34,9 @@ export interface VerifyReply {
   media: { url: string; token: string };
   e2ee: { enabled: boolean; mode: E2eeMode; secret?: string; included_chat_messages?: boolean };
   expires_at: number;
+  /** Whether the server is recording the room / broadcasting it over RTMP right now. */
+  is_recording?: boolean;
+  is_active_rtmp?: boolean;
 }
 
 export interface RenewReply {
@@ -41,6 +44,14 @@ export interface RenewReply {
   token: string;
   expires_at: number;
 }
+
+/** The reply to an admin task (recording, RTMP). */
+export interface TaskReply {
+  status: true;
+  msg: string;
+}
+
+export type RecordingTask = 'START_RECORDING' | 'STOP_RECORDING';
 
 export class ApiError extends Error {
   constructor(
@@ -115,6 +126,17 @@ export class Api {
 
   muteTrack(userId: string, trackSid: string, muted = true): Promise<unknown> {
     return this.post('./api/muteTrack', { user_id: userId, track_sid: trackSid, muted });
+  }
+
+  /** Starts or stops cloud recording (admins, plain rooms). */
+  recording(task: RecordingTask): Promise<TaskReply> {
+    return this.post<TaskReply>('./api/recording', { task });
+  }
+
+  /** Starts broadcasting to `target` over RTMP(S), or stops when `target` is null (admins, plain rooms). */
+  rtmp(target: { url: string; streamKey: string } | null): Promise<TaskReply> {
+    const body = target ? { task: 'START_RTMP', url: target.url, stream_key: target.streamKey } : { task: 'STOP_RTMP' };
+    return this.post<TaskReply>('./api/rtmp', body);
   }
 }
 

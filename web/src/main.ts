@@ -16,8 +16,9 @@ import { h } from './dom';
 import { SessionKeys } from './e2ee';
 import { KeyStatus } from './keystatus';
 import { Meeting } from './meeting';
-import { describeApiError, disconnectText } from './messages';
+import { describeApiError, disconnectText, recorderJoinText } from './messages';
 import { renewDelayMs } from './protocol';
+import { flagsFromVerify } from './recorder';
 import { SessionStore, type DeviceChoice, type Layout } from './store';
 import { CodeChip, E2eeBadge, brand } from './ui/badge';
 import { loadingPage, messagePage } from './ui/pages';
@@ -208,6 +209,7 @@ class App {
       mode: encrypted ? v.e2ee.mode : 'off',
       cameraAllowed: cam.allowed,
       cameraNote: cam.note,
+      recorderNote: recorderJoinText(flagsFromVerify(v)),
       startMuted: !!v.room.features?.mute_on_start || !!v.user.is_hidden,
       micAllowed: !v.user.is_hidden,
       saved: this.lastJoin ?? saved,

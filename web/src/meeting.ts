@@ -22,7 +22,7 @@ import { h, icon, replace, type IconName } from './dom';
 import { EnvelopeError, type SessionKeys } from './e2ee';
 import type { KeyStatus } from './keystatus';
 import { bestGrid } from './layout';
-import { WRONG_KEY_BANNER, shortApiError, someoneElsesKeyBanner } from './messages';
+import { WRONG_KEY_BANNER, recorderJoinText, recorderText, shortApiError, someoneElsesKeyBanner, taskErrorText } from './messages';
 import {
   TOPIC_CHAT,
   TOPIC_KEYCHECK,
@@ -40,12 +40,14 @@ import {
   toastKind,
   type ChatMessage,
 } from './protocol';
+import { RecorderModel, flagsFromVerify, type Transition } from './recorder';
 import type { Layout, SessionStore } from './store';
 import { CodeChip, E2eeBadge, brand } from './ui/badge';
 import { ChatPanel } from './ui/chat';
 import { confirmDialog } from './ui/modal';
 import { PeoplePanel, type PersonView } from './ui/people';
 import type { PrejoinResult } from './ui/prejoin';
+import { RecorderUi } from './ui/recorder';
 import { Tile } from './ui/tiles';
 import { toast } from './ui/toasts';
 
@@ -55,6 +57,8 @@ import { toast } from './ui/toasts';
 // sender bound in the AAD; the key check is a public one-way value.
 const SYSTEM_SENDER = 'enclave.system';
 const CONNECT_TIMEOUT_MS = 20_000;
+/** A recorder error explains the stop that follows it; no second notice for that stop. */
+const QUIET_AFTER_ERROR_MS = 5_000;
 
 export interface MeetingOptions {
   root: HTMLElement;
@@ -95,6 +99,10 @@ export class Meeting {
   private readonly audioBanner: HTMLElement;
   private readonly chat: ChatPanel | null;
   private readonly people: PeoplePanel;
+  private readonly recorder: RecorderModel;
+  private readonly recorderUi: RecorderUi;
+  private lastRecorderError = 0;
+  private readonly e2eeRoom: boolean;
   private readonly tiles = new Map<string, Tile>();
   private readonly audioEls = new Map<string, HTMLMediaElement>();
   private readonly names = new Map<string, string>();
@@ -189,6 +197,25 @@ export class Meeting {
     this.audioBanner = h('div', { class: 'banner banner-info', role: 'status', hidden: true }, icon('speaker'), h('p', null, 'Your browser blocked sound until you interact with the page.'), enableAudio);
     this.banners = h('div', { class: 'banners' }, this.wrongKeyBanner, this.reconnecting, this.audioBanner);
 
+    // Recording and live streaming: everyone sees the indicators; hosts of plain rooms get the
+    // controls. In an end-to-end encrypted room the server cannot see the media, so recording and
+    // broadcasting cannot exist there: no control is even created (and the server refuses).
+    const e2eeRoom = this.encrypted || o.verify.e2ee.enabled || o.verify.e2ee.mode !== 'off' || !!f.end_to_end_encryption_features?.is_enabled;
+    this.e2eeRoom = e2eeRoom;
+    const rec = f.recording_features;
+    const bc = f.external_broadcasting_features;
+    this.recorder = new RecorderModel(flagsFromVerify(o.verify));
+    this.recorderUi = new RecorderUi({
+      model: this.recorder,
+      canRecord: this.isAdmin && !e2eeRoom && !!rec?.is_allow && rec.is_allow_cloud !== false,
+      canStream: this.isAdmin && !e2eeRoom && !!bc?.is_allow && bc.is_allow_rtmp !== false,
+      actions: {
+        setRecording: (start) => this.setRecording(start),
+        startLive: (url, streamKey) => this.startLive(url, streamKey),
+        stopLive: () => this.stopLive(),
+      },
+    });
+
     this.countEl = h('span', { class: 'count' }, '1');
     this.layoutBtn = h('button', { class: 'icon-btn', type: 'button', 'data-testid': 'layout-toggle' });
     this.layoutBtn.addEventListener('click', () => this.setLayout(this.layout === 'grid' ? 'spotlight' : 'grid'));
@@ -198,7 +225,7 @@ export class Meeting {
       'header',
       { class: 'topbar' },
       brand(),
-      h('div', { class: 'topbar-title' }, h('span', { class: 'room-title', 'data-testid': 'room-title' }, o.verify.room.title || o.verify.room.room_id), conn),
+      h('div', { class: 'topbar-title' }, h('span', { class: 'room-title', 'data-testid': 'room-title' }, o.verify.room.title || o.verify.room.room_id), conn, this.recorderUi.indicators),
       h('div', { class: 'topbar-right' }, this.badge.el, this.code.el, this.layoutBtn),
     );
 
@@ -235,17 +262,6 @@ export class Meeting {
 
     const leave = h('button', { class: 'ctl ctl-leave', type: 'button', 'data-testid': 'leave-button', title: 'Leave the meeting' }, h('span', { class: 'ctl-icon' }, icon('leave')), h('span', { class: 'ctl-label' }, 'Leave'));
     leave.addEventListener('click', () => void this.leave(false));
-    const adminTools: HTMLElement[] = [];
-    if (this.isAdmin && !this.encrypted) {
-      // Plain rooms only: in an end-to-end encrypted room recording and broadcasting cannot
-      // exist (the server cannot see the media), so there is not even a control for them.
-      if (f.recording_features?.is_allow) {
-        adminTools.push(h('button', { class: 'ctl', type: 'button', disabled: true, title: 'Recording — coming soon', 'data-testid': 'recording-button' }, h('span', { class: 'ctl-icon' }, icon('record')), h('span', { class: 'ctl-label' }, 'Record')));
-      }
-      if (f.external_broadcasting_features?.is_allow) {
-        adminTools.push(h('button', { class: 'ctl', type: 'button', disabled: true, title: 'Live streaming (RTMP) — coming soon', 'data-testid': 'rtmp-button' }, h('span', { class: 'ctl-icon' }, icon('broadcast')), h('span', { class: 'ctl-label' }, 'Stream')));
-      }
-    }
     let endBtn: HTMLElement | null = null;
     if (this.isAdmin) {
       endBtn = h('button', { class: 'ctl ctl-end', type: 'button', 'data-testid': 'end-meeting-button', title: 'End the meeting for everyone' }, h('span', { class: 'ctl-icon' }, icon('end')), h('span', { class: 'ctl-label' }, 'End for all'));
@@ -255,7 +271,7 @@ export class Meeting {
       'footer',
       { class: 'controlbar', role: 'toolbar', 'aria-label': 'Meeting controls' },
       h('div', { class: 'ctl-group' }, micBtn.el, camBtn?.el ?? this.camNote, screenBtn?.el),
-      h('div', { class: 'ctl-group' }, chatBtn?.el, peopleBtn.el, adminTools),
+      h('div', { class: 'ctl-group' }, chatBtn?.el, peopleBtn.el, this.recorderUi.controls),
       h('div', { class: 'ctl-group' }, endBtn, leave),
     );
 
@@ -347,6 +363,8 @@ export class Meeting {
       this.chat.add({ id: `welcome-${o.verify.room.sid}`, fromIdentity: '', fromName: '', text: welcome, at: 0, self: false, system: true });
     }
     void o.store?.updateSession(o.verify.room.sid, { devices: o.join.devices, layout: this.layout }).catch(() => {});
+    const recording = recorderJoinText(this.recorder.state);
+    if (recording) toast(recording, 'info');
   }
 
   private wire(): void {
@@ -408,6 +426,7 @@ export class Meeting {
         this.replied.clear();
         this.announce();
         this.sync();
+        void this.refreshRecorder();
       })
       .on(RoomEvent.AudioPlaybackStatusChanged, () => this.renderAudioBanner())
       .on(RoomEvent.MediaDevicesError, (e) => toast(mediaErrorText(e), 'warning'))
@@ -434,6 +453,7 @@ export class Meeting {
     for (const el of this.audioEls.values()) el.remove();
     this.audioEls.clear();
     this.o.keyStatus.reset();
+    this.recorderUi.destroy();
     // The SDK may still post to its worker while it tears down; stop it a moment later.
     const w = this.worker;
     if (w) setTimeout(() => w.terminate(), 2000);
@@ -494,8 +514,15 @@ export class Meeting {
       if (participant) return;
       const m = parseSystem(decodeJson(payload));
       if (!m) return;
-      if (m.type === 'SYSTEM_CHAT_MSG') await this.systemChat(m.message);
-      else toast(m.msg, toastKind(m.notification_type));
+      if (m.type === 'SYSTEM_CHAT_MSG') {
+        await this.systemChat(m.message);
+      } else if (m.type === 'RECORDER_STATE') {
+        this.recorderChanged(this.recorder.fromServer({ recording: m.is_recording, rtmp: m.is_active_rtmp }));
+      } else {
+        const kind = toastKind(m.notification_type);
+        if (kind === 'error') this.lastRecorderError = Date.now();
+        toast(m.msg, kind);
+      }
       return;
     }
     if (!participant) return;
@@ -669,6 +696,73 @@ export class Meeting {
       toast(`Removed ${p.name}.`, 'success');
     } catch (e) {
       toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+    }
+  }
+
+  private async setRecording(start: boolean): Promise<void> {
+    const t = this.recorder.begin('recording', start);
+    if (!t) return;
+    try {
+      await this.o.api.recording(start ? 'START_RECORDING' : 'STOP_RECORDING');
+      this.recorderChanged(this.recorder.done(t));
+    } catch (e) {
+      this.recorder.failed(t);
+      toast(`${start ? 'Recording did not start.' : 'Recording did not stop.'} ${taskError(e)}`, 'error');
+    }
+  }
+
+  /** Null once the server accepted, or why it did not (the dialog shows it too). */
+  private async startLive(url: string, streamKey: string): Promise<string | null> {
+    const t = this.recorder.begin('rtmp', true);
+    if (!t) return 'A request to go live is already on its way.';
+    try {
+      await this.o.api.rtmp({ url, streamKey });
+      this.recorderChanged(this.recorder.done(t));
+      return null;
+    } catch (e) {
+      this.recorder.failed(t);
+      const why = taskError(e);
+      toast(`The live stream did not start. ${why}`, 'error');
+      return why;
+    }
+  }
+
+  private async stopLive(): Promise<void> {
+    const t = this.recorder.begin('rtmp', false);
+    if (!t) return;
+    try {
+      await this.o.api.rtmp(null);
+      this.recorderChanged(this.recorder.done(t));
+    } catch (e) {
+      this.recorder.failed(t);
+      toast(`The live stream did not stop. ${taskError(e)}`, 'error');
+    }
+  }
+
+  /** Tells everyone what started or stopped (a stop right after an error was explained by it). */
+  private recorderChanged(changes: Transition[]): void {
+    if (this.ended) return;
+    const quiet = Date.now() - this.lastRecorderError < QUIET_AFTER_ERROR_MS;
+    for (const c of changes) {
+      if (!c.on && quiet) continue;
+      toast(recorderText(c.sink, c.on), 'info');
+    }
+  }
+
+  /**
+   * After a reconnect a state message may have been missed: ask the server again. Not in an
+   * E2EE room: nothing can record there, and this reply would carry the session secret again.
+   */
+  private async refreshRecorder(): Promise<void> {
+    if (this.e2eeRoom) return;
+    const since = this.recorder.mark;
+    try {
+      const v = await this.o.api.verifyToken();
+      // Only the recorder flags are wanted from this reply; keep nothing of the secret.
+      if (v.e2ee) delete v.e2ee.secret;
+      if (!this.ended) this.recorderChanged(this.recorder.fromServer(flagsFromVerify(v), since));
+    } catch {
+      // The next state message will tell.
     }
   }
 
@@ -927,6 +1021,10 @@ function placeChildren(parent: HTMLElement, els: HTMLElement[]): void {
     if (parent.children[i] !== el) parent.insertBefore(el, parent.children[i] ?? null);
   });
   while (parent.children.length > els.length) parent.lastElementChild!.remove();
+}
+
+function taskError(e: unknown): string {
+  return e instanceof ApiError ? taskErrorText(e.serverMsg, e.httpStatus) : 'Something went wrong.';
 }
 
 function mediaErrorText(e: unknown): string {

@@ -64,6 +64,32 @@ export function shortApiError(msg: string | undefined, httpStatus?: number): str
   return t.title === 'Something went wrong' ? t.body : t.title;
 }
 
+/**
+ * Why an admin action (recording, RTMP) failed, in one sentence: the server's own `msg` whenever
+ * it gave one, so the admin reads exactly what the server refused.
+ */
+export function taskErrorText(msg: string, httpStatus: number): string {
+  if (msg && API_ERRORS[msg]) return `${API_ERRORS[msg].title}.`;
+  if (httpStatus === 0) return 'The server cannot be reached. Check your connection.';
+  if (msg && !/^notifications\./.test(msg)) return capitalise(msg.slice(0, 300));
+  if (httpStatus === 404 || httpStatus === 405 || httpStatus === 501) return `This server does not offer it (HTTP ${httpStatus}).`;
+  return `The server could not do it (HTTP ${httpStatus}).`;
+}
+
+/** What everyone is told when the room's recorder state changes. */
+export function recorderText(sink: 'recording' | 'rtmp', on: boolean): string {
+  if (sink === 'recording') return on ? 'Recording started: this meeting is being recorded.' : 'Recording stopped.';
+  return on ? 'This meeting is now live: it is being streamed.' : 'The live stream has ended.';
+}
+
+/** What someone joining is told about recording and streaming, or null when neither runs. */
+export function recorderJoinText(f: { recording: boolean; rtmp: boolean }): string | null {
+  if (f.recording && f.rtmp) return 'This meeting is being recorded and streamed live.';
+  if (f.recording) return 'This meeting is being recorded.';
+  if (f.rtmp) return 'This meeting is being streamed live.';
+  return null;
+}
+
 function capitalise(s: string): string {
   const t = s.trim();
   const first = t.charAt(0).toUpperCase() + t.slice(1);

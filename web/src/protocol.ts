@@ -7,7 +7,8 @@
 // enclave.keycheck  {type:"key_check", check:"<32 hex>"}            no: a one-way value of the key,
 //                                                                   readable by those whose key differs
 // enclave.system    {type:"SYSTEM_CHAT_MSG", message} or            no: from the server (no sender)
-//                   {type:"SYSTEM_NOTIFICATION", msg, notification_type}
+//                   {type:"SYSTEM_NOTIFICATION", msg, notification_type} or
+//                   {type:"RECORDER_STATE", is_recording, is_active_rtmp}
 
 export const TOPIC_CHAT = 'enclave.chat';
 export const TOPIC_PROFILE = 'enclave.profile';
@@ -38,7 +39,9 @@ export interface ProfileMessage {
 
 export type SystemMessage =
   | { type: 'SYSTEM_CHAT_MSG'; message: string }
-  | { type: 'SYSTEM_NOTIFICATION'; msg: string; notification_type: string };
+  | { type: 'SYSTEM_NOTIFICATION'; msg: string; notification_type: string }
+  /** The whole recorder state of the room, sent whenever cloud recording or RTMP starts or stops. */
+  | { type: 'RECORDER_STATE'; is_recording: boolean; is_active_rtmp: boolean };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
@@ -101,6 +104,9 @@ export function parseSystem(v: unknown): SystemMessage | null {
   if (v.type === 'SYSTEM_NOTIFICATION' && typeof v.msg === 'string' && v.msg.trim()) {
     const kind = typeof v.notification_type === 'string' ? v.notification_type : 'info';
     return { type: 'SYSTEM_NOTIFICATION', msg: v.msg.slice(0, 1000), notification_type: kind };
+  }
+  if (v.type === 'RECORDER_STATE' && typeof v.is_recording === 'boolean' && typeof v.is_active_rtmp === 'boolean') {
+    return { type: 'RECORDER_STATE', is_recording: v.is_recording, is_active_rtmp: v.is_active_rtmp };
   }
   return null;
 }

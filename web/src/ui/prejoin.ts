@@ -30,6 +30,8 @@ export interface PrejoinOptions {
   mode: E2eeMode;
   cameraAllowed: boolean;
   cameraNote: string | null;
+  /** "This meeting is being recorded." and the like, when the server records or streams it. */
+  recorderNote: string | null;
   startMuted: boolean;
   /** False for hidden observers, who publish nothing. */
   micAllowed: boolean;
@@ -155,6 +157,9 @@ export class Prejoin {
       h('p', { class: 'muted room-line', 'data-testid': 'room-title' }, o.title),
       h('div', { class: 'field' }, h('label', { for: 'pj-name' }, 'Your name'), this.nameInput),
       this.encryptionCard(),
+      o.recorderNote
+        ? h('p', { class: 'rec-note', 'data-testid': 'prejoin-recording-note' }, h('span', { class: 'ind-dot', 'aria-hidden': 'true' }), h('span', null, o.recorderNote))
+        : null,
       this.joinBtn,
       this.joinNote,
     );

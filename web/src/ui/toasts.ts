@@ -1,4 +1,5 @@
-// Toasts: short notices in a polite live region (screen readers announce them).
+// Toasts: short notices in a polite live region (screen readers announce them). Test hook:
+// data-testid="notification", data-kind = info | success | warning | error.
 import { h, icon } from '../dom';
 
 export type ToastKind = 'info' | 'success' | 'warning' | 'error';
@@ -16,7 +17,7 @@ export function toast(text: string, kind: ToastKind = 'info', ms?: number): void
   const close = h('button', { class: 'toast-close', type: 'button', 'aria-label': 'Dismiss' }, icon('close'));
   const el = h(
     'div',
-    { class: `toast toast-${kind}`, 'data-testid': 'toast', 'data-kind': kind },
+    { class: `toast toast-${kind}`, 'data-testid': 'notification', 'data-kind': kind },
     icon(kind === 'error' || kind === 'warning' ? 'alert' : kind === 'success' ? 'shield' : 'chat'),
     h('span', { class: 'toast-text' }, text),
     close,
