@@ -38,6 +38,8 @@ pub(crate) struct Rtc {
     pub(crate) udp_port: u16,
     /// The address clients send media to (the host's address as clients see it).
     pub(crate) node_ip: String,
+    /// Allocate simulcast layers within each subscriber's bandwidth estimate (TWCC).
+    pub(crate) bandwidth_estimation: bool,
 }
 
 impl Default for Rtc {
@@ -46,6 +48,7 @@ impl Default for Rtc {
             enable: true,
             udp_port: 7882,
             node_ip: "127.0.0.1".into(),
+            bandwidth_estimation: true,
         }
     }
 }
@@ -414,6 +417,7 @@ fn media_config(rtc: &Rtc, bind: IpAddr) -> anyhow::Result<Option<MediaConfig>> 
     Ok(Some(MediaConfig {
         bind: SocketAddr::new(bind, rtc.udp_port),
         public_addr: SocketAddr::new(node_ip, rtc.udp_port),
+        bandwidth_estimation: rtc.bandwidth_estimation,
     }))
 }
 

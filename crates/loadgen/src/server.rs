@@ -49,6 +49,8 @@ pub(crate) fn serve(threads: usize, max: Duration) -> anyhow::Result<()> {
         cfg.media = Some(enclave_server::media::MediaConfig {
             bind: "127.0.0.1:0".parse()?,
             public_addr: "127.0.0.1:0".parse()?,
+            // SFU_BENCH_NO_BWE=1: forwarding without bandwidth estimation (and its pacer).
+            bandwidth_estimation: std::env::var_os("SFU_BENCH_NO_BWE").is_none(),
         });
         let server = enclave_server::Server::start(cfg).await?;
         let udp = server

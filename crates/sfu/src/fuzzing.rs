@@ -31,6 +31,7 @@ fn with_room(f: impl FnOnce(&mut Room, Instant)) {
                 empty_timeout: 300,
                 max_participants: 0,
                 require_encryption: false,
+                bandwidth_estimation: true,
                 created_unix_ms: 0,
                 created: now,
             });

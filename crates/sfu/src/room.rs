@@ -47,6 +47,9 @@ pub struct RoomConfig {
     /// The room is end-to-end encrypted: every published track must be encrypted by its
     /// sender, and the room refuses tracks announced in clear.
     pub require_encryption: bool,
+    /// Subscriber PCs estimate their downlink (TWCC) and layers are allocated within it. Off:
+    /// layers follow the requested quality alone, and nothing is paced.
+    pub bandwidth_estimation: bool,
     /// Unix milliseconds at `created`, so the core can tell wall time without a clock.
     pub created_unix_ms: i64,
     pub created: Instant,
@@ -257,8 +260,13 @@ const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
 const LAYER_STALE: Duration = Duration::from_millis(1500);
 /// Period of layer allocation and speaker detection.
 const TICK: Duration = Duration::from_millis(500);
-/// Initial downlink estimate of a subscriber.
-const BWE_INITIAL: Bitrate = Bitrate::mbps(5);
+/// Initial downlink estimate of a subscriber. str0m paces what a BWE-enabled peer connection
+/// sends at 1.1 × the estimate and queues the rest (up to 2 s), so an estimate below what is
+/// being forwarded adds delay; starting high keeps a good link unpaced while the estimator
+/// learns, and a narrow one still shows within a second or two (tests/bandwidth.rs). At 5 Mbit/s
+/// a 5 × 5 call of 2.4 Mbit/s single-layer tracks lost 23 % with a 80 ms p99 in sfu-bench; at
+/// 30 Mbit/s, none and 0.7 ms (docs/benchmarks.md).
+const BWE_INITIAL: Bitrate = Bitrate::mbps(30);
 /// Per-packet bytes beyond the payload (IP, UDP, RTP with extensions, SRTP tag), for layer
 /// bitrates that compare with what the estimator measures on the wire.
 const PACKET_OVERHEAD: u64 = 70;
@@ -410,9 +418,8 @@ impl Room {
         };
         let mut publisher = build(None);
         // The subscriber PC estimates its downlink from TWCC feedback; layer allocation uses
-        // it. It starts high so that a good link is never held back while the estimator
-        // warms up; a narrow one shows within a second or two.
-        let mut subscriber = build(Some(BWE_INITIAL));
+        // it (see BWE_INITIAL for why it starts high).
+        let mut subscriber = build(self.cfg.bandwidth_estimation.then_some(BWE_INITIAL));
         for rtc in [&mut publisher, &mut subscriber] {
             match Candidate::host(self.cfg.public_addr, Protocol::Udp) {
                 Ok(c) => {

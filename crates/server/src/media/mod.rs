@@ -34,6 +34,9 @@ pub struct MediaConfig {
     pub bind: SocketAddr,
     /// The address clients send media to (our ICE candidate). Behind NAT, the public address.
     pub public_addr: SocketAddr,
+    /// `rtc.bandwidth_estimation`: allocate simulcast layers within each subscriber's TWCC
+    /// estimate (str0m then also paces what it sends to the estimate).
+    pub bandwidth_estimation: bool,
 }
 
 /// A frame for a signalling connection.
@@ -163,6 +166,7 @@ impl Media {
             rooms: HashMap::new(),
             conns: HashMap::new(),
             sinks: HashMap::new(),
+            bandwidth_estimation: cfg.bandwidth_estimation,
         };
         tokio::spawn(worker.run(rx));
         tracing::info!(%local_addr, %public_addr, "media socket bound");
@@ -304,6 +308,7 @@ struct Worker {
     rooms: HashMap<String, Room>,
     conns: HashMap<ConnId, Conn>,
     sinks: HashMap<SinkId, SinkConn>,
+    bandwidth_estimation: bool,
 }
 
 fn unix_ms() -> i64 {
@@ -471,6 +476,7 @@ impl Worker {
                 empty_timeout: room.empty_timeout,
                 max_participants: room.max_participants,
                 require_encryption: room.e2ee,
+                bandwidth_estimation: self.bandwidth_estimation,
                 created_unix_ms: unix_ms(),
                 created: now,
             })

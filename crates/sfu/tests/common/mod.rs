@@ -107,6 +107,7 @@ impl World {
             empty_timeout: 300,
             max_participants: 0,
             require_encryption,
+            bandwidth_estimation: true,
             created_unix_ms: 1_700_000_000_000,
             created: now,
         });
