@@ -455,6 +455,62 @@ async fn finish(
 mod tests {
     use super::*;
 
+    fn plain_room() -> RoomInfo {
+        let p = enclave_proto::room::prepare_create(
+            br#"{"room_id":"r1","metadata":{"room_title":"T","room_features":{}}}"#,
+            &Default::default(),
+            0,
+        )
+        .unwrap();
+        RoomInfo {
+            room_id: p.room_id.clone(),
+            sid: enclave_proto::ids::SessionId::new_v4(),
+            db_id: 1,
+            title: "T".into(),
+            webhook_url: String::new(),
+            created: 1_700_000_000,
+            empty_timeout: 120,
+            max_participants: 0,
+            metadata: p.metadata,
+            metadata_json: "{}".into(),
+            secret: None,
+        }
+    }
+
+    #[test]
+    fn recording_webhooks_carry_the_recording_as_plug_n_meet_names_it() {
+        let info = plain_room();
+        let done = recording_event(
+            "recording_proceeded",
+            &info,
+            "RM_x-1",
+            "RM_x/RM_x-1.mp4",
+            Some(("recording finished", 12.34)),
+        );
+        let v = serde_json::to_value(&done).unwrap();
+        assert_eq!(v["event"], "recording_proceeded");
+        assert_eq!(v["room"]["room_id"], "r1");
+        assert_eq!(v["recording_info"]["record_id"], "RM_x-1");
+        assert_eq!(v["recording_info"]["file_path"], "RM_x/RM_x-1.mp4");
+        assert_eq!(v["recording_info"]["file_size"], 12.34);
+        assert_eq!(v["recording_info"]["recorder_msg"], "recording finished");
+        // A start carries no file yet: empty fields are omitted, as protojson does.
+        let start = serde_json::to_value(recording_event(
+            "start_recording",
+            &info,
+            "RM_x-1",
+            "",
+            None,
+        ))
+        .unwrap();
+        let rec = start["recording_info"].as_object().unwrap();
+        assert!(
+            !rec.contains_key("file_path") && !rec.contains_key("file_size"),
+            "{start}"
+        );
+        assert!(start.get("participant").is_none(), "{start}");
+    }
+
     #[test]
     fn rtmp_targets_are_rtmp_urls_with_the_key_appended() {
         assert_eq!(
