@@ -49,8 +49,9 @@ pub(crate) fn serve(threads: usize, max: Duration) -> anyhow::Result<()> {
         cfg.media = Some(enclave_server::media::MediaConfig {
             bind: "127.0.0.1:0".parse()?,
             public_addr: "127.0.0.1:0".parse()?,
-            // SFU_BENCH_NO_BWE=1: forwarding without bandwidth estimation (and its pacer).
-            bandwidth_estimation: std::env::var_os("SFU_BENCH_NO_BWE").is_none(),
+            // The server's default is no bandwidth estimation; SFU_BENCH_BWE=1 turns it (and
+            // str0m's pacer) on.
+            bandwidth_estimation: std::env::var_os("SFU_BENCH_BWE").is_some(),
         });
         let server = enclave_server::Server::start(cfg).await?;
         let udp = server

@@ -48,7 +48,11 @@ pub struct RoomConfig {
     /// sender, and the room refuses tracks announced in clear.
     pub require_encryption: bool,
     /// Subscriber PCs estimate their downlink (TWCC) and layers are allocated within it. Off:
-    /// layers follow the requested quality alone, and nothing is paced.
+    /// layers follow the requested quality alone, and nothing is paced. The server turns it
+    /// off by default: the padding that lets an estimate grow past an application-limited
+    /// sender's rate stalls Chromium's video decoding (packets keep arriving, frames stop),
+    /// and without padding the estimate only follows what is sent, so layers never come back
+    /// up after a dip.
     pub bandwidth_estimation: bool,
     /// Unix milliseconds at `created`, so the core can tell wall time without a clock.
     pub created_unix_ms: i64,
