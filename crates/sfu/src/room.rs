@@ -699,7 +699,9 @@ impl Room {
         }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
-            self.measure_layers();
+            if self.cfg.bandwidth_estimation {
+                self.measure_layers();
+            }
             self.allocate_layers(now);
             self.detect_speakers(now);
             self.ticks += 1;
@@ -1671,7 +1673,12 @@ impl Room {
             if let Some(r) = rid {
                 t.last_seen.insert(r, now);
             }
-            *t.layer_bytes.entry(rid).or_default() += pkt.payload.len() as u64 + PACKET_OVERHEAD;
+            // Layer bitrates only feed the bandwidth allocation: no per-packet bookkeeping
+            // without it.
+            if self.cfg.bandwidth_estimation {
+                *t.layer_bytes.entry(rid).or_default() +=
+                    pkt.payload.len() as u64 + PACKET_OVERHEAD;
+            }
         }
         let is_video = codec.is_video();
         let mut ext = pkt.header.ext_vals.clone();
