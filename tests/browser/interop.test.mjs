@@ -553,6 +553,50 @@ describe(`livekit-client ${LK_CLIENT_VERSION} in Chromium (playwright-core ${PLA
     });
   });
 
+  test('resume: a signalling blip is resumed on the same session, the other side never sees a departure', async () => {
+    await scenario('resume', async ({ log, open, deadline }) => {
+      const roomId = `bi-resume-${randomBytes(3).toString('hex')}`;
+      await createRoom(roomId);
+      const alice = await open('alice');
+      const bob = await open('bob');
+      await join(alice, roomId, log);
+      const joined = await join(bob, roomId, log);
+      await waitSubscribed(alice, 'bob', deadline);
+      await waitSubscribed(bob, 'alice', deadline);
+      await assertMediaFlows(alice, 'bob', log, deadline);
+      const socketsBefore = bob.seen.sockets.length;
+
+      // The client closes its WebSocket as a network blip would, then resumes.
+      await bob.page.evaluate(() => window.simulate('signal-reconnect'));
+      const evs = await waitFor(
+        deadline,
+        'bob: Reconnected',
+        () => events(bob),
+        (e) => e.some((x) => x.type === 'Reconnected' || x.type === 'Disconnected'),
+        (e) => JSON.stringify(e.filter((x) => x.type !== 'ConnectionStateChanged').slice(-8)),
+      );
+      assert.ok(!evs.some((x) => x.type === 'Disconnected'), 'bob is not disconnected');
+      const reconnected = evs.find((x) => x.type === 'Reconnected');
+      assert.equal(reconnected.sid, joined.sid, 'bob keeps his participant sid: a resume, not a rejoin');
+      const resumeUrls = bob.seen.sockets.slice(socketsBefore).map((u) => new URL(u));
+      log.add('driver', `bob's sockets after the blip: ${resumeUrls.map((u) => u.pathname + u.search.replace(/access_token=[^&]*/, 'access_token=…')).join(', ')}`);
+      assert.ok(
+        resumeUrls.some((u) => u.pathname === '/rtc' && u.searchParams.get('reconnect') === '1' && u.searchParams.get('sid') === joined.sid),
+        'bob reconnected with reconnect=1 and his sid',
+      );
+      const aliceEvents = await events(alice);
+      assert.deepEqual(
+        aliceEvents.filter((x) => x.type === 'ParticipantDisconnected'),
+        [],
+        'alice never saw bob leave',
+      );
+      // Media and data keep working both ways over the ICE-restarted peer connections.
+      await assertDataBothWays(alice, bob, deadline, 'resume');
+      await assertMediaFlows(alice, 'bob', log, deadline);
+      await assertMediaFlows(bob, 'alice', log, deadline);
+    });
+  });
+
   test('screen share: a ScreenShare track reaches the other participant, decodes, and is withdrawn on stop', async () => {
     await scenario('screen-share', async ({ log, open, deadline }) => {
       const roomId = `bi-screen-${randomBytes(3).toString('hex')}`;

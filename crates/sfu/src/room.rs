@@ -245,6 +245,14 @@ struct Participant {
     ingress_loss: f32,
     /// The subscriber PC's downlink estimate (TWCC), bit/s, while str0m can probe.
     bwe_estimate: Option<u64>,
+    /// The signalling connection dropped without a leave at this instant; the participant
+    /// stays (its media may still flow) until it resumes or `SIGNAL_GRACE` passes.
+    signal_lost_since: Option<Instant>,
+    /// The SDP and id of the subscriber offer in flight, to send again on resume: the client
+    /// may have missed it, or answered on the connection that dropped.
+    sub_pending_offer: Option<(String, u32)>,
+    /// The next subscriber offer restarts ICE (after a resume).
+    sub_ice_restart: bool,
 }
 
 impl Participant {
@@ -258,6 +266,11 @@ impl Participant {
 
 /// How long a participant whose media connection dropped may take to come back.
 const ICE_GRACE: Duration = Duration::from_secs(10);
+/// How long a participant whose signalling connection dropped without a leave may take to
+/// resume it. LiveKit's clients retry a resume at 0, 0.3, 1.2, 2.7, 4.8 and 7 s, then every
+/// 7 s; a client that is really gone usually also stops answering ICE and is removed by
+/// `ICE_GRACE` first.
+const SIGNAL_GRACE: Duration = Duration::from_secs(15);
 /// Keyframe requests to one publisher track are sent at most this often.
 const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
 /// A layer with no packet for this long is not offered to subscribers.
@@ -310,6 +323,9 @@ pub struct Room {
     speakers: BTreeSet<ConnId>,
     /// Each sink's forwarding state per track sid.
     sinks: BTreeMap<SinkId, HashMap<String, Forwarder>>,
+    /// Participants who left in the last `SIGNAL_GRACE`, as last announced: a resuming client
+    /// missed those announcements.
+    departed: VecDeque<(Instant, lk::ParticipantInfo)>,
     ticks: u64,
     ended: bool,
 }
@@ -336,6 +352,7 @@ impl Room {
             next_tick,
             speakers: BTreeSet::new(),
             sinks: BTreeMap::new(),
+            departed: VecDeque::new(),
             ticks: 0,
             ended: false,
         }
@@ -376,6 +393,14 @@ impl Room {
     }
 
     fn send(&mut self, conn: ConnId, msg: Resp) {
+        if self
+            .participants
+            .get(&conn)
+            .is_some_and(|p| p.signal_lost_since.is_some())
+        {
+            // Nobody to tell; a resume sends the state again.
+            return;
+        }
         self.outputs.push_back(Output::Signal {
             conn,
             response: Box::new(lk::SignalResponse { message: Some(msg) }),
@@ -466,20 +491,12 @@ impl Room {
             other_participants: others,
             server_version: SERVER_VERSION.to_owned(),
             subscriber_primary: true,
-            client_configuration: Some(lk::ClientConfiguration {
-                // No session resume yet: clients do a full rejoin after a network blip.
-                resume_connection: lk::ClientConfigSetting::Disabled as i32,
-                ..Default::default()
-            }),
+            // Resume is on (the default): after a signalling blip clients reconnect with
+            // `reconnect=1` and keep their peer connections (see `resume`).
+            client_configuration: Some(lk::ClientConfiguration::default()),
             ping_timeout: 15,
             ping_interval: 5,
-            server_info: Some(lk::ServerInfo {
-                edition: lk::server_info::Edition::Standard as i32,
-                version: SERVER_VERSION.to_owned(),
-                protocol: PROTOCOL_VERSION,
-                node_id: "enclave".to_owned(),
-                ..Default::default()
-            }),
+            server_info: Some(server_info()),
             sif_trailer: self.sif_trailer.clone(),
             ..Default::default()
         };
@@ -511,6 +528,9 @@ impl Room {
                 last_loud: None,
                 ingress_loss: 0.0,
                 bwe_estimate: None,
+                signal_lost_since: None,
+                sub_pending_offer: None,
+                sub_ice_restart: false,
             }),
         );
         self.dirty.insert((conn, Pc::Publisher));
@@ -582,12 +602,84 @@ impl Room {
         self.drive(now);
     }
 
-    /// The connection of `conn` closed (without a leave, or after one).
+    /// The signalling connection of `conn` closed without a leave (a leave removes the
+    /// participant at once). The participant stays for `SIGNAL_GRACE`, its media flowing, so
+    /// that the client can [`Room::resume`]; what the room would have told it meanwhile is
+    /// lost, and the resume sends the current state again.
     pub fn disconnect(&mut self, now: Instant, conn: ConnId) {
-        if self.participants.contains_key(&conn) {
-            self.remove(now, conn, lk::DisconnectReason::SignalClose);
-            self.drive(now);
+        if let Some(p) = self.participants.get_mut(&conn) {
+            if p.signal_lost_since.is_none() {
+                tracing::info!(?conn, sid = %p.info.sid, "signalling connection lost; waiting for a resume");
+                p.signal_lost_since = Some(now);
+            }
         }
+    }
+
+    /// The participant `sid` with `identity` reconnected its signalling (LiveKit's resume:
+    /// `reconnect=1&sid=…`). Returns the participant's connection, whose signalling output now
+    /// goes to the new WebSocket, or `None` if there is no such participant (it left, or the
+    /// grace period passed): the client must then join again.
+    ///
+    /// The client gets a `ReconnectResponse` first (it accepts nothing else as the first
+    /// frame), then every participant's current state plus those who left while it was away,
+    /// then a subscriber offer that restarts ICE (the subscriber PC is the server's to restart;
+    /// the client restarts its publisher PC by offering with new credentials). A subscriber
+    /// offer that was in flight is sent again first, since the client may never have seen it.
+    pub fn resume(&mut self, now: Instant, sid: &str, identity: &str) -> Option<ConnId> {
+        let (conn, p) = self
+            .participants
+            .iter_mut()
+            .find(|(_, p)| p.info.sid == sid && p.info.identity == identity)?;
+        let conn = *conn;
+        let lost_at = p.signal_lost_since.take();
+        tracing::info!(?conn, %sid, away = ?lost_at.map(|t| now.saturating_duration_since(t)), "signalling resumed");
+        self.send(
+            conn,
+            Resp::Reconnect(lk::ReconnectResponse {
+                client_configuration: Some(lk::ClientConfiguration::default()),
+                server_info: Some(server_info()),
+                ..Default::default()
+            }),
+        );
+        let mut infos: Vec<lk::ParticipantInfo> = self
+            .participants
+            .iter()
+            .filter(|(c, q)| **c != conn && !q.params.hidden)
+            .map(|(_, q)| q.info.clone())
+            .collect();
+        if let Some(t) = lost_at {
+            infos.extend(
+                self.departed
+                    .iter()
+                    .filter(|(at, _)| *at >= t)
+                    .map(|(_, info)| info.clone()),
+            );
+        }
+        if !infos.is_empty() {
+            self.send(
+                conn,
+                Resp::Update(lk::ParticipantUpdate {
+                    participants: infos,
+                }),
+            );
+        }
+        let p = self.participants.get_mut(&conn).expect("checked above");
+        p.sub_ice_restart = true;
+        if let Some((sdp, id)) = p.sub_pending_offer.clone() {
+            self.send(
+                conn,
+                Resp::Offer(lk::SessionDescription {
+                    r#type: "offer".into(),
+                    sdp,
+                    id,
+                    ..Default::default()
+                }),
+            );
+        } else {
+            self.negotiate(now, conn);
+        }
+        self.drive(now);
+        Some(conn)
     }
 
     /// A datagram arrived. Returns whether a participant of this room accepted it.
@@ -696,6 +788,27 @@ impl Room {
                 Resp::Leave(leave(lk::DisconnectReason::ConnectionTimeout)),
             );
             self.remove(now, c, lk::DisconnectReason::ConnectionTimeout);
+        }
+        let silent: Vec<ConnId> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.signal_lost_since.is_some_and(|t| now >= t + SIGNAL_GRACE))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in silent {
+            tracing::info!(
+                ?c,
+                "signalling connection not resumed; removing the participant"
+            );
+            self.remove(now, c, lk::DisconnectReason::SignalClose);
+        }
+        let horizon = now.checked_sub(SIGNAL_GRACE);
+        while self
+            .departed
+            .front()
+            .is_some_and(|(at, _)| horizon.is_some_and(|h| *at < h))
+        {
+            self.departed.pop_front();
         }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
@@ -890,6 +1003,10 @@ impl Room {
                 let x = l + ICE_GRACE;
                 t = Some(t.map_or(x, |t: Instant| t.min(x)));
             }
+            if let Some(l) = p.signal_lost_since {
+                let x = l + SIGNAL_GRACE;
+                t = Some(t.map_or(x, |t: Instant| t.min(x)));
+            }
         }
         t
     }
@@ -1081,10 +1198,20 @@ impl Room {
             .participants
             .get_mut(&conn)
             .expect("checked by signal()");
+        if sd.id != 0
+            && p.sub_pending_offer
+                .as_ref()
+                .is_some_and(|(_, id)| *id != sd.id)
+        {
+            // An answer to an offer this one replaced (clients echo the offer's id).
+            tracing::info!(?conn, id = sd.id, "answer to an earlier offer; ignored");
+            return;
+        }
         let Some(pending) = p.sub_pending.take() else {
             tracing::info!(?conn, "answer without an offer");
             return;
         };
+        p.sub_pending_offer = None;
         let answer = match SdpAnswer::from_sdp_string(&sd.sdp) {
             Ok(a) => a,
             Err(e) => {
@@ -1518,7 +1645,7 @@ impl Room {
             let Some(p) = self.participants.get(&conn) else {
                 return;
             };
-            if p.sub_pending.is_some() || !p.sub_dirty {
+            if p.sub_pending.is_some() || !(p.sub_dirty || p.sub_ice_restart) {
                 return;
             }
             p.downtracks
@@ -1539,6 +1666,10 @@ impl Room {
         let first = !p.sub_offered_once;
         let stops: Vec<Mid> = p.sub_stops.drain(..).collect();
         let mut api = p.subscriber.sdp_api();
+        if std::mem::take(&mut p.sub_ice_restart) && !first {
+            // Our candidate (the one UDP socket) does not change; the credentials do.
+            api.ice_restart(true);
+        }
         if first {
             api.add_channel_with_config(ChannelConfig {
                 label: "_reliable".into(),
@@ -1582,12 +1713,14 @@ impl Room {
         p.sub_offer_id += 1;
         let id = p.sub_offer_id;
         p.sub_pending = Some(pending);
+        let sdp = offer.to_sdp_string();
+        p.sub_pending_offer = Some((sdp.clone(), id));
         self.dirty.insert((conn, Pc::Subscriber));
         self.send(
             conn,
             Resp::Offer(lk::SessionDescription {
                 r#type: "offer".into(),
-                sdp: offer.to_sdp_string(),
+                sdp,
                 id,
                 ..Default::default()
             }),
@@ -2132,6 +2265,7 @@ impl Room {
         p.info.version += 1;
         if !p.params.hidden {
             self.broadcast_update(Some(conn), vec![p.info.clone()]);
+            self.departed.push_back((now, p.info.clone()));
         }
         self.outputs
             .push_back(Output::Event(Event::ParticipantLeft {
@@ -2172,6 +2306,16 @@ impl Room {
             num_participants: self.participants.len() as u32,
             ..Default::default()
         }
+    }
+}
+
+fn server_info() -> lk::ServerInfo {
+    lk::ServerInfo {
+        edition: lk::server_info::Edition::Standard as i32,
+        version: SERVER_VERSION.to_owned(),
+        protocol: PROTOCOL_VERSION,
+        node_id: "enclave".to_owned(),
+        ..Default::default()
     }
 }
 

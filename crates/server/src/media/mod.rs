@@ -91,6 +91,14 @@ enum Command {
     Disconnect {
         conn: ConnId,
     },
+    Resume {
+        room_id: String,
+        session: ConnId,
+        sid: String,
+        identity: String,
+        out: mpsc::Sender<ConnOut>,
+        reply: oneshot::Sender<bool>,
+    },
     EndRoom {
         room_id: String,
     },
@@ -165,6 +173,7 @@ impl Media {
             app,
             rooms: HashMap::new(),
             conns: HashMap::new(),
+            sessions: HashMap::new(),
             sinks: HashMap::new(),
             bandwidth_estimation: cfg.bandwidth_estimation,
         };
@@ -206,8 +215,31 @@ impl Media {
         let _ = self.tx.send(Command::Signal { conn, request });
     }
 
+    /// The WebSocket session `conn` ended.
     pub(crate) fn disconnect(&self, conn: ConnId) {
         let _ = self.tx.send(Command::Disconnect { conn });
+    }
+
+    /// The WebSocket session `session` continues participant `sid` of `room_id` (a LiveKit
+    /// resume). False: no such participant is waiting, the client must join again.
+    pub(crate) async fn resume(
+        &self,
+        room_id: &str,
+        session: ConnId,
+        sid: &str,
+        identity: &str,
+        out: mpsc::Sender<ConnOut>,
+    ) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Command::Resume {
+            room_id: room_id.to_owned(),
+            session,
+            sid: sid.to_owned(),
+            identity: identity.to_owned(),
+            out,
+            reply,
+        });
+        sent.is_ok() && rx.await.unwrap_or(false)
     }
 
     /// Disconnects everyone in the room and drops its media state.
@@ -296,9 +328,14 @@ struct SinkConn {
     tx: mpsc::Sender<SinkInput>,
 }
 
+/// A participant's signalling, keyed by the participant's connection id (the id of the
+/// WebSocket session it joined on).
 struct Conn {
     room_id: String,
-    out: mpsc::Sender<ConnOut>,
+    /// The WebSocket session now carrying it (another one after a resume).
+    session: ConnId,
+    /// None while the participant has no WebSocket (waiting for a resume).
+    out: Option<mpsc::Sender<ConnOut>>,
 }
 
 struct Worker {
@@ -307,6 +344,8 @@ struct Worker {
     app: Weak<App>,
     rooms: HashMap<String, Room>,
     conns: HashMap<ConnId, Conn>,
+    /// WebSocket session → the participant it carries.
+    sessions: HashMap<ConnId, ConnId>,
     sinks: HashMap<SinkId, SinkConn>,
     bandwidth_estimation: bool,
 }
@@ -359,9 +398,11 @@ impl Worker {
                     conn,
                     Conn {
                         room_id: room.room_id.clone(),
-                        out,
+                        session: conn,
+                        out: Some(out),
                     },
                 );
+                self.sessions.insert(conn, conn);
                 let core = self.core(&room, now);
                 #[cfg(feature = "tap")]
                 if core.is_empty() {
@@ -370,7 +411,13 @@ impl Worker {
                 core.join(now, conn, params);
                 self.drain(&room.room_id);
             }
-            Command::Signal { conn, request } => {
+            Command::Signal {
+                conn: session,
+                request,
+            } => {
+                let Some(&conn) = self.sessions.get(&session) else {
+                    return;
+                };
                 let Some(room_id) = self.conns.get(&conn).map(|c| c.room_id.clone()) else {
                     return;
                 };
@@ -379,15 +426,48 @@ impl Worker {
                 }
                 self.drain(&room_id);
             }
-            Command::Disconnect { conn } => {
-                let Some(room_id) = self.conns.get(&conn).map(|c| c.room_id.clone()) else {
+            Command::Disconnect { conn: session } => {
+                // A session replaced by a resume is no longer in `sessions`.
+                let Some(conn) = self.sessions.remove(&session) else {
                     return;
                 };
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                c.out = None;
+                let room_id = c.room_id.clone();
                 if let Some(room) = self.rooms.get_mut(&room_id) {
                     room.disconnect(now, conn);
                 }
                 self.drain(&room_id);
-                self.conns.remove(&conn);
+            }
+            Command::Resume {
+                room_id,
+                session,
+                sid,
+                identity,
+                out,
+                reply,
+            } => {
+                let back = self
+                    .rooms
+                    .get_mut(&room_id)
+                    .and_then(|room| room.resume(now, &sid, &identity));
+                let Some(conn) = back.and_then(|conn| Some((conn, self.conns.get_mut(&conn)?)))
+                else {
+                    let _ = reply.send(false);
+                    return;
+                };
+                let (conn, c) = conn;
+                let old = std::mem::replace(&mut c.session, session);
+                if let Some(old_out) = c.out.replace(out) {
+                    // The old WebSocket has not noticed it is gone yet; close it.
+                    let _ = old_out.try_send(ConnOut::Close);
+                }
+                self.sessions.remove(&old);
+                self.sessions.insert(session, conn);
+                let _ = reply.send(true);
+                self.drain(&room_id);
             }
             Command::EndRoom { room_id } => {
                 if let Some(room) = self.rooms.get_mut(&room_id) {
@@ -513,7 +593,11 @@ impl Worker {
                     ?conn,
                     "signalling client too slow to keep up; disconnecting"
                 );
-                self.conns.remove(&conn);
+                // Dropping the sender ends its WebSocket; the client may resume.
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.out = None;
+                    self.sessions.remove(&c.session);
+                }
                 if let Some(room) = self.rooms.get_mut(room_id) {
                     room.disconnect(now, conn);
                 }
@@ -534,9 +618,9 @@ impl Worker {
                     }
                 }
                 Output::Signal { conn, response } => {
-                    if let Some(c) = self.conns.get(&conn) {
+                    if let Some(out) = self.conns.get(&conn).and_then(|c| c.out.as_ref()) {
                         if let Err(mpsc::error::TrySendError::Full(_)) =
-                            c.out.try_send(ConnOut::Frame(encode(&response)))
+                            out.try_send(ConnOut::Frame(encode(&response)))
                         {
                             if !slow.contains(&conn) {
                                 slow.push(conn);
@@ -546,8 +630,11 @@ impl Worker {
                 }
                 Output::Close { conn } => {
                     if let Some(c) = self.conns.remove(&conn) {
+                        self.sessions.remove(&c.session);
                         // Dropping the sender ends the session even if the queue is full.
-                        let _ = c.out.try_send(ConnOut::Close);
+                        if let Some(out) = c.out {
+                            let _ = out.try_send(ConnOut::Close);
+                        }
                     }
                 }
                 Output::Event(e) => report(&self.app, room_id, e),

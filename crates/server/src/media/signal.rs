@@ -109,7 +109,11 @@ async fn rtc(
             return (code, msg).into_response();
         }
     };
-    let resume = q.get("reconnect").is_some_and(|v| v == "1" || v == "true");
+    // A resume names the participant it continues (`sid`); without one it cannot be a resume.
+    let resume = q
+        .get("reconnect")
+        .is_some_and(|v| v == "1" || v == "true")
+        .then(|| q.get("sid").cloned().unwrap_or_default());
     let auto_subscribe = q.get("auto_subscribe").is_none_or(|v| v != "0");
     let client_protocol = q
         .get("client_protocol")
@@ -155,20 +159,14 @@ async fn close(mut socket: WebSocket) {
 async fn session(
     app: Arc<App>,
     a: Admitted,
-    mut socket: WebSocket,
-    resume: bool,
+    socket: WebSocket,
+    resume: Option<String>,
     auto_subscribe: bool,
     client_protocol: i32,
 ) {
-    if resume {
-        // No session resume yet: tell the client to rejoin from scratch.
-        let _ = socket
-            .send(leave(
-                lk::DisconnectReason::StateMismatch,
-                lk::leave_request::Action::Reconnect,
-            ))
-            .await;
-        return close(socket).await;
+    if let Some(sid) = resume {
+        let span = tracing::info_span!(parent: None, "participant", room_id = %a.room.info.room_id, identity = %a.user, %sid);
+        return resume_session(app, a, socket, sid).instrument(span).await;
     }
     let sid = format!(
         "PA_{}",
@@ -231,7 +229,7 @@ async fn run(
         return close(socket).await;
     };
     let conn = media.next_conn();
-    let (out_tx, mut out_rx) = mpsc::channel(super::SIGNAL_QUEUE);
+    let (out_tx, out_rx) = mpsc::channel(super::SIGNAL_QUEUE);
     let v = &a.claims.video;
     media.join(
         RoomFacts::of(&a.room.info),
@@ -251,6 +249,46 @@ async fn run(
         out_tx,
     );
     tracing::info!("media session started");
+    bridge(&media, conn, socket, out_rx).await;
+    tracing::info!("media session ended");
+}
+
+/// A LiveKit resume: the participant's peer connections live on and this WebSocket takes
+/// over its signalling. The room API is not told anything: the participant never left.
+async fn resume_session(app: Arc<App>, a: Admitted, mut socket: WebSocket, sid: String) {
+    let Some(media) = app.media.clone() else {
+        tracing::error!("media connection without a media runtime");
+        return close(socket).await;
+    };
+    let session = media.next_conn();
+    let (out_tx, out_rx) = mpsc::channel(super::SIGNAL_QUEUE);
+    let room_id = a.room.info.room_id.to_string();
+    if !media
+        .resume(&room_id, session, &sid, &a.claims.sub, out_tx)
+        .await
+    {
+        // Gone (left, removed, or waited too long): the client joins again from scratch.
+        tracing::info!("resume refused: no such participant waiting; asking for a full reconnect");
+        let _ = socket
+            .send(leave(
+                lk::DisconnectReason::StateMismatch,
+                lk::leave_request::Action::Reconnect,
+            ))
+            .await;
+        return close(socket).await;
+    }
+    tracing::info!("media session resumed");
+    bridge(&media, session, socket, out_rx).await;
+    tracing::info!("resumed media session ended");
+}
+
+/// Carries frames between the WebSocket and the media worker until either side ends.
+async fn bridge(
+    media: &super::Media,
+    conn: enclave_sfu::ConnId,
+    mut socket: WebSocket,
+    mut out_rx: mpsc::Receiver<ConnOut>,
+) {
     loop {
         tokio::select! {
             msg = socket.recv() => match msg {
@@ -288,5 +326,4 @@ async fn run(
         }
     }
     media.disconnect(conn);
-    tracing::info!("media session ended");
 }

@@ -206,6 +206,46 @@ impl World {
         self.settle();
     }
 
+    /// The client's signalling connection drops without a leave (its peer connections stay).
+    pub fn drop_signal(&mut self, identity: &str) {
+        let conn = self.client(identity).conn;
+        self.room.disconnect(self.now, conn);
+        self.settle();
+    }
+
+    /// The client reconnects its signalling with `reconnect=1&sid=…`, as LiveKit's SDKs do
+    /// after a blip. Returns whether the room took it back.
+    pub fn resume(&mut self, identity: &str) -> bool {
+        let conn = self.client(identity).conn;
+        let back = self
+            .room
+            .resume(self.now, &format!("PA_{identity}"), identity);
+        self.settle();
+        assert!(back.is_none_or(|c| c == conn));
+        back.is_some()
+    }
+
+    /// The client restarts ICE on its publisher PC (an offer with fresh credentials), as the
+    /// SDKs do after a resume.
+    pub fn restart_publisher_ice(&mut self, identity: &str) {
+        let c = self.client(identity);
+        let mut api = c.publisher.sdp_api();
+        api.ice_restart(true);
+        let (offer, pending) = api.apply().unwrap();
+        c.pub_offer_id += 1;
+        let id = c.pub_offer_id;
+        c.pub_pending = Some((pending, id));
+        self.signal(
+            identity,
+            Req::Offer(lk::SessionDescription {
+                r#type: "offer".into(),
+                sdp: offer.to_sdp_string(),
+                id,
+                ..Default::default()
+            }),
+        );
+    }
+
     /// The client publishes one track of `kind`: add_track, then an offer with the m-line.
     pub fn publish(&mut self, identity: &str, kind: MediaKind) -> Mid {
         let cid = format!("{identity}-{kind:?}-cid");
