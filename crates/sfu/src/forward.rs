@@ -3,10 +3,16 @@
 //! stream across layer switches.
 //!
 //! Every decision here comes from RTP header fields (rid, sequence number, timestamp, marker)
-//! and arrival time. The payload is never read, so encrypted payloads forward exactly like
-//! clear ones. A layer switch happens at a frame boundary of the target layer (the packet after
-//! one with the marker bit); the subscriber's decoder asks for a keyframe if it needs one, and
-//! that request is forwarded to the layer now being sent.
+//! and arrival time, plus the Dependency Descriptor header extension when the publisher sends
+//! it. The payload is never read, so encrypted payloads forward exactly like clear ones.
+//!
+//! A layer switch happens at the first packet of a keyframe of the target layer when the
+//! publisher sends Dependency Descriptors (Chromium does once it is negotiated): a subscriber
+//! switched onto a delta frame gets frames that reference pictures it never had, which
+//! Chromium's VP8 decoder rejects as corrupted and then waits up to 3 s before asking for a
+//! keyframe. Without descriptors the switch happens at a frame boundary of the target layer
+//! (the packet after one with the marker bit) and the room asks that layer for a keyframe at
+//! once.
 
 use std::time::Instant;
 
@@ -100,10 +106,14 @@ impl Forwarder {
         seq: u64,
         time: u32,
         marker: bool,
+        keyframe: Option<bool>,
         now: Instant,
     ) -> Decision {
         let on_target = rid == self.target;
-        let decision = self.decide(rid, on_target, seq, time, now);
+        // Where the target layer can be joined: the start of a keyframe if the publisher says
+        // where those are, else any frame boundary.
+        let joinable = on_target && keyframe.unwrap_or(self.target_at_boundary);
+        let decision = self.decide(rid, on_target, joinable, seq, time, now);
         if on_target {
             self.target_at_boundary = marker;
         }
@@ -122,6 +132,7 @@ impl Forwarder {
         &mut self,
         rid: Option<Rid>,
         on_target: bool,
+        joinable: bool,
         seq: u64,
         time: u32,
         now: Instant,
@@ -142,7 +153,7 @@ impl Forwarder {
         if rid == self.current {
             return self.map(seq, time);
         }
-        if on_target && self.target_at_boundary {
+        if joinable {
             // Switch: continue the outgoing sequence right after the last packet sent, and
             // the timeline by the wall time elapsed since then.
             let next = self.last_out_seq + 1;
@@ -189,21 +200,21 @@ mod tests {
         let t0 = Instant::now();
         let mut f = Forwarder::new(None, 48_000);
         assert_eq!(
-            f.on_packet(None, 70_000, 500, false, t0),
+            f.on_packet(None, 70_000, 500, false, None, t0),
             Decision::Forward {
                 seq: 1000,
                 time: 500
             }
         );
         assert_eq!(
-            f.on_packet(None, 70_002, 1460, false, t0),
+            f.on_packet(None, 70_002, 1460, false, None, t0),
             Decision::Forward {
                 seq: 1002,
                 time: 1460
             }
         );
         assert_eq!(
-            f.on_packet(None, 70_001, 980, false, t0),
+            f.on_packet(None, 70_001, 980, false, None, t0),
             Decision::Forward {
                 seq: 1001,
                 time: 980
@@ -211,7 +222,7 @@ mod tests {
             "late packets keep their place"
         );
         assert_eq!(
-            f.on_packet(None, 69_990, 0, false, t0),
+            f.on_packet(None, 69_990, 0, false, None, t0),
             Decision::Drop,
             "nothing before the start"
         );
@@ -221,12 +232,12 @@ mod tests {
     fn only_the_target_layer_is_forwarded() {
         let t0 = Instant::now();
         let mut f = Forwarder::new(rid("q"), 90_000);
-        assert_eq!(f.on_packet(rid("h"), 5, 0, false, t0), Decision::Drop);
+        assert_eq!(f.on_packet(rid("h"), 5, 0, false, None, t0), Decision::Drop);
         assert!(matches!(
-            f.on_packet(rid("q"), 9, 0, true, t0),
+            f.on_packet(rid("q"), 9, 0, true, None, t0),
             Decision::Forward { seq: 1000, .. }
         ));
-        assert_eq!(f.on_packet(rid("f"), 10, 0, true, t0), Decision::Drop);
+        assert_eq!(f.on_packet(rid("f"), 10, 0, true, None, t0), Decision::Drop);
     }
 
     #[test]
@@ -239,6 +250,7 @@ mod tests {
                 100 + i,
                 3000 * i as u32,
                 true,
+                None,
                 t0 + Duration::from_millis(33 * i),
             );
         }
@@ -247,20 +259,20 @@ mod tests {
         let t1 = t0 + Duration::from_millis(330);
         // Mid-frame packet of f: no switch yet; q goes on.
         assert_eq!(
-            f.on_packet(rid("f"), 7000, 900_000, false, t1),
+            f.on_packet(rid("f"), 7000, 900_000, false, None, t1),
             Decision::Drop
         );
         assert!(matches!(
-            f.on_packet(rid("q"), 110, 30_000, true, t1),
+            f.on_packet(rid("q"), 110, 30_000, true, None, t1),
             Decision::Forward { seq: 1010, .. }
         ));
         // End of an f frame, then the first packet of the next frame switches.
         assert_eq!(
-            f.on_packet(rid("f"), 7001, 900_000, true, t1),
+            f.on_packet(rid("f"), 7001, 900_000, true, None, t1),
             Decision::Drop
         );
         let t2 = t1 + Duration::from_millis(10);
-        match f.on_packet(rid("f"), 7002, 903_000, false, t2) {
+        match f.on_packet(rid("f"), 7002, 903_000, false, None, t2) {
             Decision::Forward { seq, time } => {
                 assert_eq!(seq, 1011, "sequence continues");
                 assert_eq!(time, 30_000 + 900, "timeline advances by the 10 ms elapsed");
@@ -270,12 +282,12 @@ mod tests {
         assert_eq!(f.current(), rid("f"));
         assert_eq!(f.switches(), 1);
         assert_eq!(
-            f.on_packet(rid("q"), 111, 33_000, true, t2),
+            f.on_packet(rid("q"), 111, 33_000, true, None, t2),
             Decision::Drop,
             "the old layer stops"
         );
         assert!(matches!(
-            f.on_packet(rid("f"), 7003, 903_000, true, t2),
+            f.on_packet(rid("f"), 7003, 903_000, true, None, t2),
             Decision::Forward {
                 seq: 1012,
                 time: 30_900
@@ -284,11 +296,45 @@ mod tests {
     }
 
     #[test]
+    fn with_dependency_descriptors_a_switch_waits_for_a_keyframe_of_the_target() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(rid("q"), 90_000);
+        assert!(matches!(
+            f.on_packet(rid("q"), 100, 0, true, Some(true), t0),
+            Decision::Forward { seq: 1000, .. }
+        ));
+        f.set_target(rid("f"));
+        // Frame boundaries on f, but delta frames: q goes on.
+        assert_eq!(
+            f.on_packet(rid("f"), 500, 0, true, Some(false), t0),
+            Decision::Drop
+        );
+        assert_eq!(
+            f.on_packet(rid("f"), 501, 3000, true, Some(false), t0),
+            Decision::Drop
+        );
+        assert!(matches!(
+            f.on_packet(rid("q"), 101, 3000, true, Some(false), t0),
+            Decision::Forward { seq: 1001, .. }
+        ));
+        // The first packet of an f keyframe switches.
+        assert!(matches!(
+            f.on_packet(rid("f"), 502, 6000, false, Some(true), t0),
+            Decision::Forward { seq: 1002, .. }
+        ));
+        assert_eq!(f.current(), rid("f"));
+        assert_eq!(
+            f.on_packet(rid("q"), 102, 6000, true, Some(false), t0),
+            Decision::Drop
+        );
+    }
+
+    #[test]
     fn paused_drops_everything() {
         let mut f = Forwarder::new(None, 90_000);
         f.set_paused(true);
         assert_eq!(
-            f.on_packet(None, 1, 1, true, Instant::now()),
+            f.on_packet(None, 1, 1, true, None, Instant::now()),
             Decision::Drop
         );
     }

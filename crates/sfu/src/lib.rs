@@ -26,6 +26,7 @@
 //! panic inside `str0m` is caught and removes only that participant.
 
 mod alloc;
+mod dd;
 mod forward;
 pub mod fuzzing;
 mod ids;

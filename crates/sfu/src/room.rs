@@ -20,10 +20,11 @@ use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpPacket, RtpWrite};
+use str0m::rtp::{Extension, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
 
 use crate::alloc::{allocate, next_step, TrackDemand};
+use crate::dd;
 use crate::forward::{Decision, Forwarder};
 use crate::ids::IdGen;
 use crate::sdp::mid_to_cid;
@@ -431,7 +432,7 @@ impl Room {
             );
             self.remove(now, old, lk::DisconnectReason::DuplicateIdentity);
         }
-        let build = |bwe: Option<Bitrate>| {
+        let build_config = |bwe: Option<Bitrate>| {
             Rtc::builder()
                 .enable_bwe(bwe)
                 .set_ice_lite(true)
@@ -443,12 +444,19 @@ impl Room {
                 .enable_vp9(true)
                 .enable_av1(true)
                 .set_stats_interval(Some(Duration::from_secs(1)))
+        };
+        // The publisher PC also reads the Dependency Descriptor, so that layer switches can
+        // wait for a keyframe (dd.rs). Id 12 is the one Chromium offers; str0m follows the
+        // offer's ids anyway.
+        let mut publisher = {
+            let b = build_config(None);
+            b.set_extension(12, Extension::with_serializer(dd::URI, dd::Serializer))
                 .build(now)
         };
-        let mut publisher = build(None);
         // The subscriber PC estimates its downlink from TWCC feedback; layer allocation uses
         // it (see BWE_INITIAL for why it starts high).
-        let mut subscriber = build(self.cfg.bandwidth_estimation.then_some(BWE_INITIAL));
+        let mut subscriber =
+            build_config(self.cfg.bandwidth_estimation.then_some(BWE_INITIAL)).build(now);
         for rtc in [&mut publisher, &mut subscriber] {
             match Candidate::host(self.cfg.public_addr, Protocol::Udp) {
                 Ok(c) => {
@@ -1814,6 +1822,14 @@ impl Room {
             }
         }
         let is_video = codec.is_video();
+        // Some(true) on the first packet of a keyframe, Some(false) on any other packet, None
+        // when the publisher sends no Dependency Descriptor.
+        let keyframe = pkt
+            .header
+            .ext_vals
+            .user_values
+            .get::<dd::FrameInfo>()
+            .map(dd::FrameInfo::starts_keyframe);
         let mut ext = pkt.header.ext_vals.clone();
         ext.mid = None;
         ext.rid = None;
@@ -1833,10 +1849,15 @@ impl Room {
                 continue;
             };
             let before = d.fwd.current();
-            let decision = d
-                .fwd
-                .on_packet(rid, seq, pkt.header.timestamp, pkt.header.marker, now);
-            if d.fwd.current() != before && before.is_some() {
+            let decision = d.fwd.on_packet(
+                rid,
+                seq,
+                pkt.header.timestamp,
+                pkt.header.marker,
+                keyframe,
+                now,
+            );
+            if d.fwd.current() != before && before.is_some() && keyframe.is_none() {
                 // Switched at a frame boundary, probably not at a keyframe: ask the new layer
                 // for one now rather than wait for the subscriber's decoder to complain.
                 switched.push(d.fwd.current());
@@ -1880,7 +1901,14 @@ impl Room {
                     continue;
                 };
                 let before = f.current();
-                let decision = f.on_packet(rid, seq, pkt.header.timestamp, pkt.header.marker, now);
+                let decision = f.on_packet(
+                    rid,
+                    seq,
+                    pkt.header.timestamp,
+                    pkt.header.marker,
+                    keyframe,
+                    now,
+                );
                 if f.current() != before && before.is_some() {
                     switched.push(f.current());
                 }

@@ -166,3 +166,107 @@ fn subscriber_asking_for_low_quality_gets_the_lowest_layer() {
         "a disabled track is not forwarded"
     );
 }
+
+/// Layer, frame number, keyframe, first packet of its frame.
+type Sent = HashMap<Vec<u8>, (&'static str, u32, bool, bool)>;
+
+/// Sends `count` frames of two packets on q, h and f with Dependency Descriptors; every layer
+/// has a keyframe every `KEY_EVERY` frames (its publisher's keyframe interval), at different
+/// frames per layer as independent encoders would.
+fn dd_frames(w: &mut World, mid: str0m::media::Mid, n: &mut u32, count: u32, sent: &mut Sent) {
+    const KEY_EVERY: u32 = 25;
+    for _ in 0..count {
+        for (i, rid) in ["q", "h", "f"].into_iter().enumerate() {
+            let key = (*n + 7 * i as u32) % KEY_EVERY == 0;
+            for k in 0..2 {
+                let p = w.random_payload(300);
+                sent.insert(p.clone(), (rid, *n, key, k == 0));
+                let dd = common::TestDd {
+                    start_of_frame: k == 0,
+                    end_of_frame: k == 1,
+                    frame_number: *n as u16,
+                    keyframe: key,
+                };
+                w.send_rtp_layer_dd("alice", mid, rid, 3000 * *n, k == 1, p, Some(dd));
+            }
+        }
+        *n += 1;
+        w.advance(Duration::from_millis(33));
+    }
+}
+
+fn dd_received(w: &mut World, sent: &Sent, from: usize) -> Vec<(&'static str, u32, bool, bool)> {
+    w.client("bob").received[from..]
+        .iter()
+        .filter_map(|r| sent.get(&r.payload).copied())
+        .collect()
+}
+
+/// With Dependency Descriptors (Chromium sends them once negotiated), a switch waits for the
+/// first packet of a keyframe on the new layer: switching onto a delta frame hands the
+/// subscriber frames that reference pictures it never had.
+#[test]
+fn with_dependency_descriptors_a_layer_switch_waits_for_a_keyframe() {
+    let mut w = World::new();
+    w.join("alice");
+    w.join("bob");
+    w.advance(Duration::from_millis(1500));
+    let mid = w.publish_simulcast("alice", &["q", "h", "f"]);
+    w.advance(Duration::from_millis(1500));
+    let mut sent = Sent::new();
+    let mut n = 0u32;
+    dd_frames(&mut w, mid, &mut n, 60, &mut sent);
+    let from = w.client("bob").received.len().saturating_sub(6);
+    let tail = dd_received(&mut w, &sent, from);
+    assert!(
+        !tail.is_empty() && tail.iter().all(|(l, ..)| *l == "f"),
+        "bob starts on f: {tail:?}"
+    );
+
+    // Bob asks for low quality: q must wait for the next q keyframe.
+    let track_sid = w
+        .client("bob")
+        .updates
+        .iter()
+        .flat_map(|p| p.tracks.iter())
+        .find(|t| t.r#type == lk::TrackType::Video as i32)
+        .unwrap()
+        .sid
+        .clone();
+    let mark = w.client("bob").received.len();
+    w.signal(
+        "bob",
+        Req::TrackSetting(lk::UpdateTrackSettings {
+            track_sids: vec![track_sid],
+            quality: lk::VideoQuality::Low as i32,
+            ..Default::default()
+        }),
+    );
+    let asked_at = n;
+    dd_frames(&mut w, mid, &mut n, 60, &mut sent);
+    let after = dd_received(&mut w, &sent, mark);
+    let first_q = after
+        .iter()
+        .position(|(l, ..)| *l == "q")
+        .expect("bob moves to q");
+    let (_, frame, key, start) = after[first_q];
+    assert!(
+        key && start,
+        "the first q packet bob gets starts a q keyframe: frame {frame}, keyframe {key}, start {start}"
+    );
+    assert!(
+        frame > asked_at + 1,
+        "the q keyframe came some frames after the request (frame {frame}, asked at {asked_at}): the test does wait"
+    );
+    assert!(
+        first_q > 0 && after[..first_q].iter().all(|(l, ..)| *l == "f"),
+        "until then bob stays on f (no gap, no delta frame of q)"
+    );
+    assert!(after[first_q..].iter().all(|(l, ..)| *l == "q"));
+    // Sequence numbers stay contiguous across the switch.
+    let seqs: Vec<u64> = w.client("bob").received[mark..]
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert!(seqs.windows(2).all(|p| p[1] == p[0] + 1), "{seqs:?}");
+}

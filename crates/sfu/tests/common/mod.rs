@@ -20,7 +20,7 @@ use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
+use str0m::rtp::{Extension, ExtensionSerializer, ExtensionValues, RtpWrite};
 use str0m::{Candidate, Event as RtcEvent, Input, Output as RtcOutput, Rtc};
 
 pub const SERVER: &str = "10.0.0.1:7882";
@@ -68,8 +68,52 @@ pub struct Client {
     pub sub_connected: bool,
 }
 
+/// The Dependency Descriptor a test client attaches to a packet (see `send_rtp_layer_dd`): the
+/// mandatory fields, plus the template-structure flag on keyframes, as Chromium sends them.
+#[derive(Debug, Clone, Copy)]
+pub struct TestDd {
+    pub start_of_frame: bool,
+    pub end_of_frame: bool,
+    pub frame_number: u16,
+    pub keyframe: bool,
+}
+
+#[derive(Debug)]
+struct TestDdWriter;
+
+impl ExtensionSerializer for TestDdWriter {
+    fn write_to(&self, buf: &mut [u8], ev: &ExtensionValues) -> usize {
+        let Some(d) = ev.user_values.get::<TestDd>() else {
+            return 0;
+        };
+        buf[0] = (u8::from(d.start_of_frame) << 7) | (u8::from(d.end_of_frame) << 6);
+        buf[1..3].copy_from_slice(&d.frame_number.to_be_bytes());
+        if d.keyframe {
+            // Extended fields: the structure flag, then (here) a dummy structure byte.
+            buf[3] = 0x80;
+            buf[4] = 0x01;
+            5
+        } else {
+            3
+        }
+    }
+    fn parse_value(&self, _buf: &[u8], _ev: &mut ExtensionValues) -> bool {
+        false
+    }
+    fn is_video(&self) -> bool {
+        true
+    }
+    fn is_audio(&self) -> bool {
+        false
+    }
+}
+
+const DD_URI: &str =
+    "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
+
 fn rtc(now: Instant, addr: SocketAddr) -> Rtc {
     let mut r = Rtc::builder()
+        .set_extension(12, Extension::with_serializer(DD_URI, TestDdWriter))
         .set_rtp_mode(true)
         .clear_codecs()
         .enable_opus(true, false)
@@ -343,6 +387,21 @@ impl World {
         marker: bool,
         payload: Vec<u8>,
     ) {
+        self.send_rtp_layer_dd(identity, mid, rid, time, marker, payload, None);
+    }
+
+    /// As `send_rtp_layer`, with a Dependency Descriptor when `dd` is given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_rtp_layer_dd(
+        &mut self,
+        identity: &str,
+        mid: Mid,
+        rid: &str,
+        time: u32,
+        marker: bool,
+        payload: Vec<u8>,
+        dd: Option<TestDd>,
+    ) {
         let now = self.now;
         let c = self.client(identity);
         let pt = c
@@ -361,9 +420,14 @@ impl World {
         let tx = api
             .stream_tx_by_mid(mid, Some(str0m::media::Rid::from(rid)))
             .expect("a stream per simulcast layer");
+        let mut ext = ExtensionValues::default();
+        if let Some(d) = dd {
+            ext.user_values.set(d);
+        }
         tx.write_rtp(
             RtpWrite::new(pt, s.into(), time, now, payload)
                 .marker(marker)
+                .ext_vals(ext)
                 .nackable(true),
         );
     }
