@@ -48,8 +48,7 @@ impl Default for Rtc {
             enable: true,
             udp_port: 7882,
             node_ip: "127.0.0.1".into(),
-            // Off until str0m's padding works with Chromium subscribers (docs/sfu.md).
-            bandwidth_estimation: false,
+            bandwidth_estimation: true,
         }
     }
 }

@@ -49,9 +49,9 @@ pub(crate) fn serve(threads: usize, max: Duration) -> anyhow::Result<()> {
         cfg.media = Some(enclave_server::media::MediaConfig {
             bind: "127.0.0.1:0".parse()?,
             public_addr: "127.0.0.1:0".parse()?,
-            // The server's default is no bandwidth estimation; SFU_BENCH_BWE=1 turns it (and
-            // str0m's pacer) on.
-            bandwidth_estimation: std::env::var_os("SFU_BENCH_BWE").is_some(),
+            // As the server's default, bandwidth estimation (and str0m's pacer) is on;
+            // SFU_BENCH_BWE=0 turns it off.
+            bandwidth_estimation: std::env::var("SFU_BENCH_BWE").map_or(true, |v| v != "0"),
         });
         let server = enclave_server::Server::start(cfg).await?;
         let udp = server

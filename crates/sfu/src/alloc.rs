@@ -67,36 +67,6 @@ pub(crate) fn allocate(estimate: u64, fixed: u64, tracks: &[TrackDemand]) -> Vec
     out
 }
 
-/// The estimate at which [`allocate`] would move one track up a layer from `choices`: the
-/// cheapest such step. `None` when every track has what it wants. The room sets the
-/// estimator's minimum rate to it, so that padding fills the gap and the estimate can grow
-/// past what the media alone would show (an application-limited sender never learns more).
-pub(crate) fn next_step(
-    fixed: u64,
-    tracks: &[TrackDemand],
-    choices: &[Option<usize>],
-) -> Option<u64> {
-    let cost = |t: &TrackDemand, l: Option<usize>| l.and_then(|l| t.layers[l]).unwrap_or(0);
-    let allocated: u64 = fixed
-        + tracks
-            .iter()
-            .zip(choices)
-            .map(|(t, c)| cost(t, *c))
-            .sum::<u64>();
-    let step = tracks
-        .iter()
-        .zip(choices)
-        .filter_map(|(t, c)| {
-            let from = c.map_or(0, |c| c + 1);
-            let top = t.wanted.min(t.layers.len().saturating_sub(1));
-            (from..=top)
-                .find_map(|l| t.layers.get(l).copied().flatten())
-                .map(|next| next.saturating_sub(cost(t, *c)))
-        })
-        .min()?;
-    Some(((allocated + step) as f64 * UP_MARGIN / HEADROOM) as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,19 +146,6 @@ mod tests {
             allocate(roomy, 0, &[t(&[Q, H, F], 2, Some(1))]),
             vec![Some(2)]
         );
-    }
-
-    #[test]
-    fn the_next_step_is_the_cheapest_upgrade_with_margin() {
-        let tracks = [t(&[Q, H, F], 2, Some(1)), t(&[Q, H, F], 1, Some(0))];
-        let choices = [Some(1), Some(0)];
-        // Allocated 64k + H + Q; the cheapest step is Q→H on the second track.
-        let want = ((64_000 + H + Q + (H - Q)) as f64 * UP_MARGIN / HEADROOM) as u64;
-        assert_eq!(next_step(64_000, &tracks, &choices), Some(want));
-        // An estimate of that size does upgrade it.
-        assert_eq!(allocate(want + 1, 64_000, &tracks), vec![Some(1), Some(1)]);
-        // Everyone at what they want: no step.
-        assert_eq!(next_step(0, &tracks, &[Some(2), Some(1)]), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
 
-use crate::alloc::{allocate, next_step, TrackDemand};
+use crate::alloc::{allocate, TrackDemand};
 use crate::dd;
 use crate::forward::{Decision, Forwarder};
 use crate::ids::IdGen;
@@ -49,11 +49,7 @@ pub struct RoomConfig {
     /// sender, and the room refuses tracks announced in clear.
     pub require_encryption: bool,
     /// Subscriber PCs estimate their downlink (TWCC) and layers are allocated within it. Off:
-    /// layers follow the requested quality alone, and nothing is paced. The server turns it
-    /// off by default: the padding that lets an estimate grow past an application-limited
-    /// sender's rate stalls Chromium's video decoding (packets keep arriving, frames stop),
-    /// and without padding the estimate only follows what is sent, so layers never come back
-    /// up after a dip.
+    /// layers follow the requested quality alone, and nothing is paced.
     pub bandwidth_estimation: bool,
     /// Unix milliseconds at `created`, so the core can tell wall time without a clock.
     pub created_unix_ms: i64,
@@ -2042,11 +2038,6 @@ impl Room {
                 Some(estimate) if measured => allocate(estimate, fixed, &demands),
                 _ => vec![None; demands.len()],
             };
-            let step = if q.bwe_estimate.is_some() && measured {
-                next_step(fixed, &demands, &choices)
-            } else {
-                None
-            };
             for (sid, choice) in sids.iter().zip(choices) {
                 let (Some(t), Some(d)) = (self.tracks.get(sid), q.downtracks.get_mut(sid)) else {
                     continue;
@@ -2064,14 +2055,17 @@ impl Room {
                 }
             }
             if q.bwe_estimate.is_some() && wanted_total > 0 {
-                // Desired above what is wanted, so the estimator probes toward it; the minimum
-                // at the next layer's threshold, so padding fills the gap and the estimate can
-                // grow to it (media alone, being application-limited, would not show more).
+                // What the subscriber wants, plus a margin: an application-limited sender's
+                // estimate only follows what it sends, so str0m's probe controller sends short
+                // probe clusters toward this rate (on a rise of it, periodically while the
+                // sender is application-limited, and when the estimate stagnates below it),
+                // and the estimate can grow back after a dip. No minimum rate: continuous
+                // padding is not needed for that, and with it Chromium stopped decoding the
+                // forwarded video.
                 let desired = wanted_total + wanted_total / 5;
-                let minimum = step.unwrap_or(0).min(desired);
                 q.subscriber
                     .bwe()
-                    .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
+                    .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
                 self.dirty.insert((*conn, Pc::Subscriber));
             }
         }

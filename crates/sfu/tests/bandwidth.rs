@@ -1,5 +1,6 @@
 //! Layer choice from the subscriber's downlink estimate (TWCC): a subscriber behind a narrow
-//! link gets a lower simulcast layer instead of a stalled top one. Virtual time, str0m clients,
+//! link gets a lower simulcast layer instead of a stalled top one, and the top one again once
+//! the link widens. Virtual time, str0m clients,
 //! random payloads; the narrow link is a rate-limited queue in the test network.
 
 mod common;
@@ -51,7 +52,7 @@ fn share(layers: &[&str], rid: &str) -> f64 {
 }
 
 #[test]
-fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_link_stops_overflowing() {
+fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_when_it_widens() {
     let mut w = World::new();
     w.join("alice");
     w.join("bob");
@@ -96,7 +97,18 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_link_stops_overf
         w.client("bob").link_drops - drops_when_narrowed
     );
 
-    // Moving back up once the link widens is not asserted: it depends on str0m's probes
-    // (padding), and in about half the runs the estimate stays put and bob stays on h; see
-    // docs/sfu.md.
+    // The link widens again: str0m's probes find the room and bob is back on f.
+    w.client("bob").downlink_bps = None;
+    stream(&mut w, mid, &mut n, 450, &mut sent);
+    let from = w.client("bob").received.len();
+    stream(&mut w, mid, &mut n, 90, &mut sent);
+    let wide_again = layers_since(&mut w, &sent, from);
+    assert!(
+        share(&wide_again, "f") > 0.9,
+        "15 s after the link widened bob is back on f: {:?}",
+        wide_again.iter().fold(HashMap::new(), |mut m, l| {
+            *m.entry(*l).or_insert(0) += 1;
+            m
+        })
+    );
 }
