@@ -14,6 +14,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -277,6 +278,54 @@ describe(`@livekit/rtc-node ${RTC_NODE_VERSION} (rtc-ffi-bindings ${FFI_VERSION}
         `e2ee-same-key: PASS — sub decoded ${m.video} video frames (${m.fps} fps, ${m.distinctLuma} distinct mean-luma values), ${m.audio} audio frames ` +
           `(${m.toneAudio} with the tone, ~${m.toneHz} Hz); tracks GCM; e2ee states for pub: [${states}]; ` +
           `ParticipantEncryptionStatusChanged: ${JSON.stringify(encStatus.map((x) => x.encrypted))}; ${data.count}/3 reliable data messages from "${data.identity}" received and decrypted in order`,
+      );
+    });
+  });
+
+  test('resume: the signalling connections drop mid-meeting; both bots resume on the same sessions', async () => {
+    await scenario('resume', async ({ log, bot, deadline }) => {
+      const roomId = `nt-resume-${randomBytes(3).toString('hex')}`;
+      await createRoom(roomId);
+      const { pub, sub } = await pubSub(bot, log, deadline, roomId);
+      await assertMediaFlows(sub, 'pub', log, deadline);
+      const sids = { pub: pub.room.localParticipant.sid, sub: sub.room.localParticipant.sid };
+      const mark = server.mark();
+
+      // A network blip, as the server sees it: abort the server's side of every established
+      // TCP connection on its port (the bots' signalling WebSockets; the test's own HTTP
+      // requests are finished). The peers get a reset; UDP media is untouched.
+      const port = new URL(baseUrl).port;
+      const killed = spawnSync('ss', ['-K', '-t', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+      assert.equal(killed.status, 0, `ss -K: ${killed.stderr}`);
+      log.add('driver', `aborted the server side of the signalling connections:\n${killed.stdout}`);
+
+      for (const b of [pub, sub]) {
+        await waitFor(
+          deadline,
+          `${b.name}: Reconnected`,
+          () => b.events,
+          (e) => e.some((x) => x.type === 'Reconnected' || x.type === 'Disconnected'),
+          (e) => JSON.stringify(e.slice(-6)),
+        );
+        assert.deepEqual(b.events.filter((x) => x.type === 'Disconnected'), [], `${b.name} is not disconnected`);
+        assert.equal(b.room.localParticipant.sid, sids[b.name], `${b.name} keeps its participant sid: a resume, not a rejoin`);
+      }
+      const out = server.since(mark);
+      assert.equal((out.match(/media session resumed/g) ?? []).length, 2, 'the server resumed both sessions');
+      assert.ok(!/media session started/.test(out), 'no new join');
+      for (const b of [pub, sub]) {
+        const other = b === pub ? 'sub' : 'pub';
+        assert.deepEqual(
+          b.events.filter((x) => x.type === 'ParticipantDisconnected' && x.identity === other),
+          [],
+          `${b.name} never saw ${other} leave`,
+        );
+      }
+      // Both peer connections were ICE-restarted; media and data keep flowing.
+      const data = await assertData(pub, sub, deadline, 'resume');
+      const m = await assertMediaFlows(sub, 'pub', log, deadline, { minVideo: 60 });
+      summary.push(
+        `resume: PASS — both bots resumed with their sids after their WebSockets were reset; sub then decoded ${m.video} video frames in total, ${data.count}/3 data messages`,
       );
     });
   });
