@@ -234,31 +234,48 @@ impl RoomHandle {
 pub struct Rooms {
     map: RwLock<HashMap<RoomId, RoomHandle>>,
     /// Room ids being created right now, each with a lock that a second create of the same id
-    /// waits on. Creations of different ids run in parallel.
-    creating: std::sync::Mutex<HashMap<RoomId, Arc<tokio::sync::Mutex<()>>>>,
+    /// waits on, and how many creates hold or wait for it. Creations of different ids run in
+    /// parallel.
+    creating: std::sync::Mutex<HashMap<RoomId, Creating>>,
 }
 
-/// Held while one room id is being created; see [`Rooms::creation_guard`].
-pub struct CreationGuard<'a> {
+#[derive(Default)]
+struct Creating {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    /// Creates holding or waiting for `lock`; the entry goes when the last one is done.
+    /// Counted under the map's mutex: reference counts of `lock` cannot say it, since a
+    /// released guard wakes the next waiter before it drops its own reference.
+    users: usize,
+}
+
+/// One create's interest in a room id's entry, from before it waits until it is done (or
+/// cancelled while waiting).
+struct Registration<'a> {
     rooms: &'a Rooms,
     id: RoomId,
-    lock: Arc<tokio::sync::Mutex<()>>,
-    _held: tokio::sync::OwnedMutexGuard<()>,
 }
 
-impl Drop for CreationGuard<'_> {
+impl Drop for Registration<'_> {
     fn drop(&mut self) {
         let mut creating = self
             .rooms
             .creating
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        // The map, this guard and its held lock own three references; any more belong to
-        // waiters who still need the entry.
-        if Arc::strong_count(&self.lock) <= 3 {
-            creating.remove(&self.id);
+        if let Some(c) = creating.get_mut(&self.id) {
+            c.users -= 1;
+            if c.users == 0 {
+                creating.remove(&self.id);
+            }
         }
     }
+}
+
+/// Held while one room id is being created; see [`Rooms::creation_guard`].
+pub struct CreationGuard<'a> {
+    // Field order is drop order: the lock is released before the interest is given up.
+    _held: tokio::sync::OwnedMutexGuard<()>,
+    _registration: Registration<'a>,
 }
 
 impl Rooms {
@@ -267,14 +284,18 @@ impl Rooms {
     pub async fn creation_guard(&self, id: &RoomId) -> CreationGuard<'_> {
         let lock = {
             let mut creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
-            creating.entry(id.clone()).or_default().clone()
+            let c = creating.entry(id.clone()).or_default();
+            c.users += 1;
+            c.lock.clone()
         };
-        let held = lock.clone().lock_owned().await;
-        CreationGuard {
+        let registration = Registration {
             rooms: self,
             id: id.clone(),
-            lock,
+        };
+        let held = lock.lock_owned().await;
+        CreationGuard {
             _held: held,
+            _registration: registration,
         }
     }
 
@@ -503,6 +524,39 @@ async fn on_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Many creates of a few ids on two threads, some cancelled while waiting: every entry
+    /// goes once the last create of its id is done. (Counting references to the lock instead
+    /// left an entry behind now and then: a released guard wakes the next waiter before it
+    /// drops its own reference.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn creation_entries_go_with_the_last_create_of_their_id() {
+        let rooms = Arc::new(Rooms::default());
+        for round in 0..20 {
+            let mut tasks = Vec::new();
+            for i in 0..16 {
+                let rooms = rooms.clone();
+                let id = RoomId::parse(&format!("r{}", i % 3)).unwrap();
+                tasks.push(tokio::spawn(async move {
+                    if (i + round) % 5 == 0 {
+                        // Gives up while waiting: the holders keep the lock for 1 ms each.
+                        let _ = tokio::time::timeout(
+                            Duration::from_micros(200),
+                            rooms.creation_guard(&id),
+                        )
+                        .await;
+                    } else {
+                        let _g = rooms.creation_guard(&id).await;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert_eq!(rooms.creations_in_progress(), 0, "round {round}");
+        }
+    }
 
     #[test]
     fn secrets_are_32_alphanumerics_unique_and_redacted() {
