@@ -246,14 +246,14 @@ async function stats(p, log) {
   return s;
 }
 
-async function join(p, roomId, log, { e2eeKey } = {}) {
+async function join(p, roomId, log, { e2eeKey, videoCodec } = {}) {
   const token = tokenFor(p.name, roomId);
   log.add('driver', `${p.name} joins ${wsUrl} room ${roomId}${e2eeKey ? ' with E2EE' : ''}`);
   try {
     const r = await p.page.evaluate(([url, tok, opts]) => window.join(url, tok, opts), [
       wsUrl,
       token,
-      { e2eeKey, logLevel: LK_LOG_LEVEL, connectTimeoutMs: JOIN_MS },
+      { e2eeKey, videoCodec, logLevel: LK_LOG_LEVEL, connectTimeoutMs: JOIN_MS },
     ]);
     logSignalling(log, p);
     return r;
@@ -596,6 +596,28 @@ describe(`livekit-client ${LK_CLIENT_VERSION} in Chromium (playwright-core ${PLA
       await assertMediaFlows(bob, 'alice', log, deadline);
     });
   });
+
+  for (const codec of ['h264', 'vp9', 'av1']) {
+    test(`codec ${codec}: a camera published with ${codec.toUpperCase()} reaches the other participant and decodes`, async () => {
+      await scenario(`codec-${codec}`, async ({ log, open, deadline }) => {
+        const roomId = `bi-${codec}-${randomBytes(3).toString('hex')}`;
+        await createRoom(roomId);
+        const alice = await open('alice');
+        const bob = await open('bob');
+        await join(alice, roomId, log, { videoCodec: codec });
+        await join(bob, roomId, log);
+        await waitSubscribed(bob, 'alice', deadline);
+        const s = await assertMediaFlows(bob, 'alice', log, deadline);
+        const video = remoteTrack(s, 'alice', 'video');
+        const inbound = s.inbound.filter((x) => x.kind === 'video' && x.trackIdentifier === video.mediaStreamTrackId);
+        log.add('driver', `bob's inbound video of alice: ${JSON.stringify(inbound)}`);
+        assert.ok(
+          inbound.length > 0 && inbound.every((x) => (x.codec ?? '').toLowerCase() === `video/${codec}`),
+          `bob decodes alice's camera as video/${codec}: ${JSON.stringify(inbound.map((x) => x.codec))}`,
+        );
+      });
+    });
+  }
 
   test('screen share: a ScreenShare track reaches the other participant, decodes, and is withdrawn on stop', async () => {
     await scenario('screen-share', async ({ log, open, deadline }) => {

@@ -8,7 +8,10 @@
 //! `frame_dependency_template_id` (6), `frame_number` (16); when the extension is longer than
 //! 3 bytes, `template_dependency_structure_present_flag` is the first bit of the fourth byte.
 //! Encoders attach the template structure to the frames that start a new coded sequence, i.e.
-//! keyframes: the room takes that flag as "keyframe".
+//! keyframes: the room takes that flag as "keyframe". The bytes are forwarded unchanged to
+//! subscribers, whose decoders need them for AV1 with scalability modes.
+
+use std::sync::Arc;
 
 use str0m::rtp::{ExtensionSerializer, ExtensionValues};
 
@@ -48,21 +51,32 @@ impl FrameInfo {
     }
 }
 
-/// Lets str0m hand the room each packet's [`FrameInfo`] (in `ExtensionValues::user_values`).
-/// Receive only: the room does not write the descriptor to subscribers (they find frames from
-/// the codec's own payload header, as without the extension).
+/// The descriptor's bytes as received, forwarded to subscribers unchanged (a header extension,
+/// so the room may copy it; an AV1 SVC stream cannot be reassembled without it).
+#[derive(Debug, Clone)]
+pub(crate) struct Raw(pub(crate) Arc<[u8]>);
+
+/// Lets str0m hand the room each packet's [`FrameInfo`] and [`Raw`] bytes (in
+/// `ExtensionValues::user_values`), and write the bytes again on the forwarded packet.
 #[derive(Debug)]
 pub(crate) struct Serializer;
 
 impl ExtensionSerializer for Serializer {
-    fn write_to(&self, _buf: &mut [u8], _ev: &ExtensionValues) -> usize {
-        0
+    fn write_to(&self, buf: &mut [u8], ev: &ExtensionValues) -> usize {
+        match ev.user_values.get::<Raw>() {
+            Some(Raw(bytes)) if bytes.len() <= buf.len() => {
+                buf[..bytes.len()].copy_from_slice(bytes);
+                bytes.len()
+            }
+            _ => 0,
+        }
     }
 
     fn parse_value(&self, buf: &[u8], ev: &mut ExtensionValues) -> bool {
         match FrameInfo::parse(buf) {
             Some(info) => {
                 ev.user_values.set(info);
+                ev.user_values.set(Raw(buf.into()));
                 true
             }
             None => false,
@@ -77,9 +91,10 @@ impl ExtensionSerializer for Serializer {
         false
     }
 
-    fn requires_two_byte_form(&self, _ev: &ExtensionValues) -> bool {
-        // Descriptors with a template structure exceed 16 bytes.
-        true
+    fn requires_two_byte_form(&self, ev: &ExtensionValues) -> bool {
+        // Descriptors with a template structure exceed the one-byte form's 16 bytes; the
+        // others (3 to 16 bytes) fit it, and so does a packet without one (nothing written).
+        ev.user_values.get::<Raw>().is_some_and(|r| r.0.len() > 16)
     }
 }
 
@@ -103,6 +118,27 @@ mod tests {
         // Extended fields without the structure: a delta frame.
         let f = FrameInfo::parse(&[0b1000_0000, 0, 8, 0b0100_0000]).unwrap();
         assert!(!f.keyframe);
+    }
+
+    #[test]
+    fn the_bytes_are_written_back_unchanged_in_the_form_they_need() {
+        let mut ev = ExtensionValues::default();
+        let short = [0x80u8, 0, 9, 0x80, 1, 2];
+        assert!(Serializer.parse_value(&short, &mut ev));
+        assert!(!Serializer.requires_two_byte_form(&ev));
+        let mut buf = [0u8; 64];
+        assert_eq!(Serializer.write_to(&mut buf, &ev), short.len());
+        assert_eq!(&buf[..short.len()], &short);
+        let long = [0xc0u8; 40];
+        assert!(Serializer.parse_value(&long, &mut ev));
+        assert!(Serializer.requires_two_byte_form(&ev));
+        assert_eq!(Serializer.write_to(&mut buf, &ev), 40);
+        // No descriptor received: nothing written, one-byte form is fine.
+        let empty = ExtensionValues::default();
+        assert_eq!(Serializer.write_to(&mut buf, &empty), 0);
+        assert!(!Serializer.requires_two_byte_form(&empty));
+        // A buffer too small for it: nothing written rather than a truncated descriptor.
+        assert_eq!(Serializer.write_to(&mut buf[..10], &ev), 0);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::alloc::{allocate, TrackDemand};
 use crate::dd;
 use crate::forward::{Decision, Forwarder};
 use crate::ids::IdGen;
-use crate::sdp::mid_to_cid;
+use crate::sdp::{self, mid_to_cid};
 use crate::{PROTOCOL_VERSION, SERVER_VERSION};
 
 /// A signalling connection (one WebSocket), named by the runtime.
@@ -430,6 +430,7 @@ impl Room {
         }
         let build_config = |bwe: Option<Bitrate>| {
             Rtc::builder()
+                .set_extension(12, Extension::with_serializer(dd::URI, dd::Serializer))
                 .enable_bwe(bwe)
                 .set_ice_lite(true)
                 .set_rtp_mode(true)
@@ -441,14 +442,10 @@ impl Room {
                 .enable_av1(true)
                 .set_stats_interval(Some(Duration::from_secs(1)))
         };
-        // The publisher PC also reads the Dependency Descriptor, so that layer switches can
-        // wait for a keyframe (dd.rs). Id 12 is the one Chromium offers; str0m follows the
-        // offer's ids anyway.
-        let mut publisher = {
-            let b = build_config(None);
-            b.set_extension(12, Extension::with_serializer(dd::URI, dd::Serializer))
-                .build(now)
-        };
+        // Both PCs also carry the Dependency Descriptor: the publisher's tells layer switches
+        // where keyframes are (dd.rs), and subscribers get it forwarded. Id 12 is the one
+        // Chromium offers; str0m follows the offer's ids anyway.
+        let mut publisher = build_config(None).build(now);
         // The subscriber PC estimates its downlink from TWCC feedback; layer allocation uses
         // it (see BWE_INITIAL for why it starts high).
         let mut subscriber =
@@ -1185,12 +1182,33 @@ impl Room {
             }
             Err(_) => return self.refuse(now, conn),
         };
+        // Each video m-line's codec: the one its track was published with, else the one the
+        // client asked for in add_track (the browser sends the answer's first codec).
+        let prefer: HashMap<String, String> = p
+            .pub_cids
+            .iter()
+            .filter_map(|(mid, cid)| {
+                let track = p
+                    .info
+                    .tracks
+                    .iter()
+                    .find(|t| t.mid == *mid)
+                    .or_else(|| p.pending_tracks.get(cid))?;
+                let mime = track
+                    .codecs
+                    .first()
+                    .map_or(track.mime_type.as_str(), |c| c.mime_type.as_str());
+                let codec = mime.strip_prefix("video/")?;
+                Some((mid.clone(), codec.to_owned()))
+            })
+            .collect();
+        let sdp = sdp::prefer_codecs(&answer.to_sdp_string(), &prefer);
         self.dirty.insert((conn, Pc::Publisher));
         self.send(
             conn,
             Resp::Answer(lk::SessionDescription {
                 r#type: "answer".into(),
-                sdp: answer.to_sdp_string(),
+                sdp,
                 id: sd.id,
                 ..Default::default()
             }),
@@ -1451,11 +1469,20 @@ impl Room {
             tracing::info!(?conn, %mid, cid, "media without add_track; ignored");
             return;
         };
-        let (codec, clock_rate) = p
+        // The codec the client asked for if the m-line has it (our answer put it first, so that
+        // is what the browser sends), else the m-line's first.
+        let requested = info
+            .codecs
+            .first()
+            .and_then(|c| c.mime_type.split_once('/'))
+            .map(|(_, name)| name.to_ascii_lowercase());
+        let negotiated: Vec<(Codec, u32)> = p
             .publisher
             .media(mid)
-            .and_then(|m| m.remote_pts().first().copied())
-            .and_then(|pt| {
+            .map(|m| m.remote_pts().to_vec())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|pt| {
                 p.publisher
                     .codec_config()
                     .params()
@@ -1463,6 +1490,16 @@ impl Room {
                     .find(|x| x.pt() == pt)
                     .map(|x| (x.spec().codec, x.spec().clock_rate.get()))
             })
+            .collect();
+        let (codec, clock_rate) = negotiated
+            .iter()
+            .find(|(c, _)| {
+                requested
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(codec_name(*c)))
+            })
+            .or(negotiated.first())
+            .copied()
             .unwrap_or((
                 if kind == MediaKind::Audio {
                     Codec::Opus

@@ -263,6 +263,19 @@ fn with_dependency_descriptors_a_layer_switch_waits_for_a_keyframe() {
         "until then bob stays on f (no gap, no delta frame of q)"
     );
     assert!(after[first_q..].iter().all(|(l, ..)| *l == "q"));
+    // The descriptor goes on to bob unchanged (an AV1 SVC stream cannot be decoded without
+    // it): the first q packet carries q's keyframe descriptor, template structure flag set.
+    let first_q_dd = w.client("bob").received[mark..]
+        .iter()
+        .find(|r| sent.get(&r.payload).is_some_and(|s| s.0 == "q"))
+        .and_then(|r| r.dd.clone())
+        .expect("the forwarded packet carries the descriptor");
+    assert_eq!(first_q_dd[0] & 0x80, 0x80, "start of frame");
+    assert_eq!(first_q_dd[3] & 0x80, 0x80, "template structure present");
+    assert_eq!(
+        u16::from_be_bytes([first_q_dd[1], first_q_dd[2]]),
+        frame as u16
+    );
     // Sequence numbers stay contiguous across the switch.
     let seqs: Vec<u64> = w.client("bob").received[mark..]
         .iter()

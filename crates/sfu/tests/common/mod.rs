@@ -33,7 +33,13 @@ pub struct Received {
     pub time: u32,
     pub marker: bool,
     pub payload: Vec<u8>,
+    /// The Dependency Descriptor bytes the packet carried, if any.
+    pub dd: Option<Vec<u8>>,
 }
+
+/// A received Dependency Descriptor, as bytes.
+#[derive(Debug, Clone)]
+struct ReceivedDd(Vec<u8>);
 
 pub struct Client {
     pub conn: ConnId,
@@ -97,8 +103,9 @@ impl ExtensionSerializer for TestDdWriter {
             3
         }
     }
-    fn parse_value(&self, _buf: &[u8], _ev: &mut ExtensionValues) -> bool {
-        false
+    fn parse_value(&self, buf: &[u8], ev: &mut ExtensionValues) -> bool {
+        ev.user_values.set(ReceivedDd(buf.to_vec()));
+        true
     }
     fn is_video(&self) -> bool {
         true
@@ -665,6 +672,12 @@ impl World {
                             time: p.header.timestamp,
                             marker: p.header.marker,
                             payload: p.payload.to_vec(),
+                            dd: p
+                                .header
+                                .ext_vals
+                                .user_values
+                                .get::<ReceivedDd>()
+                                .map(|d| d.0.clone()),
                         });
                     }
                     RtcEvent::KeyframeRequest(_) if which == 0 => c.keyframe_requests += 1,
