@@ -1251,6 +1251,17 @@ impl Room {
                 d.state = DownState::Open(mid);
                 if d.kind == MediaKind::Video {
                     opened.push((sid.clone(), d.fwd.target()));
+                    // Only what the allocator can shape is paced. A track without simulcast
+                    // layers cannot be made smaller; pacing it to 1.1 × an estimate below its
+                    // rate only queues it (str0m keeps up to 2 s), which sfu-bench measured as
+                    // a 2 s p99 after an overload had lowered the estimates. It leaves at once,
+                    // as audio does, and the network's own queue decides.
+                    let single_layer = self.tracks.get(sid).is_some_and(|t| t.rids.is_empty());
+                    if single_layer {
+                        if let Some(tx) = p.subscriber.direct_api().stream_tx_by_mid(mid, None) {
+                            tx.set_unpaced(true);
+                        }
+                    }
                 }
             }
         }

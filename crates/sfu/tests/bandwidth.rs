@@ -112,3 +112,56 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
         })
     );
 }
+
+/// A track without simulcast layers cannot be made smaller, so the room does not pace it: behind
+/// a link narrower than the track, its packets go out at once and the network's queue decides,
+/// instead of waiting in the room's pacer (which holds up to 2 s at 1.1 × the estimate).
+#[test]
+fn a_single_layer_track_is_not_queued_in_the_room_behind_a_narrow_link() {
+    let mut w = World::new();
+    w.join("alice");
+    w.join("bob");
+    w.advance(Duration::from_millis(1500));
+    let mid = w.publish("alice", str0m::media::MediaKind::Video);
+    w.advance(Duration::from_millis(1500));
+    let mut sent = HashMap::new();
+    // About 1.5 Mbit/s: five 1180-byte packets per frame at 30 fps.
+    let mut frames = |w: &mut World, from: u32, count: u32| {
+        for n in from..from + count {
+            for k in 0..5 {
+                let p = w.random_payload(1180);
+                sent.insert(p.clone(), w.now);
+                w.send_rtp("alice", mid, 3000 * n, k == 4, p);
+            }
+            w.advance(Duration::from_micros(33_333));
+        }
+    };
+    frames(&mut w, 0, 90);
+    w.client("bob").downlink_bps = Some(1_000_000);
+    frames(&mut w, 90, 150);
+    let from = w.client("bob").received.len();
+    frames(&mut w, 240, 150);
+    let mut delays: Vec<Duration> = w.client("bob").received[from..]
+        .iter()
+        .filter_map(|r| {
+            sent.get(&r.payload)
+                .map(|t| r.at.saturating_duration_since(*t))
+        })
+        .collect();
+    delays.sort();
+    assert!(
+        delays.len() > 100,
+        "bob still gets most of what fits: {}",
+        delays.len()
+    );
+    // What the link dropped comes back later as a retransmission (NACK), so the tail is long;
+    // what arrived first time waited at most the link's 300 ms queue.
+    let q = |f: f64| delays[((delays.len() - 1) as f64 * f) as usize];
+    assert!(
+        q(0.75) < Duration::from_millis(350),
+        "three quarters of the packets wait no longer than the link's own queue: p50 {:?}, p75 {:?}, p90 {:?}",
+        q(0.5),
+        q(0.75),
+        q(0.9)
+    );
+}

@@ -35,6 +35,8 @@ pub struct Received {
     pub payload: Vec<u8>,
     /// The Dependency Descriptor bytes the packet carried, if any.
     pub dd: Option<Vec<u8>>,
+    /// When the client received it (after any narrow link).
+    pub at: Instant,
 }
 
 /// A received Dependency Descriptor, as bytes.
@@ -678,6 +680,7 @@ impl World {
                                 .user_values
                                 .get::<ReceivedDd>()
                                 .map(|d| d.0.clone()),
+                            at: p.timestamp,
                         });
                     }
                     RtcEvent::KeyframeRequest(_) if which == 0 => c.keyframe_requests += 1,
