@@ -1,5 +1,5 @@
 //! The AV1 RTP spec's Dependency Descriptor header extension, read only as far as the room
-//! needs: where a frame starts and ends, and whether it is a keyframe. Chromium and libwebrtc
+//! needs: whether a packet starts a keyframe. Chromium and libwebrtc
 //! send it for every codec once it is negotiated, so a simulcast layer switch can wait for a
 //! keyframe of the new layer without looking into the payload (which may be end-to-end
 //! encrypted, and which the room never reads).
@@ -19,64 +19,57 @@ use str0m::rtp::{ExtensionSerializer, ExtensionValues};
 pub(crate) const URI: &str =
     "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
 
-/// What one packet's descriptor says about its frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FrameInfo {
-    /// The first packet of a frame.
-    pub(crate) start_of_frame: bool,
-    /// The last packet of a frame.
-    pub(crate) end_of_frame: bool,
-    pub(crate) frame_number: u16,
-    /// The descriptor carries the template structure: the frame is a keyframe.
-    pub(crate) keyframe: bool,
-}
+/// One packet's descriptor, as received: forwarded to subscribers unchanged (a header
+/// extension, so the room may copy it; an AV1 SVC stream cannot be reassembled without it), and
+/// read for the two bits the room needs. One value per packet in `ExtensionValues::user_values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Descriptor(Arc<[u8]>);
 
-impl FrameInfo {
-    /// Parses the extension's bytes; `None` if they are too short to be a descriptor.
+impl Descriptor {
+    /// `None` if the bytes are too short to be a descriptor (the mandatory fields are 3 bytes).
     pub(crate) fn parse(buf: &[u8]) -> Option<Self> {
-        let [b0, b1, b2, rest @ ..] = buf else {
-            return None;
-        };
-        Some(Self {
-            start_of_frame: b0 & 0x80 != 0,
-            end_of_frame: b0 & 0x40 != 0,
-            frame_number: u16::from_be_bytes([*b1, *b2]),
-            keyframe: rest.first().is_some_and(|b| b & 0x80 != 0),
-        })
+        (buf.len() >= 3).then(|| Self(buf.into()))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn start_of_frame(&self) -> bool {
+        self.0[0] & 0x80 != 0
+    }
+
+    /// The template structure is attached: the frame is a keyframe.
+    fn keyframe(&self) -> bool {
+        self.0.get(3).is_some_and(|b| b & 0x80 != 0)
     }
 
     /// The first packet of a keyframe: where a subscriber can start decoding a layer.
     pub(crate) fn starts_keyframe(&self) -> bool {
-        self.start_of_frame && self.keyframe
+        self.start_of_frame() && self.keyframe()
     }
 }
 
-/// The descriptor's bytes as received, forwarded to subscribers unchanged (a header extension,
-/// so the room may copy it; an AV1 SVC stream cannot be reassembled without it).
-#[derive(Debug, Clone)]
-pub(crate) struct Raw(pub(crate) Arc<[u8]>);
-
-/// Lets str0m hand the room each packet's [`FrameInfo`] and [`Raw`] bytes (in
-/// `ExtensionValues::user_values`), and write the bytes again on the forwarded packet.
+/// Lets str0m hand the room each packet's [`Descriptor`], and write it again on the forwarded
+/// packet.
 #[derive(Debug)]
 pub(crate) struct Serializer;
 
 impl ExtensionSerializer for Serializer {
     fn write_to(&self, buf: &mut [u8], ev: &ExtensionValues) -> usize {
-        match ev.user_values.get::<Raw>() {
-            Some(Raw(bytes)) if bytes.len() <= buf.len() => {
-                buf[..bytes.len()].copy_from_slice(bytes);
-                bytes.len()
+        match ev.user_values.get::<Descriptor>() {
+            Some(d) if d.0.len() <= buf.len() => {
+                buf[..d.0.len()].copy_from_slice(&d.0);
+                d.0.len()
             }
             _ => 0,
         }
     }
 
     fn parse_value(&self, buf: &[u8], ev: &mut ExtensionValues) -> bool {
-        match FrameInfo::parse(buf) {
-            Some(info) => {
-                ev.user_values.set(info);
-                ev.user_values.set(Raw(buf.into()));
+        match Descriptor::parse(buf) {
+            Some(d) => {
+                ev.user_values.set(d);
                 true
             }
             None => false,
@@ -94,7 +87,9 @@ impl ExtensionSerializer for Serializer {
     fn requires_two_byte_form(&self, ev: &ExtensionValues) -> bool {
         // Descriptors with a template structure exceed the one-byte form's 16 bytes; the
         // others (3 to 16 bytes) fit it, and so does a packet without one (nothing written).
-        ev.user_values.get::<Raw>().is_some_and(|r| r.0.len() > 16)
+        ev.user_values
+            .get::<Descriptor>()
+            .is_some_and(|d| d.0.len() > 16)
     }
 }
 
@@ -104,20 +99,22 @@ mod tests {
 
     #[test]
     fn mandatory_fields_only() {
-        let f = FrameInfo::parse(&[0b1000_0011, 0x12, 0x34]).unwrap();
-        assert!(f.start_of_frame && !f.end_of_frame && !f.keyframe);
-        assert_eq!(f.frame_number, 0x1234);
-        assert!(!f.starts_keyframe());
+        let d = Descriptor::parse(&[0b1000_0011, 0x12, 0x34]).unwrap();
+        assert!(d.start_of_frame() && !d.keyframe());
+        assert!(!d.starts_keyframe());
+        // A later packet of a frame: no start of frame.
+        let d = Descriptor::parse(&[0b0100_0000, 0, 7, 0b1000_0000]).unwrap();
+        assert!(d.keyframe() && !d.starts_keyframe());
     }
 
     #[test]
     fn a_template_structure_marks_a_keyframe() {
-        let f = FrameInfo::parse(&[0b1100_0000, 0, 7, 0b1000_0000, 0xff, 0x01]).unwrap();
-        assert!(f.start_of_frame && f.end_of_frame && f.keyframe);
-        assert!(f.starts_keyframe());
+        let d = Descriptor::parse(&[0b1100_0000, 0, 7, 0b1000_0000, 0xff, 0x01]).unwrap();
+        assert!(d.start_of_frame() && d.keyframe());
+        assert!(d.starts_keyframe());
         // Extended fields without the structure: a delta frame.
-        let f = FrameInfo::parse(&[0b1000_0000, 0, 8, 0b0100_0000]).unwrap();
-        assert!(!f.keyframe);
+        let d = Descriptor::parse(&[0b1000_0000, 0, 8, 0b0100_0000]).unwrap();
+        assert!(!d.keyframe());
     }
 
     #[test]
@@ -143,7 +140,7 @@ mod tests {
 
     #[test]
     fn too_short_is_not_a_descriptor() {
-        assert_eq!(FrameInfo::parse(&[]), None);
-        assert_eq!(FrameInfo::parse(&[0x80, 0]), None);
+        assert_eq!(Descriptor::parse(&[]), None);
+        assert_eq!(Descriptor::parse(&[0x80, 0]), None);
     }
 }

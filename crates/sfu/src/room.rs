@@ -245,9 +245,9 @@ struct Participant {
     /// The signalling connection dropped without a leave at this instant; the participant
     /// stays (its media may still flow) until it resumes or `SIGNAL_GRACE` passes.
     signal_lost_since: Option<Instant>,
-    /// The SDP and id of the subscriber offer in flight, to send again on resume: the client
-    /// may have missed it, or answered on the connection that dropped.
-    sub_pending_offer: Option<(String, u32)>,
+    /// The SDP of the subscriber offer in flight (its id is `sub_offer_id`), to send again on
+    /// resume: the client may have missed it, or answered on the connection that dropped.
+    sub_pending_sdp: Option<String>,
     /// The next subscriber offer restarts ICE (after a resume).
     sub_ice_restart: bool,
 }
@@ -530,7 +530,7 @@ impl Room {
                 ingress_loss: 0.0,
                 bwe_estimate: None,
                 signal_lost_since: None,
-                sub_pending_offer: None,
+                sub_pending_sdp: None,
                 sub_ice_restart: false,
             }),
         );
@@ -666,16 +666,9 @@ impl Room {
         }
         let p = self.participants.get_mut(&conn).expect("checked above");
         p.sub_ice_restart = true;
-        if let Some((sdp, id)) = p.sub_pending_offer.clone() {
-            self.send(
-                conn,
-                Resp::Offer(lk::SessionDescription {
-                    r#type: "offer".into(),
-                    sdp,
-                    id,
-                    ..Default::default()
-                }),
-            );
+        if let Some(sdp) = p.sub_pending_sdp.clone() {
+            let id = p.sub_offer_id;
+            self.send(conn, offer(sdp, id));
         } else {
             self.negotiate(now, conn);
         }
@@ -1220,11 +1213,7 @@ impl Room {
             .participants
             .get_mut(&conn)
             .expect("checked by signal()");
-        if sd.id != 0
-            && p.sub_pending_offer
-                .as_ref()
-                .is_some_and(|(_, id)| *id != sd.id)
-        {
+        if sd.id != 0 && p.sub_pending.is_some() && sd.id != p.sub_offer_id {
             // An answer to an offer this one replaced (clients echo the offer's id).
             tracing::info!(?conn, id = sd.id, "answer to an earlier offer; ignored");
             return;
@@ -1233,7 +1222,7 @@ impl Room {
             tracing::info!(?conn, "answer without an offer");
             return;
         };
-        p.sub_pending_offer = None;
+        p.sub_pending_sdp = None;
         let answer = match SdpAnswer::from_sdp_string(&sd.sdp) {
             Ok(a) => a,
             Err(e) => {
@@ -1752,7 +1741,7 @@ impl Room {
             );
             added.push((sid, mid));
         }
-        let Some((offer, pending)) = api.apply() else {
+        let Some((sdp_offer, pending)) = api.apply() else {
             return;
         };
         for (sid, mid) in added {
@@ -1765,18 +1754,10 @@ impl Room {
         p.sub_offer_id += 1;
         let id = p.sub_offer_id;
         p.sub_pending = Some(pending);
-        let sdp = offer.to_sdp_string();
-        p.sub_pending_offer = Some((sdp.clone(), id));
+        let sdp = sdp_offer.to_sdp_string();
+        p.sub_pending_sdp = Some(sdp.clone());
         self.dirty.insert((conn, Pc::Subscriber));
-        self.send(
-            conn,
-            Resp::Offer(lk::SessionDescription {
-                r#type: "offer".into(),
-                sdp,
-                id,
-                ..Default::default()
-            }),
-        );
+        self.send(conn, offer(sdp, id));
     }
 
     fn on_subscriber_connected(&mut self, now: Instant, conn: ConnId) {
@@ -1872,8 +1853,8 @@ impl Room {
             .header
             .ext_vals
             .user_values
-            .get::<dd::FrameInfo>()
-            .map(dd::FrameInfo::starts_keyframe);
+            .get::<dd::Descriptor>()
+            .map(dd::Descriptor::starts_keyframe);
         let mut ext = pkt.header.ext_vals.clone();
         ext.mid = None;
         ext.rid = None;
@@ -2377,6 +2358,16 @@ impl Room {
             ..Default::default()
         }
     }
+}
+
+/// A subscriber offer as the client receives it (it answers with the same id).
+fn offer(sdp: String, id: u32) -> Resp {
+    Resp::Offer(lk::SessionDescription {
+        r#type: "offer".into(),
+        sdp,
+        id,
+        ..Default::default()
+    })
 }
 
 fn server_info() -> lk::ServerInfo {
