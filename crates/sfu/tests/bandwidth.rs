@@ -36,17 +36,6 @@ fn stream(
     }
 }
 
-fn layers_since(
-    w: &mut World,
-    sent: &HashMap<Vec<u8>, &'static str>,
-    from: usize,
-) -> Vec<&'static str> {
-    w.client("bob").received[from..]
-        .iter()
-        .filter_map(|r| sent.get(&r.payload).copied())
-        .collect()
-}
-
 fn share(layers: &[&str], rid: &str) -> f64 {
     layers.iter().filter(|l| **l == rid).count() as f64 / layers.len().max(1) as f64
 }
@@ -66,7 +55,7 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
     stream(&mut w, mid, &mut n, 150, &mut sent);
     let from = w.client("bob").received.len();
     stream(&mut w, mid, &mut n, 60, &mut sent);
-    let wide = layers_since(&mut w, &sent, from);
+    let wide = w.received_from("bob", &sent, from);
     assert!(
         share(&wide, "f") > 0.9,
         "on a wide link bob gets f: {:?}",
@@ -82,7 +71,7 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
     let drops_when_narrowed = w.client("bob").link_drops;
     let from = w.client("bob").received.len();
     stream(&mut w, mid, &mut n, 90, &mut sent);
-    let narrow = layers_since(&mut w, &sent, from);
+    let narrow = w.received_from("bob", &sent, from);
     let counts = narrow.iter().fold(HashMap::new(), |mut m, l| {
         *m.entry(*l).or_insert(0) += 1;
         m
@@ -102,7 +91,7 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
     stream(&mut w, mid, &mut n, 450, &mut sent);
     let from = w.client("bob").received.len();
     stream(&mut w, mid, &mut n, 90, &mut sent);
-    let wide_again = layers_since(&mut w, &sent, from);
+    let wide_again = w.received_from("bob", &sent, from);
     assert!(
         share(&wide_again, "f") > 0.9,
         "15 s after the link widened bob is back on f: {:?}",

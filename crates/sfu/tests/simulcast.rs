@@ -28,17 +28,6 @@ fn frame(
     w.advance(Duration::from_millis(33));
 }
 
-fn layers_received(
-    w: &mut World,
-    sent: &HashMap<Vec<u8>, &'static str>,
-    from: usize,
-) -> Vec<&'static str> {
-    w.client("bob").received[from..]
-        .iter()
-        .filter_map(|r| sent.get(&r.payload).copied())
-        .collect()
-}
-
 #[test]
 fn publisher_dropping_its_top_layer_moves_subscribers_down_without_a_gap() {
     let mut w = World::new();
@@ -54,12 +43,13 @@ fn publisher_dropping_its_top_layer_moves_subscribers_down_without_a_gap() {
         n += 1;
     }
     let from = w.client("bob").received.len().saturating_sub(10);
-    let tail = layers_received(&mut w, &sent, from);
+    let tail = w.received_from("bob", &sent, from);
     assert!(
         !tail.is_empty() && tail.iter().all(|l| *l == "f"),
         "bob gets the top layer by default: {tail:?}"
     );
-    assert!(layers_received(&mut w, &sent, 0)
+    assert!(w
+        .received_from("bob", &sent, 0)
         .iter()
         .all(|l| ["q", "h", "f"].contains(l)));
 
@@ -69,7 +59,7 @@ fn publisher_dropping_its_top_layer_moves_subscribers_down_without_a_gap() {
         frame(&mut w, mid, &["q", "h"], n, &mut sent);
         n += 1;
     }
-    let after = layers_received(&mut w, &sent, mark);
+    let after = w.received_from("bob", &sent, mark);
     assert!(
         after.len() > 30,
         "bob keeps receiving ({} packets)",
@@ -141,7 +131,7 @@ fn subscriber_asking_for_low_quality_gets_the_lowest_layer() {
     for n in 30..90 {
         frame(&mut w, mid, &["q", "h", "f"], n, &mut sent);
     }
-    let after = layers_received(&mut w, &sent, mark);
+    let after = w.received_from("bob", &sent, mark);
     assert!(
         after[after.len() - 10..].iter().all(|l| *l == "q"),
         "{after:?}"
@@ -195,13 +185,6 @@ fn dd_frames(w: &mut World, mid: str0m::media::Mid, n: &mut u32, count: u32, sen
     }
 }
 
-fn dd_received(w: &mut World, sent: &Sent, from: usize) -> Vec<(&'static str, u32, bool, bool)> {
-    w.client("bob").received[from..]
-        .iter()
-        .filter_map(|r| sent.get(&r.payload).copied())
-        .collect()
-}
-
 /// With Dependency Descriptors (Chromium sends them once negotiated), a switch waits for the
 /// first packet of a keyframe on the new layer: switching onto a delta frame hands the
 /// subscriber frames that reference pictures it never had.
@@ -217,7 +200,7 @@ fn with_dependency_descriptors_a_layer_switch_waits_for_a_keyframe() {
     let mut n = 0u32;
     dd_frames(&mut w, mid, &mut n, 60, &mut sent);
     let from = w.client("bob").received.len().saturating_sub(6);
-    let tail = dd_received(&mut w, &sent, from);
+    let tail = w.received_from("bob", &sent, from);
     assert!(
         !tail.is_empty() && tail.iter().all(|(l, ..)| *l == "f"),
         "bob starts on f: {tail:?}"
@@ -244,7 +227,7 @@ fn with_dependency_descriptors_a_layer_switch_waits_for_a_keyframe() {
     );
     let asked_at = n;
     dd_frames(&mut w, mid, &mut n, 60, &mut sent);
-    let after = dd_received(&mut w, &sent, mark);
+    let after = w.received_from("bob", &sent, mark);
     let first_q = after
         .iter()
         .position(|(l, ..)| *l == "q")

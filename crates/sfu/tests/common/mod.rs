@@ -285,6 +285,13 @@ impl World {
         let mut api = c.publisher.sdp_api();
         api.ice_restart(true);
         let (offer, pending) = api.apply().unwrap();
+        self.offer_publisher(identity, offer, pending);
+    }
+
+    /// Sends the client's publisher offer (the next offer id); the answer is applied when it
+    /// comes back.
+    fn offer_publisher(&mut self, identity: &str, offer: SdpOffer, pending: SdpPendingOffer) {
+        let c = self.client(identity);
         c.pub_offer_id += 1;
         let id = c.pub_offer_id;
         c.pub_pending = Some((pending, id));
@@ -328,19 +335,8 @@ impl World {
             api.add_channel("_reliable".into());
         }
         let (offer, pending) = api.apply().unwrap();
-        c.pub_offer_id += 1;
-        let id = c.pub_offer_id;
-        c.pub_pending = Some((pending, id));
         c.pub_mids.push((mid, cid));
-        self.signal(
-            identity,
-            Req::Offer(lk::SessionDescription {
-                r#type: "offer".into(),
-                sdp: offer.to_sdp_string(),
-                id,
-                ..Default::default()
-            }),
-        );
+        self.offer_publisher(identity, offer, pending);
         mid
     }
 
@@ -370,19 +366,8 @@ impl World {
             Some(sim),
         );
         let (offer, pending) = api.apply().unwrap();
-        c.pub_offer_id += 1;
-        let id = c.pub_offer_id;
-        c.pub_pending = Some((pending, id));
         c.pub_mids.push((mid, cid));
-        self.signal(
-            identity,
-            Req::Offer(lk::SessionDescription {
-                r#type: "offer".into(),
-                sdp: offer.to_sdp_string(),
-                id,
-                ..Default::default()
-            }),
-        );
+        self.offer_publisher(identity, offer, pending);
         mid
     }
 
@@ -740,6 +725,20 @@ impl World {
             }
             _ => {}
         }
+    }
+
+    /// What `identity` received from its `from`-th packet on, each packet named by what the
+    /// test recorded for its payload when sending it (packets it did not record are skipped).
+    pub fn received_from<T: Copy>(
+        &mut self,
+        identity: &str,
+        sent: &HashMap<Vec<u8>, T>,
+        from: usize,
+    ) -> Vec<T> {
+        self.client(identity).received[from..]
+            .iter()
+            .filter_map(|r| sent.get(&r.payload).copied())
+            .collect()
     }
 
     /// Identities the client currently believes are in the room (from join + updates).
