@@ -398,7 +398,8 @@ struct Fields {
 impl tracing::field::Visit for Fields {
     fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
         match f.name() {
-            "max_lag_ms" => self.max_lag_ms = Some(v),
+            // How far behind a tick's time the output ran, at worst.
+            "writer_lag_ms" => self.max_lag_ms = Some(v),
             "frames" => self.frames = Some(v),
             "tracks" => self.tracks = Some(v),
             _ => {}
@@ -612,6 +613,7 @@ async fn worker_ours(
         "stop_s": finished.is_some().then_some(stop_s),
         "bytes": finished.as_ref().map(|f| f.bytes),
         "duration_s": finished.as_ref().map(|f| f.duration.as_secs_f64()),
+        "frames_repeated": finished.as_ref().map(|f| f.frames_repeated),
         "packets": stats.packets.load(Ordering::Relaxed),
         "bytes_in": stats.bytes.load(Ordering::Relaxed),
         "dropped": stats.dropped.load(Ordering::Relaxed),
@@ -2113,8 +2115,12 @@ impl Report<'_> {
             }
             if matches!(p.arm, Arm::File | Arm::Rtmp) && p.error.is_none() {
                 notes.push(format!(
-                    "max clock lag {} ms, {} decoder restarts, {} packets dropped in",
-                    p.result["max_lag_ms"], p.result["decoder_restarts"], p.result["dropped"]
+                    "max output lag {} ms, {} frames repeated, {} decoder restarts, {} packets \
+                     dropped in",
+                    p.result["max_lag_ms"],
+                    p.result["frames_repeated"],
+                    p.result["decoder_restarts"],
+                    p.result["dropped"]
                 ));
             }
             if let Some(n) = p.cores.get(&Kind::Nginx) {
@@ -2413,8 +2419,10 @@ impl Report<'_> {
         );
         let _ = writeln!(
             s,
-            "* max clock lag {} ms, {} decoder restarts, {} packets dropped in{}\n",
+            "* max output lag {} ms, {} frames repeated, {} decoder restarts, {} packets dropped \
+             in{}\n",
             p.result["max_lag_ms"],
+            p.result["frames_repeated"],
             p.result["decoder_restarts"],
             p.result["dropped"],
             if p.build_samples > 0 {

@@ -234,6 +234,8 @@ pub fn samples_for_tick(n: u64, fps: u32) -> usize {
 pub struct AudioBuffer {
     samples: VecDeque<i16>,
     primed: bool,
+    /// Primed, but not yet mixed from since.
+    fresh: bool,
 }
 
 impl AudioBuffer {
@@ -261,8 +263,9 @@ impl AudioBuffer {
             let excess = self.samples.len() - PRIME_SAMPLES;
             self.samples.drain(..excess);
         }
-        if self.samples.len() >= PRIME_SAMPLES {
+        if !self.primed && self.samples.len() >= PRIME_SAMPLES {
             self.primed = true;
+            self.fresh = true;
         }
     }
 
@@ -271,6 +274,14 @@ impl AudioBuffer {
     pub fn take_into(&mut self, acc: &mut [i32]) {
         if !self.primed {
             return;
+        }
+        if self.fresh {
+            // Whatever arrived between priming and this tick would add to the latency for as
+            // long as the track plays, by up to a tick; starting from exactly the prime level
+            // makes the delay the same every time (and so the sync with the picture).
+            self.fresh = false;
+            let excess = self.samples.len().saturating_sub(PRIME_SAMPLES);
+            self.samples.drain(..excess);
         }
         let k = acc.len().min(self.samples.len());
         for (a, s) in acc.iter_mut().zip(self.samples.drain(..k)) {
@@ -494,6 +505,21 @@ mod tests {
         a.push(&[2000]);
         assert!(a.is_primed());
         assert_eq!(mix([&mut a], 3), vec![1000; 3]);
+    }
+
+    #[test]
+    fn mixing_starts_from_exactly_the_prime_level() {
+        let mut a = AudioBuffer::new();
+        a.push(&[1; PRIME_SAMPLES]);
+        a.push(&[2; 480]);
+        // The 480 samples beyond the prime level are the newest; the oldest go.
+        let out = mix([&mut a], PRIME_SAMPLES);
+        assert_eq!(out[..PRIME_SAMPLES - 480], [1; PRIME_SAMPLES - 480]);
+        assert_eq!(out[PRIME_SAMPLES - 480..], [2; 480]);
+        // Only at the start: later the buffer is left as it is.
+        a.push(&[3; PRIME_SAMPLES + 10]);
+        assert_eq!(mix([&mut a], 4), vec![3; 4]);
+        assert_eq!(a.len(), PRIME_SAMPLES + 6);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::clock::TimelineStats;
 use super::process::{AbortOnDrop, Tail};
 use super::{part_path, Finished, PipelineConfig, PipelineError};
 use crate::recorder::compose;
@@ -122,7 +123,7 @@ pub(super) async fn read_progress(stdout: ChildStdout, bytes: Arc<AtomicU64>) {
 
 pub(super) async fn write_video(
     mut stdin: ChildStdin,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut rx: mpsc::Receiver<Arc<Vec<u8>>>,
     frames: Arc<AtomicU64>,
 ) {
     while let Some(frame) = rx.recv().await {
@@ -186,6 +187,7 @@ pub(super) struct Running {
     pub(super) part: Option<PartGuard>,
     pub(super) stop: CancellationToken,
     pub(super) clock: JoinHandle<()>,
+    pub(super) writer: JoinHandle<()>,
     pub(super) video_writer: JoinHandle<()>,
     pub(super) audio_writer: JoinHandle<()>,
     pub(super) stderr_task: JoinHandle<()>,
@@ -193,9 +195,8 @@ pub(super) struct Running {
     pub(super) frames: Arc<AtomicU64>,
     pub(super) sent_bytes: Arc<AtomicU64>,
     pub(super) tracks_seen: Arc<AtomicUsize>,
-    /// How far the clock fell behind real time at worst: the compositor or encoder could
-    /// not keep up (an RTMP audience would have seen it stall).
-    pub(super) max_lag_ms: Arc<AtomicU64>,
+    /// Ticks written, repeated and dropped; how late the clock and the writer ran.
+    pub(super) timeline: Arc<TimelineStats>,
     pub(super) fatal_rx: mpsc::Receiver<PipelineError>,
     pub(super) _tasks: AbortOnDrop,
 }
@@ -211,13 +212,20 @@ impl Running {
         let result = self.drive().await;
         let frames = self.frames.load(Ordering::Relaxed);
         let tracks = self.tracks_seen.load(Ordering::Relaxed);
-        let max_lag_ms = self.max_lag_ms.load(Ordering::Relaxed);
+        let t = &self.timeline;
+        let composed = t.composed.load(Ordering::Relaxed);
+        let clock_lag_ms = t.max_clock_lag_ms.load(Ordering::Relaxed);
+        let writer_lag_ms = t.max_writer_lag_ms.load(Ordering::Relaxed);
         match &result {
             Ok(f) => tracing::info!(
                 target = %self.target_desc,
                 tracks,
                 frames,
-                max_lag_ms,
+                composed,
+                repeated = f.frames_repeated,
+                dropped = f.ticks_dropped,
+                clock_lag_ms,
+                writer_lag_ms,
                 duration_ms = f.duration.as_millis() as u64,
                 bytes = f.bytes,
                 "recorder pipeline finished"
@@ -257,16 +265,19 @@ impl Running {
     pub(super) async fn finish(&mut self) -> Result<Finished, PipelineError> {
         let Running {
             clock,
+            writer,
             video_writer,
             audio_writer,
             child,
             fatal_rx,
             ..
         } = self;
-        // The clock stops and drops its senders; the writers drain and close the encoder's
-        // inputs; ffmpeg sees end of input on both and finalises.
+        // The clock emits the ticks due by now and drops its sender; the writer hands them
+        // over and drops its own; the encoder's input writers drain and close its inputs;
+        // ffmpeg sees end of input on both and finalises.
         let drained = async {
             let _ = clock.await;
+            let _ = writer.await;
             let _ = video_writer.await;
             let _ = audio_writer.await;
             child.wait().await
@@ -299,6 +310,8 @@ impl Running {
         }
         let frames = self.frames.load(Ordering::Relaxed);
         let duration = Duration::from_nanos(frames * 1_000_000_000 / u64::from(self.fps));
+        let frames_repeated = self.timeline.repeated.load(Ordering::Relaxed);
+        let ticks_dropped = self.timeline.dropped.load(Ordering::Relaxed);
         match (&self.target, &mut self.part) {
             (Target::File { path }, Some(part)) => {
                 tokio::fs::rename(&part.path, path)
@@ -316,12 +329,16 @@ impl Running {
                 Ok(Finished {
                     path: Some(path.clone()),
                     duration,
+                    frames_repeated,
+                    ticks_dropped,
                     bytes,
                 })
             }
             _ => Ok(Finished {
                 path: None,
                 duration,
+                frames_repeated,
+                ticks_dropped,
                 bytes: self.sent_bytes.load(Ordering::Relaxed),
             }),
         }

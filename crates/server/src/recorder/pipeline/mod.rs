@@ -4,15 +4,18 @@
 //! ```text
 //!  SinkInput ─▶ ingest ─RTP/UDP─▶ ffmpeg (per track) ─raw frames / PCM─▶ Mixer
 //!                                                                          │
-//!                     clock (fps) ◀────────── latest frame, buffered audio ┘
-//!                       │ composed yuv420p            │ mixed s16le
+//!        clock (fps) + compositor ◀────── latest frame, buffered audio ┘
+//!                 writer │ composed yuv420p            │ mixed s16le
 //!                       ▼ stdin                       ▼ TCP (127.0.0.1)
 //!                     ffmpeg encoder (H.264/AAC) ─▶ <path>.part ─rename─▶ <path>  |  RTMP
 //! ```
 //!
-//! The clock writes exactly one frame and exactly 48000/fps samples per tick, so the encoder
-//! timestamps both streams by count and they cannot drift apart; tracks that stall, restart or
-//! join late only change what the tiles show. Every child process is `kill_on_drop`, and every
+//! The timeline follows the wall clock (see [`clock`]): every `1/fps` between start and stop
+//! becomes exactly one frame and exactly 48000/fps samples, so the encoder timestamps both
+//! streams by count, the output lasts as long as the recording ran, and picture and sound
+//! cannot drift apart. A compositor that falls behind (a busy machine, a debug build) makes the
+//! writer repeat frames, never shortens the output; tracks that stall, restart or join late
+//! only change what the tiles show. Every child process is `kill_on_drop`, and every
 //! task is owned by the pipeline, so dropping a [`Pipeline`] leaves nothing running.
 
 mod clock;
@@ -20,6 +23,7 @@ mod decoder;
 mod encoder;
 mod ingest;
 mod mixer;
+mod pool;
 mod ports;
 mod process;
 
@@ -33,7 +37,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use self::clock::{run_clock, Canvas};
+use self::clock::{run_clock, run_compositor, run_writer, Canvas, Timeline, TimelineStats};
 use self::encoder::{encoder_command, read_progress, write_audio, write_video, PartGuard, Running};
 use self::ingest::{run_ingest, Ingest};
 use self::mixer::SharedMixer;
@@ -59,6 +63,11 @@ pub struct PipelineConfig {
     /// Scratch directory for the decoders' SDP files; created if missing. Several pipelines
     /// may share it.
     pub work_dir: PathBuf,
+    /// Test knob, zero in production: every composition takes at least this long, to show
+    /// that a compositor slower than the frame rate costs repeated frames, not duration or
+    /// sync.
+    #[doc(hidden)]
+    pub compose_delay: Duration,
 }
 
 impl Default for PipelineConfig {
@@ -69,6 +78,7 @@ impl Default for PipelineConfig {
             height: 720,
             fps: 25,
             work_dir: std::env::temp_dir().join("enclave-recorder"),
+            compose_delay: Duration::ZERO,
         }
     }
 }
@@ -78,8 +88,13 @@ impl Default for PipelineConfig {
 pub struct Finished {
     /// The final file, for [`Target::File`].
     pub path: Option<PathBuf>,
-    /// Media duration written: frames written / fps.
+    /// Media duration written: frames written / fps, which is the time between start and
+    /// stop (rounded up to a frame) unless ticks were dropped.
     pub duration: Duration,
+    /// Frames that repeat the one before because the compositor was late (a busy machine).
+    pub frames_repeated: u64,
+    /// Ticks (frame and audio) never written because the encoder fell far behind real time.
+    pub ticks_dropped: u64,
     /// The file's size, or for RTMP the bytes ffmpeg reported having sent.
     pub bytes: u64,
 }
@@ -200,9 +215,9 @@ impl Pipeline {
         let frames = Arc::new(AtomicU64::new(0));
         let sent_bytes = Arc::new(AtomicU64::new(0));
         let tracks_seen = Arc::new(AtomicUsize::new(0));
-        let max_lag_ms = Arc::new(AtomicU64::new(0));
+        let timeline_stats = Arc::new(TimelineStats::default());
         let (fatal_tx, fatal_rx) = mpsc::channel(4);
-        let (video_tx, video_rx) = mpsc::channel::<Vec<u8>>(VIDEO_QUEUE);
+        let (video_tx, video_rx) = mpsc::channel::<Arc<Vec<u8>>>(VIDEO_QUEUE);
         let (audio_tx, audio_rx) =
             mpsc::channel::<Vec<u8>>((cfg.fps * AUDIO_QUEUE_SECONDS) as usize);
         let mut tasks = AbortOnDrop::default();
@@ -231,15 +246,43 @@ impl Pipeline {
             target_desc.clone(),
         ));
         tasks.push(&audio_writer);
+        let canvas = Canvas::of(&cfg);
+        let timeline = Timeline::new(tokio::time::Instant::now(), cfg.fps);
+        let (tick_tx, tick_rx) = mpsc::unbounded_channel();
+        let compose_now = Arc::new(tokio::sync::Notify::new());
+        let ring = Arc::default();
+        let composed = Arc::new(tokio::sync::Notify::new());
+        let compositor_stop = CancellationToken::new();
         let clock = tokio::spawn(run_clock(
-            Canvas::of(&cfg),
+            timeline,
             mixer.clone(),
             stop.clone(),
-            video_tx,
-            audio_tx,
-            max_lag_ms.clone(),
+            tick_tx,
+            compose_now.clone(),
+            timeline_stats.clone(),
         ));
         tasks.push(&clock);
+        tasks.push(&tokio::spawn(run_compositor(
+            canvas,
+            mixer.clone(),
+            compose_now,
+            Arc::clone(&ring),
+            composed.clone(),
+            compositor_stop.clone(),
+            timeline_stats.clone(),
+        )));
+        let writer = tokio::spawn(run_writer(
+            timeline,
+            canvas,
+            tick_rx,
+            ring,
+            composed,
+            video_tx,
+            audio_tx,
+            compositor_stop,
+            timeline_stats.clone(),
+        ));
+        tasks.push(&writer);
         tasks.push(&tokio::spawn(run_ingest(
             input,
             stop.clone(),
@@ -268,6 +311,7 @@ impl Pipeline {
             part,
             stop: stop.clone(),
             clock,
+            writer,
             video_writer,
             audio_writer,
             stderr_task,
@@ -275,7 +319,7 @@ impl Pipeline {
             frames,
             sent_bytes,
             tracks_seen,
-            max_lag_ms,
+            timeline: timeline_stats,
             fatal_rx,
             _tasks: tasks,
         };
