@@ -625,7 +625,9 @@ describe('cloud recording and RTMP broadcasting against enclave', () => {
         assert.equal(as.codec_name, 'aac', 'audio codec');
         assert.match(probe.format.format_name, /mp4/, 'an MP4 container');
         const duration = Number(probe.format.duration);
-        assert.ok(Math.abs(duration - RECORD_SECONDS) <= 1, `duration ${duration} s is ${RECORD_SECONDS} s ± 1 s (start→stop took ${recordedWall} s)`);
+        // The recorder's timeline follows the wall clock whatever the machine's load (a slow
+        // compositor repeats frames): the file lasts from START to STOP, within 0.5 s.
+        assert.ok(Math.abs(duration - recordedWall) <= 0.5, `duration ${duration} s is START→STOP ${recordedWall} s ± 0.5 s`);
 
         // The picture: the bots' textured, brightness-swinging pattern, not black/grey/frozen.
         const frames = await frameStats(file, vs.width, vs.height);
@@ -730,7 +732,7 @@ describe('cloud recording and RTMP broadcasting against enclave', () => {
         log.add('driver', `ffprobe: ${JSON.stringify(probe)}`);
         assert.deepEqual(kinds(probe), ['audio', 'video'], `audio and video (${JSON.stringify(probe.streams)})`);
         const duration = Number(probe.format.duration);
-        assert.ok(Math.abs(duration - endedAt) <= 1.5, `duration ${duration} s ≈ start→endRoom ${endedAt.toFixed(1)} s (± 1.5 s)`);
+        assert.ok(Math.abs(duration - endedAt) <= 0.5, `duration ${duration} s is start→endRoom ${endedAt.toFixed(2)} s ± 0.5 s`);
 
         // bob's 660 Hz tone is there while he was in the room and gone after he left; alice's
         // 440 Hz tone runs from start to end.
@@ -809,7 +811,9 @@ describe('cloud recording and RTMP broadcasting against enclave', () => {
         log.add('driver', `nginx FLV ${flvs[0]}: ${JSON.stringify(rec)}`);
         assert.deepEqual(kinds(rec), ['audio', 'video'], `the FLV nginx recorded has audio and video (${JSON.stringify(rec.streams)})`);
         const flvSeconds = Number(rec.format.duration);
-        assert.ok(flvSeconds >= 3, `the FLV holds more than a moment (${flvSeconds} s)`);
+        const broadcastWall = (stopAt - t0) / 1000;
+        // The broadcast's timeline follows the wall clock too: START→STOP within 0.5 s.
+        assert.ok(Math.abs(flvSeconds - broadcastWall) <= 0.5, `the FLV lasts START→STOP: ${flvSeconds} s vs ${broadcastWall} s ± 0.5 s`);
         const flvTones = await toneLevels(flv, 1, 2, [TONE_A, TONE_B, ...CONTROL_HZ]);
         log.add('driver', `FLV tone levels: ${JSON.stringify(flvTones)}`);
         assert.ok(flvTones[TONE_A] >= 0.02 && flvTones[TONE_B] >= 0.02, `both tones are in the broadcast (${JSON.stringify(flvTones)})`);

@@ -31,6 +31,11 @@ pub struct Metrics {
     pub recorders_finished: Family<JobResultLabels, Counter>,
     /// Packets dropped because a recorder fell behind.
     pub sink_packets_dropped: Counter,
+    /// Frames a recorder or broadcast repeated because its compositor was late, by job.
+    pub recorder_frames_repeated: Family<JobLabels, Counter>,
+    /// Ticks (frame and audio) a recorder or broadcast never wrote because its encoder fell
+    /// far behind real time, by job.
+    pub recorder_ticks_dropped: Family<JobLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -87,6 +92,18 @@ impl Default for Metrics {
             "Media packets dropped because a recorder or broadcaster fell behind",
             sink_packets_dropped.clone(),
         );
+        let recorder_frames_repeated = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "recorder_frames_repeated",
+            "Frames repeated because the recorder's compositor could not keep up, by job",
+            recorder_frames_repeated.clone(),
+        );
+        let recorder_ticks_dropped = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "recorder_ticks_dropped",
+            "Frames and audio never written because the recorder's encoder fell behind, by job",
+            recorder_ticks_dropped.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -97,6 +114,8 @@ impl Default for Metrics {
             recorders_running,
             recorders_finished,
             sink_packets_dropped,
+            recorder_frames_repeated,
+            recorder_ticks_dropped,
         }
     }
 }

@@ -377,11 +377,22 @@ async fn finish(
                 })
                 .inc();
             let size_mb = done.bytes as f64 / (1024.0 * 1024.0);
+            let labels = JobLabels { job: label };
+            app.metrics
+                .recorder_frames_repeated
+                .get_or_create(&labels)
+                .inc_by(done.frames_repeated);
+            app.metrics
+                .recorder_ticks_dropped
+                .get_or_create(&labels)
+                .inc_by(done.ticks_dropped);
             tracing::info!(
                 job = label,
                 record_id,
                 seconds = done.duration.as_secs_f64(),
                 size_mb,
+                frames_repeated = done.frames_repeated,
+                ticks_dropped = done.ticks_dropped,
                 "finished"
             );
             if let Some(q) = &webhooks {
@@ -415,7 +426,7 @@ async fn finish(
                         info,
                         record_id,
                         rel_path,
-                        Some(("recording finished", (size_mb * 100.0).round() / 100.0)),
+                        Some((&finished_msg(&done), (size_mb * 100.0).round() / 100.0)),
                     ));
                 }
             }
@@ -449,6 +460,16 @@ async fn finish(
             }
         }
     }
+}
+
+/// `recorder_msg` of `recording_proceeded`: what was recorded and whether the machine kept up.
+fn finished_msg(done: &Finished) -> String {
+    format!(
+        "recording finished: {:.2} s, {} frames repeated, {} dropped",
+        done.duration.as_secs_f64(),
+        done.frames_repeated,
+        done.ticks_dropped
+    )
 }
 
 #[cfg(test)]
@@ -509,6 +530,21 @@ mod tests {
             "{start}"
         );
         assert!(start.get("participant").is_none(), "{start}");
+    }
+
+    #[test]
+    fn the_finished_message_says_whether_the_machine_kept_up() {
+        let done = Finished {
+            path: None,
+            duration: std::time::Duration::from_millis(10_040),
+            frames_repeated: 12,
+            ticks_dropped: 0,
+            bytes: 1,
+        };
+        assert_eq!(
+            finished_msg(&done),
+            "recording finished: 10.04 s, 12 frames repeated, 0 dropped"
+        );
     }
 
     #[test]
