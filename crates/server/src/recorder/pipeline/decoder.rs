@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::ingest::Codec;
 use super::mixer::{lock, SharedMixer};
+use super::pool::FramePool;
 use super::ports::{free_udp_pair, udp_port_in_use};
 use super::process::{read_stderr, AbortOnDrop, Tail, TempFile};
 use super::spawn_error;
@@ -175,13 +176,17 @@ pub(super) async fn read_frames(
     got_frame: &AtomicBool,
 ) {
     let len = compose::frame_len(ctx.width, ctx.height);
+    // The mixer holds the latest frame and the compositor at most two more; a fourth buffer
+    // is always free unless the compositor is stuck, and then a new one is made.
+    let mut pool = FramePool::default();
     loop {
-        let mut frame = vec![0u8; len];
+        let mut frame = pool.take(len, 4).unwrap_or_else(|| vec![0u8; len]);
         if stdout.read_exact(&mut frame).await.is_err() {
             return;
         }
         got_frame.store(true, Ordering::Relaxed);
-        lock(&ctx.mixer).set_frame(&ctx.track_sid, Arc::new(frame));
+        let frame = pool.share(frame);
+        lock(&ctx.mixer).set_frame(&ctx.track_sid, frame);
     }
 }
 
