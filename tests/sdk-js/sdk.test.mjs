@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -106,6 +106,11 @@ async function rawAuthPost(p, bodyObj, secret = SECRET) {
 
 function b64urlJson(part) {
   return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+}
+
+/** The key the server signs join tokens with (docs/security.md): never the API secret itself. */
+function joinTokenKey(apiSecret) {
+  return Buffer.from(hkdfSync('sha256', Buffer.from(apiSecret, 'utf8'), Buffer.from('enclave/token-keys/v1'), Buffer.from('join-token'), 32));
 }
 
 function verifyHs256(token, secret) {
@@ -280,7 +285,7 @@ describe(`plugnmeet-sdk-js ${sdkVersion} against enclave`, () => {
     assert.equal(res.room_info.sid, sid);
   });
 
-  test('getJoinToken returns an HS256 JWT signed with the API secret', async () => {
+  test('getJoinToken returns an HS256 JWT signed with a key derived from the API secret, never with the secret itself', async () => {
     const res = await pnm.getJoinToken({
       room_id: roomId,
       user_info: { name: 'Ann', user_id: 'ann-1', is_admin: true, is_hidden: false },
@@ -288,8 +293,12 @@ describe(`plugnmeet-sdk-js ${sdkVersion} against enclave`, () => {
     assert.equal(res.status, true, JSON.stringify(res));
     assert.equal(res.msg, 'success');
     assert.equal(typeof res.token, 'string');
-    const { header, claims } = verifyHs256(res.token, SECRET);
+    const { header, claims } = verifyHs256(res.token, joinTokenKey(SECRET));
     assert.equal(header.typ, 'JWT');
+    assert.equal(claims.aud, 'enclave:join', 'the token names its kind');
+    // Signed with the API secret, its signature would be a valid /auth signature of its own
+    // first two parts (the forgery docs/security.md describes).
+    assert.throws(() => verifyHs256(res.token, SECRET), assert.AssertionError);
     assert.equal(claims.iss, API_KEY);
     assert.equal(claims.sub, 'ann-1');
     assert.equal(claims.user_id, 'ann-1');
@@ -303,7 +312,7 @@ describe(`plugnmeet-sdk-js ${sdkVersion} against enclave`, () => {
     assert.equal(claims.exp - claims.nbf, 600, 'default token validity is 10 minutes');
     assert.ok(Math.abs(claims.nbf - Date.now() / 1000) < 120, 'nbf is about now');
     // A token signed with another secret must not verify (the check above can fail).
-    assert.throws(() => verifyHs256(res.token, `${SECRET}x`), assert.AssertionError);
+    assert.throws(() => verifyHs256(res.token, joinTokenKey(`${SECRET}x`)), assert.AssertionError);
   });
 
   test('getJoinToken for a room that does not exist', async () => {

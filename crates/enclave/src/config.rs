@@ -270,7 +270,8 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
         match (&f.client.api_key, &f.client.secret) {
             (Some(k), Some(s)) => {
                 let lk = f.livekit_info.api_key.clone().unwrap_or_else(|| k.clone());
-                let ls = f.livekit_info.secret.clone().unwrap_or_else(|| s.clone());
+                // Unset: the server derives the LiveKit key from client.secret.
+                let ls = f.livekit_info.secret.clone();
                 (k.clone(), s.clone(), lk, ls, KeySource::Configured)
             }
             (Some(_), None) => bail!("client.secret: required when client.api_key is set"),
@@ -284,7 +285,7 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
                         g.api_key,
                         g.secret,
                         g.livekit_api_key,
-                        g.livekit_secret,
+                        Some(g.livekit_secret),
                         KeySource::Loaded(path),
                     )
                 } else {
@@ -302,7 +303,7 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
                         g.api_key,
                         g.secret,
                         g.livekit_api_key,
-                        g.livekit_secret,
+                        Some(g.livekit_secret),
                         KeySource::Generated(path),
                     )
                 }
@@ -314,8 +315,16 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
     if secret.len() < 16 {
         bail!("client.secret: must be at least 16 characters (it signs every token)");
     }
-    if livekit_secret.len() < 32 {
-        bail!("livekit_info.secret: must be at least 32 characters");
+    if let Some(ls) = &livekit_secret {
+        if ls.len() < 32 {
+            bail!("livekit_info.secret: must be at least 32 characters");
+        }
+        if *ls == secret {
+            bail!(
+                "livekit_info.secret: must differ from client.secret (one secret never signs \
+                 two kinds of thing); leave it unset to have one derived from client.secret"
+            );
+        }
     }
     let webhooks = WebhookConfig {
         enable: f.client.webhook_conf.enable,

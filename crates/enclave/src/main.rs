@@ -70,21 +70,38 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         server.addr.ip().to_string()
     };
     let url = format!("http://{host}:{port}");
-    let keys = match &source {
-        config::KeySource::Configured => "from the configuration".to_owned(),
-        config::KeySource::Generated(p) => format!("generated and saved to {}", p.display()),
-        config::KeySource::Loaded(p) => format!("loaded from {}", p.display()),
+    // The secret is shown once, when it was just generated; after that the banner (which
+    // ends up in service logs) says where it is, never what it is.
+    let (secret_line, secret_shell) = match &source {
+        config::KeySource::Configured => (
+            "from the configuration (client.secret)".to_owned(),
+            "$SECRET".to_owned(),
+        ),
+        config::KeySource::Generated(p) => (
+            format!(
+                "{}   (generated now and saved to {}; shown this once)",
+                cfg.api_secret,
+                p.display()
+            ),
+            format!("'{}'", cfg.api_secret),
+        ),
+        config::KeySource::Loaded(p) => (
+            format!("in {} (\"secret\")", p.display()),
+            format!(
+                "\"$(sed -n 's/.*\"secret\": *\"\\([^\"]*\\)\".*/\\1/p' {})\"",
+                p.display()
+            ),
+        ),
     };
     println!(
-        "\nEnclave is listening on {addr}\n\n  API base URL: {url}/auth\n  API key:      {key}\n  API secret:   {secret}   ({keys})\n  History:      {db}\n\n\
+        "\nEnclave is listening on {addr}\n\n  API base URL: {url}/auth\n  API key:      {key}\n  API secret:   {secret_line}\n  History:      {db}\n\n\
          Create a room and a join link (any Plug-N-Meet SDK works; plain curl shown):\n\n  \
          BODY='{{\"room_id\":\"demo\",\"metadata\":{{\"room_title\":\"Demo\",\"room_features\":{{}}}}}}'\n  \
          curl -s {url}/auth/room/create -H 'Content-Type: application/json' -H 'API-KEY: {key}' \\\n    \
-         -H \"HASH-SIGNATURE: $(printf %s \"$BODY\" | openssl dgst -sha256 -hmac '{secret}' | cut -d' ' -f2)\" -d \"$BODY\"\n\n  \
+         -H \"HASH-SIGNATURE: $(printf %s \"$BODY\" | openssl dgst -sha256 -hmac {secret_shell} | cut -d' ' -f2)\" -d \"$BODY\"\n\n  \
          then call /auth/room/getJoinToken and open {url}/?access_token=<token>\n",
         addr = server.addr,
         key = cfg.api_key,
-        secret = cfg.api_secret,
         db = cfg.database_path.display(),
     );
     match &server.app.media {

@@ -299,7 +299,7 @@ impl<'a> Bench<'a> {
                 hidden: false,
             },
         };
-        let token = enclave_server::media::token::mint(LK_SECRET, &claims);
+        let token = enclave_server::auth::encode_jwt(LK_SECRET.as_bytes(), &claims);
         format!(
             "ws://{}/rtc?access_token={token}&auto_subscribe=1&protocol=17&sdk=rust&version=0.0.0",
             self.srv.http

@@ -45,7 +45,7 @@ pub(crate) fn serve(threads: usize, max: Duration) -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let mut cfg = enclave_server::ServerConfig::for_tests(dir.path(), API_KEY, API_SECRET);
         cfg.livekit.api_key = LK_KEY.into();
-        cfg.livekit.secret = LK_SECRET.into();
+        cfg.livekit.secret = Some(LK_SECRET.into());
         cfg.media = Some(enclave_server::media::MediaConfig {
             bind: "127.0.0.1:0".parse()?,
             public_addr: "127.0.0.1:0".parse()?,

@@ -16,6 +16,8 @@ use crate::webhook::Webhooks;
 /// Services shared by every request and room.
 pub struct App {
     pub config: ServerConfig,
+    /// The keys of the tokens the server signs for itself.
+    pub keys: crate::auth::TokenKeys,
     pub store: Arc<dyn Store>,
     pub rooms: Rooms,
     pub webhooks: Arc<Webhooks>,
@@ -66,6 +68,10 @@ impl App {
                     }
                 });
             Self {
+                keys: crate::auth::TokenKeys::derive(
+                    &config.api_secret,
+                    config.livekit.secret.as_deref(),
+                ),
                 config,
                 store: Arc::new(store),
                 rooms: Rooms::default(),

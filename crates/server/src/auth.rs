@@ -1,10 +1,20 @@
-//! Credentials: the API's HMAC signature, join tokens and download tokens.
+//! Credentials: the API's HMAC signature, and the tokens the server signs for itself.
+//!
+//! `client.secret` is the key of exactly one scheme: the `/auth` request signature,
+//! HMAC-SHA256 over a JSON body (and the webhooks Plug-N-Meet's receivers verify with it,
+//! whose signed input is base64url text, never a JSON object). Every token the server issues
+//! for itself is signed with a key of its own kind, derived from `client.secret` with HKDF
+//! ([`TokenKeys`]), and names its kind in `aud`: a join token cannot be replayed as an `/auth`
+//! signature, a download token cannot open a meeting, a LiveKit access token cannot call the
+//! browser API.
 
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use enclave_proto::user::JoinClaims;
 use enclave_proto::StatusCode;
@@ -50,7 +60,9 @@ pub struct SignedRequest<'a> {
 
 /// Checks a signed request in Plug-N-Meet's order: key present, key right, signature present,
 /// then HMAC-SHA256 of the body (or of the `Room-Id` header for multipart) in lowercase hex,
-/// compared in constant time.
+/// compared in constant time. The HTTP edge refuses multipart requests before this on every
+/// route that does not take a file: there the signature covers only the header, and the body
+/// would be unsigned.
 pub fn check_signature(
     req: &SignedRequest<'_>,
     api_key: &str,
@@ -109,6 +121,8 @@ pub enum TokenError {
     },
     #[error("token subject does not match its user_id")]
     SubjectMismatch,
+    #[error("token is of another kind (audience)")]
+    WrongKind,
     #[error("invalid token: {0}")]
     Invalid(String),
 }
@@ -116,19 +130,141 @@ pub enum TokenError {
 /// Go's go-jose validates `nbf`/`exp` with one minute of leeway; we do the same.
 const LEEWAY_SECS: u64 = 60;
 
+/// What a token the server signs is for. Each kind has its own key and audience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A join token (`getJoinToken`, `renewToken`): opens the browser API for one user of one
+    /// room.
+    Join,
+    /// A download token (`recording/getDownloadToken`, `artifact/getDownloadToken`).
+    Download,
+    /// A LiveKit access token for `/rtc`, when `livekit_info.secret` is not configured. The
+    /// LiveKit SDKs never read it, and tokens minted elsewhere with a configured secret carry
+    /// no audience, so this kind is told apart by its key alone.
+    LivekitAccess,
+}
+
+impl TokenKind {
+    /// The HKDF `info` that derives this kind's key.
+    fn label(self) -> &'static [u8] {
+        match self {
+            Self::Join => b"join-token",
+            Self::Download => b"download-token",
+            Self::LivekitAccess => b"livekit-access-token",
+        }
+    }
+
+    /// The `aud` claim tokens of this kind carry and must carry.
+    pub fn audience(self) -> Option<&'static str> {
+        match self {
+            Self::Join => Some("enclave:join"),
+            Self::Download => Some("enclave:download"),
+            Self::LivekitAccess => None,
+        }
+    }
+}
+
+/// HKDF salt of the token keys; a new version of the scheme gets a new salt.
+const TOKEN_KEY_SALT: &[u8] = b"enclave/token-keys/v1";
+
+/// The keys of every kind of token the server signs for itself:
+/// `HKDF-SHA256(ikm = client.secret, salt = "enclave/token-keys/v1", info = <kind>)`, 32 bytes
+/// each, and the LiveKit key as configured when `livekit_info.secret` is set.
+pub struct TokenKeys {
+    join: Zeroizing<Vec<u8>>,
+    download: Zeroizing<Vec<u8>>,
+    livekit: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKeys(..)")
+    }
+}
+
+impl TokenKeys {
+    /// Derives the keys from `client.secret`; `livekit_secret` is `livekit_info.secret` when
+    /// the operator set one (tokens minted by other LiveKit tooling then verify).
+    pub fn derive(api_secret: &str, livekit_secret: Option<&str>) -> Self {
+        let hk = Hkdf::<Sha256>::new(Some(TOKEN_KEY_SALT), api_secret.as_bytes());
+        let key = |kind: TokenKind| {
+            let mut k = Zeroizing::new(vec![0u8; 32]);
+            hk.expand(kind.label(), &mut k)
+                .expect("32 bytes is a valid HKDF-SHA256 output length");
+            k
+        };
+        Self {
+            join: key(TokenKind::Join),
+            download: key(TokenKind::Download),
+            livekit: match livekit_secret {
+                Some(s) => Zeroizing::new(s.as_bytes().to_vec()),
+                None => key(TokenKind::LivekitAccess),
+            },
+        }
+    }
+
+    fn key(&self, kind: TokenKind) -> &[u8] {
+        match kind {
+            TokenKind::Join => &self.join,
+            TokenKind::Download => &self.download,
+            TokenKind::LivekitAccess => &self.livekit,
+        }
+    }
+
+    /// Signs `claims` as a token of `kind`, adding its `aud`.
+    pub fn sign<C: Serialize>(&self, kind: TokenKind, claims: &C) -> String {
+        #[derive(Serialize)]
+        struct WithAudience<'a, C> {
+            #[serde(flatten)]
+            claims: &'a C,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            aud: Option<&'static str>,
+        }
+        encode_jwt(
+            self.key(kind),
+            &WithAudience {
+                claims,
+                aud: kind.audience(),
+            },
+        )
+    }
+
+    /// Verifies a token of `kind`: its key, its `aud`, `issuer`, and its times.
+    pub fn verify<C: DeserializeOwned>(
+        &self,
+        kind: TokenKind,
+        issuer: &str,
+        token: &str,
+    ) -> Result<C, TokenError> {
+        decode_jwt(self.key(kind), kind.audience(), issuer, token)
+    }
+
+    /// Verifies a join token and checks that it was issued for `room`.
+    pub fn verify_join(
+        &self,
+        api_key: &str,
+        token: &str,
+        room: Option<&str>,
+    ) -> Result<JoinClaims, TokenError> {
+        verify_join_claims(self.verify(TokenKind::Join, api_key, token)?, room)
+    }
+}
+
 /// Signs claims as an HS256 JWT with `{"alg":"HS256","typ":"JWT"}`.
-pub fn encode_jwt<C: Serialize>(secret: &str, claims: &C) -> String {
+pub fn encode_jwt<C: Serialize>(key: &[u8], claims: &C) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
+        &EncodingKey::from_secret(key),
     )
     .expect("HS256 signing of serialisable claims cannot fail")
 }
 
-/// Verifies an HS256 JWT's signature, issuer and times, and decodes its claims.
+/// Verifies an HS256 JWT's signature, audience (exactly `audience`, or none at all), issuer
+/// and times, and decodes its claims.
 pub fn decode_jwt<C: DeserializeOwned>(
-    secret: &str,
+    key: &[u8],
+    audience: Option<&str>,
     issuer: &str,
     token: &str,
 ) -> Result<C, TokenError> {
@@ -136,25 +272,31 @@ pub fn decode_jwt<C: DeserializeOwned>(
     v.leeway = LEEWAY_SECS;
     v.validate_nbf = true;
     v.set_issuer(&[issuer]);
-    v.set_required_spec_claims(&["exp", "nbf", "iss"]);
-    jsonwebtoken::decode::<C>(token, &DecodingKey::from_secret(secret.as_bytes()), &v)
+    match audience {
+        Some(aud) => {
+            v.set_audience(&[aud]);
+            v.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
+        }
+        None => {
+            // A token that names an audience is some other kind's.
+            v.validate_aud = true;
+            v.set_required_spec_claims(&["exp", "nbf", "iss"]);
+        }
+    }
+    jsonwebtoken::decode::<C>(token, &DecodingKey::from_secret(key), &v)
         .map(|d| d.claims)
         .map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
             jsonwebtoken::errors::ErrorKind::ImmatureSignature => TokenError::NotYetValid,
             jsonwebtoken::errors::ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+            jsonwebtoken::errors::ErrorKind::InvalidAudience
+            | jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_) => TokenError::WrongKind,
             _ => TokenError::Invalid(e.to_string()),
         })
 }
 
-/// Verifies a join token and checks that it was issued for `room`.
-pub fn verify_join_token(
-    secret: &str,
-    api_key: &str,
-    token: &str,
-    room: Option<&str>,
-) -> Result<JoinClaims, TokenError> {
-    let claims: JoinClaims = decode_jwt(secret, api_key, token)?;
+/// A join token's claims, checked: subject and user id agree, and it is for `room`.
+fn verify_join_claims(claims: JoinClaims, room: Option<&str>) -> Result<JoinClaims, TokenError> {
     if !claims.user_id.is_empty() && claims.user_id != claims.sub {
         return Err(TokenError::SubjectMismatch);
     }
@@ -278,39 +420,117 @@ mod tests {
 
     #[test]
     fn join_tokens_round_trip_and_refuse_other_rooms_expiry_and_forgery() {
-        let t = encode_jwt(SECRET, &claims("r1", now() + 600));
-        assert_eq!(
-            verify_join_token(SECRET, KEY, &t, Some("r1"))
-                .unwrap()
-                .room_id,
-            "r1"
-        );
+        let keys = TokenKeys::derive(SECRET, None);
+        let t = keys.sign(TokenKind::Join, &claims("r1", now() + 600));
+        assert_eq!(keys.verify_join(KEY, &t, Some("r1")).unwrap().room_id, "r1");
         assert!(matches!(
-            verify_join_token(SECRET, KEY, &t, Some("r2")),
+            keys.verify_join(KEY, &t, Some("r2")),
             Err(TokenError::WrongRoom { .. })
         ));
         assert!(matches!(
-            verify_join_token("other-secret", KEY, &t, None),
+            TokenKeys::derive("other-secret-0123", None).verify_join(KEY, &t, None),
             Err(TokenError::Invalid(_))
         ));
         assert_eq!(
-            verify_join_token(SECRET, "other-key", &t, None),
+            keys.verify_join("other-key", &t, None),
             Err(TokenError::WrongIssuer)
         );
-        let old = encode_jwt(SECRET, &claims("r1", now() - 120));
-        assert_eq!(
-            verify_join_token(SECRET, KEY, &old, None),
-            Err(TokenError::Expired)
-        );
+        let old = keys.sign(TokenKind::Join, &claims("r1", now() - 120));
+        assert_eq!(keys.verify_join(KEY, &old, None), Err(TokenError::Expired));
         assert!(matches!(
-            verify_join_token(SECRET, KEY, "not.a.jwt", None),
+            keys.verify_join(KEY, "not.a.jwt", None),
             Err(TokenError::Invalid(_))
         ));
     }
 
     #[test]
+    fn a_token_of_one_kind_is_refused_as_another() {
+        let keys = TokenKeys::derive(SECRET, None);
+        let join = keys.sign(TokenKind::Join, &claims("r1", now() + 600));
+        let download = keys.sign(
+            TokenKind::Download,
+            &DownloadClaims {
+                iss: KEY.into(),
+                sub: "u1".into(),
+                nbf: 0,
+                exp: now() + 600,
+            },
+        );
+        let livekit = keys.sign(TokenKind::LivekitAccess, &claims("r1", now() + 600));
+        assert!(keys.verify_join(KEY, &download, None).is_err());
+        assert!(keys.verify_join(KEY, &livekit, None).is_err());
+        assert!(keys
+            .verify::<DownloadClaims>(TokenKind::Download, KEY, &join)
+            .is_err());
+        assert!(keys
+            .verify::<JoinClaims>(TokenKind::LivekitAccess, KEY, &join)
+            .is_err());
+        // Even with the same key, the audience tells them apart.
+        let same = TokenKeys {
+            join: Zeroizing::new(vec![7; 32]),
+            download: Zeroizing::new(vec![7; 32]),
+            livekit: Zeroizing::new(vec![7; 32]),
+        };
+        let join = same.sign(TokenKind::Join, &claims("r1", now() + 600));
+        assert_eq!(
+            same.verify::<JoinClaims>(TokenKind::Download, KEY, &join),
+            Err(TokenError::WrongKind)
+        );
+        assert_eq!(
+            same.verify::<JoinClaims>(TokenKind::LivekitAccess, KEY, &join),
+            Err(TokenError::WrongKind)
+        );
+        let lk = same.sign(TokenKind::LivekitAccess, &claims("r1", now() + 600));
+        assert_eq!(
+            same.verify::<JoinClaims>(TokenKind::Join, KEY, &lk),
+            Err(TokenError::WrongKind)
+        );
+    }
+
+    #[test]
+    fn no_token_is_signed_with_the_api_secret() {
+        // The forgery this prevents: HS256 over "header.payload" with client.secret is exactly
+        // an /auth signature of that text.
+        let keys = TokenKeys::derive(SECRET, None);
+        for kind in [
+            TokenKind::Join,
+            TokenKind::Download,
+            TokenKind::LivekitAccess,
+        ] {
+            let t = keys.sign(kind, &claims("r1", now() + 600));
+            let (signed, sig) = t.rsplit_once('.').unwrap();
+            use base64::Engine;
+            let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(sig)
+                .unwrap();
+            assert_ne!(
+                sign(SECRET, signed.as_bytes()),
+                hex::encode(sig),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_keys_follow_the_documented_derivation() {
+        // docs/security.md: HKDF-SHA256(ikm = client.secret, salt = "enclave/token-keys/v1",
+        // info = kind). This vector is what the sdk-js conformance test recomputes.
+        let keys = TokenKeys::derive("secret-of-sixteen", None);
+        let hk = Hkdf::<Sha256>::new(Some(b"enclave/token-keys/v1"), b"secret-of-sixteen");
+        let mut join = [0u8; 32];
+        hk.expand(b"join-token", &mut join).unwrap();
+        assert_eq!(keys.key(TokenKind::Join), join);
+        assert_ne!(keys.key(TokenKind::Join), keys.key(TokenKind::Download));
+        assert_ne!(
+            keys.key(TokenKind::Join),
+            keys.key(TokenKind::LivekitAccess)
+        );
+    }
+
+    #[test]
     fn join_token_header_is_hs256_jwt() {
-        let t = encode_jwt(SECRET, &claims("r1", now() + 600));
+        let keys = TokenKeys::derive(SECRET, None);
+        let t = keys.sign(TokenKind::Join, &claims("r1", now() + 600));
         let header = t.split('.').next().unwrap();
         use base64::Engine;
         let h = base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -14,7 +14,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// `client.api_key`: identifies API callers; `iss` of every token we sign.
     pub api_key: String,
-    /// `client.secret`: HMAC key of the API, and key of join, download and webhook tokens.
+    /// `client.secret`: HMAC key of the API and of webhooks; the keys of the tokens the
+    /// server signs for itself are derived from it (`auth::TokenKeys`).
     pub api_secret: String,
     /// `client.token_validity`: lifetime of join tokens.
     pub token_validity: Duration,
@@ -65,8 +66,9 @@ pub struct LivekitConfig {
     pub host: String,
     /// Key of media access tokens.
     pub api_key: String,
-    /// Secret of media access tokens.
-    pub secret: String,
+    /// Secret of media access tokens when configured (`livekit_info.secret`), so that other
+    /// LiveKit tooling can mint them; otherwise the server derives one from `client.secret`.
+    pub secret: Option<String>,
 }
 
 /// `client.prometheus`.
@@ -95,7 +97,7 @@ impl ServerConfig {
             livekit: LivekitConfig {
                 host: String::new(),
                 api_key: "devkey".into(),
-                secret: "devsecret-devsecret-devsecret-00".into(),
+                secret: Some("devsecret-devsecret-devsecret-00".into()),
             },
             database_path: dir.join("enclave.sqlite"),
             recording_files_path: dir.join("recordings"),

@@ -126,8 +126,11 @@ struct WebhookClaims<'a> {
 /// Signs a webhook body; the token goes in `Authorization` and `Hash-Token`.
 pub fn sign_body(api_key: &str, secret: &str, body: &[u8], now: u64) -> String {
     let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
+    // Plug-N-Meet's scheme: receivers verify with the API secret. The signed input is the
+    // JWT's base64url header and payload, which `/auth` never accepts as a body (it takes
+    // JSON objects only), so this signature cannot be replayed as an API call.
     encode_jwt(
-        secret,
+        secret.as_bytes(),
         &WebhookClaims {
             iss: api_key,
             nbf: now,

@@ -211,8 +211,8 @@ async fn download_tokens_are_checked() {
         .unwrap()
         .as_secs();
     let mk = |secret: &str, iss: &str, sub: &str, exp: u64| {
-        enclave_server::auth::encode_jwt(
-            secret,
+        enclave_server::auth::TokenKeys::derive(secret, None).sign(
+            enclave_server::auth::TokenKind::Download,
             &enclave_server::auth::DownloadClaims {
                 iss: iss.into(),
                 sub: sub.into(),
@@ -265,6 +265,27 @@ async fn download_tokens_are_checked() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = h.send(get("garbage".into())).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Signed with the API secret itself (Plug-N-Meet's scheme), or a token of another kind
+    // with the same claims: refused.
+    let claims = enclave_server::auth::DownloadClaims {
+        iss: KEY.into(),
+        sub: "sid1/rec.mp4".into(),
+        nbf: now - 300,
+        exp: now + 60,
+    };
+    let raw = enclave_server::auth::encode_jwt(SECRET.as_bytes(), &claims);
+    let (s, _) = h.send(get(raw)).await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "a token signed with the API secret"
+    );
+    let join = h
+        .app
+        .keys
+        .sign(enclave_server::auth::TokenKind::Join, &claims);
+    let (s, _) = h.send(get(join)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a join-kind token");
 }
 
 #[tokio::test]

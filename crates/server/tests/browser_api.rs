@@ -5,7 +5,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{Harness, KEY, SECRET};
+use common::{Harness, KEY};
 use serde_json::Value;
 
 async fn api(
@@ -81,8 +81,9 @@ async fn server_key_rooms_hand_the_secret_to_their_participants_only() {
     assert_eq!(v["user"]["user_id"], "ann");
     // The media token is a LiveKit token for this room and identity.
     let media = v["media"]["token"].as_str().unwrap();
-    let lk = &h.app.config.livekit;
-    let claims = enclave_server::media::token::verify(&lk.api_key, &lk.secret, media).unwrap();
+    let claims =
+        enclave_server::media::token::verify(&h.app.keys, &h.app.config.livekit.api_key, media)
+            .unwrap();
     assert_eq!(
         (claims.sub.as_str(), claims.video.room.as_str()),
         ("ann", "sk")
@@ -132,8 +133,8 @@ async fn bad_tokens_are_refused_with_plugnmeet_messages() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let expired = enclave_server::auth::encode_jwt(
-        SECRET,
+    let expired = h.app.keys.sign(
+        enclave_server::auth::TokenKind::Join,
         &enclave_proto::user::JoinClaims {
             iss: KEY.into(),
             sub: "x".into(),
@@ -306,12 +307,10 @@ async fn tokens_renew_with_the_same_claims() {
     let t = token(&h, "ren", "ann", true).await;
     let (s, v, _) = api(&h, "/api/renewToken", Some(&t), "{}").await;
     assert_eq!(s, StatusCode::OK);
-    let renewed = enclave_server::auth::verify_join_token(
-        SECRET,
-        KEY,
-        v["token"].as_str().unwrap(),
-        Some("ren"),
-    )
-    .unwrap();
+    let renewed = h
+        .app
+        .keys
+        .verify_join(KEY, v["token"].as_str().unwrap(), Some("ren"))
+        .unwrap();
     assert_eq!((renewed.user_id.as_str(), renewed.is_admin), ("ann", true));
 }

@@ -165,7 +165,7 @@ async fn join_tokens_carry_plugnmeet_claims() {
         .call("/auth/room/getJoinToken", r#"{"room_id":"tok","user_info":{"name":"Ann","user_id":"ann","is_admin":true,"is_hidden":true}}"#)
         .await;
     let token = v["token"].as_str().unwrap();
-    let claims = enclave_server::auth::verify_join_token(SECRET, KEY, token, Some("tok")).unwrap();
+    let claims = h.app.keys.verify_join(KEY, token, Some("tok")).unwrap();
     assert_eq!(
         (
             claims.sub.as_str(),
@@ -177,7 +177,7 @@ async fn join_tokens_carry_plugnmeet_claims() {
     assert!(claims.is_admin && claims.is_hidden);
     assert_eq!(claims.exp - claims.nbf, 600);
     assert!(matches!(
-        enclave_server::auth::verify_join_token(SECRET, KEY, token, Some("other-room")),
+        h.app.keys.verify_join(KEY, token, Some("other-room")),
         Err(enclave_server::auth::TokenError::WrongRoom { .. })
     ));
 
@@ -188,9 +188,11 @@ async fn join_tokens_carry_plugnmeet_claims() {
             r#"{"room_id":"auto","user_info":{"name":"Bo","user_id":"bo"}}"#,
         )
         .await;
-    let claims =
-        enclave_server::auth::verify_join_token(SECRET, KEY, v["token"].as_str().unwrap(), None)
-            .unwrap();
+    let claims = h
+        .app
+        .keys
+        .verify_join(KEY, v["token"].as_str().unwrap(), None)
+        .unwrap();
     assert_ne!(claims.user_id, "bo");
     assert!(
         uuid::Uuid::parse_str(&claims.user_id).is_ok(),

@@ -31,7 +31,7 @@ use enclave_proto::validate::Violations;
 use enclave_proto::{CommonResponse, StatusCode};
 
 use crate::app::{unix_now, App};
-use crate::auth::{encode_jwt, DownloadClaims};
+use crate::auth::{DownloadClaims, TokenKind};
 use crate::error::{respond, ApiError};
 use crate::rooms::core::{EndReason, Invitation};
 use crate::rooms::{RoomHandle, RoomInfo, RoomSecret};
@@ -302,7 +302,7 @@ async fn join_token(app: &Arc<App>, body: &[u8]) -> ApiResult<TokenBody> {
     };
     tracing::info!(room_id = %join.room_id, user_id = %user_id, is_admin = join.is_admin, "join token issued");
     Ok(Reply::success(TokenBody {
-        token: Some(encode_jwt(&app.config.api_secret, &claims)),
+        token: Some(app.keys.sign(TokenKind::Join, &claims)),
     }))
 }
 
@@ -431,8 +431,8 @@ async fn recording_row(app: &App, record_id: &str) -> Result<RecordingRow, ApiEr
 
 fn download_token(app: &App, sub: &str, validity: Duration) -> String {
     let now = unix_now() as u64;
-    encode_jwt(
-        &app.config.api_secret,
+    app.keys.sign(
+        TokenKind::Download,
         &DownloadClaims {
             iss: app.config.api_key.clone(),
             sub: sub.to_owned(),

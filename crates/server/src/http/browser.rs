@@ -23,9 +23,9 @@ use enclave_proto::user::JoinClaims;
 use enclave_proto::StatusCode;
 
 use crate::app::{unix_now, App};
-use crate::auth::{encode_jwt, verify_join_token, TokenError};
+use crate::auth::{TokenError, TokenKind};
 use crate::error::ApiError;
-use crate::media::token::{mint, AccessClaims, VideoGrant};
+use crate::media::token::{AccessClaims, VideoGrant};
 use crate::recording::{rtmp_target, Job, RecorderError, Recorders};
 use crate::rooms::core::EndReason;
 use crate::rooms::{FeatureRefused, RoomHandle, ServerMediaFeature};
@@ -65,7 +65,9 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
             )
             .with_http(Http::UNAUTHORIZED)
         })?;
-    let claims = verify_join_token(&app.config.api_secret, &app.config.api_key, raw, None)
+    let claims = app
+        .keys
+        .verify_join(&app.config.api_key, raw, None)
         .map_err(|e| match e {
             TokenError::Expired => unauthorized("notifications.token-expired"),
             _ => unauthorized("notifications.invalid-token"),
@@ -125,8 +127,8 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         };
         let now = unix_now() as u64;
         let lk = &app.config.livekit;
-        let media_token = mint(
-            &lk.secret,
+        let media_token = app.keys.sign(
+            TokenKind::LivekitAccess,
             &AccessClaims {
                 iss: lk.api_key.clone(),
                 sub: c.user.to_string(),
@@ -187,7 +189,7 @@ async fn renew_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
         let c = caller(&app, &headers).await?;
         let now = unix_now() as u64;
         let claims = JoinClaims { nbf: now, exp: now + app.config.token_validity.as_secs(), ..c.claims };
-        Ok(reply(json!({ "status": true, "msg": "token renewed", "token": encode_jwt(&app.config.api_secret, &claims), "expires_at": claims.exp })))
+        Ok(reply(json!({ "status": true, "msg": "token renewed", "token": app.keys.sign(TokenKind::Join, &claims), "expires_at": claims.exp })))
     }
     .await)
 }

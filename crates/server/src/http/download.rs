@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use tokio_util::io::ReaderStream;
 
 use crate::app::App;
-use crate::auth::{decode_jwt, DownloadClaims, TokenError};
+use crate::auth::{DownloadClaims, TokenError, TokenKind};
 
 pub(super) async fn recording(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
     serve(&app, &token, &app.config.recording_files_path).await
@@ -22,7 +22,10 @@ pub(super) async fn artifact(State(app): State<Arc<App>>, Path(token): Path<Stri
 
 async fn serve(app: &App, token: &str, base: &std::path::Path) -> Response {
     let claims: DownloadClaims =
-        match decode_jwt(&app.config.api_secret, &app.config.api_key, token) {
+        match app
+            .keys
+            .verify(TokenKind::Download, &app.config.api_key, token)
+        {
             Ok(c) => c,
             Err(e @ TokenError::Expired) => {
                 return (Http::UNAUTHORIZED, e.to_string()).into_response()

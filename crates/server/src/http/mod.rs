@@ -106,8 +106,31 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
 
 /// Reads the body (up to the configured limit) and checks `API-KEY` and `HASH-SIGNATURE`
 /// before any handler runs. Failures are 401 with Plug-N-Meet's messages.
+///
+/// Two shapes are refused because a signature over them would not vouch for what a handler
+/// reads:
+/// - `multipart/form-data` (before the signature is looked at): Plug-N-Meet signs only the
+///   `Room-Id` header there (the body is a file), and no route here takes a file;
+/// - a body that is not a JSON object (after it): every handler reads one, and the only other
+///   text signed with the API secret, a webhook's JWT, is base64url.
 async fn check_auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type
+        .to_ascii_lowercase()
+        .contains("multipart/form-data")
+    {
+        return ApiError::new(
+            StatusCode::InvalidParameters,
+            "multipart/form-data is not accepted on this route; send the JSON body",
+        )
+        .with_http(Http::UNSUPPORTED_MEDIA_TYPE)
+        .into_response();
+    }
     let limit = app.config.max_body_bytes;
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
@@ -134,8 +157,20 @@ async fn check_auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
             .with_http(Http::UNAUTHORIZED)
             .into_response();
     }
+    if !is_json_object_or_empty(&bytes) {
+        // What a handler's decoder would answer, said before any handler can run.
+        return ApiError::invalid("(body): the request body must be a JSON object").into_response();
+    }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// A JSON object (first non-blank byte `{`) or nothing at all.
+fn is_json_object_or_empty(body: &[u8]) -> bool {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => true,
+        Some(b) => *b == b'{',
+    }
 }
 
 async fn count_requests(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {

@@ -71,8 +71,7 @@ fn admit(
                 .map(str::to_owned)
         })
         .ok_or((StatusCode::UNAUTHORIZED, "missing access token".to_owned()))?;
-    let lk = &app.config.livekit;
-    let claims = verify(&lk.api_key, &lk.secret, &token)
+    let claims = verify(&app.keys, &app.config.livekit.api_key, &token)
         .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
     let user = UserId::parse(&claims.sub)
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("identity: {e}")))?;

@@ -1,9 +1,10 @@
-//! LiveKit access tokens: HS256 JWTs signed with `livekit_info.secret`, `iss` = the key,
-//! `sub` = the participant identity, and a `video` grant naming the room.
+//! LiveKit access tokens: HS256 JWTs signed with the LiveKit key ([`TokenKind::LivekitAccess`]:
+//! `livekit_info.secret`, or one derived from `client.secret`), `iss` = the key, `sub` = the
+//! participant identity, and a `video` grant naming the room.
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{decode_jwt, encode_jwt, TokenError};
+use crate::auth::{TokenError, TokenKeys, TokenKind};
 
 /// The `video` grant (the fields this server reads; unknown ones are ignored).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,8 +53,8 @@ pub enum AccessError {
 }
 
 /// Verifies a token and its join grant.
-pub fn verify(key: &str, secret: &str, token: &str) -> Result<AccessClaims, AccessError> {
-    let claims: AccessClaims = decode_jwt(secret, key, token)?;
+pub fn verify(keys: &TokenKeys, api_key: &str, token: &str) -> Result<AccessClaims, AccessError> {
+    let claims: AccessClaims = keys.verify(TokenKind::LivekitAccess, api_key, token)?;
     if !claims.video.room_join || claims.video.room.is_empty() {
         return Err(AccessError::NoRoomJoin);
     }
@@ -64,8 +65,8 @@ pub fn verify(key: &str, secret: &str, token: &str) -> Result<AccessClaims, Acce
 }
 
 /// Mints a token (for the browser API and for tests).
-pub fn mint(secret: &str, claims: &AccessClaims) -> String {
-    encode_jwt(secret, claims)
+pub fn mint(keys: &TokenKeys, claims: &AccessClaims) -> String {
+    keys.sign(TokenKind::LivekitAccess, claims)
 }
 
 #[cfg(test)]
@@ -91,24 +92,31 @@ mod tests {
     #[test]
     fn grants_and_signature_are_checked() {
         let far = u64::MAX / 4;
-        let secret = "0123456789abcdef0123456789abcdef";
-        let t = mint(secret, &claims(far, true));
-        assert_eq!(verify("lk", secret, &t).unwrap().video.room, "r1");
+        let keys = TokenKeys::derive("api-secret-api-secret", None);
+        let t = mint(&keys, &claims(far, true));
+        assert_eq!(verify(&keys, "lk", &t).unwrap().video.room, "r1");
+        let other = TokenKeys::derive("another-api-secret", None);
         assert!(matches!(
-            verify("lk", "another-secret-another-secret-00", &t),
+            verify(&other, "lk", &t),
             Err(AccessError::Token(_))
         ));
         assert!(matches!(
-            verify("other", secret, &t),
+            verify(&keys, "other", &t),
             Err(AccessError::Token(TokenError::WrongIssuer))
         ));
-        let t = mint(secret, &claims(far, false));
-        assert_eq!(verify("lk", secret, &t), Err(AccessError::NoRoomJoin));
-        let t = mint(secret, &claims(10, true));
+        let t = mint(&keys, &claims(far, false));
+        assert_eq!(verify(&keys, "lk", &t), Err(AccessError::NoRoomJoin));
+        let t = mint(&keys, &claims(10, true));
         assert_eq!(
-            verify("lk", secret, &t),
+            verify(&keys, "lk", &t),
             Err(AccessError::Token(TokenError::Expired))
         );
+        // A configured secret is the key itself, so other LiveKit tooling can mint tokens.
+        let secret = "0123456789abcdef0123456789abcdef";
+        let configured = TokenKeys::derive("api-secret-api-secret", Some(secret));
+        let external = crate::auth::encode_jwt(secret.as_bytes(), &claims(far, true));
+        assert_eq!(verify(&configured, "lk", &external).unwrap().sub, "alice");
+        assert!(verify(&keys, "lk", &external).is_err());
     }
 
     #[test]
