@@ -64,6 +64,33 @@ pub(crate) struct Client {
     pub(crate) webhook_conf: WebhookConf,
     pub(crate) prometheus: Prometheus,
     pub(crate) max_body_bytes: usize,
+    pub(crate) limits: Limits,
+}
+
+/// `client.limits`: what one client may hold or try.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Limits {
+    pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_ip: usize,
+    pub(crate) header_read_timeout: String,
+    pub(crate) body_read_timeout: String,
+    /// Failed credentials (API signatures, tokens) per address per minute; 0 = no limit.
+    pub(crate) failed_credentials_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let d = enclave_server::config::ConnLimits::default();
+        Self {
+            max_connections: d.max_connections,
+            max_connections_per_ip: d.max_connections_per_ip,
+            header_read_timeout: "10s".into(),
+            body_read_timeout: "30s".into(),
+            failed_credentials_per_minute: enclave_server::config::FailureBudget::default()
+                .max_failures,
+        }
+    }
 }
 
 impl Default for Client {
@@ -77,6 +104,7 @@ impl Default for Client {
             webhook_conf: WebhookConf::default(),
             prometheus: Prometheus::default(),
             max_body_bytes: 1024 * 1024,
+            limits: Limits::default(),
         }
     }
 }
@@ -398,6 +426,11 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
         )?,
         room_policy: policy,
         max_body_bytes: f.client.max_body_bytes.max(1024),
+        conn_limits: conn_limits(&f.client.limits)?,
+        failure_budget: enclave_server::config::FailureBudget {
+            max_failures: f.client.limits.failed_credentials_per_minute,
+            window: Duration::from_secs(60),
+        },
         prometheus: PrometheusConfig {
             enable: f.client.prometheus.enable,
             metrics_path: f.client.prometheus.metrics_path.clone(),
@@ -410,6 +443,39 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
         f.log_settings.log_level.to_ascii_lowercase()
     };
     Ok((config, source, level))
+}
+
+fn conn_limits(l: &Limits) -> anyhow::Result<enclave_server::config::ConnLimits> {
+    let d = enclave_server::config::ConnLimits::default();
+    let limits = enclave_server::config::ConnLimits {
+        max_connections: l.max_connections,
+        max_connections_per_ip: l.max_connections_per_ip,
+        header_read_timeout: duration(
+            "client.limits.header_read_timeout",
+            &l.header_read_timeout,
+            d.header_read_timeout,
+        )?,
+        body_read_timeout: duration(
+            "client.limits.body_read_timeout",
+            &l.body_read_timeout,
+            d.body_read_timeout,
+        )?,
+    };
+    if limits.max_connections == 0 {
+        bail!("client.limits.max_connections: must be at least 1");
+    }
+    if limits.max_connections_per_ip == 0 {
+        bail!("client.limits.max_connections_per_ip: must be at least 1");
+    }
+    for (key, d) in [
+        ("header_read_timeout", limits.header_read_timeout),
+        ("body_read_timeout", limits.body_read_timeout),
+    ] {
+        if d.is_zero() || d > Duration::from_secs(600) {
+            bail!("client.limits.{key}: must be between 1 s and 10 min");
+        }
+    }
+    Ok(limits)
 }
 
 fn media_config(rtc: &Rtc, bind: IpAddr) -> anyhow::Result<Option<MediaConfig>> {

@@ -26,6 +26,8 @@ pub struct App {
     pub media: Option<crate::media::Media>,
     /// Running cloud recorders and RTMP broadcasts.
     pub recorders: crate::recording::Recorders,
+    /// Failed credentials per address.
+    pub throttle: crate::http::throttle::FailureThrottle,
 }
 
 /// Unix seconds now.
@@ -55,6 +57,7 @@ impl App {
             metrics.clone(),
         ));
         let media_cfg = config.media.clone();
+        let config_budget = config.failure_budget;
         let mut media_err = None;
         // The media worker reports back to the rooms, so it holds a weak reference to the App
         // it is part of.
@@ -79,6 +82,7 @@ impl App {
                 metrics,
                 media,
                 recorders: Default::default(),
+                throttle: crate::http::throttle::FailureThrottle::new(config_budget),
             }
         });
         if let Some(e) = media_err {
@@ -104,13 +108,17 @@ impl Server {
         let app = App::new(config).await?;
         let router = crate::http::router(app.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let limits = app.config.conn_limits;
+        let metrics = app.metrics.clone();
+        let task = tokio::spawn(crate::http::listener::serve(
+            listener,
+            router,
+            limits,
+            metrics,
+            async {
+                let _ = rx.await;
+            },
+        ));
         Ok(Self {
             addr,
             app,

@@ -38,10 +38,55 @@ pub struct ServerConfig {
     pub room_policy: RoomPolicy,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Connection caps and read timeouts of the HTTP listener.
+    pub conn_limits: ConnLimits,
+    /// Failed credentials an address may present per window before it is answered 429.
+    pub failure_budget: FailureBudget,
     /// Prometheus exposition.
     pub prometheus: PrometheusConfig,
     /// The embedded SFU; `None` runs the API alone.
     pub media: Option<crate::media::MediaConfig>,
+}
+
+/// Connection caps and read timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Open connections at most (each is a file descriptor).
+    pub max_connections: usize,
+    /// Open connections from one IP address at most.
+    pub max_connections_per_ip: usize,
+    /// Time allowed for a request's headers, and for a kept-alive connection's next request.
+    pub header_read_timeout: Duration,
+    /// Time allowed to read a request body.
+    pub body_read_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_connections_per_ip: 512,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How many failures an address may have in a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureBudget {
+    /// Failures allowed per window; 0 turns the budget off.
+    pub max_failures: u32,
+    pub window: Duration,
+}
+
+impl Default for FailureBudget {
+    fn default() -> Self {
+        Self {
+            max_failures: 60,
+            window: Duration::from_secs(60),
+        }
+    }
 }
 
 /// `client.webhook_conf`.
@@ -106,6 +151,8 @@ impl ServerConfig {
             download_token_validity: Duration::from_secs(600),
             room_policy: RoomPolicy::default(),
             max_body_bytes: 1024 * 1024,
+            conn_limits: ConnLimits::default(),
+            failure_budget: FailureBudget::default(),
             prometheus: PrometheusConfig {
                 enable: true,
                 metrics_path: "/metrics".into(),

@@ -21,6 +21,10 @@ pub struct ResultLabels {
 pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
+    /// Connections closed at once because the server or their address had too many open.
+    pub http_connections_refused: Counter,
+    /// Requests answered 429 because their address failed credentials too often.
+    pub credential_failures_throttled: Counter,
     pub rooms_active: Gauge,
     pub rooms_created: Counter,
     pub participants: Gauge,
@@ -57,6 +61,18 @@ impl Default for Metrics {
             "http_requests",
             "HTTP requests by route and status",
             http_requests.clone(),
+        );
+        let http_connections_refused = Counter::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections closed at once because too many were open (in all or from one address)",
+            http_connections_refused.clone(),
+        );
+        let credential_failures_throttled = Counter::default();
+        registry.register(
+            "credential_failures_throttled",
+            "Requests answered 429 because their address presented bad credentials too often",
+            credential_failures_throttled.clone(),
         );
         let rooms_active = Gauge::default();
         registry.register(
@@ -107,6 +123,8 @@ impl Default for Metrics {
         Self {
             registry,
             http_requests,
+            http_connections_refused,
+            credential_failures_throttled,
             rooms_active,
             rooms_created,
             participants,

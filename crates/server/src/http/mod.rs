@@ -3,12 +3,15 @@
 mod api;
 mod browser;
 mod download;
+pub mod listener;
+pub mod throttle;
 pub mod web;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode as Http};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -68,7 +71,22 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
             post(api::artifact_download_token),
         )
         .merge(extra_auth)
-        .route_layer(middleware::from_fn_with_state(app.clone(), check_auth));
+        .route_layer(middleware::from_fn_with_state(app.clone(), check_auth))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            guard_credentials,
+        ));
+    // Routes whose credentials are tokens: a 401 counts against the caller's address.
+    let tokens = Router::new()
+        .route("/download/recording/{token}", get(download::recording))
+        .route("/download/artifact/{token}", get(download::artifact))
+        .route("/download/analytics/{token}", get(download::artifact))
+        .merge(crate::media::signal::routes())
+        .merge(browser::routes())
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            guard_credentials,
+        ));
 
     let metrics_path = app.config.prometheus.metrics_path.clone();
     let mut r = Router::new()
@@ -76,16 +94,13 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .route("/assets/{*path}", get(web::file))
         .route("/favicon.svg", get(web::favicon))
         .route("/healthCheck", any(health_check))
-        .route("/download/recording/{token}", get(download::recording))
-        .route("/download/artifact/{token}", get(download::artifact))
-        .route("/download/analytics/{token}", get(download::artifact))
         .merge(auth)
-        .merge(crate::media::signal::routes())
-        .merge(browser::routes());
+        .merge(tokens);
     if app.config.prometheus.enable {
         r = r.route(&metrics_path, get(metrics));
     }
     r.fallback(|| async { (Http::NOT_FOUND, "not found") })
+        .layer(middleware::from_fn_with_state(app.clone(), read_body))
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req
@@ -163,6 +178,82 @@ async fn check_auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// Reads a request's whole body before routing, within `conn_limits.body_read_timeout` in all
+/// (not per chunk: a client trickling one byte at a time is cut off) and `max_body_bytes`.
+/// Every handler reads a small JSON body whole anyway; requests without one pass untouched.
+async fn read_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let limit = app.config.max_body_bytes;
+    let timeout = app.config.conn_limits.body_read_timeout;
+    let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return ApiError::new(
+                StatusCode::InvalidParameters,
+                format!("request body is larger than the limit of {limit} bytes"),
+            )
+            .with_http(Http::PAYLOAD_TOO_LARGE)
+            .into_response()
+        }
+        Err(_) => {
+            tracing::info!(
+                secs = timeout.as_secs(),
+                "request body not received in time"
+            );
+            return ApiError::new(
+                StatusCode::InvalidParameters,
+                format!(
+                    "request body was not received within {} s",
+                    timeout.as_secs()
+                ),
+            )
+            .with_http(Http::REQUEST_TIMEOUT)
+            .into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// The address a request came from, when it came through the listener (tests that drive the
+/// router in-process have none).
+fn peer_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Answers 429 to an address that presented bad credentials too often; otherwise runs the
+/// route and counts a 401 against the address.
+async fn guard_credentials(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let Some(ip) = peer_ip(&req) else {
+        return next.run(req).await;
+    };
+    if let Err(wait) = app.throttle.check(ip, std::time::Instant::now()) {
+        app.metrics.credential_failures_throttled.inc();
+        let secs = wait.as_secs().max(1);
+        tracing::info!(%ip, retry_after = secs, "too many failed credentials; refused");
+        let mut res = ApiError::new(
+            StatusCode::PermissionDenied,
+            format!("too many failed attempts from this address; retry in {secs} s"),
+        )
+        .with_http(Http::TOO_MANY_REQUESTS)
+        .into_response();
+        if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return res;
+    }
+    let res = next.run(req).await;
+    if res.status() == Http::UNAUTHORIZED {
+        app.throttle.fail(ip, std::time::Instant::now());
+    }
+    res
 }
 
 /// A JSON object (first non-blank byte `{`) or nothing at all.
