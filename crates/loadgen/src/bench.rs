@@ -10,12 +10,12 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::bot::{self, Recv, Spec, Stats};
-use crate::ceiling::{self, Ceiling};
-use crate::procfs::{self, CpuSample};
 use crate::server::{ServerProc, API_KEY, API_SECRET, LK_KEY, LK_SECRET};
 use crate::stats::{median, Latency};
 use crate::Opts;
+use enclave_loadgen::bot::{self, Recv, Spec, Stats};
+use enclave_loadgen::ceiling::{self, Ceiling};
+use enclave_loadgen::procfs::{self, CpuSample};
 
 /// Where bots run: sinks (and meeting participants that are sinks) on a multi-thread runtime;
 /// probes and the fan-out publisher each on a thread of their own, so that their timing is not

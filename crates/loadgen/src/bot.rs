@@ -43,7 +43,7 @@ use crate::payload::{self, Stamp};
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 /// The instant send times are counted from (one per process).
-pub(crate) fn epoch() -> Instant {
+pub fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
@@ -64,55 +64,55 @@ const BOT_RCVBUF: usize = 4 << 20;
 
 /// How a bot receives media.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Recv {
+pub enum Recv {
     Probe,
     Sink,
 }
 
 /// Who a bot is.
 #[derive(Debug, Clone)]
-pub(crate) struct Spec {
-    pub(crate) identity: String,
+pub struct Spec {
+    pub identity: String,
     /// `ws://…/rtc?access_token=…`
-    pub(crate) url: String,
+    pub url: String,
     /// Publishes one video track, with this id in its payloads.
-    pub(crate) publisher: Option<u64>,
-    pub(crate) recv: Recv,
-    pub(crate) payload: usize,
+    pub publisher: Option<u64>,
+    pub recv: Recv,
+    pub payload: usize,
 }
 
 /// Counters a bot keeps for the orchestrator (monotonic; windows are differences).
 #[derive(Debug, Default)]
-pub(crate) struct Stats {
+pub struct Stats {
     /// RTP packets written by the publisher.
-    pub(crate) sent: AtomicU64,
+    pub sent: AtomicU64,
     /// Packets the publisher's schedule skipped because it fell behind by more than a burst.
-    pub(crate) lagged: AtomicU64,
+    pub lagged: AtomicU64,
     /// Packets received: every SRTP datagram for a sink; for a probe, each payload that
     /// verified and came in order.
-    pub(crate) recv: AtomicU64,
+    pub recv: AtomicU64,
     /// SRTP datagrams and their bytes (for the mean forwarded datagram size).
-    pub(crate) rtp_dgrams: AtomicU64,
-    pub(crate) rtp_bytes: AtomicU64,
+    pub rtp_dgrams: AtomicU64,
+    pub rtp_bytes: AtomicU64,
     /// Probe: payloads that came again or out of order (not counted in `recv`).
-    pub(crate) late: AtomicU64,
+    pub late: AtomicU64,
     /// Probe: payloads whose bytes did not verify.
-    pub(crate) corrupt: AtomicU64,
+    pub corrupt: AtomicU64,
     /// Distinct media streams seen (SSRCs for a sink, publishers for a probe).
-    pub(crate) streams: AtomicU64,
-    pub(crate) sub_connected: AtomicBool,
-    pub(crate) pub_ready: AtomicBool,
+    pub streams: AtomicU64,
+    pub sub_connected: AtomicBool,
+    pub pub_ready: AtomicBool,
     /// Inputs str0m refused.
-    pub(crate) input_errors: AtomicU64,
+    pub input_errors: AtomicU64,
     /// Diagnostics: subscriber offers answered, datagrams in and out on the subscriber socket.
-    pub(crate) offers: AtomicU64,
-    pub(crate) sub_in: AtomicU64,
-    pub(crate) sub_out: AtomicU64,
-    pub(crate) ports: Mutex<Vec<u16>>,
+    pub offers: AtomicU64,
+    pub sub_in: AtomicU64,
+    pub sub_out: AtomicU64,
+    pub ports: Mutex<Vec<u16>>,
     /// Probe: latency samples (ns) since the orchestrator last took them.
-    pub(crate) latencies: Mutex<Vec<u32>>,
-    pub(crate) error: Mutex<Option<String>>,
-    pub(crate) done: AtomicBool,
+    pub latencies: Mutex<Vec<u32>>,
+    pub error: Mutex<Option<String>>,
+    pub done: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -120,26 +120,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Stats {
-    pub(crate) fn take_latencies(&self) -> Vec<u32> {
+    pub fn take_latencies(&self) -> Vec<u32> {
         std::mem::take(&mut *lock(&self.latencies))
     }
 
-    pub(crate) fn clear_latencies(&self) {
+    pub fn clear_latencies(&self) {
         lock(&self.latencies).clear();
     }
 
-    pub(crate) fn ports(&self) -> Vec<u16> {
+    pub fn ports(&self) -> Vec<u16> {
         lock(&self.ports).clone()
     }
 
-    pub(crate) fn error(&self) -> Option<String> {
+    pub fn error(&self) -> Option<String> {
         lock(&self.error).clone()
     }
 }
 
 /// Runs a bot until `stop` turns true (or its sender is dropped), then leaves. Failures end up
 /// in `stats.error`.
-pub(crate) async fn run(
+pub async fn run(
     spec: Spec,
     rate: watch::Receiver<f64>,
     stop: watch::Receiver<bool>,

@@ -14,29 +14,29 @@ use crate::procfs::thread_cpu;
 
 /// One run of the loop.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Ceiling {
-    pub(crate) sent: u64,
-    pub(crate) received: u64,
-    pub(crate) wall: Duration,
+pub struct Ceiling {
+    pub sent: u64,
+    pub received: u64,
+    pub wall: Duration,
     /// CPU time of the sending thread.
-    pub(crate) cpu: Duration,
+    pub cpu: Duration,
 }
 
 impl Ceiling {
     /// Packets per second per core of the sending thread.
-    pub(crate) fn per_core(&self) -> f64 {
+    pub fn per_core(&self) -> f64 {
         self.sent as f64 / self.cpu.as_secs_f64().max(1e-9)
     }
 
     /// Packets per second of wall time.
-    pub(crate) fn per_sec(&self) -> f64 {
+    pub fn per_sec(&self) -> f64 {
         self.sent as f64 / self.wall.as_secs_f64().max(1e-9)
     }
 }
 
 /// A UDP socket on 127.0.0.1 with a receive buffer of `rcvbuf` bytes (capped by the kernel's
 /// `net.core.rmem_max`).
-pub(crate) fn bind_loopback(rcvbuf: usize) -> anyhow::Result<UdpSocket> {
+pub fn bind_loopback(rcvbuf: usize) -> anyhow::Result<UdpSocket> {
     let s = socket2::Socket::new(
         socket2::Domain::IPV4,
         socket2::Type::DGRAM,
@@ -50,7 +50,7 @@ pub(crate) fn bind_loopback(rcvbuf: usize) -> anyhow::Result<UdpSocket> {
 }
 
 /// Sends `size`-byte datagrams as fast as one thread can for `dur` (bounded).
-pub(crate) fn run(size: usize, dur: Duration) -> anyhow::Result<Ceiling> {
+pub fn run(size: usize, dur: Duration) -> anyhow::Result<Ceiling> {
     let rx = bind_loopback(4 << 20)?;
     rx.set_read_timeout(Some(Duration::from_millis(50)))?;
     let dst = rx.local_addr()?;
@@ -104,7 +104,7 @@ pub(crate) fn run(size: usize, dur: Duration) -> anyhow::Result<Ceiling> {
 /// ticks (like the bots' publishers) stamps each datagram with its send time; a receiver
 /// thread records receive time minus send time (ns). The machine's own latency at that rate,
 /// with no SFU: the floor under the SFU path's figures.
-pub(crate) fn hop_latency(size: usize, rate: f64, dur: Duration) -> anyhow::Result<Vec<u32>> {
+pub fn hop_latency(size: usize, rate: f64, dur: Duration) -> anyhow::Result<Vec<u32>> {
     let rx = bind_loopback(4 << 20)?;
     rx.set_read_timeout(Some(Duration::from_millis(50)))?;
     let dst = rx.local_addr()?;

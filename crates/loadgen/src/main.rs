@@ -21,13 +21,11 @@
 //! limit), and a watchdog ends the run after `--max-secs`.
 
 mod bench;
-mod bot;
-mod ceiling;
-mod payload;
-mod procfs;
 mod report;
 mod server;
 mod stats;
+
+use enclave_loadgen::bot;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

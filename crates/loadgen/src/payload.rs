@@ -9,19 +9,19 @@
 //! loss, order, corruption and latency measurable.
 
 /// Bytes before the filler.
-pub(crate) const HEADER: usize = 32;
+pub const HEADER: usize = 32;
 
 /// A payload read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp {
-    pub(crate) publisher: u64,
-    pub(crate) seq: u64,
-    pub(crate) send_ns: u64,
+pub struct Stamp {
+    pub publisher: u64,
+    pub seq: u64,
+    pub send_ns: u64,
 }
 
 /// Why a payload did not read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Bad {
+pub enum Bad {
     Short,
     Checksum,
 }
@@ -50,7 +50,7 @@ fn checksum(p: &[u8]) -> u64 {
 }
 
 /// A payload of `size` bytes (at least [`HEADER`]).
-pub(crate) fn encode(size: usize, stamp: Stamp) -> Vec<u8> {
+pub fn encode(size: usize, stamp: Stamp) -> Vec<u8> {
     let size = size.max(HEADER);
     let mut p = vec![0u8; size];
     p[0..8].copy_from_slice(&stamp.publisher.to_le_bytes());
@@ -71,7 +71,7 @@ fn u64_at(p: &[u8], at: usize) -> u64 {
 }
 
 /// Reads a payload back and checks every byte of it.
-pub(crate) fn decode(p: &[u8]) -> Result<Stamp, Bad> {
+pub fn decode(p: &[u8]) -> Result<Stamp, Bad> {
     if p.len() < HEADER {
         return Err(Bad::Short);
     }
@@ -88,7 +88,7 @@ pub(crate) fn decode(p: &[u8]) -> Result<Stamp, Bad> {
 /// The SSRC of an RTP packet (SRTP leaves the header in clear), or `None` for anything else
 /// that shares the port: STUN (first byte 0–3), DTLS (20–63), RTCP (payload types 64–95 in
 /// the second byte after the marker bit, RFC 5761).
-pub(crate) fn rtp_ssrc(d: &[u8]) -> Option<u32> {
+pub fn rtp_ssrc(d: &[u8]) -> Option<u32> {
     if d.len() < 12 || d[0] >> 6 != 2 {
         return None;
     }

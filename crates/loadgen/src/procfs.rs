@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// CPU time and run-queue wait of every live thread of a process, by thread id.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct CpuSample(HashMap<u32, (u64, u64)>);
+pub struct CpuSample(HashMap<u32, (u64, u64)>);
 
 /// `(time on a CPU, time runnable but waiting for a CPU)` in ns, from a `schedstat` file.
 fn schedstat(path: &str) -> io::Result<(u64, u64)> {
@@ -23,7 +23,7 @@ fn schedstat(path: &str) -> io::Result<(u64, u64)> {
 }
 
 /// Samples the CPU time of each thread of `pid` (`None`: this process).
-pub(crate) fn cpu_sample(pid: Option<u32>) -> io::Result<CpuSample> {
+pub fn cpu_sample(pid: Option<u32>) -> io::Result<CpuSample> {
     let base = match pid {
         Some(p) => format!("/proc/{p}/task"),
         None => "/proc/self/task".to_owned(),
@@ -45,13 +45,13 @@ pub(crate) fn cpu_sample(pid: Option<u32>) -> io::Result<CpuSample> {
 impl CpuSample {
     /// CPU time spent between `earlier` and `self` by the threads alive at `self` (a thread
     /// that exited in between is not counted; threads born in between count in full).
-    pub(crate) fn since(&self, earlier: &CpuSample) -> Duration {
+    pub fn since(&self, earlier: &CpuSample) -> Duration {
         self.delta(earlier, |x| x.0)
     }
 
     /// Time the threads spent runnable but waiting for a CPU (other processes had it), between
     /// `earlier` and `self`.
-    pub(crate) fn waited_since(&self, earlier: &CpuSample) -> Duration {
+    pub fn waited_since(&self, earlier: &CpuSample) -> Duration {
         self.delta(earlier, |x| x.1)
     }
 
@@ -66,12 +66,12 @@ impl CpuSample {
 }
 
 /// CPU time of the calling thread.
-pub(crate) fn thread_cpu() -> io::Result<Duration> {
+pub fn thread_cpu() -> io::Result<Duration> {
     schedstat("/proc/thread-self/schedstat").map(|x| Duration::from_nanos(x.0))
 }
 
 /// Resident set size of a process, in bytes.
-pub(crate) fn rss_bytes(pid: u32) -> io::Result<u64> {
+pub fn rss_bytes(pid: u32) -> io::Result<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     s.lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -83,7 +83,7 @@ pub(crate) fn rss_bytes(pid: u32) -> io::Result<u64> {
 
 /// Datagrams dropped by the kernel (receive buffer full) on IPv4 UDP sockets bound to any of
 /// `ports`, from `/proc/net/udp`.
-pub(crate) fn udp_drops(ports: &[u16]) -> io::Result<u64> {
+pub fn udp_drops(ports: &[u16]) -> io::Result<u64> {
     let s = std::fs::read_to_string("/proc/net/udp")?;
     Ok(parse_udp_drops(&s, ports))
 }

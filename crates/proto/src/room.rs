@@ -405,6 +405,14 @@ impl Default for RoomPolicy {
 pub const MIN_EMPTY_TIMEOUT_SECS: u32 = 120;
 /// Empty timeout when none (or too short) is given.
 pub const DEFAULT_EMPTY_TIMEOUT_SECS: u32 = 1800;
+/// Longest `empty_timeout` honoured (a day); longer requests get this.
+pub const MAX_EMPTY_TIMEOUT_SECS: u32 = 24 * 3600;
+/// Longest `room_duration` honoured, in minutes (a week), whatever the policy: a timer
+/// further out is no limit at all, and one far enough out overflows the clock.
+pub const MAX_ROOM_DURATION_MINUTES: u64 = 7 * 24 * 60;
+/// Participants in one room at most, even when `max_participants` is 0 (unlimited): each
+/// costs the room's owner two peer connections and a share of every forwarded packet.
+pub const MAX_PARTICIPANTS_PER_ROOM: u32 = 1000;
 
 /// A validated `room/create` request with every default applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -495,14 +503,15 @@ pub fn prepare_create(
             text: DEFAULT_COPYRIGHT.to_owned(),
         });
 
-    let max_participants = cap(req.max_participants.unwrap_or(0), policy.max_participants);
+    let max_participants = cap(req.max_participants.unwrap_or(0), policy.max_participants)
+        .min(MAX_PARTICIPANTS_PER_ROOM);
     if let Some(d) = features.room_duration.as_mut() {
-        *d = cap_u64(*d, policy.max_duration_minutes);
+        *d = cap_u64(*d, policy.max_duration_minutes).min(MAX_ROOM_DURATION_MINUTES);
     } else if policy.max_duration_minutes > 0 {
-        features.room_duration = Some(policy.max_duration_minutes);
+        features.room_duration = Some(policy.max_duration_minutes.min(MAX_ROOM_DURATION_MINUTES));
     }
     let empty_timeout = match req.empty_timeout {
-        Some(t) if t >= MIN_EMPTY_TIMEOUT_SECS => t,
+        Some(t) if t >= MIN_EMPTY_TIMEOUT_SECS => t.min(MAX_EMPTY_TIMEOUT_SECS),
         _ => DEFAULT_EMPTY_TIMEOUT_SECS,
     };
     metadata.room_features = Some(features);
@@ -996,6 +1005,38 @@ mod tests {
         let rec = f.recording_features.as_ref().unwrap();
         assert!(!rec.is_allow && !rec.is_allow_cloud && !rec.is_allow_local);
         assert!(f.allow_screen_share, "untouched defaults stay");
+    }
+
+    #[test]
+    fn durations_and_participants_are_clamped_to_sane_maximums() {
+        let r = prepare_create(
+            format!(
+                r#"{{"room_id":"r","empty_timeout":4294967295,"max_participants":4294967295,"metadata":{{"room_title":"T","room_features":{{"room_duration":"{}"}}}}}}"#,
+                u64::MAX
+            )
+            .as_bytes(),
+            &RoomPolicy::default(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(r.empty_timeout, MAX_EMPTY_TIMEOUT_SECS);
+        assert_eq!(r.max_participants, MAX_PARTICIPANTS_PER_ROOM);
+        assert_eq!(r.features().room_duration, Some(MAX_ROOM_DURATION_MINUTES));
+        // Within the maximums, what was asked for.
+        let r = prepare_create(
+            br#"{"room_id":"r","empty_timeout":600,"max_participants":20,"metadata":{"room_title":"T","room_features":{"room_duration":"90"}}}"#,
+            &RoomPolicy::default(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                r.empty_timeout,
+                r.max_participants,
+                r.features().room_duration
+            ),
+            (600, 20, Some(90))
+        );
     }
 
     #[test]

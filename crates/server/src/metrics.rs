@@ -35,6 +35,10 @@ pub struct Metrics {
     pub recorders_finished: Family<JobResultLabels, Counter>,
     /// Packets dropped because a recorder fell behind.
     pub sink_packets_dropped: Counter,
+    /// Reliable data messages a subscriber's full data channel could not take.
+    pub reliable_data_dropped: Counter,
+    /// Participants removed for breaking the signalling rules.
+    pub participants_evicted: Counter,
     /// Frames a recorder or broadcast repeated because its compositor was late, by job.
     pub recorder_frames_repeated: Family<JobLabels, Counter>,
     /// Ticks (frame and audio) a recorder or broadcast never wrote because its encoder fell
@@ -108,6 +112,18 @@ impl Default for Metrics {
             "Media packets dropped because a recorder or broadcaster fell behind",
             sink_packets_dropped.clone(),
         );
+        let reliable_data_dropped = Counter::default();
+        registry.register(
+            "reliable_data_dropped",
+            "Reliable data messages lost because a subscriber's data channel was full",
+            reliable_data_dropped.clone(),
+        );
+        let participants_evicted = Counter::default();
+        registry.register(
+            "participants_evicted",
+            "Participants removed for breaking the signalling rules (floods, limits)",
+            participants_evicted.clone(),
+        );
         let recorder_frames_repeated = Family::<JobLabels, Counter>::default();
         registry.register(
             "recorder_frames_repeated",
@@ -132,6 +148,8 @@ impl Default for Metrics {
             recorders_running,
             recorders_finished,
             sink_packets_dropped,
+            reliable_data_dropped,
+            participants_evicted,
             recorder_frames_repeated,
             recorder_ticks_dropped,
         }

@@ -38,6 +38,7 @@ pub use livekit_protocol as proto;
 pub use room::TapRecord;
 pub use room::{
     ConnId, Event, JoinParams, Output, Room, RoomConfig, SinkId, SinkPacket, SinkRefused, Transmit,
+    MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT, SERVER_TOPIC,
 };
 
 /// Protocol version served on `/rtc`.

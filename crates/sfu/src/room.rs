@@ -112,6 +112,16 @@ pub enum Event {
         sid: String,
         participant_sid: String,
     },
+    /// A reliable data message could not be queued for a subscriber (its data channel's
+    /// buffer is full: the subscriber does not keep up); the message is lost for it.
+    ReliableDataDropped { conn: ConnId, bytes: usize },
+    /// A participant was removed for breaking the signalling rules (too many tracks refused,
+    /// a flood); `why` says which.
+    ParticipantEvicted {
+        conn: ConnId,
+        identity: String,
+        why: &'static str,
+    },
 }
 
 /// A server-side consumer of the room's media (a recorder, an RTMP broadcaster), named by the
@@ -250,6 +260,8 @@ struct Participant {
     sub_pending_sdp: Option<String>,
     /// The next subscriber offer restarts ICE (after a resume).
     sub_ice_restart: bool,
+    /// Requests refused for a limit so far (see `MAX_REFUSALS`).
+    refusals: u32,
 }
 
 impl Participant {
@@ -286,6 +298,17 @@ const BWE_INITIAL: Bitrate = Bitrate::mbps(30);
 const PACKET_OVERHEAD: u64 = 70;
 /// RFC 6464 level (−dBov) at or below which a packet counts as speech.
 const SPEECH_LEVEL: i8 = 50;
+/// Tracks one participant may have published or announced at once. A camera, a microphone
+/// and a screen share with its audio are four; this leaves room for a few more sources.
+pub const MAX_TRACKS_PER_PARTICIPANT: usize = 16;
+/// Media sections a publisher offer may have (one per track, plus the data channel).
+pub const MAX_MEDIA_SECTIONS: usize = 2 * MAX_TRACKS_PER_PARTICIPANT;
+/// Requests refused for a limit that a participant may send before it is removed: a client
+/// that keeps asking past a limit is not a client we can serve.
+const MAX_REFUSALS: u32 = 16;
+/// Topic prefix of what the server alone sends (`enclave.system`): a participant's data
+/// packet on it is dropped, so that nobody can speak with the server's voice.
+pub const SERVER_TOPIC: &str = "enclave.system";
 
 /// What the room forwarded or relayed, for the test-only tap.
 #[cfg(feature = "tap")]
@@ -532,6 +555,7 @@ impl Room {
                 signal_lost_since: None,
                 sub_pending_sdp: None,
                 sub_ice_restart: false,
+                refusals: 0,
             }),
         );
         self.dirty.insert((conn, Pc::Publisher));
@@ -572,7 +596,7 @@ impl Room {
             Req::Offer(sd) => self.on_publisher_offer(now, conn, sd),
             Req::Answer(sd) => self.on_subscriber_answer(now, conn, sd),
             Req::Trickle(t) => self.on_trickle(conn, t),
-            Req::AddTrack(add) => self.on_add_track(conn, add),
+            Req::AddTrack(add) => self.on_add_track(now, conn, add),
             Req::Mute(m) => self.on_mute(conn, m),
             Req::TrackSetting(s) => self.on_track_setting(now, conn, s),
             Req::Subscription(s) => self.on_subscription(now, conn, s),
@@ -613,6 +637,35 @@ impl Room {
                 tracing::info!(?conn, sid = %p.info.sid, "signalling connection lost; waiting for a resume");
                 p.signal_lost_since = Some(now);
             }
+        }
+    }
+
+    /// Removes the participant at once, without a grace period: the runtime caught it breaking
+    /// the signalling rules (a flood).
+    pub fn evict(&mut self, now: Instant, conn: ConnId, why: &'static str) {
+        let Some(p) = self.participants.get(&conn) else {
+            return;
+        };
+        tracing::warn!(?conn, sid = %p.info.sid, why, "participant evicted");
+        self.outputs
+            .push_back(Output::Event(Event::ParticipantEvicted {
+                conn,
+                identity: p.info.identity.clone(),
+                why,
+            }));
+        self.send(conn, Resp::Leave(leave(lk::DisconnectReason::SignalClose)));
+        self.remove(now, conn, lk::DisconnectReason::SignalClose);
+        self.drive(now);
+    }
+
+    /// A request of `conn` was refused for a limit; past `MAX_REFUSALS` the participant goes.
+    fn note_refusal(&mut self, now: Instant, conn: ConnId, why: &'static str) {
+        let Some(p) = self.participants.get_mut(&conn) else {
+            return;
+        };
+        p.refusals += 1;
+        if p.refusals > MAX_REFUSALS {
+            self.evict(now, conn, why);
         }
     }
 
@@ -1153,6 +1206,15 @@ impl Room {
     // ----------------------------------------------------------------------------------
 
     fn on_publisher_offer(&mut self, now: Instant, conn: ConnId, sd: lk::SessionDescription) {
+        let sections = sd.sdp.lines().filter(|l| l.starts_with("m=")).count();
+        if sections > MAX_MEDIA_SECTIONS {
+            tracing::info!(
+                ?conn,
+                sections,
+                "publisher offer refused: too many media sections"
+            );
+            return self.refuse(now, conn);
+        }
         let offer = match SdpOffer::from_sdp_string(&sd.sdp) {
             Ok(o) => o,
             Err(e) => {
@@ -1296,8 +1358,25 @@ impl Room {
         }
     }
 
-    fn on_add_track(&mut self, conn: ConnId, add: lk::AddTrackRequest) {
+    fn on_add_track(&mut self, now: Instant, conn: ConnId, add: lk::AddTrackRequest) {
         let p = self.participants.get(&conn).expect("checked by signal()");
+        let held =
+            p.pending_tracks.len() + self.tracks.values().filter(|t| t.owner == conn).count();
+        if held >= MAX_TRACKS_PER_PARTICIPANT {
+            tracing::info!(?conn, cid = add.cid, held, "track refused: too many tracks");
+            self.send(
+                conn,
+                Resp::RequestResponse(lk::RequestResponse {
+                    reason: lk::request_response::Reason::LimitExceeded as i32,
+                    message: format!(
+                        "a participant may publish at most {MAX_TRACKS_PER_PARTICIPANT} tracks"
+                    ),
+                    request: Some(lk::request_response::Request::AddTrack(add)),
+                    ..Default::default()
+                }),
+            );
+            return self.note_refusal(now, conn, "too many tracks");
+        }
         if !p.params.can_publish {
             self.send(
                 conn,
@@ -2230,6 +2309,10 @@ impl Room {
             tracing::debug!(?conn, "undecodable data packet dropped");
             return;
         };
+        if let Err(why) = participant_may_send(&packet) {
+            tracing::info!(?conn, why, "data packet dropped");
+            return;
+        }
         // The sender is who we say it is, not who the packet says.
         packet.participant_identity = p.info.identity.clone();
         packet.participant_sid = p.info.sid.clone();
@@ -2267,8 +2350,23 @@ impl Room {
         };
         let Some(id) = id else { return };
         if let Some(mut ch) = q.subscriber.channel(id) {
-            if let Err(e) = ch.write(true, bytes) {
-                tracing::debug!(?conn, error = %e, "data channel write failed");
+            match ch.write(true, bytes) {
+                Ok(true) => {}
+                // Lossy data may be lost; reliable data that cannot even be queued is reported.
+                Ok(false) if reliable => {
+                    tracing::info!(
+                        ?conn,
+                        bytes = bytes.len(),
+                        "reliable data dropped: the subscriber's data channel is full"
+                    );
+                    self.outputs
+                        .push_back(Output::Event(Event::ReliableDataDropped {
+                            conn,
+                            bytes: bytes.len(),
+                        }));
+                }
+                Ok(false) => {}
+                Err(e) => tracing::debug!(?conn, error = %e, "data channel write failed"),
             }
             self.dirty.insert((conn, Pc::Subscriber));
         }
@@ -2361,6 +2459,36 @@ impl Room {
 }
 
 /// A subscriber offer as the client receives it (it answers with the same id).
+/// Whether a participant may send this data packet. Participants speak for themselves: user
+/// messages, chat, RPC, data streams and encrypted packets. What only a server says (active
+/// speakers, transcriptions, SIP DTMF, metrics) and the server's own topic are refused, so
+/// that no participant can put words in the server's mouth.
+pub(crate) fn participant_may_send(packet: &lk::DataPacket) -> Result<(), &'static str> {
+    use lk::data_packet::Value as V;
+    match &packet.value {
+        Some(V::User(u)) if u.topic.as_deref() == Some(SERVER_TOPIC) => {
+            Err("a participant may not send on the server's topic")
+        }
+        Some(
+            V::User(_)
+            | V::ChatMessage(_)
+            | V::RpcRequest(_)
+            | V::RpcAck(_)
+            | V::RpcResponse(_)
+            | V::StreamHeader(_)
+            | V::StreamChunk(_)
+            | V::StreamTrailer(_)
+            | V::EncryptedPacket(_),
+        ) => Ok(()),
+        #[allow(deprecated)] // matched to be refused
+        Some(V::Speaker(_)) => Err("speaker updates come from the server"),
+        Some(V::Transcription(_)) => Err("transcriptions come from the server"),
+        Some(V::SipDtmf(_)) => Err("SIP DTMF comes from the server"),
+        Some(V::Metrics(_)) => Err("metrics are not relayed"),
+        None => Err("empty data packet"),
+    }
+}
+
 fn offer(sdp: String, id: u32) -> Resp {
     Resp::Offer(lk::SessionDescription {
         r#type: "offer".into(),

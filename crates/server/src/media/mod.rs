@@ -25,7 +25,7 @@ use crate::recorder::{MediaKind, SinkInput, SinkPacket};
 
 /// Topic of server-originated data packets (`broadcastToRoom`); the payload is JSON with a
 /// `type` of `SYSTEM_CHAT_MSG` or `SYSTEM_NOTIFICATION`.
-pub const SYSTEM_TOPIC: &str = "enclave.system";
+pub const SYSTEM_TOPIC: &str = enclave_sfu::SERVER_TOPIC;
 
 /// Media settings.
 #[derive(Debug, Clone)]
@@ -51,6 +51,20 @@ const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Signalling frames queued for one connection before it counts as too slow.
 pub const SIGNAL_QUEUE: usize = 512;
+
+/// Signalling requests queued from all WebSockets to the worker. Each WebSocket is also held
+/// to a rate (`signal::SignalBudget`), so this fills only if the worker itself falls behind;
+/// then the sessions that find it full are dropped rather than queued without bound.
+const INBOUND_SIGNAL_QUEUE: usize = 8192;
+
+/// Why a signalling request was not handed to the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignalRefused {
+    /// The worker's inbound queue is full.
+    Overloaded,
+    /// The worker is gone.
+    Stopped,
+}
 
 /// Facts the worker needs to create a room's core on its first join.
 #[derive(Debug, Clone)]
@@ -89,6 +103,9 @@ enum Command {
         request: SignalRequest,
     },
     Disconnect {
+        conn: ConnId,
+    },
+    Evict {
         conn: ConnId,
     },
     Resume {
@@ -137,6 +154,8 @@ enum Command {
 #[derive(Clone)]
 pub struct Media {
     tx: mpsc::UnboundedSender<Command>,
+    /// Signalling from WebSockets: bounded (see [`INBOUND_SIGNAL_QUEUE`]).
+    signals: mpsc::Sender<(ConnId, SignalRequest)>,
     pub local_addr: SocketAddr,
     pub public_addr: SocketAddr,
     next_conn: Arc<std::sync::atomic::AtomicU64>,
@@ -167,6 +186,7 @@ impl Media {
             cfg.public_addr
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        let (signals, signals_rx) = mpsc::channel(INBOUND_SIGNAL_QUEUE);
         let worker = Worker {
             socket,
             public_addr,
@@ -177,10 +197,11 @@ impl Media {
             sinks: HashMap::new(),
             bandwidth_estimation: cfg.bandwidth_estimation,
         };
-        tokio::spawn(worker.run(rx));
+        tokio::spawn(worker.run(rx, signals_rx));
         tracing::info!(%local_addr, %public_addr, "media socket bound");
         Ok(Self {
             tx,
+            signals,
             local_addr,
             public_addr,
             next_conn: Arc::default(),
@@ -211,8 +232,18 @@ impl Media {
         });
     }
 
-    pub(crate) fn signal(&self, conn: ConnId, request: SignalRequest) {
-        let _ = self.tx.send(Command::Signal { conn, request });
+    /// Hands a signalling request to the worker, never waiting.
+    pub(crate) fn signal(&self, conn: ConnId, request: SignalRequest) -> Result<(), SignalRefused> {
+        self.signals.try_send((conn, request)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SignalRefused::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => SignalRefused::Stopped,
+        })
+    }
+
+    /// Removes the participant whose WebSocket session is `conn` at once (no resume): it broke
+    /// the signalling rules (flooding).
+    pub(crate) fn evict(&self, conn: ConnId) {
+        let _ = self.tx.send(Command::Evict { conn });
     }
 
     /// The WebSocket session `conn` ended.
@@ -358,7 +389,11 @@ fn unix_ms() -> i64 {
 }
 
 impl Worker {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Command>,
+        mut signals: mpsc::Receiver<(ConnId, SignalRequest)>,
+    ) {
         let mut buf = vec![0u8; 2000];
         loop {
             let deadline = self.rooms.values().filter_map(Room::poll_timeout).min();
@@ -367,6 +402,9 @@ impl Worker {
                     Some(cmd) => self.on_command(cmd),
                     None => break,
                 },
+                Some((conn, request)) = signals.recv() => {
+                    self.on_command(Command::Signal { conn, request });
+                }
                 r = self.socket.recv_from(&mut buf) => match r {
                     Ok((n, source)) => self.on_datagram(source, &buf[..n]),
                     Err(e) => tracing::warn!(error = %e, "media socket receive failed"),
@@ -438,6 +476,18 @@ impl Worker {
                 let room_id = c.room_id.clone();
                 if let Some(room) = self.rooms.get_mut(&room_id) {
                     room.disconnect(now, conn);
+                }
+                self.drain(&room_id);
+            }
+            Command::Evict { conn: session } => {
+                let Some(conn) = self.sessions.remove(&session) else {
+                    return;
+                };
+                let Some(room_id) = self.conns.get(&conn).map(|c| c.room_id.clone()) else {
+                    return;
+                };
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.evict(now, conn, "signalling flood");
                 }
                 self.drain(&room_id);
             }
@@ -712,10 +762,19 @@ fn encode(r: &SignalResponse) -> Vec<u8> {
 /// Tells the room state what the SFU saw.
 fn report(app: &Weak<App>, room_id: &str, e: Event) {
     tracing::debug!(room_id, event = ?e, "media event");
-    let Event::ParticipantLeft { sid, identity, .. } = e else {
-        return;
-    };
     let Some(app) = app.upgrade() else { return };
+    let (sid, identity) = match e {
+        Event::ParticipantLeft { sid, identity, .. } => (sid, identity),
+        Event::ReliableDataDropped { .. } => {
+            app.metrics.reliable_data_dropped.inc();
+            return;
+        }
+        Event::ParticipantEvicted { .. } => {
+            app.metrics.participants_evicted.inc();
+            return;
+        }
+        _ => return,
+    };
     let (Some(room), Ok(user)) = (
         app.rooms.get_str(room_id),
         enclave_proto::ids::UserId::parse(&identity),

@@ -32,6 +32,46 @@ use crate::rooms::RoomHandle;
 /// Largest signalling frame accepted (an SDP with many m-lines is a few tens of KB).
 const MAX_FRAME: usize = 256 * 1024;
 
+/// A client that sends nothing for this long is gone. The JoinResponse asks clients to ping
+/// every 5 s and to give up after 15 s without an answer; this adds a little slack. The
+/// participant then waits for a resume as after any dropped WebSocket.
+const SILENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// How many signalling requests a WebSocket may send: a bucket of this many, refilled at
+/// [`SIGNAL_RATE`] per second. A join sends a burst of a few dozen (offer, trickle, add_track,
+/// settings); steady state is a ping every 5 s and the odd track setting.
+const SIGNAL_BURST: f64 = 200.0;
+const SIGNAL_RATE: f64 = 50.0;
+
+/// A token bucket of signalling requests.
+#[derive(Debug)]
+pub(crate) struct SignalBudget {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl SignalBudget {
+    pub(crate) fn new(now: std::time::Instant) -> Self {
+        Self {
+            tokens: SIGNAL_BURST,
+            at: now,
+        }
+    }
+
+    /// Takes one request from the bucket; false when it is empty (the client floods).
+    pub(crate) fn take(&mut self, now: std::time::Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * SIGNAL_RATE).min(SIGNAL_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/rtc", get(rtc))
@@ -281,48 +321,97 @@ async fn resume_session(app: Arc<App>, a: Admitted, mut socket: WebSocket, sid: 
     tracing::info!("resumed media session ended");
 }
 
-/// Carries frames between the WebSocket and the media worker until either side ends.
+/// How a bridged WebSocket ended.
+enum BridgeEnd {
+    /// Closed by either side, or silent too long: the participant may resume.
+    Closed,
+    /// The client broke the rules; it is removed at once.
+    Evicted(&'static str),
+}
+
+/// Carries frames between the WebSocket and the media worker until either side ends. A client
+/// that sends more than its [`SignalBudget`] is removed; one that goes silent for [`SILENCE`]
+/// is disconnected (and may resume).
 async fn bridge(
     media: &super::Media,
     conn: enclave_sfu::ConnId,
     mut socket: WebSocket,
     mut out_rx: mpsc::Receiver<ConnOut>,
 ) {
-    loop {
+    let mut budget = SignalBudget::new(std::time::Instant::now());
+    let mut last_heard = tokio::time::Instant::now();
+    let end = loop {
         tokio::select! {
-            msg = socket.recv() => match msg {
-                Some(Ok(Message::Binary(bytes))) => match SignalRequest::decode(bytes.as_ref()) {
-                    Ok(req) => media.signal(conn, req),
-                    Err(e) => {
-                        tracing::info!(error = %e, "undecodable signalling frame; closing");
-                        break;
+            () = tokio::time::sleep_until(last_heard + SILENCE) => {
+                tracing::info!(secs = SILENCE.as_secs(), "signalling silent too long; closing");
+                break BridgeEnd::Closed;
+            }
+            msg = socket.recv() => {
+                last_heard = tokio::time::Instant::now();
+                if matches!(msg, Some(Ok(_))) && !budget.take(std::time::Instant::now()) {
+                    break BridgeEnd::Evicted("signalling flood");
+                }
+                match msg {
+                Some(Ok(Message::Binary(bytes))) => {
+                    match SignalRequest::decode(bytes.as_ref()) {
+                        Ok(req) => match media.signal(conn, req) {
+                            Ok(()) => {}
+                            Err(super::SignalRefused::Overloaded) => {
+                                tracing::warn!("media worker overloaded; dropping this signalling session");
+                                break BridgeEnd::Closed;
+                            }
+                            Err(super::SignalRefused::Stopped) => break BridgeEnd::Closed,
+                        },
+                        Err(e) => {
+                            tracing::info!(error = %e, "undecodable signalling frame; closing");
+                            break BridgeEnd::Closed;
+                        }
                     }
-                },
+                }
                 Some(Ok(Message::Text(_))) => {
                     tracing::info!("text signalling frames are not supported; closing");
-                    break;
+                    break BridgeEnd::Closed;
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) => {
                     // Sending flushes the close reply the WebSocket queued, so the client sees
                     // a clean 1000 close rather than 1006.
                     let _ = socket.send(Message::Close(None)).await;
-                    break;
+                    break BridgeEnd::Closed;
                 }
-                None | Some(Err(_)) => break,
-            },
+                None | Some(Err(_)) => break BridgeEnd::Closed,
+                }
+            }
             out = out_rx.recv() => match out {
                 Some(ConnOut::Frame(bytes)) => {
                     if socket.send(Message::Binary(bytes.into())).await.is_err() {
-                        break;
+                        break BridgeEnd::Closed;
                     }
                 }
                 Some(ConnOut::Close) | None => {
                     let _ = socket.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
-                    break;
+                    break BridgeEnd::Closed;
                 }
             },
         }
+    };
+    match end {
+        BridgeEnd::Closed => media.disconnect(conn),
+        BridgeEnd::Evicted(why) => {
+            tracing::warn!(why, "participant removed: it broke the signalling rules");
+            let _ = socket
+                .send(leave(
+                    lk::DisconnectReason::SignalClose,
+                    lk::leave_request::Action::Disconnect,
+                ))
+                .await;
+            let _ = socket
+                .send(Message::Close(Some(CloseFrame {
+                    code: 1008,
+                    reason: why.into(),
+                })))
+                .await;
+            media.evict(conn);
+        }
     }
-    media.disconnect(conn);
 }

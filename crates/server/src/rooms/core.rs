@@ -173,8 +173,12 @@ impl Room {
             participant.is_admin |= inv.is_admin;
         }
         let replacing = self.participants.contains_key(&participant.user_id);
-        let max = self.limits.max_participants as usize;
-        if !replacing && max > 0 && self.participants.len() >= max {
+        // 0 is "unlimited", which still means at most MAX_PARTICIPANTS_PER_ROOM.
+        let max = match self.limits.max_participants {
+            0 => enclave_proto::room::MAX_PARTICIPANTS_PER_ROOM,
+            n => n.min(enclave_proto::room::MAX_PARTICIPANTS_PER_ROOM),
+        } as usize;
+        if !replacing && self.participants.len() >= max {
             return Err(JoinError::RoomFull);
         }
         if self.status == RoomStatus::Created {
@@ -304,6 +308,25 @@ mod tests {
             None,
             "an occupied room without a duration has no timer"
         );
+    }
+
+    #[test]
+    fn an_unlimited_room_still_holds_at_most_the_hard_cap() {
+        let t0 = Instant::now();
+        let mut room = Room::new(
+            t0,
+            RoomLimits {
+                max_participants: 0,
+                ..LIMITS
+            },
+        );
+        let cap = enclave_proto::room::MAX_PARTICIPANTS_PER_ROOM;
+        for i in 0..cap {
+            room.join(t0, p(&format!("u{i}"))).unwrap();
+        }
+        assert_eq!(room.join(t0, p("one-too-many")), Err(JoinError::RoomFull));
+        room.join(t0, p("u0")).unwrap();
+        assert_eq!(room.participants().count(), cap as usize);
     }
 
     #[test]
