@@ -5,78 +5,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
-use enclave_loadgen::bot::{self, Recv, Spec, Stats};
+use common::{create_room, start, url, Meeting};
 use enclave_sfu::proto::{
     self as lk, signal_request::Message as Req, signal_response::Message as Resp,
 };
-
-const KEY: &str = "abuse-key";
-const SECRET: &str = "abuse-secret-0123456789abcdef";
-const LK_KEY: &str = "abuse-lk-key";
-const LK_SECRET: &str = "abuse-lk-secret-0123456789abcdef-0123";
-
-async fn start() -> (enclave_server::Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = enclave_server::ServerConfig::for_tests(dir.path(), KEY, SECRET);
-    cfg.livekit.api_key = LK_KEY.into();
-    cfg.livekit.secret = Some(LK_SECRET.into());
-    cfg.media = Some(enclave_server::media::MediaConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        public_addr: "127.0.0.1:0".parse().unwrap(),
-        bandwidth_estimation: true,
-    });
-    (enclave_server::Server::start(cfg).await.unwrap(), dir)
-}
-
-async fn create_room(srv: &enclave_server::Server, room: &str) {
-    let body = format!(
-        r#"{{"room_id":"{room}","metadata":{{"room_title":"{room}","room_features":{{}}}}}}"#
-    );
-    let r = reqwest::Client::new()
-        .post(format!("http://{}/auth/room/create", srv.addr))
-        .header("Content-Type", "application/json")
-        .header("API-KEY", KEY)
-        .header(
-            "HASH-SIGNATURE",
-            enclave_server::auth::sign(SECRET, body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
-    assert_eq!(v["status"], true, "{v}");
-}
-
-fn url(srv: &enclave_server::Server, room: &str, identity: &str) -> String {
-    let claims = enclave_server::media::token::AccessClaims {
-        iss: LK_KEY.into(),
-        sub: identity.into(),
-        nbf: 0,
-        exp: u64::MAX / 4,
-        name: identity.into(),
-        metadata: String::new(),
-        video: enclave_server::media::token::VideoGrant {
-            room_join: true,
-            room: room.into(),
-            ..Default::default()
-        },
-    };
-    let token = enclave_server::auth::encode_jwt(LK_SECRET.as_bytes(), &claims);
-    format!(
-        "ws://{}/rtc?access_token={token}&auto_subscribe=1&protocol=17",
-        srv.addr
-    )
-}
 
 /// A raw signalling client: connects and reads up to its JoinResponse.
 async fn raw_client(
@@ -149,59 +90,10 @@ async fn abusive_clients_are_removed_and_another_rooms_media_keeps_flowing() {
     create_room(&srv, "calm").await;
     create_room(&srv, "storm").await;
 
-    // The meeting: one publisher at 100 packets/s, one subscriber that checks every payload.
-    let (rate_tx, rate_rx) = watch::channel(100.0);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let publisher = Arc::new(Stats::default());
-    let probe = Arc::new(Stats::default());
-    let mut tasks = Vec::new();
-    for (identity, publishes, stats) in [("pub", Some(1), &publisher), ("sub", None, &probe)] {
-        tasks.push(tokio::spawn(bot::run(
-            Spec {
-                identity: identity.into(),
-                url: url(&srv, "calm", identity),
-                publisher: publishes,
-                recv: Recv::Probe,
-                payload: 600,
-            },
-            rate_rx.clone(),
-            stop_rx.clone(),
-            stats.clone(),
-        )));
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while probe.recv.load(Ordering::Relaxed) < 100 {
-        assert!(
-            Instant::now() < deadline,
-            "media did not start: {:?} {:?}",
-            publisher.error(),
-            probe.error()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    // Watch the meeting while the storm goes on: every 100 ms window must see packets.
-    let watcher = {
-        let probe = probe.clone();
-        tokio::spawn(async move {
-            let mut last = probe.recv.load(Ordering::Relaxed);
-            let mut worst_gap = Duration::ZERO;
-            let mut since = Instant::now();
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(6) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let now = probe.recv.load(Ordering::Relaxed);
-                if now > last {
-                    last = now;
-                    since = Instant::now();
-                } else {
-                    worst_gap = worst_gap.max(since.elapsed());
-                }
-            }
-            worst_gap
-        })
-    };
-    let before = probe.recv.load(Ordering::Relaxed);
+    let meeting = Meeting::start(&srv, "calm").await;
+    // Watch the meeting while the storm goes on.
+    let watcher = meeting.watch(Duration::from_secs(6));
+    let before = meeting.received();
 
     // A flood: 5000 pings back to back.
     let flooder = raw_client(&url(&srv, "storm", "flooder")).await;
@@ -234,7 +126,7 @@ async fn abusive_clients_are_removed_and_another_rooms_media_keeps_flowing() {
     assert!(took < Duration::from_secs(5));
 
     let worst_gap = watcher.await.unwrap();
-    let during = probe.recv.load(Ordering::Relaxed) - before;
+    let during = meeting.received() - before;
     assert!(
         worst_gap < Duration::from_millis(500),
         "the other room's media stalled for {worst_gap:?}"
@@ -243,7 +135,7 @@ async fn abusive_clients_are_removed_and_another_rooms_media_keeps_flowing() {
         during >= 400,
         "the other room got {during} packets in 6 s at 100/s"
     );
-    assert_eq!(probe.corrupt.load(Ordering::Relaxed), 0);
+    assert_eq!(meeting.probe.corrupt.load(Ordering::Relaxed), 0);
     let metrics = srv.app.metrics.encode();
     assert!(
         metrics.contains("enclave_participants_evicted_total 2"),
@@ -256,10 +148,6 @@ async fn abusive_clients_are_removed_and_another_rooms_media_keeps_flowing() {
     );
     eprintln!("during the storm: {during} packets, worst gap {worst_gap:?}");
 
-    let _ = stop_tx.send(true);
-    drop(rate_tx);
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
-    }
+    meeting.stop().await;
     srv.stop().await.unwrap();
 }

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub reliable_data_dropped: Counter,
     /// Participants removed for breaking the signalling rules.
     pub participants_evicted: Counter,
+    /// Rooms ended because their media core failed.
+    pub room_failures: Counter,
     /// Frames a recorder or broadcast repeated because its compositor was late, by job.
     pub recorder_frames_repeated: Family<JobLabels, Counter>,
     /// Ticks (frame and audio) a recorder or broadcast never wrote because its encoder fell
@@ -124,6 +126,12 @@ impl Default for Metrics {
             "Participants removed for breaking the signalling rules (floods, limits)",
             participants_evicted.clone(),
         );
+        let room_failures = Counter::default();
+        registry.register(
+            "room_failures",
+            "Rooms ended because their media core failed (a bug: see the error log)",
+            room_failures.clone(),
+        );
         let recorder_frames_repeated = Family::<JobLabels, Counter>::default();
         registry.register(
             "recorder_frames_repeated",
@@ -150,6 +158,7 @@ impl Default for Metrics {
             sink_packets_dropped,
             reliable_data_dropped,
             participants_evicted,
+            room_failures,
             recorder_frames_repeated,
             recorder_ticks_dropped,
         }

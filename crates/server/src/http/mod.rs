@@ -281,14 +281,39 @@ async fn count_requests(State(app): State<Arc<App>>, req: Request, next: Next) -
     res
 }
 
+/// How long each part of the server has to answer a health check.
+const HEALTH_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Healthy only if every part that serves a meeting answers: the history store, the media
+/// worker, and every live room's owner task. A stuck part makes it 503 naming which.
 async fn health_check(State(app): State<Arc<App>>) -> Response {
-    match app.store.ping().await {
-        Ok(()) => (Http::OK, "Healthy").into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "health check: database unreachable");
-            (Http::SERVICE_UNAVAILABLE, "DB connection error").into_response()
+    let unhealthy = |what: String| {
+        tracing::error!(what, "health check failed");
+        (Http::SERVICE_UNAVAILABLE, what).into_response()
+    };
+    if let Err(e) = app.store.ping().await {
+        tracing::error!(error = %e, "health check: database unreachable");
+        return unhealthy("DB connection error".to_owned());
+    }
+    if let Some(media) = &app.media {
+        if !media.ping(HEALTH_WITHIN).await {
+            return unhealthy("media worker not answering".to_owned());
         }
     }
+    let rooms = app.rooms.all();
+    let answers = futures_util::future::join_all(
+        rooms
+            .iter()
+            .map(|r| tokio::time::timeout(HEALTH_WITHIN, r.snapshot())),
+    )
+    .await;
+    for (room, answer) in rooms.iter().zip(answers) {
+        // A room that ended meanwhile answers "gone", which is fine; silence is not.
+        if answer.is_err() {
+            return unhealthy(format!("room {} not answering", room.info.room_id));
+        }
+    }
+    (Http::OK, "Healthy").into_response()
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {

@@ -11,6 +11,7 @@ pub mod token;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -70,6 +71,8 @@ pub(crate) enum SignalRefused {
 #[derive(Debug, Clone)]
 pub struct RoomFacts {
     pub room_id: String,
+    /// The session: a core of another session of the same room id is not this room's.
+    pub sid: String,
     pub empty_timeout: u32,
     pub max_participants: u32,
     pub e2ee: bool,
@@ -79,6 +82,7 @@ impl RoomFacts {
     pub fn of(info: &crate::rooms::RoomInfo) -> Self {
         Self {
             room_id: info.room_id.to_string(),
+            sid: info.sid.to_string(),
             empty_timeout: info.empty_timeout,
             max_participants: info.max_participants,
             e2ee: info
@@ -118,6 +122,18 @@ enum Command {
     },
     EndRoom {
         room_id: String,
+        sid: String,
+    },
+    Ping {
+        reply: oneshot::Sender<()>,
+    },
+    /// Test hook: the room's core "panics" (see [`Media::inject_panic`]).
+    InjectPanic {
+        room_id: String,
+    },
+    /// Test hook: the worker stops answering for a while (see [`Media::inject_stall`]).
+    InjectStall {
+        for_: std::time::Duration,
     },
     Remove {
         room_id: String,
@@ -273,11 +289,38 @@ impl Media {
         sent.is_ok() && rx.await.unwrap_or(false)
     }
 
-    /// Disconnects everyone in the room and drops its media state.
-    pub fn end_room(&self, room_id: &str) {
+    /// Disconnects everyone in session `sid` of the room and drops its media state (a later
+    /// session of the same room id is left alone).
+    pub fn end_room(&self, room_id: &str, sid: &str) {
         let _ = self.tx.send(Command::EndRoom {
             room_id: room_id.to_owned(),
+            sid: sid.to_owned(),
         });
+    }
+
+    /// Whether the worker answers within `within` (for `/healthCheck`).
+    pub async fn ping(&self, within: std::time::Duration) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Ping { reply }).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(within, rx).await, Ok(Ok(())))
+    }
+
+    /// Test hook: makes the room's media core fail as a panic inside it would, to prove that
+    /// one room's failure ends that room only. Not reachable from the network.
+    #[doc(hidden)]
+    pub fn inject_panic(&self, room_id: &str) {
+        let _ = self.tx.send(Command::InjectPanic {
+            room_id: room_id.to_owned(),
+        });
+    }
+
+    /// Test hook: blocks the worker for `for_`, to prove that `/healthCheck` notices. Not
+    /// reachable from the network.
+    #[doc(hidden)]
+    pub fn inject_stall(&self, for_: std::time::Duration) {
+        let _ = self.tx.send(Command::InjectStall { for_ });
     }
 
     /// Removes a participant from the room's media (an admin's decision).
@@ -369,11 +412,17 @@ struct Conn {
     out: Option<mpsc::Sender<ConnOut>>,
 }
 
+/// One room's SFU core, for one session of the room.
+struct Core {
+    sid: String,
+    room: Room,
+}
+
 struct Worker {
     socket: UdpSocket,
     public_addr: SocketAddr,
     app: Weak<App>,
-    rooms: HashMap<String, Room>,
+    rooms: HashMap<String, Core>,
     conns: HashMap<ConnId, Conn>,
     /// WebSocket session → the participant it carries.
     sessions: HashMap<ConnId, ConnId>,
@@ -396,7 +445,11 @@ impl Worker {
     ) {
         let mut buf = vec![0u8; 2000];
         loop {
-            let deadline = self.rooms.values().filter_map(Room::poll_timeout).min();
+            let deadline = self
+                .rooms
+                .values()
+                .filter_map(|c| c.room.poll_timeout())
+                .min();
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd),
@@ -411,11 +464,11 @@ impl Worker {
                 },
                 () = sleep_until(deadline) => {
                     let now = Instant::now();
-                    let due: Vec<String> = self.rooms.iter().filter(|(_, r)| r.poll_timeout().is_some_and(|t| t <= now)).map(|(k, _)| k.clone()).collect();
+                    let due: Vec<String> = self.rooms.iter().filter(|(_, c)| c.room.poll_timeout().is_some_and(|t| t <= now)).map(|(k, _)| k.clone()).collect();
                     for id in due {
-                        if let Some(room) = self.rooms.get_mut(&id) {
+                        self.with_room(&id, |room| {
                             room.handle_timeout(now);
-                        }
+                        });
                         self.drain(&id);
                     }
                 }
@@ -441,12 +494,14 @@ impl Worker {
                     },
                 );
                 self.sessions.insert(conn, conn);
-                let core = self.core(&room, now);
-                #[cfg(feature = "tap")]
-                if core.is_empty() {
-                    install_tap(core, &room.room_id);
-                }
-                core.join(now, conn, params);
+                self.core(&room, now);
+                self.with_room(&room.room_id, |core| {
+                    #[cfg(feature = "tap")]
+                    if core.is_empty() {
+                        install_tap(core, &room.room_id);
+                    }
+                    core.join(now, conn, params);
+                });
                 self.drain(&room.room_id);
             }
             Command::Signal {
@@ -459,9 +514,9 @@ impl Worker {
                 let Some(room_id) = self.conns.get(&conn).map(|c| c.room_id.clone()) else {
                     return;
                 };
-                if let Some(room) = self.rooms.get_mut(&room_id) {
+                self.with_room(&room_id, |room| {
                     room.signal(now, conn, request);
-                }
+                });
                 self.drain(&room_id);
             }
             Command::Disconnect { conn: session } => {
@@ -474,9 +529,9 @@ impl Worker {
                 };
                 c.out = None;
                 let room_id = c.room_id.clone();
-                if let Some(room) = self.rooms.get_mut(&room_id) {
+                self.with_room(&room_id, |room| {
                     room.disconnect(now, conn);
-                }
+                });
                 self.drain(&room_id);
             }
             Command::Evict { conn: session } => {
@@ -486,9 +541,9 @@ impl Worker {
                 let Some(room_id) = self.conns.get(&conn).map(|c| c.room_id.clone()) else {
                     return;
                 };
-                if let Some(room) = self.rooms.get_mut(&room_id) {
+                self.with_room(&room_id, |room| {
                     room.evict(now, conn, "signalling flood");
-                }
+                });
                 self.drain(&room_id);
             }
             Command::Resume {
@@ -500,9 +555,8 @@ impl Worker {
                 reply,
             } => {
                 let back = self
-                    .rooms
-                    .get_mut(&room_id)
-                    .and_then(|room| room.resume(now, &sid, &identity));
+                    .with_room(&room_id, |room| room.resume(now, &sid, &identity))
+                    .flatten();
                 let Some(conn) = back.and_then(|conn| Some((conn, self.conns.get_mut(&conn)?)))
                 else {
                     let _ = reply.send(false);
@@ -519,14 +573,20 @@ impl Worker {
                 let _ = reply.send(true);
                 self.drain(&room_id);
             }
-            Command::EndRoom { room_id } => {
-                if let Some(room) = self.rooms.get_mut(&room_id) {
-                    room.end(now);
+            Command::EndRoom { room_id, sid } => {
+                if self.rooms.get(&room_id).is_some_and(|c| c.sid == sid) {
+                    self.end_core(&room_id, now);
                 }
-                self.drain(&room_id);
-                self.rooms.remove(&room_id);
-                // Dropping a sink's sender closes its input: the recorder finalises.
-                self.sinks.retain(|_, s| s.room_id != room_id);
+            }
+            Command::Ping { reply } => {
+                let _ = reply.send(());
+            }
+            Command::InjectPanic { room_id } => {
+                self.with_room(&room_id, |_| panic!("injected fault (test hook)"));
+            }
+            Command::InjectStall { for_ } => {
+                tracing::warn!(?for_, "media worker stalled on purpose (test hook)");
+                std::thread::sleep(for_);
             }
             Command::AddSink {
                 room,
@@ -534,8 +594,10 @@ impl Worker {
                 tx,
                 reply,
             } => {
-                let core = self.core(&room, now);
-                let r = core.add_sink(now, sink);
+                self.core(&room, now);
+                let r = self
+                    .with_room(&room.room_id, |core| core.add_sink(now, sink))
+                    .unwrap_or(Err(SinkRefused::Ended));
                 if r.is_ok() {
                     self.sinks.insert(
                         sink,
@@ -550,18 +612,18 @@ impl Worker {
             }
             Command::RemoveSink { sink } => {
                 if let Some(s) = self.sinks.remove(&sink) {
-                    if let Some(room) = self.rooms.get_mut(&s.room_id) {
+                    self.with_room(&s.room_id, |room| {
                         room.remove_sink(sink);
-                    }
+                    });
                 }
             }
             Command::SinkKeyframe { sink, track_sid } => {
                 let Some(room_id) = self.sinks.get(&sink).map(|s| s.room_id.clone()) else {
                     return;
                 };
-                if let Some(room) = self.rooms.get_mut(&room_id) {
+                self.with_room(&room_id, |room| {
                     room.sink_keyframe(now, sink, &track_sid);
-                }
+                });
                 self.drain(&room_id);
             }
             Command::SendData {
@@ -570,15 +632,15 @@ impl Worker {
                 topic,
                 to,
             } => {
-                if let Some(room) = self.rooms.get_mut(&room_id) {
+                self.with_room(&room_id, |room| {
                     room.send_data(now, payload, topic, to);
-                }
+                });
                 self.drain(&room_id);
             }
             Command::Remove { room_id, identity } => {
-                if let Some(room) = self.rooms.get_mut(&room_id) {
+                self.with_room(&room_id, |room| {
                     room.remove_participant(now, &identity);
-                }
+                });
                 self.drain(&room_id);
             }
             Command::Mute {
@@ -587,44 +649,142 @@ impl Worker {
                 track_sid,
                 muted,
             } => {
-                if let Some(room) = self.rooms.get_mut(&room_id) {
+                self.with_room(&room_id, |room| {
                     room.mute_track(now, &identity, &track_sid, muted);
-                }
+                });
                 self.drain(&room_id);
             }
         }
     }
 
-    /// The room's core, created on first use.
-    fn core(&mut self, room: &RoomFacts, now: Instant) -> &mut Room {
+    /// Makes sure the room has a core for its current session: created on first use; a core
+    /// left from an earlier session of the same room id (an end still in flight) is ended
+    /// first, so that nothing of the old session reaches the new one.
+    fn core(&mut self, room: &RoomFacts, now: Instant) {
+        if self
+            .rooms
+            .get(&room.room_id)
+            .is_some_and(|c| c.sid != room.sid)
+        {
+            tracing::info!(
+                room_id = room.room_id,
+                "a new session replaces the media of the last one"
+            );
+            self.end_core(&room.room_id, now);
+        }
         let public_addr = self.public_addr;
-        self.rooms.entry(room.room_id.clone()).or_insert_with(|| {
-            Room::new(RoomConfig {
-                name: room.room_id.clone(),
-                public_addr,
-                seed: rand::random(),
-                empty_timeout: room.empty_timeout,
-                max_participants: room.max_participants,
-                require_encryption: room.e2ee,
-                bandwidth_estimation: self.bandwidth_estimation,
-                created_unix_ms: unix_ms(),
-                created: now,
-            })
-        })
+        let bandwidth_estimation = self.bandwidth_estimation;
+        self.rooms
+            .entry(room.room_id.clone())
+            .or_insert_with(|| Core {
+                sid: room.sid.clone(),
+                room: Room::new(RoomConfig {
+                    name: room.room_id.clone(),
+                    public_addr,
+                    seed: rand::random(),
+                    empty_timeout: room.empty_timeout,
+                    max_participants: room.max_participants,
+                    require_encryption: room.e2ee,
+                    bandwidth_estimation,
+                    created_unix_ms: unix_ms(),
+                    created: now,
+                }),
+            });
+    }
+
+    /// Ends the room's core: everyone is told, connections close, sinks' inputs close (the
+    /// recorder finalises).
+    fn end_core(&mut self, room_id: &str, now: Instant) {
+        self.with_room(room_id, |room| room.end(now));
+        self.drain(room_id);
+        self.rooms.remove(room_id);
+        self.sinks.retain(|_, s| s.room_id != room_id);
+    }
+
+    /// Runs `f` on the room's core. A panic inside is caught: the core is a state machine
+    /// that shares nothing, so its room is ended and every other room goes on (str0m's
+    /// failure policy, one level up). None if the room has no core or it failed.
+    fn with_room<R>(&mut self, room_id: &str, f: impl FnOnce(&mut Room) -> R) -> Option<R> {
+        let core = self.rooms.get_mut(room_id)?;
+        match catch_unwind(AssertUnwindSafe(|| f(&mut core.room))) {
+            Ok(r) => Some(r),
+            Err(panic) => {
+                self.fail_room(room_id, &panic_text(&*panic));
+                None
+            }
+        }
+    }
+
+    /// A room's core panicked: its media state is gone. Its connections close (the clients
+    /// see a closed signalling connection), its sinks' inputs close, and its session ends
+    /// (`room_finished`), so that a new session can start afresh.
+    fn fail_room(&mut self, room_id: &str, why: &str) {
+        let Some(core) = self.rooms.remove(room_id) else {
+            return;
+        };
+        tracing::error!(
+            room_id,
+            sid = core.sid,
+            why,
+            "the room's media failed; ending the room"
+        );
+        // Dropping the core may panic as well; nothing of it is needed any more.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(core.room)));
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.room_id == room_id)
+            .map(|(k, _)| *k)
+            .collect();
+        for conn in conns {
+            if let Some(c) = self.conns.remove(&conn) {
+                self.sessions.remove(&c.session);
+                if let Some(out) = c.out {
+                    let _ = out.try_send(ConnOut::Close);
+                }
+            }
+        }
+        self.sinks.retain(|_, s| s.room_id != room_id);
+        let Some(app) = self.app.upgrade() else {
+            return;
+        };
+        app.metrics.room_failures.inc();
+        if let Some(handle) = app
+            .rooms
+            .get_str(room_id)
+            .filter(|h| h.info.sid.to_string() == core.sid)
+        {
+            tokio::spawn(async move {
+                let _ = handle
+                    .end(crate::rooms::core::EndReason::MediaFailure)
+                    .await;
+            });
+        }
     }
 
     fn on_datagram(&mut self, source: SocketAddr, data: &[u8]) {
         let now = Instant::now();
         let destination = self.public_addr;
         let mut hit = None;
-        for (id, room) in self.rooms.iter_mut() {
-            if room.receive(now, source, destination, data) {
-                hit = Some(id.clone());
-                break;
+        for (id, core) in self.rooms.iter_mut() {
+            match catch_unwind(AssertUnwindSafe(|| {
+                core.room.receive(now, source, destination, data)
+            })) {
+                Ok(false) => {}
+                Ok(true) => {
+                    hit = Some(Ok(id.clone()));
+                    break;
+                }
+                Err(panic) => {
+                    hit = Some(Err((id.clone(), panic_text(&*panic))));
+                    break;
+                }
             }
         }
-        if let Some(id) = hit {
-            self.drain(&id);
+        match hit {
+            Some(Ok(id)) => self.drain(&id),
+            Some(Err((id, why))) => self.fail_room(&id, &why),
+            None => {}
         }
     }
 
@@ -648,19 +808,16 @@ impl Worker {
                     c.out = None;
                     self.sessions.remove(&c.session);
                 }
-                if let Some(room) = self.rooms.get_mut(room_id) {
+                self.with_room(room_id, |room| {
                     room.disconnect(now, conn);
-                }
+                });
             }
         }
     }
 
     fn drain_once(&mut self, room_id: &str) -> Vec<ConnId> {
         let mut slow = Vec::new();
-        let Some(room) = self.rooms.get_mut(room_id) else {
-            return slow;
-        };
-        while let Some(out) = room.poll_output() {
+        while let Some(Some(out)) = self.with_room(room_id, |room| room.poll_output()) {
             match out {
                 Output::Transmit(t) => {
                     if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
@@ -784,6 +941,15 @@ fn report(app: &Weak<App>, room_id: &str, e: Event) {
     tokio::spawn(async move {
         let _ = room.leave(user, Some(sid)).await;
     });
+}
+
+/// What a caught panic said.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -389,7 +389,7 @@ async fn bridge(
                     }
                 }
                 Some(ConnOut::Close) | None => {
-                    let _ = socket.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+                    close_gracefully(&mut socket, 1000, "").await;
                     break BridgeEnd::Closed;
                 }
             },
@@ -405,13 +405,31 @@ async fn bridge(
                     lk::leave_request::Action::Disconnect,
                 ))
                 .await;
-            let _ = socket
-                .send(Message::Close(Some(CloseFrame {
-                    code: 1008,
-                    reason: why.into(),
-                })))
-                .await;
             media.evict(conn);
+            close_gracefully(&mut socket, 1008, why).await;
         }
     }
+}
+
+/// How long a closing WebSocket waits for the client's close reply.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sends a close frame and waits (briefly) for the client's, discarding what it still sends.
+/// Closing the TCP connection with unread data in it would make the kernel reset it, and a
+/// reset can destroy what we sent last (the leave that says why) before the client reads it.
+async fn close_gracefully(socket: &mut WebSocket, code: u16, reason: &str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.to_owned().into(),
+        })))
+        .await;
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }

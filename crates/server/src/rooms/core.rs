@@ -49,6 +49,8 @@ pub enum EndReason {
     DurationElapsed,
     /// The server is shutting down.
     Shutdown,
+    /// The room's media failed (its SFU core panicked); participants may join a new session.
+    MediaFailure,
 }
 
 /// A participant as the room knows it.

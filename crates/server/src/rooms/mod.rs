@@ -504,7 +504,7 @@ async fn on_event(
             tracing::info!(?reason, "room ended");
             app.rooms.remove(&info.room_id, info.sid);
             if let Some(media) = &app.media {
-                media.end_room(info.room_id.as_str());
+                media.end_room(info.room_id.as_str(), &info.sid.to_string());
             }
             app.metrics.rooms_active.set(app.rooms.len() as i64);
             let ended = crate::app::unix_now();
