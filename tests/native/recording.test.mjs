@@ -508,6 +508,8 @@ before(async () => {
       ENCLAVE_DATABASE__DATA_DIR: dataDir,
       ENCLAVE_RTC__UDP_PORT: '0',
       ENCLAVE_RTC__NODE_IP: '127.0.0.1',
+      // The test's nginx-rtmp listens on 127.0.0.1, which the server refuses by default.
+      ENCLAVE_RECORDER_INFO__RTMP_ALLOW_PRIVATE_TARGETS: 'true',
       ...(process.env.ENCLAVE_LOG ? { RUST_LOG: process.env.ENCLAVE_LOG } : {}),
     },
   });
@@ -833,13 +835,16 @@ describe('cloud recording and RTMP broadcasting against enclave', () => {
           .filter((l) => /rtmp/i.test(l) && /fail|error/i.test(l));
         log.add('driver', `server lines about the failure: ${JSON.stringify(failLines)}`);
         assert.ok(failLines.length > 0, `the server log reports the RTMP failure: ${server.since(mark).slice(-3000)}`);
-        await waitFor(
+        const notes = await waitFor(
           new Deadline(5_000, '5 s for the failure notification'),
           'bob: a SYSTEM_NOTIFICATION of type error about the broadcast',
           () => systemMessages(bob).filter((x) => x.type === 'SYSTEM_NOTIFICATION' && x.notification_type === 'error'),
           (xs) => xs.length > 0,
           () => JSON.stringify(systemMessages(bob)),
         );
+        // The room is told what kind of failure it was, never ffmpeg's own words or the target.
+        assert.match(notes[0].msg, /RTMP target refused or dropped the connection/, `the notification says why: ${notes[0].msg}`);
+        assert.ok(!/127\.0\.0\.1|ffmpeg|Connection refused|exited/i.test(notes[0].msg), `no encoder output or address in the notification: ${notes[0].msg}`);
         // The meeting goes on.
         assert.ok(alice.room.isConnected && bob.room.isConnected, 'the bots stay connected');
         assert.deepEqual([...alice.events, ...bob.events].filter((e) => e.type === 'Disconnected'), [], 'no bot was disconnected');

@@ -65,6 +65,8 @@ pub(crate) struct Client {
     pub(crate) prometheus: Prometheus,
     pub(crate) max_body_bytes: usize,
     pub(crate) limits: Limits,
+    /// CSP `frame-ancestors` sources: who may embed the web client (an LMS's origin).
+    pub(crate) frame_ancestors: Vec<String>,
 }
 
 /// `client.limits`: what one client may hold or try.
@@ -105,6 +107,7 @@ impl Default for Client {
             prometheus: Prometheus::default(),
             max_body_bytes: 1024 * 1024,
             limits: Limits::default(),
+            frame_ancestors: vec!["'self'".into()],
         }
     }
 }
@@ -122,6 +125,10 @@ pub(crate) struct WebhookConf {
 pub(crate) struct Prometheus {
     pub(crate) enable: bool,
     pub(crate) metrics_path: String,
+    /// Serve metrics on this address instead of the API's port.
+    pub(crate) listen: String,
+    /// Require `Authorization: Bearer <token>`.
+    pub(crate) token: String,
 }
 
 impl Default for Prometheus {
@@ -129,6 +136,8 @@ impl Default for Prometheus {
         Self {
             enable: true,
             metrics_path: "/metrics".into(),
+            listen: String::new(),
+            token: String::new(),
         }
     }
 }
@@ -172,6 +181,8 @@ pub(crate) struct RecorderInfo {
     pub(crate) token_validity: String,
     pub(crate) enable_del_recording_backup: bool,
     pub(crate) del_recording_backup_path: String,
+    /// RTMP broadcasts to loopback, private and link-local addresses (off by default).
+    pub(crate) rtmp_allow_private_targets: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -424,6 +435,7 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
             &f.recorder_info.token_validity,
             Duration::from_secs(600),
         )?,
+        rtmp_allow_private_targets: f.recorder_info.rtmp_allow_private_targets,
         room_policy: policy,
         max_body_bytes: f.client.max_body_bytes.max(1024),
         conn_limits: conn_limits(&f.client.limits)?,
@@ -434,7 +446,15 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
         prometheus: PrometheusConfig {
             enable: f.client.prometheus.enable,
             metrics_path: f.client.prometheus.metrics_path.clone(),
+            listen: match f.client.prometheus.listen.as_str() {
+                "" => None,
+                a => Some(a.parse().map_err(|_| {
+                    anyhow!("client.prometheus.listen: '{a}' is not an address:port")
+                })?),
+            },
+            token: Some(f.client.prometheus.token.clone()).filter(|t| !t.is_empty()),
         },
+        frame_ancestors: frame_ancestors(&f.client.frame_ancestors)?,
         media: media_config(&f.rtc, ip)?,
     };
     let level = if f.log_settings.log_level.is_empty() {
@@ -443,6 +463,24 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
         f.log_settings.log_level.to_ascii_lowercase()
     };
     Ok((config, source, level))
+}
+
+/// CSP source expressions only: a keyword, a scheme or an origin (no `;` or `,` that would
+/// end the directive early).
+fn frame_ancestors(list: &[String]) -> anyhow::Result<Vec<String>> {
+    for s in list {
+        let ok = !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_graphic() && c != ';' && c != ',');
+        if !ok {
+            bail!("client.frame_ancestors: '{s}' is not a CSP source (e.g. https://lms.example.org or 'self')");
+        }
+    }
+    Ok(if list.is_empty() {
+        vec!["'none'".into()]
+    } else {
+        list.to_vec()
+    })
 }
 
 fn conn_limits(l: &Limits) -> anyhow::Result<enclave_server::config::ConnLimits> {
@@ -580,6 +618,36 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("port"));
+        let base = "client:\n  api_key: k\n  secret: 0123456789abcdef0123456789abcdef\n";
+        for (extra, key) in [
+            (
+                "livekit_info:\n  secret: 0123456789abcdef0123456789abcdef\n",
+                "must differ from client.secret",
+            ),
+            (
+                "client:\n  frame_ancestors: [\"https://a.example; script-src *\"]\n",
+                "client.frame_ancestors",
+            ),
+            (
+                "client:\n  limits:\n    header_read_timeout: 0s\n",
+                "client.limits.header_read_timeout",
+            ),
+            (
+                "client:\n  prometheus:\n    listen: nowhere\n",
+                "client.prometheus.listen",
+            ),
+        ] {
+            let text = if let Some(rest) = extra.strip_prefix("client:\n") {
+                format!("{base}{rest}")
+            } else {
+                format!("{base}{extra}")
+            };
+            let (_d, p) = write(&text);
+            let err = validate(load(Some(&p), env(&[])).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -95,6 +95,8 @@ impl App {
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where metrics are served when `prometheus.listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub app: Arc<App>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -110,17 +112,38 @@ impl Server {
         let (tx, rx) = oneshot::channel::<()>();
         let limits = app.config.conn_limits;
         let metrics = app.metrics.clone();
+        // Metrics on their own address, when configured (a monitoring network).
+        let metrics_listener = match (app.config.prometheus.enable, app.config.prometheus.listen) {
+            (true, Some(addr)) => Some(TcpListener::bind(addr).await?),
+            _ => None,
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let metrics_addr = match &metrics_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        if let Some(l) = metrics_listener {
+            tracing::info!(addr = %l.local_addr()?, "metrics served on their own address");
+            let r = crate::http::metrics_router(&app).with_state(app.clone());
+            let stop = stop.clone();
+            let m = metrics.clone();
+            tokio::spawn(async move {
+                crate::http::listener::serve(l, r, limits, m, stop.cancelled_owned()).await
+            });
+        }
         let task = tokio::spawn(crate::http::listener::serve(
             listener,
             router,
             limits,
             metrics,
-            async {
+            async move {
                 let _ = rx.await;
+                stop.cancel();
             },
         ));
         Ok(Self {
             addr,
+            metrics_addr,
             app,
             shutdown: Some(tx),
             task,

@@ -34,6 +34,10 @@ pub struct ServerConfig {
     pub artifacts_path: PathBuf,
     /// Lifetime of download tokens.
     pub download_token_validity: Duration,
+    /// Whether RTMP broadcasts may go to loopback, private and link-local addresses
+    /// (`recorder_info.rtmp_allow_private_targets`; off: any admin could otherwise make the
+    /// server connect into its own network).
+    pub rtmp_allow_private_targets: bool,
     /// Defaults and caps applied to new rooms.
     pub room_policy: RoomPolicy,
     /// Largest request body accepted, in bytes.
@@ -44,6 +48,9 @@ pub struct ServerConfig {
     pub failure_budget: FailureBudget,
     /// Prometheus exposition.
     pub prometheus: PrometheusConfig,
+    /// Who may embed the web client in a frame (CSP `frame-ancestors` sources), e.g. an LMS's
+    /// origin; `'self'` by default.
+    pub frame_ancestors: Vec<String>,
     /// The embedded SFU; `None` runs the API alone.
     pub media: Option<crate::media::MediaConfig>,
 }
@@ -123,6 +130,10 @@ pub struct PrometheusConfig {
     pub enable: bool,
     /// The path.
     pub metrics_path: String,
+    /// Serve metrics on this address only (a monitoring network), not on the API's port.
+    pub listen: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <token>` for metrics.
+    pub token: Option<String>,
 }
 
 impl ServerConfig {
@@ -149,6 +160,7 @@ impl ServerConfig {
             recording_backup_path: None,
             artifacts_path: dir.join("artifacts"),
             download_token_validity: Duration::from_secs(600),
+            rtmp_allow_private_targets: false,
             room_policy: RoomPolicy::default(),
             max_body_bytes: 1024 * 1024,
             conn_limits: ConnLimits::default(),
@@ -156,7 +168,10 @@ impl ServerConfig {
             prometheus: PrometheusConfig {
                 enable: true,
                 metrics_path: "/metrics".into(),
+                listen: None,
+                token: None,
             },
+            frame_ancestors: vec!["'self'".into()],
             media: None,
         }
     }

@@ -81,6 +81,13 @@ pub enum RecorderError {
     NoMedia,
     #[error("url: must be an rtmp:// or rtmps:// URL")]
     BadUrl,
+    #[error("url: the RTMP host {0} could not be resolved")]
+    UnresolvedTarget(String),
+    #[error(
+        "url: the RTMP host {0} is a loopback, private or link-local address; broadcasting \
+         there needs recorder_info.rtmp_allow_private_targets"
+    )]
+    PrivateTarget(String),
     #[error("could not start the {job}: {source}")]
     Pipeline { job: Job, source: PipelineError },
     #[error("could not prepare the recording directory: {0}")]
@@ -102,6 +109,96 @@ pub fn rtmp_target(url: &str, stream_key: &str) -> Result<String, RecorderError>
         return Ok(url.to_owned());
     }
     Ok(format!("{}/{}", url.trim_end_matches('/'), key))
+}
+
+/// Refuses an RTMP target whose host is (or resolves to) an address on this machine or its
+/// private networks, unless `allow_private`: otherwise any admin of any room could make the
+/// server connect to services that are not meant to be reached from outside. (ffmpeg
+/// resolves the name again; a name that changes its answer in between is not covered.)
+pub async fn check_rtmp_host(url: &str, allow_private: bool) -> Result<(), RecorderError> {
+    if allow_private {
+        return Ok(());
+    }
+    let (host, port) = rtmp_host_port(url).ok_or(RecorderError::BadUrl)?;
+    let lookup = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::lookup_host((host.clone(), port)),
+    )
+    .await;
+    let addrs: Vec<std::net::SocketAddr> = match lookup {
+        Ok(Ok(a)) => a.collect(),
+        _ => return Err(RecorderError::UnresolvedTarget(host)),
+    };
+    if addrs.is_empty() {
+        return Err(RecorderError::UnresolvedTarget(host));
+    }
+    if addrs.iter().any(|a| !is_public(a.ip())) {
+        return Err(RecorderError::PrivateTarget(host));
+    }
+    Ok(())
+}
+
+/// The host and port of an `rtmp(s)://[user@]host[:port]/…` URL.
+fn rtmp_host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default = if scheme.eq_ignore_ascii_case("rtmps") {
+        443
+    } else {
+        1935
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default,
+    };
+    Some((host.to_owned(), port))
+}
+
+/// Whether an address is on the public internet: not loopback, private (RFC 1918, unique
+/// local), link-local, shared (CGNAT), unspecified, multicast, broadcast or documentation.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8))
+        }
+    }
 }
 
 struct Running {
@@ -445,7 +542,7 @@ async fn finish(
                 info,
                 json!({
                     "type": "SYSTEM_NOTIFICATION",
-                    "msg": format!("{job} failed: {e}"),
+                    "msg": format!("{job} failed: {}", e.public_message()),
                     "notification_type": "error",
                 }),
             );
@@ -455,7 +552,7 @@ async fn finish(
                     info,
                     record_id,
                     "",
-                    Some((&format!("failed: {e}"), 0.0)),
+                    Some((&format!("failed: {}", e.public_message()), 0.0)),
                 ));
             }
         }
@@ -545,6 +642,85 @@ mod tests {
             finished_msg(&done),
             "recording finished: 10.04 s, 12 frames repeated, 0 dropped"
         );
+    }
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "198.18.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["1.1.1.1", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn rtmp_hosts_and_ports_are_read_from_the_url() {
+        let hp = rtmp_host_port;
+        assert_eq!(
+            hp("rtmp://a.example/live/k"),
+            Some(("a.example".into(), 1935))
+        );
+        assert_eq!(
+            hp("rtmps://a.example/live"),
+            Some(("a.example".into(), 443))
+        );
+        assert_eq!(
+            hp("rtmp://u:p@10.0.0.1:1936/x"),
+            Some(("10.0.0.1".into(), 1936))
+        );
+        assert_eq!(hp("rtmp://[::1]:1935/x"), Some(("::1".into(), 1935)));
+        assert_eq!(hp("rtmp://[fe80::1]/x"), Some(("fe80::1".into(), 1935)));
+        assert_eq!(hp("rtmp:///x"), None);
+        assert_eq!(hp("rtmp://h:port/x"), None);
+    }
+
+    #[tokio::test]
+    async fn private_rtmp_targets_are_refused_unless_allowed() {
+        for url in [
+            "rtmp://127.0.0.1/live/k",
+            "rtmp://localhost:1935/live",
+            "rtmp://169.254.169.254/latest",
+            "rtmp://[::1]/x",
+            "rtmp://10.0.0.5/x",
+        ] {
+            assert!(
+                matches!(
+                    check_rtmp_host(url, false).await,
+                    Err(RecorderError::PrivateTarget(_))
+                ),
+                "{url}"
+            );
+            assert!(
+                check_rtmp_host(url, true).await.is_ok(),
+                "{url} when allowed"
+            );
+        }
+        assert!(matches!(
+            check_rtmp_host("rtmp://no-such-host.invalid/x", false).await,
+            Err(RecorderError::UnresolvedTarget(_))
+        ));
+        // A public address needs no lookup beyond itself.
+        assert!(check_rtmp_host("rtmp://8.8.8.8/live", false).await.is_ok());
     }
 
     #[test]

@@ -258,6 +258,19 @@ async fn recording_and_rtmp_are_refused_in_e2ee_rooms_of_both_modes() {
             StatusCode::BAD_REQUEST,
             "rtmp://",
         ),
+        // The server's own machine and networks are not a broadcast target by default.
+        (
+            "/api/rtmp",
+            r#"{"task":"START_RTMP","url":"rtmp://127.0.0.1:1935/live","stream_key":"k"}"#,
+            StatusCode::BAD_REQUEST,
+            "rtmp_allow_private_targets",
+        ),
+        (
+            "/api/rtmp",
+            r#"{"task":"START_RTMP","url":"rtmp://169.254.169.254/latest"}"#,
+            StatusCode::BAD_REQUEST,
+            "loopback, private or link-local",
+        ),
         (
             "/api/recording",
             r#"{"task":"PAUSE"}"#,

@@ -280,12 +280,28 @@ fn recorder_error(e: RecorderError) -> ApiError {
         e @ (RecorderError::AlreadyRunning(_) | RecorderError::NotRunning(_)) => {
             ApiError::new(StatusCode::Conflict, e.to_string()).with_http(Http::CONFLICT)
         }
-        e @ RecorderError::BadUrl => ApiError::invalid(e.to_string()).with_http(Http::BAD_REQUEST),
+        e @ (RecorderError::BadUrl
+        | RecorderError::UnresolvedTarget(_)
+        | RecorderError::PrivateTarget(_)) => {
+            ApiError::invalid(e.to_string()).with_http(Http::BAD_REQUEST)
+        }
         e @ RecorderError::NoMedia => ApiError::new(StatusCode::InternalServerError, e.to_string())
             .with_http(Http::SERVICE_UNAVAILABLE),
-        e @ (RecorderError::Pipeline { .. } | RecorderError::Io(_)) => {
-            ApiError::new(StatusCode::InternalServerError, e.to_string())
-                .with_http(Http::INTERNAL_SERVER_ERROR)
+        RecorderError::Pipeline { job, source } => {
+            tracing::warn!(%job, error = %source, "recorder did not start");
+            ApiError::new(
+                StatusCode::InternalServerError,
+                format!("could not start the {job}: {}", source.public_message()),
+            )
+            .with_http(Http::INTERNAL_SERVER_ERROR)
+        }
+        e @ RecorderError::Io(_) => {
+            tracing::warn!(error = %e, "recorder did not start");
+            ApiError::new(
+                StatusCode::InternalServerError,
+                "could not prepare the recording directory (see the server log)",
+            )
+            .with_http(Http::INTERNAL_SERVER_ERROR)
         }
     }
 }
@@ -355,6 +371,9 @@ async fn rtmp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> R
             let msg = match req.task.as_str() {
                 "START_RTMP" | "start-rtmp" | "START" => {
                     let url = rtmp_target(&req.url, &req.stream_key).map_err(recorder_error)?;
+                    crate::recording::check_rtmp_host(&url, app.config.rtmp_allow_private_targets)
+                        .await
+                        .map_err(recorder_error)?;
                     Recorders::start(&app, &c.room.info, Job::Rtmp, Some(url))
                         .await
                         .map_err(recorder_error)?;

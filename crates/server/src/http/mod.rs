@@ -88,7 +88,6 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
             guard_credentials,
         ));
 
-    let metrics_path = app.config.prometheus.metrics_path.clone();
     let mut r = Router::new()
         .route("/", get(web::index))
         .route("/assets/{*path}", get(web::file))
@@ -96,10 +95,13 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .route("/healthCheck", any(health_check))
         .merge(auth)
         .merge(tokens);
-    if app.config.prometheus.enable {
-        r = r.route(&metrics_path, get(metrics));
+    let p = &app.config.prometheus;
+    if p.enable && p.listen.is_none() {
+        r = r.merge(metrics_router(&app));
     }
+    let csp = content_security_policy(&app.config);
     r.fallback(|| async { (Http::NOT_FOUND, "not found") })
+        .layer(middleware::from_fn_with_state(csp, security_headers))
         .layer(middleware::from_fn_with_state(app.clone(), read_body))
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -316,7 +318,88 @@ async fn health_check(State(app): State<Arc<App>>) -> Response {
     (Http::OK, "Healthy").into_response()
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+/// `/metrics` alone: merged into the main router, or served on `prometheus.listen`.
+pub fn metrics_router(app: &Arc<App>) -> Router<Arc<App>> {
+    Router::new().route(&app.config.prometheus.metrics_path, get(metrics))
+}
+
+/// The web client's Content-Security-Policy: its own scripts and workers only, media and
+/// WebSockets to this origin (and the configured LiveKit host), framing by the configured
+/// ancestors (an LMS embedding the client names its origin in `client.frame_ancestors`).
+fn content_security_policy(config: &crate::config::ServerConfig) -> header::HeaderValue {
+    let mut connect = vec!["'self'".to_owned()];
+    let host = config.livekit.host.trim_end_matches('/');
+    if let Some((scheme, rest)) = host.split_once("://") {
+        let origin = rest.split('/').next().unwrap_or(rest);
+        if !origin.is_empty() {
+            connect.push(format!("{scheme}://{origin}"));
+            // The SDK also calls /rtc/validate over HTTP(S) on the same host.
+            let http = match scheme {
+                "wss" => "https",
+                "ws" => "http",
+                s => s,
+            };
+            connect.push(format!("{http}://{origin}"));
+        }
+    }
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; worker-src 'self' blob:; connect-src {}; \
+         img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
+         style-src 'self' 'unsafe-inline'; font-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors {}",
+        connect.join(" "),
+        config.frame_ancestors.join(" ")
+    );
+    header::HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        // Only configuration could make it invalid, and the binary validates that.
+        header::HeaderValue::from_static("default-src 'self'; frame-ancestors 'self'")
+    })
+}
+
+/// Headers on every response: no MIME sniffing, no referrer (join links carry tokens), and
+/// on pages the Content-Security-Policy.
+async fn security_headers(
+    State(csp): State<header::HeaderValue>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    let is_html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_html {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    res
+}
+
+async fn metrics(State(app): State<Arc<App>>, headers: header::HeaderMap) -> Response {
+    if let Some(token) = &app.config.prometheus.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        use subtle::ConstantTimeEq;
+        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            return (
+                Http::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics need the configured bearer token",
+            )
+                .into_response();
+        }
+    }
     app.metrics.rooms_active.set(app.rooms.len() as i64);
     (
         [(

@@ -173,6 +173,28 @@ pub struct Pipeline {
     result: Option<Result<Finished, PipelineError>>,
 }
 
+impl PipelineError {
+    /// What a room or an API caller may be told: the kind of failure, without ffmpeg's output,
+    /// paths or URLs (those go to the server log).
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            Self::FfmpegNotFound { .. } | Self::Spawn { .. } | Self::NoRuntime => {
+                "the recorder is not available on this server"
+            }
+            Self::Config(_) | Self::WorkDir { .. } | Self::NoPort(_) | Self::Internal(_) => {
+                "the recorder could not start (see the server log)"
+            }
+            Self::TargetLost { .. } => "the RTMP target refused or dropped the connection",
+            Self::DiskFull { .. } => "the server's disk is full",
+            Self::EncoderExited { .. } | Self::AudioInput { .. } => {
+                "the encoder stopped unexpectedly (see the server log)"
+            }
+            Self::FinishTimeout { .. } => "the recording could not be finalised in time",
+            Self::Finalise { .. } => "the finished recording could not be stored",
+        }
+    }
+}
+
 impl Pipeline {
     /// Spawns the pipeline as tokio tasks and returns at once. Must be called inside a Tokio
     /// runtime. Fails here only for what can be known at once (bad config, ffmpeg missing,
