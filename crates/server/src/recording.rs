@@ -98,9 +98,11 @@ pub enum RecorderError {
 /// segment (how RTMP services expect it), unless the key is empty.
 pub fn rtmp_target(url: &str, stream_key: &str) -> Result<String, RecorderError> {
     let url = url.trim();
-    let ok = ["rtmp://", "rtmps://"]
-        .iter()
-        .any(|p| url.len() > p.len() && url[..p.len()].eq_ignore_ascii_case(p));
+    // Compared as bytes: slicing the text at a prefix's length could cut a UTF-8 character
+    // (found by fuzzing).
+    let ok = ["rtmp://", "rtmps://"].iter().any(|p| {
+        url.len() > p.len() && url.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+    });
     if !ok || url.chars().any(char::is_whitespace) {
         return Err(RecorderError::BadUrl);
     }
@@ -139,7 +141,7 @@ pub async fn check_rtmp_host(url: &str, allow_private: bool) -> Result<(), Recor
 }
 
 /// The host and port of an `rtmp(s)://[user@]host[:port]/…` URL.
-fn rtmp_host_port(url: &str) -> Option<(String, u16)> {
+pub(crate) fn rtmp_host_port(url: &str) -> Option<(String, u16)> {
     let (scheme, rest) = url.split_once("://")?;
     let default = if scheme.eq_ignore_ascii_case("rtmps") {
         443
@@ -740,6 +742,10 @@ mod tests {
             "file:///etc/passwd",
             "rtmp://h/a b",
             "",
+            // Multi-byte characters where the scheme's end would be.
+            "\u{ad}\n<\u{ad}",
+            "rtmpé://h/x",
+            "ééééééé",
         ] {
             assert!(
                 matches!(rtmp_target(bad, "k"), Err(RecorderError::BadUrl)),

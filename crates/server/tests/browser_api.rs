@@ -202,6 +202,25 @@ async fn admin_actions_need_an_admin_token() {
             "{path}"
         );
     }
+    for (path, body, msg) in [
+        (
+            "/api/recording",
+            r#"{"task":"START_RECORDING"}"#,
+            "only admin can start recording",
+        ),
+        (
+            "/api/rtmp",
+            r#"{"task":"START_RTMP","url":"rtmp://8.8.8.8/live","stream_key":"k"}"#,
+            "only admin can perform this task",
+        ),
+    ] {
+        let (s, v, _) = api(&h, path, Some(&user), body).await;
+        assert_eq!(
+            (s, v["msg"].as_str()),
+            (StatusCode::FORBIDDEN, Some(msg)),
+            "{path}"
+        );
+    }
     let (s, _, _) = api(
         &h,
         "/api/removeParticipant",

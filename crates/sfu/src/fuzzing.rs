@@ -104,6 +104,20 @@ pub fn dependency_descriptor(data: &[u8]) {
     }
 }
 
+/// Arbitrary bytes as a data packet a participant sent: decoded, judged by what participants
+/// may send, and (if allowed) re-encoded as the room relays it.
+pub fn data_packet(data: &[u8]) {
+    let Ok(mut packet) = crate::proto::DataPacket::decode(data) else {
+        return;
+    };
+    if crate::room::participant_may_send(&packet).is_ok() {
+        packet.participant_identity = "a".into();
+        let again = crate::proto::DataPacket::decode(packet.encode_to_vec().as_slice())
+            .expect("a relayed packet decodes");
+        assert_eq!(again.participant_identity, "a");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,12 +158,14 @@ mod tests {
             signal_frame(s);
             datagram(s);
             dependency_descriptor(s);
+            data_packet(s);
             for i in 0..s.len().min(64) {
                 signal_frame(&s[..i]);
                 let mut c = s.clone();
                 c[i] ^= 0x5a;
                 signal_frame(&c);
                 datagram(&c);
+                data_packet(&c);
             }
         }
         // STUN-looking, DTLS-looking and RTP-looking datagrams.

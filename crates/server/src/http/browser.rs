@@ -209,10 +209,10 @@ async fn end_room(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct TargetReq {
-    user_id: String,
-    track_sid: String,
-    muted: bool,
+pub(crate) struct TargetReq {
+    pub(crate) user_id: String,
+    pub(crate) track_sid: String,
+    pub(crate) muted: bool,
 }
 
 async fn remove_participant(
@@ -261,10 +261,10 @@ async fn mute_track(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct TaskReq {
-    task: String,
-    url: String,
-    stream_key: String,
+pub(crate) struct TaskReq {
+    pub(crate) task: String,
+    pub(crate) url: String,
+    pub(crate) stream_key: String,
 }
 
 fn refused(e: FeatureRefused) -> ApiError {

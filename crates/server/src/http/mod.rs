@@ -1,7 +1,7 @@
 //! The HTTP edge: routes, the `/auth` signature check, body limits, tracing and metrics.
 
 mod api;
-mod browser;
+pub(crate) mod browser;
 mod download;
 pub mod listener;
 pub mod throttle;

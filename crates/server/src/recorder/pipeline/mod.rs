@@ -433,8 +433,9 @@ fn describe(target: &Target) -> String {
 }
 
 /// `rtmp://user:pw@host/app/KEY?x` → `rtmp://host/app/…`: RTMP services take the stream key
-/// (a secret) as the last path segment.
-fn redact_url(url: &str) -> String {
+/// (a secret) as the last path segment. The last segment goes even when it is the only one: a
+/// URL without an application path gets the key as its first segment (found by fuzzing).
+pub(crate) fn redact_url(url: &str) -> String {
     let (scheme, rest) = match url.find("://") {
         Some(i) => url.split_at(i + 3),
         None => ("", url),
@@ -444,8 +445,8 @@ fn redact_url(url: &str) -> String {
     let host = authority.rsplit('@').next().unwrap_or(authority);
     let path = path.trim_end_matches('/');
     let path = match path.rfind('/') {
-        Some(i) if i > 0 => format!("{}/…", &path[..i]),
-        _ => path.to_owned(),
+        Some(i) => format!("{}/…", &path[..i]),
+        None => path.to_owned(),
     };
     format!("{scheme}{host}{path}")
 }
@@ -464,7 +465,12 @@ mod tests {
             redact_url("rtmps://user:pw@a.example/app/inst/SECRET/?k=v"),
             "rtmps://a.example/app/inst/…"
         );
-        assert_eq!(redact_url("rtmp://h/live"), "rtmp://h/live");
+        assert_eq!(redact_url("rtmp://h/live"), "rtmp://h/…");
+        assert_eq!(
+            redact_url("rtmp://h/SECRET-KEY"),
+            "rtmp://h/…",
+            "a key right after the host"
+        );
         assert_eq!(redact_url("rtmp://h"), "rtmp://h");
         assert!(!describe(&Target::Rtmp {
             url: "rtmp://h/x/KEY".into()
