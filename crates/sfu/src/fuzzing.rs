@@ -110,7 +110,7 @@ pub fn data_packet(data: &[u8]) {
     let Ok(mut packet) = crate::proto::DataPacket::decode(data) else {
         return;
     };
-    if crate::room::participant_may_send(&packet).is_ok() {
+    if crate::data::participant_may_send(&packet).is_ok() {
         packet.participant_identity = "a".into();
         let again = crate::proto::DataPacket::decode(packet.encode_to_vec().as_slice())
             .expect("a relayed packet decodes");

@@ -26,23 +26,23 @@
 //! panic inside `str0m` is caught and removes only that participant.
 
 mod alloc;
+mod data;
 mod dd;
 mod forward;
 pub mod fuzzing;
 mod ids;
+mod io;
+mod participant;
 mod room;
 mod sdp;
+mod sinks;
+mod track;
 
-pub use livekit_protocol as proto;
 #[cfg(feature = "tap")]
-pub use room::TapRecord;
-pub use room::{
-    ConnId, Event, JoinParams, Output, Room, RoomConfig, SinkId, SinkPacket, SinkRefused, Transmit,
-    MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT, SERVER_TOPIC,
+pub use io::TapRecord;
+pub use io::{
+    ConnId, Event, JoinParams, Output, RoomConfig, SinkId, SinkPacket, SinkRefused, Transmit,
+    MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT, PROTOCOL_VERSION, SERVER_TOPIC, SERVER_VERSION,
 };
-
-/// Protocol version served on `/rtc`.
-pub const PROTOCOL_VERSION: i32 = 17;
-/// Server version reported to clients. livekit-client compares it as a dotted number (RPC needs
-/// ≥ 1.8.0), so it names the LiveKit server behaviour we implement, not our own version.
-pub const SERVER_VERSION: &str = "1.10.0";
+pub use livekit_protocol as proto;
+pub use room::Room;
