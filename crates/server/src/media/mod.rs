@@ -5,11 +5,17 @@
 //!
 //! One worker is one shard; more shards (each with its own socket) can come later without
 //! touching the core.
+//!
+//! Routing is by source address: the first datagram from an address is offered to each room
+//! until one accepts it (a STUN check with that room's credentials), and later ones go
+//! straight to that room. Timers are a heap of the rooms' deadlines, so a pass wakes only the
+//! rooms that are due.
 
 pub mod signal;
 pub mod token;
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
@@ -212,6 +218,8 @@ impl Media {
             sessions: HashMap::new(),
             sinks: HashMap::new(),
             bandwidth_estimation: cfg.bandwidth_estimation,
+            routes: HashMap::new(),
+            timers: BinaryHeap::new(),
         };
         tokio::spawn(worker.run(rx, signals_rx));
         tracing::info!(%local_addr, %public_addr, "media socket bound");
@@ -414,8 +422,13 @@ struct Conn {
 
 /// One room's SFU core, for one session of the room.
 struct Core {
+    /// The room id, shared with the routes and timers that name this core.
+    id: Arc<str>,
     sid: String,
     room: Room,
+    /// The instant of this core's entry in the timer heap. Entries for other instants are
+    /// stale and skipped; the armed one is never later than the room's own deadline.
+    armed: Option<Instant>,
 }
 
 struct Worker {
@@ -428,6 +441,10 @@ struct Worker {
     sessions: HashMap<ConnId, ConnId>,
     sinks: HashMap<SinkId, SinkConn>,
     bandwidth_estimation: bool,
+    /// The room each source address last reached: its next datagram is offered there first.
+    routes: HashMap<SocketAddr, Arc<str>>,
+    /// Rooms' deadlines, earliest first (see `Core::armed`).
+    timers: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
 }
 
 fn unix_ms() -> i64 {
@@ -445,11 +462,7 @@ impl Worker {
     ) {
         let mut buf = vec![0u8; 2000];
         loop {
-            let deadline = self
-                .rooms
-                .values()
-                .filter_map(|c| c.room.poll_timeout())
-                .min();
+            let deadline = self.next_deadline();
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd),
@@ -462,16 +475,7 @@ impl Worker {
                     Ok((n, source)) => self.on_datagram(source, &buf[..n]),
                     Err(e) => tracing::warn!(error = %e, "media socket receive failed"),
                 },
-                () = sleep_until(deadline) => {
-                    let now = Instant::now();
-                    let due: Vec<String> = self.rooms.iter().filter(|(_, c)| c.room.poll_timeout().is_some_and(|t| t <= now)).map(|(k, _)| k.clone()).collect();
-                    for id in due {
-                        self.with_room(&id, |room| {
-                            room.handle_timeout(now);
-                        });
-                        self.drain(&id);
-                    }
-                }
+                () = sleep_until(deadline) => self.on_timers(Instant::now()),
             }
         }
     }
@@ -677,6 +681,8 @@ impl Worker {
         self.rooms
             .entry(room.room_id.clone())
             .or_insert_with(|| Core {
+                id: Arc::from(room.room_id.as_str()),
+                armed: None,
                 sid: room.sid.clone(),
                 room: Room::new(RoomConfig {
                     name: room.room_id.clone(),
@@ -697,8 +703,68 @@ impl Worker {
     fn end_core(&mut self, room_id: &str, now: Instant) {
         self.with_room(room_id, |room| room.end(now));
         self.drain(room_id);
-        self.rooms.remove(room_id);
+        self.forget_core(room_id);
+    }
+
+    /// The room's core is gone: its routes, sinks and timers go with it (its heap entries are
+    /// skipped as stale when they come up).
+    fn forget_core(&mut self, room_id: &str) -> Option<Core> {
+        self.routes.retain(|_, r| &**r != room_id);
         self.sinks.retain(|_, s| s.room_id != room_id);
+        self.rooms.remove(room_id)
+    }
+
+    /// The earliest deadline of any room, dropping stale heap entries on the way.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((t, id))) = self.timers.peek() {
+            if self.rooms.get(&**id).is_some_and(|c| c.armed == Some(*t)) {
+                return Some(*t);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Runs every room whose armed deadline has come. Entries armed while doing so wait for
+    /// the next pass, so that a room that is always due cannot starve the socket.
+    fn on_timers(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        while self.timers.peek().is_some_and(|Reverse((t, _))| *t <= now) {
+            if let Some(Reverse(entry)) = self.timers.pop() {
+                due.push(entry);
+            }
+        }
+        for (t, id) in due {
+            let Some(core) = self.rooms.get_mut(&*id).filter(|c| c.armed == Some(t)) else {
+                continue; // stale
+            };
+            core.armed = None;
+            // The entry may be earlier than the room's deadline (it moved later since): then
+            // there is nothing to run, only to arm again.
+            if core.room.poll_timeout().is_some_and(|d| d <= now) {
+                self.with_room(&id, |room| room.handle_timeout(now));
+                self.drain(&id);
+            } else {
+                self.arm(&id);
+            }
+        }
+    }
+
+    /// Makes sure the room's deadline has an entry in the heap no later than it. Called after
+    /// every input to the room (by `drain`); pushes only when the deadline moved earlier than
+    /// the armed entry, or nothing is armed.
+    fn arm(&mut self, room_id: &str) {
+        let Some(core) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let Some(deadline) = core.room.poll_timeout() else {
+            return;
+        };
+        if core.armed.is_some_and(|a| a <= deadline) {
+            return;
+        }
+        core.armed = Some(deadline);
+        self.timers.push(Reverse((deadline, core.id.clone())));
     }
 
     /// Runs `f` on the room's core. A panic inside is caught: the core is a state machine
@@ -719,7 +785,7 @@ impl Worker {
     /// see a closed signalling connection), its sinks' inputs close, and its session ends
     /// (`room_finished`), so that a new session can start afresh.
     fn fail_room(&mut self, room_id: &str, why: &str) {
-        let Some(core) = self.rooms.remove(room_id) else {
+        let Some(core) = self.forget_core(room_id) else {
             return;
         };
         tracing::error!(
@@ -744,7 +810,6 @@ impl Worker {
                 }
             }
         }
-        self.sinks.retain(|_, s| s.room_id != room_id);
         let Some(app) = self.app.upgrade() else {
             return;
         };
@@ -765,24 +830,43 @@ impl Worker {
     fn on_datagram(&mut self, source: SocketAddr, data: &[u8]) {
         let now = Instant::now();
         let destination = self.public_addr;
-        let mut hit = None;
-        for (id, core) in self.rooms.iter_mut() {
-            match catch_unwind(AssertUnwindSafe(|| {
+        let offer = |core: &mut Core| {
+            catch_unwind(AssertUnwindSafe(|| {
                 core.room.receive(now, source, destination, data)
-            })) {
+            }))
+            .map_err(|panic| panic_text(&*panic))
+        };
+        // The room this address reached last, then (a first datagram, or a participant that
+        // moved on) every other room until one accepts.
+        let routed = self.routes.get(&source).cloned();
+        let mut hit = None;
+        if let Some(core) = routed.as_deref().and_then(|id| self.rooms.get_mut(id)) {
+            match offer(core) {
                 Ok(false) => {}
-                Ok(true) => {
-                    hit = Some(Ok(id.clone()));
-                    break;
+                Ok(true) => hit = Some(Ok(core.id.clone())),
+                Err(why) => hit = Some(Err((core.id.clone(), why))),
+            }
+        }
+        if hit.is_none() {
+            for core in self.rooms.values_mut() {
+                if routed.as_deref() == Some(&*core.id) {
+                    continue;
                 }
-                Err(panic) => {
-                    hit = Some(Err((id.clone(), panic_text(&*panic))));
-                    break;
+                match offer(core) {
+                    Ok(false) => continue,
+                    Ok(true) => hit = Some(Ok(core.id.clone())),
+                    Err(why) => hit = Some(Err((core.id.clone(), why))),
                 }
+                break;
             }
         }
         match hit {
-            Some(Ok(id)) => self.drain(&id),
+            Some(Ok(id)) => {
+                if routed.as_ref() != Some(&id) {
+                    self.routes.insert(source, id.clone());
+                }
+                self.drain(&id);
+            }
             Some(Err((id, why))) => self.fail_room(&id, &why),
             None => {}
         }
@@ -795,6 +879,7 @@ impl Worker {
         loop {
             let slow = self.drain_once(room_id);
             if slow.is_empty() {
+                self.arm(room_id);
                 return;
             }
             let now = Instant::now();
