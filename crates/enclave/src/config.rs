@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use serde::Deserialize;
 
+use enclave_server::config::MediaConfig;
 use enclave_server::config::{LivekitConfig, PrometheusConfig, ServerConfig, WebhookConfig};
-use enclave_server::media::MediaConfig;
 
 /// The file's shape. Unknown keys are refused so that a typo is not silently ignored.
 #[derive(Debug, Default, Deserialize)]

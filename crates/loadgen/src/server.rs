@@ -46,7 +46,7 @@ pub(crate) fn serve(threads: usize, max: Duration) -> anyhow::Result<()> {
         let mut cfg = enclave_server::ServerConfig::for_tests(dir.path(), API_KEY, API_SECRET);
         cfg.livekit.api_key = LK_KEY.into();
         cfg.livekit.secret = Some(LK_SECRET.into());
-        cfg.media = Some(enclave_server::media::MediaConfig {
+        cfg.media = Some(enclave_server::config::MediaConfig {
             bind: "127.0.0.1:0".parse()?,
             public_addr: "127.0.0.1:0".parse()?,
             // As the server's default, bandwidth estimation (and str0m's pacer) is on;

@@ -589,7 +589,7 @@ async fn breakdown(
         sid: uuid::Uuid::new_v4().to_string(),
         room_title: "Bench".into(),
         webhook_url: String::new(),
-        created: enclave_server::app::unix_now(),
+        created: enclave_server::clock::unix_now(),
     };
     let per_op = |start: Instant, n: u64| start.elapsed().as_secs_f64() * 1e6 / n as f64;
 
@@ -632,7 +632,7 @@ async fn breakdown(
     let insert_conc = n as f64 / start.elapsed().as_secs_f64();
 
     let policy = enclave_proto::room::RoomPolicy::default();
-    let now = enclave_server::app::unix_now() as u64;
+    let now = enclave_server::clock::unix_now() as u64;
     let start = Instant::now();
     let mut json_bytes = 0;
     for k in 0..n {

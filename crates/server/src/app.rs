@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::clock::unix_now;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
@@ -28,14 +29,6 @@ pub struct App {
     pub recorders: crate::recording::Recorders,
     /// Failed credentials per address.
     pub throttle: crate::http::throttle::FailureThrottle,
-}
-
-/// Unix seconds now.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl App {

@@ -52,7 +52,7 @@ pub struct ServerConfig {
     /// origin; `'self'` by default.
     pub frame_ancestors: Vec<String>,
     /// The embedded SFU; `None` runs the API alone.
-    pub media: Option<crate::media::MediaConfig>,
+    pub media: Option<MediaConfig>,
 }
 
 /// Connection caps and read timeouts.
@@ -175,4 +175,16 @@ impl ServerConfig {
             media: None,
         }
     }
+}
+
+/// Media settings.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Where the UDP socket binds.
+    pub bind: SocketAddr,
+    /// The address clients send media to (our ICE candidate). Behind NAT, the public address.
+    pub public_addr: SocketAddr,
+    /// `rtc.bandwidth_estimation`: allocate simulcast layers within each subscriber's TWCC
+    /// estimate (str0m then also paces what it sends to the estimate).
+    pub bandwidth_estimation: bool,
 }

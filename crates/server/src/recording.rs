@@ -22,7 +22,8 @@ use tracing::Instrument;
 
 use enclave_sfu::SinkRefused;
 
-use crate::app::{unix_now, App};
+use crate::app::App;
+use crate::clock::unix_now;
 use crate::media::{RoomFacts, SYSTEM_TOPIC};
 use crate::metrics::{JobLabels, JobResultLabels};
 use crate::recorder::pipeline::{Finished, Pipeline, PipelineConfig, PipelineError};

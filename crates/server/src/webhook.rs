@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 use enclave_proto::json::int64_string;
 use enclave_proto::reply::ParticipantInfo;
 
-use crate::app::unix_now;
 use crate::auth::encode_jwt;
+use crate::clock::unix_now;
 use crate::config::WebhookConfig;
 use crate::metrics::Metrics;
 use crate::rooms::core::Participant;

@@ -21,7 +21,7 @@ pub async fn start() -> (enclave_server::Server, tempfile::TempDir) {
     let mut cfg = enclave_server::ServerConfig::for_tests(dir.path(), KEY, SECRET);
     cfg.livekit.api_key = LK_KEY.into();
     cfg.livekit.secret = Some(LK_SECRET.into());
-    cfg.media = Some(enclave_server::media::MediaConfig {
+    cfg.media = Some(enclave_server::config::MediaConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         public_addr: "127.0.0.1:0".parse().unwrap(),
         bandwidth_estimation: true,

@@ -30,8 +30,9 @@ use enclave_proto::user::{GenerateTokenReq, JoinClaims, JoinRequestError, UserRa
 use enclave_proto::validate::Violations;
 use enclave_proto::{CommonResponse, StatusCode};
 
-use crate::app::{unix_now, App};
+use crate::app::App;
 use crate::auth::{DownloadClaims, TokenKind};
+use crate::clock::unix_now;
 use crate::error::{respond, ApiError};
 use crate::rooms::core::{EndReason, Invitation};
 use crate::rooms::{RoomHandle, RoomInfo, RoomSecret};

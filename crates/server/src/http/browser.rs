@@ -22,8 +22,9 @@ use enclave_proto::json;
 use enclave_proto::user::JoinClaims;
 use enclave_proto::StatusCode;
 
-use crate::app::{unix_now, App};
+use crate::app::App;
 use crate::auth::{TokenError, TokenKind};
+use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::media::token::{AccessClaims, VideoGrant};
 use crate::recording::{rtmp_target, Job, RecorderError, Recorders};

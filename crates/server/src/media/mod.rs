@@ -28,23 +28,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::app::App;
+use crate::config::MediaConfig;
 use crate::recorder::{MediaKind, SinkInput, SinkPacket};
 
 /// Topic of server-originated data packets (`broadcastToRoom`); the payload is JSON with a
 /// `type` of `SYSTEM_CHAT_MSG` or `SYSTEM_NOTIFICATION`.
 pub const SYSTEM_TOPIC: &str = enclave_sfu::SERVER_TOPIC;
-
-/// Media settings.
-#[derive(Debug, Clone)]
-pub struct MediaConfig {
-    /// Where the UDP socket binds.
-    pub bind: SocketAddr,
-    /// The address clients send media to (our ICE candidate). Behind NAT, the public address.
-    pub public_addr: SocketAddr,
-    /// `rtc.bandwidth_estimation`: allocate simulcast layers within each subscriber's TWCC
-    /// estimate (str0m then also paces what it sends to the estimate).
-    pub bandwidth_estimation: bool,
-}
 
 /// A frame for a signalling connection.
 #[derive(Debug)]
@@ -447,13 +436,6 @@ struct Worker {
     timers: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
 }
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl Worker {
     async fn run(
         mut self,
@@ -692,7 +674,7 @@ impl Worker {
                     max_participants: room.max_participants,
                     require_encryption: room.e2ee,
                     bandwidth_estimation,
-                    created_unix_ms: unix_ms(),
+                    created_unix_ms: crate::clock::unix_ms(),
                     created: now,
                 }),
             });

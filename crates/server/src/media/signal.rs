@@ -25,7 +25,8 @@ use enclave_sfu::JoinParams;
 
 use super::token::{verify, AccessClaims};
 use super::{ConnOut, RoomFacts};
-use crate::app::{unix_now, App};
+use crate::app::App;
+use crate::clock::unix_now;
 use crate::rooms::core::{JoinError, Participant};
 use crate::rooms::RoomHandle;
 

@@ -507,7 +507,7 @@ async fn on_event(
                 media.end_room(info.room_id.as_str(), &info.sid.to_string());
             }
             app.metrics.rooms_active.set(app.rooms.len() as i64);
-            let ended = crate::app::unix_now();
+            let ended = crate::clock::unix_now();
             if let Err(e) = app
                 .store
                 .end_room(&info.sid.to_string(), ended, room.joined_total())
