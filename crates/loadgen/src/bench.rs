@@ -283,14 +283,14 @@ impl<'a> Bench<'a> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let claims = enclave_server::media::token::AccessClaims {
+        let claims = enclave_server::auth::livekit::AccessClaims {
             iss: LK_KEY.into(),
             sub: identity.into(),
             nbf: now.saturating_sub(60),
             exp: now + 3600,
             name: identity.into(),
             metadata: String::new(),
-            video: enclave_server::media::token::VideoGrant {
+            video: enclave_server::auth::livekit::VideoGrant {
                 room_join: true,
                 room: room.into(),
                 can_publish: Some(true),

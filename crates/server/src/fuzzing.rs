@@ -24,7 +24,7 @@ pub fn tokens(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = keys().verify_join(KEY, &text, None);
     let _ = keys().verify::<DownloadClaims>(TokenKind::Download, KEY, &text);
-    let _ = crate::media::token::verify(keys(), KEY, &text);
+    let _ = crate::auth::livekit::verify(keys(), KEY, &text);
     let _ = keys().verify::<JoinClaims>(TokenKind::LivekitAccess, KEY, &text);
 
     let mut parts = data.splitn(3, |b| *b == 0);

@@ -82,7 +82,7 @@ async fn server_key_rooms_hand_the_secret_to_their_participants_only() {
     // The media token is a LiveKit token for this room and identity.
     let media = v["media"]["token"].as_str().unwrap();
     let claims =
-        enclave_server::media::token::verify(&h.app.keys, &h.app.config.livekit.api_key, media)
+        enclave_server::auth::livekit::verify(&h.app.keys, &h.app.config.livekit.api_key, media)
             .unwrap();
     assert_eq!(
         (claims.sub.as_str(), claims.video.room.as_str()),

@@ -70,14 +70,14 @@ pub async fn is_active(srv: &enclave_server::Server, room: &str) -> bool {
 
 /// `/rtc` URL with a LiveKit token for `identity` in `room`.
 pub fn url(srv: &enclave_server::Server, room: &str, identity: &str) -> String {
-    let claims = enclave_server::media::token::AccessClaims {
+    let claims = enclave_server::auth::livekit::AccessClaims {
         iss: LK_KEY.into(),
         sub: identity.into(),
         nbf: 0,
         exp: u64::MAX / 4,
         name: identity.into(),
         metadata: String::new(),
-        video: enclave_server::media::token::VideoGrant {
+        video: enclave_server::auth::livekit::VideoGrant {
             room_join: true,
             room: room.into(),
             ..Default::default()

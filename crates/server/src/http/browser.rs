@@ -23,10 +23,10 @@ use enclave_proto::user::JoinClaims;
 use enclave_proto::StatusCode;
 
 use crate::app::App;
+use crate::auth::livekit::{AccessClaims, VideoGrant};
 use crate::auth::{TokenError, TokenKind};
 use crate::clock::unix_now;
 use crate::error::ApiError;
-use crate::media::token::{AccessClaims, VideoGrant};
 use crate::recording::{rtmp_target, Job, RecorderError, Recorders};
 use crate::rooms::core::EndReason;
 use crate::rooms::{FeatureRefused, RoomHandle, ServerMediaFeature};

@@ -10,7 +10,7 @@
 //!   the idle timeout. A client that trickles one header byte every few seconds is cut off.
 //! - Body reads are bounded by a timeout layer on the router (`http::router`).
 //! - Upgraded connections (`/rtc` WebSockets) leave hyper; their silence is bounded by the
-//!   signalling ping timeout (`media::signal`).
+//!   signalling ping timeout (`http::rtc`).
 //!
 //! Every connection carries its peer address to the handlers as `ConnectInfo<SocketAddr>`.
 

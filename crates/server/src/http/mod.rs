@@ -4,6 +4,7 @@ mod api;
 pub(crate) mod browser;
 mod download;
 pub mod listener;
+pub(crate) mod rtc;
 pub mod throttle;
 pub mod web;
 
@@ -81,7 +82,7 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .route("/download/recording/{token}", get(download::recording))
         .route("/download/artifact/{token}", get(download::artifact))
         .route("/download/analytics/{token}", get(download::artifact))
-        .merge(crate::media::signal::routes())
+        .merge(rtc::routes())
         .merge(browser::routes())
         .route_layer(middleware::from_fn_with_state(
             app.clone(),

@@ -11,9 +11,6 @@
 //! straight to that room. Timers are a heap of the rooms' deadlines, so a pass wakes only the
 //! rooms that are due.
 
-pub mod signal;
-pub mod token;
-
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
@@ -49,7 +46,7 @@ const SOCKET_BUFFER: usize = 4 << 20;
 pub const SIGNAL_QUEUE: usize = 512;
 
 /// Signalling requests queued from all WebSockets to the worker. Each WebSocket is also held
-/// to a rate (`signal::SignalBudget`), so this fills only if the worker itself falls behind;
+/// to a rate (`http::rtc::SignalBudget`), so this fills only if the worker itself falls behind;
 /// then the sessions that find it full are dropped rather than queued without bound.
 const INBOUND_SIGNAL_QUEUE: usize = 8192;
 

@@ -23,10 +23,10 @@ use enclave_proto::ids::UserId;
 use enclave_sfu::proto::{self as lk, signal_response, SignalRequest, SignalResponse};
 use enclave_sfu::JoinParams;
 
-use super::token::{verify, AccessClaims};
-use super::{ConnOut, RoomFacts};
 use crate::app::App;
+use crate::auth::livekit::{verify, AccessClaims};
 use crate::clock::unix_now;
+use crate::media::{ConnOut, RoomFacts};
 use crate::rooms::core::{JoinError, Participant};
 use crate::rooms::RoomHandle;
 
@@ -269,7 +269,7 @@ async fn run(
         return close(socket).await;
     };
     let conn = media.next_conn();
-    let (out_tx, out_rx) = mpsc::channel(super::SIGNAL_QUEUE);
+    let (out_tx, out_rx) = mpsc::channel(crate::media::SIGNAL_QUEUE);
     let v = &a.claims.video;
     media.join(
         RoomFacts::of(&a.room.info),
@@ -301,7 +301,7 @@ async fn resume_session(app: Arc<App>, a: Admitted, mut socket: WebSocket, sid: 
         return close(socket).await;
     };
     let session = media.next_conn();
-    let (out_tx, out_rx) = mpsc::channel(super::SIGNAL_QUEUE);
+    let (out_tx, out_rx) = mpsc::channel(crate::media::SIGNAL_QUEUE);
     let room_id = a.room.info.room_id.to_string();
     if !media
         .resume(&room_id, session, &sid, &a.claims.sub, out_tx)
@@ -334,7 +334,7 @@ enum BridgeEnd {
 /// that sends more than its [`SignalBudget`] is removed; one that goes silent for [`SILENCE`]
 /// is disconnected (and may resume).
 async fn bridge(
-    media: &super::Media,
+    media: &crate::media::Media,
     conn: enclave_sfu::ConnId,
     mut socket: WebSocket,
     mut out_rx: mpsc::Receiver<ConnOut>,
@@ -357,11 +357,11 @@ async fn bridge(
                     match SignalRequest::decode(bytes.as_ref()) {
                         Ok(req) => match media.signal(conn, req) {
                             Ok(()) => {}
-                            Err(super::SignalRefused::Overloaded) => {
+                            Err(crate::media::SignalRefused::Overloaded) => {
                                 tracing::warn!("media worker overloaded; dropping this signalling session");
                                 break BridgeEnd::Closed;
                             }
-                            Err(super::SignalRefused::Stopped) => break BridgeEnd::Closed,
+                            Err(crate::media::SignalRefused::Stopped) => break BridgeEnd::Closed,
                         },
                         Err(e) => {
                             tracing::info!(error = %e, "undecodable signalling frame; closing");

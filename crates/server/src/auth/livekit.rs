@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{TokenError, TokenKeys, TokenKind};
+use super::{TokenError, TokenKeys, TokenKind};
 
 /// The `video` grant (the fields this server reads; unknown ones are ignored).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,8 @@
 //! signature, a download token cannot open a meeting, a LiveKit access token cannot call the
 //! browser API.
 
+pub mod livekit;
+
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
