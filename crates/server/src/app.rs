@@ -6,9 +6,13 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use enclave_proto::ids::UserId;
+
 use crate::clock::unix_now;
 use crate::config::ServerConfig;
+use crate::media::MediaEvent;
 use crate::metrics::Metrics;
+use crate::rooms::core::EndReason;
 use crate::rooms::Rooms;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -49,39 +53,71 @@ impl App {
             config.api_secret.clone(),
             metrics.clone(),
         ));
-        let media_cfg = config.media.clone();
         let config_budget = config.failure_budget;
-        let mut media_err = None;
-        // The media worker reports back to the rooms, so it holds a weak reference to the App
-        // it is part of.
-        let app = Arc::new_cyclic(|weak| {
-            let media =
-                media_cfg.and_then(|cfg| match crate::media::Media::start(cfg, weak.clone()) {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        media_err = Some(e);
-                        None
-                    }
-                });
-            Self {
-                keys: crate::auth::TokenKeys::derive(
-                    &config.api_secret,
-                    config.livekit.secret.as_deref(),
-                ),
-                config,
-                store: Arc::new(store),
-                rooms: Rooms::default(),
-                webhooks,
-                metrics,
-                media,
-                recorders: Default::default(),
-                throttle: crate::http::throttle::FailureThrottle::new(config_budget),
+        // The media worker knows nothing of room state; what rooms must hear comes back on
+        // this channel and is applied below.
+        let (media_events, mut media_rx) = tokio::sync::mpsc::unbounded_channel();
+        let media = match config.media.clone() {
+            Some(cfg) => Some(
+                crate::media::Media::start(cfg, metrics.clone(), media_events)
+                    .map_err(|e| anyhow::anyhow!("cannot bind the media socket: {e}"))?,
+            ),
+            None => None,
+        };
+        let app = Arc::new(Self {
+            keys: crate::auth::TokenKeys::derive(
+                &config.api_secret,
+                config.livekit.secret.as_deref(),
+            ),
+            config,
+            store: Arc::new(store),
+            rooms: Rooms::default(),
+            webhooks,
+            metrics,
+            media,
+            recorders: Default::default(),
+            throttle: crate::http::throttle::FailureThrottle::new(config_budget),
+        });
+        let weak = Arc::downgrade(&app);
+        tokio::spawn(async move {
+            while let Some(e) = media_rx.recv().await {
+                let Some(app) = weak.upgrade() else { break };
+                app.on_media_event(e);
             }
         });
-        if let Some(e) = media_err {
-            anyhow::bail!("cannot bind the media socket: {e}");
-        }
         Ok(app)
+    }
+
+    /// Applies what the media worker reports to the room state.
+    fn on_media_event(&self, e: MediaEvent) {
+        match e {
+            MediaEvent::ParticipantLeft {
+                room_id,
+                sid,
+                identity,
+            } => {
+                let (Some(room), Ok(user)) =
+                    (self.rooms.get_str(&room_id), UserId::parse(&identity))
+                else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let _ = room.leave(user, Some(sid)).await;
+                });
+            }
+            MediaEvent::RoomFailed { room_id, sid } => {
+                let Some(handle) = self
+                    .rooms
+                    .get_str(&room_id)
+                    .filter(|h| h.info.sid.to_string() == sid)
+                else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let _ = handle.end(EndReason::MediaFailure).await;
+                });
+            }
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use enclave_sfu::SinkRefused;
 
 use crate::app::App;
 use crate::clock::unix_now;
-use crate::media::{RoomFacts, SYSTEM_TOPIC};
+use crate::media::SYSTEM_TOPIC;
 use crate::metrics::{JobLabels, JobResultLabels};
 use crate::recorder::pipeline::{Finished, Pipeline, PipelineConfig, PipelineError};
 use crate::recorder::Target;
@@ -299,7 +299,7 @@ impl Recorders {
         };
         let (tx, rx) = mpsc::channel(SINK_QUEUE);
         let sink = media
-            .add_sink(RoomFacts::of(info), tx)
+            .add_sink(info.media_facts(), tx)
             .await
             .map_err(|reason| RecorderError::SinkRefused { job, reason })?;
         let (kf_tx, mut kf_rx) = mpsc::unbounded_channel::<String>();

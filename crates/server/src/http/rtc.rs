@@ -26,7 +26,7 @@ use enclave_sfu::JoinParams;
 use crate::app::App;
 use crate::auth::livekit::{verify, AccessClaims};
 use crate::clock::unix_now;
-use crate::media::{ConnOut, RoomFacts};
+use crate::media::ConnOut;
 use crate::rooms::core::{JoinError, Participant};
 use crate::rooms::RoomHandle;
 
@@ -272,7 +272,7 @@ async fn run(
     let (out_tx, out_rx) = mpsc::channel(crate::media::SIGNAL_QUEUE);
     let v = &a.claims.video;
     media.join(
-        RoomFacts::of(&a.room.info),
+        a.room.info.media_facts(),
         conn,
         JoinParams {
             sid,

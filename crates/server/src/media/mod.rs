@@ -15,7 +15,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use enclave_sfu::proto::{SignalRequest, SignalResponse};
@@ -24,8 +24,8 @@ use prost::Message as _;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::app::App;
 use crate::config::MediaConfig;
+use crate::metrics::Metrics;
 use crate::recorder::{MediaKind, SinkInput, SinkPacket};
 
 /// Topic of server-originated data packets (`broadcastToRoom`); the payload is JSON with a
@@ -70,20 +70,18 @@ pub struct RoomFacts {
     pub e2ee: bool,
 }
 
-impl RoomFacts {
-    pub fn of(info: &crate::rooms::RoomInfo) -> Self {
-        Self {
-            room_id: info.room_id.to_string(),
-            sid: info.sid.to_string(),
-            empty_timeout: info.empty_timeout,
-            max_participants: info.max_participants,
-            e2ee: info
-                .metadata
-                .room_features
-                .as_ref()
-                .is_some_and(|f| f.is_e2ee()),
-        }
-    }
+/// What the media worker tells the rest of the server about a room's session. The worker
+/// knows nothing of room state: whoever started it applies these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A participant left the room's media (it left, was removed or timed out).
+    ParticipantLeft {
+        room_id: String,
+        sid: String,
+        identity: String,
+    },
+    /// The room's media failed and is gone; session `sid` of the room must end.
+    RoomFailed { room_id: String, sid: String },
 }
 
 #[allow(clippy::large_enum_variant)] // joins are rare; boxing them buys nothing
@@ -170,8 +168,13 @@ pub struct Media {
 }
 
 impl Media {
-    /// Binds the UDP socket and starts the worker (on the current tokio runtime).
-    pub fn start(cfg: MediaConfig, app: Weak<App>) -> std::io::Result<Self> {
+    /// Binds the UDP socket and starts the worker (on the current tokio runtime). What rooms
+    /// must hear goes to `events`.
+    pub fn start(
+        cfg: MediaConfig,
+        metrics: Arc<Metrics>,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> std::io::Result<Self> {
         let socket = std::net::UdpSocket::bind(cfg.bind)?;
         socket.set_nonblocking(true)?;
         // A deep receive buffer turns a scheduling stall into delay rather than loss; the kernel
@@ -198,7 +201,8 @@ impl Media {
         let worker = Worker {
             socket,
             public_addr,
-            app,
+            metrics,
+            events,
             rooms: HashMap::new(),
             conns: HashMap::new(),
             sessions: HashMap::new(),
@@ -420,7 +424,8 @@ struct Core {
 struct Worker {
     socket: UdpSocket,
     public_addr: SocketAddr,
-    app: Weak<App>,
+    metrics: Arc<Metrics>,
+    events: mpsc::UnboundedSender<MediaEvent>,
     rooms: HashMap<String, Core>,
     conns: HashMap<ConnId, Conn>,
     /// WebSocket session → the participant it carries.
@@ -789,21 +794,11 @@ impl Worker {
                 }
             }
         }
-        let Some(app) = self.app.upgrade() else {
-            return;
-        };
-        app.metrics.room_failures.inc();
-        if let Some(handle) = app
-            .rooms
-            .get_str(room_id)
-            .filter(|h| h.info.sid.to_string() == core.sid)
-        {
-            tokio::spawn(async move {
-                let _ = handle
-                    .end(crate::rooms::core::EndReason::MediaFailure)
-                    .await;
-            });
-        }
+        self.metrics.room_failures.inc();
+        let _ = self.events.send(MediaEvent::RoomFailed {
+            room_id: room_id.to_owned(),
+            sid: core.sid,
+        });
     }
 
     fn on_datagram(&mut self, source: SocketAddr, data: &[u8]) {
@@ -848,6 +843,27 @@ impl Worker {
             }
             Some(Err((id, why))) => self.fail_room(&id, &why),
             None => {}
+        }
+    }
+
+    /// Counts what the core reports, and tells the rooms who left.
+    fn report(&self, room_id: &str, e: Event) {
+        tracing::debug!(room_id, event = ?e, "media event");
+        match e {
+            Event::ParticipantLeft { sid, identity, .. } => {
+                let _ = self.events.send(MediaEvent::ParticipantLeft {
+                    room_id: room_id.to_owned(),
+                    sid,
+                    identity,
+                });
+            }
+            Event::ReliableDataDropped { .. } => {
+                self.metrics.reliable_data_dropped.inc();
+            }
+            Event::ParticipantEvicted { .. } => {
+                self.metrics.participants_evicted.inc();
+            }
+            _ => {}
         }
     }
 
@@ -908,7 +924,7 @@ impl Worker {
                         }
                     }
                 }
-                Output::Event(e) => report(&self.app, room_id, e),
+                Output::Event(e) => self.report(room_id, e),
                 Output::Sink(p) => {
                     let Some(s) = self.sinks.get(&p.sink) else {
                         continue;
@@ -929,9 +945,7 @@ impl Worker {
                         payload: p.payload,
                     });
                     if s.tx.try_send(input).is_err() {
-                        if let Some(app) = self.app.upgrade() {
-                            app.metrics.sink_packets_dropped.inc();
-                        }
+                        self.metrics.sink_packets_dropped.inc();
                     }
                 }
                 Output::SinkTrackEnded { sink, track_sid } => {
@@ -981,32 +995,6 @@ fn encode(r: &SignalResponse) -> Vec<u8> {
 }
 
 /// Tells the room state what the SFU saw.
-fn report(app: &Weak<App>, room_id: &str, e: Event) {
-    tracing::debug!(room_id, event = ?e, "media event");
-    let Some(app) = app.upgrade() else { return };
-    let (sid, identity) = match e {
-        Event::ParticipantLeft { sid, identity, .. } => (sid, identity),
-        Event::ReliableDataDropped { .. } => {
-            app.metrics.reliable_data_dropped.inc();
-            return;
-        }
-        Event::ParticipantEvicted { .. } => {
-            app.metrics.participants_evicted.inc();
-            return;
-        }
-        _ => return,
-    };
-    let (Some(room), Ok(user)) = (
-        app.rooms.get_str(room_id),
-        enclave_proto::ids::UserId::parse(&identity),
-    ) else {
-        return;
-    };
-    tokio::spawn(async move {
-        let _ = room.leave(user, Some(sid)).await;
-    });
-}
-
 /// What a caught panic said.
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic

@@ -112,6 +112,21 @@ pub enum FeatureRefused {
 }
 
 impl RoomInfo {
+    /// What the media worker needs to know to create this session's media core.
+    pub fn media_facts(&self) -> crate::media::RoomFacts {
+        crate::media::RoomFacts {
+            room_id: self.room_id.to_string(),
+            sid: self.sid.to_string(),
+            empty_timeout: self.empty_timeout,
+            max_participants: self.max_participants,
+            e2ee: self
+                .metadata
+                .room_features
+                .as_ref()
+                .is_some_and(|f| f.is_e2ee()),
+        }
+    }
+
     /// The one gate every endpoint that would start a server-side media feature goes through.
     /// E2EE is checked first and independently of the feature flags, so no combination of
     /// flags can open it in an encrypted room.
