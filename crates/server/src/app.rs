@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use enclave_proto::ids::UserId;
 
@@ -12,8 +13,9 @@ use crate::clock::unix_now;
 use crate::config::ServerConfig;
 use crate::media::MediaEvent;
 use crate::metrics::Metrics;
+use crate::recording::Job;
 use crate::rooms::core::EndReason;
-use crate::rooms::Rooms;
+use crate::rooms::{RoomInfo, RoomObserver, Rooms};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::webhook::Webhooks;
@@ -117,6 +119,46 @@ impl App {
                     let _ = handle.end(EndReason::MediaFailure).await;
                 });
             }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RoomObserver for App {
+    fn auto_record(self: Arc<Self>, info: Arc<RoomInfo>) {
+        let app = self;
+        tokio::spawn(
+            async move {
+                if let Err(e) =
+                    crate::recording::Recorders::start(&app, &info, Job::Recording, None).await
+                {
+                    tracing::warn!(error = %e, "automatic cloud recording did not start");
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
+    fn participants_changed(&self, delta: i64) {
+        if delta >= 0 {
+            self.metrics.participants.inc_by(delta);
+        } else {
+            self.metrics.participants.dec_by(-delta);
+        }
+    }
+
+    async fn ended(&self, info: &RoomInfo, joined_total: i64) {
+        self.rooms.remove(&info.room_id, info.sid);
+        if let Some(media) = &self.media {
+            media.end_room(info.room_id.as_str(), &info.sid.to_string());
+        }
+        self.metrics.rooms_active.set(self.rooms.len() as i64);
+        if let Err(e) = self
+            .store
+            .end_room(&info.sid.to_string(), unix_now(), joined_total)
+            .await
+        {
+            tracing::error!(error = %e, "could not record the end of the session");
         }
     }
 }

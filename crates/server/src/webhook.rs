@@ -21,8 +21,6 @@ use crate::auth::encode_jwt;
 use crate::clock::unix_now;
 use crate::config::WebhookConfig;
 use crate::metrics::Metrics;
-use crate::rooms::core::Participant;
-use crate::rooms::RoomInfo;
 
 /// `NotifyEventRoom`.
 #[derive(Debug, Clone, Serialize)]
@@ -67,52 +65,6 @@ pub struct NotifyEvent {
     pub id: String,
     #[serde(serialize_with = "int64_string")]
     pub created_at: i64,
-}
-
-impl NotifyEvent {
-    /// An event about `room`. The room's metadata never holds a secret (see
-    /// `EndToEndEncryptionFeatures`), so neither does the event.
-    pub fn for_room(
-        event: &str,
-        room: &RoomInfo,
-        num_participants: u32,
-        p: Option<&Participant>,
-    ) -> Self {
-        Self {
-            event: event.to_owned(),
-            room: NotifyRoom {
-                sid: room.sid.to_string(),
-                room_id: room.room_id.to_string(),
-                empty_timeout: room.empty_timeout,
-                max_participants: room.max_participants,
-                creation_time: room.created,
-                metadata: room.metadata_json.clone(),
-                num_participants,
-            },
-            participant: p.map(participant_info),
-            recording_info: None,
-            id: uuid::Uuid::new_v4().to_string(),
-            created_at: unix_now(),
-        }
-    }
-}
-
-/// A participant in LiveKit's `ParticipantInfo` shape.
-pub fn participant_info(p: &Participant) -> ParticipantInfo {
-    ParticipantInfo {
-        sid: p.sid.clone(),
-        identity: p.user_id.to_string(),
-        state: "ACTIVE",
-        tracks: Vec::new(),
-        metadata: p.metadata.clone(),
-        joined_at: p.joined_at,
-        name: p.name.clone(),
-        version: 0,
-        permission: None,
-        region: String::new(),
-        is_publisher: false,
-        kind: "STANDARD",
-    }
 }
 
 #[derive(Serialize)]

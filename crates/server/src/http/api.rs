@@ -35,9 +35,10 @@ use crate::auth::{DownloadClaims, TokenKind};
 use crate::clock::unix_now;
 use crate::error::{respond, ApiError};
 use crate::rooms::core::{EndReason, Invitation};
+use crate::rooms::participant_info;
 use crate::rooms::{RoomHandle, RoomInfo, RoomSecret};
 use crate::store::{ArtifactRow, Filter, NewRoom, RecordingRow, RoomRow};
-use crate::webhook::{participant_info, NotifyEvent};
+use crate::webhook::NotifyEvent;
 
 type ApiResult<T> = Result<Reply<T>, ApiError>;
 

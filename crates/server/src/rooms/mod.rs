@@ -24,8 +24,10 @@ use enclave_proto::room::RoomMetadata;
 use self::core::{
     EndReason, Invitation, JoinError, Participant, Room, RoomEvent, RoomLimits, RoomStatus,
 };
-use crate::app::App;
-use crate::webhook::{NotifyEvent, WebhookQueue};
+use enclave_proto::reply::ParticipantInfo;
+
+use crate::clock::unix_now;
+use crate::webhook::{NotifyEvent, NotifyRoom, WebhookQueue};
 
 /// The shared secret of a server-generated-key E2EE room: 32 characters from `0-9A-Za-z`
 /// drawn from the OS CSPRNG (about 190 bits). It has no `Display`, its `Debug` is redacted, and
@@ -360,7 +362,9 @@ impl Rooms {
         self.len() == 0
     }
 
-    fn remove(&self, id: &RoomId, sid: SessionId) {
+    /// Drops the room from the registry if it is still session `sid` (a newer session of the
+    /// same id stays).
+    pub(crate) fn remove(&self, id: &RoomId, sid: SessionId) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if map.get(id).is_some_and(|h| h.info.sid == sid) {
             map.remove(id);
@@ -371,7 +375,7 @@ impl Rooms {
     /// [`CreationGuard`], so no other room with this id can appear in between.
     pub(crate) fn start(
         &self,
-        app: Arc<App>,
+        observer: Arc<dyn RoomObserver>,
         info: RoomInfo,
         duration: Option<Duration>,
         webhooks: Option<WebhookQueue>,
@@ -391,13 +395,74 @@ impl Rooms {
         // A room outlives the request that created it: its span has no parent.
         let span =
             tracing::info_span!(parent: None, "room", room_id = %info.room_id, sid = %info.sid);
-        tokio::spawn(drive(app, info.clone(), room, rx, webhooks).instrument(span));
+        tokio::spawn(drive(observer, info.clone(), room, rx, webhooks).instrument(span));
         self.map
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(info.room_id.clone(), handle.clone());
         handle
     }
+}
+
+impl NotifyEvent {
+    /// An event about `room`. The room's metadata never holds a secret (see
+    /// `EndToEndEncryptionFeatures`), so neither does the event.
+    pub fn for_room(
+        event: &str,
+        room: &RoomInfo,
+        num_participants: u32,
+        p: Option<&Participant>,
+    ) -> Self {
+        Self {
+            event: event.to_owned(),
+            room: NotifyRoom {
+                sid: room.sid.to_string(),
+                room_id: room.room_id.to_string(),
+                empty_timeout: room.empty_timeout,
+                max_participants: room.max_participants,
+                creation_time: room.created,
+                metadata: room.metadata_json.clone(),
+                num_participants,
+            },
+            participant: p.map(participant_info),
+            recording_info: None,
+            id: uuid::Uuid::new_v4().to_string(),
+            created_at: unix_now(),
+        }
+    }
+}
+
+/// A participant in LiveKit's `ParticipantInfo` shape.
+pub(crate) fn participant_info(p: &Participant) -> ParticipantInfo {
+    ParticipantInfo {
+        sid: p.sid.clone(),
+        identity: p.user_id.to_string(),
+        state: "ACTIVE",
+        tracks: Vec::new(),
+        metadata: p.metadata.clone(),
+        joined_at: p.joined_at,
+        name: p.name.clone(),
+        version: 0,
+        permission: None,
+        region: String::new(),
+        is_publisher: false,
+        kind: "STANDARD",
+    }
+}
+
+/// What the rest of the server does when a room's life changes. The room's owner reports;
+/// the composition root acts (metrics, automatic recording, the room's media, the history
+/// row), so that rooms depend on nothing above them.
+#[async_trait::async_trait]
+pub trait RoomObserver: Send + Sync + 'static {
+    /// The room started and its features ask for automatic cloud recording (the E2EE gate
+    /// has allowed it).
+    fn auto_record(self: Arc<Self>, info: Arc<RoomInfo>);
+    /// A participant joined (`+1`) or left (`-1`).
+    fn participants_changed(&self, delta: i64);
+    /// The room ended: it leaves the registry, its media ends and its history row is
+    /// closed, before the room's last webhooks go out.
+    async fn ended(&self, info: &RoomInfo, joined_total: i64);
 }
 
 fn now_std() -> std::time::Instant {
@@ -407,7 +472,7 @@ fn now_std() -> std::time::Instant {
 /// The owner loop of one room: apply one input, act on every event, sleep until the next
 /// timer or message.
 async fn drive(
-    app: Arc<App>,
+    app: Arc<dyn RoomObserver>,
     info: Arc<RoomInfo>,
     mut room: Room,
     mut rx: mpsc::Receiver<Command>,
@@ -460,7 +525,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 async fn on_event(
-    app: &Arc<App>,
+    app: &Arc<dyn RoomObserver>,
     info: &Arc<RoomInfo>,
     room: &Room,
     ev: &RoomEvent,
@@ -479,24 +544,7 @@ async fn on_event(
             // `enable_auto_cloud_recording`: the gate refuses it in E2EE rooms whatever the
             // flags say.
             match info.permit(ServerMediaFeature::AutoCloudRecording) {
-                Ok(()) => {
-                    let (app, info) = (app.clone(), info.clone());
-                    tokio::spawn(
-                        async move {
-                            if let Err(e) = crate::recording::Recorders::start(
-                                &app,
-                                &info,
-                                crate::recording::Job::Recording,
-                                None,
-                            )
-                            .await
-                            {
-                                tracing::warn!(error = %e, "automatic cloud recording did not start");
-                            }
-                        }
-                        .in_current_span(),
-                    );
-                }
+                Ok(()) => app.clone().auto_record(info.clone()),
                 Err(FeatureRefused::EndToEndEncrypted(_)) => {
                     tracing::info!(
                         "automatic cloud recording stays off: the room is end-to-end encrypted"
@@ -507,29 +555,17 @@ async fn on_event(
         }
         RoomEvent::ParticipantJoined(p) => {
             tracing::info!(user_id = %p.user_id, "participant joined");
-            app.metrics.participants.inc();
+            app.participants_changed(1);
             notify("participant_joined", Some(p));
         }
         RoomEvent::ParticipantLeft(p) => {
             tracing::info!(user_id = %p.user_id, "participant left");
-            app.metrics.participants.dec();
+            app.participants_changed(-1);
             notify("participant_left", Some(p));
         }
         RoomEvent::Ended(reason) => {
             tracing::info!(?reason, "room ended");
-            app.rooms.remove(&info.room_id, info.sid);
-            if let Some(media) = &app.media {
-                media.end_room(info.room_id.as_str(), &info.sid.to_string());
-            }
-            app.metrics.rooms_active.set(app.rooms.len() as i64);
-            let ended = crate::clock::unix_now();
-            if let Err(e) = app
-                .store
-                .end_room(&info.sid.to_string(), ended, room.joined_total())
-                .await
-            {
-                tracing::error!(error = %e, "could not record the end of the session");
-            }
+            app.ended(info, room.joined_total()).await;
             notify("room_finished", None);
             notify("session_ended", None);
         }
