@@ -66,18 +66,26 @@ impl App {
             ),
             None => None,
         };
+        let store: Arc<dyn Store> = Arc::new(store);
+        let recorders = crate::recording::Recorders::new(
+            media.clone(),
+            config.recording_files_path.clone(),
+            metrics.clone(),
+            webhooks.clone(),
+            store.clone(),
+        );
         let app = Arc::new(Self {
             keys: crate::auth::TokenKeys::derive(
                 &config.api_secret,
                 config.livekit.secret.as_deref(),
             ),
             config,
-            store: Arc::new(store),
+            store,
             rooms: Rooms::default(),
             webhooks,
             metrics,
             media,
-            recorders: Default::default(),
+            recorders,
             throttle: crate::http::throttle::FailureThrottle::new(config_budget),
         });
         let weak = Arc::downgrade(&app);
@@ -129,9 +137,7 @@ impl RoomObserver for App {
         let app = self;
         tokio::spawn(
             async move {
-                if let Err(e) =
-                    crate::recording::Recorders::start(&app, &info, Job::Recording, None).await
-                {
+                if let Err(e) = app.recorders.start(&info, Job::Recording, None).await {
                     tracing::warn!(error = %e, "automatic cloud recording did not start");
                 }
             }

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -22,15 +23,14 @@ use tracing::Instrument;
 
 use enclave_sfu::SinkRefused;
 
-use crate::app::App;
 use crate::clock::unix_now;
-use crate::media::SYSTEM_TOPIC;
-use crate::metrics::{JobLabels, JobResultLabels};
+use crate::media::{Media, SYSTEM_TOPIC};
+use crate::metrics::{JobLabels, JobResultLabels, Metrics};
 use crate::recorder::pipeline::{Finished, Pipeline, PipelineConfig, PipelineError};
 use crate::recorder::Target;
 use crate::rooms::{FeatureRefused, RoomInfo, ServerMediaFeature};
-use crate::store::RecordingRow;
-use crate::webhook::NotifyEvent;
+use crate::store::{RecordingRow, Store};
+use crate::webhook::{NotifyEvent, Webhooks};
 
 /// Packets queued for a pipeline before the SFU starts dropping them.
 const SINK_QUEUE: usize = 4096;
@@ -208,12 +208,24 @@ struct Running {
     stop: Option<oneshot::Sender<()>>,
 }
 
-/// The jobs of every room.
-#[derive(Default)]
+/// The jobs of every room, and the services they use. Cheap to clone: every clone is the
+/// same registry.
+#[derive(Clone)]
 pub struct Recorders {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     running: Mutex<HashMap<(String, Job), Running>>,
     /// Jobs that have left `running` but are still storing their row and telling the room.
     finishing: std::sync::atomic::AtomicUsize,
+    /// Where recordings come from; none: every job is refused.
+    media: Option<Media>,
+    /// `recording_files_path`.
+    files: PathBuf,
+    metrics: Arc<Metrics>,
+    webhooks: Arc<Webhooks>,
+    store: Arc<dyn Store>,
 }
 
 /// What the room is told of its jobs.
@@ -224,8 +236,29 @@ pub struct RecorderState {
 }
 
 impl Recorders {
+    /// The registry, recording from `media` into `files`.
+    pub fn new(
+        media: Option<Media>,
+        files: PathBuf,
+        metrics: Arc<Metrics>,
+        webhooks: Arc<Webhooks>,
+        store: Arc<dyn Store>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                running: Mutex::default(),
+                finishing: Default::default(),
+                media,
+                files,
+                metrics,
+                webhooks,
+                store,
+            }),
+        }
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Job), Running>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Which jobs run in a room.
@@ -239,14 +272,14 @@ impl Recorders {
 
     /// Starts a job. `rtmp_url` is the full target (see [`rtmp_target`]) for [`Job::Rtmp`].
     pub async fn start(
-        app: &Arc<App>,
+        &self,
         info: &Arc<RoomInfo>,
         job: Job,
         rtmp_url: Option<String>,
     ) -> Result<(), RecorderError> {
         // The E2EE gate first: no flag, caller or path gets past it.
         info.permit(job.feature())?;
-        let media = app.media.clone().ok_or(RecorderError::NoMedia)?;
+        let media = self.inner.media.clone().ok_or(RecorderError::NoMedia)?;
         let target = match job {
             Job::Rtmp => Target::Rtmp {
                 url: rtmp_url.ok_or(RecorderError::BadUrl)?,
@@ -257,29 +290,29 @@ impl Recorders {
         };
         let key = (info.room_id.to_string(), job);
         {
-            let mut m = app.recorders.map();
+            let mut m = self.map();
             if m.contains_key(&key) {
                 return Err(RecorderError::AlreadyRunning(job));
             }
             m.insert(key.clone(), Running { stop: None });
         }
-        match Self::launch(app, &media, info, job, target).await {
+        match self.launch(&media, info, job, target).await {
             Ok(stop) => {
-                if let Some(r) = app.recorders.map().get_mut(&key) {
+                if let Some(r) = self.map().get_mut(&key) {
                     r.stop = Some(stop);
                 }
                 Ok(())
             }
             Err(e) => {
-                app.recorders.map().remove(&key);
+                self.map().remove(&key);
                 Err(e)
             }
         }
     }
 
     async fn launch(
-        app: &Arc<App>,
-        media: &crate::media::Media,
+        &self,
+        media: &Media,
         info: &Arc<RoomInfo>,
         job: Job,
         target: Target,
@@ -289,7 +322,7 @@ impl Recorders {
             Target::File { .. } => {
                 let record_id = format!("{}-{}", info.sid, unix_millis());
                 let rel = format!("{}/{record_id}.mp4", info.sid);
-                let path = app.config.recording_files_path.join(&rel);
+                let path = self.inner.files.join(&rel);
                 if let Some(dir) = path.parent() {
                     tokio::fs::create_dir_all(dir).await?;
                 }
@@ -304,7 +337,7 @@ impl Recorders {
             .map_err(|reason| RecorderError::SinkRefused { job, reason })?;
         let (kf_tx, mut kf_rx) = mpsc::unbounded_channel::<String>();
         let cfg = PipelineConfig {
-            work_dir: app.config.recording_files_path.join(".work"),
+            work_dir: self.inner.files.join(".work"),
             ..PipelineConfig::default()
         };
         let mut pipeline = match Pipeline::start(cfg, target, rx, kf_tx) {
@@ -316,13 +349,14 @@ impl Recorders {
         };
         let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         let label = job.label();
-        app.metrics
+        self.inner
+            .metrics
             .recorders_running
             .get_or_create(&JobLabels { job: label })
             .inc();
         tracing::info!(job = label, record_id, "started");
-        announce(app, info);
-        let webhooks = app.webhooks.room_queue(&info.webhook_url);
+        announce(self, info);
+        let webhooks = self.inner.webhooks.room_queue(&info.webhook_url);
         let event = match job {
             Job::Recording => "start_recording",
             Job::Rtmp => "start_rtmp",
@@ -331,7 +365,7 @@ impl Recorders {
             q.send(recording_event(event, info, &record_id, "", None));
         }
 
-        let app = app.clone();
+        let this = self.clone();
         let media = media.clone();
         let info = info.clone();
         let span = tracing::info_span!(parent: None, "recorder", room_id = %info.room_id, sid = %info.sid, job = label);
@@ -351,17 +385,18 @@ impl Recorders {
                     }
                 };
                 media.remove_sink(sink);
-                app.recorders.finishing.fetch_add(1, Ordering::SeqCst);
-                app.recorders.map().remove(&(info.room_id.to_string(), job));
-                app.metrics
+                this.inner.finishing.fetch_add(1, Ordering::SeqCst);
+                this.map().remove(&(info.room_id.to_string(), job));
+                this.inner
+                    .metrics
                     .recorders_running
                     .get_or_create(&JobLabels { job: label })
                     .dec();
                 finish(
-                    &app, &info, job, &record_id, &rel_path, started, result, webhooks,
+                    &this, &info, job, &record_id, &rel_path, started, result, webhooks,
                 )
                 .await;
-                app.recorders.finishing.fetch_sub(1, Ordering::SeqCst);
+                this.inner.finishing.fetch_sub(1, Ordering::SeqCst);
             }
             .instrument(span),
         );
@@ -373,7 +408,7 @@ impl Recorders {
     pub async fn finished(&self, limit: std::time::Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let running = self.map().len() + self.finishing.load(Ordering::SeqCst);
+            let running = self.map().len() + self.inner.finishing.load(Ordering::SeqCst);
             if running == 0 {
                 return;
             }
@@ -413,15 +448,15 @@ fn unix_millis() -> u128 {
 }
 
 /// Tells everyone in the room which jobs run now.
-fn announce(app: &App, info: &RoomInfo) {
-    let state = app.recorders.state(info.room_id.as_str());
+fn announce(recorders: &Recorders, info: &RoomInfo) {
+    let state = recorders.state(info.room_id.as_str());
     let mut msg = serde_json::to_value(state).expect("state always serialises");
     msg["type"] = json!("RECORDER_STATE");
-    send_system(app, info, msg);
+    send_system(recorders, info, msg);
 }
 
-fn send_system(app: &App, info: &RoomInfo, msg: serde_json::Value) {
-    if let Some(media) = &app.media {
+fn send_system(recorders: &Recorders, info: &RoomInfo, msg: serde_json::Value) {
+    if let Some(media) = &recorders.inner.media {
         media.send_data(
             info.room_id.as_str(),
             msg.to_string().into_bytes(),
@@ -452,7 +487,7 @@ fn recording_event(
 
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these
 async fn finish(
-    app: &Arc<App>,
+    recorders: &Recorders,
     info: &Arc<RoomInfo>,
     job: Job,
     record_id: &str,
@@ -462,14 +497,15 @@ async fn finish(
     webhooks: Option<crate::webhook::WebhookQueue>,
 ) {
     let label = job.label();
-    announce(app, info);
+    let metrics = &recorders.inner.metrics;
+    announce(recorders, info);
     let end_event = match job {
         Job::Recording => "end_recording",
         Job::Rtmp => "end_rtmp",
     };
     match result {
         Ok(done) => {
-            app.metrics
+            metrics
                 .recorders_finished
                 .get_or_create(&JobResultLabels {
                     job: label,
@@ -478,11 +514,11 @@ async fn finish(
                 .inc();
             let size_mb = done.bytes as f64 / (1024.0 * 1024.0);
             let labels = JobLabels { job: label };
-            app.metrics
+            metrics
                 .recorder_frames_repeated
                 .get_or_create(&labels)
                 .inc_by(done.frames_repeated);
-            app.metrics
+            metrics
                 .recorder_ticks_dropped
                 .get_or_create(&labels)
                 .inc_by(done.ticks_dropped);
@@ -516,7 +552,7 @@ async fn finish(
                     room_created: info.created,
                     metadata: None,
                 };
-                if let Err(e) = app.store.insert_recording(row).await {
+                if let Err(e) = recorders.inner.store.insert_recording(row).await {
                     tracing::error!(error = %e, record_id, "could not store the recording's row");
                     return;
                 }
@@ -532,7 +568,7 @@ async fn finish(
             }
         }
         Err(e) => {
-            app.metrics
+            metrics
                 .recorders_finished
                 .get_or_create(&JobResultLabels {
                     job: label,
@@ -541,7 +577,7 @@ async fn finish(
                 .inc();
             tracing::warn!(job = label, record_id, error = %e, "failed");
             send_system(
-                app,
+                recorders,
                 info,
                 json!({
                     "type": "SYSTEM_NOTIFICATION",

@@ -27,7 +27,7 @@ use crate::auth::livekit::{AccessClaims, VideoGrant};
 use crate::auth::{TokenError, TokenKind};
 use crate::clock::unix_now;
 use crate::error::ApiError;
-use crate::recording::{rtmp_target, Job, RecorderError, Recorders};
+use crate::recording::{rtmp_target, Job, RecorderError};
 use crate::rooms::core::EndReason;
 use crate::rooms::{FeatureRefused, RoomHandle, ServerMediaFeature};
 
@@ -330,7 +330,8 @@ async fn recording(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes)
             tracing::info!(room_id, task = req.task, user_id = %c.user, "recording requested");
             let msg = match req.task.as_str() {
                 "START_RECORDING" | "start-recording" | "START" => {
-                    Recorders::start(&app, &c.room.info, Job::Recording, None)
+                    app.recorders
+                        .start(&c.room.info, Job::Recording, None)
                         .await
                         .map_err(recorder_error)?;
                     "recording started"
@@ -375,7 +376,8 @@ async fn rtmp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> R
                     crate::recording::check_rtmp_host(&url, app.config.rtmp_allow_private_targets)
                         .await
                         .map_err(recorder_error)?;
-                    Recorders::start(&app, &c.room.info, Job::Rtmp, Some(url))
+                    app.recorders
+                        .start(&c.room.info, Job::Rtmp, Some(url))
                         .await
                         .map_err(recorder_error)?;
                     "broadcast started"
