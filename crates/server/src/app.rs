@@ -1,10 +1,8 @@
-//! The composition root: shared services, and the server's start and stop.
+//! The composition root: the services every request and room shares, built once, and what
+//! the rest of the server reports to them (room life, media events).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use enclave_proto::ids::UserId;
@@ -34,7 +32,7 @@ pub struct App {
     /// Running cloud recorders and RTMP broadcasts.
     pub recorders: crate::recording::Recorders,
     /// Failed credentials per address.
-    pub throttle: crate::http::throttle::FailureThrottle,
+    pub throttle: crate::auth::throttle::FailureThrottle,
 }
 
 impl App {
@@ -86,7 +84,7 @@ impl App {
             metrics,
             media,
             recorders,
-            throttle: crate::http::throttle::FailureThrottle::new(config_budget),
+            throttle: crate::auth::throttle::FailureThrottle::new(config_budget),
         });
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {
@@ -166,88 +164,5 @@ impl RoomObserver for App {
         {
             tracing::error!(error = %e, "could not record the end of the session");
         }
-    }
-}
-
-/// A running server.
-pub struct Server {
-    pub addr: SocketAddr,
-    /// Where metrics are served when `prometheus.listen` is set.
-    pub metrics_addr: Option<SocketAddr>,
-    pub app: Arc<App>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    /// Binds and serves until [`Server::stop`].
-    pub async fn start(config: ServerConfig) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.listen).await?;
-        let addr = listener.local_addr()?;
-        let app = App::new(config).await?;
-        let router = crate::http::router(app.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        let limits = app.config.conn_limits;
-        let metrics = app.metrics.clone();
-        // Metrics on their own address, when configured (a monitoring network).
-        let metrics_listener = match (app.config.prometheus.enable, app.config.prometheus.listen) {
-            (true, Some(addr)) => Some(TcpListener::bind(addr).await?),
-            _ => None,
-        };
-        let stop = tokio_util::sync::CancellationToken::new();
-        let metrics_addr = match &metrics_listener {
-            Some(l) => Some(l.local_addr()?),
-            None => None,
-        };
-        if let Some(l) = metrics_listener {
-            tracing::info!(addr = %l.local_addr()?, "metrics served on their own address");
-            let r = crate::http::metrics_router(&app).with_state(app.clone());
-            let stop = stop.clone();
-            let m = metrics.clone();
-            tokio::spawn(async move {
-                crate::http::listener::serve(l, r, limits, m, stop.cancelled_owned()).await
-            });
-        }
-        let task = tokio::spawn(crate::http::listener::serve(
-            listener,
-            router,
-            limits,
-            metrics,
-            async move {
-                let _ = rx.await;
-                stop.cancel();
-            },
-        ));
-        Ok(Self {
-            addr,
-            metrics_addr,
-            app,
-            shutdown: Some(tx),
-            task,
-        })
-    }
-
-    /// Ends every room and stops serving.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        for room in self.app.rooms.all() {
-            let _ = room.end(crate::rooms::core::EndReason::Shutdown).await;
-        }
-        self.app
-            .recorders
-            .finished(std::time::Duration::from_secs(60))
-            .await;
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.task.await??;
-        Ok(())
-    }
-
-    /// Serves until the task ends (the binary's main loop).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        let Server { task, shutdown, .. } = self;
-        let _keep = shutdown;
-        task.await??;
-        Ok(())
     }
 }

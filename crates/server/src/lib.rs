@@ -19,8 +19,10 @@ pub mod metrics;
 pub mod recorder;
 pub mod recording;
 pub mod rooms;
+pub mod server;
 pub mod store;
 pub mod webhook;
 
-pub use app::{App, Server};
+pub use app::App;
 pub use config::ServerConfig;
+pub use server::Server;

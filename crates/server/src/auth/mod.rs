@@ -9,6 +9,7 @@
 //! browser API.
 
 pub mod livekit;
+pub mod throttle;
 
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};

@@ -5,7 +5,6 @@ pub(crate) mod browser;
 mod download;
 pub mod listener;
 pub(crate) mod rtc;
-pub mod throttle;
 pub mod web;
 
 use std::net::{IpAddr, SocketAddr};
