@@ -35,6 +35,16 @@ pub const PRIME_SAMPLES: usize = SAMPLE_RATE as usize / 10;
 /// samples are dropped down to [`PRIME_SAMPLES`] so latency cannot grow without bound.
 pub const MAX_BUFFERED_SAMPLES: usize = SAMPLE_RATE as usize / 2;
 
+/// A buffer whose lowest level over a whole [`STANDING_WINDOW_SAMPLES`] stayed more than this
+/// (30 ms) above [`PRIME_SAMPLES`] holds a standing delay, not jitter: its decoder fell behind
+/// (a busy CPU) and caught up in a burst, and every sound since plays that much later than
+/// its picture. The excess is dropped, so the delay comes back to the prime level.
+pub const STANDING_EXCESS_SAMPLES: usize = SAMPLE_RATE as usize * 3 / 100;
+
+/// How much mixed audio (500 ms) the lowest level is watched over before a standing delay is
+/// cut: long enough that ordinary bursts of decoded audio are not mistaken for one.
+pub const STANDING_WINDOW_SAMPLES: usize = SAMPLE_RATE as usize / 2;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Yuv {
     pub y: u8,
@@ -258,6 +268,9 @@ pub struct AudioBuffer {
     primed: bool,
     /// Primed, but not yet mixed from since.
     fresh: bool,
+    /// The lowest level seen after a mix in the current window, and the samples mixed in it.
+    window_low: Option<usize>,
+    window_mixed: usize,
 }
 
 impl AudioBuffer {
@@ -311,7 +324,28 @@ impl AudioBuffer {
         }
         if k < acc.len() {
             self.primed = false;
+            self.window_low = None;
+            self.window_mixed = 0;
+            return;
         }
+        self.cut_standing_delay(acc.len());
+    }
+
+    /// Watches the level after each mix; a window whose lowest level stayed above the prime
+    /// level by more than [`STANDING_EXCESS_SAMPLES`] drops that much of the oldest audio.
+    fn cut_standing_delay(&mut self, mixed: usize) {
+        let level = self.samples.len();
+        let low = self.window_low.map_or(level, |l| l.min(level));
+        self.window_low = Some(low);
+        self.window_mixed += mixed;
+        if self.window_mixed < STANDING_WINDOW_SAMPLES {
+            return;
+        }
+        if low > PRIME_SAMPLES + STANDING_EXCESS_SAMPLES {
+            self.samples.drain(..low - PRIME_SAMPLES);
+        }
+        self.window_low = None;
+        self.window_mixed = 0;
     }
 }
 
@@ -564,6 +598,45 @@ mod tests {
         a.push(&[7; 10]);
         assert_eq!(mix([&mut a], 4), vec![0; 4]);
         assert_eq!(a.len(), 10);
+    }
+
+    #[test]
+    fn a_standing_delay_is_cut_back_to_the_prime_level_and_jitter_is_left_alone() {
+        let tick = 1920; // 40 ms at 25 fps
+        let mut a = AudioBuffer::new();
+        // The decoder's output comes in bursts (three ticks' worth every third tick) but keeps
+        // up: the level swings by two ticks and nothing is cut or padded.
+        let cycle = |a: &mut AudioBuffer, i: usize| {
+            if i % 3 == 0 {
+                a.push(&vec![1; 3 * tick]);
+            }
+            let out = mix([&mut *a], tick);
+            assert!(out.iter().all(|&s| s != 0), "no silence at step {i}");
+            a.len()
+        };
+        a.push(&vec![1; PRIME_SAMPLES]);
+        let start = {
+            let out = mix([&mut a], tick);
+            assert!(out.iter().all(|&s| s == 1));
+            a.len()
+        };
+        for i in 0..60 {
+            cycle(&mut a, i);
+        }
+        assert_eq!(a.len(), start, "jitter: not a sample dropped");
+        // The decoder fell 200 ms behind and caught up in one burst: from now on every sound
+        // would play 200 ms later than its picture.
+        a.push(&vec![1; 5 * tick]);
+        let delayed = a.len();
+        let levels: Vec<usize> = (0..2 * STANDING_WINDOW_SAMPLES / tick + 3)
+            .map(|i| cycle(&mut a, i))
+            .collect();
+        let last_cycle_low = *levels[levels.len() - 3..].iter().min().unwrap();
+        assert!(
+            delayed > PRIME_SAMPLES + STANDING_EXCESS_SAMPLES
+                && last_cycle_low <= PRIME_SAMPLES + STANDING_EXCESS_SAMPLES,
+            "the standing delay is cut within two windows: {delayed} → {levels:?}"
+        );
     }
 
     #[test]
