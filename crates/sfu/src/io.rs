@@ -36,7 +36,9 @@ pub struct RoomConfig {
     pub public_addr: SocketAddr,
     /// Seeds the id generator.
     pub seed: u64,
+    /// Seconds an empty room stays (reported to clients in the room info).
     pub empty_timeout: u32,
+    /// At most this many participants (0: no limit), reported to clients.
     pub max_participants: u32,
     /// The room is end-to-end encrypted: every published track must be encrypted by its
     /// sender, and the room refuses tracks announced in clear.
@@ -46,6 +48,8 @@ pub struct RoomConfig {
     pub bandwidth_estimation: bool,
     /// Unix milliseconds at `created`, so the core can tell wall time without a clock.
     pub created_unix_ms: i64,
+    /// When the room was created, in the runtime's clock: every `now` given later is at or
+    /// after it.
     pub created: Instant,
 }
 
@@ -54,22 +58,34 @@ pub struct RoomConfig {
 pub struct JoinParams {
     /// The participant sid (`PA_…`), chosen by the runtime so that the room API knows it too.
     pub sid: String,
+    /// The identity the token names; unique in the room.
     pub identity: String,
+    /// Display name.
     pub name: String,
+    /// The token's participant metadata, passed through to other participants.
     pub metadata: String,
+    /// May publish tracks.
     pub can_publish: bool,
+    /// May subscribe to other participants' tracks.
     pub can_subscribe: bool,
+    /// May send data packets.
     pub can_publish_data: bool,
+    /// Not announced to other participants.
     pub hidden: bool,
+    /// Subscribed to every track as it is published (LiveKit's `auto_subscribe`).
     pub auto_subscribe: bool,
+    /// The protocol version the client announced.
     pub client_protocol: i32,
 }
 
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
+    /// Our address it leaves from.
     pub source: SocketAddr,
+    /// The peer's address.
     pub destination: SocketAddr,
+    /// The datagram.
     pub contents: Vec<u8>,
 }
 
@@ -78,41 +94,67 @@ pub struct Transmit {
 pub enum Event {
     /// A participant was admitted (before media is up).
     ParticipantJoined {
+        /// Its connection.
         conn: ConnId,
+        /// Its participant sid.
         sid: String,
+        /// Its identity.
         identity: String,
+        /// Its display name.
         name: String,
     },
     /// A participant's media connection is up.
     ParticipantActive {
+        /// Its connection.
         conn: ConnId,
+        /// Its participant sid.
         sid: String,
+        /// Its identity.
         identity: String,
     },
-    /// A participant is gone; `reason` is LiveKit's `DisconnectReason`.
+    /// A participant is gone.
     ParticipantLeft {
+        /// Its connection.
         conn: ConnId,
+        /// Its participant sid.
         sid: String,
+        /// Its identity.
         identity: String,
+        /// LiveKit's `DisconnectReason`.
         reason: i32,
     },
+    /// A track was published.
     TrackPublished {
+        /// The track sid.
         sid: String,
+        /// Its publisher's participant sid.
         participant_sid: String,
+        /// `"audio"` or `"video"`.
         kind: &'static str,
     },
+    /// A track is gone (unpublished, or its publisher left).
     TrackUnpublished {
+        /// The track sid.
         sid: String,
+        /// Its publisher's participant sid.
         participant_sid: String,
     },
     /// A reliable data message could not be queued for a subscriber (its data channel's
     /// buffer is full: the subscriber does not keep up); the message is lost for it.
-    ReliableDataDropped { conn: ConnId, bytes: usize },
-    /// A participant was removed for breaking the signalling rules (too many tracks refused,
-    /// a flood); `why` says which.
-    ParticipantEvicted {
+    ReliableDataDropped {
+        /// The subscriber.
         conn: ConnId,
+        /// The message's size.
+        bytes: usize,
+    },
+    /// A participant was removed for breaking the signalling rules (too many tracks refused,
+    /// a flood).
+    ParticipantEvicted {
+        /// Its connection.
+        conn: ConnId,
+        /// Its identity.
         identity: String,
+        /// Which rule.
         why: &'static str,
     },
 }
@@ -128,8 +170,10 @@ pub enum SinkRefused {
     /// The server must not see the media of an end-to-end encrypted room, so it gets none.
     #[error("the room is end-to-end encrypted: its media cannot be recorded or broadcast")]
     EndToEndEncrypted,
+    /// The room has ended.
     #[error("the room has ended")]
     Ended,
+    /// The sink is attached already.
     #[error("this sink is already attached")]
     Exists,
 }
@@ -138,38 +182,54 @@ pub enum SinkRefused {
 /// subscriber would get them), the payload as the publisher sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkPacket {
+    /// The sink it is for.
     pub sink: SinkId,
+    /// The track it belongs to.
     pub track_sid: String,
+    /// The track's publisher.
     pub participant_identity: String,
+    /// A video track (else audio).
     pub video: bool,
     /// Upper-case codec name: `OPUS`, `VP8`, `VP9`, `H264`, `AV1`.
     pub codec: &'static str,
+    /// The RTP clock rate of `timestamp`.
     pub clock_rate: u32,
+    /// RTP sequence number of the continuous stream.
     pub seq: u16,
+    /// RTP timestamp of the continuous stream.
     pub timestamp: u32,
+    /// RTP marker bit (the last packet of a video frame).
     pub marker: bool,
+    /// The payload as the publisher sent it.
     pub payload: Vec<u8>,
 }
 
 /// What the runtime must do.
 #[derive(Debug)]
 pub enum Output {
+    /// Send this datagram.
     Transmit(Transmit),
     /// Send this frame on the connection.
     Signal {
+        /// The connection.
         conn: ConnId,
+        /// The frame.
         response: Box<lk::SignalResponse>,
     },
     /// Close the connection (after sending what was queued for it).
     Close {
+        /// The connection.
         conn: ConnId,
     },
+    /// Report this.
     Event(Event),
     /// A packet for a sink.
     Sink(SinkPacket),
     /// A track a sink was getting is gone (unpublished, or its publisher left).
     SinkTrackEnded {
+        /// The sink.
         sink: SinkId,
+        /// The track.
         track_sid: String,
     },
 }

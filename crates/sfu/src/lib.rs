@@ -25,6 +25,8 @@
 //! no sense for the session closes it); a datagram no peer connection accepts is dropped; a
 //! panic inside `str0m` is caught and removes only that participant.
 
+#![warn(missing_docs)]
+
 mod alloc;
 mod data;
 mod dd;

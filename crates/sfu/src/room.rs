@@ -65,6 +65,7 @@ pub struct Room {
 }
 
 impl Room {
+    /// An empty room; its sid (`RM_…`) and ids come from `cfg.seed`.
     pub fn new(cfg: RoomConfig) -> Self {
         let mut ids = IdGen::new(cfg.seed);
         let sid = ids.sid("RM_");
