@@ -331,7 +331,7 @@ async fn forward(
             track_sid: sid.clone(),
             participant_identity: identity.clone(),
             kind,
-            codec: codec.into(),
+            codec,
             clock_rate,
             seq,
             timestamp,

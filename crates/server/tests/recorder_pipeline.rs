@@ -173,7 +173,7 @@ async fn forward_noting(
                 track_sid: (*sid).into(),
                 participant_identity: "generator".into(),
                 kind,
-                codec: codec.into(),
+                codec,
                 clock_rate: if kind == MediaKind::Video {
                     90_000
                 } else {

@@ -937,7 +937,7 @@ impl Worker {
                         } else {
                             MediaKind::Audio
                         },
-                        codec: p.codec.to_owned(),
+                        codec: p.codec,
                         clock_rate: p.clock_rate,
                         seq: p.seq,
                         timestamp: p.timestamp,

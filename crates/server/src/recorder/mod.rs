@@ -30,8 +30,9 @@ pub struct SinkPacket {
     /// Who publishes it.
     pub participant_identity: String,
     pub kind: MediaKind,
-    /// Upper-case codec name: `OPUS`, `VP8`, `VP9`, `H264` or `AV1`.
-    pub codec: String,
+    /// Upper-case codec name: `OPUS`, `VP8`, `VP9`, `H264` or `AV1` (a constant of the SFU's:
+    /// nothing is allocated for it per packet).
+    pub codec: &'static str,
     pub clock_rate: u32,
     pub seq: u16,
     pub timestamp: u32,

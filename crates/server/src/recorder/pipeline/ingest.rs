@@ -208,7 +208,7 @@ pub(super) fn new_track(ctx: &Ingest, p: &SinkPacket, decoding: usize) -> Track 
         return Track { decoder: None };
     }
     ctx.tracks_seen.fetch_add(1, Ordering::Relaxed);
-    let codec = match plan(p.kind, &p.codec) {
+    let codec = match plan(p.kind, p.codec) {
         Plan::Decode(c) => c,
         Plan::Placeholder(why) => {
             tracing::warn!(track = sid, codec = %p.codec, "{why}: the track's tile stays a placeholder");
@@ -284,7 +284,7 @@ mod tests {
             track_sid: "TR_x".into(),
             participant_identity: "alice".into(),
             kind: MediaKind::Video,
-            codec: "VP8".into(),
+            codec: "VP8",
             clock_rate: 90_000,
             seq: 0xABCD,
             timestamp: 0x0102_0304,
