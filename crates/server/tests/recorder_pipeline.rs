@@ -198,6 +198,15 @@ async fn run_ffmpeg(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Panics with the program's stderr unless it exited successfully.
+fn succeeded(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn ffprobe(path: &Path) -> Value {
     let out = Command::new("ffprobe")
         .args([
@@ -211,11 +220,7 @@ async fn ffprobe(path: &Path) -> Value {
         .output()
         .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "ffprobe failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out, "ffprobe failed");
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -327,16 +332,8 @@ async fn records_vp8_and_opus_rtp_into_a_playable_mp4() {
         "-c:a", "libopus", "-f", "rtp", &aurl,
     ];
     let (v, a) = tokio::join!(run_ffmpeg(&vargs), run_ffmpeg(&aargs));
-    assert!(
-        v.status.success(),
-        "video generator: {}",
-        String::from_utf8_lossy(&v.stderr)
-    );
-    assert!(
-        a.status.success(),
-        "audio generator: {}",
-        String::from_utf8_lossy(&a.stderr)
-    );
+    succeeded(&v, "video generator");
+    succeeded(&a, "audio generator");
     // Let the last packets through the decoders before stopping.
     tokio::time::sleep(Duration::from_millis(300)).await;
     vfwd.abort();
@@ -648,11 +645,7 @@ async fn stream_video(
     args.extend_from_slice(encoder);
     args.extend_from_slice(&["-g", "25", "-f", "rtp", &url]);
     let out = run_ffmpeg(&args).await;
-    assert!(
-        out.status.success(),
-        "{codec} generator: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out, &format!("{codec} generator"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     fwd.abort();
 }
@@ -968,11 +961,7 @@ async fn stream_flashes(seconds: u32, tx: mpsc::Sender<SinkInput>) -> (Vec<f64>,
         "-map", "0:a", "-c:a", "libopus", "-f", "rtp", &aurl,
     ])
     .await;
-    assert!(
-        out.status.success(),
-        "flash generator: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out, "flash generator");
     tokio::time::sleep(Duration::from_millis(300)).await;
     vfwd.abort();
     afwd.abort();
