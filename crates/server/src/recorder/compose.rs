@@ -27,9 +27,10 @@ pub const PLACEHOLDER: Yuv = Yuv {
 /// The audio rate everything is mixed at.
 pub const SAMPLE_RATE: u32 = 48_000;
 
-/// A track buffer starts contributing once it holds this much (100 ms): enough to ride out
-/// the decoder's bursty output without audible gaps.
-pub const PRIME_SAMPLES: usize = SAMPLE_RATE as usize / 10;
+/// A track buffer starts contributing once it holds this much (150 ms): enough to ride out
+/// the decoder's bursty output without audible gaps, and a decoder that lags on a busy CPU.
+/// Pictures wait as long after they arrive (`clock::PICTURE_PLAYOUT`), so the two meet.
+pub const PRIME_SAMPLES: usize = SAMPLE_RATE as usize * 3 / 20;
 
 /// Above this much buffered (500 ms) the publisher's clock runs faster than ours; the oldest
 /// samples are dropped down to [`PRIME_SAMPLES`] so latency cannot grow without bound.
@@ -559,7 +560,7 @@ mod tests {
     }
 
     #[test]
-    fn unprimed_tracks_are_silent_until_100_ms() {
+    fn unprimed_tracks_are_silent_until_the_prime_level() {
         let mut a = AudioBuffer::new();
         a.push(&[1000; PRIME_SAMPLES - 1]);
         assert!(!a.is_primed());
@@ -640,7 +641,7 @@ mod tests {
     }
 
     #[test]
-    fn drift_drops_oldest_down_to_100_ms() {
+    fn drift_drops_oldest_down_to_the_prime_level() {
         let mut a = AudioBuffer::new();
         a.push(&vec![1; MAX_BUFFERED_SAMPLES]);
         assert_eq!(a.len(), MAX_BUFFERED_SAMPLES, "exactly 500 ms is kept");

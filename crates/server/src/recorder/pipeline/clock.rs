@@ -34,14 +34,16 @@ use crate::recorder::compose;
 /// the nearest it has. Bounds the sync error when composing one frame takes up to this long.
 const COMPOSE_WAIT: Duration = Duration::from_millis(400);
 
-/// Sound takes longer to reach the mix than pictures take to reach the compositor (the audio
-/// jitter buffer holds 100 ms; the video decoders add less): with single-threaded decoders the
-/// sound of a flash came out 3–54 ms (mean 37 ms) after its picture over 16 flashes of
-/// `picture_and_sound_stay_together_for_the_whole_recording`. So the frame shown at a tick
-/// is the one sampled nearest to this long before it: the previous tick's, at 25 fps (frames
-/// are sampled at ticks, so the shift comes in whole ticks), which measured −86 to +14 ms
-/// (mean −25 ms) over 40 flashes.
-const VIDEO_DELAY: Duration = Duration::from_millis(35);
+/// How long after its last packet arrived a decoded picture goes on show (its decoder reports
+/// the frame's RTP time; the ingest knows when that frame arrived). Sound waits in its jitter
+/// buffer, 150 ms (`compose::PRIME_SAMPLES`) after its decoder; pictures wait this long after
+/// *arrival*, so a video decoder that lags on a busy CPU by less than this no longer moves the
+/// picture against the sound. 45 ms shorter than the sound's buffer, because the sound also
+/// waits for its decoder and a mix holds a tick: measured as the skew the pipeline adds to a
+/// flash and its beep with one of two cores busy, 16 runs of the two flash tests kept every
+/// flash within −97 … +92 ms but one run's first (+132 ms), against −146 … +18 ms and
+/// failures of −137 … −217 ms with pictures placed when they were decoded.
+const PICTURE_PLAYOUT: Duration = Duration::from_millis(105);
 
 /// Composed frames the compositor may have alive at once (in the ring, queued for the
 /// encoder, being written). A full 720p canvas is 1.4 MB.
@@ -246,7 +248,7 @@ pub(super) async fn run_compositor(
             _ = compose_now.notified() => {}
         }
         let sampled_at = Instant::now();
-        let tiles = lock(&mixer).visible();
+        let tiles = lock(&mixer).visible(sampled_at, PICTURE_PLAYOUT);
         // Nothing changed since the last frame: publish it again, compose nothing.
         if let Some(prev) = &previous {
             if same_tiles(&prev.tiles, &tiles) && canvas.compose_delay.is_zero() {
@@ -329,7 +331,7 @@ pub(super) async fn run_writer(
     let mut last_id: Option<u64> = None;
     while let Some(tick) = ticks.recv().await {
         let due = timeline.due(tick.index);
-        let target = due.checked_sub(VIDEO_DELAY).unwrap_or(due);
+        let target = due;
         let deadline = due + COMPOSE_WAIT;
         loop {
             let notified = composed.notified();

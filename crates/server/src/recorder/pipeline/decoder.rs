@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::ingest::Codec;
-use super::mixer::{lock, SharedMixer};
+use super::mixer::{lock, lock_arrivals, SharedArrivals, SharedMixer};
 use super::pool::FramePool;
 use super::ports::{free_udp_pair, udp_port_in_use};
 use super::process::{read_stderr, AbortOnDrop, Tail, TempFile};
@@ -24,6 +24,8 @@ use crate::recorder::compose;
 const MAX_DECODER_RESTARTS: u32 = 5;
 /// How often a decoder that has not produced a frame yet asks for a keyframe.
 const KEYFRAME_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a decoded frame waits for its pts line from the decoder's stderr.
+const PTS_WAIT: Duration = Duration::from_millis(20);
 /// How long to wait for a fresh decoder to bind its UDP port before sending anyway.
 const DECODER_READY_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -38,6 +40,8 @@ pub(super) struct DecoderCtx {
     pub(super) mixer: SharedMixer,
     pub(super) port: Arc<AtomicU16>,
     pub(super) keyframes: mpsc::UnboundedSender<String>,
+    /// Video: when each frame arrived, so that its picture keeps that time.
+    pub(super) arrivals: SharedArrivals,
 }
 
 pub(super) async fn supervise_decoder(ctx: DecoderCtx) {
@@ -75,11 +79,18 @@ pub(super) async fn run_decoder(ctx: &DecoderCtx, attempt: u32) -> String {
     let mut tasks = AbortOnDrop::default();
     let tail = Tail::default();
     let sid = ctx.track_sid.clone();
+    // A video decoder reports each frame's pts (showinfo) on stderr, in output order.
+    let (pts_tx, mut pts_rx) = mpsc::unbounded_channel::<i64>();
     tasks.push(&tokio::spawn(read_stderr(
         stderr,
         tail.clone(),
         None,
-        move |line| tracing::debug!(track = %sid, "decoder: {line}"),
+        move |line| match frame_pts(line) {
+            Some(pts) => {
+                let _ = pts_tx.send(pts);
+            }
+            None => tracing::debug!(track = %sid, "decoder: {line}"),
+        },
     )));
     let got_frame = Arc::new(AtomicBool::new(false));
     if ctx.codec.is_video() {
@@ -93,7 +104,7 @@ pub(super) async fn run_decoder(ctx: &DecoderCtx, attempt: u32) -> String {
     ctx.port.store(port, Ordering::Release);
 
     if ctx.codec.is_video() {
-        read_frames(ctx, &mut stdout, &got_frame).await;
+        read_frames(ctx, &mut stdout, &got_frame, &mut pts_rx).await;
     } else {
         read_samples(ctx, &mut stdout).await;
     }
@@ -115,7 +126,9 @@ pub(super) fn decoder_command(ctx: &DecoderCtx, sdp: &Path) -> Command {
     let mut c = Command::new(&ctx.ffmpeg);
     #[rustfmt::skip]
     c.args([
-        "-hide_banner", "-nostdin", "-loglevel", "error",
+        "-hide_banner", "-nostdin", "-nostats",
+        // Video decoders log each frame's pts (showinfo, at info level); audio only errors.
+        "-loglevel", if ctx.codec.is_video() { "info" } else { "error" },
         "-protocol_whitelist", "file,udp,rtp",
         // Never give up on a silent track (muted publishers send nothing), listen on loopback
         // only, and start decoding on the first packet instead of analysing for seconds.
@@ -132,7 +145,7 @@ pub(super) fn decoder_command(ctx: &DecoderCtx, sdp: &Path) -> Command {
         // Every track at full canvas size: layout changes never need a decoder restart, and
         // shrinking into a tile is an integer box average.
         let vf = format!(
-            "scale={w}:{h}:force_original_aspect_ratio=decrease,\
+            "showinfo,scale={w}:{h}:force_original_aspect_ratio=decrease,\
              pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,format=yuv420p"
         );
         #[rustfmt::skip]
@@ -174,19 +187,27 @@ pub(super) async fn read_frames(
     ctx: &DecoderCtx,
     stdout: &mut ChildStdout,
     got_frame: &AtomicBool,
+    pts: &mut mpsc::UnboundedReceiver<i64>,
 ) {
     let len = compose::frame_len(ctx.width, ctx.height);
-    // The mixer holds the latest frame and the compositor at most two more; a fourth buffer
-    // is always free unless the compositor is stuck, and then a new one is made.
+    // The mixer holds the frame on show and those waiting for their time (a few, at most
+    // eight), the compositor at most two more; beyond that a new one is made.
     let mut pool = FramePool::default();
     loop {
-        let mut frame = pool.take(len, 4).unwrap_or_else(|| vec![0u8; len]);
+        let mut frame = pool.take(len, 12).unwrap_or_else(|| vec![0u8; len]);
         if stdout.read_exact(&mut frame).await.is_err() {
             return;
         }
         got_frame.store(true, Ordering::Relaxed);
+        // Its pts line is written before the frame; a frame without one (or of a frame no
+        // longer remembered) counts as arriving now.
+        let arrived = match tokio::time::timeout(PTS_WAIT, pts.recv()).await {
+            Ok(Some(p)) => lock_arrivals(&ctx.arrivals).arrival(p),
+            _ => None,
+        }
+        .unwrap_or_else(Instant::now);
         let frame = pool.share(frame);
-        lock(&ctx.mixer).set_frame(&ctx.track_sid, frame);
+        lock(&ctx.mixer).set_frame(&ctx.track_sid, frame, arrived);
     }
 }
 
@@ -224,5 +245,34 @@ pub(super) async fn wait_bound(port: u16, child: &mut Child) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The pts of a `showinfo` line (`[Parsed_showinfo_0 @ …] n:   3 pts:  10800 pts_time:0.12 …`).
+fn frame_pts(line: &str) -> Option<i64> {
+    if !line.contains("Parsed_showinfo") {
+        return None;
+    }
+    let rest = line.split_once(" pts:")?.1.trim_start();
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn showinfo_lines_give_their_pts_and_others_none() {
+        assert_eq!(
+            frame_pts(
+                "[Parsed_showinfo_0 @ 0x55d0] n:   3 pts:  10800 pts_time:0.12 duration:3600"
+            ),
+            Some(10800)
+        );
+        assert_eq!(
+            frame_pts("[Parsed_showinfo_0 @ 0x55d0] color_range:unknown"),
+            None
+        );
+        assert_eq!(frame_pts("Input #0, sdp, from 'x.sdp':"), None);
     }
 }

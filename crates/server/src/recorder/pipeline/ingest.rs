@@ -8,10 +8,11 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::decoder::{supervise_decoder, DecoderCtx};
-use super::mixer::{lock, SharedMixer};
+use super::mixer::{lock, lock_arrivals, SharedArrivals, SharedMixer};
 use super::{PipelineConfig, PipelineError};
 use crate::recorder::{MediaKind, SinkInput, SinkPacket};
 
@@ -113,6 +114,11 @@ pub(super) struct TrackDecoder {
     pub(super) port: Arc<AtomicU16>,
     pub(super) pending: VecDeque<Vec<u8>>,
     pub(super) supervisor: AbortHandle,
+    /// When each frame arrived, and where its decoder's pts start (video).
+    pub(super) arrivals: SharedArrivals,
+    /// The port packets last went to: a new one is a new decoder process, whose pts count
+    /// from the first packet it is sent.
+    pub(super) sent_to: u16,
 }
 
 impl Drop for TrackDecoder {
@@ -173,6 +179,9 @@ pub(super) async fn run_ingest(
                     continue;
                 };
                 rtp_datagram(&p, dec.codec.payload_type(), &mut datagram);
+                if dec.codec.is_video() {
+                    lock_arrivals(&dec.arrivals).note(p.timestamp, Instant::now());
+                }
                 let port = dec.port.load(Ordering::Acquire);
                 if port == 0 {
                     if dec.supervisor.is_finished() {
@@ -185,6 +194,12 @@ pub(super) async fn run_ingest(
                     }
                     dec.pending.push_back(datagram.clone());
                     continue;
+                }
+                if port != dec.sent_to {
+                    // A new decoder: its pts start at the first packet it gets.
+                    dec.sent_to = port;
+                    let first = dec.pending.front().unwrap_or(&datagram);
+                    lock_arrivals(&dec.arrivals).base = rtp_timestamp(first);
                 }
                 let to = (Ipv4Addr::LOCALHOST, port);
                 // Loss on loopback is the decoder's problem (it conceals); never ours to fail on.
@@ -239,6 +254,7 @@ pub(super) fn new_track(ctx: &Ingest, p: &SinkPacket, decoding: usize) -> Track 
         );
     }
     let port = Arc::new(AtomicU16::new(0));
+    let arrivals = SharedArrivals::default();
     let index = ctx.tracks_seen.load(Ordering::Relaxed);
     let dctx = DecoderCtx {
         ffmpeg: ctx.cfg.ffmpeg.clone(),
@@ -251,6 +267,7 @@ pub(super) fn new_track(ctx: &Ingest, p: &SinkPacket, decoding: usize) -> Track 
         mixer: ctx.mixer.clone(),
         port: port.clone(),
         keyframes: ctx.keyframes.clone(),
+        arrivals: arrivals.clone(),
     };
     let supervisor = tokio::spawn(supervise_decoder(dctx)).abort_handle();
     Track {
@@ -259,8 +276,16 @@ pub(super) fn new_track(ctx: &Ingest, p: &SinkPacket, decoding: usize) -> Track 
             port,
             pending: VecDeque::new(),
             supervisor,
+            arrivals,
+            sent_to: 0,
         }),
     }
+}
+
+/// The timestamp of an RTP packet made by [`rtp_datagram`].
+fn rtp_timestamp(datagram: &[u8]) -> Option<u32> {
+    let b: [u8; 4] = datagram.get(4..8)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b))
 }
 
 /// A plain RTP packet (no CSRCs, no extensions) carrying the SFU's sequence number,

@@ -79,7 +79,10 @@ pub(super) async fn read_stderr<R: AsyncRead + Unpin>(
             line = line.replace(secret.as_str(), shown);
         }
         log(&line);
-        tail.push(line);
+        // Per-frame reports (a video decoder's showinfo) would push the error out of the tail.
+        if !line.contains("Parsed_showinfo") {
+            tail.push(line);
+        }
     }
 }
 
