@@ -91,6 +91,8 @@ before(async () => {
       ENCLAVE_LIVEKIT_INFO__SECRET: LK_SECRET,
       ENCLAVE_DATABASE__DATA_DIR: dataDir,
       ENCLAVE_RTC__UDP_PORT: '0',
+      // No ICE over TCP: tests run several servers, and 7881 is the default.
+      ENCLAVE_RTC__TCP_PORT: '0',
       ENCLAVE_RTC__NODE_IP: '127.0.0.1',
       ...(process.env.ENCLAVE_LOG ? { RUST_LOG: process.env.ENCLAVE_LOG } : {}),
     },

@@ -507,6 +507,8 @@ before(async () => {
       ENCLAVE_LIVEKIT_INFO__SECRET: LK_SECRET,
       ENCLAVE_DATABASE__DATA_DIR: dataDir,
       ENCLAVE_RTC__UDP_PORT: '0',
+      // No ICE over TCP: tests run several servers, and 7881 is the default.
+      ENCLAVE_RTC__TCP_PORT: '0',
       ENCLAVE_RTC__NODE_IP: '127.0.0.1',
       // The test's nginx-rtmp listens on 127.0.0.1, which the server refuses by default.
       ENCLAVE_RECORDER_INFO__RTMP_ALLOW_PRIVATE_TARGETS: 'true',

@@ -184,6 +184,8 @@ before(async () => {
       ENCLAVE_DATABASE__DATA_DIR: dataDir,
       // Any free UDP port for the embedded SFU, so parallel runs do not collide.
       ENCLAVE_RTC__UDP_PORT: '0',
+      // No ICE over TCP: tests run several servers, and 7881 is the default.
+      ENCLAVE_RTC__TCP_PORT: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -170,6 +170,8 @@ export class Enclave {
       ENCLAVE_LIVEKIT_INFO__SECRET: this.lkSecret,
       ENCLAVE_DATABASE__DATA_DIR: this.dataDir,
       ENCLAVE_RTC__UDP_PORT: '0',
+      // No ICE over TCP: tests run several servers, and 7881 is the default.
+      ENCLAVE_RTC__TCP_PORT: '0',
       ENCLAVE_RTC__NODE_IP: '127.0.0.1',
     };
     if (this.tapFile) env.ENCLAVE_TAP_FILE = this.tapFile;

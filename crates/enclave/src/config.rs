@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use serde::Deserialize;
 
-use enclave_server::config::MediaConfig;
 use enclave_server::config::{LivekitConfig, PrometheusConfig, ServerConfig, WebhookConfig};
+use enclave_server::config::{MediaAddr, MediaConfig, TurnCredentials, TurnProtocol, TurnServer};
 
 /// The file's shape. Unknown keys are refused so that a typo is not silently ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -36,10 +36,19 @@ pub(crate) struct Rtc {
     pub(crate) enable: bool,
     /// The one UDP port all media uses.
     pub(crate) udp_port: u16,
-    /// The address clients send media to (the host's address as clients see it).
-    pub(crate) node_ip: String,
+    /// ICE over TCP, for clients whose networks block UDP (LiveKit's port); 0 turns it off.
+    pub(crate) tcp_port: u16,
+    /// The addresses clients send media to: one, or a list. Empty: every address of the
+    /// host's interfaces (loopback only when there is no other).
+    pub(crate) node_ip: OneOrMany,
     /// Allocate simulcast layers within each subscriber's bandwidth estimate (TWCC).
     pub(crate) bandwidth_estimation: bool,
+    /// TURN servers handed to every client (coturn and the like).
+    pub(crate) turn_servers: Vec<TurnServerEntry>,
+    /// Learn the public address from STUN at start and advertise it (behind 1:1 NAT).
+    pub(crate) use_external_ip: bool,
+    /// STUN servers (`host:port`) for `use_external_ip`.
+    pub(crate) stun_servers: Vec<String>,
 }
 
 impl Default for Rtc {
@@ -47,10 +56,65 @@ impl Default for Rtc {
         Self {
             enable: true,
             udp_port: 7882,
-            node_ip: "127.0.0.1".into(),
+            tcp_port: 7881,
+            node_ip: OneOrMany::One(String::new()),
             bandwidth_estimation: true,
+            turn_servers: Vec::new(),
+            use_external_ip: false,
+            stun_servers: Vec::new(),
         }
     }
+}
+
+/// Asked for the public address when `rtc.use_external_ip` is on and no `rtc.stun_servers`
+/// are given (LiveKit's defaults).
+const DEFAULT_STUN_SERVERS: [&str; 2] = ["stun.l.google.com:19302", "stun1.l.google.com:19302"];
+
+/// A key that takes one value or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn values(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect(),
+            OneOrMany::Many(v) => v
+                .iter()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
+}
+
+/// `rtc.turn_servers` entry: LiveKit's keys (`host`, `port`, `protocol`, `username`,
+/// `credential`), plus `secret` and `ttl` for TURN REST credentials (coturn's
+/// `use-auth-secret`), which are better: each client gets its own, and they expire.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TurnServerEntry {
+    pub(crate) host: String,
+    pub(crate) port: Option<u16>,
+    /// `udp`, `tcp` or `tls`.
+    #[serde(default)]
+    pub(crate) protocol: String,
+    #[serde(default)]
+    pub(crate) username: String,
+    #[serde(default)]
+    pub(crate) credential: String,
+    #[serde(default)]
+    pub(crate) secret: String,
+    /// How long a client's credentials stay valid (`24h` by default).
+    #[serde(default)]
+    pub(crate) ttl: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -455,7 +519,7 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
             token: Some(f.client.prometheus.token.clone()).filter(|t| !t.is_empty()),
         },
         frame_ancestors: frame_ancestors(&f.client.frame_ancestors)?,
-        media: media_config(&f.rtc, ip)?,
+        media: media_config(&f.rtc, ip, &enclave_server::media::addrs::detect())?,
     };
     let level = if f.log_settings.log_level.is_empty() {
         "info".to_owned()
@@ -516,22 +580,102 @@ fn conn_limits(l: &Limits) -> anyhow::Result<enclave_server::config::ConnLimits>
     Ok(limits)
 }
 
-fn media_config(rtc: &Rtc, bind: IpAddr) -> anyhow::Result<Option<MediaConfig>> {
+/// The media settings. `local` is the host's usable interface addresses (see
+/// `enclave_server::media::addrs`), passed in so that validation stays a pure function.
+fn media_config(rtc: &Rtc, bind: IpAddr, local: &[IpAddr]) -> anyhow::Result<Option<MediaConfig>> {
     if !rtc.enable {
         return Ok(None);
     }
-    let node_ip: IpAddr = rtc
-        .node_ip
-        .parse()
-        .map_err(|_| anyhow!("rtc.node_ip: '{}' is not an IP address", rtc.node_ip))?;
-    if node_ip.is_unspecified() {
-        bail!("rtc.node_ip: must be an address clients can reach, not {node_ip}");
+    let mut configured = Vec::new();
+    for s in rtc.node_ip.values() {
+        let ip: IpAddr = s
+            .parse()
+            .map_err(|_| anyhow!("rtc.node_ip: '{s}' is not an IP address"))?;
+        if ip.is_unspecified() || ip.is_multicast() {
+            bail!("rtc.node_ip: must be an address clients can reach, not {ip}");
+        }
+        if !configured.contains(&ip) {
+            configured.push(ip);
+        }
+    }
+    let addresses: Vec<MediaAddr> = if !configured.is_empty() {
+        // A configured address on one of our interfaces is also where replies leave from; one
+        // that is not (the public side of a 1:1 NAT) leaves the choice to the kernel.
+        configured
+            .into_iter()
+            .map(|ip| MediaAddr {
+                advertised: ip,
+                local: (local.contains(&ip) || ip.is_loopback()).then_some(ip),
+            })
+            .collect()
+    } else if !bind.is_unspecified() {
+        vec![MediaAddr {
+            advertised: bind,
+            local: Some(bind),
+        }]
+    } else if local.is_empty() {
+        bail!("rtc.node_ip: no network address found on this host; set one");
+    } else {
+        local
+            .iter()
+            .map(|&ip| MediaAddr {
+                advertised: ip,
+                local: Some(ip),
+            })
+            .collect()
+    };
+    let mut turn_servers = Vec::new();
+    for (i, t) in rtc.turn_servers.iter().enumerate() {
+        turn_servers.push(turn_server(i, t)?);
     }
     Ok(Some(MediaConfig {
-        bind: SocketAddr::new(bind, rtc.udp_port),
-        public_addr: SocketAddr::new(node_ip, rtc.udp_port),
+        bind_ip: bind,
+        udp_port: rtc.udp_port,
+        tcp_port: (rtc.tcp_port != 0).then_some(rtc.tcp_port),
+        addresses,
         bandwidth_estimation: rtc.bandwidth_estimation,
+        turn_servers,
+        external_ip_stun: match (rtc.use_external_ip, rtc.stun_servers.is_empty()) {
+            (false, _) => Vec::new(),
+            (true, true) => DEFAULT_STUN_SERVERS.map(String::from).to_vec(),
+            (true, false) => rtc.stun_servers.clone(),
+        },
     }))
+}
+
+fn turn_server(i: usize, t: &TurnServerEntry) -> anyhow::Result<TurnServer> {
+    let key = format!("rtc.turn_servers[{i}]");
+    if t.host.is_empty() || t.host.contains(['/', '?', ' ']) {
+        bail!("{key}.host: '{}' is not a host name or address", t.host);
+    }
+    let protocol = match t.protocol.to_ascii_lowercase().as_str() {
+        "" | "udp" => TurnProtocol::Udp,
+        "tcp" => TurnProtocol::Tcp,
+        "tls" => TurnProtocol::Tls,
+        other => bail!("{key}.protocol: '{other}' is not udp, tcp or tls"),
+    };
+    let port = t.port.unwrap_or(match protocol {
+        TurnProtocol::Tls => 443,
+        _ => 3478,
+    });
+    let credentials = match (t.secret.is_empty(), t.username.is_empty() || t.credential.is_empty()) {
+        (false, true) => TurnCredentials::Secret {
+            secret: t.secret.clone(),
+            ttl: duration(&format!("{key}.ttl"), &t.ttl, Duration::from_secs(24 * 3600))?,
+        },
+        (true, false) => TurnCredentials::Static {
+            username: t.username.clone(),
+            credential: t.credential.clone(),
+        },
+        (false, false) => bail!("{key}: give either secret or username and credential, not both"),
+        (true, true) => bail!("{key}: needs a secret (TURN REST, as coturn's use-auth-secret) or a username and credential"),
+    };
+    Ok(TurnServer {
+        host: t.host.clone(),
+        port,
+        protocol,
+        credentials,
+    })
 }
 
 #[cfg(unix)]
@@ -636,6 +780,24 @@ mod tests {
                 "client:\n  prometheus:\n    listen: nowhere\n",
                 "client.prometheus.listen",
             ),
+            ("rtc:\n  node_ip: [10.0.0.5, nope]\n", "rtc.node_ip: 'nope'"),
+            ("rtc:\n  node_ip: 0.0.0.0\n", "rtc.node_ip"),
+            (
+                "rtc:\n  turn_servers:\n    - host: turn.example.org\n",
+                "rtc.turn_servers[0]: needs a secret",
+            ),
+            (
+                "rtc:\n  turn_servers:\n    - {host: t, protocol: sctp, secret: s}\n",
+                "rtc.turn_servers[0].protocol",
+            ),
+            (
+                "rtc:\n  turn_servers:\n    - {host: t, secret: s, username: u, credential: c}\n",
+                "not both",
+            ),
+            (
+                "rtc:\n  turn_servers:\n    - {host: t, secret: s, ttl: forever}\n",
+                "rtc.turn_servers[0].ttl",
+            ),
         ] {
             let text = if let Some(rest) = extra.strip_prefix("client:\n") {
                 format!("{base}{rest}")
@@ -648,6 +810,83 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn media_is_offered_on_every_interface_address_unless_node_ip_says_otherwise() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let any = ip("0.0.0.0");
+        let host = [ip("10.0.0.5"), ip("192.168.1.2")];
+        let m = media_config(&Rtc::default(), any, &host).unwrap().unwrap();
+        assert_eq!(
+            m.addresses,
+            host.map(|a| MediaAddr {
+                advertised: a,
+                local: Some(a)
+            })
+        );
+        assert_eq!((m.udp_port, m.tcp_port), (7882, Some(7881)));
+        assert!(m.external_ip_stun.is_empty() && m.turn_servers.is_empty());
+
+        // A configured list: an address of ours replies from itself; one that is not (a
+        // NAT's public side) leaves the source to the kernel.
+        let rtc = Rtc {
+            node_ip: OneOrMany::Many(vec!["203.0.113.7".into(), "10.0.0.5".into()]),
+            tcp_port: 0,
+            use_external_ip: true,
+            ..Rtc::default()
+        };
+        let m = media_config(&rtc, any, &host).unwrap().unwrap();
+        assert_eq!(
+            m.addresses,
+            [
+                MediaAddr {
+                    advertised: ip("203.0.113.7"),
+                    local: None
+                },
+                MediaAddr {
+                    advertised: ip("10.0.0.5"),
+                    local: Some(ip("10.0.0.5"))
+                }
+            ]
+        );
+        assert_eq!(m.tcp_port, None);
+        assert_eq!(m.external_ip_stun, DEFAULT_STUN_SERVERS.map(String::from));
+
+        // A specific bind address is the one advertised.
+        let lo = ip("127.0.0.1");
+        let m = media_config(&Rtc::default(), lo, &host).unwrap().unwrap();
+        assert_eq!(
+            m.addresses.iter().map(|a| a.advertised).collect::<Vec<_>>(),
+            [lo]
+        );
+
+        // Nothing found and nothing configured: say what to set.
+        let err = media_config(&Rtc::default(), any, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rtc.node_ip"), "{err}");
+    }
+
+    #[test]
+    fn turn_servers_take_a_shared_secret_or_fixed_credentials() {
+        let entry = |yaml: &str| -> TurnServerEntry { serde_yaml_ng::from_str(yaml).unwrap() };
+        let t = turn_server(
+            0,
+            &entry("{host: turn.example.org, protocol: tls, secret: s, ttl: 10m}"),
+        )
+        .unwrap();
+        assert_eq!((t.port, t.protocol), (443, TurnProtocol::Tls));
+        assert_eq!(
+            t.credentials,
+            TurnCredentials::Secret {
+                secret: "s".into(),
+                ttl: Duration::from_secs(600)
+            }
+        );
+        let t = turn_server(0, &entry("{host: t, username: u, credential: c}")).unwrap();
+        assert_eq!((t.port, t.protocol), (3478, TurnProtocol::Udp));
+        assert!(matches!(t.credentials, TurnCredentials::Static { .. }));
     }
 
     #[test]

@@ -104,8 +104,60 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         key = cfg.api_key,
         db = cfg.database_path.display(),
     );
+    // Where people on other machines open it: the advertised media addresses are the
+    // host's reachable ones (or the configured node_ip).
+    if let Some(m) = &server.app.media {
+        let remote: Vec<String> = m
+            .advertised_ips()
+            .into_iter()
+            // The HTTP listener's family only: 0.0.0.0 does not answer on IPv6.
+            .filter(|ip| {
+                !ip.is_loopback()
+                    && server.addr.ip().is_unspecified()
+                    && ip.is_ipv4() == server.addr.is_ipv4()
+            })
+            .map(|ip| format!("http://{}", std::net::SocketAddr::new(ip, port)))
+            .collect();
+        if let Some((first, rest)) = remote.split_first() {
+            println!("  From another machine: {first}/?access_token=<token>");
+            if !rest.is_empty() {
+                println!("    (or {})", rest.join(", "));
+            }
+            println!("    Browsers give camera, microphone and encryption only to https:// pages and\n    localhost: serve it behind an HTTPS reverse proxy for people on other machines.\n");
+        }
+    }
     match &server.app.media {
-        Some(m) => println!("  Media (SFU):  UDP {} (clients connect to {}; signalling on ws://{host}:{port}/rtc)\n", m.local_addr, m.public_addr),
+        Some(m) => {
+            let ips: Vec<String> = m.advertised_ips().iter().map(|ip| ip.to_string()).collect();
+            let tcp = match m.tcp_port {
+                Some(p) => format!(" and TCP {p}"),
+                None => " (ICE over TCP off: rtc.tcp_port is 0)".to_owned(),
+            };
+            println!(
+                "  Media (SFU):  UDP {}{tcp} on {} (signalling: /rtc on the same HTTP port)",
+                m.udp_port,
+                ips.join(", ")
+            );
+            let turn = &cfg
+                .media
+                .as_ref()
+                .map(|c| c.turn_servers.clone())
+                .unwrap_or_default();
+            if turn.is_empty() {
+                println!(
+                    "  TURN:         not configured (rtc.turn_servers; see docs/networking.md)\n"
+                );
+            } else {
+                let list: Vec<String> = turn
+                    .iter()
+                    .map(|t| format!("{}:{} ({:?})", t.host, t.port, t.protocol).to_lowercase())
+                    .collect();
+                println!(
+                    "  TURN:         {} (clients get credentials of their own)\n",
+                    list.join(", ")
+                );
+            }
+        }
         None => println!("  Media (SFU):  disabled (rtc.enable: false)\n"),
     }
     tracing::info!(addr = %server.addr, "serving");

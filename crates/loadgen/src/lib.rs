@@ -6,4 +6,5 @@
 pub mod bot;
 pub mod ceiling;
 pub mod payload;
+pub mod probe;
 pub mod procfs;

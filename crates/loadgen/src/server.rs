@@ -47,11 +47,10 @@ pub(crate) fn serve(threads: usize, max: Duration) -> anyhow::Result<()> {
         cfg.livekit.api_key = LK_KEY.into();
         cfg.livekit.secret = Some(LK_SECRET.into());
         cfg.media = Some(enclave_server::config::MediaConfig {
-            bind: "127.0.0.1:0".parse()?,
-            public_addr: "127.0.0.1:0".parse()?,
             // As the server's default, bandwidth estimation (and str0m's pacer) is on;
             // SFU_BENCH_BWE=0 turns it off.
             bandwidth_estimation: std::env::var("SFU_BENCH_BWE").map_or(true, |v| v != "0"),
+            ..enclave_server::config::MediaConfig::loopback()
         });
         let server = enclave_server::Server::start(cfg).await?;
         let udp = server
@@ -59,7 +58,8 @@ pub(crate) fn serve(threads: usize, max: Duration) -> anyhow::Result<()> {
             .media
             .as_ref()
             .context("the server started without its media runtime")?
-            .public_addr;
+            .udp_addr()
+            .context("the server offers no UDP address")?;
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "READY {} {}", server.addr, udp)?;

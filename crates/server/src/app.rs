@@ -58,10 +58,13 @@ impl App {
         // this channel and is applied below.
         let (media_events, mut media_rx) = tokio::sync::mpsc::unbounded_channel();
         let media = match config.media.clone() {
-            Some(cfg) => Some(
+            Some(mut cfg) => Some({
+                crate::media::stun::add_external_ip(&mut cfg)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
                 crate::media::Media::start(cfg, metrics.clone(), media_events)
-                    .map_err(|e| anyhow::anyhow!("cannot bind the media socket: {e}"))?,
-            ),
+                    .map_err(|e| anyhow::anyhow!("cannot bind the media sockets: {e}"))?
+            }),
             None => None,
         };
         let store: Arc<dyn Store> = Arc::new(store);

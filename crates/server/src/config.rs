@@ -1,7 +1,7 @@
 //! The server's configuration, built in code. Only the binary reads files and the environment;
 //! it validates once and hands a [`ServerConfig`] to [`crate::Server::start`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -180,11 +180,87 @@ impl ServerConfig {
 /// Media settings.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
-    /// Where the UDP socket binds.
-    pub bind: SocketAddr,
-    /// The address clients send media to (our ICE candidate). Behind NAT, the public address.
-    pub public_addr: SocketAddr,
+    /// Where the media sockets bind. The unspecified IPv4 address binds IPv4 and, when an
+    /// IPv6 address is advertised, IPv6 beside it.
+    pub bind_ip: IpAddr,
+    /// `rtc.udp_port`: the one UDP port all media uses (0: any free port, for tests).
+    pub udp_port: u16,
+    /// `rtc.tcp_port`: ICE over TCP for clients whose networks block UDP (None: off; 0: any
+    /// free port).
+    pub tcp_port: Option<u16>,
+    /// The addresses clients are told to send media to (ICE host candidates), in order of
+    /// preference; never empty.
+    pub addresses: Vec<MediaAddr>,
     /// `rtc.bandwidth_estimation`: allocate simulcast layers within each subscriber's TWCC
     /// estimate (str0m then also paces what it sends to the estimate).
     pub bandwidth_estimation: bool,
+    /// `rtc.turn_servers`: TURN servers every client is given (with credentials of its own).
+    pub turn_servers: Vec<TurnServer>,
+    /// `rtc.use_external_ip` with `rtc.stun_servers`: at start, ask these STUN servers
+    /// (`host:port`) for our public address and advertise it first (a host behind 1:1 NAT).
+    /// Empty: don't ask.
+    pub external_ip_stun: Vec<String>,
+}
+
+impl MediaConfig {
+    /// Media on 127.0.0.1 alone, on any free UDP port, no TCP: for tests on one machine.
+    pub fn loopback() -> Self {
+        let lo = IpAddr::from([127, 0, 0, 1]);
+        Self {
+            bind_ip: lo,
+            udp_port: 0,
+            tcp_port: None,
+            addresses: vec![MediaAddr {
+                advertised: lo,
+                local: Some(lo),
+            }],
+            bandwidth_estimation: true,
+            turn_servers: Vec::new(),
+            external_ip_stun: Vec::new(),
+        }
+    }
+}
+
+/// An address clients send media to, and the local address behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaAddr {
+    /// What clients are told (an ICE host candidate's address).
+    pub advertised: IpAddr,
+    /// The local address that datagrams to it arrive at and replies leave from: the same
+    /// address for an interface's own, the private one behind a 1:1 NAT, None when unknown
+    /// (a configured address that is on no interface: the kernel then picks the source).
+    pub local: Option<IpAddr>,
+}
+
+/// A TURN server handed to clients (LiveKit's `rtc.turn_servers` entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnServer {
+    /// Host name or address, as clients reach it.
+    pub host: String,
+    pub port: u16,
+    /// Transport clients use to reach it.
+    pub protocol: TurnProtocol,
+    pub credentials: TurnCredentials,
+}
+
+/// How clients reach a TURN server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnProtocol {
+    Udp,
+    Tcp,
+    /// TURN over TLS (`turns:`), usually on 443 to pass firewalls that allow only HTTPS.
+    Tls,
+}
+
+/// The credentials clients get for a TURN server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnCredentials {
+    /// TURN REST (coturn's `use-auth-secret`): each client gets a username
+    /// `<expiry>:<participant>` and the HMAC-SHA1 of it under the shared secret, valid `ttl`.
+    Secret { secret: String, ttl: Duration },
+    /// The same fixed username and password for everyone.
+    Static {
+        username: String,
+        credential: String,
+    },
 }

@@ -77,6 +77,23 @@ fn rtmp(url: &str, key: &str) {
     let _ = crate::recording::is_public(std::net::IpAddr::from([0, 0, 0, 0]));
 }
 
+/// Arbitrary bytes as the answer of a STUN server (`rtc.use_external_ip`). Nothing may panic,
+/// and an answer is only ever read for the transaction that was asked.
+pub fn stun_response(data: &[u8]) {
+    let txid = match data.get(8..20) {
+        Some(t) => {
+            let mut id = [0u8; 12];
+            id.copy_from_slice(t);
+            id
+        }
+        None => [0; 12],
+    };
+    let _ = crate::media::stun::mapped_address(data, txid);
+    let mut other = txid;
+    other[0] ^= 1;
+    assert_eq!(crate::media::stun::mapped_address(data, other), None);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,17 +127,23 @@ mod tests {
             b"rtmps://\0".to_vec(),
             // Found by the fuzzer: the URL check sliced a multi-byte character.
             vec![0xad, 0x0a, 0x3c, 0xad],
+            // A STUN binding success with an XOR-MAPPED-ADDRESS (RFC 5769).
+            hex::decode("0101000c2112a442b7e7a701bc34d686fa87dfae002000080001a147e112a643")
+                .unwrap_or_default(),
         ];
         for s in &seeds {
             tokens(s);
             browser_request(s);
+            stun_response(s);
             for i in 0..s.len().min(96) {
                 tokens(&s[..i]);
                 browser_request(&s[..i]);
+                stun_response(&s[..i]);
                 let mut c = s.clone();
                 c[i] ^= 0x41;
                 tokens(&c);
                 browser_request(&c);
+                stun_response(&c);
             }
         }
         // A real join token still verifies: the harness would notice nothing otherwise.

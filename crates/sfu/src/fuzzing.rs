@@ -28,7 +28,10 @@ fn with_room(f: impl FnOnce(&mut Room, Instant)) {
             let now = Instant::now();
             let mut room = Room::new(RoomConfig {
                 name: "fuzz".into(),
-                public_addr: SocketAddr::from(([10, 0, 0, 1], 7882)),
+                candidates: vec![crate::LocalCandidate {
+                    transport: crate::Transport::Udp,
+                    addr: SocketAddr::from(([10, 0, 0, 1], 7882)),
+                }],
                 seed: 1,
                 empty_timeout: 300,
                 max_participants: 0,
@@ -52,6 +55,7 @@ fn with_room(f: impl FnOnce(&mut Room, Instant)) {
                         hidden: false,
                         auto_subscribe: true,
                         client_protocol: 2,
+                        ice_servers: Vec::new(),
                     },
                 );
             }
@@ -82,6 +86,7 @@ pub fn datagram(data: &[u8]) {
     with_room(|room, now| {
         let _ = room.receive(
             now,
+            crate::Transport::Udp,
             SocketAddr::from(([10, 0, 1, 1], 40000)),
             SocketAddr::from(([10, 0, 0, 1], 7882)),
             data,

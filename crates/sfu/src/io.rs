@@ -23,6 +23,49 @@ pub const MAX_MEDIA_SECTIONS: usize = 2 * MAX_TRACKS_PER_PARTICIPANT;
 /// packet on it is dropped, so that nobody can speak with the server's voice.
 pub const SERVER_TOPIC: &str = "enclave.system";
 
+/// Seconds a client may stay silent on signalling before the server gives up on it (LiveKit's
+/// `ping_timeout`, sent in the join response); clients ping every [`PING_INTERVAL`].
+pub const PING_TIMEOUT: u32 = 15;
+/// Seconds between a client's signalling pings (LiveKit's `ping_interval`).
+pub const PING_INTERVAL: u32 = 5;
+
+/// How media reaches the room: UDP datagrams, or RFC 4571 frames on a TCP connection (ICE over
+/// TCP, for networks that block UDP). The core treats both alike; the runtime frames them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// A UDP datagram.
+    Udp,
+    /// One frame of a TCP connection that the client opened to a passive TCP candidate.
+    Tcp,
+}
+
+impl Transport {
+    pub(crate) fn protocol(self) -> str0m::net::Protocol {
+        match self {
+            Transport::Udp => str0m::net::Protocol::Udp,
+            Transport::Tcp => str0m::net::Protocol::Tcp,
+        }
+    }
+
+    /// None for the transports we never offer (TLS, SSL-TCP).
+    pub(crate) fn from_protocol(p: str0m::net::Protocol) -> Option<Self> {
+        match p {
+            str0m::net::Protocol::Udp => Some(Transport::Udp),
+            str0m::net::Protocol::Tcp => Some(Transport::Tcp),
+            _ => None,
+        }
+    }
+}
+
+/// One address the room's participants may send media to: an ICE host candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LocalCandidate {
+    /// UDP, or passive TCP.
+    pub transport: Transport,
+    /// The address as clients reach it (behind 1:1 NAT, the public one; the runtime maps it).
+    pub addr: SocketAddr,
+}
+
 /// A signalling connection (one WebSocket), named by the runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
@@ -32,8 +75,9 @@ pub struct ConnId(pub u64);
 pub struct RoomConfig {
     /// The room id (LiveKit's room name).
     pub name: String,
-    /// The address clients reach our UDP socket on (our ICE host candidate).
-    pub public_addr: SocketAddr,
+    /// Where clients may send media: every address is offered to every participant as an ICE
+    /// host candidate, in this order of preference.
+    pub candidates: Vec<LocalCandidate>,
     /// Seeds the id generator.
     pub seed: u64,
     /// Seconds an empty room stays (reported to clients in the room info).
@@ -76,11 +120,16 @@ pub struct JoinParams {
     pub auto_subscribe: bool,
     /// The protocol version the client announced.
     pub client_protocol: i32,
+    /// STUN/TURN servers the client may use (with its own credentials), sent in the join
+    /// response.
+    pub ice_servers: Vec<lk::IceServer>,
 }
 
-/// A datagram to send.
+/// A datagram (or, over TCP, a frame) to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
+    /// UDP, or the TCP connection from `destination` to `source`.
+    pub transport: Transport,
     /// Our address it leaves from.
     pub source: SocketAddr,
     /// The peer's address.

@@ -20,13 +20,18 @@ use str0m::{Candidate, Event as RtcEvent, Input, Output as RtcOutput, Rtc};
 use crate::alloc::allocate;
 use crate::dd;
 use crate::forward::Decision;
-use crate::io::{ConnId, Event, JoinParams, Outbox, Output, Pc, RoomConfig, Transmit};
+use crate::io::{ConnId, Event, JoinParams, LocalCandidate, Outbox, Output, Pc, RoomConfig};
+use crate::io::{Transmit, Transport};
 use crate::io::{MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT};
 use crate::sdp::{self, mid_to_cid};
 use crate::track::{DownState, DownTrack, Outgoing, PublishedTrack};
 
 /// How long a participant whose media connection dropped may take to come back.
 pub(crate) const ICE_GRACE: Duration = Duration::from_secs(10);
+/// How long a joined participant's media connection may take to come up at all. A client
+/// whose ICE checks never arrive (a firewall, an address it cannot reach) is removed after
+/// this rather than held as a ghost; LiveKit's clients give up on their own after 15 s too.
+pub(crate) const CONNECT_GRACE: Duration = Duration::from_secs(15);
 /// How long a participant whose signalling connection dropped without a leave may take to
 /// resume it. LiveKit's clients retry a resume at 0, 0.3, 1.2, 2.7, 4.8 and 7 s, then every
 /// 7 s; a client that is really gone usually also stops answering ICE and is removed by
@@ -131,6 +136,8 @@ pub(crate) struct Participant {
     pub(crate) down_by_mid: HashMap<Mid, String>,
     /// The subscriber PC connected at least once.
     pub(crate) active: bool,
+    /// When it joined (its media connection must come up within `CONNECT_GRACE`).
+    pub(crate) joined: Instant,
     pub(crate) ice_lost_since: Option<Instant>,
     last_loud: Option<Instant>,
     /// Worst recent packet loss (0..1) the publisher PC measured on incoming media.
@@ -142,6 +149,19 @@ pub(crate) struct Participant {
     pub(crate) signal_lost_since: Option<Instant>,
     /// Requests refused for a limit so far (see `MAX_REFUSALS`).
     refusals: u32,
+}
+
+/// Our ICE host candidate for `c`: UDP, or passive TCP (the client connects to us).
+fn host_candidate(c: &LocalCandidate) -> Result<Candidate, String> {
+    let candidate = match c.transport {
+        Transport::Udp => Candidate::host(c.addr, Protocol::Udp),
+        Transport::Tcp => Candidate::builder()
+            .tcp()
+            .host(c.addr)
+            .tcptype(str0m::net::TcpType::Passive)
+            .build(),
+    };
+    candidate.map_err(|e| e.to_string())
 }
 
 impl Participant {
@@ -194,11 +214,15 @@ impl Participant {
         // (see BWE_INITIAL for why it starts high).
         let mut subscriber = build(cfg.bandwidth_estimation.then_some(BWE_INITIAL));
         for rtc in [&mut publisher, &mut subscriber] {
-            match Candidate::host(cfg.public_addr, Protocol::Udp) {
-                Ok(c) => {
-                    rtc.add_local_candidate(c);
+            for c in &cfg.candidates {
+                match host_candidate(c) {
+                    Ok(candidate) => {
+                        rtc.add_local_candidate(candidate);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, addr = %c.addr, "invalid address for ICE")
+                    }
                 }
-                Err(e) => tracing::error!(error = %e, "invalid public address for ICE"),
             }
         }
         Self {
@@ -221,6 +245,7 @@ impl Participant {
             downtracks: HashMap::new(),
             down_by_mid: HashMap::new(),
             active: false,
+            joined: now,
             ice_lost_since: None,
             last_loud: None,
             ingress_loss: 0.0,
@@ -289,6 +314,7 @@ impl Participant {
             self.timeouts.subscriber,
             self.ice_lost_since.map(|l| l + ICE_GRACE),
             self.signal_lost_since.map(|l| l + SIGNAL_GRACE),
+            (!self.active).then_some(self.joined + CONNECT_GRACE),
         ]
         .into_iter()
         .flatten()
@@ -320,11 +346,18 @@ impl Participant {
                     timeout = Some(t);
                     break;
                 }
-                Ok(Ok(RtcOutput::Transmit(t))) => out.push(Output::Transmit(Transmit {
-                    source: t.source,
-                    destination: t.destination,
-                    contents: t.contents.to_vec(),
-                })),
+                Ok(Ok(RtcOutput::Transmit(t))) => {
+                    // We only ever offer UDP and passive TCP candidates.
+                    let Some(transport) = Transport::from_protocol(t.proto) else {
+                        continue;
+                    };
+                    out.push(Output::Transmit(Transmit {
+                        transport,
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.to_vec(),
+                    }))
+                }
                 Ok(Ok(RtcOutput::Event(e))) => events.push(e),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, ?conn, ?pc, "peer connection failed");

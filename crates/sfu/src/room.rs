@@ -17,7 +17,7 @@ use lk::signal_response::Message as Resp;
 use str0m::bwe::BweKind;
 use str0m::channel::ChannelId;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid, Simulcast};
-use str0m::net::{Protocol, Receive};
+use str0m::net::Receive;
 use str0m::rtp::RtpPacket;
 use str0m::{Event as RtcEvent, IceConnectionState, Input};
 
@@ -27,10 +27,10 @@ use crate::ids::IdGen;
 #[cfg(feature = "tap")]
 use crate::io::TapRecord;
 use crate::io::{
-    ConnId, Event, JoinParams, Outbox, Output, Pc, RoomConfig, SinkId, SinkRefused,
-    MAX_TRACKS_PER_PARTICIPANT, PROTOCOL_VERSION, SERVER_VERSION,
+    ConnId, Event, JoinParams, Outbox, Output, Pc, RoomConfig, SinkId, SinkRefused, Transport,
+    MAX_TRACKS_PER_PARTICIPANT, PING_INTERVAL, PING_TIMEOUT, PROTOCOL_VERSION, SERVER_VERSION,
 };
-use crate::participant::{AnswerOutcome, Participant, ICE_GRACE, SIGNAL_GRACE};
+use crate::participant::{AnswerOutcome, Participant, CONNECT_GRACE, ICE_GRACE, SIGNAL_GRACE};
 use crate::sinks::Sinks;
 use crate::track::{self, Outgoing, PublishedTrack};
 
@@ -51,8 +51,9 @@ pub struct Room {
     participants: BTreeMap<ConnId, Box<Participant>>,
     tracks: HashMap<String, PublishedTrack>,
     track_by_pub_mid: HashMap<(ConnId, Mid), String>,
-    /// Which PC a source address last reached, tried first for its next datagram.
-    routes: HashMap<SocketAddr, (ConnId, Pc)>,
+    /// Which PC a source address last reached, tried first for its next datagram. UDP and TCP
+    /// sources are apart: a client may well use the same port number for both.
+    routes: HashMap<(Transport, SocketAddr), (ConnId, Pc)>,
     out: Outbox,
     next_tick: Instant,
     speakers: BTreeSet<ConnId>,
@@ -166,8 +167,9 @@ impl Room {
             // Resume is on (the default): after a signalling blip clients reconnect with
             // `reconnect=1` and keep their peer connections (see `resume`).
             client_configuration: Some(lk::ClientConfiguration::default()),
-            ping_timeout: 15,
-            ping_interval: 5,
+            ping_timeout: PING_TIMEOUT as i32,
+            ping_interval: PING_INTERVAL as i32,
+            ice_servers: p.params.ice_servers.clone(),
             server_info: Some(server_info()),
             sif_trailer: self.sif_trailer.clone(),
             ..Default::default()
@@ -309,6 +311,7 @@ impl Room {
             Resp::Reconnect(lk::ReconnectResponse {
                 client_configuration: Some(lk::ClientConfiguration::default()),
                 server_info: Some(server_info()),
+                ice_servers: p.params.ice_servers.clone(),
                 ..Default::default()
             }),
         );
@@ -342,19 +345,22 @@ impl Room {
         Some(conn)
     }
 
-    /// A datagram arrived. Returns whether a participant of this room accepted it.
+    /// A datagram (or a TCP frame) arrived from `source` at our `destination`, which is one of
+    /// the room's candidate addresses. Returns whether a participant of this room accepted it.
     pub fn receive(
         &mut self,
         now: Instant,
+        transport: Transport,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
     ) -> bool {
-        let Ok(recv) = Receive::new(Protocol::Udp, source, destination, contents) else {
+        let Ok(recv) = Receive::new(transport.protocol(), source, destination, contents) else {
             return false;
         };
         let input = Input::Receive(now, recv);
-        let routed = self.routes.get(&source).copied().filter(|(c, pc)| {
+        let route = (transport, source);
+        let routed = self.routes.get(&route).copied().filter(|(c, pc)| {
             self.participants
                 .get(c)
                 .is_some_and(|p| p.accepts_on(*pc, &input))
@@ -367,7 +373,7 @@ impl Room {
         let Some((conn, pc)) = owner else {
             return false;
         };
-        self.routes.insert(source, (conn, pc));
+        self.routes.insert(route, (conn, pc));
         let p = self
             .participants
             .get_mut(&conn)
@@ -402,14 +408,26 @@ impl Room {
         for c in failed {
             self.remove(now, c, lk::DisconnectReason::StateMismatch);
         }
-        let lost: Vec<ConnId> = self
+        let lost: Vec<(ConnId, bool)> = self
             .participants
             .iter()
-            .filter(|(_, p)| p.ice_lost_since.is_some_and(|t| now >= t + ICE_GRACE))
-            .map(|(c, _)| *c)
+            .filter_map(|(c, p)| {
+                let never = !p.active && now >= p.joined + CONNECT_GRACE;
+                let lost = p.ice_lost_since.is_some_and(|t| now >= t + ICE_GRACE);
+                (never || lost).then_some((*c, never))
+            })
             .collect();
-        for c in lost {
-            tracing::info!(?c, "media connection lost; removing the participant");
+        for (c, never) in lost {
+            if never {
+                tracing::info!(
+                    ?c,
+                    secs = CONNECT_GRACE.as_secs(),
+                    "media connection never came up; removing the participant \
+                     (its ICE checks did not reach any of our addresses)"
+                );
+            } else {
+                tracing::info!(?c, "media connection lost; removing the participant");
+            }
             self.out.signal(
                 c,
                 Resp::Leave(leave(lk::DisconnectReason::ConnectionTimeout)),

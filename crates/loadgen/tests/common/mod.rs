@@ -17,15 +17,18 @@ pub const LK_KEY: &str = "e2e-lk-key";
 pub const LK_SECRET: &str = "e2e-lk-secret-0123456789abcdef-0123";
 
 pub async fn start() -> (enclave_server::Server, tempfile::TempDir) {
+    start_with(enclave_server::config::MediaConfig::loopback()).await
+}
+
+/// A server with these media settings.
+pub async fn start_with(
+    media: enclave_server::config::MediaConfig,
+) -> (enclave_server::Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = enclave_server::ServerConfig::for_tests(dir.path(), KEY, SECRET);
     cfg.livekit.api_key = LK_KEY.into();
     cfg.livekit.secret = Some(LK_SECRET.into());
-    cfg.media = Some(enclave_server::config::MediaConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        public_addr: "127.0.0.1:0".parse().unwrap(),
-        bandwidth_estimation: true,
-    });
+    cfg.media = Some(media);
     (enclave_server::Server::start(cfg).await.unwrap(), dir)
 }
 

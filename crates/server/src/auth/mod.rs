@@ -10,6 +10,7 @@
 
 pub mod livekit;
 pub mod throttle;
+pub mod turn;
 
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};

@@ -34,9 +34,10 @@ use crate::rooms::RoomHandle;
 const MAX_FRAME: usize = 256 * 1024;
 
 /// A client that sends nothing for this long is gone. The JoinResponse asks clients to ping
-/// every 5 s and to give up after 15 s without an answer; this adds a little slack. The
-/// participant then waits for a resume as after any dropped WebSocket.
-const SILENCE: std::time::Duration = std::time::Duration::from_secs(20);
+/// every `PING_INTERVAL` and to give up after `PING_TIMEOUT` without an answer; this adds a
+/// little slack. The participant then waits for a resume as after any dropped WebSocket.
+const SILENCE: std::time::Duration =
+    std::time::Duration::from_secs(enclave_sfu::PING_TIMEOUT as u64 + 5);
 
 /// How many signalling requests a WebSocket may send: a bucket of this many, refilled at
 /// [`SIGNAL_RATE`] per second. A join sends a burst of a few dozen (offer, trickle, add_track,
@@ -285,6 +286,15 @@ async fn run(
             hidden: v.hidden,
             auto_subscribe,
             client_protocol,
+            ice_servers: app
+                .config
+                .media
+                .as_ref()
+                .map(|m| {
+                    let now = u64::try_from(unix_now()).unwrap_or(0);
+                    crate::auth::turn::ice_servers(&m.turn_servers, &a.claims.sub, now)
+                })
+                .unwrap_or_default(),
         },
         out_tx,
     );

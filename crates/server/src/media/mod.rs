@@ -1,15 +1,19 @@
-//! The media runtime: one task owns the UDP socket and every room's SFU core
-//! ([`enclave_sfu::Room`]), routes datagrams and signalling frames to them, turns their outputs
-//! into `send_to` calls, WebSocket frames and room-state updates, and sleeps until the earliest
-//! timer. No business logic lives here; it is all in the core.
+//! The media runtime: one task owns the media sockets ([`net`]) and every room's SFU core
+//! ([`enclave_sfu::Room`]), routes datagrams, TCP frames and signalling frames to them, turns
+//! their outputs into sends, WebSocket frames and room-state updates, and sleeps until the
+//! earliest timer. No business logic lives here; it is all in the core.
 //!
 //! One worker is one shard; more shards (each with its own socket) can come later without
 //! touching the core.
 //!
-//! Routing is by source address: the first datagram from an address is offered to each room
-//! until one accepts it (a STUN check with that room's credentials), and later ones go
-//! straight to that room. Timers are a heap of the rooms' deadlines, so a pass wakes only the
-//! rooms that are due.
+//! Routing is by transport and source address: the first datagram from an address is offered
+//! to each room until one accepts it (a STUN check with that room's credentials), and later
+//! ones go straight to that room. Timers are a heap of the rooms' deadlines, so a pass wakes
+//! only the rooms that are due.
+
+pub mod addrs;
+mod net;
+pub mod stun;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -19,10 +23,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use enclave_sfu::proto::{SignalRequest, SignalResponse};
-use enclave_sfu::{ConnId, Event, JoinParams, Output, Room, RoomConfig, SinkId, SinkRefused};
+use enclave_sfu::{ConnId, Event, JoinParams, LocalCandidate, Output, Room, RoomConfig};
+use enclave_sfu::{SinkId, SinkRefused, Transport};
 use prost::Message as _;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
+
+use net::{Net, RecvBufs, TcpEvent};
 
 use crate::config::MediaConfig;
 use crate::metrics::Metrics;
@@ -38,9 +44,6 @@ pub enum ConnOut {
     Frame(Vec<u8>),
     Close,
 }
-
-/// Requested size of the media socket's kernel buffers.
-const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Signalling frames queued for one connection before it counts as too slow.
 pub const SIGNAL_QUEUE: usize = 512;
@@ -162,45 +165,32 @@ pub struct Media {
     tx: mpsc::UnboundedSender<Command>,
     /// Signalling from WebSockets: bounded (see [`INBOUND_SIGNAL_QUEUE`]).
     signals: mpsc::Sender<(ConnId, SignalRequest)>,
-    pub local_addr: SocketAddr,
-    pub public_addr: SocketAddr,
+    /// The UDP port media uses (the one bound, when the configuration asked for any).
+    pub udp_port: u16,
+    /// The ICE-over-TCP port, if on.
+    pub tcp_port: Option<u16>,
+    /// What every participant is offered: each advertised address over UDP, then over TCP.
+    pub candidates: Vec<LocalCandidate>,
     next_conn: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Media {
-    /// Binds the UDP socket and starts the worker (on the current tokio runtime). What rooms
-    /// must hear goes to `events`.
+    /// Binds the media sockets and starts the worker (on the current tokio runtime). What
+    /// rooms must hear goes to `events`.
     pub fn start(
         cfg: MediaConfig,
         metrics: Arc<Metrics>,
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> std::io::Result<Self> {
-        let socket = std::net::UdpSocket::bind(cfg.bind)?;
-        socket.set_nonblocking(true)?;
-        // A deep receive buffer turns a scheduling stall into delay rather than loss; the kernel
-        // caps it at net.core.rmem_max, and a refusal only costs that headroom.
-        let sock = socket2::SockRef::from(&socket);
-        for (what, r) in [
-            ("receive", sock.set_recv_buffer_size(SOCKET_BUFFER)),
-            ("send", sock.set_send_buffer_size(SOCKET_BUFFER)),
-        ] {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "could not enlarge the media socket's {what} buffer");
-            }
-        }
-        let socket = UdpSocket::from_std(socket)?;
-        let local_addr = socket.local_addr()?;
-        // With an ephemeral port, advertise the port actually bound.
-        let public_addr = if cfg.public_addr.port() == 0 {
-            SocketAddr::new(cfg.public_addr.ip(), local_addr.port())
-        } else {
-            cfg.public_addr
-        };
+        let mut net = Net::bind(&cfg)?;
+        let candidates = net.candidates();
+        let tcp_events = net.tcp_events.take();
+        let (udp_port, tcp_port) = (net.udp_port, net.tcp_port);
         let (tx, rx) = mpsc::unbounded_channel();
         let (signals, signals_rx) = mpsc::channel(INBOUND_SIGNAL_QUEUE);
         let worker = Worker {
-            socket,
-            public_addr,
+            net,
+            candidates: candidates.clone(),
             metrics,
             events,
             rooms: HashMap::new(),
@@ -211,15 +201,38 @@ impl Media {
             routes: HashMap::new(),
             timers: BinaryHeap::new(),
         };
-        tokio::spawn(worker.run(rx, signals_rx));
-        tracing::info!(%local_addr, %public_addr, "media socket bound");
+        tokio::spawn(worker.run(rx, signals_rx, tcp_events));
+        tracing::info!(
+            udp_port,
+            tcp_port,
+            candidates = ?candidates.iter().map(|c| format!("{:?} {}", c.transport, c.addr)).collect::<Vec<_>>(),
+            "media sockets bound"
+        );
         Ok(Self {
             tx,
             signals,
-            local_addr,
-            public_addr,
+            udp_port,
+            tcp_port,
+            candidates,
             next_conn: Arc::default(),
         })
+    }
+
+    /// The addresses clients are told to send media to, best first.
+    pub fn advertised_ips(&self) -> Vec<std::net::IpAddr> {
+        self.candidates
+            .iter()
+            .filter(|c| c.transport == Transport::Udp)
+            .map(|c| c.addr.ip())
+            .collect()
+    }
+
+    /// The first UDP address clients are offered.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.candidates
+            .iter()
+            .find(|c| c.transport == Transport::Udp)
+            .map(|c| c.addr)
     }
 
     /// A fresh connection id.
@@ -422,8 +435,9 @@ struct Core {
 }
 
 struct Worker {
-    socket: UdpSocket,
-    public_addr: SocketAddr,
+    net: Net,
+    /// Offered to every participant of every room.
+    candidates: Vec<LocalCandidate>,
     metrics: Arc<Metrics>,
     events: mpsc::UnboundedSender<MediaEvent>,
     rooms: HashMap<String, Core>,
@@ -432,8 +446,8 @@ struct Worker {
     sessions: HashMap<ConnId, ConnId>,
     sinks: HashMap<SinkId, SinkConn>,
     bandwidth_estimation: bool,
-    /// The room each source address last reached: its next datagram is offered there first.
-    routes: HashMap<SocketAddr, Arc<str>>,
+    /// The room each source last reached: its next datagram is offered there first.
+    routes: HashMap<(Transport, SocketAddr), Arc<str>>,
     /// Rooms' deadlines, earliest first (see `Core::armed`).
     timers: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
 }
@@ -443,8 +457,10 @@ impl Worker {
         mut self,
         mut rx: mpsc::UnboundedReceiver<Command>,
         mut signals: mpsc::Receiver<(ConnId, SignalRequest)>,
+        tcp: Option<mpsc::Receiver<TcpEvent>>,
     ) {
-        let mut buf = vec![0u8; 2000];
+        let mut bufs = RecvBufs::new();
+        let mut tcp = tcp;
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -455,10 +471,23 @@ impl Worker {
                 Some((conn, request)) = signals.recv() => {
                     self.on_command(Command::Signal { conn, request });
                 }
-                r = self.socket.recv_from(&mut buf) => match r {
-                    Ok((n, source)) => self.on_datagram(source, &buf[..n]),
-                    Err(e) => tracing::warn!(error = %e, "media socket receive failed"),
-                },
+                family = self.net.readable() => {
+                    // Everything waiting, a batch at a time; a read that finds nothing
+                    // clears the readiness so that the next wait really waits.
+                    while self.net.recv_batch(family, &mut bufs) > 0 {
+                        for i in 0..bufs.len() {
+                            if let Some(d) = bufs.get(i) {
+                                self.on_datagram(d.transport, d.source, d.destination, d.contents);
+                            }
+                        }
+                    }
+                }
+                Some(e) = recv_tcp(&mut tcp) => {
+                    if let Some((remote, local, data)) = self.net.on_tcp_event(e) {
+                        let taken = self.on_datagram(Transport::Tcp, remote, local, &data);
+                        self.net.tcp_frame_taken(remote, taken);
+                    }
+                }
                 () = sleep_until(deadline) => self.on_timers(Instant::now()),
             }
         }
@@ -660,7 +689,7 @@ impl Worker {
             );
             self.end_core(&room.room_id, now);
         }
-        let public_addr = self.public_addr;
+        let candidates = self.candidates.clone();
         let bandwidth_estimation = self.bandwidth_estimation;
         self.rooms
             .entry(room.room_id.clone())
@@ -670,7 +699,7 @@ impl Worker {
                 sid: room.sid.clone(),
                 room: Room::new(RoomConfig {
                     name: room.room_id.clone(),
-                    public_addr,
+                    candidates,
                     seed: rand::random(),
                     empty_timeout: room.empty_timeout,
                     max_participants: room.max_participants,
@@ -801,18 +830,26 @@ impl Worker {
         });
     }
 
-    fn on_datagram(&mut self, source: SocketAddr, data: &[u8]) {
+    /// A datagram (or TCP frame) from `source` to our advertised `destination`. Returns
+    /// whether a room took it.
+    fn on_datagram(
+        &mut self,
+        transport: Transport,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> bool {
         let now = Instant::now();
-        let destination = self.public_addr;
         let offer = |core: &mut Core| {
             catch_unwind(AssertUnwindSafe(|| {
-                core.room.receive(now, source, destination, data)
+                core.room.receive(now, transport, source, destination, data)
             }))
             .map_err(|panic| panic_text(&*panic))
         };
-        // The room this address reached last, then (a first datagram, or a participant that
+        // The room this source reached last, then (a first datagram, or a participant that
         // moved on) every other room until one accepts.
-        let routed = self.routes.get(&source).cloned();
+        let route = (transport, source);
+        let routed = self.routes.get(&route).cloned();
         let mut hit = None;
         if let Some(core) = routed.as_deref().and_then(|id| self.rooms.get_mut(id)) {
             match offer(core) {
@@ -837,12 +874,19 @@ impl Worker {
         match hit {
             Some(Ok(id)) => {
                 if routed.as_ref() != Some(&id) {
-                    self.routes.insert(source, id.clone());
+                    self.routes.insert(route, id.clone());
                 }
                 self.drain(&id);
+                true
             }
-            Some(Err((id, why))) => self.fail_room(&id, &why),
-            None => {}
+            Some(Err((id, why))) => {
+                self.fail_room(&id, &why);
+                false
+            }
+            None => {
+                tracing::trace!(?transport, %source, %destination, len = data.len(), "datagram for no room");
+                false
+            }
         }
     }
 
@@ -900,9 +944,8 @@ impl Worker {
         while let Some(Some(out)) = self.with_room(room_id, |room| room.poll_output()) {
             match out {
                 Output::Transmit(t) => {
-                    if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
-                        tracing::trace!(error = %e, to = %t.destination, "media send dropped");
-                    }
+                    self.net
+                        .send(t.transport, t.source, t.destination, &t.contents);
                 }
                 Output::Signal { conn, response } => {
                     if let Some(out) = self.conns.get(&conn).and_then(|c| c.out.as_ref()) {
@@ -1002,6 +1045,14 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// The next TCP event, or never when ICE over TCP is off.
+async fn recv_tcp(rx: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -152,12 +152,26 @@ impl World {
 
     /// A world whose room is end-to-end encrypted.
     pub fn with_encryption(require_encryption: bool) -> Self {
+        Self::with_config(
+            require_encryption,
+            vec![enclave_sfu::LocalCandidate {
+                transport: enclave_sfu::Transport::Udp,
+                addr: SERVER.parse().unwrap(),
+            }],
+        )
+    }
+
+    /// A world whose room offers these candidates.
+    pub fn with_config(
+        require_encryption: bool,
+        candidates: Vec<enclave_sfu::LocalCandidate>,
+    ) -> Self {
         // The start of virtual time; every later instant is derived from it.
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         let room = Room::new(RoomConfig {
             name: "room".into(),
-            public_addr: SERVER.parse().unwrap(),
+            candidates,
             seed: 42,
             empty_timeout: 300,
             max_participants: 0,
@@ -249,6 +263,7 @@ impl World {
                 hidden: false,
                 auto_subscribe: true,
                 client_protocol: 2,
+                ice_servers: Vec::new(),
             },
         );
         self.settle();
@@ -513,6 +528,23 @@ impl World {
         self.settle();
     }
 
+    /// A client's datagram reaches the room (over UDP, as every simulated client sends).
+    fn room_receives(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        self.room.receive(
+            now,
+            enclave_sfu::Transport::Udp,
+            source,
+            destination,
+            contents,
+        );
+    }
+
     /// Moves virtual time forward by `d` in 1 ms steps, waking everything on the way. The step
     /// is the resolution of every send time: the room's pacer and str0m's bandwidth probes
     /// (clusters of packets 2 ms apart) need about a millisecond to behave as they do on a
@@ -535,7 +567,7 @@ impl World {
                 }
             }
             for (source, destination, contents) in to_room {
-                self.room.receive(now, source, destination, &contents);
+                self.room_receives(now, source, destination, &contents);
             }
             for c in &mut self.clients {
                 if !c.cut {
@@ -593,7 +625,7 @@ impl World {
                         }
                         let to_room = Self::drain_client(c, which);
                         for (source, destination, contents) in to_room {
-                            self.room.receive(now, source, destination, &contents);
+                            self.room_receives(now, source, destination, &contents);
                         }
                     }
                     Output::Signal { conn, response } => {
@@ -621,7 +653,7 @@ impl World {
                         moved = true;
                     }
                     for (source, destination, contents) in to_room {
-                        self.room.receive(now, source, destination, &contents);
+                        self.room_receives(now, source, destination, &contents);
                     }
                 }
             }
