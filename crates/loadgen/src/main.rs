@@ -58,6 +58,22 @@ enum Cmd {
         #[arg(long, default_value_t = 900)]
         max_secs: u64,
     },
+    /// Joins a room through a `/rtc` URL (with its token) and runs ICE checks against every
+    /// address the server offers; prints what went where as JSON (`enclave_loadgen::probe`).
+    /// The network-namespace suite (tests/network) uses it.
+    Probe {
+        /// The `/rtc` WebSocket URL, access token included.
+        #[arg(long)]
+        url: String,
+        /// The local address to check from.
+        #[arg(long)]
+        bind: std::net::IpAddr,
+        /// Check over TCP (the first TCP candidate) instead of UDP.
+        #[arg(long)]
+        tcp: bool,
+        #[arg(long, default_value_t = 4)]
+        secs: u64,
+    },
 }
 
 /// Benchmark options.
@@ -181,6 +197,25 @@ fn main() -> anyhow::Result<()> {
     }) = cli.cmd
     {
         return server::serve(server_threads, Duration::from_secs(max_secs));
+    }
+    if let Some(Cmd::Probe {
+        url,
+        bind,
+        tcp,
+        secs,
+    }) = cli.cmd
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let seen = rt.block_on(enclave_loadgen::probe::probe(
+            &url,
+            bind,
+            tcp,
+            Duration::from_secs(secs),
+        ))?;
+        println!("{}", seen.to_json());
+        return Ok(());
     }
     let opts = cli.opts;
     // Watchdog: the run stops by itself. The child server sees its stdin close and stops too.
