@@ -143,6 +143,8 @@ pub(crate) struct Net {
     pub(crate) tcp_port: Option<u16>,
     tcp: HashMap<SocketAddr, TcpPeer>,
     pub(crate) tcp_events: Option<mpsc::Receiver<TcpEvent>>,
+    /// TCP peers gone since the worker last looked (their routes can go).
+    pub(crate) tcp_closed: Vec<SocketAddr>,
 }
 
 /// Receive buffers, kept by the worker across reads.
@@ -243,6 +245,7 @@ impl Net {
             tcp_port: None,
             tcp: HashMap::new(),
             tcp_events: None,
+            tcp_closed: Vec::new(),
         };
         if let Some(port) = cfg.tcp_port {
             let bind = match cfg.bind_ip {
@@ -314,9 +317,10 @@ impl Net {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return 0,
             Err(e) => {
-                // An ICMP error for an earlier send, say; the socket itself is fine.
+                // An ICMP error for an earlier send, say; the socket itself is fine, and the
+                // next wait finds what is still queued.
                 tracing::trace!(error = %e, "media receive failed");
-                return 1;
+                return 0;
             }
         };
         for (slot, meta) in bufs.meta.iter().enumerate().take(n) {
@@ -410,6 +414,7 @@ impl Net {
             }
             TcpEvent::Closed { remote } => {
                 self.tcp.remove(&remote);
+                self.tcp_closed.push(remote);
                 None
             }
         }
