@@ -45,10 +45,6 @@ pub enum ConnOut {
     Close,
 }
 
-/// Receive batches (of up to 16 datagrams) handled per wake before the worker looks at its
-/// other inputs.
-const RECV_BATCHES_PER_WAKE: usize = 8;
-
 /// Signalling frames queued for one connection before it counts as too slow.
 pub const SIGNAL_QUEUE: usize = 512;
 
@@ -476,12 +472,9 @@ impl Worker {
                     self.on_command(Command::Signal { conn, request });
                 }
                 family = self.net.readable() => {
-                    // A few batches, then back to the other inputs (timers, signalling) so
-                    // that a flood cannot starve them; what is left keeps the socket ready.
-                    for _ in 0..RECV_BATCHES_PER_WAKE {
-                        if self.net.recv_batch(family, &mut bufs) == 0 {
-                            break;
-                        }
+                    // Everything waiting, a batch at a time; a read that finds nothing
+                    // clears the readiness so that the next wait really waits.
+                    while self.net.recv_batch(family, &mut bufs) > 0 {
                         for i in 0..bufs.len() {
                             if let Some(d) = bufs.get(i) {
                                 self.on_datagram(d.transport, d.source, d.destination, d.contents);
@@ -493,9 +486,6 @@ impl Worker {
                     if let Some((remote, local, data)) = self.net.on_tcp_event(e) {
                         let taken = self.on_datagram(Transport::Tcp, remote, local, &data);
                         self.net.tcp_frame_taken(remote, taken);
-                    }
-                    for remote in std::mem::take(&mut self.net.tcp_closed) {
-                        self.routes.remove(&(Transport::Tcp, remote));
                     }
                 }
                 () = sleep_until(deadline) => self.on_timers(Instant::now()),

@@ -143,8 +143,6 @@ pub(crate) struct Net {
     pub(crate) tcp_port: Option<u16>,
     tcp: HashMap<SocketAddr, TcpPeer>,
     pub(crate) tcp_events: Option<mpsc::Receiver<TcpEvent>>,
-    /// TCP peers gone since the worker last looked (their routes can go).
-    pub(crate) tcp_closed: Vec<SocketAddr>,
 }
 
 /// Receive buffers, kept by the worker across reads.
@@ -245,7 +243,6 @@ impl Net {
             tcp_port: None,
             tcp: HashMap::new(),
             tcp_events: None,
-            tcp_closed: Vec::new(),
         };
         if let Some(port) = cfg.tcp_port {
             let bind = match cfg.bind_ip {
@@ -317,10 +314,9 @@ impl Net {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return 0,
             Err(e) => {
-                // An ICMP error for an earlier send, say; the socket itself is fine, and the
-                // next wait finds what is still queued.
+                // An ICMP error for an earlier send, say; the socket itself is fine.
                 tracing::trace!(error = %e, "media receive failed");
-                return 0;
+                return 1;
             }
         };
         for (slot, meta) in bufs.meta.iter().enumerate().take(n) {
@@ -414,7 +410,6 @@ impl Net {
             }
             TcpEvent::Closed { remote } => {
                 self.tcp.remove(&remote);
-                self.tcp_closed.push(remote);
                 None
             }
         }
