@@ -131,6 +131,37 @@ pub(crate) struct Client {
     pub(crate) limits: Limits,
     /// CSP `frame-ancestors` sources: who may embed the web client (an LMS's origin).
     pub(crate) frame_ancestors: Vec<String>,
+    pub(crate) tls: Tls,
+}
+
+/// `client.tls`: HTTPS on the API port, beside plain HTTP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Tls {
+    /// On by default: browsers on other machines need HTTPS for camera, microphone and E2EE.
+    pub(crate) enable: bool,
+    /// PEM certificate chain and key; both empty: a certificate from the local authority.
+    pub(crate) cert_file: String,
+    pub(crate) key_file: String,
+    /// Where the local certificate authority is kept (relative: under the data directory).
+    pub(crate) local_ca_dir: String,
+    /// A second port that redirects plain HTTP to HTTPS; 0: none.
+    pub(crate) http_redirect_port: u16,
+    /// Serve plain HTTP on the API port to other machines too (off: redirect them to HTTPS).
+    pub(crate) plain_http: bool,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Self {
+            enable: true,
+            cert_file: String::new(),
+            key_file: String::new(),
+            local_ca_dir: "tls".into(),
+            http_redirect_port: 0,
+            plain_http: true,
+        }
+    }
 }
 
 /// `client.limits`: what one client may hold or try.
@@ -172,6 +203,7 @@ impl Default for Client {
             max_body_bytes: 1024 * 1024,
             limits: Limits::default(),
             frame_ancestors: vec!["'self'".into()],
+            tls: Tls::default(),
         }
     }
 }
@@ -520,6 +552,7 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
         },
         frame_ancestors: frame_ancestors(&f.client.frame_ancestors)?,
         media: media_config(&f.rtc, ip, &enclave_server::media::addrs::detect())?,
+        tls: tls_config(&f.client.tls, f.client.port, &under)?,
     };
     let level = if f.log_settings.log_level.is_empty() {
         "info".to_owned()
@@ -531,6 +564,40 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
 
 /// CSP source expressions only: a keyword, a scheme or an origin (no `;` or `,` that would
 /// end the directive early).
+fn tls_config(
+    t: &Tls,
+    port: u16,
+    under: &dyn Fn(&str, &str) -> PathBuf,
+) -> anyhow::Result<Option<enclave_server::config::TlsConfig>> {
+    use enclave_server::config::{TlsCertificate, TlsConfig};
+    if !t.enable {
+        return Ok(None);
+    }
+    let certificate = match (t.cert_file.is_empty(), t.key_file.is_empty()) {
+        (true, true) => TlsCertificate::LocalCa {
+            dir: under(&t.local_ca_dir, "tls"),
+        },
+        (false, false) => TlsCertificate::Files {
+            cert: under(&t.cert_file, ""),
+            key: under(&t.key_file, ""),
+        },
+        (false, true) => bail!("client.tls.key_file: required with client.tls.cert_file"),
+        (true, false) => bail!("client.tls.cert_file: required with client.tls.key_file"),
+    };
+    let redirect_port = match t.http_redirect_port {
+        0 => None,
+        p if p == port => {
+            bail!("client.tls.http_redirect_port: {p} is client.port itself (which already answers plain HTTP); choose another port or 0")
+        }
+        p => Some(p),
+    };
+    Ok(Some(TlsConfig {
+        certificate,
+        redirect_port,
+        plain_http: t.plain_http,
+    }))
+}
+
 fn frame_ancestors(list: &[String]) -> anyhow::Result<Vec<String>> {
     for s in list {
         let ok = !s.is_empty()
@@ -734,6 +801,64 @@ mod tests {
         assert_eq!(c.token_validity, Duration::from_secs(5400));
         assert_eq!(c.api_key, "k");
         assert!(c.database_path.starts_with(dir.path()));
+    }
+
+    #[test]
+    fn https_is_on_by_default_with_the_local_authority_in_the_data_directory() {
+        use enclave_server::config::TlsCertificate;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let f = load(None, env(&[("ENCLAVE_DATABASE__DATA_DIR", data)])).unwrap();
+        let tls = validate(f).unwrap().0.tls.unwrap();
+        assert_eq!(
+            tls.certificate,
+            TlsCertificate::LocalCa {
+                dir: dir.path().join("tls")
+            }
+        );
+        assert!(tls.plain_http);
+        assert_eq!(tls.redirect_port, None);
+
+        let s = "client:\n  api_key: k\n  secret: 0123456789abcdef0123456789abcdef\n  tls:\n    cert_file: /etc/c.pem\n    key_file: k.pem\n    http_redirect_port: 80\n";
+        let (_d, p) = write(s);
+        let f = load(Some(&p), env(&[("ENCLAVE_DATABASE__DATA_DIR", data)])).unwrap();
+        let tls = validate(f).unwrap().0.tls.unwrap();
+        assert_eq!(
+            tls.certificate,
+            TlsCertificate::Files {
+                cert: "/etc/c.pem".into(),
+                key: dir.path().join("k.pem"),
+            }
+        );
+        assert_eq!(tls.redirect_port, Some(80));
+
+        let f = load(
+            None,
+            env(&[
+                ("ENCLAVE_CLIENT__TLS__ENABLE", "false"),
+                ("ENCLAVE_DATABASE__DATA_DIR", data),
+            ]),
+        )
+        .unwrap();
+        assert!(validate(f).unwrap().0.tls.is_none());
+    }
+
+    #[test]
+    fn tls_errors_name_the_key() {
+        for (yaml, key) in [
+            ("  tls:\n    cert_file: c.pem\n", "client.tls.key_file"),
+            ("  tls:\n    key_file: k.pem\n", "client.tls.cert_file"),
+            (
+                "  port: 8443\n  tls:\n    http_redirect_port: 8443\n",
+                "client.tls.http_redirect_port",
+            ),
+        ] {
+            let (_d, p) = write(&format!(
+                "client:\n  api_key: k\n  secret: 0123456789abcdef0123456789abcdef\n{yaml}"
+            ));
+            let err = validate(load(Some(&p), env(&[])).unwrap()).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
     }
 
     #[test]

@@ -106,8 +106,10 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     );
     // Where people on other machines open it: the advertised media addresses are the
     // host's reachable ones (or the configured node_ip).
+    let tls = server.app.tls.as_ref();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     if let Some(m) = &server.app.media {
-        let remote: Vec<String> = m
+        let remote: Vec<std::net::SocketAddr> = m
             .advertised_ips()
             .into_iter()
             // The HTTP listener's family only: 0.0.0.0 does not answer on IPv6.
@@ -116,15 +118,47 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
                     && server.addr.ip().is_unspecified()
                     && ip.is_ipv4() == server.addr.is_ipv4()
             })
-            .map(|ip| format!("http://{}", std::net::SocketAddr::new(ip, port)))
+            .map(|ip| std::net::SocketAddr::new(ip, port))
             .collect();
         if let Some((first, rest)) = remote.split_first() {
-            println!("  From another machine: {first}/?access_token=<token>");
+            println!("  From another machine: {scheme}://{first}/?access_token=<token>");
             if !rest.is_empty() {
+                let rest: Vec<String> = rest.iter().map(|a| format!("{scheme}://{a}")).collect();
                 println!("    (or {})", rest.join(", "));
             }
-            println!("    Browsers give camera, microphone and encryption only to https:// pages and\n    localhost: serve it behind an HTTPS reverse proxy for people on other machines.\n");
+            if tls.is_none() {
+                println!("    Browsers give camera, microphone and encryption only to https:// pages and\n    localhost: turn client.tls on, or serve it behind an HTTPS reverse proxy (docs/deploy.md).");
+            }
         }
+        match tls.and_then(|t| t.local_ca.as_ref()) {
+            Some(ca) => {
+                let fetch = remote
+                    .first()
+                    .map(|a| format!("http://{a}/ca.crt"))
+                    .unwrap_or_else(|| format!("{url}/ca.crt"));
+                println!(
+                    "  HTTPS:        a certificate from this server's own authority{made} ({})\n    \
+                     SHA-256 {}\n    \
+                     Trust it once on each device: download {fetch} and import it as a\n    \
+                     certificate authority (docs/deploy.md shows how on each system), after\n    \
+                     checking that its fingerprint is the one above.",
+                    ca.path.display(),
+                    ca.fingerprint,
+                    made = if ca.created { ", made now" } else { "" },
+                );
+            }
+            None => {
+                if let Some(enclave_server::config::TlsCertificate::Files { cert, .. }) =
+                    tls.map(|t| &t.config.certificate)
+                {
+                    println!(
+                        "  HTTPS:        certificate {} (read again when it changes)",
+                        cert.display()
+                    );
+                }
+            }
+        }
+        println!();
     }
     match &server.app.media {
         Some(m) => {

@@ -33,6 +33,8 @@ pub struct App {
     pub recorders: crate::recording::Recorders,
     /// Failed credentials per address.
     pub throttle: crate::auth::throttle::FailureThrottle,
+    /// HTTPS on the API port, when configured.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl App {
@@ -67,6 +69,18 @@ impl App {
             }),
             None => None,
         };
+        // The local authority's certificate also names the addresses media is advertised on
+        // (an address seen from outside, behind NAT, is one of them).
+        let tls = match config.tls.clone() {
+            Some(t) => {
+                let ips = media
+                    .as_ref()
+                    .map(|m| m.advertised_ips())
+                    .unwrap_or_default();
+                Some(crate::tls::Tls::start(t, &ips).map_err(|e| anyhow::anyhow!("HTTPS: {e}"))?)
+            }
+            None => None,
+        };
         let store: Arc<dyn Store> = Arc::new(store);
         let recorders = crate::recording::Recorders::new(
             media.clone(),
@@ -88,6 +102,7 @@ impl App {
             media,
             recorders,
             throttle: crate::auth::throttle::FailureThrottle::new(config_budget),
+            tls,
         });
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {

@@ -53,6 +53,31 @@ pub struct ServerConfig {
     pub frame_ancestors: Vec<String>,
     /// The embedded SFU; `None` runs the API alone.
     pub media: Option<MediaConfig>,
+    /// HTTPS on the API port (beside plain HTTP); `None`: plain HTTP only.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `client.tls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Where the certificate comes from.
+    pub certificate: TlsCertificate,
+    /// `client.tls.http_redirect_port`: a second port answering plain HTTP with a redirect to
+    /// HTTPS on the API port (e.g. 80 when the API port is 443).
+    pub redirect_port: Option<u16>,
+    /// `client.tls.plain_http`: whether plain HTTP on the API port is served to other
+    /// machines. Off, their requests are redirected to HTTPS; loopback is always served (local
+    /// tools, a reverse proxy on the same host).
+    pub plain_http: bool,
+}
+
+/// Where the HTTPS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsCertificate {
+    /// PEM files (`client.tls.cert_file`, `key_file`), read again when they change.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A certificate authority of the server's own, kept in `dir` (see `tls::local_ca`).
+    LocalCa { dir: PathBuf },
 }
 
 /// Connection caps and read timeouts.
@@ -173,6 +198,7 @@ impl ServerConfig {
             },
             frame_ancestors: vec!["'self'".into()],
             media: None,
+            tls: None,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod recording;
 pub mod rooms;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod webhook;
 
 pub use app::App;

@@ -15,6 +15,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Where metrics are served when `prometheus.listen` is set.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where plain HTTP is redirected to HTTPS, when `client.tls.http_redirect_port` is set.
+    pub redirect_addr: Option<SocketAddr>,
     pub app: Arc<App>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -23,8 +25,21 @@ pub struct Server {
 impl Server {
     /// Binds and serves until [`Server::stop`].
     pub async fn start(config: ServerConfig) -> anyhow::Result<Self> {
+        let mut config = config;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
+        // The port actually bound (0 in tests), which `/api/tls` and redirects name.
+        config.listen = addr;
+        let redirect_listener = match config.tls.as_ref().and_then(|t| t.redirect_port) {
+            Some(p) => Some(
+                TcpListener::bind(std::net::SocketAddr::new(addr.ip(), p))
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("client.tls.http_redirect_port: cannot listen on {p}: {e}")
+                    })?,
+            ),
+            None => None,
+        };
         let app = App::new(config).await?;
         let router = crate::http::router(app.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -46,7 +61,20 @@ impl Server {
             let stop = stop.clone();
             let m = metrics.clone();
             tokio::spawn(async move {
-                crate::http::listener::serve(l, r, limits, m, stop.cancelled_owned()).await
+                crate::http::listener::serve(l, r, limits, m, None, stop.cancelled_owned()).await
+            });
+        }
+        let redirect_addr = match &redirect_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        if let Some(l) = redirect_listener {
+            tracing::info!(addr = %l.local_addr()?, "plain HTTP redirected to HTTPS");
+            let r = crate::http::https::redirect_router(addr.port());
+            let stop = stop.clone();
+            let m = metrics.clone();
+            tokio::spawn(async move {
+                crate::http::listener::serve(l, r, limits, m, None, stop.cancelled_owned()).await
             });
         }
         let task = tokio::spawn(crate::http::listener::serve(
@@ -54,6 +82,7 @@ impl Server {
             router,
             limits,
             metrics,
+            app.tls.clone(),
             async move {
                 let _ = rx.await;
                 stop.cancel();
@@ -62,6 +91,7 @@ impl Server {
         Ok(Self {
             addr,
             metrics_addr,
+            redirect_addr,
             app,
             shutdown: Some(tx),
             task,

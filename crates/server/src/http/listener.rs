@@ -12,7 +12,12 @@
 //! - Upgraded connections (`/rtc` WebSockets) leave hyper; their silence is bounded by the
 //!   signalling ping timeout (`http::rtc`).
 //!
-//! Every connection carries its peer address to the handlers as `ConnectInfo<SocketAddr>`.
+//! - With TLS configured, the port serves HTTPS and plain HTTP both: the first byte of a
+//!   connection tells them apart (a TLS handshake record starts with 0x16; no HTTP method
+//!   does). The handshake is bounded by the header read timeout as well.
+//!
+//! Every connection carries its peer address to the handlers as `ConnectInfo<SocketAddr>`, and
+//! how it arrived as [`Scheme`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,6 +30,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,6 +38,17 @@ use tower::ServiceExt;
 
 use crate::config::ConnLimits;
 use crate::metrics::Metrics;
+use crate::tls::Tls;
+
+/// How a request reached the server: a request extension set by the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// The first byte of a TLS handshake record (RFC 8446 §5.1, `ContentType.handshake`).
+const TLS_HANDSHAKE: u8 = 0x16;
 
 /// How long a shutdown waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -87,6 +104,7 @@ pub async fn serve(
     router: Router,
     limits: ConnLimits,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let global = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
@@ -122,8 +140,9 @@ pub async fn serve(
         };
         let router = router.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
-            serve_connection(stream, peer, router, limits, stop).await;
+            accept_connection(stream, peer, router, limits, tls, stop).await;
             drop(admitted);
         });
     }
@@ -135,16 +154,51 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_connection(
+/// Tells TLS from plain HTTP by the first byte, completes the handshake, and serves.
+async fn accept_connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     limits: ConnLimits,
+    tls: Option<Arc<Tls>>,
     stop: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        return serve_connection(stream, peer, Scheme::Http, router, limits, stop).await;
+    };
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        // Closed, failed, or silent for the whole header timeout.
+        _ => return,
+    }
+    if first[0] != TLS_HANDSHAKE {
+        return serve_connection(stream, peer, Scheme::Http, router, limits, stop).await;
+    }
+    match tokio::time::timeout(limits.header_read_timeout, tls.acceptor.accept(stream)).await {
+        Ok(Ok(s)) => serve_connection(s, peer, Scheme::Https, router, limits, stop).await,
+        Ok(Err(e)) => {
+            // Mostly a client that does not trust the certificate (yet): worth a debug line.
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    scheme: Scheme,
+    router: Router,
+    limits: ConnLimits,
+    stop: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = router.map_request(move |mut req: axum::http::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(scheme);
         req
     });
     let conn = hyper::server::conn::http1::Builder::new()

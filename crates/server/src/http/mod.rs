@@ -3,6 +3,7 @@
 mod api;
 pub(crate) mod browser;
 mod download;
+pub mod https;
 pub mod listener;
 pub(crate) mod rtc;
 pub mod web;
@@ -93,6 +94,7 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .route("/assets/{*path}", get(web::file))
         .route("/favicon.svg", get(web::favicon))
         .route("/healthCheck", any(health_check))
+        .merge(https::routes())
         .merge(auth)
         .merge(tokens);
     let p = &app.config.prometheus;
@@ -102,6 +104,10 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
     let csp = content_security_policy(&app.config);
     r.fallback(|| async { (Http::NOT_FOUND, "not found") })
         .layer(middleware::from_fn_with_state(csp, security_headers))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            https::plain_http_policy,
+        ))
         .layer(middleware::from_fn_with_state(app.clone(), read_body))
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
