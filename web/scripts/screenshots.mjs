@@ -1,7 +1,7 @@
 // Screenshots of the client's screens in headless Chromium, for looking at them.
 //   node scripts/screenshots.mjs [outdir]
-// Serves dist/ with scripts/serve.mjs (no API: /api/* is 404), and mocks /api/verifyToken per
-// scenario with Playwright's routing. Uses playwright-core from tests/browser (no browser
+// Serves dist/ with scripts/serve.mjs (no API: /api/* is 404), and mocks /api/verifyToken (and
+// /api/tls) per scenario with Playwright's routing. Uses playwright-core from tests/browser (no browser
 // download: Debian's /usr/bin/chromium).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -78,6 +78,17 @@ const scenarios = [
     act: async (page) => page.waitForTimeout(4500),
   },
   { name: '13-prejoin-plain-recording-live', token: 't', api: { status: 200, body: verify('off', { is_recording: true, is_active_rtmp: true }) }, wait: '[data-testid="prejoin-recording-note"]' },
+  // Plain http:// from another machine, simulated (this server is 127.0.0.1, a secure context).
+  {
+    name: '14-insecure-context-https-local-ca',
+    token: 't',
+    api: null,
+    tls: { https_port: 8443, local_ca: true },
+    init: "Object.defineProperty(window, 'isSecureContext', { value: false });",
+    wait: '[data-testid="ca-download-link"]',
+  },
+  { name: '15-insecure-context-no-https', token: 't', api: null, init: "Object.defineProperty(window, 'isSecureContext', { value: false });" },
+  { name: '16-no-token-local-ca', token: null, api: null, tls: { https_port: 8443, local_ca: true }, wait: '[data-testid="ca-download-link"]' },
   { name: '10-room-not-active-narrow', token: 't', api: { status: 401, body: { status: false, msg: 'notifications.room-not-active' } }, viewport: { width: 390, height: 844 } },
 ];
 
@@ -113,8 +124,11 @@ try {
         return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(body) });
       });
     }
+    if (s.tls) {
+      await page.route('**/api/tls', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(s.tls) }));
+    }
     await page.goto(`${server.origin}/${s.token ? `?access_token=${encodeURIComponent(s.token)}` : ''}`);
-    await page.waitForSelector('[data-testid="error-page"], [data-testid="prejoin"], [data-testid="unsupported-browser"]', { timeout: 10_000 });
+    await page.waitForSelector('[data-testid="error-page"], [data-testid="prejoin"], [data-testid="unsupported-browser"], [data-testid="insecure-context-page"]', { timeout: 10_000 });
     if (s.wait) await page.waitForSelector(s.wait, { timeout: 10_000 });
     if (s.act) await s.act(page);
     await page.waitForTimeout(1200); // let the preview and the meter start

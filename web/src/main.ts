@@ -19,9 +19,10 @@ import { Meeting } from './meeting';
 import { describeApiError, disconnectText, recorderJoinText } from './messages';
 import { renewDelayMs } from './protocol';
 import { flagsFromVerify } from './recorder';
+import { fetchTlsInfo, planStart, type LocationParts } from './secure';
 import { SessionStore, type DeviceChoice, type Layout } from './store';
 import { CodeChip, E2eeBadge, brand } from './ui/badge';
-import { loadingPage, messagePage } from './ui/pages';
+import { caDownloadNote, insecureContextPage, loadingPage, messagePage } from './ui/pages';
 import { Prejoin, type PrejoinResult } from './ui/prejoin';
 import { toast } from './ui/toasts';
 
@@ -347,14 +348,33 @@ function quietLogs(): void {
   }
 }
 
+function locationParts(): LocationParts {
+  return { hostname: location.hostname, pathname: location.pathname, search: location.search };
+}
+
 async function main(): Promise<void> {
   quietLogs();
   const root = document.getElementById('app');
   if (!root) return;
+  // `isSecureContext` is false over plain http:// (except localhost); a browser too old to have
+  // it is left to the checks that follow.
+  const secure = window.isSecureContext !== false;
+  if (!secure) {
+    // No camera, microphone or WebCrypto here: say so instead of a pre-join that cannot work.
+    // The address (with the join token) is read before anything removes the token from it,
+    // and the token stays in the address bar so that a reload shows the same link again.
+    const loc = locationParts();
+    loadingPage(root, 'One moment…');
+    const plan = planStart({ isSecureContext: false, location: loc, tls: await fetchTlsInfo() });
+    if (plan.page === 'insecure') insecureContextPage(root, plan);
+    return;
+  }
   const token = takeToken();
   if (!token) {
     const t = describeApiError('notifications.auth-header-missing', 401);
-    messagePage(root, { testid: 'error-page', kind: 'error', title: t.title, body: t.body, data: { error: 'notifications.auth-header-missing' } });
+    const card = messagePage(root, { testid: 'error-page', kind: 'error', title: t.title, body: t.body, data: { error: 'notifications.auth-header-missing' } });
+    const plan = planStart({ isSecureContext: true, location: locationParts(), tls: await fetchTlsInfo() });
+    if (plan.caDownload && card.isConnected) card.append(caDownloadNote());
     return;
   }
   await new App(root, token).start();
