@@ -15,7 +15,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { X509Certificate, createHash, createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -40,6 +40,7 @@ import {
 import { Deadline, authPost, freeTcpPort, livekitToken, repoRoot, waitFor, within } from '../native/harness.mjs';
 import { Bot, FFI_VERSION, RTC_NODE_VERSION, assertMediaFlows, rtc, setFfiLog, waitSubscribed } from '../native/bots.mjs';
 import { CHROMIUM, CHROMIUM_ARGS, freeUdpPort, openParticipant, startStaticServer } from '../browser/harness.mjs';
+import { CHROMIUM_ARGS as WEB_CHROMIUM_ARGS, Enclave, User, mediaFlows, tid, waitFor as waitForMs } from '../webclient/helpers.mjs';
 
 checkNamespaces(); // only inside the client namespace that run.sh made
 
@@ -662,6 +663,98 @@ describe(`clients in another network namespace than enclave (@livekit/rtc-node $
       assert.equal(seen.connected, true, `ICE connected (${out})`);
       summary.push(`two-addresses: PASS — answers from ${seen.answered_from.join(' and ')}, each to its own check`);
     });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Our own web client from another machine, over the server's own HTTPS (its local certificate
+// authority, made at the first start). Chromium trusts the authority through its pinning flag
+// (--ignore-certificate-errors-spki-list with the authority's public-key hash), not by turning
+// certificate checks off: a certificate from any other authority would still be refused.
+
+describe('HTTPS out of the box: the web client from another machine', () => {
+  test('plain HTTP from elsewhere shows the HTTPS page; over HTTPS three people hold a server-key E2EE meeting', { timeout: 120_000 }, async () => {
+    await scenario(
+      'https-webclient',
+      async ({ log, startServer }) => {
+        const srv = await startServer({});
+        const port = srv.port;
+        const https = `https://${NET.serverIp}:${port}`;
+        const caFile = path.join(srv.server.env.ENCLAVE_DATABASE__DATA_DIR, 'tls', 'ca.crt');
+        const ca = new X509Certificate(fs.readFileSync(caFile));
+        const pin = createHash('sha256').update(ca.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+        assert.ok(ca.ca, 'the served authority is a CA certificate');
+        // The banner says where to get it and its fingerprint (the one a person compares).
+        // (Printed right after the listener answers: wait for it.)
+        const banner = await waitForMs(5_000, 'the banner', () => srv.server.since(0), (t) => /SHA-256 /.test(t), (t) => t.slice(-2000));
+        assert.ok(banner.includes(`${https}/?access_token=<token>`), `the banner gives the https link from another machine:\n${banner}`);
+        assert.ok(banner.includes(ca.fingerprint256), `the banner shows the authority's SHA-256 fingerprint ${ca.fingerprint256}`);
+        const served = await fetch(`${srv.baseUrl}/ca.crt`).then((r) => r.text());
+        assert.equal(served, fs.readFileSync(caFile, 'utf8'), '/ca.crt serves the authority');
+
+        const chrome = await chromium.launch({
+          executablePath: CHROMIUM,
+          headless: true,
+          args: [...WEB_CHROMIUM_ARGS, `--ignore-certificate-errors-spki-list=${pin}`],
+          timeout: 30_000,
+        });
+        const users = [];
+        try {
+          const roomId = `net-https-${randomBytes(3).toString('hex')}`;
+          const api = Object.assign(Object.create(Enclave.prototype), { base: srv.baseUrl, apiKey: API_KEY, secret: SECRET });
+          await api.createRoom(roomId, 'server_key');
+          const env = { base: https, joinToken: (...a) => api.joinToken(...a) };
+
+          // Plain HTTP from another machine: not a secure context. One sentence, and a link to
+          // the same page over HTTPS (the token carried over).
+          const token = await api.joinToken(roomId, 'eve', 'Eve');
+          const ctx = await chrome.newContext();
+          const page = await ctx.newPage();
+          page.on('console', (m) => log.add('plain', `console.${m.type()}: ${m.text()}`));
+          await page.goto(`${srv.baseUrl}/?access_token=${token}`);
+          await page.waitForSelector(tid('insecure-context-page'), { timeout: 15_000 });
+          assert.equal(await page.evaluate(() => window.isSecureContext), false);
+          const href = await page.getAttribute(tid('insecure-context-https-link'), 'href');
+          assert.equal(href, `${https}/?access_token=${token}`, 'the link is the same page over HTTPS');
+          assert.equal(await page.locator(tid('prejoin')).count(), 0, 'no pre-join in an insecure context');
+          assert.equal(await page.getAttribute(tid('ca-download-link'), 'href'), '/ca.crt');
+          await page.click(tid('insecure-context-https-link'));
+          await page.waitForSelector(tid('prejoin'), { timeout: 20_000 });
+          assert.equal(await page.evaluate(() => [location.protocol, window.isSecureContext].join(' ')), 'https: true');
+          await ctx.close();
+          log.add('driver', 'plain HTTP: the insecure-context page linked to HTTPS; over HTTPS the pre-join loaded in a secure context');
+
+          // Three people over HTTPS in a server-key E2EE room.
+          for (const [id, name, admin] of [['ann', 'Ann', true], ['bob', 'Bob', false], ['cat', 'Cat', false]]) {
+            users.push(new User(env, log, { room: roomId, id, name, admin }));
+          }
+          await Promise.all(users.map((u) => u.enter(chrome)));
+          const seen = [];
+          await Promise.all(
+            users.map(async (u) => {
+              const others = users.filter((o) => o !== u).map((o) => o.id);
+              const { a, b } = await mediaFlows(u, others);
+              for (const o of others) {
+                assert.ok(b.video[o].framesDecoded > a.video[o].framesDecoded, `${u.id}: ${o}'s video framesDecoded rises`);
+                assert.ok(b.audio[o].packetsReceived > a.audio[o].packetsReceived, `${u.id}: ${o}'s audio packets rise`);
+                seen.push(`${u.id}←${o} ${b.video[o].framesDecoded} frames`);
+              }
+            }),
+          );
+          for (const u of users) {
+            await waitForMs(10_000, `${u.id}'s e2ee-status = encrypted`, () => u.status(), (st) => st === 'encrypted', (st) => st);
+            assert.equal(await u.page.evaluate(() => window.isSecureContext), true);
+          }
+          const codes = await Promise.all(users.map((u) => u.code()));
+          assert.ok(codes[0] && codes.every((c) => c === codes[0]), `one verification code for all: ${codes.join(' / ')}`);
+          summary.push(`https-webclient: PASS — insecure page linked to HTTPS; 3 people over ${https} (local CA pinned): encrypted, code ${codes[0]}, ${seen.join(', ')}`);
+        } finally {
+          for (const u of users) await u.close();
+          await chrome.close().catch(() => {});
+        }
+      },
+      110_000,
+    );
   });
 });
 
