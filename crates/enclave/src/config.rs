@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use serde::Deserialize;
 
-use enclave_server::config::{LivekitConfig, PrometheusConfig, ServerConfig, WebhookConfig};
+use enclave_server::config::{IpNet, LivekitConfig, PrometheusConfig, ServerConfig, WebhookConfig};
 use enclave_server::config::{MediaAddr, MediaConfig, TurnCredentials, TurnProtocol, TurnServer};
 
 /// The file's shape. Unknown keys are refused so that a typo is not silently ignored.
@@ -131,6 +131,9 @@ pub(crate) struct Client {
     pub(crate) limits: Limits,
     /// CSP `frame-ancestors` sources: who may embed the web client (an LMS's origin).
     pub(crate) frame_ancestors: Vec<String>,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed: one value, a comma-separated string or a list.
+    pub(crate) trusted_proxies: OneOrMany,
     pub(crate) tls: Tls,
 }
 
@@ -149,6 +152,45 @@ pub(crate) struct Tls {
     pub(crate) http_redirect_port: u16,
     /// Serve plain HTTP on the API port to other machines too (off: redirect them to HTTPS).
     pub(crate) plain_http: bool,
+    /// A certificate from an ACME CA (Let's Encrypt) for a public host name.
+    pub(crate) acme: Acme,
+}
+
+/// `client.tls.acme`: on when `domains` is not empty.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Acme {
+    /// Public host names that resolve to this server (port 443 must reach client.port).
+    pub(crate) domains: Vec<String>,
+    /// Contact e-mail addresses for the account (`mailto:` may be left out).
+    pub(crate) contact: Vec<String>,
+    /// The CA's directory URL.
+    pub(crate) directory_url: String,
+    /// A PEM root for the directory's own HTTPS (a private or test CA); empty: the system's.
+    pub(crate) directory_ca_file: String,
+    /// Where the account and certificate are kept (relative: under the data directory).
+    pub(crate) dir: String,
+    /// Renew when fewer days than this are left.
+    pub(crate) renew_days_before: u32,
+    /// How often the certificate is checked, in seconds.
+    pub(crate) check_interval_secs: u64,
+}
+
+/// Let's Encrypt's production directory.
+const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for Acme {
+    fn default() -> Self {
+        Self {
+            domains: Vec::new(),
+            contact: Vec::new(),
+            directory_url: LETS_ENCRYPT.into(),
+            directory_ca_file: String::new(),
+            dir: "acme".into(),
+            renew_days_before: 30,
+            check_interval_secs: 12 * 3600,
+        }
+    }
 }
 
 impl Default for Tls {
@@ -160,6 +202,7 @@ impl Default for Tls {
             local_ca_dir: "tls".into(),
             http_redirect_port: 0,
             plain_http: true,
+            acme: Acme::default(),
         }
     }
 }
@@ -203,6 +246,7 @@ impl Default for Client {
             max_body_bytes: 1024 * 1024,
             limits: Limits::default(),
             frame_ancestors: vec!["'self'".into()],
+            trusted_proxies: OneOrMany::Many(Vec::new()),
             tls: Tls::default(),
         }
     }
@@ -551,6 +595,7 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
             token: Some(f.client.prometheus.token.clone()).filter(|t| !t.is_empty()),
         },
         frame_ancestors: frame_ancestors(&f.client.frame_ancestors)?,
+        trusted_proxies: trusted_proxies(&f.client.trusted_proxies)?,
         media: media_config(&f.rtc, ip, &enclave_server::media::addrs::detect())?,
         tls: tls_config(&f.client.tls, f.client.port, &under)?,
     };
@@ -574,6 +619,12 @@ fn tls_config(
         return Ok(None);
     }
     let certificate = match (t.cert_file.is_empty(), t.key_file.is_empty()) {
+        _ if !t.acme.domains.is_empty() => {
+            if !t.cert_file.is_empty() || !t.key_file.is_empty() {
+                bail!("client.tls.acme.domains: set together with client.tls.cert_file/key_file; choose one source of certificates");
+            }
+            TlsCertificate::Acme(acme_config(&t.acme, under)?)
+        }
         (true, true) => TlsCertificate::LocalCa {
             dir: under(&t.local_ca_dir, "tls"),
         },
@@ -596,6 +647,84 @@ fn tls_config(
         redirect_port,
         plain_http: t.plain_http,
     }))
+}
+
+/// `client.trusted_proxies`: addresses (`10.0.0.2`, `::1`) or CIDR ranges (`10.0.0.0/8`).
+fn trusted_proxies(list: &OneOrMany) -> anyhow::Result<Vec<IpNet>> {
+    let mut nets = Vec::new();
+    for s in list.values() {
+        let net = match (s.parse::<IpNet>(), s.parse::<IpAddr>()) {
+            (Ok(net), _) => net.trunc(),
+            (_, Ok(ip)) => IpNet::from(ip.to_canonical()),
+            _ => bail!(
+                "client.trusted_proxies: '{s}' is not an IP address or CIDR range (e.g. 127.0.0.1 or 10.0.0.0/8)"
+            ),
+        };
+        if net.prefix_len() == 0 {
+            bail!("client.trusted_proxies: '{s}' would trust every address, so any client could choose the address it is counted under; list the proxies' addresses");
+        }
+        if !nets.contains(&net) {
+            nets.push(net);
+        }
+    }
+    Ok(nets)
+}
+
+fn acme_config(
+    a: &Acme,
+    under: &dyn Fn(&str, &str) -> PathBuf,
+) -> anyhow::Result<enclave_server::config::AcmeConfig> {
+    let mut domains = Vec::new();
+    for d in &a.domains {
+        let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+        let ok = d.contains('.')
+            && d.len() <= 253
+            && d.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+            && d.parse::<std::net::IpAddr>().is_err();
+        if !ok {
+            bail!("client.tls.acme.domains: '{d}' is not a public host name (e.g. meet.example.org; IP addresses and wildcards are not supported)");
+        }
+        domains.push(d);
+    }
+    let contact = a
+        .contact
+        .iter()
+        .map(|c| {
+            let c = c.trim();
+            let mail = c.strip_prefix("mailto:").unwrap_or(c);
+            if !mail.contains('@') || mail.contains(char::is_whitespace) {
+                bail!("client.tls.acme.contact: '{c}' is not an e-mail address");
+            }
+            Ok(format!("mailto:{mail}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !a.directory_url.starts_with("https://") {
+        bail!(
+            "client.tls.acme.directory_url: '{}' is not an https:// URL",
+            a.directory_url
+        );
+    }
+    if a.renew_days_before == 0 {
+        bail!("client.tls.acme.renew_days_before: must be at least 1");
+    }
+    if a.check_interval_secs == 0 {
+        bail!("client.tls.acme.check_interval_secs: must be at least 1");
+    }
+    Ok(enclave_server::config::AcmeConfig {
+        domains,
+        contact,
+        directory: a.directory_url.clone(),
+        directory_ca: (!a.directory_ca_file.is_empty()).then(|| under(&a.directory_ca_file, "")),
+        dir: under(&a.dir, "acme"),
+        renew_before: std::time::Duration::from_secs(u64::from(a.renew_days_before) * 86400),
+        check_every: std::time::Duration::from_secs(a.check_interval_secs),
+    })
 }
 
 fn frame_ancestors(list: &[String]) -> anyhow::Result<Vec<String>> {
@@ -844,8 +973,46 @@ mod tests {
     }
 
     #[test]
+    fn acme_names_contact_and_state_directory_are_read() {
+        use enclave_server::config::TlsCertificate;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let s = "client:\n  api_key: k\n  secret: 0123456789abcdef0123456789abcdef\n  port: 443\n  tls:\n    acme:\n      domains: [Meet.Example.org.]\n      contact: [ops@example.org]\n";
+        let (_d, p) = write(s);
+        let f = load(Some(&p), env(&[("ENCLAVE_DATABASE__DATA_DIR", data)])).unwrap();
+        let TlsCertificate::Acme(a) = validate(f).unwrap().0.tls.unwrap().certificate else {
+            panic!("not ACME");
+        };
+        assert_eq!(a.domains, vec!["meet.example.org".to_owned()]);
+        assert_eq!(a.contact, vec!["mailto:ops@example.org".to_owned()]);
+        assert_eq!(a.directory, LETS_ENCRYPT);
+        assert_eq!(a.dir, dir.path().join("acme"));
+        assert_eq!(a.renew_before.as_secs(), 30 * 86400);
+    }
+
+    #[test]
     fn tls_errors_name_the_key() {
         for (yaml, key) in [
+            (
+                "  tls:\n    acme:\n      domains: [10.0.0.1]\n",
+                "client.tls.acme.domains",
+            ),
+            (
+                "  tls:\n    acme:\n      domains: ['*.example.org']\n",
+                "client.tls.acme.domains",
+            ),
+            (
+                "  tls:\n    cert_file: c.pem\n    key_file: k.pem\n    acme:\n      domains: [a.example.org]\n",
+                "client.tls.acme.domains",
+            ),
+            (
+                "  tls:\n    acme:\n      domains: [a.example.org]\n      contact: [nobody]\n",
+                "client.tls.acme.contact",
+            ),
+            (
+                "  tls:\n    acme:\n      domains: [a.example.org]\n      directory_url: http://ca.example/dir\n",
+                "client.tls.acme.directory_url",
+            ),
             ("  tls:\n    cert_file: c.pem\n", "client.tls.key_file"),
             ("  tls:\n    key_file: k.pem\n", "client.tls.cert_file"),
             (
@@ -905,6 +1072,18 @@ mod tests {
                 "client:\n  prometheus:\n    listen: nowhere\n",
                 "client.prometheus.listen",
             ),
+            (
+                "client:\n  trusted_proxies: [127.0.0.1, 10.0.0.0/33]\n",
+                "client.trusted_proxies: '10.0.0.0/33'",
+            ),
+            (
+                "client:\n  trusted_proxies: [proxy.example.org]\n",
+                "client.trusted_proxies: 'proxy.example.org'",
+            ),
+            (
+                "client:\n  trusted_proxies: ::/0\n",
+                "client.trusted_proxies: '::/0' would trust every address",
+            ),
             ("rtc:\n  node_ip: [10.0.0.5, nope]\n", "rtc.node_ip: 'nope'"),
             ("rtc:\n  node_ip: 0.0.0.0\n", "rtc.node_ip"),
             (
@@ -935,6 +1114,43 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges_from_the_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let f = load(None, env(&[("ENCLAVE_DATABASE__DATA_DIR", data)])).unwrap();
+        assert!(validate(f).unwrap().0.trusted_proxies.is_empty());
+
+        let s = "client:\n  api_key: k\n  secret: 0123456789abcdef0123456789abcdef\n  trusted_proxies: [127.0.0.1, \"::1\", 10.1.2.3/8, 127.0.0.1]\n";
+        let (_d, p) = write(s);
+        let f = load(Some(&p), env(&[("ENCLAVE_DATABASE__DATA_DIR", data)])).unwrap();
+        let got: Vec<String> = validate(f)
+            .unwrap()
+            .0
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, ["127.0.0.1/32", "::1/128", "10.0.0.0/8"]);
+
+        let f = load(
+            None,
+            env(&[
+                ("ENCLAVE_CLIENT__TRUSTED_PROXIES", "192.0.2.10, fd00::/64"),
+                ("ENCLAVE_DATABASE__DATA_DIR", data),
+            ]),
+        )
+        .unwrap();
+        let got: Vec<String> = validate(f)
+            .unwrap()
+            .0
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, ["192.0.2.10/32", "fd00::/64"]);
     }
 
     #[test]

@@ -120,7 +120,19 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             })
             .map(|ip| std::net::SocketAddr::new(ip, port))
             .collect();
-        if let Some((first, rest)) = remote.split_first() {
+        let acme = match tls.map(|t| &t.config.certificate) {
+            Some(enclave_server::config::TlsCertificate::Acme(a)) => Some(a),
+            _ => None,
+        };
+        if let Some(a) = acme {
+            // A CA-issued certificate names the host name, not the addresses.
+            let at = if port == 443 {
+                a.domains[0].clone()
+            } else {
+                format!("{}:{port}", a.domains[0])
+            };
+            println!("  From another machine: https://{at}/?access_token=<token>");
+        } else if let Some((first, rest)) = remote.split_first() {
             println!("  From another machine: {scheme}://{first}/?access_token=<token>");
             if !rest.is_empty() {
                 let rest: Vec<String> = rest.iter().map(|a| format!("{scheme}://{a}")).collect();
@@ -148,13 +160,21 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
                 );
             }
             None => {
-                if let Some(enclave_server::config::TlsCertificate::Files { cert, .. }) =
-                    tls.map(|t| &t.config.certificate)
-                {
-                    println!(
+                match tls.map(|t| &t.config.certificate) {
+                    Some(enclave_server::config::TlsCertificate::Files { cert, .. }) => println!(
                         "  HTTPS:        certificate {} (read again when it changes)",
                         cert.display()
-                    );
+                    ),
+                    Some(enclave_server::config::TlsCertificate::Acme(a)) => println!(
+                        "  HTTPS:        a certificate for {} from {} (ACME, TLS-ALPN-01: port 443\n    \
+                         of each name must reach this port), kept in {} and renewed {} days\n    \
+                         before it expires; progress is in the log (\"ACME:\")",
+                        a.domains.join(", "),
+                        a.directory,
+                        a.dir.display(),
+                        a.renew_before.as_secs() / 86400
+                    ),
+                    _ => {}
                 }
             }
         }

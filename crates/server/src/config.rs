@@ -5,6 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use ipnet::IpNet;
+
 use enclave_proto::room::RoomPolicy;
 
 /// Everything the server needs to run.
@@ -46,6 +48,10 @@ pub struct ServerConfig {
     pub conn_limits: ConnLimits,
     /// Failed credentials an address may present per window before it is answered 429.
     pub failure_budget: FailureBudget,
+    /// `client.trusted_proxies`: reverse proxies whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed (see `http::peer_ip`). Empty: the socket's peer is the
+    /// client, and those headers are ignored.
+    pub trusted_proxies: Vec<IpNet>,
     /// Prometheus exposition.
     pub prometheus: PrometheusConfig,
     /// Who may embed the web client in a frame (CSP `frame-ancestors` sources), e.g. an LMS's
@@ -78,6 +84,28 @@ pub enum TlsCertificate {
     Files { cert: PathBuf, key: PathBuf },
     /// A certificate authority of the server's own, kept in `dir` (see `tls::local_ca`).
     LocalCa { dir: PathBuf },
+    /// Ordered from an ACME certificate authority and renewed in place (see `tls::acme`).
+    Acme(AcmeConfig),
+}
+
+/// `client.tls.acme`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeConfig {
+    /// The host names the certificate is for (the first is the one the banner links to).
+    pub domains: Vec<String>,
+    /// Contact URLs for the account (`mailto:` addresses).
+    pub contact: Vec<String>,
+    /// The CA's directory URL (Let's Encrypt's production directory by default).
+    pub directory: String,
+    /// A PEM root that the directory's own HTTPS certificate chains to, for a private or test
+    /// CA; `None`: the system's trust store.
+    pub directory_ca: Option<PathBuf>,
+    /// Where the account and the certificate are kept.
+    pub dir: PathBuf,
+    /// Order a new certificate when less than this is left.
+    pub renew_before: Duration,
+    /// How often the certificate is checked.
+    pub check_every: Duration,
 }
 
 /// Connection caps and read timeouts.
@@ -190,6 +218,7 @@ impl ServerConfig {
             max_body_bytes: 1024 * 1024,
             conn_limits: ConnLimits::default(),
             failure_budget: FailureBudget::default(),
+            trusted_proxies: Vec::new(),
             prometheus: PrometheusConfig {
                 enable: true,
                 metrics_path: "/metrics".into(),

@@ -88,6 +88,9 @@ impl Server {
                 stop.cancel();
             },
         ));
+        if let Some(tls) = &app.tls {
+            tls.listening();
+        }
         Ok(Self {
             addr,
             metrics_addr,

@@ -3,7 +3,7 @@
 //! authority (`GET /ca.crt`), redirects plain HTTP from other machines when
 //! `client.tls.plain_http` is off, and answers the optional redirect port.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::listener::Scheme;
 use crate::app::App;
+use crate::config::IpNet;
 
 /// Where the client finds the server's HTTPS.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -64,7 +65,8 @@ async fn ca_certificate(State(app): State<Arc<App>>) -> Response {
 }
 
 /// With `client.tls.plain_http` off, a plain-HTTP request from another machine is redirected
-/// to the same URL over HTTPS. Loopback is served as it is (local tools, a proxy on this host).
+/// to the same URL over HTTPS. Loopback is served as it is (local tools, a proxy on this host),
+/// and so is a trusted proxy that terminated HTTPS itself ([`https_at_proxy`]).
 pub(super) async fn plain_http_policy(
     State(app): State<Arc<App>>,
     req: Request,
@@ -76,7 +78,10 @@ pub(super) async fn plain_http_policy(
             let remote = req
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
-                .is_some_and(|c| !c.0.ip().is_loopback());
+                .is_some_and(|c| {
+                    !c.0.ip().is_loopback()
+                        && !https_at_proxy(c.0.ip(), req.headers(), &app.config.trusted_proxies)
+                });
             plain && remote
         }
         _ => false,
@@ -85,6 +90,18 @@ pub(super) async fn plain_http_policy(
         return next.run(req).await;
     }
     to_https(req.headers(), req.uri(), app.config.listen.port())
+}
+
+/// Whether `peer` is a trusted proxy (`client.trusted_proxies`) that says the client reached
+/// it over HTTPS (`X-Forwarded-Proto: https`; of a list, the first hop's). Redirecting such a
+/// request to HTTPS would send the client round the same loop again.
+fn https_at_proxy(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> bool {
+    super::is_trusted_proxy(peer, trusted)
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
 }
 
 /// A 308 to the same host, path and query over HTTPS on `port`; 400 without a usable `Host`.
@@ -180,6 +197,26 @@ mod tests {
             location("[fd00::1]:80", "/", 8443).as_deref(),
             Some("https://[fd00::1]:8443/")
         );
+    }
+
+    #[test]
+    fn a_trusted_proxy_that_terminated_https_is_not_redirected() {
+        let trusted: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap()];
+        let proxy: IpAddr = "192.0.2.10".parse().unwrap();
+        let proto = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-proto", v.parse().unwrap());
+            h
+        };
+        assert!(https_at_proxy(proxy, &proto("https"), &trusted));
+        assert!(https_at_proxy(proxy, &proto("HTTPS"), &trusted));
+        assert!(https_at_proxy(proxy, &proto("https, http"), &trusted));
+        assert!(!https_at_proxy(proxy, &proto("http"), &trusted));
+        assert!(!https_at_proxy(proxy, &HeaderMap::new(), &trusted));
+        // Anyone else may say so; only a configured proxy is believed.
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert!(!https_at_proxy(stranger, &proto("https"), &trusted));
+        assert!(!https_at_proxy(proxy, &proto("https"), &[]));
     }
 
     #[test]

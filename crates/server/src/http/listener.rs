@@ -177,7 +177,14 @@ async fn accept_connection(
         return serve_connection(stream, peer, Scheme::Http, router, limits, stop).await;
     }
     match tokio::time::timeout(limits.header_read_timeout, tls.acceptor.accept(stream)).await {
-        Ok(Ok(s)) => serve_connection(s, peer, Scheme::Https, router, limits, stop).await,
+        Ok(Ok(s)) => {
+            // An ACME validation handshake (TLS-ALPN-01) ends there: it speaks no HTTP.
+            if s.get_ref().1.alpn_protocol() == Some(crate::tls::acme::ACME_TLS_ALPN) {
+                tracing::debug!(%peer, "ACME validation handshake answered");
+                return;
+            }
+            serve_connection(s, peer, Scheme::Https, router, limits, stop).await
+        }
         Ok(Err(e)) => {
             // Mostly a client that does not trust the certificate (yet): worth a debug line.
             tracing::debug!(%peer, error = %e, "TLS handshake failed");

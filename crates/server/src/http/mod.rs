@@ -25,6 +25,7 @@ use enclave_proto::StatusCode;
 
 use crate::app::App;
 use crate::auth::{check_signature, SignedRequest};
+use crate::config::IpNet;
 use crate::error::ApiError;
 use crate::metrics::HttpLabels;
 
@@ -228,18 +229,94 @@ async fn read_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
         .await
 }
 
-/// The address a request came from, when it came through the listener (tests that drive the
-/// router in-process have none).
-fn peer_ip(req: &Request) -> Option<IpAddr> {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+/// The client address of a request that came through the listener (tests that drive the
+/// router in-process have none): the socket's peer, or what a trusted proxy says it is (see
+/// [`peer_ip`]).
+fn request_peer_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
+    let socket = req.extensions().get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    Some(peer_ip(
+        socket,
+        req.headers().get_all(X_FORWARDED_FOR),
+        trusted,
+    ))
+}
+
+/// `X-Forwarded-For`: the addresses a request passed through, each proxy appending the address
+/// it received the request from.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// Whether `ip` is one of `client.trusted_proxies`.
+pub(crate) fn is_trusted_proxy(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    let ip = ip.to_canonical();
+    trusted.iter().any(|n| n.contains(&ip))
+}
+
+/// The client's address, from the socket's peer and the request's `X-Forwarded-For` lines
+/// (in the order they came).
+///
+/// - A peer that is not a trusted proxy is the client; the header is ignored (anyone can send
+///   one).
+/// - From a trusted proxy the header is read from the right, one address at a time: each
+///   address was appended by the hop to its right, so it is believed as long as that hop is a
+///   trusted proxy. The first address that is not a trusted proxy is the client.
+/// - An entry that is not an address (`unknown`, garbage, non-ASCII) ends the walk, as does the
+///   end of the list: the client is then the nearest address read (a trusted one; a client
+///   inside a trusted range cannot pick the address it is counted under by prepending one), or
+///   the socket's peer when none was.
+pub(crate) fn peer_ip<V: AsRef<[u8]>>(
+    socket: IpAddr,
+    forwarded_for: impl IntoIterator<Item = V>,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let socket = socket.to_canonical();
+    if !is_trusted_proxy(socket, trusted) {
+        return socket;
+    }
+    let lines: Vec<V> = forwarded_for.into_iter().collect();
+    let mut nearest = None;
+    for line in lines.iter().rev() {
+        let Ok(text) = std::str::from_utf8(line.as_ref()) else {
+            break;
+        };
+        for entry in text.rsplit(',').map(str::trim) {
+            // Empty list elements are allowed (RFC 9110 §5.6.1) and mean nothing.
+            if entry.is_empty() {
+                continue;
+            }
+            let Some(ip) = forwarded_addr(entry) else {
+                return nearest.unwrap_or(socket);
+            };
+            if !is_trusted_proxy(ip, trusted) {
+                return ip;
+            }
+            nearest.get_or_insert(ip);
+        }
+    }
+    nearest.unwrap_or(socket)
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port (`192.0.2.1:5000`,
+/// `[2001:db8::1]:5000`) or in brackets (`[2001:db8::1]`), as some proxies write them.
+fn forwarded_addr(entry: &str) -> Option<IpAddr> {
+    let ip = if let Ok(ip) = entry.parse::<IpAddr>() {
+        ip
+    } else if let Ok(sa) = entry.parse::<SocketAddr>() {
+        sa.ip()
+    } else {
+        entry
+            .strip_prefix('[')?
+            .strip_suffix(']')?
+            .parse::<std::net::Ipv6Addr>()
+            .ok()?
+            .into()
+    };
+    Some(ip.to_canonical())
 }
 
 /// Answers 429 to an address that presented bad credentials too often; otherwise runs the
 /// route and counts a 401 against the address.
 async fn guard_credentials(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let Some(ip) = peer_ip(&req) else {
+    let Some(ip) = request_peer_ip(&req, &app.config.trusted_proxies) else {
         return next.run(req).await;
     };
     if let Err(wait) = app.throttle.check(ip, std::time::Instant::now()) {
@@ -415,4 +492,138 @@ async fn metrics(State(app): State<Arc<App>>, headers: header::HeaderMap) -> Res
         app.metrics.encode(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    const PROXY: &str = "10.0.0.2";
+
+    fn through_proxy(lines: &[&str], trusted: &[&str]) -> IpAddr {
+        peer_ip(ip(PROXY), lines, &nets(trusted))
+    }
+
+    #[test]
+    fn peer_ip_ignores_the_header_from_a_peer_that_is_not_trusted() {
+        let trusted = nets(&["10.0.0.2/32"]);
+        assert_eq!(
+            peer_ip(ip("198.51.100.7"), ["203.0.113.9"], &trusted),
+            ip("198.51.100.7")
+        );
+        // No proxies configured: nobody's header counts, not even loopback's.
+        assert_eq!(
+            peer_ip(ip("127.0.0.1"), ["203.0.113.9"], &[]),
+            ip("127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn peer_ip_from_a_trusted_proxy_is_the_rightmost_untrusted_address() {
+        assert_eq!(
+            through_proxy(&["203.0.113.9"], &["10.0.0.0/8"]),
+            ip("203.0.113.9")
+        );
+        // A client that sends its own header cannot choose: the proxy appended the real one.
+        assert_eq!(
+            through_proxy(&["1.2.3.4, 203.0.113.9"], &["10.0.0.0/8"]),
+            ip("203.0.113.9")
+        );
+        // A chain of trusted proxies is walked past.
+        assert_eq!(
+            through_proxy(
+                &["1.2.3.4, 203.0.113.9, 10.0.0.7, 10.0.0.8"],
+                &["10.0.0.0/8"]
+            ),
+            ip("203.0.113.9")
+        );
+        // No header: the proxy itself.
+        assert_eq!(through_proxy(&[], &["10.0.0.0/8"]), ip(PROXY));
+        assert_eq!(through_proxy(&[""], &["10.0.0.0/8"]), ip(PROXY));
+    }
+
+    #[test]
+    fn peer_ip_reads_several_header_lines_in_order() {
+        assert_eq!(
+            through_proxy(&["1.2.3.4", "203.0.113.9, 10.0.0.7"], &["10.0.0.0/8"]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            through_proxy(&["203.0.113.9", "10.0.0.7", "10.0.0.8,"], &["10.0.0.0/8"]),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn peer_ip_stops_at_a_malformed_entry_without_panicking() {
+        let t = &["10.0.0.0/8"];
+        // Garbage right of any address: the proxy is all we know.
+        assert_eq!(through_proxy(&["203.0.113.9, unknown"], t), ip(PROXY));
+        // Garbage left of trusted hops: the nearest address read.
+        assert_eq!(through_proxy(&["nonsense, 10.0.0.7"], t), ip("10.0.0.7"));
+        // Garbage left of the client: never reached.
+        assert_eq!(through_proxy(&["x;y, 203.0.113.9"], t), ip("203.0.113.9"));
+        for bad in [
+            "999.1.1.1",
+            "1.2.3",
+            "[::1",
+            "::1]",
+            "[1.2.3.4]",
+            "1.2.3.4:notaport",
+            ",,,",
+            " ",
+            "\u{fffd}",
+        ] {
+            assert_eq!(through_proxy(&[bad], t), ip(PROXY), "{bad:?}");
+        }
+        let not_utf8 = axum::http::HeaderValue::from_bytes(b"203.0.113.9\xff").unwrap();
+        assert_eq!(peer_ip(ip(PROXY), [&not_utf8], &nets(t)), ip(PROXY));
+    }
+
+    #[test]
+    fn peer_ip_when_every_address_is_trusted_is_the_nearest() {
+        assert_eq!(
+            through_proxy(&["10.9.9.9, 10.0.0.7"], &["10.0.0.0/8"]),
+            ip("10.0.0.7")
+        );
+    }
+
+    #[test]
+    fn peer_ip_understands_ipv6_ports_and_mapped_addresses() {
+        let t = &["::1/128", "fd00::/64", "127.0.0.1/32"];
+        assert_eq!(
+            peer_ip(ip("::1"), ["2001:db8::7"], &nets(t)),
+            ip("2001:db8::7")
+        );
+        assert_eq!(
+            peer_ip(ip("::1"), ["[2001:db8::7]:4711, fd00::3"], &nets(t)),
+            ip("2001:db8::7")
+        );
+        assert_eq!(
+            peer_ip(ip("::1"), ["[2001:db8::7]"], &nets(t)),
+            ip("2001:db8::7")
+        );
+        assert_eq!(
+            peer_ip(ip("::1"), ["192.0.2.1:5000"], &nets(t)),
+            ip("192.0.2.1")
+        );
+        // An IPv4 proxy reaching a dual-stack socket arrives as ::ffff:127.0.0.1.
+        assert_eq!(
+            peer_ip(ip("::ffff:127.0.0.1"), ["::ffff:192.0.2.1"], &nets(t)),
+            ip("192.0.2.1")
+        );
+        // An untrusted mapped peer is reported as the IPv4 address it is.
+        assert_eq!(
+            peer_ip(ip("::ffff:192.0.2.5"), ["1.2.3.4"], &nets(t)),
+            ip("192.0.2.5")
+        );
+    }
 }

@@ -9,8 +9,10 @@
 //!
 //! The certificate comes from files (`client.tls.cert_file`/`key_file`, read again when they
 //! change, so a renewal by certbot or a proxy's ACME client needs no restart) or from a
-//! certificate authority of the server's own ([`local_ca`]) for hosts with no public name.
+//! certificate authority of the server's own ([`local_ca`]) for hosts with no public name, or
+//! from an ACME certificate authority such as Let's Encrypt ([`acme`]) for a public host name.
 
+pub mod acme;
 pub mod local_ca;
 
 use std::net::IpAddr;
@@ -88,6 +90,8 @@ pub struct Tls {
     /// Set when the certificate comes from the local authority.
     pub local_ca: Option<LocalCaInfo>,
     certs: Arc<Certs>,
+    /// Told once the listener accepts connections (an ACME CA connects back to validate).
+    listening: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -99,19 +103,45 @@ impl std::fmt::Debug for Tls {
     }
 }
 
-/// The certificate presented now; replaced in place on reload.
+/// The certificate presented now (replaced in place on reload or renewal), and the ACME
+/// challenge certificates while an order is validated.
 #[derive(Debug)]
-struct Certs(RwLock<Arc<CertifiedKey>>);
+struct Certs {
+    current: RwLock<Arc<CertifiedKey>>,
+    challenges: Option<Arc<acme::Challenges>>,
+}
 
 impl ResolvesServerCert for Certs {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.read().unwrap_or_else(|e| e.into_inner()).clone())
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(ch) = &self.challenges {
+            let acme_alpn = hello
+                .alpn()
+                .is_some_and(|mut p| p.any(|p| p == acme::ACME_TLS_ALPN));
+            if acme_alpn {
+                // A validation handshake gets the challenge certificate or nothing: never the
+                // real one under a protocol that serves no HTTP.
+                return hello.server_name().and_then(|n| ch.get(n));
+            }
+        }
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
     }
 }
 
 impl Certs {
+    fn new(key: CertifiedKey, challenges: Option<Arc<acme::Challenges>>) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(key)),
+            challenges,
+        }
+    }
+
     fn set(&self, key: Arc<CertifiedKey>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = key;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = key;
     }
 }
 
@@ -164,8 +194,9 @@ impl Tls {
         // seen by the first poll.
         let stamps = match &config.certificate {
             TlsCertificate::Files { cert, key } => (stamp(cert), stamp(key)),
-            TlsCertificate::LocalCa { .. } => (None, None),
+            TlsCertificate::LocalCa { .. } | TlsCertificate::Acme(_) => (None, None),
         };
+        let mut acme_start = None;
         let (key, local_ca) = match &config.certificate {
             TlsCertificate::Files { cert, key } => (load_files(cert, key)?, None),
             TlsCertificate::LocalCa { dir } => {
@@ -186,8 +217,32 @@ impl Tls {
                 let k = certified(ca.chain, ca.key, &ca.ca_path, &ca.ca_path)?;
                 (k, Some(info))
             }
+            TlsCertificate::Acme(cfg) => {
+                std::fs::create_dir_all(&cfg.dir).map_err(|e| TlsError::io(&cfg.dir, e))?;
+                // These files are the server's own: a damaged pair is reported and replaced
+                // by a new order rather than keeping the server down.
+                let stored = acme::load_stored(&cfg.dir).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "ACME: the stored certificate cannot be used; a new one is ordered");
+                    None
+                });
+                let key = match &stored {
+                    Some(s) => {
+                        tracing::info!(names = %s.names.join(", "), not_after = %s.not_after, "ACME: stored certificate in service");
+                        s.key.clone()
+                    }
+                    None => {
+                        tracing::info!(names = %cfg.domains.join(", "), "ACME: no certificate yet; a temporary self-signed one is served until the CA issues one");
+                        acme::placeholder(&cfg.domains)?
+                    }
+                };
+                acme_start = Some((cfg.clone(), stored));
+                (key, None)
+            }
         };
-        let certs = Arc::new(Certs(RwLock::new(Arc::new(key))));
+        let challenges = acme_start
+            .as_ref()
+            .map(|_| Arc::new(acme::Challenges::default()));
+        let certs = Arc::new(Certs::new(key, challenges.clone()));
         let mut sc = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Invalid {
@@ -198,12 +253,25 @@ impl Tls {
             .with_cert_resolver(certs.clone());
         // HTTP/1.1 only: the listener speaks HTTP/1 (WebSocket signalling upgrades over it).
         sc.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if acme_start.is_some() {
+            sc.alpn_protocols.push(acme::ACME_TLS_ALPN.to_vec());
+        }
         let tls = Arc::new(Self {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(sc)),
             config,
             local_ca,
             certs,
+            listening: Arc::new(tokio::sync::Notify::new()),
         });
+        if let (Some((cfg, stored)), Some(ch)) = (acme_start, challenges) {
+            tokio::spawn(acme::run(
+                Arc::downgrade(&tls.certs),
+                ch,
+                cfg,
+                stored,
+                tls.listening.clone(),
+            ));
+        }
         if let TlsCertificate::Files { cert, key } = &tls.config.certificate {
             tokio::spawn(watch_files(
                 Arc::downgrade(&tls.certs),
@@ -213,6 +281,22 @@ impl Tls {
             ));
         }
         Ok(tls)
+    }
+}
+
+impl Tls {
+    /// Called once the listener accepts connections.
+    pub fn listening(&self) {
+        self.listening.notify_one();
+    }
+
+    /// The certificate in service now (tests and diagnostics).
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.certs
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -291,6 +375,118 @@ mod tests {
             .self_signed(&k)
             .unwrap();
         (c.pem(), k.serialize_pem())
+    }
+
+    /// A client verifier that accepts any certificate and keeps the one it saw.
+    #[derive(Debug)]
+    struct Capture(std::sync::Mutex<Option<Vec<u8>>>);
+
+    impl rustls::client::danger::ServerCertVerifier for Capture {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            *self.0.lock().unwrap() = Some(end_entity.to_vec());
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+
+    /// Runs a handshake in memory; the certificate the server presented, or `None` if the
+    /// handshake failed.
+    fn handshake(certs: Arc<Certs>, name: &str, alpn: &[u8]) -> Option<Vec<u8>> {
+        let mut sc = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(certs);
+        sc.alpn_protocols = vec![b"http/1.1".to_vec(), acme::ACME_TLS_ALPN.to_vec()];
+        let seen = Arc::new(Capture(std::sync::Mutex::new(None)));
+        let mut cc = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(seen.clone())
+            .with_no_client_auth();
+        cc.alpn_protocols = vec![alpn.to_vec()];
+        let mut client = rustls::ClientConnection::new(
+            Arc::new(cc),
+            rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap(),
+        )
+        .unwrap();
+        let mut server = rustls::ServerConnection::new(Arc::new(sc)).unwrap();
+        for _ in 0..10 {
+            let mut buf = Vec::new();
+            client.write_tls(&mut buf).unwrap();
+            if server.read_tls(&mut &buf[..]).is_err() || server.process_new_packets().is_err() {
+                return None;
+            }
+            let mut buf = Vec::new();
+            server.write_tls(&mut buf).unwrap();
+            if client.read_tls(&mut &buf[..]).is_err() || client.process_new_packets().is_err() {
+                return None;
+            }
+            if !client.is_handshaking() && !server.is_handshaking() {
+                break;
+            }
+        }
+        let got = seen.0.lock().unwrap().clone();
+        got
+    }
+
+    #[test]
+    fn a_validation_handshake_gets_only_a_pending_challenge_certificate() {
+        let real = acme::placeholder(&["meet.example.org".into()]).unwrap();
+        let real_der = real.cert[0].to_vec();
+        let challenges = Arc::new(acme::Challenges::default());
+        let certs = Arc::new(Certs::new(real, Some(challenges.clone())));
+
+        // A browser gets the real certificate.
+        let got = handshake(certs.clone(), "meet.example.org", b"http/1.1");
+        assert_eq!(got.as_deref(), Some(real_der.as_slice()));
+        // acme-tls/1 with no pending challenge: no certificate at all.
+        assert_eq!(
+            handshake(certs.clone(), "meet.example.org", acme::ACME_TLS_ALPN),
+            None
+        );
+
+        acme::tests::set_challenge(&challenges, "meet.example.org");
+        let got = handshake(certs.clone(), "meet.example.org", acme::ACME_TLS_ALPN).unwrap();
+        assert_ne!(got, real_der);
+        let (_, c) = x509_parser::parse_x509_certificate(&got).unwrap();
+        assert!(c
+            .extensions()
+            .iter()
+            .any(|e| e.oid.to_id_string() == "1.3.6.1.5.5.7.1.31"));
+        // Another name under acme-tls/1: nothing.
+        assert_eq!(
+            handshake(certs, "other.example.org", acme::ACME_TLS_ALPN),
+            None
+        );
     }
 
     #[test]
