@@ -61,7 +61,16 @@ impl Server {
             let stop = stop.clone();
             let m = metrics.clone();
             tokio::spawn(async move {
-                crate::http::listener::serve(l, r, limits, m, None, stop.cancelled_owned()).await
+                crate::http::listener::serve(
+                    l,
+                    r,
+                    limits,
+                    m,
+                    None,
+                    Arc::from([]),
+                    stop.cancelled_owned(),
+                )
+                .await
             });
         }
         let redirect_addr = match &redirect_listener {
@@ -74,7 +83,16 @@ impl Server {
             let stop = stop.clone();
             let m = metrics.clone();
             tokio::spawn(async move {
-                crate::http::listener::serve(l, r, limits, m, None, stop.cancelled_owned()).await
+                crate::http::listener::serve(
+                    l,
+                    r,
+                    limits,
+                    m,
+                    None,
+                    Arc::from([]),
+                    stop.cancelled_owned(),
+                )
+                .await
             });
         }
         let task = tokio::spawn(crate::http::listener::serve(
@@ -83,6 +101,7 @@ impl Server {
             limits,
             metrics,
             app.tls.clone(),
+            Arc::from(app.config.trusted_proxies.as_slice()),
             async move {
                 let _ = rx.await;
                 stop.cancel();

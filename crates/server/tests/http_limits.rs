@@ -135,6 +135,59 @@ async fn a_trickled_body_is_cut_off_with_408() {
 }
 
 #[tokio::test]
+async fn a_trusted_proxy_is_held_to_the_servers_cap_not_an_addresss_share() {
+    let (srv, _dir) = server(|c| {
+        c.conn_limits = ConnLimits {
+            max_connections_per_ip: 2,
+            max_connections: 5,
+            header_read_timeout: Duration::from_secs(20),
+            ..ConnLimits::default()
+        };
+        c.trusted_proxies = vec!["127.0.0.2/32".parse().unwrap()];
+    })
+    .await;
+    let proxy = Ipv4Addr::new(127, 0, 0, 2);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect_from(proxy, srv.addr).await);
+    }
+    // The fifth from the proxy is still served: it is the proxy's fifth client.
+    let mut fifth = connect_from(proxy, srv.addr).await;
+    fifth
+        .write_all(b"GET /healthCheck HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (got, _) = read_to_close(&mut fifth, Duration::from_secs(3)).await;
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    // The server's cap holds for the proxy too (four held, the fifth may still be closing).
+    held.push(connect_from(proxy, srv.addr).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut over = connect_from(proxy, srv.addr).await;
+    let (got, closed) = read_to_close(&mut over, Duration::from_secs(3)).await;
+    assert!(closed.is_some() && got.is_empty(), "the server's cap holds");
+    // An address that is not a proxy keeps its share: two.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let other = Ipv4Addr::LOCALHOST;
+    let _a = connect_from(other, srv.addr).await;
+    let _b = connect_from(other, srv.addr).await;
+    let mut third = connect_from(other, srv.addr).await;
+    let _ = third
+        .write_all(b"GET /healthCheck HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let (got, closed) = read_to_close(&mut third, Duration::from_secs(3)).await;
+    assert!(
+        closed.is_some() && got.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[tokio::test]
 async fn an_address_cannot_hold_more_than_its_share_of_connections() {
     let (srv, _dir) = server(|c| {
         c.conn_limits = ConnLimits {

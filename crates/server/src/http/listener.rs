@@ -3,8 +3,9 @@
 //! without using them.
 //!
 //! - At most [`ConnLimits::max_connections`] connections at once, and at most
-//!   [`ConnLimits::max_connections_per_ip`] from one address: beyond them a new connection is
-//!   closed at once (and counted in `enclave_http_connections_refused_total`).
+//!   [`ConnLimits::max_connections_per_ip`] from one address (a trusted reverse proxy is held
+//!   to the first cap only): beyond them a new connection is closed at once (and counted in
+//!   `enclave_http_connections_refused_total`).
 //! - A request's headers must arrive within [`ConnLimits::header_read_timeout`]. hyper starts
 //!   that timer again while a kept-alive connection waits for its next request, so it is also
 //!   the idle timeout. A client that trickles one header byte every few seconds is cut off.
@@ -37,6 +38,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::ConnLimits;
+use crate::config::IpNet;
 use crate::metrics::Metrics;
 use crate::tls::Tls;
 
@@ -99,12 +101,16 @@ impl Drop for Admitted {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and lets the
 /// requests in flight finish (at most [`DRAIN`]).
+///
+/// Connections from `trusted_proxies` are held to the server's cap only, not to the
+/// per-address one: behind a reverse proxy every client arrives from the proxy's address.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
     metrics: Arc<Metrics>,
     tls: Option<Arc<Tls>>,
+    trusted_proxies: Arc<[IpNet]>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let global = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
@@ -127,11 +133,14 @@ pub async fn serve(
                 }
             },
         };
-        let admitted = global
-            .clone()
-            .try_acquire_owned()
-            .ok()
-            .and_then(|g| per_ip.admit(peer.ip(), limits.max_connections_per_ip, g));
+        let admitted = global.clone().try_acquire_owned().ok().and_then(|g| {
+            let share = if super::is_trusted_proxy(peer.ip(), &trusted_proxies) {
+                limits.max_connections
+            } else {
+                limits.max_connections_per_ip
+            };
+            per_ip.admit(peer.ip(), share, g)
+        });
         let Some(admitted) = admitted else {
             metrics.http_connections_refused.inc();
             tracing::debug!(%peer, "connection refused: too many open connections");
