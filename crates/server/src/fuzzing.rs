@@ -77,6 +77,51 @@ fn rtmp(url: &str, key: &str) {
     let _ = crate::recording::is_public(std::net::IpAddr::from([0, 0, 0, 0]));
 }
 
+/// Arbitrary bytes as the headers a reverse proxy or a client sends: `X-Forwarded-For` lines
+/// (split at zero bytes) read from a trusted and from an untrusted peer, and as the `Host` of a
+/// plain-HTTP request redirected to HTTPS. Nothing may panic; an untrusted peer's header never
+/// counts; the address chosen is the peer's or one the header named; a redirect's `Location`
+/// is `https://` and carries no byte of the header that could end it early.
+pub fn forwarded_headers(data: &[u8]) {
+    use std::net::IpAddr;
+    let trusted: Vec<crate::config::IpNet> = vec![
+        "10.0.0.0/8".parse().expect("literal"),
+        "fd00::/8".parse().expect("literal"),
+    ];
+    let lines: Vec<&[u8]> = data.split(|b| *b == 0).collect();
+    let outsider = IpAddr::from([198, 51, 100, 7]);
+    assert_eq!(
+        crate::http::peer_ip(outsider, lines.iter().copied(), &trusted),
+        outsider
+    );
+    let proxy = IpAddr::from([10, 0, 0, 2]);
+    let got = crate::http::peer_ip(proxy, lines.iter().copied(), &trusted);
+    let named = lines
+        .iter()
+        .filter_map(|l| std::str::from_utf8(l).ok())
+        .any(|l| {
+            l.split(',')
+                .any(|e| crate::http::forwarded_addr(e.trim()) == Some(got))
+        });
+    assert!(
+        got == proxy || named,
+        "{got} is neither the peer nor in the header"
+    );
+
+    let mut headers = axum::http::HeaderMap::new();
+    if let Ok(v) = axum::http::HeaderValue::from_bytes(lines[0]) {
+        headers.insert(axum::http::header::HOST, v);
+    }
+    let uri = axum::http::Uri::from_static("/x?y=1");
+    let res = crate::http::https::to_https(&headers, &uri, 8443);
+    if let Some(loc) = res.headers().get(axum::http::header::LOCATION) {
+        let loc = loc.to_str().expect("a Location we wrote is ASCII");
+        assert!(loc.starts_with("https://"), "{loc}");
+        let host = &loc["https://".len()..loc.len() - ":8443/x?y=1".len()];
+        assert!(!host.contains(['/', '@', '?', '#', ' ', '\\']), "{loc}");
+    }
+}
+
 /// Arbitrary bytes as the answer of a STUN server (`rtc.use_external_ip`). Nothing may panic,
 /// and an answer is only ever read for the transaction that was asked.
 pub fn stun_response(data: &[u8]) {
@@ -130,20 +175,26 @@ mod tests {
             // A STUN binding success with an XOR-MAPPED-ADDRESS (RFC 5769).
             hex::decode("0101000c2112a442b7e7a701bc34d686fa87dfae002000080001a147e112a643")
                 .unwrap_or_default(),
+            b"meet.example.org:8443\x00203.0.113.9, 10.0.0.7".to_vec(),
+            b"[2001:db8::1]:443\0[2001:db8::1]:5000,fd00::3\0unknown, 10.1.1.1".to_vec(),
+            b"evil.example/@x\0::ffff:10.0.0.9, 192.0.2.1:80".to_vec(),
         ];
         for s in &seeds {
             tokens(s);
             browser_request(s);
             stun_response(s);
+            forwarded_headers(s);
             for i in 0..s.len().min(96) {
                 tokens(&s[..i]);
                 browser_request(&s[..i]);
                 stun_response(&s[..i]);
+                forwarded_headers(&s[..i]);
                 let mut c = s.clone();
                 c[i] ^= 0x41;
                 tokens(&c);
                 browser_request(&c);
                 stun_response(&c);
+                forwarded_headers(&c);
             }
         }
         // A real join token still verifies: the harness would notice nothing otherwise.

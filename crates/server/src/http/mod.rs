@@ -297,7 +297,7 @@ pub(crate) fn peer_ip<V: AsRef<[u8]>>(
 
 /// One `X-Forwarded-For` entry: an address, optionally with a port (`192.0.2.1:5000`,
 /// `[2001:db8::1]:5000`) or in brackets (`[2001:db8::1]`), as some proxies write them.
-fn forwarded_addr(entry: &str) -> Option<IpAddr> {
+pub(crate) fn forwarded_addr(entry: &str) -> Option<IpAddr> {
     let ip = if let Ok(ip) = entry.parse::<IpAddr>() {
         ip
     } else if let Ok(sa) = entry.parse::<SocketAddr>() {
