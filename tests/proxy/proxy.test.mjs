@@ -132,8 +132,13 @@ for (const p of PROXIES) {
         const throttled = await auth(proxy, enclave, '/room/isRoomActive', body, { from: p.client, secret: wrong });
         assert.equal(throttled.status, 429, `after ${FAILURE_BUDGET} failures from ${p.client}: ${throttled.text}`);
         assert.ok(Number(throttled.headers['retry-after']) >= 1, `Retry-After: ${throttled.headers['retry-after']}`);
-        const logged = enclave.text.split('\n').some((l) => l.includes('too many failed credentials') && l.includes(`ip=${p.client} `));
-        assert.ok(logged, `the server should log the throttle for ip=${p.client}`);
+        // The log line travels through the server's stdout pipe: it may arrive after the reply.
+        const loggedNow = () =>
+          enclave.text.split('\n').some((l) => l.includes('too many failed credentials') && l.includes(`ip=${p.client} `));
+        for (let waited = 0; !loggedNow() && waited < 5_000; waited += 50) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.ok(loggedNow(), `the server should log the throttle for ip=${p.client}`);
 
         // Another client behind the same proxy has a budget of its own.
         const other = await auth(proxy, enclave, '/room/isRoomActive', body, { from: p.other, secret: wrong });
