@@ -298,6 +298,7 @@ impl<'a> Bench<'a> {
                 can_publish_data: Some(true),
                 hidden: false,
             },
+            session: None,
         };
         let token = enclave_server::auth::encode_jwt(LK_SECRET.as_bytes(), &claims);
         format!(

@@ -346,3 +346,117 @@ async fn tokens_renew_with_the_same_claims() {
         .unwrap();
     assert_eq!((renewed.user_id.as_str(), renewed.is_admin), ("ann", true));
 }
+
+/// GET /rtc/validate with a media token: the status and the reason.
+async fn rtc_validate(h: &Harness, media_token: &str) -> (StatusCode, String) {
+    let req = Request::get(format!("/rtc/validate?access_token={media_token}"))
+        .body(Body::empty())
+        .unwrap();
+    let (s, b) = h.send(req).await;
+    (s, String::from_utf8_lossy(&b).into_owned())
+}
+
+#[tokio::test]
+async fn a_removed_participant_cannot_come_back_with_the_tokens_they_hold() {
+    let h = Harness::new().await;
+    h.create(
+        "rm",
+        r#"{"end_to_end_encryption_features":{"is_enabled":true}}"#,
+    )
+    .await;
+    let admin = token(&h, "rm", "a", true).await;
+    let bob = token(&h, "rm", "bob", false).await;
+    let (s, v, _) = api(&h, "/api/verifyToken", Some(&bob), "{}").await;
+    assert_eq!(s, StatusCode::OK);
+    let media = v["media"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(rtc_validate(&h, &media).await.0, StatusCode::OK);
+
+    let (s, v, _) = api(
+        &h,
+        "/api/removeParticipant",
+        Some(&admin),
+        r#"{"user_id":"bob"}"#,
+    )
+    .await;
+    assert_eq!((s, v["status"].as_bool()), (StatusCode::OK, Some(true)));
+    // The join token no longer verifies or renews: no new media token, no secret.
+    for path in ["/api/verifyToken", "/api/renewToken"] {
+        let (s, v, _) = api(&h, path, Some(&bob), "{}").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}: {v}");
+        assert!(v.get("e2ee").is_none() && v.get("token").is_none(), "{v}");
+    }
+    // The media token held does not join again.
+    let (s, why) = rtc_validate(&h, &media).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(why.contains("removed"), "{why}");
+    // Without a block, the integrator may let them back with a new join token.
+    let again = token(&h, "rm", "bob", false).await;
+    let (s, v, _) = api(&h, "/api/verifyToken", Some(&again), "{}").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(rtc_validate(&h, &media).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_blocked_participant_gets_no_token_secret_or_media_for_the_session() {
+    let h = Harness::new().await;
+    h.create(
+        "ban",
+        r#"{"end_to_end_encryption_features":{"is_enabled":true}}"#,
+    )
+    .await;
+    let admin = token(&h, "ban", "a", true).await;
+    let eve = token(&h, "ban", "eve", false).await;
+    let (_, v, _) = api(&h, "/api/verifyToken", Some(&eve), "{}").await;
+    let media = v["media"]["token"].as_str().unwrap().to_owned();
+
+    let (s, _, _) = api(
+        &h,
+        "/api/removeParticipant",
+        Some(&admin),
+        r#"{"user_id":"eve","block_user":true}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v, _) = api(&h, "/api/verifyToken", Some(&eve), "{}").await;
+    assert_eq!(
+        (s, v["msg"].as_str()),
+        (StatusCode::FORBIDDEN, Some("notifications.you-are-blocked"))
+    );
+    assert!(v.get("e2ee").is_none(), "{v}");
+    // getJoinToken refuses a new token for the same user id, as Plug-N-Meet does.
+    let body = r#"{"room_id":"ban","user_info":{"name":"Eve","user_id":"eve","is_admin":false}}"#;
+    let (_, v) = h.call("/auth/room/getJoinToken", body).await;
+    assert_eq!(v["status"], false, "{v}");
+    assert_eq!(v["status_code"], "USER_BLOCKED", "{v}");
+    assert_eq!(v["msg"], "this user is blocked to join this session");
+    assert!(v.get("token").is_none_or(|t| t.as_str() == Some("")), "{v}");
+    let (s, why) = rtc_validate(&h, &media).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(why.contains("blocked"), "{why}");
+    // Everyone else is untouched.
+    let ann = token(&h, "ban", "ann", false).await;
+    assert_eq!(
+        api(&h, "/api/verifyToken", Some(&ann), "{}").await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_media_token_is_good_for_its_own_session_only() {
+    let h = Harness::new().await;
+    h.create("sess", "{}").await;
+    let ann = token(&h, "sess", "ann", false).await;
+    let (_, v, _) = api(&h, "/api/verifyToken", Some(&ann), "{}").await;
+    let media = v["media"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(rtc_validate(&h, &media).await.0, StatusCode::OK);
+    let admin = token(&h, "sess", "a", true).await;
+    assert_eq!(
+        api(&h, "/api/endRoom", Some(&admin), "{}").await.0,
+        StatusCode::OK
+    );
+    // The same room id again: a new session, where the old media token does not join.
+    h.create("sess", "{}").await;
+    let (s, why) = rtc_validate(&h, &media).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(why.contains("earlier session"), "{why}");
+}

@@ -85,6 +85,7 @@ pub fn url(srv: &enclave_server::Server, room: &str, identity: &str) -> String {
             room: room.into(),
             ..Default::default()
         },
+        session: None,
     };
     let token = enclave_server::auth::encode_jwt(LK_SECRET.as_bytes(), &claims);
     format!(

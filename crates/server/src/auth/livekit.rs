@@ -37,6 +37,11 @@ pub struct AccessClaims {
     pub metadata: String,
     #[serde(default)]
     pub video: VideoGrant,
+    /// The room session the token was issued for (tokens from `verifyToken`); a token of an
+    /// earlier session of the same room id does not join a later one. LiveKit's own tokens
+    /// (minted by an integrator with `livekit_info`) carry none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 /// Why a media connection was refused.
@@ -86,6 +91,7 @@ mod tests {
                 room: "r1".into(),
                 ..Default::default()
             },
+            session: None,
         }
     }
 

@@ -287,7 +287,8 @@ async fn join_token(app: &Arc<App>, body: &[u8]) -> ApiResult<TokenBody> {
     };
     room.invite(user_id.clone(), invitation)
         .await
-        .map_err(|_| ApiError::new(StatusCode::RoomNotFound, "room is not active"))?;
+        .map_err(|_| ApiError::new(StatusCode::RoomNotFound, "room is not active"))?
+        .map_err(|b| ApiError::new(StatusCode::UserBlocked, b.to_string()))?;
 
     let now = unix_now() as u64;
     let claims = JoinClaims {

@@ -29,6 +29,7 @@ use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::recording::{rtmp_target, Job, RecorderError};
 use crate::rooms::core::EndReason;
+use crate::rooms::core::Standing;
 use crate::rooms::{FeatureRefused, RoomHandle, ServerMediaFeature};
 
 pub(super) fn routes() -> Router<Arc<App>> {
@@ -80,7 +81,23 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
             .with_http(Http::UNAUTHORIZED)
     })?;
     // A token is good for the session it was issued in: one from an earlier session of the
-    // same room id finds no invitation in this one.
+    // same room id finds no invitation in this one, nor does one whose holder an admin
+    // removed.
+    match room.standing(user.clone()).await {
+        Ok(Standing::Blocked) => {
+            return Err(
+                ApiError::new(StatusCode::UserBlocked, "notifications.you-are-blocked")
+                    .with_http(Http::FORBIDDEN),
+            )
+        }
+        Ok(Standing::Removed) => {
+            return Err(
+                ApiError::new(StatusCode::UserNotFound, "notifications.you-are-removed")
+                    .with_http(Http::UNAUTHORIZED),
+            )
+        }
+        _ => {}
+    }
     match room.invitation(user.clone()).await {
         Ok(Some(_)) => {}
         _ => {
@@ -145,6 +162,7 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
                     can_publish_data: Some(!c.claims.is_hidden),
                     hidden: c.claims.is_hidden,
                 },
+                session: Some(info.sid.to_string()),
             },
         );
         let mut e2ee_json = json!({
@@ -214,6 +232,8 @@ pub(crate) struct TargetReq {
     pub(crate) user_id: String,
     pub(crate) track_sid: String,
     pub(crate) muted: bool,
+    /// `removeParticipant`: also put them on the session's block list.
+    pub(crate) block_user: bool,
 }
 
 async fn remove_participant(
@@ -226,10 +246,13 @@ async fn remove_participant(
         admin(&c)?;
         let req: TargetReq = json::decode(&body).map_err(ApiError::invalid)?;
         let target = UserId::parse(&req.user_id).map_err(|e| ApiError::invalid(format!("user_id: {e}")))?;
+        // The room first: once it has applied the removal, the target's join token and media
+        // token no longer admit them, so the connection closed next cannot come back.
+        let _ = c.room.remove(target.clone(), req.block_user).await;
         if let Some(media) = &app.media {
             media.remove(c.room.info.room_id.as_str(), target.as_str());
         }
-        tracing::info!(room_id = %c.room.info.room_id, by = %c.user, user_id = %target, "participant removed by an admin");
+        tracing::info!(room_id = %c.room.info.room_id, by = %c.user, user_id = %target, blocked = req.block_user, "participant removed by an admin");
         Ok(reply(json!({ "status": true, "msg": "success" })))
     }
     .await)

@@ -27,7 +27,7 @@ use crate::app::App;
 use crate::auth::livekit::{verify, AccessClaims};
 use crate::clock::unix_now;
 use crate::media::ConnOut;
-use crate::rooms::core::{JoinError, Participant};
+use crate::rooms::core::{JoinError, Participant, Standing};
 use crate::rooms::RoomHandle;
 
 /// Largest signalling frame accepted (an SDP with many m-lines is a few tens of KB).
@@ -97,7 +97,7 @@ struct Admitted {
     user: UserId,
 }
 
-fn admit(
+async fn admit(
     app: &App,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
@@ -123,6 +123,34 @@ fn admit(
         StatusCode::NOT_FOUND,
         "requested room does not exist".to_owned(),
     ))?;
+    // A media token from `verifyToken` is good for the session it was issued in only.
+    if claims
+        .session
+        .as_deref()
+        .is_some_and(|s| s != room.info.sid.to_string())
+    {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "token was issued for an earlier session of this room".to_owned(),
+        ));
+    }
+    // Refused before the upgrade, so that the SDK's validate call can say why. (The room
+    // refuses the join as well, for a removal that lands in between.)
+    match room.standing(user.clone()).await {
+        Ok(Standing::Removed) => {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "participant was removed from this session".to_owned(),
+            ))
+        }
+        Ok(Standing::Blocked) => {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "participant is blocked from this session".to_owned(),
+            ))
+        }
+        _ => {}
+    }
     Ok(Admitted { claims, room, user })
 }
 
@@ -131,7 +159,7 @@ async fn validate(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    match admit(&app, &q, &headers) {
+    match admit(&app, &q, &headers).await {
         Ok(_) => (StatusCode::OK, "success").into_response(),
         Err((code, msg)) => (code, msg).into_response(),
     }
@@ -143,7 +171,7 @@ async fn rtc(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let admitted = match admit(&app, &q, &headers) {
+    let admitted = match admit(&app, &q, &headers).await {
         Ok(a) => a,
         Err((code, msg)) => {
             tracing::info!(%code, msg, "media connection refused");
@@ -250,6 +278,16 @@ async fn run(
             let _ = socket
                 .send(leave(
                     lk::DisconnectReason::JoinFailure,
+                    lk::leave_request::Action::Disconnect,
+                ))
+                .await;
+            return close(socket).await;
+        }
+        Ok(Err(e @ (JoinError::Removed | JoinError::Blocked))) => {
+            tracing::info!(error = %e, "refused: removed by an admin");
+            let _ = socket
+                .send(leave(
+                    lk::DisconnectReason::ParticipantRemoved,
                     lk::leave_request::Action::Disconnect,
                 ))
                 .await;

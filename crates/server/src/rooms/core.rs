@@ -10,7 +10,7 @@
 //! it has had no participant for `empty_timeout` — counted from creation, and again from each
 //! moment the last participant leaves.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use enclave_proto::ids::UserId;
@@ -96,7 +96,28 @@ pub enum JoinError {
     RoomFull,
     #[error("the room has ended")]
     RoomEnded,
+    #[error("the participant was removed from this session and not invited again")]
+    Removed,
+    #[error("the participant is blocked from this session")]
+    Blocked,
 }
+
+/// Where a user stands in this session after an admin acted on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Nothing against them.
+    Welcome,
+    /// Removed: their invitation is void until a new join token is issued for them.
+    Removed,
+    /// Removed with `block_user`: no join token, invitation or media connection for the rest
+    /// of the session.
+    Blocked,
+}
+
+/// `getJoinToken` for a blocked user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this user is blocked to join this session")]
+pub struct Blocked;
 
 /// Limits fixed at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +137,10 @@ pub struct Room {
     status: RoomStatus,
     participants: BTreeMap<UserId, Participant>,
     invitations: BTreeMap<UserId, Invitation>,
+    /// Removed by an admin and not invited since.
+    removed: BTreeSet<UserId>,
+    /// The session's block list.
+    blocked: BTreeSet<UserId>,
     /// Since when the room has had nobody in it (`None` while occupied).
     empty_since: Option<Instant>,
     /// When the first participant joined.
@@ -133,6 +158,8 @@ impl Room {
             status: RoomStatus::Created,
             participants: BTreeMap::new(),
             invitations: BTreeMap::new(),
+            removed: BTreeSet::new(),
+            blocked: BTreeSet::new(),
             empty_since: Some(now),
             started_at: None,
             joined_total: 0,
@@ -155,9 +182,41 @@ impl Room {
         self.joined_total
     }
 
-    /// Remembers that a join token was issued for `user`.
-    pub fn invite(&mut self, user: UserId, invitation: Invitation) {
+    /// Remembers that a join token was issued for `user`; refused for a blocked user. A new
+    /// invitation lifts a removal without a block (an integrator let them back in).
+    pub fn invite(&mut self, user: UserId, invitation: Invitation) -> Result<(), Blocked> {
+        if self.blocked.contains(&user) {
+            return Err(Blocked);
+        }
+        self.removed.remove(&user);
         self.invitations.insert(user, invitation);
+        Ok(())
+    }
+
+    /// An admin removes `user`: their invitation is void (the join token they hold no longer
+    /// verifies, renews or joins) and, with `block`, they join the session's block list. The
+    /// participant leaves at once if connected.
+    pub fn remove(&mut self, now: Instant, user: &UserId, block: bool) {
+        if self.status == RoomStatus::Ended {
+            return;
+        }
+        self.invitations.remove(user);
+        self.removed.insert(user.clone());
+        if block {
+            self.blocked.insert(user.clone());
+        }
+        self.leave(now, user, None);
+    }
+
+    /// Where `user` stands in this session.
+    pub fn standing(&self, user: &UserId) -> Standing {
+        if self.blocked.contains(user) {
+            Standing::Blocked
+        } else if self.removed.contains(user) {
+            Standing::Removed
+        } else {
+            Standing::Welcome
+        }
     }
 
     /// The invitation of `user`, if a token was issued for them.
@@ -169,6 +228,11 @@ impl Room {
     pub fn join(&mut self, now: Instant, mut participant: Participant) -> Result<(), JoinError> {
         if self.status == RoomStatus::Ended {
             return Err(JoinError::RoomEnded);
+        }
+        match self.standing(&participant.user_id) {
+            Standing::Welcome => {}
+            Standing::Removed => return Err(JoinError::Removed),
+            Standing::Blocked => return Err(JoinError::Blocked),
         }
         // The join token said who is an admin; the media connection does not.
         if let Some(inv) = self.invitations.get(&participant.user_id) {
@@ -292,6 +356,53 @@ mod tests {
 
     fn drain(room: &mut Room) -> Vec<RoomEvent> {
         std::iter::from_fn(|| room.poll_event()).collect()
+    }
+
+    fn inv() -> Invitation {
+        Invitation {
+            name: "X".into(),
+            is_admin: false,
+            metadata: UserMetadata::default(),
+        }
+    }
+
+    #[test]
+    fn a_removed_participant_leaves_and_cannot_rejoin_until_invited_again() {
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        let bob = UserId::parse("bob").unwrap();
+        room.invite(bob.clone(), inv()).unwrap();
+        room.join(t0, p("bob")).unwrap();
+        drain(&mut room);
+        room.remove(t0, &bob, false);
+        assert!(matches!(
+            drain(&mut room)[..],
+            [RoomEvent::ParticipantLeft(_)]
+        ));
+        assert_eq!(room.invitation(&bob), None);
+        assert_eq!(room.standing(&bob), Standing::Removed);
+        assert_eq!(room.join(t0, p("bob")), Err(JoinError::Removed));
+        // A new join token lets them back.
+        room.invite(bob.clone(), inv()).unwrap();
+        assert_eq!(room.standing(&bob), Standing::Welcome);
+        room.join(t0, p("bob")).unwrap();
+    }
+
+    #[test]
+    fn a_blocked_user_gets_no_invitation_and_no_join_for_the_session() {
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        let bob = UserId::parse("bob").unwrap();
+        room.invite(bob.clone(), inv()).unwrap();
+        room.join(t0, p("bob")).unwrap();
+        room.remove(t0, &bob, true);
+        assert_eq!(room.standing(&bob), Standing::Blocked);
+        assert_eq!(room.invite(bob.clone(), inv()), Err(Blocked));
+        assert_eq!(room.invitation(&bob), None);
+        assert_eq!(room.join(t0, p("bob")), Err(JoinError::Blocked));
+        // Others are untouched.
+        room.invite(UserId::parse("ann").unwrap(), inv()).unwrap();
+        room.join(t0, p("ann")).unwrap();
     }
 
     #[test]

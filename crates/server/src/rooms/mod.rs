@@ -22,7 +22,8 @@ use enclave_proto::ids::{RoomId, SessionId, UserId};
 use enclave_proto::room::RoomMetadata;
 
 use self::core::{
-    EndReason, Invitation, JoinError, Participant, Room, RoomEvent, RoomLimits, RoomStatus,
+    Blocked, EndReason, Invitation, JoinError, Participant, Room, RoomEvent, RoomLimits,
+    RoomStatus, Standing,
 };
 use enclave_proto::reply::ParticipantInfo;
 
@@ -179,7 +180,9 @@ pub struct Snapshot {
 }
 
 enum Command {
-    Invite(UserId, Invitation),
+    Invite(UserId, Invitation, oneshot::Sender<Result<(), Blocked>>),
+    Remove(UserId, bool, oneshot::Sender<()>),
+    Standing(UserId, oneshot::Sender<Standing>),
     Join(Participant, oneshot::Sender<Result<(), JoinError>>),
     Leave(UserId, Option<String>),
     End(EndReason, oneshot::Sender<()>),
@@ -209,12 +212,24 @@ impl RoomHandle {
         rx.await.map_err(|_| RoomGone)
     }
 
-    /// Records that a join token was issued for `user`.
-    pub async fn invite(&self, user: UserId, invitation: Invitation) -> Result<(), RoomGone> {
-        self.tx
-            .send(Command::Invite(user, invitation))
-            .await
-            .map_err(|_| RoomGone)
+    /// Records that a join token was issued for `user` (refused for a blocked user).
+    pub async fn invite(
+        &self,
+        user: UserId,
+        invitation: Invitation,
+    ) -> Result<Result<(), Blocked>, RoomGone> {
+        self.ask(|tx| Command::Invite(user, invitation, tx)).await
+    }
+
+    /// An admin removes `user` from the session (and with `block`, blocks them); returns once
+    /// the room has applied it, so a token check that follows sees it.
+    pub async fn remove(&self, user: UserId, block: bool) -> Result<(), RoomGone> {
+        self.ask(|tx| Command::Remove(user, block, tx)).await
+    }
+
+    /// Where `user` stands in this session (removed, blocked).
+    pub async fn standing(&self, user: UserId) -> Result<Standing, RoomGone> {
+        self.ask(|tx| Command::Standing(user, tx)).await
     }
 
     /// A participant joins (refused once the room is full).
@@ -489,7 +504,16 @@ async fn drive(
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 None => room.end(EndReason::Shutdown),
-                Some(Command::Invite(user, inv)) => room.invite(user, inv),
+                Some(Command::Invite(user, inv, reply)) => {
+                    let _ = reply.send(room.invite(user, inv));
+                }
+                Some(Command::Remove(user, block, done)) => {
+                    room.remove(now_std(), &user, block);
+                    let _ = done.send(());
+                }
+                Some(Command::Standing(user, reply)) => {
+                    let _ = reply.send(room.standing(&user));
+                }
                 Some(Command::Join(p, reply)) => {
                     let r = room.join(now_std(), p);
                     if let Err(e) = &r {
