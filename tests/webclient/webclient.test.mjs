@@ -247,6 +247,41 @@ describe('web client against enclave', () => {
     assert.equal(active.is_active, false, 'the room is no longer active');
   });
 
+  scenario('8. a host removes and blocks a participant: removed page, the link no longer admits them, no new token for them', async ({ log, user }) => {
+    const room = `ban-${rand()}`;
+    await server.createRoom(room, 'server_key');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    await Promise.all([ann, bob].map((u) => u.enter(chrome.browser)));
+    await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`);
+    await ann.page.click(tid('participants-toggle'));
+    await ann.page.click(`${tid('participant-item')}[data-identity="bob"] ${tid('admin-remove')}`);
+    await ann.page.check(tid('remove-block-checkbox'));
+    await ann.page.click(tid('confirm-ok'));
+    await bob.page.waitForSelector(tid('ended-page'), { timeout: 10_000 });
+    assert.equal(await bob.page.textContent(tid('page-title')), 'You were removed from the meeting');
+    await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`, { state: 'detached', timeout: 10_000 });
+    // The same join link again: the blocked page, and no media token or key reached the page.
+    let replied = null;
+    bob.page.on('response', (r) => {
+      if (r.url().includes('/api/verifyToken')) replied = r.text().catch(() => '');
+    });
+    // (The client takes the token out of the address bar, so a reload alone would carry none.)
+    await bob.page.goto(`${server.base}/?access_token=${bob.token}`);
+    await bob.page.waitForSelector(tid('error-page'));
+    assert.equal(await bob.page.getAttribute(tid('error-page'), 'data-error'), 'notifications.you-are-blocked');
+    assert.equal(await bob.page.textContent(tid('page-title')), 'You cannot rejoin this meeting');
+    const body = String(await replied);
+    assert.ok(!body.includes('"secret"') && !body.includes('"token"'), `verifyToken after the block: ${body}`);
+    // The integrator cannot issue a new link for bob in this session.
+    const refused = await server.auth('/room/getJoinToken', { room_id: room, user_info: { user_id: 'bob', name: 'Bob', is_admin: false } }).then(
+      (r) => `issued: ${JSON.stringify(r)}`,
+      (e) => String(e.message),
+    );
+    log.add('driver', `getJoinToken for the blocked user: ${refused}`);
+    assert.ok(refused.includes('USER_BLOCKED') && !refused.startsWith('issued'), refused);
+  });
+
   // A regression test: the pre-join screen once let people join before getUserMedia resolved,
   // and they came in without the microphone or camera it showed as on.
   scenario(

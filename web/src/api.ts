@@ -120,8 +120,8 @@ export class Api {
     return this.post('./api/endRoom', {});
   }
 
-  removeParticipant(userId: string): Promise<unknown> {
-    return this.post('./api/removeParticipant', { user_id: userId });
+  removeParticipant(userId: string, block = false): Promise<unknown> {
+    return this.post('./api/removeParticipant', { user_id: userId, block_user: block });
   }
 
   muteTrack(userId: string, trackSid: string, muted = true): Promise<unknown> {

@@ -689,11 +689,18 @@ export class Meeting {
   }
 
   private async adminRemove(p: PersonView): Promise<void> {
-    const ok = await confirmDialog({ title: `Remove ${p.name}?`, body: 'They will be disconnected from the meeting.', confirm: 'Remove', danger: true });
+    const block = { checked: false };
+    const ok = await confirmDialog({
+      title: `Remove ${p.name}?`,
+      body: 'They will be disconnected, and the join link they used will no longer let them in.',
+      confirm: 'Remove',
+      danger: true,
+      option: { label: 'Also block them from joining this session again, even with a new link', testid: 'remove-block-checkbox', value: block },
+    });
     if (!ok) return;
     try {
-      await this.o.api.removeParticipant(p.identity);
-      toast(`Removed ${p.name}.`, 'success');
+      await this.o.api.removeParticipant(p.identity, block.checked);
+      toast(block.checked ? `Removed and blocked ${p.name}.` : `Removed ${p.name}.`, 'success');
     } catch (e) {
       toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
     }

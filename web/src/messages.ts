@@ -27,6 +27,14 @@ const API_ERRORS: Record<string, ErrorText> = {
     title: 'This join link is for another session',
     body: 'The meeting was restarted since this link was made. Ask the organiser for a new one.',
   },
+  'notifications.you-are-removed': {
+    title: 'You were removed from this meeting',
+    body: 'A host removed you, and this join link no longer lets you in. Ask the organiser for a new one if this was a mistake.',
+  },
+  'notifications.you-are-blocked': {
+    title: 'You cannot rejoin this meeting',
+    body: 'A host removed you and blocked you from joining this session again.',
+  },
   'only admin can perform this task': {
     title: 'Only a host can do that',
     body: 'This action is reserved for the hosts of the meeting.',

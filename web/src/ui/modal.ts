@@ -6,6 +6,8 @@ export function confirmDialog(opts: {
   body: string;
   confirm: string;
   danger?: boolean;
+  /** A checkbox under the text; its state is written to `value.checked` when confirmed. */
+  option?: { label: string; testid: string; value: { checked: boolean } };
 }): Promise<boolean> {
   return new Promise((resolve) => {
     const previous = document.activeElement as HTMLElement | null;
@@ -15,12 +17,16 @@ export function confirmDialog(opts: {
       opts.confirm,
     );
     const cancel = h('button', { class: 'btn btn-ghost', type: 'button', 'data-testid': 'confirm-cancel' }, 'Cancel');
+    const option = opts.option
+      ? (h('input', { type: 'checkbox', 'data-testid': opts.option.testid }) as HTMLInputElement)
+      : null;
     const titleId = `dlg-${Math.random().toString(36).slice(2)}`;
     const dialog = h(
       'div',
       { class: 'modal', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': titleId, 'data-testid': 'confirm-dialog' },
       h('h2', { id: titleId }, opts.title),
       h('p', null, opts.body),
+      ...(option ? [h('label', { class: 'modal-option' }, option, ` ${opts.option!.label}`)] : []),
       h('div', { class: 'modal-actions' }, cancel, ok),
     );
     const backdrop = h('div', { class: 'modal-backdrop' }, dialog);
@@ -47,7 +53,10 @@ export function confirmDialog(opts: {
         }
       }
     };
-    ok.addEventListener('click', () => finish(true));
+    ok.addEventListener('click', () => {
+      if (option && opts.option) opts.option.value.checked = option.checked;
+      finish(true);
+    });
     cancel.addEventListener('click', () => finish(false));
     backdrop.addEventListener('click', (e) => {
       if (e.target === backdrop) finish(false);
