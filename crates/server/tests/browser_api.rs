@@ -460,3 +460,161 @@ async fn a_media_token_is_good_for_its_own_session_only() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(why.contains("earlier session"), "{why}");
 }
+
+#[tokio::test]
+async fn the_waiting_room_hands_out_nothing_until_an_admin_approves() {
+    let h = Harness::new().await;
+    h.create(
+        "wr",
+        r#"{"end_to_end_encryption_features":{"is_enabled":true},"waiting_room_features":{"is_active":true,"waiting_room_msg":"The class starts at nine."}}"#,
+    )
+    .await;
+    let admin = token(&h, "wr", "teacher", true).await;
+    let guest = token(&h, "wr", "guest", false).await;
+    let other = token(&h, "wr", "other", false).await;
+
+    // The admin is never held in the waiting room.
+    let (s, v, _) = api(&h, "/api/verifyToken", Some(&admin), "{}").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["e2ee"]["secret"].is_string() && v["media"]["token"].is_string());
+
+    // A guest gets the waiting message and nothing that lets them in.
+    let (s, v, cache) = api(&h, "/api/verifyToken", Some(&guest), "{}").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    assert_eq!(v["waiting"], true, "{v}");
+    assert_eq!(v["waiting_room_msg"], "The class starts at nine.");
+    for leak in ["media", "e2ee"] {
+        assert!(
+            v.get(leak).is_none(),
+            "{leak} handed to a waiting guest: {v}"
+        );
+    }
+    assert!(v["room"].get("sid").is_none(), "{v}");
+    // The media path refuses them too, whatever token they bring.
+    // A media token minted with the server's own keys (as an integrator holding the LiveKit
+    // secret could): the room still says no.
+    use enclave_server::auth::livekit::{mint, AccessClaims, VideoGrant};
+    let media = mint(
+        &h.app.keys,
+        &AccessClaims {
+            iss: h.app.config.livekit.api_key.clone(),
+            sub: "guest".into(),
+            nbf: 0,
+            exp: u64::MAX / 2,
+            name: String::new(),
+            metadata: String::new(),
+            video: VideoGrant {
+                room_join: true,
+                room: "wr".into(),
+                ..Default::default()
+            },
+            session: None,
+        },
+    );
+    let (s, why) = rtc_validate(&h, &media).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{why}");
+    assert!(why.contains("approval"), "{why}");
+
+    // Admins see who knocks; a guest cannot ask.
+    let (s, _, _) = api(&h, "/api/waitingRoom/list", Some(&guest), "{}").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    api(&h, "/api/verifyToken", Some(&other), "{}").await;
+    let (s, v, _) = api(&h, "/api/waitingRoom/list", Some(&admin), "{}").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let ids: Vec<_> = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["guest", "other"]);
+    assert_eq!(v["users"][0]["name"], "N guest");
+
+    // The admin changes the message; the next knock shows it.
+    let (s, _, _) = api(
+        &h,
+        "/api/waitingRoom/updateMsg",
+        Some(&admin),
+        r#"{"msg":"Five more minutes."}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, v, _) = api(&h, "/api/verifyToken", Some(&guest), "{}").await;
+    assert_eq!(v["waiting_room_msg"], "Five more minutes.");
+
+    // Approved: the next verifyToken lets them in, with the secret.
+    let (s, v, _) = api(
+        &h,
+        "/api/waitingRoom/approveUsers",
+        Some(&admin),
+        r#"{"user_id":"guest"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["approved"], serde_json::json!(["guest"]));
+    let (s, v, _) = api(&h, "/api/verifyToken", Some(&guest), "{}").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v.get("waiting").is_none(), "{v}");
+    assert!(v["e2ee"]["secret"].is_string(), "{v}");
+    let media = v["media"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(rtc_validate(&h, &media).await.0, StatusCode::OK);
+    let claims =
+        enclave_server::auth::livekit::verify(&h.app.keys, &h.app.config.livekit.api_key, &media)
+            .unwrap();
+    let meta: Value = serde_json::from_str(&claims.metadata).unwrap();
+    assert_eq!(meta["wait_for_approval"], false, "{meta}");
+
+    // Rejected: removed, and told so at the next ask.
+    let (s, _, _) = api(
+        &h,
+        "/api/removeParticipant",
+        Some(&admin),
+        r#"{"user_id":"other"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v, _) = api(&h, "/api/verifyToken", Some(&other), "{}").await;
+    assert_eq!(
+        (s, v["msg"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("notifications.you-are-removed")
+        )
+    );
+    let (_, v, _) = api(&h, "/api/waitingRoom/list", Some(&admin), "{}").await;
+    assert_eq!(v["users"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn approving_all_lets_every_waiting_guest_in() {
+    let h = Harness::new().await;
+    h.create("wa", r#"{"waiting_room_features":{"is_active":true}}"#)
+        .await;
+    let admin = token(&h, "wa", "t", true).await;
+    let guests = [
+        token(&h, "wa", "g1", false).await,
+        token(&h, "wa", "g2", false).await,
+    ];
+    for g in &guests {
+        let (_, v, _) = api(&h, "/api/verifyToken", Some(g), "{}").await;
+        assert_eq!(v["waiting"], true);
+    }
+    let (_, v, _) = api(
+        &h,
+        "/api/waitingRoom/approveUsers",
+        Some(&admin),
+        r#"{"user_id":"all"}"#,
+    )
+    .await;
+    assert_eq!(v["approved"].as_array().unwrap().len(), 2, "{v}");
+    for g in &guests {
+        let (_, v, _) = api(&h, "/api/verifyToken", Some(g), "{}").await;
+        assert!(v["media"]["token"].is_string(), "{v}");
+    }
+    // Without a waiting room nobody waits.
+    h.create("open", "{}").await;
+    let t = token(&h, "open", "g", false).await;
+    let (_, v, _) = api(&h, "/api/verifyToken", Some(&t), "{}").await;
+    assert!(v.get("waiting").is_none() && v["media"]["token"].is_string());
+}

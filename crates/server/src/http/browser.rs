@@ -28,8 +28,7 @@ use crate::auth::{TokenError, TokenKind};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::recording::{rtmp_target, Job, RecorderError};
-use crate::rooms::core::EndReason;
-use crate::rooms::core::Standing;
+use crate::rooms::core::{Approve, EndReason, Standing};
 use crate::rooms::{FeatureRefused, RoomHandle, ServerMediaFeature};
 
 pub(super) fn routes() -> Router<Arc<App>> {
@@ -41,6 +40,9 @@ pub(super) fn routes() -> Router<Arc<App>> {
         .route("/api/muteTrack", post(mute_track))
         .route("/api/recording", post(recording))
         .route("/api/rtmp", post(rtmp))
+        .route("/api/waitingRoom/list", post(waiting_list))
+        .route("/api/waitingRoom/approveUsers", post(approve_users))
+        .route("/api/waitingRoom/updateMsg", post(update_waiting_msg))
 }
 
 /// A caller with a valid join token for a live session of its room.
@@ -134,9 +136,46 @@ fn result(r: Result<Response, ApiError>) -> Response {
 async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     result(async {
         let c = caller(&app, &headers).await?;
-        let inv = c.room.invitation(c.user.clone()).await.ok().flatten().ok_or_else(|| unauthorized("notifications.user-info-not-found"))?;
+        let mut inv = c.room.invitation(c.user.clone()).await.ok().flatten().ok_or_else(|| unauthorized("notifications.user-info-not-found"))?;
         let info = &c.room.info;
         let features = info.metadata.room_features.clone().unwrap_or_default();
+        if inv.metadata.wait_for_approval {
+            // The waiting room: nothing that lets them in (no media token, no secret, not even
+            // the session id) until an admin approves. Each call is a knock that keeps them on
+            // the admins' list; the page calls again every few seconds.
+            match c.room.knock(c.user.clone()).await {
+                Ok(Some(msg)) => {
+                    let msg = msg.unwrap_or_else(|| {
+                        features.waiting_room_features.as_ref().map(|w| w.waiting_room_msg.clone()).unwrap_or_default()
+                    });
+                    tracing::info!(room_id = %info.room_id, user_id = %c.user, "waiting for an admin's approval");
+                    return Ok(reply(json!({
+                        "status": true,
+                        "msg": "notifications.waiting-for-approval",
+                        "waiting": true,
+                        "waiting_room_msg": msg,
+                        "room": { "room_id": info.room_id.to_string(), "title": info.title },
+                        "user": {
+                            "user_id": c.user.to_string(),
+                            "name": c.claims.name,
+                            "is_admin": false,
+                            "is_hidden": c.claims.is_hidden,
+                        },
+                        "expires_at": c.claims.exp,
+                    })));
+                }
+                Ok(None) => {
+                    // Approved between the two asks (or rejected: then caller() says so next time).
+                    inv = c.room.invitation(c.user.clone()).await.ok().flatten().ok_or_else(|| unauthorized("notifications.user-info-not-found"))?;
+                    if inv.metadata.wait_for_approval {
+                        return Err(unauthorized("notifications.user-info-not-found"));
+                    }
+                }
+                Err(_) => {
+                    return Err(ApiError::new(StatusCode::RoomNotFound, "notifications.room-not-active").with_http(Http::UNAUTHORIZED))
+                }
+            }
+        }
         let e2ee = features.end_to_end_encryption_features.clone().unwrap_or_default();
         let mode = match (e2ee.is_enabled, e2ee.enabled_self_insert_encryption_key) {
             (false, _) => "off",
@@ -419,6 +458,116 @@ async fn rtmp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> R
                 }
             };
             Ok(reply(json!({"status": true, "msg": msg})))
+        }
+        .await,
+    )
+}
+
+/// Admins: who waits in the waiting room now (those whose waiting page asked within the last
+/// few seconds), longest first, and the message they see.
+async fn waiting_list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    result(
+        async {
+            let c = caller(&app, &headers).await?;
+            admin(&c)?;
+            let waiting = c.room.waiting().await.map_err(|_| room_gone())?;
+            let users: Vec<_> = waiting
+                .iter()
+                .map(|w| {
+                    json!({
+                        "user_id": w.user_id.to_string(),
+                        "name": w.name,
+                        "waiting_seconds": w.waiting_for.as_secs(),
+                    })
+                })
+                .collect();
+            let f = c
+                .room
+                .info
+                .metadata
+                .room_features
+                .as_ref()
+                .and_then(|f| f.waiting_room_features.as_ref());
+            Ok(reply(json!({
+                "status": true,
+                "msg": "success",
+                "is_active": f.is_some_and(|w| w.is_active),
+                "users": users,
+            })))
+        }
+        .await,
+    )
+}
+
+fn room_gone() -> ApiError {
+    ApiError::new(StatusCode::RoomNotFound, "notifications.room-not-active")
+        .with_http(Http::UNAUTHORIZED)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ApproveReq {
+    /// One waiting user, or `all` (Plug-N-Meet's `ApproveWaitingUsersReq`).
+    user_id: String,
+}
+
+/// Admins: let one waiting user (or `all`) into the meeting. Their waiting page moves on by
+/// itself at its next ask.
+async fn approve_users(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    result(
+        async {
+            let c = caller(&app, &headers).await?;
+            admin(&c)?;
+            let req: ApproveReq = json::decode(&body).map_err(ApiError::invalid)?;
+            let which = match req.user_id.as_str() {
+                "" => return Err(ApiError::invalid("user_id: value is required")),
+                "all" => Approve::All,
+                u => Approve::One(
+                    UserId::parse(u).map_err(|e| ApiError::invalid(format!("user_id: {e}")))?,
+                ),
+            };
+            let approved = c.room.approve(which).await.map_err(|_| room_gone())?;
+            tracing::info!(room_id = %c.room.info.room_id, by = %c.user, approved = ?approved.iter().map(|u| u.as_str()).collect::<Vec<_>>(), "waiting users approved");
+            Ok(reply(json!({
+                "status": true,
+                "msg": "success",
+                "approved": approved.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+            })))
+        }
+        .await,
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct UpdateMsgReq {
+    msg: String,
+}
+
+/// A bound on the message every waiting page shows.
+const MAX_WAITING_MSG: usize = 2_000;
+
+/// Admins: change what the waiting room says, for the rest of the session.
+async fn update_waiting_msg(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    result(
+        async {
+            let c = caller(&app, &headers).await?;
+            admin(&c)?;
+            let req: UpdateMsgReq = json::decode(&body).map_err(ApiError::invalid)?;
+            if req.msg.chars().count() > MAX_WAITING_MSG {
+                return Err(ApiError::invalid(format!(
+                    "msg: at most {MAX_WAITING_MSG} characters"
+                )));
+            }
+            c.room
+                .set_waiting_msg(req.msg)
+                .await
+                .map_err(|_| room_gone())?;
+            Ok(reply(json!({ "status": true, "msg": "success" })))
         }
         .await,
     )

@@ -151,6 +151,14 @@ async fn admit(
         }
         _ => {}
     }
+    if let Ok(Some(inv)) = room.invitation(user.clone()).await {
+        if inv.metadata.wait_for_approval {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "participant waits for an admin's approval (waiting room)".to_owned(),
+            ));
+        }
+    }
     Ok(Admitted { claims, room, user })
 }
 
@@ -273,8 +281,8 @@ async fn run(
     };
     match a.room.join(participant).await {
         Ok(Ok(())) => {}
-        Ok(Err(JoinError::RoomFull)) => {
-            tracing::info!("refused: room is full");
+        Ok(Err(e @ (JoinError::RoomFull | JoinError::AwaitingApproval))) => {
+            tracing::info!(error = %e, "refused");
             let _ = socket
                 .send(leave(
                     lk::DisconnectReason::JoinFailure,

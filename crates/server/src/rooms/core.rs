@@ -100,6 +100,8 @@ pub enum JoinError {
     Removed,
     #[error("the participant is blocked from this session")]
     Blocked,
+    #[error("the participant waits for an admin's approval")]
+    AwaitingApproval,
 }
 
 /// Where a user stands in this session after an admin acted on them.
@@ -118,6 +120,32 @@ pub enum Standing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("this user is blocked to join this session")]
 pub struct Blocked;
+
+/// How long after a waiting user's last knock they still count as waiting (their page asks
+/// every few seconds; one who closed it drops off the admins' list).
+pub const KNOCK_PRESENCE: Duration = Duration::from_secs(15);
+
+/// Someone in the waiting room, as admins see them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiter {
+    pub user_id: UserId,
+    pub name: String,
+    /// Since their first knock.
+    pub waiting_for: Duration,
+}
+
+/// Which waiting users an admin lets in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approve {
+    One(UserId),
+    All,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Knock {
+    first: Instant,
+    last: Instant,
+}
 
 /// Limits fixed at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +169,10 @@ pub struct Room {
     removed: BTreeSet<UserId>,
     /// The session's block list.
     blocked: BTreeSet<UserId>,
+    /// Waiting users who asked to be let in, and when.
+    knocks: BTreeMap<UserId, Knock>,
+    /// The waiting room's message, when an admin changed it during the session.
+    waiting_msg: Option<String>,
     /// Since when the room has had nobody in it (`None` while occupied).
     empty_since: Option<Instant>,
     /// When the first participant joined.
@@ -160,6 +192,8 @@ impl Room {
             invitations: BTreeMap::new(),
             removed: BTreeSet::new(),
             blocked: BTreeSet::new(),
+            knocks: BTreeMap::new(),
+            waiting_msg: None,
             empty_since: Some(now),
             started_at: None,
             joined_total: 0,
@@ -201,6 +235,7 @@ impl Room {
             return;
         }
         self.invitations.remove(user);
+        self.knocks.remove(user);
         self.removed.insert(user.clone());
         if block {
             self.blocked.insert(user.clone());
@@ -224,6 +259,87 @@ impl Room {
         self.invitations.get(user)
     }
 
+    /// Whether `user`'s invitation still waits for an admin's approval (the waiting room).
+    pub fn awaits_approval(&self, user: &UserId) -> bool {
+        self.invitations
+            .get(user)
+            .is_some_and(|i| i.metadata.wait_for_approval)
+    }
+
+    /// A waiting user asks again to be let in (their waiting page does so every few seconds);
+    /// returns whether they still wait. Admins see those who knocked within
+    /// [`KNOCK_PRESENCE`].
+    pub fn knock(&mut self, now: Instant, user: &UserId) -> bool {
+        if !self.awaits_approval(user) || self.status == RoomStatus::Ended {
+            self.knocks.remove(user);
+            return false;
+        }
+        self.knocks
+            .entry(user.clone())
+            .and_modify(|k| k.last = now)
+            .or_insert(Knock {
+                first: now,
+                last: now,
+            });
+        true
+    }
+
+    /// Who waits now, longest first.
+    pub fn waiting(&self, now: Instant) -> Vec<Waiter> {
+        let mut w: Vec<(Instant, Waiter)> = self
+            .knocks
+            .iter()
+            .filter(|(u, k)| {
+                now.saturating_duration_since(k.last) <= KNOCK_PRESENCE && self.awaits_approval(u)
+            })
+            .filter_map(|(u, k)| {
+                let inv = self.invitations.get(u)?;
+                Some((
+                    k.first,
+                    Waiter {
+                        user_id: u.clone(),
+                        name: inv.name.clone(),
+                        waiting_for: now.saturating_duration_since(k.first),
+                    },
+                ))
+            })
+            .collect();
+        w.sort_by_key(|(first, _)| *first);
+        w.into_iter().map(|(_, w)| w).collect()
+    }
+
+    /// An admin lets waiting users in: their invitation no longer waits, so their next
+    /// `verifyToken` gets the media token (and, in a server-key room, the secret). `All` lets
+    /// in everyone invited and waiting, whether or not their page is open. Returns who was let
+    /// in.
+    pub fn approve(&mut self, which: &Approve) -> Vec<UserId> {
+        let mut approved = Vec::new();
+        for (user, inv) in self.invitations.iter_mut() {
+            let chosen = match which {
+                Approve::One(u) => u == user,
+                Approve::All => true,
+            };
+            if chosen && inv.metadata.wait_for_approval {
+                inv.metadata.wait_for_approval = false;
+                approved.push(user.clone());
+            }
+        }
+        for u in &approved {
+            self.knocks.remove(u);
+        }
+        approved
+    }
+
+    /// The waiting room's message as an admin last set it (`None`: the room's own).
+    pub fn waiting_msg(&self) -> Option<&str> {
+        self.waiting_msg.as_deref()
+    }
+
+    /// An admin changes the waiting room's message for the rest of the session.
+    pub fn set_waiting_msg(&mut self, msg: String) {
+        self.waiting_msg = Some(msg);
+    }
+
     /// A participant joins. A second connection of the same user replaces the first.
     pub fn join(&mut self, now: Instant, mut participant: Participant) -> Result<(), JoinError> {
         if self.status == RoomStatus::Ended {
@@ -233,6 +349,9 @@ impl Room {
             Standing::Welcome => {}
             Standing::Removed => return Err(JoinError::Removed),
             Standing::Blocked => return Err(JoinError::Blocked),
+        }
+        if self.awaits_approval(&participant.user_id) {
+            return Err(JoinError::AwaitingApproval);
         }
         // The join token said who is an admin; the media connection does not.
         if let Some(inv) = self.invitations.get(&participant.user_id) {
@@ -403,6 +522,74 @@ mod tests {
         // Others are untouched.
         room.invite(UserId::parse("ann").unwrap(), inv()).unwrap();
         room.join(t0, p("ann")).unwrap();
+    }
+
+    fn waiting_inv(name: &str) -> Invitation {
+        let mut i = inv();
+        i.name = name.into();
+        i.metadata.wait_for_approval = true;
+        i
+    }
+
+    #[test]
+    fn a_waiting_user_cannot_join_until_approved_and_admins_see_who_knocks() {
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        let bob = UserId::parse("bob").unwrap();
+        let cat = UserId::parse("cat").unwrap();
+        room.invite(bob.clone(), waiting_inv("Bob")).unwrap();
+        room.invite(cat.clone(), waiting_inv("Cat")).unwrap();
+        assert_eq!(room.join(t0, p("bob")), Err(JoinError::AwaitingApproval));
+        // Invited is not waiting: only those whose page asks are listed.
+        assert_eq!(room.waiting(t0), vec![]);
+        assert!(room.knock(t0, &bob));
+        let t1 = t0 + Duration::from_secs(3);
+        assert!(room.knock(t1, &cat));
+        assert!(room.knock(t1, &bob));
+        let names: Vec<_> = room.waiting(t1).into_iter().map(|w| w.name).collect();
+        assert_eq!(names, ["Bob", "Cat"], "longest waiting first");
+        assert_eq!(room.waiting(t1)[0].waiting_for, Duration::from_secs(3));
+        // One who closed the page drops off after KNOCK_PRESENCE.
+        let t2 = t1 + KNOCK_PRESENCE + Duration::from_secs(1);
+        assert!(room.knock(t2, &cat));
+        let names: Vec<_> = room.waiting(t2).into_iter().map(|w| w.name).collect();
+        assert_eq!(names, ["Cat"]);
+
+        assert_eq!(room.approve(&Approve::One(bob.clone())), vec![bob.clone()]);
+        assert!(!room.awaits_approval(&bob));
+        assert!(!room.knock(t2, &bob), "an approved user no longer waits");
+        assert!(
+            room.awaits_approval(&cat),
+            "approving one leaves the others waiting"
+        );
+        room.join(t2, p("bob")).unwrap();
+        assert_eq!(
+            room.approve(&Approve::One(bob.clone())),
+            vec![],
+            "nothing to approve twice"
+        );
+    }
+
+    #[test]
+    fn approve_all_lets_in_every_waiting_user_and_reject_voids_the_invitation() {
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        for u in ["a", "b", "c"] {
+            room.invite(UserId::parse(u).unwrap(), waiting_inv(u))
+                .unwrap();
+            room.knock(t0, &UserId::parse(u).unwrap());
+        }
+        let c = UserId::parse("c").unwrap();
+        // Rejecting is removing: the invitation is void and the user no longer listed.
+        room.remove(t0, &c, false);
+        assert_eq!(room.waiting(t0).len(), 2);
+        assert_eq!(room.approve(&Approve::All).len(), 2);
+        assert_eq!(room.waiting(t0), vec![]);
+        assert_eq!(room.join(t0, p("c")), Err(JoinError::Removed));
+        room.join(t0, p("a")).unwrap();
+        // A new join token puts a non-admin back in the waiting room.
+        room.invite(c.clone(), waiting_inv("c")).unwrap();
+        assert!(room.awaits_approval(&c));
     }
 
     #[test]

@@ -22,8 +22,8 @@ use enclave_proto::ids::{RoomId, SessionId, UserId};
 use enclave_proto::room::RoomMetadata;
 
 use self::core::{
-    Blocked, EndReason, Invitation, JoinError, Participant, Room, RoomEvent, RoomLimits,
-    RoomStatus, Standing,
+    Approve, Blocked, EndReason, Invitation, JoinError, Participant, Room, RoomEvent, RoomLimits,
+    RoomStatus, Standing, Waiter,
 };
 use enclave_proto::reply::ParticipantInfo;
 
@@ -188,6 +188,10 @@ enum Command {
     End(EndReason, oneshot::Sender<()>),
     Snapshot(oneshot::Sender<Snapshot>),
     Invitation(UserId, oneshot::Sender<Option<Invitation>>),
+    Knock(UserId, oneshot::Sender<Option<Option<String>>>),
+    Waiting(oneshot::Sender<Vec<Waiter>>),
+    Approve(Approve, oneshot::Sender<Vec<UserId>>),
+    SetWaitingMsg(String, oneshot::Sender<()>),
 }
 
 /// A room is gone (ended) by the time the message arrived.
@@ -258,6 +262,27 @@ impl RoomHandle {
     /// The invitation (from `getJoinToken`) of `user` in this session, if any.
     pub async fn invitation(&self, user: UserId) -> Result<Option<Invitation>, RoomGone> {
         self.ask(|tx| Command::Invitation(user, tx)).await
+    }
+
+    /// A waiting user asks to be let in: `Some(message)` while they still wait (the message
+    /// an admin set during the session, if any), `None` once they may join.
+    pub async fn knock(&self, user: UserId) -> Result<Option<Option<String>>, RoomGone> {
+        self.ask(|tx| Command::Knock(user, tx)).await
+    }
+
+    /// Who waits in the waiting room now, longest first.
+    pub async fn waiting(&self) -> Result<Vec<Waiter>, RoomGone> {
+        self.ask(Command::Waiting).await
+    }
+
+    /// An admin lets waiting users in; returns who was let in.
+    pub async fn approve(&self, which: Approve) -> Result<Vec<UserId>, RoomGone> {
+        self.ask(|tx| Command::Approve(which, tx)).await
+    }
+
+    /// An admin changes the waiting room's message for the rest of the session.
+    pub async fn set_waiting_msg(&self, msg: String) -> Result<(), RoomGone> {
+        self.ask(|tx| Command::SetWaitingMsg(msg, tx)).await
     }
 }
 
@@ -531,6 +556,20 @@ async fn drive(
                 }
                 Some(Command::Invitation(user, reply)) => {
                     let _ = reply.send(room.invitation(&user).cloned());
+                }
+                Some(Command::Knock(user, reply)) => {
+                    let waits = room.knock(now_std(), &user);
+                    let _ = reply.send(waits.then(|| room.waiting_msg().map(str::to_owned)));
+                }
+                Some(Command::Waiting(reply)) => {
+                    let _ = reply.send(room.waiting(now_std()));
+                }
+                Some(Command::Approve(which, reply)) => {
+                    let _ = reply.send(room.approve(&which));
+                }
+                Some(Command::SetWaitingMsg(msg, done)) => {
+                    room.set_waiting_msg(msg);
+                    let _ = done.send(());
                 }
                 Some(Command::Snapshot(reply)) => {
                     let _ = reply.send(Snapshot { status: room.status(), participants: room.participants().cloned().collect(), joined_total: room.joined_total() });
