@@ -267,7 +267,8 @@ export class Enclave {
   }
 
   /** mode: 'off' | 'server_key' | 'self_insert' */
-  async createRoom(roomId, mode) {
+  /** `features`: more room features, merged over the defaults (e.g. the waiting room). */
+  async createRoom(roomId, mode, features = {}) {
     return this.auth('/room/create', {
       room_id: roomId,
       max_participants: 10,
@@ -281,6 +282,7 @@ export class Enclave {
           chat_features: { is_allow: true },
           recording_features: { is_allow: true, is_allow_cloud: true },
           end_to_end_encryption_features: { is_enabled: mode !== 'off', enabled_self_insert_encryption_key: mode === 'self_insert' },
+          ...features,
         },
       },
     });
@@ -491,8 +493,11 @@ export class User {
     Object.assign(this, { env, log, room, id, name: name ?? id, admin, key, wire, watchFrames, autoJoin, gumDelayMs });
   }
 
-  /** Opens the join link; stops at the pre-join screen (returns the time the link was opened). */
-  async open(browser) {
+  /**
+   * Opens the join link; stops at the pre-join screen, or at `until` (a selector), and returns
+   * the time the link was opened.
+   */
+  async open(browser, { until = null } = {}) {
     const token = await this.env.joinToken(this.room, this.id, this.name, this.admin);
     this.token = token; // for calls the page's own API would make (never logged)
     this.context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
@@ -515,7 +520,7 @@ export class User {
     this.openedAt = Date.now();
     await page.goto(`${this.env.base}/?access_token=${token}`);
     // With autoJoin the pre-join screen may already be gone when we look.
-    await page.waitForSelector(this.autoJoin ? `${tid('prejoin')}, ${tid('meeting')}` : tid('prejoin'));
+    await page.waitForSelector(until ?? (this.autoJoin ? `${tid('prejoin')}, ${tid('meeting')}` : tid('prejoin')));
     return this.openedAt;
   }
 

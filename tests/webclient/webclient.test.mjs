@@ -282,6 +282,41 @@ describe('web client against enclave', () => {
     assert.ok(refused.includes('USER_BLOCKED') && !refused.startsWith('issued'), refused);
   });
 
+  scenario('9. waiting room: guests wait without the key until a host admits one (who then joins encrypted) and declines the other', async ({ log, user }) => {
+    const room = `wait-${rand()}`;
+    await server.createRoom(room, 'server_key', { waiting_room_features: { is_active: true, waiting_room_msg: 'Class starts at nine.' } });
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    await ann.enter(chrome.browser);
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    const eve = user(server, { room, id: 'eve', name: 'Eve' });
+    await Promise.all([bob, eve].map((u) => u.open(chrome.browser, { until: tid('waiting-page') })));
+    assert.equal(await bob.page.textContent(tid('waiting-message')), 'Class starts at nine.');
+    const held = await bob.verifyTokenReply;
+    assert.equal(held?.waiting, true, JSON.stringify(held));
+    assert.ok(!('e2ee' in held) && !('media' in held), `a waiting guest's verifyToken carries no key or media token: ${JSON.stringify(held)}`);
+
+    // The host is told, and lists both.
+    await ann.page.waitForSelector(`${tid('waiting-badge')}:not([hidden])`, { timeout: 10_000 });
+    await ann.page.click(tid('participants-toggle'));
+    for (const id of ['bob', 'eve']) await ann.page.waitForSelector(`${tid('waiting-list')} ${tid('waiting-item')}[data-identity="${id}"]`);
+    // Nobody got in on their own meanwhile.
+    assert.equal(await bob.page.isVisible(tid('waiting-page')), true);
+    assert.equal(await ann.page.locator(tid('remote-tile')).count(), 0);
+
+    await ann.page.click(`${tid('waiting-item')}[data-identity="eve"] ${tid('waiting-reject-button')}`);
+    await eve.page.waitForSelector(`${tid('error-page')}[data-error="waiting-rejected"]`, { timeout: 10_000 });
+    assert.equal(await eve.page.textContent(tid('page-title')), 'The host did not let you in');
+
+    await ann.page.click(`${tid('waiting-item')}[data-identity="bob"] ${tid('waiting-approve-button')}`);
+    await bob.page.waitForSelector(tid('prejoin'), { timeout: 10_000 }); // moved on by itself
+    await bob.join();
+    await allSeeAndHear([ann, bob], log);
+    await waitStatus(bob, 'encrypted');
+    assert.equal(await bob.code(), await ann.code(), 'the admitted guest has the session key');
+    await ann.page.waitForSelector(tid('waiting-list'), { state: 'hidden' });
+    assert.equal(await eve.page.isVisible(tid('meeting')), false);
+  });
+
   // A regression test: the pre-join screen once let people join before getUserMedia resolved,
   // and they came in without the microphone or camera it showed as on.
   scenario(

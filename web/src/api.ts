@@ -9,6 +9,7 @@ export interface RoomFeatures {
   allow_screen_share?: boolean;
   admin_only_webcams?: boolean;
   chat_features?: { is_allow?: boolean };
+  waiting_room_features?: { is_active?: boolean; waiting_room_msg?: string };
   recording_features?: { is_allow?: boolean; is_allow_cloud?: boolean; is_allow_local?: boolean };
   external_broadcasting_features?: { is_allow?: boolean; is_allow_rtmp?: boolean };
   end_to_end_encryption_features?: {
@@ -37,6 +38,34 @@ export interface VerifyReply {
   /** Whether the server is recording the room / broadcasting it over RTMP right now. */
   is_recording?: boolean;
   is_active_rtmp?: boolean;
+}
+
+/** verifyToken in a waiting room before an admin lets this user in: nothing to join with yet. */
+export interface WaitingReply {
+  status: true;
+  msg: string;
+  waiting: true;
+  waiting_room_msg: string;
+  room: { room_id: string; title: string };
+  user: { user_id: string; name: string; is_admin: boolean; is_hidden?: boolean };
+  expires_at: number;
+}
+
+export function isWaiting(r: VerifyReply | WaitingReply): r is WaitingReply {
+  return (r as WaitingReply).waiting === true;
+}
+
+/** Someone in the waiting room, as admins see them. */
+export interface WaitingUser {
+  user_id: string;
+  name: string;
+  waiting_seconds: number;
+}
+
+export interface WaitingListReply {
+  status: true;
+  is_active: boolean;
+  users: WaitingUser[];
 }
 
 export interface RenewReply {
@@ -108,8 +137,18 @@ export class Api {
     return obj as T;
   }
 
-  verifyToken(): Promise<VerifyReply> {
-    return this.post<VerifyReply>('./api/verifyToken', {});
+  verifyToken(): Promise<VerifyReply | WaitingReply> {
+    return this.post<VerifyReply | WaitingReply>('./api/verifyToken', {});
+  }
+
+  /** Admins: who waits in the waiting room now. */
+  waitingList(): Promise<WaitingListReply> {
+    return this.post<WaitingListReply>('./api/waitingRoom/list', {});
+  }
+
+  /** Admins: let one waiting user (or everyone waiting) in. */
+  approveWaiting(userId: string | 'all'): Promise<{ status: true; approved: string[] }> {
+    return this.post('./api/waitingRoom/approveUsers', { user_id: userId });
   }
 
   renewToken(): Promise<RenewReply> {

@@ -98,6 +98,7 @@ const ICONS = {
   grid: ['M3 3h7v7H3z', 'M14 3h7v7h-7z', 'M14 14h7v7h-7z', 'M3 14h7v7H3z'],
   spotlight: ['M3 3h18v12H3z', 'M3 19h4v2H3z', 'M10 19h4v2h-4z', 'M17 19h4v2h-4z'],
   close: ['M18 6L6 18', 'M6 6l12 12'],
+  check: ['M20 6L9 17l-5-5'],
   send: ['M22 2L11 13', 'M22 2l-7 20-4-9-9-4 20-7z'],
   record: ['M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z', 'M12 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6z'],
   recordStop: ['M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z', 'M9.5 9.5h5v5h-5z'],

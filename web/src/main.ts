@@ -11,12 +11,12 @@ import {
   setLogLevel,
 } from 'livekit-client';
 
-import { Api, ApiError, validateVerifyReply, type VerifyReply } from './api';
+import { Api, ApiError, isWaiting, validateVerifyReply, type VerifyReply, type WaitingReply } from './api';
 import { h } from './dom';
 import { SessionKeys } from './e2ee';
 import { KeyStatus } from './keystatus';
 import { Meeting } from './meeting';
-import { describeApiError, disconnectText, recorderJoinText } from './messages';
+import { WAITING_REJECTED, describeApiError, disconnectText, recorderJoinText } from './messages';
 import { renewDelayMs } from './protocol';
 import { flagsFromVerify } from './recorder';
 import { fetchTlsInfo, planStart, type LocationParts } from './secure';
@@ -25,8 +25,11 @@ import { CodeChip, E2eeBadge, brand } from './ui/badge';
 import { caDownloadNote, insecureContextPage, loadingPage, messagePage } from './ui/pages';
 import { Prejoin, type PrejoinResult } from './ui/prejoin';
 import { toast } from './ui/toasts';
+import { WaitingPage } from './ui/waiting';
 
 const MAX_TIMEOUT = 2 ** 31 - 1;
+/** How often the waiting page asks whether a host has let this guest in. */
+const WAITING_ASK_MS = 2500;
 
 /** Reads the join token and removes it from the address bar (it stays in memory only). */
 function takeToken(): string | null {
@@ -77,14 +80,20 @@ class App {
 
   /** verifyToken; on failure shows the error page and returns false. */
   private async loadVerify(): Promise<boolean> {
-    let v: VerifyReply;
+    let reply: VerifyReply | WaitingReply;
     try {
-      v = await this.api.verifyToken();
+      reply = await this.api.verifyToken();
     } catch (e) {
       const err = e instanceof ApiError ? e : new ApiError(0, 'network error');
       this.errorPage(err.serverMsg, err.httpStatus);
       return false;
     }
+    if (isWaiting(reply)) {
+      const admitted = await this.waitForApproval(reply);
+      if (!admitted) return false;
+      reply = admitted;
+    }
+    const v = reply;
     const invalid = validateVerifyReply(v);
     if (invalid) {
       this.errorPage('bad-reply', 500, `The server's reply was incomplete (${invalid}).`);
@@ -111,6 +120,58 @@ class App {
     }
     this.renderBadge();
     return true;
+  }
+
+  /**
+   * The waiting room: shows the waiting page and asks again every few seconds (each ask keeps
+   * this guest on the hosts' list) until a host lets them in (the full reply, with the media
+   * token), declines them, or they leave.
+   */
+  private async waitForApproval(first: WaitingReply): Promise<VerifyReply | null> {
+    let left = false;
+    const page = new WaitingPage({
+      title: first.room.title || first.room.room_id,
+      name: first.user.name || first.user.user_id,
+      message: first.waiting_room_msg,
+      onLeave: () => {
+        left = true;
+      },
+    });
+    document.title = `Waiting · ${first.room.title || first.room.room_id} · Enclave`;
+    this.root.replaceChildren(page.el);
+    this.scheduleRenew(first.expires_at);
+    for (;;) {
+      await new Promise((r) => setTimeout(r, WAITING_ASK_MS));
+      if (left) break;
+      let r: VerifyReply | WaitingReply;
+      try {
+        r = await this.api.verifyToken();
+      } catch (e) {
+        const err = e instanceof ApiError ? e : new ApiError(0, 'network error');
+        if (err.httpStatus === 0) {
+          page.setNote('Connection lost; still trying…');
+          continue;
+        }
+        if (err.serverMsg === 'notifications.you-are-removed') {
+          this.stopRenew();
+          this.api.forget();
+          messagePage(this.root, { testid: 'error-page', kind: 'error', title: WAITING_REJECTED.title, body: WAITING_REJECTED.body, data: { error: 'waiting-rejected' } });
+        } else {
+          this.errorPage(err.serverMsg, err.httpStatus);
+        }
+        return null;
+      }
+      page.setNote('');
+      if (!isWaiting(r)) {
+        toast('A host let you in.', 'success');
+        return r;
+      }
+      page.setMessage(r.waiting_room_msg);
+    }
+    this.stopRenew();
+    this.api.forget();
+    messagePage(this.root, { testid: 'ended-page', kind: 'info', title: 'You left the waiting room', body: 'Open your join link again to ask to join once more.' });
+    return null;
   }
 
   private setKeys(k: SessionKeys | null): void {

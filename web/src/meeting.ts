@@ -17,7 +17,7 @@ import {
   type VideoTrack,
 } from 'livekit-client';
 
-import { Api, ApiError, mediaUrl, type VerifyReply } from './api';
+import { Api, ApiError, isWaiting, mediaUrl, type VerifyReply, type WaitingUser } from './api';
 import { h, icon, replace, type IconName } from './dom';
 import { EnvelopeError, type SessionKeys } from './e2ee';
 import type { KeyStatus } from './keystatus';
@@ -50,6 +50,7 @@ import type { PrejoinResult } from './ui/prejoin';
 import { RecorderUi } from './ui/recorder';
 import { Tile } from './ui/tiles';
 import { toast } from './ui/toasts';
+import { WaitingList } from './ui/waiting';
 
 // Our sealed data messages need the key check to reach a participant whose key differs, so
 // livekit-client's own data-channel encryption stays off: `e2ee` (not `encryption`) in the room
@@ -76,6 +77,9 @@ export interface MeetingOptions {
 }
 
 type Panel = 'chat' | 'people' | null;
+
+/** How often a host's client asks who waits (the server lists those who asked within 15 s). */
+const WAITING_POLL_MS = 2500;
 
 interface CtlButton {
   el: HTMLButtonElement;
@@ -112,6 +116,10 @@ export class Meeting {
   private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people', CtlButton | null>;
   private readonly chatBadge: HTMLElement;
   private readonly countEl: HTMLElement;
+  /** Hosts of a room with a waiting room: who waits, polled while the meeting runs. */
+  private readonly waiting: WaitingList | null;
+  private readonly waitingBadge: HTMLElement;
+  private waitingSeen = new Set<string>();
   private readonly layoutBtn: HTMLButtonElement;
   private panel: Panel = null;
   private layout: Layout;
@@ -253,6 +261,8 @@ export class Meeting {
     this.chatBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'chat-unread' });
     chatBtn?.el.appendChild(this.chatBadge);
     peopleBtn.el.appendChild(this.countEl);
+    this.waitingBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'waiting-badge', title: 'Waiting to join' });
+    peopleBtn.el.appendChild(this.waitingBadge);
     this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn };
     if (camBtn === null) {
       // Show the restriction rather than hiding the control.
@@ -275,6 +285,10 @@ export class Meeting {
       h('div', { class: 'ctl-group' }, endBtn, leave),
     );
 
+    this.waiting =
+      this.isAdmin && o.verify.room.features?.waiting_room_features?.is_active
+        ? new WaitingList({ approve: (id) => void this.approveWaiting(id), reject: (u) => void this.rejectWaiting(u) })
+        : null;
     this.chat = this.canChat ? new ChatPanel(this.encrypted, (t) => this.sendChat(t), () => this.togglePanel(null)) : null;
     this.people = new PeoplePanel(
       {
@@ -285,6 +299,7 @@ export class Meeting {
       },
       () => this.togglePanel(null),
       null,
+      this.waiting?.el ?? null,
     );
 
     this.el = h('div', { class: 'meeting', 'data-testid': 'meeting' }, topbar, this.banners, h('div', { class: 'meeting-body' }, this.main, this.side), controls, this.audioBox);
@@ -365,6 +380,56 @@ export class Meeting {
     void o.store?.updateSession(o.verify.room.sid, { devices: o.join.devices, layout: this.layout }).catch(() => {});
     const recording = recorderJoinText(this.recorder.state);
     if (recording) toast(recording, 'info');
+    if (this.waiting) void this.pollWaiting();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // The waiting room (hosts)
+
+  /** Asks who waits every few seconds while the meeting runs; says when someone new arrives. */
+  private async pollWaiting(): Promise<void> {
+    if (!this.waiting || this.ended) return;
+    try {
+      const r = await this.o.api.waitingList();
+      this.showWaiting(r.users);
+    } catch (e) {
+      // Not (or no longer) a host, or the room is gone: stop asking.
+      if (e instanceof ApiError && (e.httpStatus === 401 || e.httpStatus === 403)) return;
+    }
+    this.later(WAITING_POLL_MS, () => void this.pollWaiting());
+  }
+
+  private showWaiting(users: WaitingUser[]): void {
+    this.waiting?.render(users);
+    const fresh = users.filter((u) => !this.waitingSeen.has(u.user_id));
+    if (fresh.length === 1) toast(`${fresh[0]!.name || fresh[0]!.user_id} is waiting to join. Open People to let them in.`, 'info');
+    else if (fresh.length > 1) toast(`${fresh.length} people are waiting to join. Open People to let them in.`, 'info');
+    this.waitingSeen = new Set(users.map((u) => u.user_id));
+    this.waitingBadge.hidden = users.length === 0;
+    this.waitingBadge.textContent = String(users.length);
+  }
+
+  private async approveWaiting(userId: string): Promise<void> {
+    try {
+      const r = await this.o.api.approveWaiting(userId);
+      const n = r.approved?.length ?? 0;
+      if (userId === 'all') toast(n === 1 ? 'Let 1 person in.' : `Let ${n} people in.`, 'success');
+      const rest = await this.o.api.waitingList();
+      this.showWaiting(rest.users);
+    } catch (e) {
+      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+    }
+  }
+
+  private async rejectWaiting(u: WaitingUser): Promise<void> {
+    try {
+      await this.o.api.removeParticipant(u.user_id, false);
+      toast(`Declined ${u.name || u.user_id}.`, 'success');
+      const rest = await this.o.api.waitingList();
+      this.showWaiting(rest.users);
+    } catch (e) {
+      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+    }
   }
 
   private wire(): void {
@@ -765,6 +830,7 @@ export class Meeting {
     const since = this.recorder.mark;
     try {
       const v = await this.o.api.verifyToken();
+      if (isWaiting(v)) return;
       // Only the recorder flags are wanted from this reply; keep nothing of the secret.
       if (v.e2ee) delete v.e2ee.secret;
       if (!this.ended) this.recorderChanged(this.recorder.fromServer(flagsFromVerify(v), since));

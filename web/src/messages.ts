@@ -66,6 +66,12 @@ export function describeApiError(msg: string | undefined, httpStatus?: number): 
   };
 }
 
+/** The waiting page's answer when a host turned the guest away (a removal while waiting). */
+export const WAITING_REJECTED: ErrorText = {
+  title: 'The host did not let you in',
+  body: 'A host declined your request to join this meeting. Ask the organiser if this was a mistake.',
+};
+
 /** A short sentence for a toast. */
 export function shortApiError(msg: string | undefined, httpStatus?: number): string {
   const t = describeApiError(msg, httpStatus);

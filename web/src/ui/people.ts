@@ -25,7 +25,7 @@ export class PeoplePanel {
   private readonly list: HTMLElement;
   private readonly count: HTMLElement;
 
-  constructor(private readonly actions: PeopleActions, onClose: () => void, footer: HTMLElement | null) {
+  constructor(private readonly actions: PeopleActions, onClose: () => void, footer: HTMLElement | null, top: HTMLElement | null = null) {
     this.list = h('ul', { class: 'people-list', 'data-testid': 'participant-list' });
     this.count = h('span', { class: 'pill' });
     const close = h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Close participants', title: 'Close' }, icon('close'));
@@ -34,6 +34,7 @@ export class PeoplePanel {
       'section',
       { class: 'panel people-panel', 'aria-label': 'Participants', 'data-testid': 'participants-panel' },
       h('header', { class: 'panel-head' }, h('h2', null, 'People'), this.count, close),
+      top,
       this.list,
       footer ? h('footer', { class: 'panel-foot' }, footer) : null,
     );
