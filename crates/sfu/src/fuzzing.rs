@@ -50,6 +50,7 @@ fn with_room(f: impl FnOnce(&mut Room, Instant)) {
                         name: (*who).into(),
                         metadata: String::new(),
                         can_publish: true,
+                        can_publish_sources: Vec::new(),
                         can_subscribe: true,
                         can_publish_data: true,
                         hidden: false,

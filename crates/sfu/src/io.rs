@@ -110,6 +110,9 @@ pub struct JoinParams {
     pub metadata: String,
     /// May publish tracks.
     pub can_publish: bool,
+    /// The sources it may publish (`lk::TrackSource` values); empty: any. Checked when a track
+    /// is announced; [`crate::Room::set_permission`] changes it live.
+    pub can_publish_sources: Vec<i32>,
     /// May subscribe to other participants' tracks.
     pub can_subscribe: bool,
     /// May send data packets.
@@ -123,6 +126,26 @@ pub struct JoinParams {
     /// STUN/TURN servers the client may use (with its own credentials), sent in the join
     /// response.
     pub ice_servers: Vec<lk::IceServer>,
+}
+
+/// What a participant may publish, as an admin's locks leave it (see
+/// [`crate::Room::set_permission`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishPermission {
+    /// May publish tracks at all.
+    pub can_publish: bool,
+    /// The sources it may publish (`lk::TrackSource` values); empty: any.
+    pub can_publish_sources: Vec<i32>,
+    /// May send data packets.
+    pub can_publish_data: bool,
+}
+
+impl PublishPermission {
+    /// Whether a track of `source` (an `lk::TrackSource` value) may be published.
+    pub fn allows(&self, source: i32) -> bool {
+        self.can_publish
+            && (self.can_publish_sources.is_empty() || self.can_publish_sources.contains(&source))
+    }
 }
 
 /// A datagram (or, over TCP, a frame) to send.

@@ -43,9 +43,9 @@ mod track;
 #[cfg(feature = "tap")]
 pub use io::TapRecord;
 pub use io::{
-    ConnId, Event, JoinParams, LocalCandidate, Output, RoomConfig, SinkId, SinkPacket, SinkRefused,
-    Transmit, Transport, MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT, PING_INTERVAL,
-    PING_TIMEOUT, PROTOCOL_VERSION, SERVER_TOPIC, SERVER_VERSION,
+    ConnId, Event, JoinParams, LocalCandidate, Output, PublishPermission, RoomConfig, SinkId,
+    SinkPacket, SinkRefused, Transmit, Transport, MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT,
+    PING_INTERVAL, PING_TIMEOUT, PROTOCOL_VERSION, SERVER_TOPIC, SERVER_VERSION,
 };
 pub use livekit_protocol as proto;
 pub use room::Room;

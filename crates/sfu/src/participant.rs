@@ -21,7 +21,7 @@ use crate::alloc::allocate;
 use crate::dd;
 use crate::forward::Decision;
 use crate::io::{ConnId, Event, JoinParams, LocalCandidate, Outbox, Output, Pc, RoomConfig};
-use crate::io::{Transmit, Transport};
+use crate::io::{PublishPermission, Transmit, Transport};
 use crate::io::{MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT};
 use crate::sdp::{self, mid_to_cid};
 use crate::track::{DownState, DownTrack, Outgoing, PublishedTrack};
@@ -167,6 +167,29 @@ fn host_candidate(c: &LocalCandidate) -> Result<Candidate, String> {
 impl Participant {
     /// A participant that joins at `now` (`unix_ms`), with both peer connections built and
     /// our candidate added; nothing is negotiated yet.
+    /// What it may publish now.
+    pub(crate) fn permission(&self) -> PublishPermission {
+        PublishPermission {
+            can_publish: self.params.can_publish,
+            can_publish_sources: self.params.can_publish_sources.clone(),
+            can_publish_data: self.params.can_publish_data,
+        }
+    }
+
+    /// Applies a new permission to its parameters and the info announced (a new version).
+    pub(crate) fn set_permission(&mut self, perm: &PublishPermission) {
+        self.params.can_publish = perm.can_publish;
+        self.params.can_publish_sources = perm.can_publish_sources.clone();
+        self.params.can_publish_data = perm.can_publish_data;
+        if let Some(p) = self.info.permission.as_mut() {
+            p.can_publish = perm.can_publish;
+            p.can_publish_sources = perm.can_publish_sources.clone();
+            p.can_publish_data = perm.can_publish_data;
+        }
+        self.pending_tracks.retain(|_, t| perm.allows(t.source));
+        self.info.version += 1;
+    }
+
     pub(crate) fn new(now: Instant, unix_ms: i64, cfg: &RoomConfig, params: JoinParams) -> Self {
         let info = lk::ParticipantInfo {
             sid: params.sid.clone(),
@@ -180,6 +203,7 @@ impl Participant {
             permission: Some(lk::ParticipantPermission {
                 can_subscribe: params.can_subscribe,
                 can_publish: params.can_publish,
+                can_publish_sources: params.can_publish_sources.clone(),
                 can_publish_data: params.can_publish_data,
                 hidden: params.hidden,
                 can_update_metadata: true,

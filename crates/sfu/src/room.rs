@@ -27,8 +27,9 @@ use crate::ids::IdGen;
 #[cfg(feature = "tap")]
 use crate::io::TapRecord;
 use crate::io::{
-    ConnId, Event, JoinParams, Outbox, Output, Pc, RoomConfig, SinkId, SinkRefused, Transport,
-    MAX_TRACKS_PER_PARTICIPANT, PING_INTERVAL, PING_TIMEOUT, PROTOCOL_VERSION, SERVER_VERSION,
+    ConnId, Event, JoinParams, Outbox, Output, Pc, PublishPermission, RoomConfig, SinkId,
+    SinkRefused, Transport, MAX_TRACKS_PER_PARTICIPANT, PING_INTERVAL, PING_TIMEOUT,
+    PROTOCOL_VERSION, SERVER_VERSION,
 };
 use crate::participant::{AnswerOutcome, Participant, CONNECT_GRACE, ICE_GRACE, SIGNAL_GRACE};
 use crate::sinks::Sinks;
@@ -518,6 +519,63 @@ impl Room {
         true
     }
 
+    /// Changes what a participant may publish (an admin set or lifted a lock). Everyone hears
+    /// the participant's new permission (LiveKit's SDKs then refuse a locked source before
+    /// asking); a published track of a source no longer allowed is unpublished at once: its
+    /// owner is told `TrackUnpublished`, subscribers lose it, and its packets are dropped from
+    /// then on. Returns whether the participant is in the room.
+    pub fn set_permission(
+        &mut self,
+        now: Instant,
+        identity: &str,
+        permission: PublishPermission,
+    ) -> bool {
+        let Some(conn) = self.conn_of(identity) else {
+            return false;
+        };
+        let Some(p) = self.participant(conn) else {
+            return false;
+        };
+        p.set_permission(&permission);
+        let locked: Vec<String> = p
+            .info
+            .tracks
+            .iter()
+            .filter(|t| !permission.allows(t.source))
+            .map(|t| t.sid.clone())
+            .collect();
+        let info = p.info.clone();
+        let hidden = p.params.hidden;
+        for sid in &locked {
+            tracing::info!(
+                ?conn,
+                track = sid,
+                "track unpublished: its source is now locked"
+            );
+            self.out.signal(
+                conn,
+                Resp::TrackUnpublished(lk::TrackUnpublishedResponse {
+                    track_sid: sid.clone(),
+                }),
+            );
+            self.unpublish(sid);
+        }
+        if locked.is_empty() {
+            if hidden {
+                self.out.signal(
+                    conn,
+                    Resp::Update(lk::ParticipantUpdate {
+                        participants: vec![info],
+                    }),
+                );
+            } else {
+                self.broadcast_update(None, vec![info]);
+            }
+        }
+        self.drive(now);
+        true
+    }
+
     fn conn_of(&self, identity: &str) -> Option<ConnId> {
         self.participants
             .iter()
@@ -768,29 +826,36 @@ impl Room {
             );
             return self.note_refusal(now, conn, "too many tracks");
         }
-        if !p.params.can_publish {
-            self.out.signal(
-                conn,
-                Resp::RequestResponse(lk::RequestResponse {
-                    reason: lk::request_response::Reason::NotAllowed as i32,
-                    message: "this participant may not publish".into(),
-                    ..Default::default()
-                }),
-            );
-            return;
-        }
-        if self.cfg.require_encryption && add.encryption == lk::encryption::Type::None as i32 {
+        let refusal = if !p.params.can_publish {
+            Some("this participant may not publish".to_owned())
+        } else if !p.permission().allows(add.source) {
+            Some(format!(
+                "this participant may not publish a {} track now (locked by an admin or \
+                 turned off in this room)",
+                source_name(add.source)
+            ))
+        } else if self.cfg.require_encryption && add.encryption == lk::encryption::Type::None as i32
+        {
+            Some("this room is end-to-end encrypted: publish with encryption enabled".to_owned())
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
             tracing::info!(
                 ?conn,
                 cid = add.cid,
-                "clear track refused in an end-to-end encrypted room"
+                source = add.source,
+                message,
+                "track refused"
             );
+            // The request is echoed, as LiveKit's server does, so that an SDK can match the
+            // refusal to the publication waiting for it.
             self.out.signal(
                 conn,
                 Resp::RequestResponse(lk::RequestResponse {
                     reason: lk::request_response::Reason::NotAllowed as i32,
-                    message: "this room is end-to-end encrypted: publish with encryption enabled"
-                        .into(),
+                    message,
+                    request: Some(lk::request_response::Request::AddTrack(add)),
                     ..Default::default()
                 }),
             );
@@ -1356,6 +1421,16 @@ fn server_info() -> lk::ServerInfo {
         protocol: PROTOCOL_VERSION,
         node_id: "enclave".to_owned(),
         ..Default::default()
+    }
+}
+
+fn source_name(source: i32) -> &'static str {
+    match lk::TrackSource::try_from(source) {
+        Ok(lk::TrackSource::Camera) => "camera",
+        Ok(lk::TrackSource::Microphone) => "microphone",
+        Ok(lk::TrackSource::ScreenShare) => "screen share",
+        Ok(lk::TrackSource::ScreenShareAudio) => "screen share audio",
+        _ => "unknown-source",
     }
 }
 

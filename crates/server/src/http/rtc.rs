@@ -327,6 +327,7 @@ async fn run(
             name,
             metadata: a.claims.metadata.clone(),
             can_publish: v.can_publish.unwrap_or(true),
+            can_publish_sources: Vec::new(),
             can_subscribe: v.can_subscribe.unwrap_or(true),
             can_publish_data: v.can_publish_data.unwrap_or(true),
             hidden: v.hidden,

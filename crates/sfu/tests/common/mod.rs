@@ -258,6 +258,7 @@ impl World {
                 name: identity.to_uppercase(),
                 metadata: String::new(),
                 can_publish: true,
+                can_publish_sources: Vec::new(),
                 can_subscribe: true,
                 can_publish_data: true,
                 hidden: false,
@@ -325,7 +326,17 @@ impl World {
 
     /// The client publishes one track of `kind`: add_track, then an offer with the m-line.
     pub fn publish(&mut self, identity: &str, kind: MediaKind) -> Mid {
-        let cid = format!("{identity}-{kind:?}-cid");
+        self.publish_source(identity, kind, lk::TrackSource::Unknown)
+    }
+
+    /// As `publish`, announcing the track's source (camera, microphone, screen share).
+    pub fn publish_source(
+        &mut self,
+        identity: &str,
+        kind: MediaKind,
+        source: lk::TrackSource,
+    ) -> Mid {
+        let cid = format!("{identity}-{kind:?}-{}-cid", source as i32);
         self.signal(
             identity,
             Req::AddTrack(lk::AddTrackRequest {
@@ -336,6 +347,7 @@ impl World {
                 } else {
                     lk::TrackType::Audio
                 } as i32,
+                source: source as i32,
                 ..Default::default()
             }),
         );

@@ -1,0 +1,201 @@
+#![allow(clippy::unwrap_used)]
+//! What a participant may publish: sources locked by an admin or turned off in the room are
+//! refused when announced, and a lock set live takes a published track away at once.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::World;
+use enclave_sfu::proto as lk;
+use enclave_sfu::PublishPermission;
+use lk::signal_response::Message as Resp;
+use str0m::media::MediaKind;
+
+const CAMERA: i32 = lk::TrackSource::Camera as i32;
+const MIC: i32 = lk::TrackSource::Microphone as i32;
+
+fn only(sources: &[i32]) -> PublishPermission {
+    PublishPermission {
+        can_publish: true,
+        can_publish_sources: sources.to_vec(),
+        can_publish_data: true,
+    }
+}
+
+fn connected_pair() -> World {
+    let mut w = World::new();
+    w.join("alice");
+    w.join("bob");
+    w.advance(Duration::from_millis(1500));
+    w
+}
+
+fn refusals(w: &mut World, who: &str) -> Vec<(String, String)> {
+    w.client(who)
+        .signals
+        .iter()
+        .filter_map(|s| match s {
+            Resp::RequestResponse(r)
+                if r.reason == lk::request_response::Reason::NotAllowed as i32 =>
+            {
+                let cid = match &r.request {
+                    Some(lk::request_response::Request::AddTrack(a)) => a.cid.clone(),
+                    _ => String::new(),
+                };
+                Some((cid, r.message.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn published_cids(w: &mut World, who: &str) -> Vec<String> {
+    w.client(who)
+        .signals
+        .iter()
+        .filter_map(|s| match s {
+            Resp::TrackPublished(t) => Some(t.cid.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_locked_source_is_refused_with_an_answer_naming_the_request() {
+    let mut w = connected_pair();
+    assert!(w.room.set_permission(w.now, "alice", only(&[MIC])));
+    w.settle();
+    // Everyone, alice included, hears her new permission (the SDKs check it before asking).
+    let seen = w
+        .client("bob")
+        .updates
+        .iter()
+        .rev()
+        .find(|p| p.identity == "alice")
+        .and_then(|p| p.permission.clone())
+        .unwrap();
+    assert_eq!(seen.can_publish_sources, [MIC]);
+    assert!(w
+        .client("alice")
+        .updates
+        .iter()
+        .any(|p| p.identity == "alice"
+            && p.permission
+                .as_ref()
+                .is_some_and(|q| q.can_publish_sources == [MIC])));
+
+    w.publish_source("alice", MediaKind::Video, lk::TrackSource::Camera);
+    w.publish_source("alice", MediaKind::Audio, lk::TrackSource::Microphone);
+    w.advance(Duration::from_millis(500));
+    let refused = refusals(&mut w, "alice");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].0.contains(&format!("-{CAMERA}-")),
+        "the refusal echoes the camera's add_track: {refused:?}"
+    );
+    assert!(refused[0].1.contains("camera"), "{refused:?}");
+    let published = published_cids(&mut w, "alice");
+    assert_eq!(published.len(), 1);
+    assert!(published[0].contains(&format!("-{MIC}-")), "{published:?}");
+    // Bob is offered the microphone only.
+    let tracks: Vec<i32> = w
+        .client("bob")
+        .updates
+        .iter()
+        .rev()
+        .find(|p| p.identity == "alice")
+        .unwrap()
+        .tracks
+        .iter()
+        .map(|t| t.source)
+        .collect();
+    assert_eq!(tracks, [MIC]);
+}
+
+#[test]
+fn a_lock_set_live_unpublishes_the_track_and_its_packets_stop() {
+    let mut w = connected_pair();
+    let mid = w.publish_source("alice", MediaKind::Video, lk::TrackSource::Camera);
+    w.advance(Duration::from_millis(1500));
+    let mut sent = HashMap::new();
+    let mut i = 0u32;
+    let mut send = |w: &mut World, n: u32, tag: u8| {
+        for _ in 0..n {
+            let mut payload = w.random_payload(200);
+            payload[0] = tag;
+            sent.insert(payload.clone(), tag);
+            w.send_rtp("alice", mid, 3000 * i, true, payload);
+            w.advance(Duration::from_millis(20));
+            i += 1;
+        }
+    };
+    send(&mut w, 30, 1);
+    let before = w.client("bob").received.len();
+    assert!(
+        before > 10,
+        "bob receives alice's camera before the lock ({before})"
+    );
+
+    assert!(w.room.set_permission(w.now, "alice", only(&[MIC])));
+    w.advance(Duration::from_millis(100));
+    let track_sid = w
+        .client("alice")
+        .signals
+        .iter()
+        .find_map(|s| match s {
+            Resp::TrackPublished(t) => t.track.as_ref().map(|t| t.sid.clone()),
+            _ => None,
+        })
+        .unwrap();
+    for who in ["alice", "bob"] {
+        assert!(
+            w.client(who)
+                .signals
+                .iter()
+                .any(|s| matches!(s, Resp::TrackUnpublished(u) if u.track_sid == track_sid)),
+            "{who} is told the camera track is gone"
+        );
+    }
+    // A client that ignores it and keeps sending: nothing more is forwarded.
+    let mark = w.client("bob").received.len();
+    send(&mut w, 30, 2);
+    w.advance(Duration::from_millis(300));
+    let after = w.received_from("bob", &sent, mark);
+    assert!(
+        after.is_empty(),
+        "packets after the lock reached bob: {}",
+        after.len()
+    );
+    // Announcing it again is refused.
+    w.publish_source("alice", MediaKind::Video, lk::TrackSource::Camera);
+    assert!(!refusals(&mut w, "alice").is_empty());
+
+    // Unlocked: the camera may be published again.
+    assert!(w.room.set_permission(w.now, "alice", only(&[])));
+    w.settle();
+    let n = published_cids(&mut w, "alice").len();
+    w.publish_source("alice", MediaKind::Video, lk::TrackSource::ScreenShare);
+    assert_eq!(published_cids(&mut w, "alice").len(), n + 1);
+}
+
+#[test]
+fn nothing_may_be_published_without_can_publish_whatever_the_sources() {
+    let mut w = connected_pair();
+    let perm = PublishPermission {
+        can_publish: false,
+        can_publish_sources: vec![CAMERA, MIC],
+        can_publish_data: true,
+    };
+    assert!(!perm.allows(MIC));
+    assert!(w.room.set_permission(w.now, "alice", perm));
+    w.settle();
+    w.publish_source("alice", MediaKind::Audio, lk::TrackSource::Microphone);
+    assert_eq!(refusals(&mut w, "alice").len(), 1);
+    assert!(published_cids(&mut w, "alice").is_empty());
+    assert!(
+        !w.room.set_permission(w.now, "nobody", only(&[])),
+        "an unknown identity is not in the room"
+    );
+}
