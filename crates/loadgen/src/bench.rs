@@ -296,6 +296,7 @@ impl<'a> Bench<'a> {
                 can_publish: Some(true),
                 can_subscribe: Some(true),
                 can_publish_data: Some(true),
+                can_publish_sources: None,
                 hidden: false,
             },
             session: None,

@@ -178,6 +178,13 @@ impl Participant {
 
     /// Applies a new permission to its parameters and the info announced (a new version).
     pub(crate) fn set_permission(&mut self, perm: &PublishPermission) {
+        // A hidden participant stays silent whatever a lock change says.
+        let mut perm = perm.clone();
+        if self.params.hidden {
+            perm.can_publish = false;
+            perm.can_publish_data = false;
+        }
+        let perm = &perm;
         self.params.can_publish = perm.can_publish;
         self.params.can_publish_sources = perm.can_publish_sources.clone();
         self.params.can_publish_data = perm.can_publish_data;

@@ -537,6 +537,7 @@ impl Room {
             return false;
         };
         p.set_permission(&permission);
+        let permission = p.permission();
         let locked: Vec<String> = p
             .info
             .tracks

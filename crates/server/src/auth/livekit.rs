@@ -20,6 +20,10 @@ pub struct VideoGrant {
     pub can_subscribe: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub can_publish_data: Option<bool>,
+    /// LiveKit's names of the sources it may publish (`camera`, `microphone`, `screen_share`,
+    /// `screen_share_audio`); absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_publish_sources: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hidden: bool,
 }

@@ -28,7 +28,7 @@ use crate::auth::{TokenError, TokenKind};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::recording::{rtmp_target, Job, RecorderError};
-use crate::rooms::core::{Approve, EndReason, Standing};
+use crate::rooms::core::{EndReason, Standing, Who};
 use crate::rooms::{FeatureRefused, RoomHandle, ServerMediaFeature};
 
 pub(super) fn routes() -> Router<Arc<App>> {
@@ -43,6 +43,7 @@ pub(super) fn routes() -> Router<Arc<App>> {
         .route("/api/waitingRoom/list", post(waiting_list))
         .route("/api/waitingRoom/approveUsers", post(approve_users))
         .route("/api/waitingRoom/updateMsg", post(update_waiting_msg))
+        .route("/api/updateLockSettings", post(update_lock_settings))
 }
 
 /// A caller with a valid join token for a live session of its room.
@@ -184,6 +185,7 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         };
         let now = unix_now() as u64;
         let lk = &app.config.livekit;
+        let permission = c.room.publish_permission(Some(&inv), c.claims.is_hidden);
         let media_token = app.keys.sign(
             TokenKind::LivekitAccess,
             &AccessClaims {
@@ -196,9 +198,10 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
                 video: VideoGrant {
                     room_join: true,
                     room: info.room_id.to_string(),
-                    can_publish: Some(!c.claims.is_hidden),
+                    can_publish: Some(permission.can_publish),
                     can_subscribe: Some(true),
-                    can_publish_data: Some(!c.claims.is_hidden),
+                    can_publish_data: Some(permission.can_publish_data),
+                    can_publish_sources: Some(crate::rooms::locks::source_names(&permission.can_publish_sources)),
                     hidden: c.claims.is_hidden,
                 },
                 session: Some(info.sid.to_string()),
@@ -225,6 +228,7 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
                 "welcome_message": info.metadata.welcome_message.clone().unwrap_or_default(),
                 "logout_url": info.metadata.logout_url.clone().unwrap_or_default(),
                 "features": features,
+                "default_lock_settings": info.metadata.default_lock_settings,
             },
             "user": {
                 "user_id": c.user.to_string(),
@@ -521,8 +525,8 @@ async fn approve_users(State(app): State<Arc<App>>, headers: HeaderMap, body: By
             let req: ApproveReq = json::decode(&body).map_err(ApiError::invalid)?;
             let which = match req.user_id.as_str() {
                 "" => return Err(ApiError::invalid("user_id: value is required")),
-                "all" => Approve::All,
-                u => Approve::One(
+                "all" => Who::All,
+                u => Who::One(
                     UserId::parse(u).map_err(|e| ApiError::invalid(format!("user_id: {e}")))?,
                 ),
             };
@@ -568,6 +572,71 @@ async fn update_waiting_msg(
                 .await
                 .map_err(|_| room_gone())?;
             Ok(reply(json!({ "status": true, "msg": "success" })))
+        }
+        .await,
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LockReq {
+    /// One user, or `all` (every non-admin).
+    user_id: String,
+    service: String,
+    /// `lock` or `unlock`.
+    direction: String,
+}
+
+/// Admins: set or lift a lock for one participant or everyone (Plug-N-Meet's
+/// `UpdateUserLockSettingsReq`). Microphone, webcam and screen-share locks are enforced by the
+/// media server at once: a published track of a locked source is unpublished, and announcing
+/// one is refused.
+async fn update_lock_settings(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    result(
+        async {
+            let c = caller(&app, &headers).await?;
+            admin(&c)?;
+            let req: LockReq = json::decode(&body).map_err(ApiError::invalid)?;
+            let service = crate::rooms::locks::LockService::parse(&req.service)
+                .map_err(ApiError::invalid)?;
+            let lock = match req.direction.as_str() {
+                "lock" => true,
+                "unlock" => false,
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "direction: {other:?} is not lock or unlock"
+                    )))
+                }
+            };
+            let who = match req.user_id.as_str() {
+                "" => return Err(ApiError::invalid("user_id: value is required")),
+                "all" => Who::All,
+                u => Who::One(
+                    UserId::parse(u).map_err(|e| ApiError::invalid(format!("user_id: {e}")))?,
+                ),
+            };
+            let changed = c
+                .room
+                .set_lock(who, service, lock)
+                .await
+                .map_err(|_| room_gone())?;
+            if let Some(media) = &app.media {
+                for (user, inv) in &changed {
+                    // Hidden participants are kept silent by the media server itself.
+                    let permission = c.room.publish_permission(Some(inv), false);
+                    media.set_permission(
+                        c.room.info.room_id.as_str(),
+                        user.as_str(),
+                        permission,
+                    );
+                }
+            }
+            tracing::info!(room_id = %c.room.info.room_id, by = %c.user, user_id = req.user_id, service = ?service, lock, changed = changed.len(), "lock settings changed");
+            Ok(reply(json!({ "status": true, "msg": "success", "changed": changed.len() })))
         }
         .await,
     )

@@ -27,7 +27,7 @@ use crate::app::App;
 use crate::auth::livekit::{verify, AccessClaims};
 use crate::clock::unix_now;
 use crate::media::ConnOut;
-use crate::rooms::core::{JoinError, Participant, Standing};
+use crate::rooms::core::{Invitation, JoinError, Participant, Standing};
 use crate::rooms::RoomHandle;
 
 /// Largest signalling frame accepted (an SDP with many m-lines is a few tens of KB).
@@ -95,6 +95,8 @@ struct Admitted {
     claims: AccessClaims,
     room: RoomHandle,
     user: UserId,
+    /// From `getJoinToken`, when the participant came through the browser API.
+    invitation: Option<Invitation>,
 }
 
 async fn admit(
@@ -151,15 +153,22 @@ async fn admit(
         }
         _ => {}
     }
-    if let Ok(Some(inv)) = room.invitation(user.clone()).await {
-        if inv.metadata.wait_for_approval {
-            return Err((
-                StatusCode::FORBIDDEN,
-                "participant waits for an admin's approval (waiting room)".to_owned(),
-            ));
-        }
+    let invitation = room.invitation(user.clone()).await.ok().flatten();
+    if invitation
+        .as_ref()
+        .is_some_and(|i| i.metadata.wait_for_approval)
+    {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "participant waits for an admin's approval (waiting room)".to_owned(),
+        ));
     }
-    Ok(Admitted { claims, room, user })
+    Ok(Admitted {
+        claims,
+        room,
+        user,
+        invitation,
+    })
 }
 
 async fn validate(
@@ -318,6 +327,25 @@ async fn run(
     let conn = media.next_conn();
     let (out_tx, out_rx) = mpsc::channel(crate::media::SIGNAL_QUEUE);
     let v = &a.claims.video;
+    // What the room's features and the participant's locks allow now. A LiveKit token minted
+    // by an integrator narrows it with its own `canPublishSources`; ours (with a session) are
+    // not read for it, since a lock lifted after the token was issued must stay lifted when
+    // the client reconnects with it.
+    let mut permission = a.room.publish_permission(a.invitation.as_ref(), v.hidden);
+    if let (None, Some(names)) = (
+        &a.claims.session,
+        v.can_publish_sources.as_ref().filter(|n| !n.is_empty()),
+    ) {
+        let granted = crate::rooms::locks::sources_from_names(names);
+        if permission.can_publish_sources.is_empty() {
+            permission.can_publish_sources = granted;
+        } else {
+            permission
+                .can_publish_sources
+                .retain(|s| granted.contains(s));
+        }
+        permission.can_publish &= !permission.can_publish_sources.is_empty();
+    }
     media.join(
         a.room.info.media_facts(),
         conn,
@@ -326,10 +354,10 @@ async fn run(
             identity: a.claims.sub.clone(),
             name,
             metadata: a.claims.metadata.clone(),
-            can_publish: v.can_publish.unwrap_or(true),
-            can_publish_sources: Vec::new(),
+            can_publish: v.can_publish.unwrap_or(true) && permission.can_publish,
+            can_publish_sources: permission.can_publish_sources,
             can_subscribe: v.can_subscribe.unwrap_or(true),
-            can_publish_data: v.can_publish_data.unwrap_or(true),
+            can_publish_data: v.can_publish_data.unwrap_or(true) && permission.can_publish_data,
             hidden: v.hidden,
             auto_subscribe,
             client_protocol,

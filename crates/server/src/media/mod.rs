@@ -132,6 +132,11 @@ enum Command {
         room_id: String,
         identity: String,
     },
+    SetPermission {
+        room_id: String,
+        identity: String,
+        permission: enclave_sfu::PublishPermission,
+    },
     Mute {
         room_id: String,
         identity: String,
@@ -349,6 +354,21 @@ impl Media {
             identity: identity.to_owned(),
             track_sid: track_sid.to_owned(),
             muted,
+        });
+    }
+
+    /// Changes what a participant may publish (an admin's lock); tracks of sources no longer
+    /// allowed are unpublished.
+    pub fn set_permission(
+        &self,
+        room_id: &str,
+        identity: &str,
+        permission: enclave_sfu::PublishPermission,
+    ) {
+        let _ = self.tx.send(Command::SetPermission {
+            room_id: room_id.to_owned(),
+            identity: identity.to_owned(),
+            permission,
         });
     }
 
@@ -657,6 +677,16 @@ impl Worker {
             Command::Remove { room_id, identity } => {
                 self.with_room(&room_id, |room| {
                     room.remove_participant(now, &identity);
+                });
+                self.drain(&room_id);
+            }
+            Command::SetPermission {
+                room_id,
+                identity,
+                permission,
+            } => {
+                self.with_room(&room_id, |room| {
+                    room.set_permission(now, &identity, permission);
                 });
                 self.drain(&room_id);
             }

@@ -134,9 +134,9 @@ pub struct Waiter {
     pub waiting_for: Duration,
 }
 
-/// Which waiting users an admin lets in.
+/// Whom an admin acts on: one user, or every non-admin (`all` in the API).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Approve {
+pub enum Who {
     One(UserId),
     All,
 }
@@ -312,12 +312,12 @@ impl Room {
     /// `verifyToken` gets the media token (and, in a server-key room, the secret). `All` lets
     /// in everyone invited and waiting, whether or not their page is open. Returns who was let
     /// in.
-    pub fn approve(&mut self, which: &Approve) -> Vec<UserId> {
+    pub fn approve(&mut self, which: &Who) -> Vec<UserId> {
         let mut approved = Vec::new();
         for (user, inv) in self.invitations.iter_mut() {
             let chosen = match which {
-                Approve::One(u) => u == user,
-                Approve::All => true,
+                Who::One(u) => u == user,
+                Who::All => true,
             };
             if chosen && inv.metadata.wait_for_approval {
                 inv.metadata.wait_for_approval = false;
@@ -328,6 +328,33 @@ impl Room {
             self.knocks.remove(u);
         }
         approved
+    }
+
+    /// An admin sets or lifts a lock (`service`) for one user or for every non-admin invited;
+    /// returns the invitations changed (admins are never locked). Later joins and tokens
+    /// carry the new locks.
+    pub fn set_lock(
+        &mut self,
+        who: &Who,
+        service: super::locks::LockService,
+        lock: bool,
+    ) -> Vec<(UserId, Invitation)> {
+        let mut changed = Vec::new();
+        for (user, inv) in self.invitations.iter_mut() {
+            let chosen = match who {
+                Who::One(u) => u == user,
+                Who::All => true,
+            };
+            if chosen && !inv.is_admin {
+                let locks = inv
+                    .metadata
+                    .lock_settings
+                    .get_or_insert_with(Default::default);
+                service.apply(locks, lock);
+                changed.push((user.clone(), inv.clone()));
+            }
+        }
+        changed
     }
 
     /// The waiting room's message as an admin last set it (`None`: the room's own).
@@ -555,7 +582,7 @@ mod tests {
         let names: Vec<_> = room.waiting(t2).into_iter().map(|w| w.name).collect();
         assert_eq!(names, ["Cat"]);
 
-        assert_eq!(room.approve(&Approve::One(bob.clone())), vec![bob.clone()]);
+        assert_eq!(room.approve(&Who::One(bob.clone())), vec![bob.clone()]);
         assert!(!room.awaits_approval(&bob));
         assert!(!room.knock(t2, &bob), "an approved user no longer waits");
         assert!(
@@ -564,7 +591,7 @@ mod tests {
         );
         room.join(t2, p("bob")).unwrap();
         assert_eq!(
-            room.approve(&Approve::One(bob.clone())),
+            room.approve(&Who::One(bob.clone())),
             vec![],
             "nothing to approve twice"
         );
@@ -583,13 +610,43 @@ mod tests {
         // Rejecting is removing: the invitation is void and the user no longer listed.
         room.remove(t0, &c, false);
         assert_eq!(room.waiting(t0).len(), 2);
-        assert_eq!(room.approve(&Approve::All).len(), 2);
+        assert_eq!(room.approve(&Who::All).len(), 2);
         assert_eq!(room.waiting(t0), vec![]);
         assert_eq!(room.join(t0, p("c")), Err(JoinError::Removed));
         room.join(t0, p("a")).unwrap();
         // A new join token puts a non-admin back in the waiting room.
         room.invite(c.clone(), waiting_inv("c")).unwrap();
         assert!(room.awaits_approval(&c));
+    }
+
+    #[test]
+    fn locks_change_non_admin_invitations_only() {
+        use super::super::locks::LockService;
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        let mut admin = inv();
+        admin.is_admin = true;
+        room.invite(UserId::parse("teacher").unwrap(), admin)
+            .unwrap();
+        room.invite(UserId::parse("a").unwrap(), inv()).unwrap();
+        room.invite(UserId::parse("b").unwrap(), inv()).unwrap();
+        let changed = room.set_lock(&Who::All, LockService::Webcam, true);
+        let ids: Vec<_> = changed.iter().map(|(u, _)| u.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        let locked = |room: &Room, u: &str| {
+            room.invitation(&UserId::parse(u).unwrap())
+                .and_then(|i| i.metadata.lock_settings.as_ref())
+                .and_then(|l| l.lock_webcam)
+        };
+        assert_eq!(locked(&room, "a"), Some(true));
+        assert_eq!(locked(&room, "teacher"), None);
+        room.set_lock(
+            &Who::One(UserId::parse("b").unwrap()),
+            LockService::Webcam,
+            false,
+        );
+        assert_eq!(locked(&room, "b"), Some(false));
+        assert_eq!(locked(&room, "a"), Some(true));
     }
 
     #[test]

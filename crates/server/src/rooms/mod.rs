@@ -7,6 +7,7 @@
 //! handle of the ended session is dropped.
 
 pub mod core;
+pub mod locks;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,8 +23,8 @@ use enclave_proto::ids::{RoomId, SessionId, UserId};
 use enclave_proto::room::RoomMetadata;
 
 use self::core::{
-    Approve, Blocked, EndReason, Invitation, JoinError, Participant, Room, RoomEvent, RoomLimits,
-    RoomStatus, Standing, Waiter,
+    Blocked, EndReason, Invitation, JoinError, Participant, Room, RoomEvent, RoomLimits,
+    RoomStatus, Standing, Waiter, Who,
 };
 use enclave_proto::reply::ParticipantInfo;
 
@@ -190,8 +191,14 @@ enum Command {
     Invitation(UserId, oneshot::Sender<Option<Invitation>>),
     Knock(UserId, oneshot::Sender<Option<Option<String>>>),
     Waiting(oneshot::Sender<Vec<Waiter>>),
-    Approve(Approve, oneshot::Sender<Vec<UserId>>),
+    Who(Who, oneshot::Sender<Vec<UserId>>),
     SetWaitingMsg(String, oneshot::Sender<()>),
+    SetLock(
+        Who,
+        locks::LockService,
+        bool,
+        oneshot::Sender<Vec<(UserId, Invitation)>>,
+    ),
 }
 
 /// A room is gone (ended) by the time the message arrived.
@@ -276,8 +283,34 @@ impl RoomHandle {
     }
 
     /// An admin lets waiting users in; returns who was let in.
-    pub async fn approve(&self, which: Approve) -> Result<Vec<UserId>, RoomGone> {
-        self.ask(|tx| Command::Approve(which, tx)).await
+    pub async fn approve(&self, which: Who) -> Result<Vec<UserId>, RoomGone> {
+        self.ask(|tx| Command::Who(which, tx)).await
+    }
+
+    /// An admin sets or lifts a lock; returns the invitations it changed.
+    pub async fn set_lock(
+        &self,
+        who: Who,
+        service: locks::LockService,
+        lock: bool,
+    ) -> Result<Vec<(UserId, Invitation)>, RoomGone> {
+        self.ask(|tx| Command::SetLock(who, service, lock, tx))
+            .await
+    }
+
+    /// What `user` may publish now: the room's features and their invitation's locks (a user
+    /// without an invitation, such as a LiveKit token holder, is held to the features).
+    pub fn publish_permission(
+        &self,
+        invitation: Option<&Invitation>,
+        hidden: bool,
+    ) -> enclave_sfu::PublishPermission {
+        locks::publish_permission(
+            self.info.metadata.room_features.as_ref(),
+            invitation.is_some_and(|i| i.is_admin),
+            hidden,
+            invitation.and_then(|i| i.metadata.lock_settings.as_ref()),
+        )
     }
 
     /// An admin changes the waiting room's message for the rest of the session.
@@ -564,8 +597,11 @@ async fn drive(
                 Some(Command::Waiting(reply)) => {
                     let _ = reply.send(room.waiting(now_std()));
                 }
-                Some(Command::Approve(which, reply)) => {
+                Some(Command::Who(which, reply)) => {
                     let _ = reply.send(room.approve(&which));
+                }
+                Some(Command::SetLock(who, service, lock, reply)) => {
+                    let _ = reply.send(room.set_lock(&who, service, lock));
                 }
                 Some(Command::SetWaitingMsg(msg, done)) => {
                     room.set_waiting_msg(msg);
