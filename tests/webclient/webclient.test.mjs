@@ -317,6 +317,31 @@ describe('web client against enclave', () => {
     assert.equal(await eve.page.isVisible(tid('meeting')), false);
   });
 
+  scenario('10. a host locks cameras for everyone: the server takes a participant’s camera down, their control follows, unlocking lets it back', async ({ log, user }) => {
+    const room = `lock-${rand()}`;
+    await server.createRoom(room, 'server_key');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    await Promise.all([ann, bob].map((u) => u.enter(chrome.browser)));
+    const bobTile = `${tid('remote-tile')}[data-identity="bob"]`;
+    await ann.page.waitForSelector(`${bobTile}[data-video="on"]`, { timeout: 15_000 });
+
+    await ann.page.click(tid('participants-toggle'));
+    await ann.page.check(tid('lock-webcams-all'));
+    await bob.page.waitForSelector(`${tid('camera-toggle')}[data-locked="true"]`, { timeout: 5000 });
+    assert.equal(await bob.page.isDisabled(tid('camera-toggle')), true, 'bob can no longer turn his camera on');
+    await ann.page.waitForSelector(`${bobTile}[data-video="off"]`, { timeout: 5000 });
+    log.add('driver', 'bob’s camera went off at ann after the lock');
+    // Hosts are never locked; bob's microphone is untouched.
+    assert.notEqual(await ann.page.getAttribute(tid('camera-toggle'), 'data-locked'), 'true');
+    assert.equal(await bob.page.isDisabled(tid('mic-toggle')), false);
+
+    await ann.page.uncheck(tid('lock-webcams-all'));
+    await bob.page.waitForSelector(`${tid('camera-toggle')}[data-locked="false"]:not([disabled])`, { timeout: 5000 });
+    await bob.page.click(tid('camera-toggle'));
+    await ann.page.waitForSelector(`${bobTile}[data-video="on"]`, { timeout: 15_000 });
+  });
+
   // A regression test: the pre-join screen once let people join before getUserMedia resolved,
   // and they came in without the microphone or camera it showed as on.
   scenario(

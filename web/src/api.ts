@@ -30,6 +30,7 @@ export interface VerifyReply {
     welcome_message?: string;
     logout_url?: string;
     features?: RoomFeatures;
+    default_lock_settings?: { lock_microphone?: boolean; lock_webcam?: boolean; lock_screen_sharing?: boolean };
   };
   user: { user_id: string; name: string; is_admin: boolean; is_hidden?: boolean };
   media: { url: string; token: string };
@@ -139,6 +140,11 @@ export class Api {
 
   verifyToken(): Promise<VerifyReply | WaitingReply> {
     return this.post<VerifyReply | WaitingReply>('./api/verifyToken', {});
+  }
+
+  /** Admins: lock or unlock a service for one participant or everyone (`all`). */
+  updateLockSettings(userId: string | 'all', service: 'mic' | 'webcam' | 'screenShare', lock: boolean): Promise<{ status: true; changed: number }> {
+    return this.post('./api/updateLockSettings', { user_id: userId, service, direction: lock ? 'lock' : 'unlock' });
   }
 
   /** Admins: who waits in the waiting room now. */

@@ -51,6 +51,7 @@ import { RecorderUi } from './ui/recorder';
 import { Tile } from './ui/tiles';
 import { toast } from './ui/toasts';
 import { WaitingList } from './ui/waiting';
+import { LockControls, type LockService } from './ui/locks';
 
 // Our sealed data messages need the key check to reach a participant whose key differs, so
 // livekit-client's own data-channel encryption stays off: `e2ee` (not `encryption`) in the room
@@ -77,6 +78,11 @@ export interface MeetingOptions {
 }
 
 type Panel = 'chat' | 'people' | null;
+
+// LiveKit's protocol numbers of the sources a permission lists (`canPublishSources`).
+const SOURCE_CAMERA = 1;
+const SOURCE_MICROPHONE = 2;
+const SOURCE_SCREEN = 3;
 
 /** How often a host's client asks who waits (the server lists those who asked within 15 s). */
 const WAITING_POLL_MS = 2500;
@@ -116,6 +122,10 @@ export class Meeting {
   private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people', CtlButton | null>;
   private readonly chatBadge: HTMLElement;
   private readonly countEl: HTMLElement;
+  /** Hosts: mute all and the locks for everyone. */
+  private readonly locks: LockControls | null;
+  /** What this participant may publish, as the server last said (null: not known yet). */
+  private lastAllowed: Record<'mic' | 'cam' | 'screen', boolean> | null = null;
   /** Hosts of a room with a waiting room: who waits, polled while the meeting runs. */
   private readonly waiting: WaitingList | null;
   private readonly waitingBadge: HTMLElement;
@@ -285,6 +295,13 @@ export class Meeting {
       h('div', { class: 'ctl-group' }, endBtn, leave),
     );
 
+    const dl = o.verify.room.default_lock_settings ?? {};
+    this.locks = this.isAdmin
+      ? new LockControls(
+          { mic: !!dl.lock_microphone, webcam: !!dl.lock_webcam, screenShare: !!dl.lock_screen_sharing },
+          { muteAll: () => void this.muteAll(), setLock: (s, lock) => this.lockAll(s, lock) },
+        )
+      : null;
     this.waiting =
       this.isAdmin && o.verify.room.features?.waiting_room_features?.is_active
         ? new WaitingList({ approve: (id) => void this.approveWaiting(id), reject: (u) => void this.rejectWaiting(u) })
@@ -299,7 +316,7 @@ export class Meeting {
       },
       () => this.togglePanel(null),
       null,
-      this.waiting?.el ?? null,
+      this.isAdmin ? h('div', null, this.locks?.el ?? null, this.waiting?.el ?? null) : null,
     );
 
     this.el = h('div', { class: 'meeting', 'data-testid': 'meeting' }, topbar, this.banners, h('div', { class: 'meeting-body' }, this.main, this.side), controls, this.audioBox);
@@ -358,13 +375,14 @@ export class Meeting {
     await this.restoreChat();
     this.sync();
 
-    // Publish what the pre-join screen prepared.
+    // Publish what the pre-join screen prepared, except what a host has locked.
+    this.onOwnPermissions();
     const pubs: Array<Promise<unknown>> = [];
-    if (o.join.audio && !this.canPublish) o.join.audio.stop();
+    if (o.join.audio && (!this.canPublish || !this.allowed(SOURCE_MICROPHONE))) o.join.audio.stop();
     else if (o.join.audio) {
       pubs.push(me.publishTrack(o.join.audio, { source: Track.Source.Microphone }).catch((e) => this.mediaError('microphone', e)));
     }
-    if (o.join.video && this.canCamera) {
+    if (o.join.video && this.canCamera && this.allowed(SOURCE_CAMERA)) {
       pubs.push(me.publishTrack(o.join.video, { source: Track.Source.Camera, simulcast: true }).catch((e) => this.mediaError('camera', e)));
     } else {
       o.join.video?.stop();
@@ -381,6 +399,69 @@ export class Meeting {
     const recording = recorderJoinText(this.recorder.state);
     if (recording) toast(recording, 'info');
     if (this.waiting) void this.pollWaiting();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Locks
+
+  /** Whether the server lets this participant publish `source` now. */
+  private allowed(source: number): boolean {
+    const p = this.room.localParticipant.permissions;
+    if (!p) return true;
+    return p.canPublish && (p.canPublishSources.length === 0 || p.canPublishSources.includes(source as never));
+  }
+
+  /**
+   * The server changed what we may publish (a host's lock): the controls follow, and we say
+   * what changed. A locked source's track is unpublished by the server itself.
+   */
+  private onOwnPermissions(): void {
+    if (this.ended) return;
+    const now = { mic: this.allowed(SOURCE_MICROPHONE), cam: this.allowed(SOURCE_CAMERA), screen: this.allowed(SOURCE_SCREEN) };
+    const names = { mic: 'microphone', cam: 'camera', screen: 'screen sharing' } as const;
+    const buttons = { mic: this.ctl.mic, cam: this.ctl.cam, screen: this.ctl.screen };
+    for (const k of ['mic', 'cam', 'screen'] as const) {
+      const b = buttons[k];
+      if (b && !(k === 'mic' && !this.canPublish)) {
+        b.el.disabled = !now[k];
+        b.el.dataset.locked = String(!now[k]);
+        if (!now[k]) b.el.title = `A host locked your ${names[k]}`;
+      }
+      const before = this.lastAllowed?.[k];
+      if (before === true && !now[k]) toast(`A host locked your ${names[k]}.`, 'warning');
+      else if (before === false && now[k]) toast(`A host allowed your ${names[k]} again.`, 'info');
+      else if (before === undefined && !now[k] && this.canPublish && !(k === 'cam' && !this.canCamera) && !(k === 'screen' && !this.canScreen)) {
+        toast(`A host has locked ${names[k]} for participants.`, 'info');
+      }
+    }
+    this.lastAllowed = now;
+    this.sync();
+  }
+
+  private async lockAll(service: LockService, lock: boolean): Promise<boolean> {
+    const what = { mic: 'microphones', webcam: 'cameras', screenShare: 'screen sharing' }[service];
+    try {
+      const r = await this.o.api.updateLockSettings('all', service, lock);
+      toast(lock ? `Locked ${what} for everyone but hosts (${r.changed}).` : `Unlocked ${what}.`, 'success');
+      return true;
+    } catch (e) {
+      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+      return false;
+    }
+  }
+
+  /** Asks every other participant with a live microphone to mute it. */
+  private async muteAll(): Promise<void> {
+    const asks: Array<Promise<unknown>> = [];
+    for (const p of this.room.remoteParticipants.values()) {
+      const mic = p.getTrackPublication(Track.Source.Microphone);
+      if (mic?.trackSid && !mic.isMuted && !this.isHost(p)) asks.push(this.o.api.muteTrack(p.identity, mic.trackSid, true));
+    }
+    const results = await Promise.allSettled(asks);
+    const failed = results.filter((r) => r.status === 'rejected').length;
+    if (asks.length === 0) toast('Nobody else has a live microphone.', 'info');
+    else if (failed) toast(`Muted ${asks.length - failed} of ${asks.length}.`, 'warning');
+    else toast(asks.length === 1 ? 'Muted 1 microphone.' : `Muted ${asks.length} microphones.`, 'success');
   }
 
   // ---------------------------------------------------------------------------------------
@@ -465,6 +546,9 @@ export class Meeting {
       .on(RoomEvent.LocalTrackUnpublished, sync)
       .on(RoomEvent.ParticipantNameChanged, sync)
       .on(RoomEvent.ParticipantMetadataChanged, sync)
+      .on(RoomEvent.ParticipantPermissionsChanged, (_prev, p) => {
+        if (p === this.room.localParticipant) this.onOwnPermissions();
+      })
       .on(RoomEvent.TrackStreamStateChanged, sync)
       .on(RoomEvent.ActiveSpeakersChanged, (speakers: Participant[]) => {
         this.speaking.clear();
