@@ -288,10 +288,10 @@ export class Enclave {
     });
   }
 
-  async joinToken(roomId, userId, name, isAdmin = false) {
+  async joinToken(roomId, userId, name, isAdmin = false, isHidden = false) {
     const r = await this.auth('/room/getJoinToken', {
       room_id: roomId,
-      user_info: { user_id: userId, name, is_admin: isAdmin, is_hidden: false },
+      user_info: { user_id: userId, name, is_admin: isAdmin, is_hidden: isHidden },
     });
     return r.token;
   }
@@ -489,8 +489,8 @@ export const firstOf = (tl, what, value) => tl.find((e) => e.what === what && (v
 // Users: one browser context and page each; they act through data-testid hooks only.
 
 export class User {
-  constructor(env, log, { room, id, name, admin = false, key = null, wire = null, watchFrames = false, autoJoin = false, gumDelayMs = 0 }) {
-    Object.assign(this, { env, log, room, id, name: name ?? id, admin, key, wire, watchFrames, autoJoin, gumDelayMs });
+  constructor(env, log, { room, id, name, admin = false, hidden = false, key = null, wire = null, watchFrames = false, autoJoin = false, gumDelayMs = 0 }) {
+    Object.assign(this, { env, log, room, id, name: name ?? id, admin, hidden, key, wire, watchFrames, autoJoin, gumDelayMs });
   }
 
   /**
@@ -498,7 +498,7 @@ export class User {
    * the time the link was opened.
    */
   async open(browser, { until = null } = {}) {
-    const token = await this.env.joinToken(this.room, this.id, this.name, this.admin);
+    const token = await this.env.joinToken(this.room, this.id, this.name, this.admin, this.hidden);
     this.token = token; // for calls the page's own API would make (never logged)
     this.context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
     await this.context.grantPermissions(['camera', 'microphone'], { origin: this.env.base });

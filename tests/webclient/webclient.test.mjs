@@ -342,6 +342,22 @@ describe('web client against enclave', () => {
     await ann.page.waitForSelector(`${bobTile}[data-video="on"]`, { timeout: 15_000 });
   });
 
+  scenario('11. encrypted room: a user who asked to be hidden is shown to everyone as an observer with the same code', async ({ log, user }) => {
+    const room = `obs-${rand()}`;
+    await server.createRoom(room, 'server_key');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const eve = user(server, { room, id: 'eve', name: 'Eve', admin: true, hidden: true });
+    await Promise.all([ann, eve].map((u) => u.enter(chrome.browser)));
+    await ann.page.click(tid('participants-toggle'));
+    const item = `${tid('participant-item')}[data-identity="eve"]`;
+    await ann.page.waitForSelector(`${item} ${tid('observer-pill')}`, { timeout: 10_000 });
+    await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="eve"]`);
+    await waitStatus(eve, 'encrypted', 15_000);
+    assert.equal(await eve.code(), await ann.code(), 'the observer holds the key, and everyone can see it');
+    assert.equal(await eve.page.isDisabled(tid('mic-toggle')), true, 'an observer sends nothing');
+    log.add('driver', 'eve is listed as an observer at ann');
+  });
+
   // A regression test: the pre-join screen once let people join before getUserMedia resolved,
   // and they came in without the microphone or camera it showed as on.
   scenario(

@@ -32,7 +32,8 @@ export interface VerifyReply {
     features?: RoomFeatures;
     default_lock_settings?: { lock_microphone?: boolean; lock_webcam?: boolean; lock_screen_sharing?: boolean };
   };
-  user: { user_id: string; name: string; is_admin: boolean; is_hidden?: boolean };
+  /** `is_observer`: asked to be hidden in an encrypted room, so shown to everyone and silent. */
+  user: { user_id: string; name: string; is_admin: boolean; is_hidden?: boolean; is_observer?: boolean };
   media: { url: string; token: string };
   e2ee: { enabled: boolean; mode: E2eeMode; secret?: string; included_chat_messages?: boolean };
   expires_at: number;

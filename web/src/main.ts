@@ -251,6 +251,9 @@ class App {
   private cameraPolicy(): { allowed: boolean; note: string | null } {
     const v = this.verify!;
     const f = v.room.features ?? {};
+    if (v.user.is_observer && !v.user.is_hidden) {
+      return { allowed: false, note: 'You join as an observer. This meeting is end-to-end encrypted, so everyone sees that you are here; you do not send audio or video.' };
+    }
     if (v.user.is_hidden) return { allowed: false, note: 'You join as a hidden observer: others do not see you.' };
     if (f.allow_webcams === false) return { allowed: false, note: 'Webcams are turned off in this meeting.' };
     if (f.admin_only_webcams && !v.user.is_admin) return { allowed: false, note: 'Only hosts can use their camera in this meeting.' };
@@ -272,8 +275,8 @@ class App {
       cameraAllowed: cam.allowed,
       cameraNote: cam.note,
       recorderNote: recorderJoinText(flagsFromVerify(v)),
-      startMuted: !!v.room.features?.mute_on_start || !!v.user.is_hidden,
-      micAllowed: !v.user.is_hidden,
+      startMuted: !!v.room.features?.mute_on_start || !!v.user.is_hidden || !!v.user.is_observer,
+      micAllowed: !v.user.is_hidden && !v.user.is_observer,
       saved: this.lastJoin ?? saved,
       keyReady: () => !encrypted || !!this.keys,
       submitKey: async (passphrase) => {
@@ -377,7 +380,7 @@ class App {
     if (d.camera && cam.allowed) {
       video = await createLocalVideoTrack({ deviceId: d.videoinput ? { ideal: d.videoinput } : undefined }).catch(() => null);
     }
-    if (d.microphone && !v.user.is_hidden) {
+    if (d.microphone && !v.user.is_hidden && !v.user.is_observer) {
       audio = await createLocalAudioTrack({ deviceId: d.audioinput ? { ideal: d.audioinput } : undefined }).catch(() => null);
     }
     await this.join({ name: this.lastName ?? v.user.name, video, audio, devices: d });

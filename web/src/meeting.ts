@@ -153,7 +153,8 @@ export class Meeting {
     const f = o.verify.room.features ?? {};
     this.encrypted = !!o.keys;
     this.isAdmin = !!o.verify.user.is_admin;
-    const hidden = !!o.verify.user.is_hidden;
+    // A hidden user, or one who asked to be hidden in an encrypted room (shown as an observer).
+    const hidden = !!o.verify.user.is_hidden || !!o.verify.user.is_observer;
     this.canPublish = !hidden;
     this.canCamera = !hidden && f.allow_webcams !== false && !(f.admin_only_webcams && !this.isAdmin);
     this.canScreen = !hidden && f.allow_screen_share !== false;
@@ -276,7 +277,7 @@ export class Meeting {
     this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn };
     if (camBtn === null) {
       // Show the restriction rather than hiding the control.
-      const why = hidden ? 'You are a hidden observer' : 'Webcams are turned off in this meeting';
+      const why = hidden ? (o.verify.user.is_hidden ? 'You are a hidden observer' : 'You are an observer') : 'Webcams are turned off in this meeting';
       this.camNote = h('button', { class: 'ctl', type: 'button', disabled: true, title: why, 'data-testid': 'camera-toggle' }, h('span', { class: 'ctl-icon' }, icon('cameraOff')), h('span', { class: 'ctl-label' }, 'Video off'));
     }
 
@@ -1020,6 +1021,9 @@ export class Meeting {
           micOn: !!mic && !mic.isMuted,
           camOn: !!cam && !cam.isMuted,
           mismatch: this.mismatch(p),
+          // Sends nothing at all (no media, no data): someone who asked to be hidden in an
+          // encrypted room, shown because they can read the meeting.
+          observer: !!p.permissions && !p.permissions.canPublish && !p.permissions.canPublishData,
           micTrackSid: mic?.trackSid ?? null,
           camTrackSid: cam?.trackSid ?? null,
         };

@@ -618,3 +618,63 @@ async fn approving_all_lets_every_waiting_guest_in() {
     let (_, v, _) = api(&h, "/api/verifyToken", Some(&t), "{}").await;
     assert!(v.get("waiting").is_none() && v["media"]["token"].is_string());
 }
+
+#[tokio::test]
+async fn a_hidden_user_in_an_encrypted_room_is_shown_to_everyone_as_an_observer() {
+    let h = Harness::new().await;
+    h.create(
+        "obs",
+        r#"{"end_to_end_encryption_features":{"is_enabled":true}}"#,
+    )
+    .await;
+    h.create("plain-obs", "{}").await;
+    let hidden_token = |room: &str| {
+        format!(
+            r#"{{"room_id":"{room}","user_info":{{"name":"Eve","user_id":"eve","is_admin":true,"is_hidden":true}}}}"#
+        )
+    };
+    let media_claims = |v: &Value| {
+        enclave_server::auth::livekit::verify(
+            &h.app.keys,
+            &h.app.config.livekit.api_key,
+            v["media"]["token"].as_str().unwrap(),
+        )
+        .unwrap()
+    };
+    let (_, t) = h
+        .call("/auth/room/getJoinToken", &hidden_token("obs"))
+        .await;
+    let (s, v, _) = api(&h, "/api/verifyToken", t["token"].as_str(), "{}").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        v["e2ee"]["secret"].is_string(),
+        "an observer still decrypts"
+    );
+    assert_eq!(
+        (
+            v["user"]["is_hidden"].as_bool(),
+            v["user"]["is_observer"].as_bool()
+        ),
+        (Some(false), Some(true)),
+        "{v}"
+    );
+    let c = media_claims(&v);
+    assert!(
+        !c.video.hidden,
+        "the media token does not hide them: {:?}",
+        c.video
+    );
+    assert_eq!(
+        c.video.can_publish,
+        Some(false),
+        "an observer publishes nothing"
+    );
+
+    // In a plain room hidden stays hidden, as in Plug-N-Meet.
+    let (_, t) = h
+        .call("/auth/room/getJoinToken", &hidden_token("plain-obs"))
+        .await;
+    let (_, v, _) = api(&h, "/api/verifyToken", t["token"].as_str(), "{}").await;
+    assert_eq!(v["user"]["is_hidden"], true);
+    assert!(media_claims(&v).video.hidden);
+}

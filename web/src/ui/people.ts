@@ -9,6 +9,8 @@ export interface PersonView {
   micOn: boolean;
   camOn: boolean;
   mismatch: boolean;
+  /** Receives but sends nothing (asked to be hidden in an encrypted room). */
+  observer?: boolean;
   micTrackSid: string | null;
   camTrackSid: string | null;
 }
@@ -81,6 +83,7 @@ export class PeoplePanel {
             h('span', null, p.name),
             p.isLocal ? h('span', { class: 'muted' }, ' (you)') : null,
             p.isAdmin ? h('span', { class: 'pill pill-host' }, 'Host') : null,
+            p.observer ? h('span', { class: 'pill pill-warn', 'data-testid': 'observer-pill', title: 'Receives the meeting and can read it, sends nothing' }, 'Observer') : null,
             p.mismatch ? h('span', { class: 'pill pill-bad', title: 'Uses a different encryption key' }, icon('alert', 'icon icon-xs'), 'Key differs') : null,
           ),
           actions.length ? h('div', { class: 'person-actions' }, actions) : null,

@@ -284,7 +284,7 @@ async fn run(
         sid: sid.clone(),
         name: name.clone(),
         is_admin: false,
-        is_hidden: a.claims.video.hidden,
+        is_hidden: a.room.info.effective_hidden(a.claims.video.hidden),
         joined_at: unix_now(),
         metadata: a.claims.metadata.clone(),
     };
@@ -358,7 +358,7 @@ async fn run(
             can_publish_sources: permission.can_publish_sources,
             can_subscribe: v.can_subscribe.unwrap_or(true),
             can_publish_data: v.can_publish_data.unwrap_or(true) && permission.can_publish_data,
-            hidden: v.hidden,
+            hidden: a.room.info.effective_hidden(v.hidden),
             auto_subscribe,
             client_protocol,
             ice_servers: app

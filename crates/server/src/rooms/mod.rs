@@ -116,6 +116,22 @@ pub enum FeatureRefused {
 }
 
 impl RoomInfo {
+    /// Whether the session is end-to-end encrypted (either key model).
+    pub fn is_e2ee(&self) -> bool {
+        self.metadata
+            .room_features
+            .as_ref()
+            .is_some_and(|f| f.is_e2ee())
+    }
+
+    /// Whether a participant whose token asks to be hidden is hidden. Never in an end-to-end
+    /// encrypted room: whoever receives its media can read it, so everyone who could hold the
+    /// key is shown to the others (as a silent observer), and the verification code cannot be
+    /// shared with an eavesdropper nobody sees.
+    pub fn effective_hidden(&self, asked: bool) -> bool {
+        asked && !self.is_e2ee()
+    }
+
     /// What the media worker needs to know to create this session's media core.
     pub fn media_facts(&self) -> crate::media::RoomFacts {
         crate::media::RoomFacts {
@@ -767,6 +783,19 @@ mod tests {
                 assert!(err.to_string().contains("end-to-end encrypted"), "{err}");
             }
         }
+    }
+
+    #[test]
+    fn nobody_is_hidden_in_an_encrypted_room_of_either_mode() {
+        for mode in ["false", "true"] {
+            let room = info(&format!(
+                r#"{{"end_to_end_encryption_features":{{"is_enabled":true,"enabled_self_insert_encryption_key":{mode}}}}}"#
+            ));
+            assert!(room.is_e2ee());
+            assert!(!room.effective_hidden(true), "self-insert: {mode}");
+        }
+        let plain = info("{}");
+        assert!(plain.effective_hidden(true) && !plain.effective_hidden(false));
     }
 
     #[test]
