@@ -193,9 +193,13 @@ describe('web client against enclave', () => {
     const grew = ['ann', 'bob'].map((id) => `${id}: ${first.video[id].bytesReceived} → ${last.video[id].bytesReceived} B`);
     process.stderr.write(`webclient: wrong-key cat's encrypted video over 5 s (framesDecoded 0): ${grew.join(', ')}\n`);
     assert.ok(['ann', 'bob'].some((id) => last.video[id].bytesReceived > first.video[id].bytesReceived), `encrypted video reaches cat but does not decode (${grew.join(', ')})`);
-    // The others learn of it too.
-    await waitStatus(ann, 'wrong-key', 3000);
+    // The others learn of it, but their own key is not wrong: they share it with each other.
     await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="cat"][data-key-mismatch="true"]`, { timeout: 3000 });
+    await ann.page.waitForSelector(`${tid('key-share-banner')}[data-sharing="2"]`, { state: 'visible', timeout: 3000 });
+    assert.match(await ann.page.textContent(tid('key-share-text')), /^2 of 3 share your encryption key\. Cat uses a different key/);
+    for (const u of [ann, bob]) assert.equal(await u.status(), 'encrypted', `${u.id} keeps encrypted: the key they share is not wrong`);
+    assert.equal(await ann.page.isVisible(tid('wrong-key-banner')), false);
+    await allSeeAndHear([ann, bob], log);
   });
 
   scenario('3. plain room: three participants see, hear and chat; not-encrypted', async ({ log, user }) => {
@@ -357,6 +361,51 @@ describe('web client against enclave', () => {
     assert.equal(await eve.page.isDisabled(tid('mic-toggle')), true, 'an observer sends nothing');
     log.add('driver', 'eve is listed as an observer at ann');
   });
+
+  /**
+   * Self-insert key status with one mistyped key among several: the one whose key matches
+   * nobody is told so; the others stay encrypted, are told how many share their key, see the
+   * mark on the mistyped one's tile, and keep decoding each other.
+   */
+  async function oneMistyped({ log, user }, { right, wrong, order }) {
+    const room = `mix-${rand()}`;
+    await server.createRoom(room, 'self_insert');
+    const key = `correct horse ${rand()}`;
+    const good = right.map((id) => user(server, { room, id, name: id[0].toUpperCase() + id.slice(1), admin: id === right[0], key }));
+    const bad = user(server, { room, id: wrong, name: wrong[0].toUpperCase() + wrong.slice(1), key: `wrong horse ${rand()}` });
+    if (order === 'first') {
+      await bad.enter(chrome.browser);
+      for (const u of good) await u.enter(chrome.browser);
+    } else {
+      await Promise.all([bad, ...good].map((u) => u.enter(chrome.browser)));
+    }
+    await allSeeAndHear(good, log);
+    const n = good.length + 1;
+    for (const u of good) {
+      await waitStatus(u, 'encrypted', 8000);
+      await u.page.waitForSelector(`${tid('remote-tile')}[data-identity="${wrong}"][data-key-mismatch="true"]`, { timeout: 8000 });
+      await u.page.waitForSelector(`${tid('key-share-banner')}[data-sharing="${good.length}"]`, { state: 'visible', timeout: 8000 });
+      const text = await u.page.textContent(tid('key-share-text'));
+      assert.ok(text.startsWith(`${good.length} of ${n} share your encryption key.`), `${u.id}: ${text}`);
+    }
+    await waitStatus(bad, 'wrong-key', 8000);
+    await bad.page.waitForSelector(tid('wrong-key-banner'), { state: 'visible' });
+    // Still, after the verdicts: the right-key participants decode each other, and keep
+    // their status.
+    await allSeeAndHear(good, log);
+    for (const u of good) assert.equal(await u.status(), 'encrypted', `${u.id} after the mistyped participant's frames kept arriving`);
+    const codes = await Promise.all(good.map((u) => u.code()));
+    assert.ok(codes.every((c) => c === codes[0]), `the right-key participants share a code: ${codes}`);
+    assert.notEqual(await bad.code(), codes[0]);
+  }
+
+  scenario('12a. self-insert room of four, the mistyped key arriving first: only its holder is told the key is wrong; the others decode each other', (ctx) =>
+    oneMistyped(ctx, { right: ['ann', 'bob', 'cat'], wrong: 'dan', order: 'first' }),
+  );
+
+  scenario('12b. self-insert room of three, all arriving together with one mistyped key: the same verdicts', (ctx) =>
+    oneMistyped(ctx, { right: ['ann', 'bob'], wrong: 'cat', order: 'together' }),
+  );
 
   // A regression test: the pre-join screen once let people join before getUserMedia resolved,
   // and they came in without the microphone or camera it showed as on.

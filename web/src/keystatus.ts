@@ -7,7 +7,9 @@
 //  - without a key check from that participant: a LiveKit decryption error for their media, a
 //    data envelope of theirs that does not open, or their tracks announced without encryption.
 // A participant whose key check matches is not marked by the weaker signals (a transient
-// decryption error at the start of a stream is not a wrong key).
+// decryption error at the start of a stream is not a wrong key). Our own key is "wrong" only
+// when it matches nobody's; when some share it and others differ, the status stays encrypted
+// and the others are marked.
 
 export type E2eeStatus = 'encrypted' | 'wrong-key' | 'waiting-for-key' | 'not-encrypted';
 
@@ -134,7 +136,10 @@ export class KeyStatus {
       if (this.isMismatched(id)) mismatched.push(id);
       else if (p.check === 'match') matched.push(id);
     }
-    return { status: mismatched.length > 0 ? 'wrong-key' : 'encrypted', mismatched, matched };
+    // Wrong only when our key matches nobody's: with someone sharing it, it is the others who
+    // differ (the meeting marks them and says how many share our key).
+    const wrong = mismatched.length > 0 && matched.length === 0;
+    return { status: wrong ? 'wrong-key' : 'encrypted', mismatched, matched };
   }
 
   get status(): E2eeStatus {

@@ -22,7 +22,7 @@ import { h, icon, replace, type IconName } from './dom';
 import { EnvelopeError, type SessionKeys } from './e2ee';
 import type { KeyStatus } from './keystatus';
 import { bestGrid } from './layout';
-import { WRONG_KEY_BANNER, recorderJoinText, recorderText, shortApiError, someoneElsesKeyBanner, taskErrorText } from './messages';
+import { WRONG_KEY_BANNER, keyShareBanner, recorderJoinText, recorderText, shortApiError, taskErrorText } from './messages';
 import {
   TOPIC_CHAT,
   TOPIC_KEYCHECK,
@@ -105,6 +105,8 @@ export class Meeting {
   private readonly banners: HTMLElement;
   private readonly wrongKeyBanner: HTMLElement;
   private readonly wrongKeyText: HTMLElement;
+  private readonly keyShareBanner: HTMLElement;
+  private readonly keyShareText: HTMLElement;
   private readonly reconnecting: HTMLElement;
   private readonly audioBanner: HTMLElement;
   private readonly chat: ChatPanel | null;
@@ -214,7 +216,9 @@ export class Meeting {
     const enableAudio = h('button', { class: 'btn btn-light btn-sm', type: 'button', 'data-testid': 'enable-audio-button' }, 'Turn on sound');
     enableAudio.addEventListener('click', () => void this.room.startAudio().then(() => this.renderAudioBanner()));
     this.audioBanner = h('div', { class: 'banner banner-info', role: 'status', hidden: true }, icon('speaker'), h('p', null, 'Your browser blocked sound until you interact with the page.'), enableAudio);
-    this.banners = h('div', { class: 'banners' }, this.wrongKeyBanner, this.reconnecting, this.audioBanner);
+    this.keyShareText = h('p', { 'data-testid': 'key-share-text' });
+    this.keyShareBanner = h('div', { class: 'banner banner-warn', role: 'status', hidden: true, 'data-testid': 'key-share-banner' }, icon('alert'), this.keyShareText);
+    this.banners = h('div', { class: 'banners' }, this.wrongKeyBanner, this.keyShareBanner, this.reconnecting, this.audioBanner);
 
     // Recording and live streaming: everyone sees the indicators; hosts of plain rooms get the
     // controls. In an end-to-end encrypted room the server cannot see the media, so recording and
@@ -1139,13 +1143,21 @@ export class Meeting {
       this.el.dataset.e2ee = s.status;
     }
     if (s.status === 'wrong-key') {
-      const text = s.matched.length > 0 ? someoneElsesKeyBanner(s.mismatched.map((id) => this.displayName(id))) : WRONG_KEY_BANNER;
-      this.wrongKeyText.textContent = text;
-      // Offer to re-enter the key only to those whose key nobody shares.
-      this.rekeyBtn.hidden = s.matched.length > 0;
+      // Our key matches nobody's: ours is the one to check.
+      this.wrongKeyText.textContent = WRONG_KEY_BANNER;
+      this.rekeyBtn.hidden = false;
       this.wrongKeyBanner.hidden = false;
     } else {
       this.wrongKeyBanner.hidden = true;
+    }
+    if (s.status === 'encrypted' && s.mismatched.length > 0) {
+      // Some share our key and others differ: say how many, and name who differs.
+      const total = 1 + this.room.remoteParticipants.size;
+      this.keyShareText.textContent = keyShareBanner(1 + s.matched.length, Math.max(total, 1 + s.matched.length + s.mismatched.length), s.mismatched.map((id) => this.displayName(id)));
+      this.keyShareBanner.dataset.sharing = String(1 + s.matched.length);
+      this.keyShareBanner.hidden = false;
+    } else {
+      this.keyShareBanner.hidden = true;
     }
     this.sync();
   }

@@ -113,10 +113,11 @@ function capitalise(s: string): string {
 export const WRONG_KEY_BANNER =
   "Your encryption key doesn't match the one others are using — you can't see or hear them, and they can't see or hear you. Check the key and rejoin.";
 
-export function someoneElsesKeyBanner(names: string[]): string {
-  const who = listNames(names);
-  const verb = names.length === 1 ? 'is' : 'are';
-  return `${who} ${verb} using a different encryption key — you can't see or hear each other. Ask them to check the key and rejoin.`;
+/** Said to those who share a key with someone while others use a different one. */
+export function keyShareBanner(sharing: number, total: number, differ: string[]): string {
+  const who = listNames(differ);
+  const verb = differ.length === 1 ? 'uses' : 'use';
+  return `${sharing} of ${total} share your encryption key. ${who} ${verb} a different key — you can't see or hear each other until they rejoin with the right one.`;
 }
 
 export function listNames(names: string[]): string {

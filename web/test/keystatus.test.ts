@@ -50,13 +50,24 @@ test('envelopes that do not open and unencrypted tracks are signals too', () => 
   assert.equal(k.status, 'encrypted');
 });
 
-test('summary lists who matches, for the banner that blames the right person', () => {
+test('a key shared with someone is not wrong: the ones who differ are listed instead', () => {
   const k = new KeyStatus(true);
   k.setOwnCheck(MINE);
+  k.keyCheck('carol', OTHER);
+  assert.equal(k.status, 'wrong-key', 'matching nobody (yet) is wrong');
   k.keyCheck('ann', MINE);
   k.keyCheck('bob', MINE);
-  k.keyCheck('carol', OTHER);
-  assert.deepEqual(k.summary(), { status: 'wrong-key', mismatched: ['carol'], matched: ['ann', 'bob'] });
+  assert.deepEqual(k.summary(), { status: 'encrypted', mismatched: ['carol'], matched: ['ann', 'bob'] });
+  // Carol, from her side, matches nobody.
+  const c = new KeyStatus(true);
+  c.setOwnCheck(OTHER);
+  for (const id of ['ann', 'bob', 'me']) c.keyCheck(id, MINE);
+  assert.deepEqual(c.summary(), { status: 'wrong-key', mismatched: ['ann', 'bob', 'me'], matched: [] });
+  // Decryption errors from the one who differs never outweigh a shared key.
+  k.mediaDecryptionFailed('carol');
+  k.mediaDecryptionFailed('dan');
+  assert.equal(k.status, 'encrypted');
+  assert.deepEqual(k.summary().mismatched, ['carol', 'dan']);
 });
 
 test('a new own key forgets verdicts made with the old one; listeners hear changes', () => {
