@@ -344,6 +344,23 @@ describe('web client against enclave', () => {
     await bob.page.waitForSelector(`${tid('camera-toggle')}[data-locked="false"]:not([disabled])`, { timeout: 5000 });
     await bob.page.click(tid('camera-toggle'));
     await ann.page.waitForSelector(`${bobTile}[data-video="on"]`, { timeout: 15_000 });
+
+    // The chat lock: bob's input is disabled, and a message sent anyway (the page modified to
+    // re-enable it) is dropped by the server; after the unlock his messages arrive again.
+    await ann.page.check(tid('lock-chat-all'));
+    await bob.openChat();
+    await bob.page.waitForSelector(`${tid('chat-input')}:disabled`, { timeout: 5000 });
+    await bob.page.evaluate(() => {
+      for (const id of ['chat-input', 'chat-send']) document.querySelector(`[data-testid="${id}"]`).disabled = false;
+    });
+    await bob.page.fill(tid('chat-input'), 'sneaked past the lock');
+    await bob.page.click(tid('chat-send'));
+    await ann.page.uncheck(tid('lock-chat-all'));
+    await bob.page.waitForSelector(`${tid('chat-input')}:enabled`, { timeout: 5000 });
+    await bob.say('after the unlock');
+    await ann.sees('bob', 'after the unlock');
+    const sneaked = await ann.page.evaluate(() => [...document.querySelectorAll('[data-testid="chat-message"]')].some((m) => m.textContent.includes('sneaked past the lock')));
+    assert.equal(sneaked, false, 'a chat message sent while locked reached ann');
   });
 
   scenario('11. encrypted room: a user who asked to be hidden is shown to everyone as an observer with the same code', async ({ log, user }) => {

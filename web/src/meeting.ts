@@ -124,6 +124,8 @@ export class Meeting {
   private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people', CtlButton | null>;
   private readonly chatBadge: HTMLElement;
   private readonly countEl: HTMLElement;
+  /** Whether a host has locked our chat (the server drops what we would send). */
+  private chatLocked = false;
   /** Hosts: mute all and the locks for everyone. */
   private readonly locks: LockControls | null;
   /** What this participant may publish, as the server last said (null: not known yet). */
@@ -303,7 +305,7 @@ export class Meeting {
     const dl = o.verify.room.default_lock_settings ?? {};
     this.locks = this.isAdmin
       ? new LockControls(
-          { mic: !!dl.lock_microphone, webcam: !!dl.lock_webcam, screenShare: !!dl.lock_screen_sharing },
+          { mic: !!dl.lock_microphone, webcam: !!dl.lock_webcam, screenShare: !!dl.lock_screen_sharing, chat: !!dl.lock_chat },
           { muteAll: () => void this.muteAll(), setLock: (s, lock) => this.lockAll(s, lock) },
         )
       : null;
@@ -404,6 +406,10 @@ export class Meeting {
     const recording = recorderJoinText(this.recorder.state);
     if (recording) toast(recording, 'info');
     if (this.waiting) void this.pollWaiting();
+    if (o.verify.user.lock_chat && this.chat) {
+      this.chatLocked = true;
+      this.chat.setLocked(true);
+    }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -444,7 +450,7 @@ export class Meeting {
   }
 
   private async lockAll(service: LockService, lock: boolean): Promise<boolean> {
-    const what = { mic: 'microphones', webcam: 'cameras', screenShare: 'screen sharing' }[service];
+    const what = { mic: 'microphones', webcam: 'cameras', screenShare: 'screen sharing', chat: 'chat' }[service];
     try {
       const r = await this.o.api.updateLockSettings('all', service, lock);
       toast(lock ? `Locked ${what} for everyone but hosts (${r.changed}).` : `Unlocked ${what}.`, 'success');
@@ -670,6 +676,12 @@ export class Meeting {
       if (!m) return;
       if (m.type === 'SYSTEM_CHAT_MSG') {
         await this.systemChat(m.message);
+      } else if (m.type === 'LOCK_SETTINGS') {
+        if (this.chat && this.chatLocked !== m.lock_chat) {
+          this.chatLocked = m.lock_chat;
+          this.chat.setLocked(m.lock_chat);
+          toast(m.lock_chat ? 'A host locked the chat: you can read it but not send.' : 'A host unlocked the chat.', m.lock_chat ? 'warning' : 'info');
+        }
       } else if (m.type === 'RECORDER_STATE') {
         this.recorderChanged(this.recorder.fromServer({ recording: m.is_recording, rtmp: m.is_active_rtmp }));
       } else {

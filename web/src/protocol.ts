@@ -8,7 +8,8 @@
 //                                                                   readable by those whose key differs
 // enclave.system    {type:"SYSTEM_CHAT_MSG", message} or            no: from the server (no sender)
 //                   {type:"SYSTEM_NOTIFICATION", msg, notification_type} or
-//                   {type:"RECORDER_STATE", is_recording, is_active_rtmp}
+//                   {type:"RECORDER_STATE", is_recording, is_active_rtmp} or
+//                   {type:"LOCK_SETTINGS", lock_chat} (to one participant: a host's chat lock)
 
 export const TOPIC_CHAT = 'enclave.chat';
 export const TOPIC_PROFILE = 'enclave.profile';
@@ -41,7 +42,8 @@ export type SystemMessage =
   | { type: 'SYSTEM_CHAT_MSG'; message: string }
   | { type: 'SYSTEM_NOTIFICATION'; msg: string; notification_type: string }
   /** The whole recorder state of the room, sent whenever cloud recording or RTMP starts or stops. */
-  | { type: 'RECORDER_STATE'; is_recording: boolean; is_active_rtmp: boolean };
+  | { type: 'RECORDER_STATE'; is_recording: boolean; is_active_rtmp: boolean }
+  | { type: 'LOCK_SETTINGS'; lock_chat: boolean };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
@@ -107,6 +109,9 @@ export function parseSystem(v: unknown): SystemMessage | null {
   }
   if (v.type === 'RECORDER_STATE' && typeof v.is_recording === 'boolean' && typeof v.is_active_rtmp === 'boolean') {
     return { type: 'RECORDER_STATE', is_recording: v.is_recording, is_active_rtmp: v.is_active_rtmp };
+  }
+  if (v.type === 'LOCK_SETTINGS' && typeof v.lock_chat === 'boolean') {
+    return { type: 'LOCK_SETTINGS', lock_chat: v.lock_chat };
   }
   return null;
 }

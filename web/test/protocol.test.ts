@@ -47,6 +47,8 @@ test('key checks, profiles and server messages', () => {
     notification_type: 'NATS_SYSTEM_NOTIFICATION_WARNING',
   });
   assert.equal(parseSystem({ type: 'SYSTEM_CHAT_MSG' }), null);
+  assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: true });
+  assert.equal(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: 'yes' }), null);
   assert.equal(toastKind('NATS_SYSTEM_NOTIFICATION_WARNING'), 'warning');
   assert.equal(toastKind('NATS_SYSTEM_NOTIFICATION_ERROR'), 'error');
   assert.equal(toastKind('NATS_SYSTEM_NOTIFICATION_INFO'), 'info');

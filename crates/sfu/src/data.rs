@@ -56,14 +56,24 @@ pub(crate) enum Dropped {
 
 /// Decodes a participant's data packet, refuses what participants may not send, and stamps it
 /// with its real sender: the sender is who the room says it is, not who the packet says.
+///
+/// `denied_topics` are user-packet topics this sender may not use (an admin's chat lock).
 pub(crate) fn relay(
     data: &[u8],
     reliable: bool,
     identity: &str,
     sid: &str,
+    denied_topics: &[String],
 ) -> Result<Relayed, Dropped> {
     let mut packet = lk::DataPacket::decode(data).map_err(|_| Dropped::Undecodable)?;
     participant_may_send(&packet).map_err(Dropped::NotAllowed)?;
+    if let Some(lk::data_packet::Value::User(u)) = &packet.value {
+        if u.topic.as_ref().is_some_and(|t| denied_topics.contains(t)) {
+            return Err(Dropped::NotAllowed(
+                "the topic is locked for this participant",
+            ));
+        }
+    }
     packet.participant_identity = identity.to_owned();
     packet.participant_sid = sid.to_owned();
     // livekit-client still reports `kind` to apps.

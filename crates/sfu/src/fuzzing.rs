@@ -53,6 +53,7 @@ fn with_room(f: impl FnOnce(&mut Room, Instant)) {
                         can_publish_sources: Vec::new(),
                         can_subscribe: true,
                         can_publish_data: true,
+                        denied_data_topics: Vec::new(),
                         hidden: false,
                         auto_subscribe: true,
                         client_protocol: 2,

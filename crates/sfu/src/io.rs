@@ -117,6 +117,8 @@ pub struct JoinParams {
     pub can_subscribe: bool,
     /// May send data packets.
     pub can_publish_data: bool,
+    /// User-packet topics it may not send on (an admin's chat lock); empty: none.
+    pub denied_data_topics: Vec<String>,
     /// Not announced to other participants.
     pub hidden: bool,
     /// Subscribed to every track as it is published (LiveKit's `auto_subscribe`).
@@ -138,6 +140,8 @@ pub struct PublishPermission {
     pub can_publish_sources: Vec<i32>,
     /// May send data packets.
     pub can_publish_data: bool,
+    /// User-packet topics it may not send on (an admin's chat lock); empty: none.
+    pub denied_data_topics: Vec<String>,
 }
 
 impl PublishPermission {

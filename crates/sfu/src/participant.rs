@@ -173,6 +173,7 @@ impl Participant {
             can_publish: self.params.can_publish,
             can_publish_sources: self.params.can_publish_sources.clone(),
             can_publish_data: self.params.can_publish_data,
+            denied_data_topics: self.params.denied_data_topics.clone(),
         }
     }
 
@@ -188,6 +189,7 @@ impl Participant {
         self.params.can_publish = perm.can_publish;
         self.params.can_publish_sources = perm.can_publish_sources.clone();
         self.params.can_publish_data = perm.can_publish_data;
+        self.params.denied_data_topics = perm.denied_data_topics.clone();
         if let Some(p) = self.info.permission.as_mut() {
             p.can_publish = perm.can_publish;
             p.can_publish_sources = perm.can_publish_sources.clone();

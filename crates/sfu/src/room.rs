@@ -1296,7 +1296,13 @@ impl Room {
                 payload: bytes.to_vec(),
             });
         }
-        let relayed = match data::relay(bytes, reliable, &p.info.identity, &p.info.sid) {
+        let relayed = match data::relay(
+            bytes,
+            reliable,
+            &p.info.identity,
+            &p.info.sid,
+            &p.params.denied_data_topics,
+        ) {
             Ok(r) => r,
             Err(data::Dropped::Undecodable) => {
                 tracing::debug!(?conn, "undecodable data packet dropped");

@@ -21,6 +21,7 @@ fn only(sources: &[i32]) -> PublishPermission {
         can_publish: true,
         can_publish_sources: sources.to_vec(),
         can_publish_data: true,
+        denied_data_topics: Vec::new(),
     }
 }
 
@@ -187,6 +188,7 @@ fn nothing_may_be_published_without_can_publish_whatever_the_sources() {
         can_publish: false,
         can_publish_sources: vec![CAMERA, MIC],
         can_publish_data: true,
+        denied_data_topics: Vec::new(),
     };
     assert!(!perm.allows(MIC));
     assert!(w.room.set_permission(w.now, "alice", perm));
@@ -198,4 +200,47 @@ fn nothing_may_be_published_without_can_publish_whatever_the_sources() {
         !w.room.set_permission(w.now, "nobody", only(&[])),
         "an unknown identity is not in the room"
     );
+}
+
+#[test]
+fn data_on_a_locked_topic_is_dropped_and_other_topics_still_flow() {
+    let mut w = connected_pair();
+    w.publish("alice", MediaKind::Audio);
+    w.advance(Duration::from_millis(1500));
+    let say = |w: &mut World, topic: &str, text: &str| {
+        w.send_data(
+            "alice",
+            lk::DataPacket {
+                value: Some(lk::data_packet::Value::User(lk::UserPacket {
+                    payload: text.as_bytes().to_vec(),
+                    topic: Some(topic.into()),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+        );
+        w.advance(Duration::from_millis(100));
+    };
+    say(&mut w, "chat", "before");
+    let mut perm = only(&[]);
+    perm.denied_data_topics = vec!["chat".into()];
+    assert!(w.room.set_permission(w.now, "alice", perm));
+    w.settle();
+    say(&mut w, "chat", "after the lock");
+    say(&mut w, "keycheck", "still allowed");
+    assert!(w.room.set_permission(w.now, "alice", only(&[])));
+    w.settle();
+    say(&mut w, "chat", "after the unlock");
+    let got: Vec<String> = w
+        .client("bob")
+        .data
+        .iter()
+        .filter_map(|p| match &p.value {
+            Some(lk::data_packet::Value::User(u)) => {
+                Some(String::from_utf8_lossy(&u.payload).into_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, ["before", "still allowed", "after the unlock"]);
 }

@@ -19,6 +19,7 @@ export class ChatPanel {
   private readonly sendBtn: HTMLButtonElement;
   private readonly empty: HTMLElement;
   private readonly seen = new Set<string>();
+  private readonly placeholder: string;
 
   constructor(
     encrypted: boolean,
@@ -41,6 +42,7 @@ export class ChatPanel {
       'aria-label': 'Chat message',
       'data-testid': 'chat-input',
     });
+    this.placeholder = this.input.placeholder;
     this.sendBtn = h('button', { class: 'icon-btn send-btn', type: 'submit', 'aria-label': 'Send message', title: 'Send', 'data-testid': 'chat-send' }, icon('send'));
     const form = h('form', { class: 'chat-form' }, this.input, this.sendBtn);
     form.addEventListener('submit', (e) => {
@@ -66,6 +68,14 @@ export class ChatPanel {
 
   focus(): void {
     this.input.focus();
+  }
+
+  /** A host locked (or unlocked) this participant's chat: they still read it. */
+  setLocked(locked: boolean): void {
+    this.input.disabled = locked;
+    this.sendBtn.disabled = locked;
+    this.input.placeholder = locked ? 'A host locked the chat' : this.placeholder;
+    this.el.dataset.locked = String(locked);
   }
 
   private async submit(): Promise<void> {

@@ -3,12 +3,13 @@
 // unpublishes a locked source); these controls only ask it to.
 import { h, icon } from '../dom';
 
-export type LockService = 'mic' | 'webcam' | 'screenShare';
+export type LockService = 'mic' | 'webcam' | 'screenShare' | 'chat';
 
 export interface LockState {
   mic: boolean;
   webcam: boolean;
   screenShare: boolean;
+  chat: boolean;
 }
 
 export interface LockActions {
@@ -16,8 +17,8 @@ export interface LockActions {
   setLock: (service: LockService, lock: boolean) => Promise<boolean>;
 }
 
-const LABELS: Record<LockService, string> = { mic: 'Microphones', webcam: 'Cameras', screenShare: 'Screen sharing' };
-const TESTIDS: Record<LockService, string> = { mic: 'lock-mics-all', webcam: 'lock-webcams-all', screenShare: 'lock-screens-all' };
+const LABELS: Record<LockService, string> = { mic: 'Microphones', webcam: 'Cameras', screenShare: 'Screen sharing', chat: 'Chat' };
+const TESTIDS: Record<LockService, string> = { mic: 'lock-mics-all', webcam: 'lock-webcams-all', screenShare: 'lock-screens-all', chat: 'lock-chat-all' };
 
 export class LockControls {
   readonly el: HTMLElement;

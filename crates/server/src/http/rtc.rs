@@ -358,6 +358,7 @@ async fn run(
             can_publish_sources: permission.can_publish_sources,
             can_subscribe: v.can_subscribe.unwrap_or(true),
             can_publish_data: v.can_publish_data.unwrap_or(true) && permission.can_publish_data,
+            denied_data_topics: permission.denied_data_topics,
             hidden: a.room.info.effective_hidden(v.hidden),
             auto_subscribe,
             client_protocol,

@@ -6,6 +6,18 @@ use enclave_proto::room::{LockSettings, RoomCreateFeatures};
 use enclave_sfu::proto::TrackSource;
 use enclave_sfu::PublishPermission;
 
+/// The web client's chat topic (`web/src/protocol.ts`, `TOPIC_CHAT`): a participant whose chat
+/// is locked may not send on it.
+pub const CHAT_TOPIC: &str = "enclave.chat";
+
+/// Whether a participant's chat is locked (all chat, or sending messages).
+pub fn chat_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool {
+    !is_admin
+        && locks.is_some_and(|l| {
+            l.lock_chat.unwrap_or(false) || l.lock_chat_send_message.unwrap_or(false)
+        })
+}
+
 /// A service `updateLockSettings` names, with Plug-N-Meet's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockService {
@@ -96,6 +108,11 @@ pub fn publish_permission(
         can_publish: !hidden && !sources.is_empty(),
         can_publish_sources: if everything { Vec::new() } else { sources },
         can_publish_data: !hidden,
+        denied_data_topics: if chat_locked(is_admin, locks) {
+            vec![CHAT_TOPIC.to_owned()]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -190,6 +207,14 @@ mod tests {
         assert!(!p.can_publish && p.can_publish_sources.is_empty());
         assert!(!p.allows(MIC));
         assert!(p.can_publish_data);
+        LockService::Chat.apply(&mut locks, true);
+        assert_eq!(
+            publish_permission(None, false, false, Some(&locks)).denied_data_topics,
+            [CHAT_TOPIC]
+        );
+        assert!(publish_permission(None, true, false, Some(&locks))
+            .denied_data_topics
+            .is_empty());
         let hidden = publish_permission(None, false, true, None);
         assert!(!hidden.can_publish && !hidden.can_publish_data);
     }

@@ -261,6 +261,7 @@ impl World {
                 can_publish_sources: Vec::new(),
                 can_subscribe: true,
                 can_publish_data: true,
+                denied_data_topics: Vec::new(),
                 hidden: false,
                 auto_subscribe: true,
                 client_protocol: 2,
