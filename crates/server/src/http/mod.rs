@@ -199,14 +199,22 @@ async fn read_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     let (parts, body) = req.into_parts();
     let limit = app.config.max_body_bytes;
     let timeout = app.config.conn_limits.body_read_timeout;
-    let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+    let bytes = match tokio::time::timeout(timeout, read_limited(body, limit)).await {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
+        Ok(Err(BodyRead::TooLarge)) => {
             return ApiError::new(
                 StatusCode::InvalidParameters,
                 format!("request body is larger than the limit of {limit} bytes"),
             )
             .with_http(Http::PAYLOAD_TOO_LARGE)
+            .into_response()
+        }
+        Ok(Err(BodyRead::Broken)) => {
+            return ApiError::new(
+                StatusCode::InvalidParameters,
+                "request body could not be read (the connection broke off)",
+            )
+            .with_http(Http::BAD_REQUEST)
             .into_response()
         }
         Err(_) => {
@@ -227,6 +235,46 @@ async fn read_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+enum BodyRead {
+    TooLarge,
+    Broken,
+}
+
+/// How much of a body over the limit is still read (and thrown away) before the 413: a
+/// reverse proxy that buffered the whole request writes all of it before it reads the answer,
+/// and a connection closed under it turns the server's 413 into the proxy's 502.
+const DRAIN_FACTOR: usize = 8;
+
+/// Reads a body of at most `limit` bytes. A longer one is read on (without keeping it) up to
+/// `DRAIN_FACTOR` times the limit, so that the answer reaches a client still sending.
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, BodyRead> {
+    use futures_util::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    let mut over = false;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| BodyRead::Broken)?;
+        seen = seen.saturating_add(chunk.len());
+        if !over && seen > limit {
+            over = true;
+            buf = bytes::BytesMut::new();
+        }
+        if over {
+            if seen > limit.saturating_mul(DRAIN_FACTOR) {
+                break;
+            }
+        } else {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if over {
+        Err(BodyRead::TooLarge)
+    } else {
+        Ok(buf.freeze())
+    }
 }
 
 /// The client address of a request that came through the listener (tests that drive the
