@@ -361,6 +361,16 @@ describe('web client against enclave', () => {
     await ann.sees('bob', 'after the unlock');
     const sneaked = await ann.page.evaluate(() => [...document.querySelectorAll('[data-testid="chat-message"]')].some((m) => m.textContent.includes('sneaked past the lock')));
     assert.equal(sneaked, false, 'a chat message sent while locked reached ann');
+
+    // One participant's microphone, from their entry in People: the button shows the lock
+    // state the server announces.
+    await ann.page.click(tid('participants-toggle'));
+    const lockMic = `${tid('participant-item')}[data-identity="bob"] ${tid('admin-lock-mic')}`;
+    await ann.page.click(lockMic);
+    await bob.page.waitForSelector(`${tid('mic-toggle')}[data-locked="true"]`, { timeout: 5000 });
+    await ann.page.waitForSelector(`${lockMic}[aria-pressed="true"]`, { timeout: 5000 });
+    await ann.page.click(lockMic);
+    await bob.page.waitForSelector(`${tid('mic-toggle')}[data-locked="false"]`, { timeout: 5000 });
   });
 
   scenario('11. encrypted room: a user who asked to be hidden is shown to everyone as an observer with the same code', async ({ log, user }) => {

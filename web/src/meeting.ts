@@ -84,6 +84,13 @@ const SOURCE_CAMERA = 1;
 const SOURCE_MICROPHONE = 2;
 const SOURCE_SCREEN = 3;
 
+/** Whether the permission the server announced for `p` lets them publish `source`. */
+function sourceAllowed(p: Participant, source: number): boolean {
+  const perm = p.permissions;
+  if (!perm) return true;
+  return perm.canPublish && (perm.canPublishSources.length === 0 || perm.canPublishSources.includes(source as never));
+}
+
 /** How often a host's client asks who waits (the server lists those who asked within 15 s). */
 const WAITING_POLL_MS = 2500;
 
@@ -320,6 +327,7 @@ export class Meeting {
         mute: (p) => void this.adminMute(p, 'mic'),
         stopVideo: (p) => void this.adminMute(p, 'cam'),
         remove: (p) => void this.adminRemove(p),
+        lock: (p, what, lock) => void this.lockOne(p, what, lock),
       },
       () => this.togglePanel(null),
       null,
@@ -417,9 +425,17 @@ export class Meeting {
 
   /** Whether the server lets this participant publish `source` now. */
   private allowed(source: number): boolean {
-    const p = this.room.localParticipant.permissions;
-    if (!p) return true;
-    return p.canPublish && (p.canPublishSources.length === 0 || p.canPublishSources.includes(source as never));
+    return sourceAllowed(this.room.localParticipant, source);
+  }
+
+  private async lockOne(p: PersonView, what: 'mic' | 'webcam', lock: boolean): Promise<void> {
+    const label = what === 'mic' ? 'microphone' : 'camera';
+    try {
+      await this.o.api.updateLockSettings(p.identity, what, lock);
+      toast(lock ? `Locked ${p.name}’s ${label}.` : `Unlocked ${p.name}’s ${label}.`, 'success');
+    } catch (e) {
+      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+    }
   }
 
   /**
@@ -559,6 +575,7 @@ export class Meeting {
       .on(RoomEvent.ParticipantMetadataChanged, sync)
       .on(RoomEvent.ParticipantPermissionsChanged, (_prev, p) => {
         if (p === this.room.localParticipant) this.onOwnPermissions();
+        else sync();
       })
       .on(RoomEvent.TrackStreamStateChanged, sync)
       .on(RoomEvent.ActiveSpeakersChanged, (speakers: Participant[]) => {
@@ -1040,6 +1057,8 @@ export class Meeting {
           // Sends nothing at all (no media, no data): someone who asked to be hidden in an
           // encrypted room, shown because they can read the meeting.
           observer: !!p.permissions && !p.permissions.canPublish && !p.permissions.canPublishData,
+          micLocked: !sourceAllowed(p, SOURCE_MICROPHONE),
+          camLocked: !sourceAllowed(p, SOURCE_CAMERA),
           micTrackSid: mic?.trackSid ?? null,
           camTrackSid: cam?.trackSid ?? null,
         };

@@ -11,6 +11,9 @@ export interface PersonView {
   mismatch: boolean;
   /** Receives but sends nothing (asked to be hidden in an encrypted room). */
   observer?: boolean;
+  /** A host locked their microphone / camera (from the permission the server announces). */
+  micLocked?: boolean;
+  camLocked?: boolean;
   micTrackSid: string | null;
   camTrackSid: string | null;
 }
@@ -20,6 +23,8 @@ export interface PeopleActions {
   mute: (p: PersonView) => void;
   stopVideo: (p: PersonView) => void;
   remove: (p: PersonView) => void;
+  /** Locks or unlocks one participant's microphone or camera. */
+  lock: (p: PersonView, what: 'mic' | 'webcam', lock: boolean) => void;
 }
 
 export class PeoplePanel {
@@ -68,6 +73,19 @@ export class PeoplePanel {
           'Remove',
         );
         remove.addEventListener('click', () => this.actions.remove(p));
+        const lockBtn = (what: 'mic' | 'webcam', locked: boolean, label: string, testid: string) => {
+          const b = h(
+            'button',
+            { class: `chip-btn${locked ? ' chip-on' : ''}`, type: 'button', 'data-testid': testid, 'aria-pressed': String(locked), title: `${locked ? 'Unlock' : 'Lock'} ${p.name}’s ${label}` },
+            icon(locked ? 'lock' : 'unlock', 'icon icon-xs'),
+            label,
+          );
+          b.addEventListener('click', () => this.actions.lock(p, what, !locked));
+          return b;
+        };
+        if (!p.isAdmin && !p.observer) {
+          actions.push(lockBtn('mic', !!p.micLocked, 'mic', 'admin-lock-mic'), lockBtn('webcam', !!p.camLocked, 'camera', 'admin-lock-cam'));
+        }
         actions.push(mute, stop, remove);
       }
       return h(
