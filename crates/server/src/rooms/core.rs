@@ -173,6 +173,9 @@ pub struct Room {
     knocks: BTreeMap<UserId, Knock>,
     /// The waiting room's message, when an admin changed it during the session.
     waiting_msg: Option<String>,
+    /// Locks an admin set or lifted for everyone during the session: they apply to later
+    /// invitations too, over the room's default lock settings.
+    locks_for_all: enclave_proto::room::LockSettings,
     /// Since when the room has had nobody in it (`None` while occupied).
     empty_since: Option<Instant>,
     /// When the first participant joined.
@@ -194,6 +197,7 @@ impl Room {
             blocked: BTreeSet::new(),
             knocks: BTreeMap::new(),
             waiting_msg: None,
+            locks_for_all: Default::default(),
             empty_since: Some(now),
             started_at: None,
             joined_total: 0,
@@ -218,9 +222,16 @@ impl Room {
 
     /// Remembers that a join token was issued for `user`; refused for a blocked user. A new
     /// invitation lifts a removal without a block (an integrator let them back in).
-    pub fn invite(&mut self, user: UserId, invitation: Invitation) -> Result<(), Blocked> {
+    pub fn invite(&mut self, user: UserId, mut invitation: Invitation) -> Result<(), Blocked> {
         if self.blocked.contains(&user) {
             return Err(Blocked);
+        }
+        if !invitation.is_admin {
+            let locks = invitation
+                .metadata
+                .lock_settings
+                .get_or_insert_with(Default::default);
+            super::locks::overlay(locks, &self.locks_for_all);
         }
         self.removed.remove(&user);
         self.invitations.insert(user, invitation);
@@ -332,13 +343,16 @@ impl Room {
 
     /// An admin sets or lifts a lock (`service`) for one user or for every non-admin invited;
     /// returns the invitations changed (admins are never locked). Later joins and tokens
-    /// carry the new locks.
+    /// carry the new locks, and a lock for everyone applies to users invited later as well.
     pub fn set_lock(
         &mut self,
         who: &Who,
         service: super::locks::LockService,
         lock: bool,
     ) -> Vec<(UserId, Invitation)> {
+        if *who == Who::All {
+            service.apply(&mut self.locks_for_all, lock);
+        }
         let mut changed = Vec::new();
         for (user, inv) in self.invitations.iter_mut() {
             let chosen = match who {

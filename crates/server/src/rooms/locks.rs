@@ -72,6 +72,25 @@ impl LockService {
     }
 }
 
+/// Copies every lock `over` sets (or lifts) onto `locks`.
+pub fn overlay(locks: &mut LockSettings, over: &LockSettings) {
+    macro_rules! over {
+        ($($f:ident),*) => { $( if over.$f.is_some() { locks.$f = over.$f; } )* };
+    }
+    over!(
+        lock_microphone,
+        lock_webcam,
+        lock_screen_sharing,
+        lock_chat,
+        lock_chat_send_message,
+        lock_chat_file_share,
+        lock_private_chat,
+        lock_whiteboard,
+        lock_shared_notepad,
+        lock_reactions
+    );
+}
+
 /// What a participant may publish: the room's `allow_webcams`, `admin_only_webcams` and
 /// `allow_screen_share`, then their own microphone, webcam and screen-share locks (admins are
 /// never locked). A hidden participant publishes nothing. Without room features (not created
