@@ -8,7 +8,7 @@ use enclave_proto::json;
 use enclave_proto::user::JoinClaims;
 
 use crate::auth::{check_signature, DownloadClaims, SignedRequest, TokenKeys, TokenKind};
-use crate::http::browser::{TargetReq, TaskReq};
+use crate::http::browser::{ApproveReq, LockReq, TargetReq, TaskReq};
 
 const KEY: &str = "fuzz-key";
 const SECRET: &str = "fuzz-secret-0123456789abcdef";
@@ -55,6 +55,33 @@ pub fn browser_request(data: &[u8]) {
     }
     if let Ok(t) = json::decode::<TaskReq>(data) {
         rtmp(&t.url, &t.stream_key);
+    }
+    if let Ok(a) = json::decode::<ApproveReq>(data) {
+        let _ = enclave_proto::ids::UserId::parse(&a.user_id);
+    }
+    if let Ok(l) = json::decode::<LockReq>(data) {
+        let _ = enclave_proto::ids::UserId::parse(&l.user_id);
+        if let Ok(service) = crate::rooms::locks::LockService::parse(&l.service) {
+            let mut locks = enclave_proto::room::LockSettings::default();
+            service.apply(&mut locks, l.direction == "lock");
+            let p = crate::rooms::locks::publish_permission(None, false, false, Some(&locks));
+            // A media lock takes exactly its sources away; an unlock leaves any source open.
+            use crate::rooms::locks::LockService as S;
+            use enclave_sfu::proto::TrackSource as T;
+            let source = match service {
+                S::Mic => Some(T::Microphone),
+                S::Webcam => Some(T::Camera),
+                S::ScreenShare => Some(T::ScreenShare),
+                _ => None,
+            };
+            let locked = l.direction == "lock";
+            if let Some(src) = source {
+                assert_eq!(p.allows(src as i32), !locked, "{service:?} {}", l.direction);
+            }
+            if !locked {
+                assert!(p.can_publish_sources.is_empty() && p.allows(T::Unknown as i32));
+            }
+        }
     }
     let mut parts = data.splitn(2, |b| *b == 0);
     let url = String::from_utf8_lossy(parts.next().unwrap_or_default());
@@ -170,6 +197,8 @@ mod tests {
             br#"{"task":"START_RTMP","url":"rtmp://h/app","stream_key":"secretkey1"}"#.to_vec(),
             b"rtmp://u:p@[::1]:99/a/b?x#y\0stream-key-1".to_vec(),
             b"rtmps://\0".to_vec(),
+            br#"{"user_id":"all","service":"screenShare","direction":"lock"}"#.to_vec(),
+            br#"{"user_id":"bob","service":"MIC","direction":"unlock"}"#.to_vec(),
             // Found by the fuzzer: the URL check sliced a multi-byte character.
             vec![0xad, 0x0a, 0x3c, 0xad],
             // A STUN binding success with an XOR-MAPPED-ADDRESS (RFC 5769).

@@ -513,9 +513,9 @@ fn room_gone() -> ApiError {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct ApproveReq {
+pub(crate) struct ApproveReq {
     /// One waiting user, or `all` (Plug-N-Meet's `ApproveWaitingUsersReq`).
-    user_id: String,
+    pub(crate) user_id: String,
 }
 
 /// Admins: let one waiting user (or `all`) into the meeting. Their waiting page moves on by
@@ -582,12 +582,12 @@ async fn update_waiting_msg(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct LockReq {
+pub(crate) struct LockReq {
     /// One user, or `all` (every non-admin).
-    user_id: String,
-    service: String,
+    pub(crate) user_id: String,
+    pub(crate) service: String,
     /// `lock` or `unlock`.
-    direction: String,
+    pub(crate) direction: String,
 }
 
 /// Admins: set or lift a lock for one participant or everyone (Plug-N-Meet's
