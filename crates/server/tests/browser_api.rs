@@ -678,3 +678,68 @@ async fn a_hidden_user_in_an_encrypted_room_is_shown_to_everyone_as_an_observer(
     assert_eq!(v["user"]["is_hidden"], true);
     assert!(media_claims(&v).video.hidden);
 }
+
+#[tokio::test]
+async fn the_rooms_default_locks_fill_what_a_join_token_leaves_unset() {
+    let h = Harness::new().await;
+    let create = |room: &str, locks: &str| {
+        format!(
+            r#"{{"room_id":"{room}","metadata":{{"room_title":"{room}","room_features":{{}}{locks}}}}}"#
+        )
+    };
+    for (room, locks) in [
+        (
+            "dl",
+            r#","default_lock_settings":{"lock_webcam":true,"lock_screen_sharing":false}"#,
+        ),
+        ("plain-defaults", ""),
+    ] {
+        let (_, v) = h.call("/auth/room/create", &create(room, locks)).await;
+        assert_eq!(v["status"], true, "{v}");
+    }
+    // (can_publish, canPublishSources) of the media token `token` gets.
+    let grant = |token: String| {
+        let h = &h;
+        async move {
+            let (_, v, _) = api(h, "/api/verifyToken", Some(&token), "{}").await;
+            let c = enclave_server::auth::livekit::verify(
+                &h.app.keys,
+                &h.app.config.livekit.api_key,
+                v["media"]["token"].as_str().unwrap(),
+            )
+            .unwrap();
+            (c.video.can_publish, c.video.can_publish_sources.unwrap())
+        }
+    };
+    // Nothing set by the request: the room's webcam lock holds.
+    let ann = token(&h, "dl", "ann", false).await;
+    assert_eq!(
+        grant(ann).await,
+        (
+            Some(true),
+            vec![
+                "microphone".into(),
+                "screen_share".into(),
+                "screen_share_audio".into()
+            ]
+        )
+    );
+    // The request's own lock_webcam:false wins over the default: nothing is restricted, which
+    // is LiveKit's "any source".
+    let body = r#"{"room_id":"dl","user_info":{"name":"Bob","user_id":"bob","is_admin":false,"user_metadata":{"lock_settings":{"lock_webcam":false}}}}"#;
+    let (_, t) = h.call("/auth/room/getJoinToken", body).await;
+    assert_eq!(
+        grant(t["token"].as_str().unwrap().to_owned()).await,
+        (Some(true), vec![])
+    );
+    // Admins are never locked.
+    let host = token(&h, "dl", "host", true).await;
+    assert_eq!(grant(host).await, (Some(true), vec![]));
+    // Without default locks, Plug-N-Meet's defaults apply: screen sharing is locked for
+    // participants.
+    let cat = token(&h, "plain-defaults", "cat", false).await;
+    assert_eq!(
+        grant(cat).await,
+        (Some(true), vec!["camera".into(), "microphone".into()])
+    );
+}

@@ -256,22 +256,12 @@ async fn join_token(app: &Arc<App>, body: &[u8]) -> ApiResult<TokenBody> {
             .default_lock_settings
             .clone()
             .unwrap_or_default();
-        let locks = meta.lock_settings.get_or_insert_with(Default::default);
-        macro_rules! inherit {
-            ($($f:ident),*) => { $( if locks.$f.is_none() { locks.$f = room_locks.$f; } )* };
+        // The room's default locks, under every lock the request set itself.
+        let mut locks = room_locks;
+        if let Some(own) = &meta.lock_settings {
+            crate::rooms::locks::overlay(&mut locks, own);
         }
-        inherit!(
-            lock_microphone,
-            lock_webcam,
-            lock_screen_sharing,
-            lock_chat,
-            lock_chat_send_message,
-            lock_chat_file_share,
-            lock_private_chat,
-            lock_whiteboard,
-            lock_shared_notepad,
-            lock_reactions
-        );
+        meta.lock_settings = Some(locks);
         if features
             .waiting_room_features
             .as_ref()

@@ -28,7 +28,7 @@ use crate::auth::{TokenError, TokenKind};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::recording::{rtmp_target, Job, RecorderError};
-use crate::rooms::core::{EndReason, Standing, Who};
+use crate::rooms::core::{EndReason, Invitation, Standing, Who};
 use crate::rooms::{FeatureRefused, RoomHandle, ServerMediaFeature};
 
 pub(super) fn routes() -> Router<Arc<App>> {
@@ -51,6 +51,8 @@ struct Caller {
     claims: JoinClaims,
     user: UserId,
     room: RoomHandle,
+    /// Their invitation in this session, as `caller` found it.
+    invitation: Invitation,
 }
 
 fn unauthorized(msg: &str) -> ApiError {
@@ -79,10 +81,7 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
         })?;
     let user =
         UserId::parse(&claims.sub).map_err(|_| unauthorized("notifications.invalid-token"))?;
-    let room = app.rooms.get_str(&claims.room_id).ok_or_else(|| {
-        ApiError::new(StatusCode::RoomNotFound, "notifications.room-not-active")
-            .with_http(Http::UNAUTHORIZED)
-    })?;
+    let room = app.rooms.get_str(&claims.room_id).ok_or_else(room_gone)?;
     // A token is good for the session it was issued in: one from an earlier session of the
     // same room id finds no invitation in this one, nor does one whose holder an admin
     // removed.
@@ -101,17 +100,23 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
         }
         _ => {}
     }
-    match room.invitation(user.clone()).await {
-        Ok(Some(_)) => {}
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::UserNotFound,
-                "notifications.user-info-not-found",
-            )
-            .with_http(Http::UNAUTHORIZED))
-        }
-    }
-    Ok(Caller { claims, user, room })
+    let Ok(Some(invitation)) = room.invitation(user.clone()).await else {
+        return Err(no_invitation());
+    };
+    Ok(Caller {
+        claims,
+        user,
+        room,
+        invitation,
+    })
+}
+
+fn no_invitation() -> ApiError {
+    ApiError::new(
+        StatusCode::UserNotFound,
+        "notifications.user-info-not-found",
+    )
+    .with_http(Http::UNAUTHORIZED)
 }
 
 fn admin(c: &Caller) -> Result<(), ApiError> {
@@ -137,7 +142,7 @@ fn result(r: Result<Response, ApiError>) -> Response {
 async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     result(async {
         let c = caller(&app, &headers).await?;
-        let mut inv = c.room.invitation(c.user.clone()).await.ok().flatten().ok_or_else(|| unauthorized("notifications.user-info-not-found"))?;
+        let mut inv = c.invitation.clone();
         let info = &c.room.info;
         let features = info.metadata.room_features.clone().unwrap_or_default();
         if inv.metadata.wait_for_approval {
@@ -167,14 +172,12 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
                 }
                 Ok(None) => {
                     // Approved between the two asks (or rejected: then caller() says so next time).
-                    inv = c.room.invitation(c.user.clone()).await.ok().flatten().ok_or_else(|| unauthorized("notifications.user-info-not-found"))?;
+                    inv = c.room.invitation(c.user.clone()).await.ok().flatten().ok_or_else(no_invitation)?;
                     if inv.metadata.wait_for_approval {
-                        return Err(unauthorized("notifications.user-info-not-found"));
+                        return Err(no_invitation());
                     }
                 }
-                Err(_) => {
-                    return Err(ApiError::new(StatusCode::RoomNotFound, "notifications.room-not-active").with_http(Http::UNAUTHORIZED))
-                }
+                Err(_) => return Err(room_gone()),
             }
         }
         let e2ee = features.end_to_end_encryption_features.clone().unwrap_or_default();
@@ -506,6 +509,17 @@ async fn waiting_list(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
     )
 }
 
+/// A request's `user_id`: one user, or `all`.
+fn who(user_id: &str) -> Result<Who, ApiError> {
+    match user_id {
+        "" => Err(ApiError::invalid("user_id: value is required")),
+        "all" => Ok(Who::All),
+        u => UserId::parse(u)
+            .map(Who::One)
+            .map_err(|e| ApiError::invalid(format!("user_id: {e}"))),
+    }
+}
+
 fn room_gone() -> ApiError {
     ApiError::new(StatusCode::RoomNotFound, "notifications.room-not-active")
         .with_http(Http::UNAUTHORIZED)
@@ -526,13 +540,7 @@ async fn approve_users(State(app): State<Arc<App>>, headers: HeaderMap, body: By
             let c = caller(&app, &headers).await?;
             admin(&c)?;
             let req: ApproveReq = json::decode(&body).map_err(ApiError::invalid)?;
-            let which = match req.user_id.as_str() {
-                "" => return Err(ApiError::invalid("user_id: value is required")),
-                "all" => Who::All,
-                u => Who::One(
-                    UserId::parse(u).map_err(|e| ApiError::invalid(format!("user_id: {e}")))?,
-                ),
-            };
+            let which = who(&req.user_id)?;
             let approved = c.room.approve(which).await.map_err(|_| room_gone())?;
             tracing::info!(room_id = %c.room.info.room_id, by = %c.user, approved = ?approved.iter().map(|u| u.as_str()).collect::<Vec<_>>(), "waiting users approved");
             Ok(reply(json!({
@@ -615,13 +623,7 @@ async fn update_lock_settings(
                     )))
                 }
             };
-            let who = match req.user_id.as_str() {
-                "" => return Err(ApiError::invalid("user_id: value is required")),
-                "all" => Who::All,
-                u => Who::One(
-                    UserId::parse(u).map_err(|e| ApiError::invalid(format!("user_id: {e}")))?,
-                ),
-            };
+            let who = who(&req.user_id)?;
             let changed = c
                 .room
                 .set_lock(who, service, lock)

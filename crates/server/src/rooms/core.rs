@@ -141,6 +141,16 @@ pub enum Who {
     All,
 }
 
+impl Who {
+    /// Whether `user` is among those meant.
+    pub fn includes(&self, user: &UserId) -> bool {
+        match self {
+            Who::One(u) => u == user,
+            Who::All => true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Knock {
     first: Instant,
@@ -326,11 +336,7 @@ impl Room {
     pub fn approve(&mut self, which: &Who) -> Vec<UserId> {
         let mut approved = Vec::new();
         for (user, inv) in self.invitations.iter_mut() {
-            let chosen = match which {
-                Who::One(u) => u == user,
-                Who::All => true,
-            };
-            if chosen && inv.metadata.wait_for_approval {
+            if which.includes(user) && inv.metadata.wait_for_approval {
                 inv.metadata.wait_for_approval = false;
                 approved.push(user.clone());
             }
@@ -355,11 +361,7 @@ impl Room {
         }
         let mut changed = Vec::new();
         for (user, inv) in self.invitations.iter_mut() {
-            let chosen = match who {
-                Who::One(u) => u == user,
-                Who::All => true,
-            };
-            if chosen && !inv.is_admin {
+            if who.includes(user) && !inv.is_admin {
                 let locks = inv
                     .metadata
                     .lock_settings
