@@ -457,9 +457,8 @@ export class Meeting {
       const before = this.lastAllowed?.[k];
       if (before === true && !now[k]) toast(`A host locked your ${names[k]}.`, 'warning');
       else if (before === false && now[k]) toast(`A host allowed your ${names[k]} again.`, 'info');
-      else if (before === undefined && !now[k] && this.canPublish && !(k === 'cam' && !this.canCamera) && !(k === 'screen' && !this.canScreen)) {
-        toast(`A host has locked ${names[k]} for participants.`, 'info');
-      }
+      // Locked from the start (the room's default locks, such as screen sharing): the disabled
+      // control and its title say so, without a toast at every join.
     }
     this.lastAllowed = now;
     this.sync();
