@@ -19,6 +19,21 @@
 //! unrelated keys. `media` goes to livekit-client's `ExternalE2EEKeyProvider` as raw bytes;
 //! `data` seals chat and other data messages; `check` is published so that a participant whose
 //! key differs learns it at once; `verify` becomes the code people compare out of band.
+//!
+//! Key epochs (server-generated-key rooms): the server draws a new random secret for the
+//! session whenever someone joins or leaves, numbered from 1 (the *generation*), and hands it
+//! only to the members at that moment. An epoch secret is 32 random characters, so it needs no
+//! stretching; the generation is bound into every key derived from it:
+//!
+//! ```text
+//! stretched = HKDF-SHA-256(ikm = epoch secret (UTF-8), salt = "enclave-e2ee-v1|" + session id,
+//!                          info = "enclave epoch " + generation (decimal), 32)
+//! media, data, check, verify: as above, from this `stretched`
+//! envelope v2 = 0x02 ‖ generation (u32, big-endian) ‖ IV (12) ‖ AES-256-GCM(ciphertext ‖ tag)
+//!               AAD = "enclave-data-v2|" + session id + "|" + generation + "|" + sender
+//! ```
+//!
+//! Generation 0 is the passphrase schedule above (self-inserted keys), sealed as envelope v1.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -31,6 +46,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 pub const ITERATIONS: u32 = 600_000;
 /// Envelope format version byte.
 pub const ENVELOPE_V1: u8 = 1;
+/// Envelope format version byte of a key epoch (carries the generation).
+pub const ENVELOPE_V2: u8 = 2;
 const SALT_PREFIX: &str = "enclave-e2ee-v1|";
 
 /// The keys of one participant in one session. Zeroed on drop.
@@ -40,6 +57,9 @@ pub struct SessionKeys {
     pub data: [u8; 32],
     pub check: [u8; 16],
     verify: [u8; 5],
+    /// The key epoch: 0 for a passphrase, 1… for the server's epoch secrets.
+    #[zeroize(skip)]
+    pub generation: u32,
 }
 
 impl std::fmt::Debug for SessionKeys {
@@ -64,12 +84,35 @@ impl SessionKeys {
             iterations,
             &mut stretched,
         );
-        let hk = Hkdf::<Sha256>::new(Some(session_id.as_bytes()), &stretched);
+        let keys = Self::expand(&stretched, session_id, 0);
+        stretched.zeroize();
+        keys
+    }
+
+    /// Derives the keys of key epoch `generation` (≥ 1) of `session_id` from the epoch's
+    /// secret, a random value the server drew (no stretching: it has ~190 bits).
+    pub fn derive_epoch(secret: &str, session_id: &str, generation: u32) -> Self {
+        let salt = format!("{SALT_PREFIX}{session_id}");
+        let hk = Hkdf::<Sha256>::new(Some(salt.as_bytes()), secret.as_bytes());
+        let mut stretched = [0u8; 32];
+        hk.expand(
+            format!("enclave epoch {generation}").as_bytes(),
+            &mut stretched,
+        )
+        .expect("32 bytes is far below HKDF's limit");
+        let keys = Self::expand(&stretched, session_id, generation);
+        stretched.zeroize();
+        keys
+    }
+
+    fn expand(stretched: &[u8; 32], session_id: &str, generation: u32) -> Self {
+        let hk = Hkdf::<Sha256>::new(Some(session_id.as_bytes()), stretched);
         let mut keys = Self {
             media: [0; 32],
             data: [0; 32],
             check: [0; 16],
             verify: [0; 5],
+            generation,
         };
         let expand = |info: &str, out: &mut [u8]| {
             hk.expand(info.as_bytes(), out)
@@ -79,7 +122,6 @@ impl SessionKeys {
         expand("enclave data v1", &mut keys.data);
         expand("enclave key-check v1", &mut keys.check);
         expand("enclave verification v1", &mut keys.verify);
-        stretched.zeroize();
         keys
     }
 
@@ -99,8 +141,9 @@ impl SessionKeys {
         format!("{:05}-{:05}", n / 100_000, n % 100_000)
     }
 
-    /// Seals a data message: `0x01 ‖ IV (12) ‖ AES-256-GCM(ciphertext ‖ tag)`, with a random IV
-    /// and associated data binding the session and the sender.
+    /// Seals a data message: `0x01 ‖ IV (12) ‖ AES-256-GCM(ciphertext ‖ tag)` (generation 0) or
+    /// `0x02 ‖ generation ‖ IV ‖ …` (a key epoch), with a random IV and associated data binding
+    /// the session, the generation and the sender.
     pub fn seal(&self, session_id: &str, sender: &str, plaintext: &[u8]) -> Vec<u8> {
         let mut iv = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut iv);
@@ -116,7 +159,7 @@ impl SessionKeys {
         iv: [u8; 12],
     ) -> Vec<u8> {
         let cipher = Aes256Gcm::new_from_slice(&self.data).expect("32-byte key");
-        let aad = aad(session_id, sender);
+        let aad = aad(session_id, self.generation, sender);
         let ct = cipher
             .encrypt(
                 Nonce::from_slice(&iv),
@@ -126,8 +169,13 @@ impl SessionKeys {
                 },
             )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        let mut out = Vec::with_capacity(1 + 12 + ct.len());
-        out.push(ENVELOPE_V1);
+        let mut out = Vec::with_capacity(5 + 12 + ct.len());
+        if self.generation == 0 {
+            out.push(ENVELOPE_V1);
+        } else {
+            out.push(ENVELOPE_V2);
+            out.extend_from_slice(&self.generation.to_be_bytes());
+        }
         out.extend_from_slice(&iv);
         out.extend_from_slice(&ct);
         out
@@ -140,9 +188,9 @@ impl SessionKeys {
         sender: &str,
         envelope: &[u8],
     ) -> Result<Vec<u8>, OpenError> {
-        let (&version, rest) = envelope.split_first().ok_or(OpenError::TooShort)?;
-        if version != ENVELOPE_V1 {
-            return Err(OpenError::UnknownVersion(version));
+        let (generation, rest) = envelope_generation(envelope)?;
+        if generation != self.generation {
+            return Err(OpenError::OtherGeneration(generation));
         }
         if rest.len() < 12 + 16 {
             return Err(OpenError::TooShort);
@@ -154,15 +202,35 @@ impl SessionKeys {
                 Nonce::from_slice(iv),
                 Payload {
                     msg: ct,
-                    aad: &aad(session_id, sender),
+                    aad: &aad(session_id, self.generation, sender),
                 },
             )
             .map_err(|_| OpenError::Forged)
     }
 }
 
-fn aad(session_id: &str, sender: &str) -> Vec<u8> {
-    format!("enclave-data-v1|{session_id}|{sender}").into_bytes()
+fn aad(session_id: &str, generation: u32, sender: &str) -> Vec<u8> {
+    if generation == 0 {
+        format!("enclave-data-v1|{session_id}|{sender}").into_bytes()
+    } else {
+        format!("enclave-data-v2|{session_id}|{generation}|{sender}").into_bytes()
+    }
+}
+
+/// The key generation an envelope was sealed under, and the rest of it (IV and ciphertext).
+pub fn envelope_generation(envelope: &[u8]) -> Result<(u32, &[u8]), OpenError> {
+    match envelope.split_first() {
+        None => Err(OpenError::TooShort),
+        Some((&ENVELOPE_V1, rest)) => Ok((0, rest)),
+        Some((&ENVELOPE_V2, rest)) => {
+            let (g, rest) = rest.split_first_chunk::<4>().ok_or(OpenError::TooShort)?;
+            match u32::from_be_bytes(*g) {
+                0 => Err(OpenError::Malformed),
+                g => Ok((g, rest)),
+            }
+        }
+        Some((&v, _)) => Err(OpenError::UnknownVersion(v)),
+    }
 }
 
 /// Why an envelope did not open.
@@ -172,6 +240,10 @@ pub enum OpenError {
     TooShort,
     #[error("unknown envelope version {0}")]
     UnknownVersion(u8),
+    #[error("sealed under key generation {0}, not this key's")]
+    OtherGeneration(u32),
+    #[error("envelope v2 with generation 0")]
+    Malformed,
     #[error("wrong key, wrong session or sender, or altered message")]
     Forged,
 }
@@ -212,6 +284,68 @@ mod tests {
             k.open(&s("session_id"), sender, &sealed).unwrap(),
             seal["plaintext"].as_str().unwrap().as_bytes()
         );
+    }
+
+    /// `vectors/epoch.json` comes from `vectors/epoch.py` (Python's hmac and `cryptography`).
+    #[test]
+    fn fixed_epoch_vectors_shared_with_the_browser() {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../vectors/epoch.json")).unwrap();
+        let s = |k: &str| v[k].as_str().unwrap().to_owned();
+        let generation = v["generation"].as_u64().unwrap() as u32;
+        let k = SessionKeys::derive_epoch(&s("secret"), &s("session_id"), generation);
+        assert_eq!(hex::encode(k.media), s("media"));
+        assert_eq!(hex::encode(k.data), s("data"));
+        assert_eq!(k.check_hex(), s("check"));
+        assert_eq!(k.verification_code(), s("verification_code"));
+        let seal = &v["seal"];
+        let iv: [u8; 12] = hex::decode(seal["iv"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let sender = seal["sender"].as_str().unwrap();
+        let plaintext = seal["plaintext"].as_str().unwrap().as_bytes();
+        let sealed = k.seal_with_iv(&s("session_id"), sender, plaintext, iv);
+        assert_eq!(hex::encode(&sealed), seal["sealed"].as_str().unwrap());
+        assert_eq!(
+            k.open(&s("session_id"), sender, &sealed).unwrap(),
+            plaintext
+        );
+        assert_eq!(envelope_generation(&sealed).unwrap().0, generation);
+    }
+
+    #[test]
+    fn each_epoch_has_unrelated_keys_and_its_own_envelopes() {
+        let e1 = SessionKeys::derive_epoch("same secret", SID, 1);
+        let e2 = SessionKeys::derive_epoch("same secret", SID, 2);
+        let pass = SessionKeys::derive_with("same secret", SID, 1000);
+        assert_ne!(e1.media, e2.media);
+        assert_ne!(e1.data, e2.data);
+        assert_ne!(e1.check, e2.check);
+        assert_ne!(e1.verification_code(), e2.verification_code());
+        assert_ne!(e1.media, pass.media);
+        let sealed = e1.seal(SID, "alice", b"x");
+        assert_eq!(sealed[0], ENVELOPE_V2);
+        assert_eq!(
+            e2.open(SID, "alice", &sealed),
+            Err(OpenError::OtherGeneration(1))
+        );
+        assert_eq!(
+            pass.open(SID, "alice", &sealed),
+            Err(OpenError::OtherGeneration(1))
+        );
+        assert_eq!(
+            e1.open(SID, "alice", &pass.seal(SID, "alice", b"x")),
+            Err(OpenError::OtherGeneration(0))
+        );
+        // The generation in the header is bound: rewriting it does not make it open elsewhere.
+        let mut relabelled = sealed.clone();
+        relabelled[4] = 2;
+        assert_eq!(e2.open(SID, "alice", &relabelled), Err(OpenError::Forged));
+        let mut zero = sealed.clone();
+        zero[4] = 0;
+        assert_eq!(e1.open(SID, "alice", &zero), Err(OpenError::Malformed));
+        assert_eq!(e1.open(SID, "alice", &[2, 0, 0]), Err(OpenError::TooShort));
     }
 
     #[test]
