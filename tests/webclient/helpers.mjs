@@ -6,7 +6,7 @@
 // Only Node 20 built-ins and playwright-core.
 
 import { spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -720,7 +720,44 @@ export function readTap(file) {
  *  frame = clear header ‖ AES-GCM ciphertext (incl. 16-byte tag) ‖ IV (12) ‖ [IV length = 12, key index]. */
 export const IV_LENGTH = 12;
 export const TRAILER = 2;
-export const hasTrailer = (b, keyIndex = 0) => b.length >= 2 && b[b.length - 2] === IV_LENGTH && b[b.length - 1] === keyIndex;
+/** Whether `b` ends with LiveKit's trailer, with key index `keyIndex` (any slot of the ring when null). */
+export const hasTrailer = (b, keyIndex = null) =>
+  b.length >= 2 && b[b.length - 2] === IV_LENGTH && (keyIndex === null ? b[b.length - 1] < KEYRING_SIZE : b[b.length - 1] === keyIndex);
+/** The web client's LiveKit key ring (web/src/epochs.ts): epoch g uses slot g mod 16. */
+export const KEYRING_SIZE = 16;
+
+/**
+ * The LiveKit media key of a server key epoch (crates/e2ee, schedule of key epochs), with Node's
+ * own HKDF: an implementation independent of the web client's.
+ */
+export function epochMediaKey(secret, sid, generation) {
+  const stretched = Buffer.from(hkdfSync('sha256', Buffer.from(secret), Buffer.from(`enclave-e2ee-v1|${sid}`), Buffer.from(`enclave epoch ${generation}`), 32));
+  return Buffer.from(hkdfSync('sha256', stretched, Buffer.from(sid), Buffer.from('enclave media v1'), 32));
+}
+
+/** livekit-client's frame key from raw key material: HKDF-SHA-256(salt "LKFrameEncryptionKey", info 128 zero bytes), AES-128. */
+export function frameKey(material) {
+  return Buffer.from(hkdfSync('sha256', material, Buffer.from('LKFrameEncryptionKey'), Buffer.alloc(128), 16));
+}
+
+/**
+ * Whether an Opus RTP payload (one LiveKit-encrypted frame: TOC byte in clear ‖ ciphertext ‖ tag
+ * ‖ IV ‖ trailer) decrypts with `key`; the TOC byte is the associated data.
+ */
+export function decryptsAudio(b, key) {
+  if (!hasTrailer(b) || b.length < 1 + 16 + IV_LENGTH + TRAILER) return false;
+  const ivAt = b.length - TRAILER - IV_LENGTH;
+  const d = createDecipheriv('aes-128-gcm', key, b.subarray(ivAt, ivAt + IV_LENGTH));
+  d.setAAD(b.subarray(0, 1));
+  d.setAuthTag(b.subarray(ivAt - 16, ivAt));
+  try {
+    d.update(b.subarray(1, ivAt - 16));
+    d.final();
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** The VP8 RTP payload descriptor (RFC 7741 §4.2): where the VP8 data starts, and whether this
  *  packet starts a frame (S=1, PID=0). */

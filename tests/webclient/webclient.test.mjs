@@ -20,7 +20,12 @@ import {
   TAP_BIN,
   User,
   analyseMedia,
+  decryptsAudio,
+  epochMediaKey,
   filesUnder,
+  frameKey,
+  hasTrailer,
+  KEYRING_SIZE,
   findIn,
   firstOf,
   launchBrowser,
@@ -137,10 +142,10 @@ describe('web client against enclave', () => {
     await Promise.all(us.map((u) => u.enter(chrome.browser)));
     await allSeeAndHear(us, log);
     for (const u of us) await waitStatus(u, 'encrypted');
-    const codes = await Promise.all(us.map((u) => u.code()));
+    // Each arrival moves the key to a new epoch; everyone is on the last one within a second.
+    const codes = await waitFor(5000, 'the same verification code for all three', () => Promise.all(us.map((u) => u.code())), (cs) => cs.every((c) => c === cs[0]), (cs) => cs.join(', '));
     log.add('driver', `verification codes: ${codes.join(', ')}`);
     assert.match(codes[0], /^\d{5}-\d{5}$/, 'a verification code is shown');
-    assert.deepEqual(codes, [codes[0], codes[0], codes[0]], 'the same verification code for all three');
     await allChat(us, rand());
     for (const u of us) assert.equal(await u.status(), 'encrypted', `${u.id} still encrypted after chat`);
   });
@@ -157,6 +162,11 @@ describe('web client against enclave', () => {
     await waitStatus(bob, 'encrypted');
     assert.equal(await ann.code(), await bob.code(), 'same key → same verification code');
     await allChat([ann, bob], rand());
+    // The security panel says what a passphrase cannot do when someone is removed.
+    await ann.page.click(tid('e2ee-badge'));
+    await ann.page.waitForSelector(`${tid('security-panel')} ${tid('security-key-model')}[data-mode="self_insert"]`, { state: 'visible' });
+    assert.match(await ann.page.textContent(tid('security-key-model')), /stays the same for the whole meeting.*removed keeps it/s);
+    await ann.page.click(tid('e2ee-badge'));
 
     const cat = user(server, { room, id: 'cat', name: 'Cat', key: `wrong horse ${rand()}` });
     await cat.enter(chrome.browser);
@@ -384,7 +394,7 @@ describe('web client against enclave', () => {
     await ann.page.waitForSelector(`${item} ${tid('observer-pill')}`, { timeout: 10_000 });
     await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="eve"]`);
     await waitStatus(eve, 'encrypted', 15_000);
-    assert.equal(await eve.code(), await ann.code(), 'the observer holds the key, and everyone can see it');
+    await waitFor(5000, 'the observer holds the key, and everyone can see it', () => Promise.all([eve.code(), ann.code()]), ([e, a]) => e === a, (cs) => cs.join(' vs '));
     assert.equal(await eve.page.isDisabled(tid('mic-toggle')), true, 'an observer sends nothing');
     log.add('driver', 'eve is listed as an observer at ann');
   });
@@ -538,7 +548,7 @@ describe('what the server sees (tap build)', () => {
     for (const [f, bytes] of filesUnder(tapServer.dataDir)) assert.deepEqual(findIn(bytes, sn), [], `secret in ${f}`);
 
     // (b) media payloads are LiveKit-encrypted frames: every Opus packet after the first second
-    // and every video packet that ends a frame ends with [IV length 12, key index 0], and the
+    // and every video packet that ends a frame ends with [IV length 12, key index], and the
     // bytes between the clear codec header and the IV look random.
     assert.ok(a.audio.checked >= 150, `enough audio packets (${a.audio.checked})`);
     assert.equal(a.audio.withTrailer, a.audio.checked, `every audio packet after the first second ends with the trailer; not: ${a.audio.failures.join(' | ')}`);
@@ -552,6 +562,96 @@ describe('what the server sees (tap build)', () => {
     // random bytes give 255 ± 23, and 400 is 6.4 standard deviations out. Plain VP8: thousands.
     assert.ok(a.video.chi2 < CHI2_MAX, `video ciphertext bytes are uniform: chi² ${a.video.chi2.toFixed(0)} < ${CHI2_MAX}`);
     assert.ok(a.audio.chi2 < CHI2_MAX, `audio ciphertext bytes are uniform: chi² ${a.audio.chi2.toFixed(0)} < ${CHI2_MAX}`);
+  });
+
+  /** Waits until `u`'s meeting sends with key epoch `g`. */
+  const onEpoch = (u, g) => u.page.waitForSelector(`${tid('meeting')}[data-key-generation="${g}"]`, { state: 'attached', timeout: 10_000 });
+
+  scenario('13. server-key room: a removed participant who keeps the room’s packets decodes nothing sent after the key moves on; the others keep decoding', async ({ log, user }) => {
+    const room = `epoch-${rand()}`;
+    await tapServer.createRoom(room, 'server_key');
+    const ann = user(tapServer, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(tapServer, { room, id: 'bob', name: 'Bob' });
+    const cat = user(tapServer, { room, id: 'cat', name: 'Cat' });
+    // One after the other: each admission draws a new epoch, and cat's is the last.
+    for (const u of [ann, bob, cat]) await u.enter(chrome.browser);
+    const reply = await cat.verifyTokenReply;
+    const g = reply.e2ee.generation;
+    const sid = reply.room.sid;
+    assert.ok(Number.isInteger(g) && g >= 3, `cat was admitted third or later: epoch ${g}`);
+    for (const u of [ann, bob, cat]) await onEpoch(u, g);
+    await allSeeAndHear([ann, bob, cat], log);
+    const codes = await Promise.all([ann, bob, cat].map((u) => u.code()));
+    assert.deepEqual(codes, [codes[0], codes[0], codes[0]], 'one code for everyone on the same epoch');
+    // What the removed participant keeps: the key of the epoch they were given.
+    const catKey = frameKey(epochMediaKey(reply.e2ee.secret, sid, g));
+
+    await ann.page.click(tid('participants-toggle'));
+    await ann.page.click(`${tid('participant-item')}[data-identity="cat"] ${tid('admin-remove')}`);
+    await ann.page.click(tid('confirm-ok'));
+    await cat.page.waitForSelector(tid('ended-page'), { timeout: 10_000 });
+    for (const u of [ann, bob]) await onEpoch(u, g + 1);
+    await allSeeAndHear([ann, bob], log);
+    const after = await Promise.all([ann, bob].map((u) => u.code()));
+    assert.equal(after[0], after[1], 'those who stay share the new code');
+    assert.notEqual(after[0], codes[0], 'the verification code changed with the key');
+    await bob.page.click(tid('e2ee-badge'));
+    await bob.page.waitForSelector(`${tid('security-panel')} ${tid('security-key-model')}[data-mode="server_key"]`, { state: 'visible' });
+    assert.equal(await bob.page.textContent(tid('security-code')), after[1], 'the panel shows the current code');
+    assert.equal(await bob.page.textContent(tid('security-epoch')), ` (key ${g + 1} of this meeting)`);
+
+    // The new epoch as a member gets it (and the removed one cannot).
+    const current = async (u) => {
+      const r = await fetch(`${tapServer.base}/api/e2eeKey`, { method: 'POST', headers: { authorization: `Bearer ${u.token}`, 'content-type': 'application/json' }, body: '{}' });
+      return { status: r.status, body: await r.json() };
+    };
+    const mine = await current(ann);
+    assert.equal(mine.body.generation, g + 1, JSON.stringify({ ...mine.body, secret: undefined }));
+    const theirs = await current(cat);
+    assert.ok(theirs.status !== 200 && !theirs.body.secret, `the removed participant fetches no key: ${theirs.status}`);
+    const newKey = frameKey(epochMediaKey(mine.body.secret, sid, g + 1));
+
+    const [oldSlot, newSlot] = [g % KEYRING_SIZE, (g + 1) % KEYRING_SIZE];
+    const audioOf = () => readTap(tapFile).filter((r) => r.room === room && r.kind === 'rtp-audio' && (r.from === 'ann' || r.from === 'bob'));
+    const recs = await waitFor(
+      20_000,
+      '≥ 200 tapped audio packets from ann and bob under the new epoch',
+      audioOf,
+      (rs) => rs.filter((r) => hasTrailer(r.bytes, newSlot)).length >= 200,
+      (rs) => `${rs.filter((r) => hasTrailer(r.bytes, newSlot)).length}`,
+      500,
+    );
+    const under = (slot) => recs.filter((r) => hasTrailer(r.bytes, slot));
+    const earlier = under((g - 1) % KEYRING_SIZE);
+    const before = under(oldSlot);
+    const since = under(newSlot);
+    const count = (rs, key) => rs.filter((r) => decryptsAudio(r.bytes, key)).length;
+    const summary = {
+      beforeCatCame: earlier.length,
+      beforeCatCameWithCatKey: count(earlier, catKey),
+      before: before.length,
+      beforeWithCatKey: count(before, catKey),
+      since: since.length,
+      sinceWithCatKey: count(since, catKey),
+      sinceWithNewKey: count(since, newKey),
+    };
+    log.add('driver', `tap, epoch ${g} → ${g + 1}: ${JSON.stringify(summary)}`);
+    process.stderr.write(`webclient: key epochs, tapped audio of ann and bob: ${JSON.stringify(summary)}\n`);
+    // Control: the decryption here works, and cat's key opened everything of cat's epoch.
+    assert.ok(summary.before >= 50, `audio under cat's epoch was tapped (${summary.before})`);
+    assert.equal(summary.beforeWithCatKey, summary.before, "cat's key opens every frame of cat's epoch");
+    // A newcomer cannot read what was said before they came.
+    assert.ok(summary.beforeCatCame >= 20, `audio of the epoch before cat's was tapped (${summary.beforeCatCame})`);
+    assert.equal(summary.beforeCatCameWithCatKey, 0, "no frame sent before cat was let in opens with cat's key");
+    // After the switch: nothing opens with what cat holds; everything opens with the new key.
+    assert.equal(summary.sinceWithCatKey, 0, "no frame sent after the switch opens with cat's key");
+    assert.equal(summary.sinceWithNewKey, summary.since, 'every frame after the switch opens with the new epoch');
+    // Each sender switched once and never went back to the old key.
+    for (const who of ['ann', 'bob']) {
+      const slots = recs.filter((r) => r.from === who && (hasTrailer(r.bytes, oldSlot) || hasTrailer(r.bytes, newSlot))).map((r) => r.bytes[r.bytes.length - 1]);
+      const first = slots.indexOf(newSlot);
+      assert.ok(first >= 0 && slots.slice(first).every((x) => x === newSlot), `${who} sends only the new epoch after switching (${slots.length} packets)`);
+    }
   });
 
   scenario('4b. control: in a plain room the same checks find clear frames and the chat text', async ({ log, user }) => {

@@ -2,6 +2,7 @@
 // The join token lives only in this object's memory: never in storage, a URL or a log.
 
 import type { E2eeMode } from './messages';
+import { isGeneration } from './protocol';
 
 export interface RoomFeatures {
   allow_webcams?: boolean;
@@ -35,7 +36,8 @@ export interface VerifyReply {
   /** `is_observer`: asked to be hidden in an encrypted room, so shown to everyone and silent. */
   user: { user_id: string; name: string; is_admin: boolean; is_hidden?: boolean; is_observer?: boolean; lock_chat?: boolean };
   media: { url: string; token: string };
-  e2ee: { enabled: boolean; mode: E2eeMode; secret?: string; included_chat_messages?: boolean };
+  /** `secret` and `generation`: the key epoch drawn for this caller (server-generated-key rooms). */
+  e2ee: { enabled: boolean; mode: E2eeMode; secret?: string; generation?: number; included_chat_messages?: boolean };
   expires_at: number;
   /** Whether the server is recording the room / broadcasting it over RTMP right now. */
   is_recording?: boolean;
@@ -143,6 +145,15 @@ export class Api {
     return this.post<VerifyReply | WaitingReply>('./api/verifyToken', {});
   }
 
+  /** The room's current key epoch, for a participant in it who missed one (server-generated-key rooms). */
+  async e2eeKey(): Promise<{ generation: number; secret: string }> {
+    const r = await this.post<{ generation?: unknown; secret?: unknown }>('./api/e2eeKey', {});
+    if (!isGeneration(r.generation) || r.generation < 1 || typeof r.secret !== 'string' || !r.secret) {
+      throw new ApiError(200, 'the key epoch in the reply is malformed');
+    }
+    return { generation: r.generation, secret: r.secret };
+  }
+
   /** Admins: lock or unlock a service for one participant or everyone (`all`). */
   updateLockSettings(userId: string | 'all', service: 'mic' | 'webcam' | 'screenShare' | 'chat', lock: boolean): Promise<{ status: true; changed: number }> {
     return this.post('./api/updateLockSettings', { user_id: userId, service, direction: lock ? 'lock' : 'unlock' });
@@ -194,6 +205,9 @@ export function validateVerifyReply(r: VerifyReply): string | null {
   if (!r.e2ee || typeof r.e2ee.enabled !== 'boolean') return 'e2ee is missing';
   if (r.e2ee.enabled && r.e2ee.mode === 'server_key' && (typeof r.e2ee.secret !== 'string' || !r.e2ee.secret)) {
     return 'e2ee.secret is missing';
+  }
+  if (r.e2ee.enabled && r.e2ee.mode === 'server_key' && (!isGeneration(r.e2ee.generation) || r.e2ee.generation < 1)) {
+    return 'e2ee.generation is missing';
   }
   return null;
 }

@@ -11,6 +11,16 @@
 //   envelope = 0x01 ‖ IV (12, random) ‖ AES-256-GCM(plaintext) (ciphertext ‖ 16-byte tag)
 //   AAD      = "enclave-data-v1|" + sid + "|" + sender identity
 //
+// Key epochs (server-generated-key rooms; crates/e2ee/vectors/epoch.json): the server draws a new
+// random secret whenever someone joins or leaves, numbered 1, 2, … (the generation):
+//
+//   stretched = HKDF-SHA-256(secret (UTF-8), salt "enclave-e2ee-v1|" + sid, info "enclave epoch <g>", 32 B)
+//   media, data, check, verify: as above, from this `stretched`
+//   envelope v2 = 0x02 ‖ g (u32 BE) ‖ IV ‖ AES-256-GCM(plaintext)
+//   AAD         = "enclave-data-v2|" + sid + "|" + g + "|" + sender identity
+//
+// A passphrase (self-inserted key) is generation 0 and seals envelope v1.
+//
 // Nothing here logs, stores or sends a secret or a key. The data key is imported as a
 // non-extractable CryptoKey; the media key stays as bytes only because livekit-client's
 // ExternalE2EEKeyProvider takes raw bytes (it imports them into its worker itself).
@@ -19,6 +29,8 @@
 export const ITERATIONS = 600_000;
 /** Envelope format version byte. */
 export const ENVELOPE_V1 = 1;
+/** Envelope format version byte of a key epoch (carries the generation). */
+export const ENVELOPE_V2 = 2;
 const SALT_PREFIX = 'enclave-e2ee-v1|';
 const AAD_PREFIX = 'enclave-data-v1|';
 const IV_BYTES = 12;
@@ -60,6 +72,28 @@ export async function deriveKeyMaterial(
       256,
     ),
   );
+  return expandStretched(stretched, sessionId);
+}
+
+/** Runs the key schedule of key epoch `generation` (≥ 1) from the epoch's secret. */
+export async function deriveEpochMaterial(secret: string, sessionId: string, generation: number): Promise<KeyMaterial> {
+  if (!Number.isInteger(generation) || generation < 1 || generation > 0xffffffff) throw new Error('bad key generation');
+  const s = subtle();
+  const ikm = utf8.encode(secret);
+  const key = await s.importKey('raw', ikm, 'HKDF', false, ['deriveBits']);
+  ikm.fill(0);
+  const stretched = new Uint8Array(
+    await s.deriveBits(
+      { name: 'HKDF', hash: 'SHA-256', salt: utf8.encode(SALT_PREFIX + sessionId), info: utf8.encode(`enclave epoch ${generation}`) },
+      key,
+      256,
+    ),
+  );
+  return expandStretched(stretched, sessionId);
+}
+
+async function expandStretched(stretched: Uint8Array<ArrayBuffer>, sessionId: string): Promise<KeyMaterial> {
+  const s = subtle();
   const hkdfKey = await s.importKey('raw', stretched, 'HKDF', false, ['deriveBits']);
   stretched.fill(0);
   const salt = utf8.encode(sessionId);
@@ -103,18 +137,31 @@ export function verificationCode(verify: Uint8Array): string {
   return `${String(hi).padStart(5, '0')}-${String(lo).padStart(5, '0')}`;
 }
 
-function aad(sessionId: string, sender: string): Uint8Array<ArrayBuffer> {
-  return utf8.encode(`${AAD_PREFIX}${sessionId}|${sender}`);
+function aad(sessionId: string, generation: number, sender: string): Uint8Array<ArrayBuffer> {
+  return generation === 0
+    ? utf8.encode(`${AAD_PREFIX}${sessionId}|${sender}`)
+    : utf8.encode(`enclave-data-v2|${sessionId}|${generation}|${sender}`);
 }
 
 /** Why an envelope did not open (mirrors crates/e2ee's OpenError). */
-export type OpenError = 'too-short' | 'unknown-version' | 'forged';
+export type OpenError = 'too-short' | 'unknown-version' | 'other-generation' | 'malformed' | 'forged';
 
 export class EnvelopeError extends Error {
   constructor(readonly reason: OpenError) {
     super(`envelope did not open: ${reason}`);
     this.name = 'EnvelopeError';
   }
+}
+
+/** The key generation an envelope was sealed under and where its IV starts. Throws EnvelopeError. */
+export function envelopeGeneration(envelope: Uint8Array): { generation: number; body: number } {
+  if (envelope.length < 1) throw new EnvelopeError('too-short');
+  if (envelope[0] === ENVELOPE_V1) return { generation: 0, body: 1 };
+  if (envelope[0] !== ENVELOPE_V2) throw new EnvelopeError('unknown-version');
+  if (envelope.length < 5) throw new EnvelopeError('too-short');
+  const g = new DataView(envelope.buffer, envelope.byteOffset + 1, 4).getUint32(0);
+  if (g === 0) throw new EnvelopeError('malformed');
+  return { generation: g, body: 5 };
 }
 
 /**
@@ -124,6 +171,8 @@ export class EnvelopeError extends Error {
 export class SessionKeys {
   private constructor(
     readonly sessionId: string,
+    /** 0 for a passphrase, 1… for the server's key epochs. */
+    readonly generation: number,
     private readonly dataKey: CryptoKey,
     private mediaKey: Uint8Array<ArrayBuffer> | null,
     /** Lowercase hex of the 16-byte key-check value (safe to publish). */
@@ -138,11 +187,17 @@ export class SessionKeys {
     return SessionKeys.fromMaterial(m, sessionId);
   }
 
+  /** Derives the keys of key epoch `generation` from the epoch's secret (fast: no stretching). */
+  static async deriveEpoch(secret: string, sessionId: string, generation: number): Promise<SessionKeys> {
+    const m = await deriveEpochMaterial(secret, sessionId, generation);
+    return SessionKeys.fromMaterial(m, sessionId, generation);
+  }
+
   /** Imports already derived material, then wipes the copies of it that it does not keep. */
-  static async fromMaterial(m: KeyMaterial, sessionId: string): Promise<SessionKeys> {
+  static async fromMaterial(m: KeyMaterial, sessionId: string, generation = 0): Promise<SessionKeys> {
     const dataKey = await subtle().importKey('raw', m.data, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']);
     m.data.fill(0);
-    const keys = new SessionKeys(sessionId, dataKey, m.media, toHex(m.check), verificationCode(m.verify));
+    const keys = new SessionKeys(sessionId, generation, dataKey, m.media, toHex(m.check), verificationCode(m.verify));
     m.verify.fill(0);
     return keys;
   }
@@ -164,12 +219,12 @@ export class SessionKeys {
 
   /** Seals a data message from `sender` (our own identity). `iv` is for fixed vectors only. */
   async seal(sender: string, plaintext: Uint8Array, iv?: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
-    return sealWith(this.dataKey, this.sessionId, sender, plaintext, iv);
+    return sealWith(this.dataKey, this.sessionId, sender, plaintext, iv, this.generation);
   }
 
   /** Opens a message from `sender`; throws EnvelopeError when it does not open. */
   async open(sender: string, envelope: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
-    return openWith(this.dataKey, this.sessionId, sender, envelope);
+    return openWith(this.dataKey, this.sessionId, sender, envelope, this.generation);
   }
 }
 
@@ -180,6 +235,7 @@ export async function sealWith(
   sender: string,
   plaintext: Uint8Array,
   iv?: Uint8Array,
+  generation = 0,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const nonce = new Uint8Array(IV_BYTES);
   if (iv) {
@@ -190,15 +246,21 @@ export async function sealWith(
   }
   const ct = new Uint8Array(
     await subtle().encrypt(
-      { name: 'AES-GCM', iv: nonce, additionalData: aad(sessionId, sender), tagLength: 128 },
+      { name: 'AES-GCM', iv: nonce, additionalData: aad(sessionId, generation, sender), tagLength: 128 },
       key,
       new Uint8Array(plaintext),
     ),
   );
-  const out = new Uint8Array(1 + IV_BYTES + ct.length);
-  out[0] = ENVELOPE_V1;
-  out.set(nonce, 1);
-  out.set(ct, 1 + IV_BYTES);
+  const head = generation === 0 ? 1 : 5;
+  const out = new Uint8Array(head + IV_BYTES + ct.length);
+  if (generation === 0) {
+    out[0] = ENVELOPE_V1;
+  } else {
+    out[0] = ENVELOPE_V2;
+    new DataView(out.buffer).setUint32(1, generation);
+  }
+  out.set(nonce, head);
+  out.set(ct, head + IV_BYTES);
   return out;
 }
 
@@ -208,16 +270,17 @@ export async function openWith(
   sessionId: string,
   sender: string,
   envelope: Uint8Array,
+  generation = 0,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  if (envelope.length < 1) throw new EnvelopeError('too-short');
-  if (envelope[0] !== ENVELOPE_V1) throw new EnvelopeError('unknown-version');
-  if (envelope.length < 1 + IV_BYTES + TAG_BYTES) throw new EnvelopeError('too-short');
-  const iv = envelope.slice(1, 1 + IV_BYTES);
-  const ct = envelope.slice(1 + IV_BYTES);
+  const { generation: sealedUnder, body } = envelopeGeneration(envelope);
+  if (sealedUnder !== generation) throw new EnvelopeError('other-generation');
+  if (envelope.length < body + IV_BYTES + TAG_BYTES) throw new EnvelopeError('too-short');
+  const iv = envelope.slice(body, body + IV_BYTES);
+  const ct = envelope.slice(body + IV_BYTES);
   try {
     return new Uint8Array(
       await subtle().decrypt(
-        { name: 'AES-GCM', iv, additionalData: aad(sessionId, sender), tagLength: 128 },
+        { name: 'AES-GCM', iv, additionalData: aad(sessionId, generation, sender), tagLength: 128 },
         key,
         ct,
       ),

@@ -30,6 +30,7 @@ export interface KeySummary {
 
 export class KeyStatus {
   private ownCheck: string | null = null;
+  private ownGeneration = 0;
   private readonly peers = new Map<string, Peer>();
   private listeners: Array<() => void> = [];
 
@@ -46,12 +47,32 @@ export class KeyStatus {
     for (const l of this.listeners) l();
   }
 
-  /** Our keys are derived; `check` is our key-check value (hex). */
-  setOwnCheck(check: string | null): void {
+  /** Our keys are derived; `check` is our key-check value (hex) of key epoch `generation`. */
+  setOwnCheck(check: string | null, generation = 0): void {
     this.ownCheck = check;
+    this.ownGeneration = generation;
     // A new key invalidates what we learnt with the old one.
     this.peers.clear();
     this.changed();
+  }
+
+  /**
+   * The room moved to key epoch `generation` (the server's key, so everyone who matched still
+   * does): peers keep their match until their new check arrives; failures seen with the old
+   * epoch are forgotten.
+   */
+  rekeyed(check: string, generation: number): void {
+    this.ownCheck = check;
+    this.ownGeneration = generation;
+    for (const p of this.peers.values()) {
+      p.mediaFailure = false;
+      p.dataFailure = false;
+    }
+    this.changed();
+  }
+
+  get generation(): number {
+    return this.ownGeneration;
   }
 
   get hasKey(): boolean {
@@ -67,9 +88,12 @@ export class KeyStatus {
     return p;
   }
 
-  /** A key check from `identity`. Returns whether it matches ours (null if we have no key yet). */
-  keyCheck(identity: string, check: string): boolean | null {
-    if (!this.encrypted || this.ownCheck === null) return null;
+  /**
+   * A key check from `identity` for epoch `generation`. Returns whether it matches ours (null if
+   * we have no key yet, or it belongs to another epoch: it says nothing about ours).
+   */
+  keyCheck(identity: string, check: string, generation = 0): boolean | null {
+    if (!this.encrypted || this.ownCheck === null || generation !== this.ownGeneration) return null;
     const p = this.peer(identity);
     const match = check === this.ownCheck;
     const before = p.check;

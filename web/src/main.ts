@@ -114,8 +114,9 @@ class App {
       this.keyStatus.onChange(() => this.renderBadge());
       this.keyWork = null;
     }
-    if (encrypted && v.e2ee.mode === 'server_key' && !this.keys && secret) {
-      this.keyWork = SessionKeys.derive(secret, v.room.sid).then((k) => this.setKeys(k));
+    if (encrypted && v.e2ee.mode === 'server_key' && secret) {
+      // Each verifyToken of a server-key room is an admission: a new key epoch, drawn for us.
+      this.keyWork = SessionKeys.deriveEpoch(secret, v.room.sid, v.e2ee.generation ?? 0).then((k) => this.setKeys(k));
       this.keyWork.catch(() => toast('This browser could not derive the encryption keys.', 'error'));
     }
     this.renderBadge();
@@ -177,7 +178,7 @@ class App {
   private setKeys(k: SessionKeys | null): void {
     this.keys?.wipe();
     this.keys = k;
-    this.keyStatus.setOwnCheck(k ? k.checkHex : null);
+    this.keyStatus.setOwnCheck(k ? k.checkHex : null, k?.generation ?? 0);
     this.code.set(k ? k.verificationCode : null);
   }
 

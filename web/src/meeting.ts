@@ -3,7 +3,6 @@
 import {
   ConnectionState,
   DisconnectReason,
-  ExternalE2EEKeyProvider,
   LocalParticipant,
   Participant,
   RemoteParticipant,
@@ -19,7 +18,9 @@ import {
 
 import { Api, ApiError, isWaiting, mediaUrl, type VerifyReply, type WaitingUser } from './api';
 import { h, icon, replace, type IconName } from './dom';
-import { EnvelopeError, type SessionKeys } from './e2ee';
+import { EnvelopeError, SessionKeys, envelopeGeneration } from './e2ee';
+import { EpochRing, SWITCH_DELAY_MS } from './epochs';
+import { EpochKeyProvider } from './keyprovider';
 import type { KeyStatus } from './keystatus';
 import { bestGrid } from './layout';
 import { WRONG_KEY_BANNER, keyShareBanner, recorderJoinText, recorderText, shortApiError, taskErrorText } from './messages';
@@ -42,7 +43,7 @@ import {
 } from './protocol';
 import { RecorderModel, flagsFromVerify, type Transition } from './recorder';
 import type { Layout, SessionStore } from './store';
-import { CodeChip, E2eeBadge, brand } from './ui/badge';
+import { CodeChip, E2eeBadge, SecurityPanel, brand } from './ui/badge';
 import { ChatPanel } from './ui/chat';
 import { confirmDialog } from './ui/modal';
 import { PeoplePanel, type PersonView } from './ui/people';
@@ -109,6 +110,7 @@ export class Meeting {
   private readonly side: HTMLElement;
   private readonly badge = new E2eeBadge();
   private readonly code = new CodeChip();
+  private readonly security: SecurityPanel;
   private readonly banners: HTMLElement;
   private readonly wrongKeyBanner: HTMLElement;
   private readonly wrongKeyText: HTMLElement;
@@ -163,6 +165,11 @@ export class Meeting {
   constructor(private readonly o: MeetingOptions) {
     const f = o.verify.room.features ?? {};
     this.encrypted = !!o.keys;
+    this.serverKey = !!o.keys && o.verify.e2ee.mode === 'server_key';
+    if (o.keys) {
+      this.ring.add(o.keys);
+      this.ring.use(o.keys.generation);
+    }
     this.isAdmin = !!o.verify.user.is_admin;
     // A hidden user, or one who asked to be hidden in an encrypted room (shown as an observer).
     const hidden = !!o.verify.user.is_hidden || !!o.verify.user.is_observer;
@@ -191,7 +198,7 @@ export class Meeting {
       stopLocalTrackOnUnpublish: true,
     };
     if (o.keys) {
-      const keyProvider = new ExternalE2EEKeyProvider();
+      const keyProvider = new EpochKeyProvider();
       const worker = new Worker('./assets/livekit-client.e2ee.worker.js');
       // Deliberately the `e2ee` field: see the comment at the top.
       options.e2ee = { keyProvider, worker };
@@ -334,11 +341,28 @@ export class Meeting {
       this.isAdmin ? h('div', null, this.locks?.el ?? null, this.waiting?.el ?? null) : null,
     );
 
-    this.el = h('div', { class: 'meeting', 'data-testid': 'meeting' }, topbar, this.banners, h('div', { class: 'meeting-body' }, this.main, this.side), controls, this.audioBox);
+    const mode = this.encrypted ? o.verify.e2ee.mode : 'off';
+    this.security = new SecurityPanel(mode === 'server_key' || mode === 'self_insert' ? mode : 'off', () => this.security.toggle());
+    this.badge.el.classList.add('clickable');
+    this.badge.el.tabIndex = 0;
+    this.badge.el.setAttribute('aria-haspopup', 'dialog');
+    this.badge.el.addEventListener('click', () => this.security.toggle());
+    this.badge.el.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        this.security.toggle();
+      }
+    });
+    this.el = h('div', { class: 'meeting', 'data-testid': 'meeting' }, this.security.el, topbar, this.banners, h('div', { class: 'meeting-body' }, this.main, this.side), controls, this.audioBox);
     this.renderLayoutBtn();
   }
 
-  private readonly keyProvider: ExternalE2EEKeyProvider | null = null;
+  private readonly keyProvider: EpochKeyProvider | null = null;
+  /** The key epochs we hold; `ring.current` seals what we send. */
+  private readonly ring = new EpochRing();
+  /** A server-generated-key room: its key moves on whenever someone joins or leaves. */
+  private readonly serverKey: boolean;
+  private fetchingEpoch: Promise<void> | null = null;
   private readonly worker: Worker | null = null;
   private connDot: HTMLElement;
   private rekeyBtn: HTMLElement;
@@ -361,11 +385,12 @@ export class Meeting {
     if (o.keys && this.keyProvider) {
       const buf = o.keys.mediaKeyBuffer();
       try {
-        await this.keyProvider.setKey(buf);
+        await this.keyProvider.install(buf, o.keys.generation, true);
       } finally {
         new Uint8Array(buf).fill(0);
       }
       await room.setE2EEEnabled(true);
+      this.showEpoch(o.keys);
     }
 
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -385,6 +410,8 @@ export class Meeting {
     }
     clearTimeout(timer);
     this.setConn('connected');
+    // The key may have moved on between verifyToken and now (someone left): catch up.
+    if (this.serverKey) void this.fetchEpoch();
     const me = room.localParticipant;
     this.names.set(me.identity, this.name);
     await this.restoreChat();
@@ -599,6 +626,7 @@ export class Meeting {
       .on(RoomEvent.SignalReconnecting, () => this.setConn('reconnecting'))
       .on(RoomEvent.Reconnected, () => {
         this.setConn('connected');
+        if (this.serverKey) void this.fetchEpoch();
         this.replied.clear();
         this.announce();
         this.sync();
@@ -629,6 +657,7 @@ export class Meeting {
     for (const el of this.audioEls.values()) el.remove();
     this.audioEls.clear();
     this.o.keyStatus.reset();
+    this.ring.clear();
     this.recorderUi.destroy();
     // The SDK may still post to its worker while it tears down; stop it a moment later.
     const w = this.worker;
@@ -660,8 +689,9 @@ export class Meeting {
     const opts = { reliable: true, destinationIdentities: to };
     const me = this.room.localParticipant;
     const tasks: Array<Promise<unknown>> = [];
-    if (this.o.keys) {
-      tasks.push(me.publishData(encodeJson({ type: 'key_check', check: this.o.keys.checkHex }), { ...opts, topic: TOPIC_KEYCHECK }));
+    const keys = this.ring.current;
+    if (keys) {
+      tasks.push(me.publishData(encodeJson({ type: 'key_check', check: keys.checkHex, generation: keys.generation }), { ...opts, topic: TOPIC_KEYCHECK }));
     }
     tasks.push(this.sealed({ type: 'profile', name: this.name }).then((b) => me.publishData(b, { ...opts, topic: TOPIC_PROFILE })));
     void Promise.all(tasks).catch(() => {});
@@ -669,18 +699,94 @@ export class Meeting {
 
   private async sealed(v: unknown): Promise<Uint8Array<ArrayBuffer>> {
     const bytes = encodeJson(v);
-    return this.o.keys ? this.o.keys.seal(this.room.localParticipant.identity, bytes) : bytes;
+    const keys = this.ring.current;
+    return keys ? keys.seal(this.room.localParticipant.identity, bytes) : bytes;
   }
 
   /** Opens a message of `from`; null (and a key-mismatch signal) if it does not open. */
   private async opened(from: string, payload: Uint8Array): Promise<unknown> {
-    if (!this.o.keys) return decodeJson(payload);
+    if (!this.encrypted) return decodeJson(payload);
     try {
-      return decodeJson(await this.o.keys.open(from, payload));
+      const opened = await this.openSealed(from, payload);
+      return opened && decodeJson(opened);
     } catch (e) {
       if (e instanceof EnvelopeError) this.o.keyStatus.dataOpenFailed(from);
       return undefined;
     }
+  }
+
+  /**
+   * Opens an envelope with the epoch it names: one we hold, or a newer one we missed (fetched
+   * first). Sealed under an epoch older than those we keep: `null`, not a key mismatch.
+   */
+  private async openSealed(from: string, payload: Uint8Array): Promise<Uint8Array<ArrayBuffer> | null> {
+    const { generation } = envelopeGeneration(payload);
+    let keys = this.ring.get(generation);
+    if (!keys && this.serverKey && generation > this.ring.newest) {
+      await this.fetchEpoch();
+      keys = this.ring.get(generation);
+    }
+    if (!keys) {
+      if (generation > this.ring.newest || !this.serverKey) throw new EnvelopeError('other-generation');
+      return null;
+    }
+    return keys.open(from, payload);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Key epochs (server-generated-key rooms)
+
+  /**
+   * A new epoch from the server. Pushed to everyone at once: install it now, send with it after
+   * SWITCH_DELAY_MS (by then everyone can decrypt it). Fetched because we fell behind: the others
+   * already send with it, so use it at once.
+   */
+  private async onEpoch(generation: number, secret: string, how: 'pushed' | 'fetched'): Promise<void> {
+    const provider = this.keyProvider;
+    if (!this.serverKey || !provider || this.ended || generation <= this.ring.newest) return;
+    const keys = await SessionKeys.deriveEpoch(secret, this.o.verify.room.sid, generation);
+    if (this.ended || !this.ring.add(keys)) {
+      keys.wipe();
+      return;
+    }
+    const buf = keys.mediaKeyBuffer();
+    try {
+      await provider.install(buf, generation, false);
+    } finally {
+      new Uint8Array(buf).fill(0);
+      keys.wipe();
+    }
+    if (how === 'fetched') this.useEpoch(generation);
+    else this.later(SWITCH_DELAY_MS, () => this.useEpoch(generation));
+  }
+
+  private useEpoch(generation: number): void {
+    const keys = this.ring.use(generation);
+    if (!keys || !this.keyProvider) return;
+    this.keyProvider.send(generation);
+    this.o.keyStatus.rekeyed(keys.checkHex, generation);
+    this.showEpoch(keys);
+    this.announce();
+  }
+
+  private showEpoch(keys: SessionKeys): void {
+    this.code.set(keys.verificationCode);
+    this.security.set(this.o.keyStatus.status, keys.verificationCode, this.serverKey ? keys.generation : null);
+    this.el.dataset.keyGeneration = String(keys.generation);
+  }
+
+  /** Asks the server for the current epoch (we missed one); one request at a time. */
+  private fetchEpoch(): Promise<void> {
+    if (this.fetchingEpoch) return this.fetchingEpoch;
+    const p = this.o.api
+      .e2eeKey()
+      .then((r) => this.onEpoch(r.generation, r.secret, 'fetched'))
+      .catch(() => {})
+      .finally(() => {
+        this.fetchingEpoch = null;
+      });
+    this.fetchingEpoch = p;
+    return p;
   }
 
   private async onData(payload: Uint8Array, participant: RemoteParticipant | undefined, topic: string | undefined): Promise<void> {
@@ -698,6 +804,8 @@ export class Meeting {
           this.chat.setLocked(m.lock_chat);
           toast(m.lock_chat ? 'A host locked the chat: you can read it but not send.' : 'A host unlocked the chat.', m.lock_chat ? 'warning' : 'info');
         }
+      } else if (m.type === 'E2EE_KEY') {
+        await this.onEpoch(m.generation, m.secret, 'pushed');
       } else if (m.type === 'RECORDER_STATE') {
         this.recorderChanged(this.recorder.fromServer({ recording: m.is_recording, rtmp: m.is_active_rtmp }));
       } else {
@@ -712,7 +820,9 @@ export class Meeting {
     if (topic === TOPIC_KEYCHECK) {
       const kc = parseKeyCheck(decodeJson(payload));
       if (!kc) return;
-      this.o.keyStatus.keyCheck(from, kc.check);
+      this.o.keyStatus.keyCheck(from, kc.check, kc.generation);
+      // They are on an epoch we never got: fetch it (their next check will match).
+      if (this.serverKey && kc.generation > this.ring.newest) void this.fetchEpoch();
       const key = `${from}\u0000${participant.sid}`;
       if (!this.replied.has(key)) {
         this.replied.add(key);
@@ -734,7 +844,7 @@ export class Meeting {
       if (!msg || !this.chat || this.chat.has(msg.id)) return;
       this.showChat(msg, false);
       const sid = this.o.verify.room.sid;
-      const rec = this.o.keys
+      const rec = this.encrypted
         ? { sid, id: msg.id, at: Date.now(), kind: 'sealed' as const, sender: from, envelope: payload.slice().buffer }
         : { sid, id: msg.id, at: Date.now(), kind: 'plain' as const, message: msg };
       void this.o.store?.addChat(rec).catch(() => {});
@@ -759,9 +869,10 @@ export class Meeting {
     this.bumpUnread();
     if (this.panel !== 'chat') toast(text, 'info');
     const sid = this.o.verify.room.sid;
-    if (this.o.keys) {
+    const keys = this.ring.current;
+    if (keys) {
       // Kept sealed like everything else in an encrypted room's history.
-      const env = await this.o.keys.seal(SYSTEM_SENDER, encodeJson({ text, at }));
+      const env = await keys.seal(SYSTEM_SENDER, encodeJson({ text, at }));
       void this.o.store?.addChat({ sid, id, at, kind: 'sealed-system', envelope: env.buffer }).catch(() => {});
     } else {
       void this.o.store?.addChat({ sid, id, at, kind: 'plain-system', text }).catch(() => {});
@@ -780,14 +891,15 @@ export class Meeting {
     }
     this.showChat(msg, true);
     const sid = this.o.verify.room.sid;
-    const rec = this.o.keys
+    const rec = this.encrypted
       ? { sid, id: msg.id, at: Date.now(), kind: 'sealed' as const, sender: me.identity, envelope: payload.buffer }
       : { sid, id: msg.id, at: Date.now(), kind: 'plain' as const, message: msg };
     void this.o.store?.addChat(rec).catch(() => {});
   }
 
   private async restoreChat(): Promise<void> {
-    const { store, keys, verify } = this.o;
+    const { store, verify } = this.o;
+    const keys = this.encrypted;
     if (!store || !this.chat) return;
     let records;
     try {
@@ -804,10 +916,13 @@ export class Meeting {
         } else if (r.kind === 'plain-system' && !keys) {
           this.chat.add({ id: r.id, fromIdentity: '', fromName: '', text: r.text, at: r.at, self: false, system: true });
         } else if (r.kind === 'sealed' && keys) {
-          const m = parseChat(decodeJson(await keys.open(r.sender, new Uint8Array(r.envelope))), r.sender);
+          // Sealed under an epoch this page no longer holds (before a reload): not shown.
+          const opened = await this.openSealed(r.sender, new Uint8Array(r.envelope));
+          const m = opened && parseChat(decodeJson(opened), r.sender);
           if (m) this.showChat(m, r.sender === me, true);
         } else if (r.kind === 'sealed-system' && keys) {
-          const v = decodeJson(await keys.open(SYSTEM_SENDER, new Uint8Array(r.envelope))) as { text?: unknown; at?: unknown } | undefined;
+          const opened = await this.openSealed(SYSTEM_SENDER, new Uint8Array(r.envelope));
+          const v = (opened && decodeJson(opened)) as { text?: unknown; at?: unknown } | null | undefined;
           if (v && typeof v.text === 'string') {
             this.chat.add({ id: r.id, fromIdentity: '', fromName: '', text: v.text, at: typeof v.at === 'number' ? v.at : r.at, self: false, system: true });
           }
@@ -1168,6 +1283,8 @@ export class Meeting {
   private renderKeyState(): void {
     const s = this.o.keyStatus.summary();
     this.badge.set(s.status);
+    const keys = this.ring.current;
+    this.security.set(s.status, keys?.verificationCode ?? null, this.serverKey && keys ? keys.generation : null);
     if (s.status !== this.lastStatus) {
       this.lastStatus = s.status;
       this.el.dataset.e2ee = s.status;

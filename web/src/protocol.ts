@@ -4,12 +4,13 @@
 // topic             payload                                         sealed in E2EE rooms
 // enclave.chat      {id, from_user_id, from_name, text, sent_at}    yes (data key, AAD binds sender)
 // enclave.profile   {type:"profile", name}                          yes
-// enclave.keycheck  {type:"key_check", check:"<32 hex>"}            no: a one-way value of the key,
-//                                                                   readable by those whose key differs
+// enclave.keycheck  {type:"key_check", check:"<32 hex>",            no: a one-way value of the key,
+//                    generation}                                    readable by those whose key differs
 // enclave.system    {type:"SYSTEM_CHAT_MSG", message} or            no: from the server (no sender)
 //                   {type:"SYSTEM_NOTIFICATION", msg, notification_type} or
 //                   {type:"RECORDER_STATE", is_recording, is_active_rtmp} or
-//                   {type:"LOCK_SETTINGS", lock_chat} (to one participant: a host's chat lock)
+//                   {type:"LOCK_SETTINGS", lock_chat} (to one participant: a host's chat lock) or
+//                   {type:"E2EE_KEY", generation, secret} (a new key epoch, to the members in the room)
 
 export const TOPIC_CHAT = 'enclave.chat';
 export const TOPIC_PROFILE = 'enclave.profile';
@@ -31,6 +32,8 @@ export interface ChatMessage {
 export interface KeyCheckMessage {
   type: 'key_check';
   check: string;
+  /** The key epoch the check belongs to (0: a passphrase). */
+  generation: number;
 }
 
 export interface ProfileMessage {
@@ -43,7 +46,9 @@ export type SystemMessage =
   | { type: 'SYSTEM_NOTIFICATION'; msg: string; notification_type: string }
   /** The whole recorder state of the room, sent whenever cloud recording or RTMP starts or stops. */
   | { type: 'RECORDER_STATE'; is_recording: boolean; is_active_rtmp: boolean }
-  | { type: 'LOCK_SETTINGS'; lock_chat: boolean };
+  | { type: 'LOCK_SETTINGS'; lock_chat: boolean }
+  /** A new key epoch of a server-generated-key room, for the members in the room only. */
+  | { type: 'E2EE_KEY'; generation: number; secret: string };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
@@ -86,10 +91,17 @@ export function newChat(fromUserId: string, fromName: string, text: string, now 
   };
 }
 
+/** A key generation: an integer from 0 to 2^32 - 1. */
+export function isGeneration(g: unknown): g is number {
+  return typeof g === 'number' && Number.isInteger(g) && g >= 0 && g <= 0xffffffff;
+}
+
 export function parseKeyCheck(v: unknown): KeyCheckMessage | null {
   if (!isObject(v) || v.type !== 'key_check') return null;
   if (typeof v.check !== 'string' || !/^[0-9a-f]{32}$/.test(v.check)) return null;
-  return { type: 'key_check', check: v.check };
+  const generation = v.generation === undefined ? 0 : v.generation;
+  if (!isGeneration(generation)) return null;
+  return { type: 'key_check', check: v.check, generation };
 }
 
 export function parseProfile(v: unknown): ProfileMessage | null {
@@ -112,6 +124,9 @@ export function parseSystem(v: unknown): SystemMessage | null {
   }
   if (v.type === 'LOCK_SETTINGS' && typeof v.lock_chat === 'boolean') {
     return { type: 'LOCK_SETTINGS', lock_chat: v.lock_chat };
+  }
+  if (v.type === 'E2EE_KEY' && isGeneration(v.generation) && v.generation >= 1 && typeof v.secret === 'string' && /^[0-9A-Za-z]{16,128}$/.test(v.secret)) {
+    return { type: 'E2EE_KEY', generation: v.generation, secret: v.secret };
   }
   return null;
 }

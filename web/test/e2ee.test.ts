@@ -9,7 +9,9 @@ import {
   EnvelopeError,
   ITERATIONS,
   SessionKeys,
+  deriveEpochMaterial,
   deriveKeyMaterial,
+  envelopeGeneration,
   fromHex,
   toHex,
   verificationCode,
@@ -49,6 +51,47 @@ test('vectors/v1.json: sealed envelope with the fixed IV, and it opens', async (
   const sealed = await keys.seal(v.seal.sender, enc.encode(v.seal.plaintext), fromHex(v.seal.iv));
   assert.equal(toHex(sealed), v.seal.sealed, 'sealed');
   assert.equal(dec.decode(await keys.open(v.seal.sender, fromHex(v.seal.sealed))), v.seal.plaintext);
+});
+
+interface EpochVectors extends Omit<Vectors, 'iterations'> {
+  generation: number;
+}
+const ev: EpochVectors = JSON.parse(fs.readFileSync(path.resolve(vectorsPath, '..', 'epoch.json'), 'utf8'));
+
+test('vectors/epoch.json: a key epoch of the server, its keys and its v2 envelope', async () => {
+  const m = await deriveEpochMaterial(ev.secret, ev.session_id, ev.generation);
+  assert.equal(toHex(m.media), ev.media, 'media key');
+  assert.equal(toHex(m.data), ev.data, 'data key');
+  assert.equal(toHex(m.check), ev.check, 'key-check value');
+  assert.equal(verificationCode(m.verify), ev.verification_code, 'verification code');
+  const keys = await SessionKeys.deriveEpoch(ev.secret, ev.session_id, ev.generation);
+  assert.equal(keys.generation, ev.generation);
+  const sealed = await keys.seal(ev.seal.sender, enc.encode(ev.seal.plaintext), fromHex(ev.seal.iv));
+  assert.equal(toHex(sealed), ev.seal.sealed, 'sealed');
+  assert.equal(dec.decode(await keys.open(ev.seal.sender, sealed)), ev.seal.plaintext);
+  assert.deepEqual(envelopeGeneration(sealed), { generation: ev.generation, body: 5 });
+});
+
+test('each epoch has its own keys, and an envelope opens only under its own generation', async () => {
+  const e1 = await SessionKeys.deriveEpoch('same secret', SID, 1);
+  const e2 = await SessionKeys.deriveEpoch('same secret', SID, 2);
+  const pass = await SessionKeys.derive('same secret', SID, 1000);
+  assert.notEqual(e1.checkHex, e2.checkHex);
+  assert.notEqual(e1.verificationCode, e2.verificationCode);
+  assert.notEqual(toHex(new Uint8Array(e1.mediaKeyBuffer())), toHex(new Uint8Array(e2.mediaKeyBuffer())));
+  const sealed = await e1.seal('alice', enc.encode('x'));
+  const reason = async (p: Promise<unknown>) => p.then(() => 'opened', (e) => (e instanceof EnvelopeError ? e.reason : String(e)));
+  assert.equal(await reason(e2.open('alice', sealed)), 'other-generation');
+  assert.equal(await reason(pass.open('alice', sealed)), 'other-generation');
+  assert.equal(await reason(e1.open('alice', await pass.seal('alice', enc.encode('x')))), 'other-generation');
+  const relabelled = sealed.slice();
+  relabelled[4] = 2;
+  assert.equal(await reason(e2.open('alice', relabelled)), 'forged', 'the generation is bound');
+  const zero = sealed.slice();
+  zero[4] = 0;
+  assert.equal(await reason(e1.open('alice', zero)), 'malformed');
+  assert.equal(await reason(e1.open('alice', new Uint8Array([2, 0, 0]))), 'too-short');
+  await assert.rejects(SessionKeys.deriveEpoch('s', SID, 0), /generation/);
 });
 
 test('another session gets unrelated keys', async () => {

@@ -88,3 +88,20 @@ test('a new own key forgets verdicts made with the old one; listeners hear chang
   k.setOwnCheck(null);
   assert.equal(k.status, 'waiting-for-key');
 });
+
+test('a new key epoch keeps who matched, forgets old failures, and ignores checks of other epochs', () => {
+  const k = new KeyStatus(true);
+  k.setOwnCheck(MINE, 4);
+  assert.equal(k.keyCheck('bob', MINE, 4), true);
+  assert.equal(k.keyCheck('cat', MINE, 4), true);
+  k.mediaDecryptionFailed('dan');
+  k.rekeyed(OTHER, 5);
+  assert.equal(k.generation, 5);
+  // Frames sealed with the old epoch fail for a moment at a switch: no verdict from them.
+  k.mediaDecryptionFailed('bob');
+  assert.deepEqual(k.summary(), { status: 'encrypted', mismatched: [], matched: ['bob', 'cat'] });
+  assert.equal(k.keyCheck('bob', MINE, 4), null, 'a check of the previous epoch says nothing');
+  assert.equal(k.keyCheck('bob', OTHER, 5), true);
+  assert.equal(k.keyCheck('cat', MINE, 5), false, 'a different check of the same epoch is a mismatch');
+  assert.deepEqual(k.summary(), { status: 'encrypted', mismatched: ['cat'], matched: ['bob'] });
+});

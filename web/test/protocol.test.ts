@@ -35,7 +35,11 @@ test('key checks, profiles and server messages', () => {
   assert.deepEqual(parseKeyCheck({ type: 'key_check', check: '81ba2b33d3f3faadcbd0b8522dfe6c8b' }), {
     type: 'key_check',
     check: '81ba2b33d3f3faadcbd0b8522dfe6c8b',
+    generation: 0,
   });
+  assert.equal(parseKeyCheck({ type: 'key_check', check: '81ba2b33d3f3faadcbd0b8522dfe6c8b', generation: 7 })?.generation, 7);
+  assert.equal(parseKeyCheck({ type: 'key_check', check: '81ba2b33d3f3faadcbd0b8522dfe6c8b', generation: -1 }), null);
+  assert.equal(parseKeyCheck({ type: 'key_check', check: '81ba2b33d3f3faadcbd0b8522dfe6c8b', generation: 1.5 }), null);
   assert.equal(parseKeyCheck({ type: 'key_check', check: 'XYZ' }), null);
   assert.equal(parseKeyCheck({ type: 'other', check: '81ba2b33d3f3faadcbd0b8522dfe6c8b' }), null);
   assert.deepEqual(parseProfile({ type: 'profile', name: '  Ann   B ' }), { type: 'profile', name: 'Ann B' });
@@ -49,6 +53,12 @@ test('key checks, profiles and server messages', () => {
   assert.equal(parseSystem({ type: 'SYSTEM_CHAT_MSG' }), null);
   assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: true });
   assert.equal(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: 'yes' }), null);
+  const secret = 'Qm7rT2xW9kLp4ZsV8nB3cY6dF1gH5jK0';
+  assert.deepEqual(parseSystem({ type: 'E2EE_KEY', generation: 3, secret }), { type: 'E2EE_KEY', generation: 3, secret });
+  assert.equal(parseSystem({ type: 'E2EE_KEY', generation: 0, secret }), null, 'epochs start at 1');
+  assert.equal(parseSystem({ type: 'E2EE_KEY', generation: 2 ** 32, secret }), null);
+  assert.equal(parseSystem({ type: 'E2EE_KEY', generation: 3, secret: 'short' }), null);
+  assert.equal(parseSystem({ type: 'E2EE_KEY', generation: 3, secret: `${secret.slice(1)}/` }), null);
   assert.equal(toastKind('NATS_SYSTEM_NOTIFICATION_WARNING'), 'warning');
   assert.equal(toastKind('NATS_SYSTEM_NOTIFICATION_ERROR'), 'error');
   assert.equal(toastKind('NATS_SYSTEM_NOTIFICATION_INFO'), 'info');
@@ -91,11 +101,12 @@ test('verifyToken replies are checked; the media URL defaults to this origin', (
     room: { room_id: 'r', title: 't', sid: 's' },
     user: { user_id: 'u', name: 'U', is_admin: false },
     media: { url: '', token: 'lk' },
-    e2ee: { enabled: true, mode: 'server_key', secret: 'x'.repeat(32) },
+    e2ee: { enabled: true, mode: 'server_key', secret: 'x'.repeat(32), generation: 1 },
     expires_at: 1,
   } as VerifyReply;
   assert.equal(validateVerifyReply(ok), null);
   assert.match(validateVerifyReply({ ...ok, e2ee: { enabled: true, mode: 'server_key' } }) ?? '', /secret/);
+  assert.match(validateVerifyReply({ ...ok, e2ee: { enabled: true, mode: 'server_key', secret: 'x'.repeat(32) } }) ?? '', /generation/);
   assert.match(validateVerifyReply({ ...ok, media: { url: '', token: '' } }) ?? '', /media/);
   assert.equal(mediaUrl('', { protocol: 'https:', host: 'meet.example:8443' }), 'wss://meet.example:8443');
   assert.equal(mediaUrl('', { protocol: 'http:', host: '127.0.0.1:8080' }), 'ws://127.0.0.1:8080');

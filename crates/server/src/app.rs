@@ -13,7 +13,7 @@ use crate::media::MediaEvent;
 use crate::metrics::Metrics;
 use crate::recording::Job;
 use crate::rooms::core::EndReason;
-use crate::rooms::{RoomInfo, RoomObserver, Rooms};
+use crate::rooms::{KeyEpoch, RoomInfo, RoomObserver, Rooms};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::webhook::Webhooks;
@@ -182,5 +182,27 @@ impl RoomObserver for App {
         {
             tracing::error!(error = %e, "could not record the end of the session");
         }
+    }
+
+    fn key_epoch(&self, info: &RoomInfo, epoch: &KeyEpoch, to: &[UserId]) {
+        // An empty list would mean "everyone" to the media server.
+        let (Some(media), false) = (&self.media, to.is_empty()) else {
+            return;
+        };
+        let payload = zeroize::Zeroizing::new(
+            serde_json::json!({
+                "type": "E2EE_KEY",
+                "generation": epoch.generation,
+                "secret": epoch.secret.expose(),
+            })
+            .to_string()
+            .into_bytes(),
+        );
+        media.send_data(
+            info.room_id.as_str(),
+            payload.to_vec(),
+            Some(enclave_sfu::SERVER_TOPIC.to_owned()),
+            to.iter().map(ToString::to_string).collect(),
+        );
     }
 }

@@ -630,7 +630,7 @@ mod tests {
             max_participants: 0,
             metadata: p.metadata,
             metadata_json: "{}".into(),
-            secret: None,
+            server_key: false,
         }
     }
 

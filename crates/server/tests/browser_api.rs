@@ -5,7 +5,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{Harness, KEY};
+use common::{participant, Harness, KEY};
 use serde_json::Value;
 
 async fn api(
@@ -63,19 +63,11 @@ async fn server_key_rooms_hand_the_secret_to_their_participants_only() {
         Some("no-store"),
         "the reply carrying a secret is never cached"
     );
-    let secret = h
-        .app
-        .rooms
-        .get_str("sk")
-        .unwrap()
-        .info
-        .secret
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
+    let secret = v["e2ee"]["secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 32);
+    assert!(secret.bytes().all(|b| b.is_ascii_alphanumeric()));
     assert_eq!(v["e2ee"]["mode"], "server_key");
-    assert_eq!(v["e2ee"]["secret"], secret.as_str());
+    assert_eq!(v["e2ee"]["generation"], 1, "the first epoch of the session");
     assert_eq!(v["e2ee"]["included_chat_messages"], true);
     assert_eq!(v["room"]["sid"].as_str().unwrap().len(), 36);
     assert_eq!(v["user"]["user_id"], "ann");
@@ -97,6 +89,74 @@ async fn server_key_rooms_hand_the_secret_to_their_participants_only() {
     let (_, v2, _) = api(&h, "/api/verifyToken", Some(&t2), "{}").await;
     assert!(v2["e2ee"].get("secret").is_none());
     assert_eq!(v2["e2ee"]["mode"], "off");
+}
+
+/// Each admission draws a new epoch; a participant in the room can fetch the current one (after
+/// missing a delivery), nobody else can; a leaver is left behind.
+#[tokio::test]
+async fn key_epochs_move_on_with_every_arrival_and_departure() {
+    let h = Harness::new().await;
+    h.create(
+        "ke",
+        r#"{"end_to_end_encryption_features":{"is_enabled":true}}"#,
+    )
+    .await;
+    let room = h.app.rooms.get_str("ke").unwrap();
+    let ann = token(&h, "ke", "ann", true).await;
+    let bob = token(&h, "ke", "bob", false).await;
+    let epoch = |v: &Value| {
+        (
+            v["generation"].as_u64().unwrap_or(0),
+            v["secret"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+
+    let (_, v, _) = api(&h, "/api/verifyToken", Some(&ann), "{}").await;
+    let (g1, s1) = epoch(&v["e2ee"]);
+    assert_eq!(g1, 1);
+    // Not in the room yet: the current key is not theirs to fetch.
+    let (status, v, _) = api(&h, "/api/e2eeKey", Some(&ann), "{}").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert!(v.get("secret").is_none());
+    room.join(participant("ann")).await.unwrap().unwrap();
+    let (status, v, cache) = api(&h, "/api/e2eeKey", Some(&ann), "{}").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    assert_eq!(epoch(&v), (1, s1.clone()));
+
+    // Bob comes in: a new epoch, unrelated to the first, and ann's current key follows.
+    let (_, v, _) = api(&h, "/api/verifyToken", Some(&bob), "{}").await;
+    let (g2, s2) = epoch(&v["e2ee"]);
+    assert_eq!(g2, 2);
+    assert_ne!(s2, s1);
+    room.join(participant("bob")).await.unwrap().unwrap();
+    let (_, v, _) = api(&h, "/api/e2eeKey", Some(&ann), "{}").await;
+    assert_eq!(epoch(&v), (2, s2.clone()));
+
+    // Bob is removed: ann moves on to an epoch bob never sees, and bob can fetch nothing.
+    let (status, _, _) = api(
+        &h,
+        "/api/removeParticipant",
+        Some(&ann),
+        r#"{"user_id":"bob"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, v, _) = api(&h, "/api/e2eeKey", Some(&ann), "{}").await;
+    let (g3, s3) = epoch(&v);
+    assert_eq!(g3, 3);
+    assert!(s3 != s1 && s3 != s2);
+    let (status, v, _) = api(&h, "/api/e2eeKey", Some(&bob), "{}").await;
+    assert_ne!(status, StatusCode::OK, "{v}");
+    assert!(v.get("secret").is_none());
+
+    // Plain and self-insert rooms have no key to fetch.
+    h.create("plain", "{}").await;
+    let t = token(&h, "plain", "ann", false).await;
+    let (status, v, _) = api(&h, "/api/e2eeKey", Some(&t), "{}").await;
+    assert_eq!(status, StatusCode::OK, "a handler-level refusal: {v}");
+    assert_eq!(v["status"], false);
+    assert!(v.get("secret").is_none());
 }
 
 #[tokio::test]

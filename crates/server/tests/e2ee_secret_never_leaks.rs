@@ -58,16 +58,6 @@ async fn server_generated_secret_never_leaves_live_state() {
     replies.extend_from_slice(&created);
 
     let room = h.app.rooms.get_str("secret-room").expect("room is live");
-    let secret = room
-        .info
-        .secret
-        .as_ref()
-        .expect("server-generated mode makes a secret")
-        .expose()
-        .to_owned();
-    assert_eq!(secret.len(), 32);
-    assert!(secret.bytes().all(|b| b.is_ascii_alphanumeric()));
-
     // Everything an integrator can ask about the room.
     for (path, body) in [
         ("/auth/room/create", body.as_str()),
@@ -103,12 +93,27 @@ async fn server_generated_secret_never_leaves_live_state() {
         "the key field is never emitted: {e2ee}"
     );
 
-    // People come and go, so that every participant webhook fires.
-    room.join(participant("ann")).await.unwrap().unwrap();
-    room.join(participant("bob")).await.unwrap().unwrap();
-    room.leave(UserId::parse("bob").unwrap(), None)
-        .await
-        .unwrap();
+    // People come and go, so that every participant webhook fires and three key epochs are
+    // drawn: one for each admission and one when bob leaves.
+    let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
+    let mut secrets = Vec::new();
+    for user in [&ann, &bob] {
+        let epoch = room.admit(user.clone()).await.unwrap().expect("admitted");
+        secrets.push(epoch.secret.expose().to_owned());
+        room.join(participant(user.as_str()))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    room.leave(bob.clone(), None).await.unwrap();
+    let last = room.current_epoch(ann.clone()).await.unwrap().unwrap();
+    assert_eq!(last.generation, 3);
+    secrets.push(last.secret.expose().to_owned());
+    drop(last);
+    for secret in &secrets {
+        assert_eq!(secret.len(), 32);
+        assert!(secret.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
     let (_, ended) = h
         .call_raw("/auth/room/endRoom", r#"{"room_id":"secret-room"}"#)
         .await;
@@ -154,65 +159,66 @@ async fn server_generated_secret_never_leaves_live_state() {
     }
     assert_eq!(got.len(), 16, "{events:?}");
 
-    assert!(
-        !contains(&replies, &secret),
-        "the secret appeared in an API reply"
-    );
-    for hook in &got {
-        assert!(
-            !contains(&hook.body, &secret),
-            "the secret appeared in webhook {}",
-            hook.event()
-        );
-        for v in hook.headers.values() {
-            assert!(!contains(v.as_bytes(), &secret));
-        }
-    }
-    let log_bytes = logs.0.lock().unwrap().clone();
-    assert!(contains(&log_bytes, "room created"), "logs were captured");
-    assert!(
-        !contains(&log_bytes, &secret),
-        "the secret appeared in a log line"
-    );
     let mut db_files = 0;
-    for entry in std::fs::read_dir(h.dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("enclave.sqlite")
-        {
-            db_files += 1;
+    for secret in &secrets {
+        assert!(
+            !contains(&replies, secret),
+            "the secret appeared in an API reply"
+        );
+        for hook in &got {
             assert!(
-                !contains(&std::fs::read(&path).unwrap(), &secret),
-                "the secret appeared in {}",
-                path.display()
+                !contains(&hook.body, secret),
+                "the secret appeared in webhook {}",
+                hook.event()
             );
+            for v in hook.headers.values() {
+                assert!(!contains(v.as_bytes(), secret));
+            }
+        }
+        let log_bytes = logs.0.lock().unwrap().clone();
+        assert!(contains(&log_bytes, "room created"), "logs were captured");
+        assert!(
+            !contains(&log_bytes, secret),
+            "the secret appeared in a log line"
+        );
+        for entry in std::fs::read_dir(h.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("enclave.sqlite")
+            {
+                db_files += 1;
+                assert!(
+                    !contains(&std::fs::read(&path).unwrap(), secret),
+                    "the secret appeared in {}",
+                    path.display()
+                );
+            }
         }
     }
     assert!(db_files >= 1);
 
-    // Self-insert mode: the server makes and holds no secret at all.
-    h.create("self-room", r#"{"end_to_end_encryption_features":{"is_enabled":true,"enabled_self_insert_encryption_key":true}}"#).await;
-    assert!(h
-        .app
-        .rooms
-        .get_str("self-room")
-        .unwrap()
-        .info
-        .secret
-        .is_none());
-    // A plain room has none either.
-    h.create("plain-room", "{}").await;
-    assert!(h
-        .app
-        .rooms
-        .get_str("plain-room")
-        .unwrap()
-        .info
-        .secret
-        .is_none());
+    // Self-insert mode: the server makes and holds no secret at all; a plain room has none
+    // either.
+    for (id, features) in [
+        (
+            "self-room",
+            r#"{"end_to_end_encryption_features":{"is_enabled":true,"enabled_self_insert_encryption_key":true}}"#,
+        ),
+        ("plain-room", "{}"),
+    ] {
+        h.create(id, features).await;
+        h.call(
+            "/auth/room/getJoinToken",
+            &format!(r#"{{"room_id":"{id}","user_info":{{"name":"Ann","user_id":"ann"}}}}"#),
+        )
+        .await;
+        let room = h.app.rooms.get_str(id).unwrap();
+        assert!(!room.info.server_key);
+        assert!(room.admit(ann.clone()).await.unwrap().is_none(), "{id}");
+    }
 }
 
 #[tokio::test]
@@ -226,10 +232,21 @@ async fn every_session_gets_its_own_sid_and_secret() {
                 r#"{"end_to_end_encryption_features":{"is_enabled":true}}"#,
             )
             .await;
+        h.call(
+            "/auth/room/getJoinToken",
+            r#"{"room_id":"again","user_info":{"name":"Ann","user_id":"ann"}}"#,
+        )
+        .await;
         let room = h.app.rooms.get_str("again").unwrap();
+        let epoch = room
+            .admit(UserId::parse("ann").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(epoch.generation, 1);
         seen.push((
             v["room_info"]["sid"].as_str().unwrap().to_owned(),
-            room.info.secret.as_ref().unwrap().expose().to_owned(),
+            epoch.secret.expose().to_owned(),
         ));
         h.call("/auth/room/endRoom", r#"{"room_id":"again"}"#).await;
     }

@@ -64,3 +64,73 @@ export class CodeChip {
 export function brand(): HTMLElement {
   return h('div', { class: 'brand' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, icon('shield')), h('span', { class: 'brand-name' }, 'Enclave'));
 }
+
+/** What the security panel says about the key model. */
+export function keyModelText(mode: 'server_key' | 'self_insert' | 'off'): { title: string; body: string } {
+  if (mode === 'server_key') {
+    return {
+      title: 'Key made by the server for this meeting',
+      body:
+        'It is replaced whenever someone joins or leaves: a newcomer cannot read what was said before they came, and ' +
+        'someone who leaves or is removed cannot read what is said after. The verification code changes with it.',
+    };
+  }
+  if (mode === 'self_insert') {
+    return {
+      title: 'Key you share with the others (a passphrase)',
+      body:
+        'It stays the same for the whole meeting: the server never has it, so it cannot replace it. Someone who is ' +
+        'removed keeps it and could read the meeting if a participant passed the encrypted media on to them. To lock ' +
+        'someone out for good, end the meeting and start again with a new passphrase.',
+    };
+  }
+  return { title: 'Not end-to-end encrypted', body: 'The server can see and hear this meeting.' };
+}
+
+/**
+ * The security panel, opened from the badge: the status, the key model and what it guarantees
+ * when people come and go, and the code to compare.
+ */
+export class SecurityPanel {
+  readonly el: HTMLElement;
+  private readonly statusText: HTMLElement;
+  private readonly codeText: HTMLElement;
+  private readonly epochText: HTMLElement;
+
+  constructor(mode: 'server_key' | 'self_insert' | 'off', onClose: () => void) {
+    const model = keyModelText(mode);
+    this.statusText = h('p', { 'data-testid': 'security-status' });
+    this.codeText = h('span', { class: 'code-inline', 'data-testid': 'security-code' });
+    this.epochText = h('span', { 'data-testid': 'security-epoch' });
+    const close = h('button', { class: 'icon-btn', type: 'button', title: 'Close', 'aria-label': 'Close' }, icon('close'));
+    close.addEventListener('click', onClose);
+    this.el = h(
+      'div',
+      { class: 'security-panel', role: 'dialog', 'aria-label': 'Encryption', hidden: true, 'data-testid': 'security-panel' },
+      h('div', { class: 'security-head' }, h('strong', null, 'Encryption'), close),
+      this.statusText,
+      h('div', { class: 'security-model', 'data-testid': 'security-key-model', 'data-mode': mode }, h('strong', null, model.title), h('p', null, model.body)),
+      mode === 'off'
+        ? null
+        : h(
+            'p',
+            { class: 'security-code-line' },
+            'Verification code ',
+            this.codeText,
+            this.epochText,
+            h('br'),
+            h('small', null, 'Everyone with the same key sees the same code. Compare it by voice or another channel.'),
+          ),
+    );
+  }
+
+  set(status: E2eeStatus, code: string | null, generation: number | null): void {
+    this.statusText.textContent = DESCRIPTIONS[status];
+    this.codeText.textContent = code ?? '—';
+    this.epochText.textContent = generation ? ` (key ${generation} of this meeting)` : '';
+  }
+
+  toggle(): void {
+    this.el.hidden = !this.el.hidden;
+  }
+}

@@ -36,7 +36,7 @@ use crate::clock::unix_now;
 use crate::error::{respond, ApiError};
 use crate::rooms::core::{EndReason, Invitation};
 use crate::rooms::participant_info;
-use crate::rooms::{RoomHandle, RoomInfo, RoomSecret};
+use crate::rooms::{RoomHandle, RoomInfo};
 use crate::store::{ArtifactRow, Filter, NewRoom, RecordingRow, RoomRow};
 use crate::webhook::NotifyEvent;
 
@@ -158,8 +158,7 @@ async fn create(app: &Arc<App>, body: &[u8]) -> ApiResult<CreateRoomBody> {
     }
 
     let e2ee = prepared.e2ee().clone();
-    let secret =
-        (e2ee.is_enabled && !e2ee.enabled_self_insert_encryption_key).then(RoomSecret::generate);
+    let server_key = e2ee.is_enabled && !e2ee.enabled_self_insert_encryption_key;
     let duration = prepared
         .features()
         .room_duration
@@ -191,7 +190,7 @@ async fn create(app: &Arc<App>, body: &[u8]) -> ApiResult<CreateRoomBody> {
         max_participants: prepared.max_participants,
         metadata,
         metadata_json,
-        secret,
+        server_key,
     };
     let reply = active_info(&info, 0, Default::default());
     let webhooks = app.webhooks.room_queue(&info.webhook_url);

@@ -44,6 +44,7 @@ pub(super) fn routes() -> Router<Arc<App>> {
         .route("/api/waitingRoom/approveUsers", post(approve_users))
         .route("/api/waitingRoom/updateMsg", post(update_waiting_msg))
         .route("/api/updateLockSettings", post(update_lock_settings))
+        .route("/api/e2eeKey", post(e2ee_key))
 }
 
 /// A caller with a valid join token for a live session of its room.
@@ -216,8 +217,12 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
             "included_chat_messages": e2ee.included_chat_messages,
             "included_whiteboard": e2ee.included_whiteboard,
         });
-        if let Some(secret) = info.secret.as_ref() {
-            e2ee_json["secret"] = json!(secret.expose());
+        // A server-generated-key room draws a new key epoch for whoever comes in: nothing sent
+        // before now can be read with it (everyone in the room moves to it too).
+        if info.server_key {
+            let epoch = c.room.admit(c.user.clone()).await.map_err(|_| room_gone())?.ok_or_else(no_invitation)?;
+            e2ee_json["secret"] = json!(epoch.secret.expose());
+            e2ee_json["generation"] = json!(epoch.generation);
         }
         tracing::info!(room_id = %info.room_id, user_id = %c.user, e2ee = mode, "browser session verified");
         let rec = app.recorders.state(info.room_id.as_str());
@@ -250,6 +255,39 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         })))
     }
     .await)
+}
+
+/// The current key epoch of a server-generated-key room, for a participant who is in it (one
+/// whose connection missed a delivery on the media server's data channel, e.g. while it
+/// reconnected). Anyone else is refused: the key goes to the members in the room.
+async fn e2ee_key(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    result(
+        async {
+            let c = caller(&app, &headers).await?;
+            if !c.room.info.server_key {
+                return Err(ApiError::invalid("this room has no server-generated key"));
+            }
+            let epoch = c
+                .room
+                .current_epoch(c.user.clone())
+                .await
+                .map_err(|_| room_gone())?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::PermissionDenied,
+                        "the key goes to participants in the room: join the meeting first",
+                    )
+                    .with_http(Http::FORBIDDEN)
+                })?;
+            Ok(reply(json!({
+                "status": true,
+                "msg": "success",
+                "generation": epoch.generation,
+                "secret": epoch.secret.expose(),
+            })))
+        }
+        .await,
+    )
 }
 
 async fn renew_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {

@@ -9,9 +9,18 @@
 //! from here) → `Ended`. A room ends when `endRoom` is called, when its duration is over, or when
 //! it has had no participant for `empty_timeout` — counted from creation, and again from each
 //! moment the last participant leaves.
+//!
+//! Key epochs (server-generated-key E2EE rooms, [`Room::with_key_epochs`]): whoever is admitted
+//! gets a new epoch drawn for them, and when a participant leaves the others get a new one, so
+//! a newcomer cannot read what was sent before they came and a leaver cannot read what is sent
+//! after they left. Each new epoch is an event naming the members it must reach.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use super::RoomSecret;
 
 use enclave_proto::ids::UserId;
 use enclave_proto::user::UserMetadata;
@@ -87,6 +96,40 @@ pub enum RoomEvent {
     ParticipantLeft(Participant),
     /// The room ended; no further events follow.
     Ended(EndReason),
+    /// A new key epoch: give it to these participants (the members who are in the room), and
+    /// to nobody else.
+    KeyEpoch { epoch: KeyEpoch, to: Vec<UserId> },
+}
+
+/// One key epoch of a server-generated-key session: its number and its secret. Cheap to clone
+/// (the secret is shared and wiped when the last clone goes); `Debug` shows the generation only.
+#[derive(Clone)]
+pub struct KeyEpoch {
+    /// 1, 2, …: each epoch's keys are derived with its generation (`crates/e2ee`).
+    pub generation: u32,
+    pub secret: Arc<RoomSecret>,
+}
+
+impl KeyEpoch {
+    fn next(after: Option<&KeyEpoch>) -> Self {
+        Self {
+            // Four billion joins and leaves are out of reach of one session.
+            generation: after.map_or(1, |e| e.generation.saturating_add(1)),
+            secret: Arc::new(RoomSecret::generate()),
+        }
+    }
+}
+
+impl fmt::Debug for KeyEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyEpoch({}, <redacted>)", self.generation)
+    }
+}
+
+impl PartialEq for KeyEpoch {
+    fn eq(&self, other: &Self) -> bool {
+        self.generation == other.generation && Arc::ptr_eq(&self.secret, &other.secret)
+    }
 }
 
 /// Why a join was refused.
@@ -192,6 +235,10 @@ pub struct Room {
     started_at: Option<Instant>,
     /// Joins over the whole session, for history.
     joined_total: i64,
+    /// Server-generated-key rooms: whether epochs rotate, and the current one (none before
+    /// the first admission).
+    key_epochs: bool,
+    epoch: Option<KeyEpoch>,
     events: VecDeque<RoomEvent>,
 }
 
@@ -211,8 +258,59 @@ impl Room {
             empty_since: Some(now),
             started_at: None,
             joined_total: 0,
+            key_epochs: false,
+            epoch: None,
             events: VecDeque::new(),
         }
+    }
+
+    /// A server-generated-key room: the server draws the session's key epochs.
+    pub fn with_key_epochs(mut self) -> Self {
+        self.key_epochs = true;
+        self
+    }
+
+    /// `user` has proven their invitation and is let in (`verifyToken`): in a room with key
+    /// epochs, a new epoch is drawn for them and everyone in the room gets it too, so nothing
+    /// sent before this moment can be read with what they receive. `None` in other rooms, and
+    /// for a user who may not come in (removed, blocked, waiting, never invited).
+    pub fn admit(&mut self, user: &UserId) -> Option<KeyEpoch> {
+        if !self.key_epochs
+            || self.status == RoomStatus::Ended
+            || self.standing(user) != Standing::Welcome
+            || !self.invitations.contains_key(user)
+            || self.awaits_approval(user)
+        {
+            return None;
+        }
+        let others = self
+            .participants
+            .keys()
+            .filter(|u| *u != user)
+            .cloned()
+            .collect();
+        Some(self.new_epoch(others))
+    }
+
+    /// The current epoch, for a participant who is in the room (one who missed the delivery
+    /// while reconnecting); `None` for anyone else.
+    pub fn current_epoch(&self, user: &UserId) -> Option<KeyEpoch> {
+        if self.status == RoomStatus::Ended || !self.participants.contains_key(user) {
+            return None;
+        }
+        self.epoch.clone()
+    }
+
+    fn new_epoch(&mut self, to: Vec<UserId>) -> KeyEpoch {
+        let epoch = KeyEpoch::next(self.epoch.as_ref());
+        self.epoch = Some(epoch.clone());
+        if !to.is_empty() {
+            self.events.push_back(RoomEvent::KeyEpoch {
+                epoch: epoch.clone(),
+                to,
+            });
+        }
+        epoch
     }
 
     /// Current status.
@@ -261,7 +359,14 @@ impl Room {
         if block {
             self.blocked.insert(user.clone());
         }
-        self.leave(now, user, None);
+        if self.participants.contains_key(user) {
+            self.leave(now, user, None);
+        } else if self.key_epochs && self.epoch.is_some() && !self.participants.is_empty() {
+            // Not connected, but they may hold the current epoch (admitted, not yet joined):
+            // those in the room move on without them all the same.
+            let to = self.participants.keys().cloned().collect();
+            self.new_epoch(to);
+        }
     }
 
     /// Where `user` stands in this session.
@@ -441,6 +546,10 @@ impl Room {
             self.events.push_back(RoomEvent::ParticipantLeft(p));
             if self.participants.is_empty() {
                 self.empty_since = Some(now);
+            } else if self.key_epochs {
+                // The leaver keeps what they held: those who stay move on without them.
+                let to = self.participants.keys().cloned().collect();
+                self.new_epoch(to);
             }
         }
     }
@@ -526,6 +635,115 @@ mod tests {
             is_admin: false,
             metadata: UserMetadata::default(),
         }
+    }
+
+    /// The epochs drawn, each as (generation, "recipient,recipient").
+    fn epochs(room: &mut Room) -> Vec<(u32, String)> {
+        drain(room)
+            .into_iter()
+            .filter_map(|e| match e {
+                RoomEvent::KeyEpoch { epoch, to } => Some((
+                    epoch.generation,
+                    to.iter()
+                        .map(|u| u.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A server-generated-key room without a participant cap.
+    fn epoch_room(t0: Instant) -> Room {
+        let limits = RoomLimits {
+            max_participants: 0,
+            ..LIMITS
+        };
+        Room::new(t0, limits).with_key_epochs()
+    }
+
+    fn admitted(room: &mut Room, t: Instant, id: &str) -> KeyEpoch {
+        let user = UserId::parse(id).unwrap();
+        room.invite(user.clone(), inv()).unwrap();
+        let e = room.admit(&user).expect("admitted");
+        room.join(t, p(id)).unwrap();
+        e
+    }
+
+    #[test]
+    fn each_admission_draws_a_new_epoch_for_the_newcomer_and_everyone_in_the_room() {
+        let t0 = Instant::now();
+        let mut room = epoch_room(t0);
+        let a = admitted(&mut room, t0, "ann");
+        assert_eq!(a.generation, 1);
+        assert_eq!(epochs(&mut room), vec![], "nobody else to tell");
+        let b = admitted(&mut room, t0, "bob");
+        assert_eq!(b.generation, 2);
+        assert_ne!(a.secret.expose(), b.secret.expose());
+        assert_eq!(epochs(&mut room), vec![(2, "ann".into())]);
+        let c = admitted(&mut room, t0, "cat");
+        assert_eq!(c.generation, 3);
+        assert_eq!(epochs(&mut room), vec![(3, "ann,bob".into())]);
+        // A participant who reconnects gets the current epoch, and only a participant does.
+        let cat = UserId::parse("cat").unwrap();
+        assert_eq!(room.current_epoch(&cat), Some(c.clone()));
+        assert_eq!(room.current_epoch(&UserId::parse("dan").unwrap()), None);
+        // A reload of the page admits them again: a new epoch, as for anyone coming in.
+        assert_eq!(room.admit(&cat).unwrap().generation, 4);
+        assert_eq!(epochs(&mut room), vec![(4, "ann,bob".into())]);
+    }
+
+    #[test]
+    fn whoever_leaves_or_is_removed_is_left_behind_by_a_new_epoch() {
+        let t0 = Instant::now();
+        let mut room = epoch_room(t0);
+        for id in ["ann", "bob", "cat"] {
+            admitted(&mut room, t0, id);
+        }
+        drain(&mut room);
+        let bob = UserId::parse("bob").unwrap();
+        room.remove(t0, &bob, false);
+        assert_eq!(epochs(&mut room), vec![(4, "ann,cat".into())]);
+        assert_eq!(
+            room.current_epoch(&bob),
+            None,
+            "a removed user gets nothing"
+        );
+        assert_eq!(room.admit(&bob), None, "nor by asking to be let in");
+        room.leave(t0, &UserId::parse("cat").unwrap(), None);
+        assert_eq!(epochs(&mut room), vec![(5, "ann".into())]);
+        // Someone let in who has not connected yet holds the current epoch: removing them
+        // moves the room on too.
+        let dan = UserId::parse("dan").unwrap();
+        room.invite(dan.clone(), inv()).unwrap();
+        assert_eq!(room.admit(&dan).unwrap().generation, 6);
+        drain(&mut room);
+        room.remove(t0, &dan, true);
+        assert_eq!(epochs(&mut room), vec![(7, "ann".into())]);
+        // A new connection of someone already in does not change the key; the last leaver
+        // leaves nobody to tell.
+        room.join(t0, p("ann")).unwrap();
+        assert_eq!(epochs(&mut room), vec![]);
+        room.leave(t0, &UserId::parse("ann").unwrap(), None);
+        assert_eq!(epochs(&mut room), vec![]);
+    }
+
+    #[test]
+    fn rooms_without_key_epochs_and_waiting_users_draw_nothing() {
+        let t0 = Instant::now();
+        let mut plain = Room::new(t0, LIMITS);
+        let ann = UserId::parse("ann").unwrap();
+        plain.invite(ann.clone(), inv()).unwrap();
+        assert_eq!(plain.admit(&ann), None);
+        let mut room = Room::new(t0, LIMITS).with_key_epochs();
+        assert_eq!(room.admit(&ann), None, "not invited");
+        let mut waiting = inv();
+        waiting.metadata.wait_for_approval = true;
+        room.invite(ann.clone(), waiting).unwrap();
+        assert_eq!(room.admit(&ann), None, "waiting for approval");
+        room.approve(&Who::All);
+        assert_eq!(room.admit(&ann).map(|e| e.generation), Some(1));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Live rooms: one task owns each room's [`core::Room`]; everyone else sends it messages.
 //!
 //! The registry maps room ids to handles. It is a control-plane map (touched on create, lookup
-//! and end), never on a media path. A handle carries the room's immutable facts, including the
-//! E2EE secret of a server-generated-key room, which exists nowhere else: not in the metadata,
-//! not in SQL, not in any reply, webhook or log line. It is wiped from memory when the last
-//! handle of the ended session is dropped.
+//! and end), never on a media path. A handle carries the room's immutable facts. The E2EE
+//! secrets of a server-generated-key room (its key epochs, [`core::KeyEpoch`]) live only in the
+//! room's owner task: not in the facts that flow into webhooks and recorders, not in the
+//! metadata, not in SQL, not in any `/auth` reply or log line. Each is wiped from memory when
+//! its last holder drops it.
 
 pub mod core;
 pub mod locks;
@@ -22,6 +23,7 @@ use zeroize::Zeroizing;
 use enclave_proto::ids::{RoomId, SessionId, UserId};
 use enclave_proto::room::RoomMetadata;
 
+pub use self::core::KeyEpoch;
 use self::core::{
     Blocked, EndReason, Invitation, JoinError, Participant, Room, RoomEvent, RoomLimits,
     RoomStatus, Standing, Waiter, Who,
@@ -71,8 +73,8 @@ pub struct RoomInfo {
     pub metadata: RoomMetadata,
     /// `metadata` as the JSON string replies carry.
     pub metadata_json: String,
-    /// Only in server-generated-key E2EE rooms.
-    pub secret: Option<RoomSecret>,
+    /// A server-generated-key E2EE room: the owner draws its key epochs.
+    pub server_key: bool,
 }
 
 /// A feature that needs the server to see or hear the media (or chat) in clear.
@@ -209,6 +211,8 @@ enum Command {
     Waiting(oneshot::Sender<Vec<Waiter>>),
     Who(Who, oneshot::Sender<Vec<UserId>>),
     SetWaitingMsg(String, oneshot::Sender<()>),
+    Admit(UserId, oneshot::Sender<Option<KeyEpoch>>),
+    CurrentEpoch(UserId, oneshot::Sender<Option<KeyEpoch>>),
     SetLock(
         Who,
         locks::LockService,
@@ -332,6 +336,17 @@ impl RoomHandle {
     /// An admin changes the waiting room's message for the rest of the session.
     pub async fn set_waiting_msg(&self, msg: String) -> Result<(), RoomGone> {
         self.ask(|tx| Command::SetWaitingMsg(msg, tx)).await
+    }
+
+    /// `user` is let in (`verifyToken`): in a server-generated-key room, the new key epoch
+    /// drawn for them (everyone in the room gets it too); `None` elsewhere.
+    pub async fn admit(&self, user: UserId) -> Result<Option<KeyEpoch>, RoomGone> {
+        self.ask(|tx| Command::Admit(user, tx)).await
+    }
+
+    /// The current key epoch, for a participant in the room; `None` for anyone else.
+    pub async fn current_epoch(&self, user: UserId) -> Result<Option<KeyEpoch>, RoomGone> {
+        self.ask(|tx| Command::CurrentEpoch(user, tx)).await
     }
 }
 
@@ -480,7 +495,10 @@ impl Rooms {
             max_participants: info.max_participants,
             duration,
         };
-        let room = Room::new(tokio::time::Instant::now().into_std(), limits);
+        let mut room = Room::new(tokio::time::Instant::now().into_std(), limits);
+        if info.server_key {
+            room = room.with_key_epochs();
+        }
         // A room outlives the request that created it: its span has no parent.
         let span =
             tracing::info_span!(parent: None, "room", room_id = %info.room_id, sid = %info.sid);
@@ -552,6 +570,9 @@ pub trait RoomObserver: Send + Sync + 'static {
     /// The room ended: it leaves the registry, its media ends and its history row is
     /// closed, before the room's last webhooks go out.
     async fn ended(&self, info: &RoomInfo, joined_total: i64);
+    /// A new key epoch must reach these participants (and nobody else) over their own
+    /// encrypted connection to the media server.
+    fn key_epoch(&self, info: &RoomInfo, epoch: &KeyEpoch, to: &[UserId]);
 }
 
 fn now_std() -> std::time::Instant {
@@ -623,6 +644,12 @@ async fn drive(
                     room.set_waiting_msg(msg);
                     let _ = done.send(());
                 }
+                Some(Command::Admit(user, reply)) => {
+                    let _ = reply.send(room.admit(&user));
+                }
+                Some(Command::CurrentEpoch(user, reply)) => {
+                    let _ = reply.send(room.current_epoch(&user));
+                }
                 Some(Command::Snapshot(reply)) => {
                     let _ = reply.send(Snapshot { status: room.status(), participants: room.participants().cloned().collect(), joined_total: room.joined_total() });
                 }
@@ -677,6 +704,14 @@ async fn on_event(
             tracing::info!(user_id = %p.user_id, "participant left");
             app.participants_changed(-1);
             notify("participant_left", Some(p));
+        }
+        RoomEvent::KeyEpoch { epoch, to } => {
+            tracing::info!(
+                generation = epoch.generation,
+                recipients = to.len(),
+                "new key epoch"
+            );
+            app.key_epoch(info, epoch, to);
         }
         RoomEvent::Ended(reason) => {
             tracing::info!(?reason, "room ended");
@@ -755,7 +790,7 @@ mod tests {
             max_participants: 0,
             metadata: p.metadata,
             metadata_json: String::new(),
-            secret: None,
+            server_key: false,
         }
     }
 
