@@ -12,6 +12,14 @@
 //    Chromium per round; once media flows both ways and `--settle` seconds have passed, the CPU
 //    time (utime + stime from /proc) of the Chromium process tree over a `--window`-second window.
 //
+// 3. rekey (`--only rekey`): what the people who stay lose when a participant is removed. Three
+//    people (ann, bob, cat); ann removes cat; bob's page samples ann's decoded video frames every
+//    5 ms and his audio from ann's concealment counters (getStats). Server-key rooms (the key
+//    moves to a new epoch at the removal) alternate with self-insert rooms (the same removal,
+//    no key change: the control), `--runs` each. Reported: video frames decoded and the longest
+//    gap between two decoded frames in the `--span` seconds before and after the removal, and
+//    the audio concealed (ms) in each.
+//
 // ENCLAVE_BIN (default target/debug/enclave), CHROMIUM_BIN (default /usr/bin/chromium).
 
 import { randomBytes } from 'node:crypto';
@@ -28,6 +36,7 @@ const { values: opt } = parseArgs({
     window: { type: 'string', default: '20' },
     settle: { type: 'string', default: '5' },
     only: { type: 'string', default: 'latency,cpu' },
+    span: { type: 'string', default: '4' },
   },
 });
 const RUNS = Number(opt.runs);
@@ -35,6 +44,7 @@ const ROUNDS = Number(opt.rounds);
 const WINDOW_S = Number(opt.window);
 const SETTLE_S = Number(opt.settle);
 const only = new Set(opt.only.split(','));
+const SPAN_S = Number(opt.span);
 const rand = () => randomBytes(4).toString('hex');
 const f0 = (x) => (Number.isFinite(x) ? Math.round(x).toString() : '–');
 const err = (s) => process.stderr.write(`${s}\n`);
@@ -243,9 +253,115 @@ async function cpu() {
   return rows;
 }
 
+/** Bob's audio from ann, as getStats says: concealed samples and the sample rate. */
+const audioFromAnn = (page) =>
+  page.evaluate(async () => {
+    const a = document.querySelector('[data-testid="meeting"] audio[data-identity="ann"]');
+    const t = a && a.srcObject ? a.srcObject.getAudioTracks()[0] : null;
+    for (const pc of window.__pcs || []) {
+      if (!t || pc.connectionState === 'closed') continue;
+      const rep = await pc.getStats().catch(() => null);
+      let out = null;
+      rep?.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.trackIdentifier === t.id) out = { concealed: s.concealedSamples ?? 0, total: s.totalSamplesReceived ?? 0 };
+      });
+      if (out) return out;
+    }
+    return { concealed: 0, total: 0 };
+  });
+
+async function rekeyRun(browser, mode) {
+  const room = `rk-${mode}-${rand()}`;
+  await server.createRoom(room, mode);
+  const key = mode === 'self_insert' ? `bench ${rand()}` : null;
+  const us = ['ann', 'bob', 'cat'].map((id) => new User(server, log, { room, id, admin: id === 'ann', key }));
+  const [ann, bob, cat] = us;
+  try {
+    for (const u of us) await u.enter(browser);
+    await mediaFlows(bob, ['ann', 'cat']);
+    await sleep(SPAN_S * 1000);
+    const gen0 = await bob.page.getAttribute(tid('meeting'), 'data-key-generation');
+    await bob.page.evaluate((ms) => {
+      window.__fr = [];
+      const t0 = performance.now();
+      const poll = setInterval(() => {
+        const v = document.querySelector('[data-testid="remote-tile"][data-identity="ann"] video');
+        const g = document.querySelector('[data-testid="meeting"]')?.dataset.keyGeneration ?? '';
+        window.__fr.push([performance.now(), v ? v.webkitDecodedFrameCount : -1, g]);
+        if (performance.now() - t0 > ms) clearInterval(poll);
+      }, 5);
+    }, (2 * SPAN_S + 1) * 1000);
+    const a0 = await audioFromAnn(bob.page);
+    await sleep(SPAN_S * 1000);
+    const a1 = await audioFromAnn(bob.page);
+    const tRemove = await bob.page.evaluate(() => performance.now());
+    const r = await fetch(`${server.base}/api/removeParticipant`, { method: 'POST', headers: { authorization: `Bearer ${ann.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ user_id: 'cat' }) });
+    if (!r.ok) throw new Error(`removeParticipant: HTTP ${r.status}`);
+    await sleep(SPAN_S * 1000);
+    const a2 = await audioFromAnn(bob.page);
+    await sleep(1200);
+    const fr = await bob.page.evaluate(() => window.__fr);
+    const window_ = (from, to) => {
+      const xs = fr.filter(([t, n]) => t >= from && t < to && n >= 0);
+      let gap = 0;
+      let last = xs[0]?.[0] ?? from;
+      for (let i = 1; i < xs.length; i++) {
+        if (xs[i][1] > xs[i - 1][1]) {
+          gap = Math.max(gap, xs[i][0] - last);
+          last = xs[i][0];
+        }
+      }
+      return { frames: xs.length ? xs[xs.length - 1][1] - xs[0][1] : 0, gap };
+    };
+    const before = window_(tRemove - SPAN_S * 1000, tRemove);
+    const after = window_(tRemove, tRemove + SPAN_S * 1000);
+    const switched = fr.find(([t, , g]) => t >= tRemove && g !== gen0);
+    const rate = 48; // samples per ms (Opus at 48 kHz)
+    const row = {
+      mode,
+      before,
+      after,
+      concealedBefore: (a1.concealed - a0.concealed) / rate,
+      concealedAfter: (a2.concealed - a1.concealed) / rate,
+      switchMs: switched ? switched[0] - tRemove : null,
+      generations: `${gen0}→${fr[fr.length - 1]?.[2]}`,
+    };
+    err(`  ${mode.padEnd(11)} frames ${before.frames} → ${after.frames}, longest gap ${f0(before.gap)} → ${f0(after.gap)} ms, audio concealed ${f0(row.concealedBefore)} → ${f0(row.concealedAfter)} ms; key ${row.generations}${row.switchMs === null ? '' : ` (switched ${f0(row.switchMs)} ms after the removal)`}`);
+    return row;
+  } finally {
+    for (const u of us) await u.close();
+    await server.auth('/room/endRoom', { room_id: room }).catch(() => {});
+  }
+}
+
+async function rekey() {
+  err(`bench rekey: ${RUNS} runs per mode, alternating; ${SPAN_S} s before and after the removal`);
+  const chrome = await launchBrowser();
+  const rows = [];
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      for (const mode of i % 2 ? ['self_insert', 'server_key'] : ['server_key', 'self_insert']) rows.push(await rekeyRun(chrome.browser, mode));
+    }
+  } finally {
+    await chrome.close();
+  }
+  console.log(`\n## A participant is removed: what bob receives from ann in the ${SPAN_S} s before and after (medians of ${RUNS} runs)\n`);
+  console.log('| room | key at the removal | video frames before | after | longest gap before (ms) | after (ms) | audio concealed before (ms) | after (ms) |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const mode of ['server_key', 'self_insert']) {
+    const rs = rows.filter((r) => r.mode === mode);
+    const m = (f) => f0(median(rs.map(f)));
+    console.log(`| ${mode} | ${mode === 'server_key' ? `new epoch (switch after ${m((r) => r.switchMs ?? NaN)} ms)` : 'unchanged'} | ${m((r) => r.before.frames)} | ${m((r) => r.after.frames)} | ${m((r) => r.before.gap)} | ${m((r) => r.after.gap)} | ${m((r) => r.concealedBefore)} | ${m((r) => r.concealedAfter)} |`);
+  }
+  const lost = (rs) => median(rs.map((r) => r.before.frames - r.after.frames));
+  console.log(`\nmedian frames lost at the removal (before − after): server key ${f0(lost(rows.filter((r) => r.mode === 'server_key')))}, self-insert ${f0(lost(rows.filter((r) => r.mode === 'self_insert')))}`);
+  return rows;
+}
+
 try {
   if (only.has('latency')) await latency();
   if (only.has('cpu')) await cpu();
+  if (only.has('rekey')) await rekey();
 } catch (e) {
   err(`bench failed: ${e.stack}\n--- driver/page log ---\n${log.excerpt(20, 80)}\n--- server output (tail) ---\n${server.text.split('\n').slice(-80).join('\n')}`);
   process.exitCode = 1;
