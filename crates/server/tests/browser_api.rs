@@ -590,6 +590,32 @@ async fn the_waiting_room_hands_out_nothing_until_an_admin_approves() {
         .collect();
     assert_eq!(ids, ["guest", "other"]);
     assert_eq!(v["users"][0]["name"], "N guest");
+    // The integrator sees them too, as Plug-N-Meet lists waiting users: JOINING, with
+    // `wait_for_approval` in their metadata.
+    let (_, info) = h
+        .call("/auth/room/getActiveRoomInfo", r#"{"room_id":"wr"}"#)
+        .await;
+    let listed: Vec<(String, String, bool)> = info["room"]["participants_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let meta: Value = serde_json::from_str(p["metadata"].as_str().unwrap()).unwrap();
+            (
+                p["identity"].as_str().unwrap().to_owned(),
+                p["state"].as_str().unwrap().to_owned(),
+                meta["wait_for_approval"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("guest".into(), "JOINING".into(), true),
+            ("other".into(), "JOINING".into(), true)
+        ],
+        "{info}"
+    );
 
     // The admin changes the message; the next knock shows it.
     let (s, _, _) = api(

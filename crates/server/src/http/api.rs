@@ -23,7 +23,7 @@ use enclave_proto::ids::{SessionId, UserId};
 use enclave_proto::json::{self, DecodeError};
 use enclave_proto::reply::{
     ActiveRoomBody, ActiveRoomInfo, ActiveRoomWithParticipant, ActiveRoomsBody, ClientFilesBody,
-    CreateRoomBody, Empty, IsRoomActiveBody, Reply, TokenBody,
+    CreateRoomBody, Empty, IsRoomActiveBody, ParticipantInfo, Reply, TokenBody,
 };
 use enclave_proto::room::prepare_create;
 use enclave_proto::user::{GenerateTokenReq, JoinClaims, JoinRequestError, UserRaisedHand};
@@ -103,7 +103,17 @@ async fn with_participants(app: &App, room: &RoomHandle) -> Option<ActiveRoomWit
     let rec = app.recorders.state(room.info.room_id.as_str());
     Some(ActiveRoomWithParticipant {
         room_info: Some(active_info(&room.info, snap.joined_total, rec)),
-        participants_info: snap.participants.iter().map(participant_info).collect(),
+        // Waiting users too, as Plug-N-Meet lists them: `JOINING`, metadata with
+        // `wait_for_approval`.
+        participants_info: snap
+            .participants
+            .iter()
+            .map(participant_info)
+            .chain(snap.waiting.iter().map(|w| ParticipantInfo {
+                state: "JOINING",
+                ..participant_info(w)
+            }))
+            .collect(),
     })
 }
 

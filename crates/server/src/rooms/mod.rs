@@ -195,6 +195,9 @@ impl RoomInfo {
 pub struct Snapshot {
     pub status: RoomStatus,
     pub participants: Vec<Participant>,
+    /// Who waits in the waiting room now (their invitation's metadata says
+    /// `wait_for_approval`), longest first.
+    pub waiting: Vec<Participant>,
     pub joined_total: i64,
 }
 
@@ -539,6 +542,24 @@ impl NotifyEvent {
     }
 }
 
+/// A waiting user as Plug-N-Meet lists one: a participant whose metadata says
+/// `wait_for_approval` (and who has no media connection yet, hence no sid).
+fn waiting_participant(room: &Room, w: Waiter) -> Participant {
+    let metadata = room
+        .invitation(&w.user_id)
+        .and_then(|i| serde_json::to_string(&i.metadata).ok())
+        .unwrap_or_default();
+    Participant {
+        user_id: w.user_id,
+        sid: String::new(),
+        name: w.name,
+        is_admin: false,
+        is_hidden: false,
+        joined_at: unix_now() - w.waiting_for.as_secs() as i64,
+        metadata,
+    }
+}
+
 /// A participant in LiveKit's `ParticipantInfo` shape.
 pub(crate) fn participant_info(p: &Participant) -> ParticipantInfo {
     ParticipantInfo {
@@ -651,7 +672,8 @@ async fn drive(
                     let _ = reply.send(room.current_epoch(&user));
                 }
                 Some(Command::Snapshot(reply)) => {
-                    let _ = reply.send(Snapshot { status: room.status(), participants: room.participants().cloned().collect(), joined_total: room.joined_total() });
+                    let waiting = room.waiting(now_std()).into_iter().map(|w| waiting_participant(&room, w)).collect();
+                    let _ = reply.send(Snapshot { status: room.status(), participants: room.participants().cloned().collect(), waiting, joined_total: room.joined_total() });
                 }
             },
             () = sleep_until(deadline) => room.handle_timeout(now_std()),
