@@ -261,6 +261,35 @@ describe('web client against enclave', () => {
     assert.equal(active.is_active, false, 'the room is no longer active');
   });
 
+  scenario('14. server-key room: a reload is a new key epoch, and the chat kept before it is shown again, sealed at rest', async ({ log, user }) => {
+    const room = `hist-${rand()}`;
+    await server.createRoom(room, 'server_key');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    for (const u of [ann, bob]) await u.enter(chrome.browser);
+    const tag = rand();
+    await ann.say(`before the reload ${tag} (ann)`);
+    await bob.sees('ann', `before the reload ${tag} (ann)`);
+    await bob.say(`before the reload ${tag} (bob)`);
+    await ann.sees('bob', `before the reload ${tag} (bob)`);
+    const g0 = Number(await bob.page.getAttribute(tid('meeting'), 'data-key-generation'));
+    // Kept sealed: the text is nowhere in bob's page storage.
+    await waitFor(5000, "bob's chat history is kept", () => pageStorage(bob), (st) => JSON.stringify(st).includes('sealed'), () => 'no sealed record yet');
+    assert.ok(!JSON.stringify(await pageStorage(bob)).includes(`before the reload ${tag}`), 'the kept chat is sealed at rest');
+
+    await bob.page.goto(`${server.base}/?access_token=${bob.token}`);
+    await bob.page.waitForSelector(tid('prejoin'));
+    await bob.join();
+    const g1 = Number(await bob.page.getAttribute(tid('meeting'), 'data-key-generation'));
+    assert.ok(g1 > g0, `the reload was an admission: epoch ${g0} → ${g1}`);
+    await bob.sees('ann', `before the reload ${tag} (ann)`);
+    await bob.sees('bob', `before the reload ${tag} (bob)`);
+    // And the meeting goes on under the new epoch.
+    await ann.say(`after the reload ${tag}`);
+    await bob.sees('ann', `after the reload ${tag}`);
+    log.add('driver', `bob reloaded: epoch ${g0} → ${g1}; the chat kept before is shown again`);
+  });
+
   scenario('8. a host removes and blocks a participant: removed page, the link no longer admits them, no new token for them', async ({ log, user }) => {
     const room = `ban-${rand()}`;
     await server.createRoom(room, 'server_key');

@@ -109,6 +109,26 @@ async function expandStretched(stretched: Uint8Array<ArrayBuffer>, sessionId: st
   };
 }
 
+/**
+ * The key that seals the chat history a browser keeps in a server-key room, from the history
+ * secret the server gives this user (the same at every admission in the session):
+ * HKDF-SHA-256(secret, salt "enclave-e2ee-v1|" + sid, info "enclave local history v1") as a
+ * non-extractable AES-256-GCM key.
+ */
+export async function deriveHistoryKey(secret: string, sessionId: string): Promise<CryptoKey> {
+  const s = subtle();
+  const ikm = utf8.encode(secret);
+  const key = await s.importKey('raw', ikm, 'HKDF', false, ['deriveKey']);
+  ikm.fill(0);
+  return s.deriveKey(
+    { name: 'HKDF', hash: 'SHA-256', salt: utf8.encode(SALT_PREFIX + sessionId), info: utf8.encode('enclave local history v1') },
+    key,
+    { name: 'AES-GCM', length: 256 },
+    false,
+    ['encrypt', 'decrypt'],
+  );
+}
+
 /** Lowercase hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
   let out = '';

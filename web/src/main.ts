@@ -13,7 +13,7 @@ import {
 
 import { Api, ApiError, isWaiting, validateVerifyReply, type VerifyReply, type WaitingReply } from './api';
 import { h } from './dom';
-import { SessionKeys } from './e2ee';
+import { SessionKeys, deriveHistoryKey } from './e2ee';
 import { KeyStatus } from './keystatus';
 import { Meeting } from './meeting';
 import { WAITING_REJECTED, describeApiError, disconnectText, recorderJoinText } from './messages';
@@ -46,6 +46,8 @@ class App {
   private readonly api: Api;
   private verify: VerifyReply | null = null;
   private keys: SessionKeys | null = null;
+  /** Server-key rooms: seals the chat history this page keeps (see Meeting). */
+  private historyKey: CryptoKey | null = null;
   private keyStatus = new KeyStatus(false);
   private keyWork: Promise<void> | null = null;
   private store: SessionStore | null = null;
@@ -101,8 +103,10 @@ class App {
     }
     const previousSid = this.verify?.room.sid;
     const secret = v.e2ee.secret;
-    // Keep nothing of the secret but the keys derived from it.
+    const historySecret = v.e2ee.history_secret;
+    // Keep nothing of the secrets but the keys derived from them.
     delete v.e2ee.secret;
+    delete v.e2ee.history_secret;
     this.verify = v;
     this.scheduleRenew(v.expires_at);
     const encrypted = v.e2ee.enabled && v.e2ee.mode !== 'off';
@@ -110,13 +114,21 @@ class App {
       // A new session (or the first): new keys.
       this.keys?.wipe();
       this.keys = null;
+      this.historyKey = null;
       this.keyStatus = new KeyStatus(encrypted);
       this.keyStatus.onChange(() => this.renderBadge());
       this.keyWork = null;
     }
     if (encrypted && v.e2ee.mode === 'server_key' && secret) {
       // Each verifyToken of a server-key room is an admission: a new key epoch, drawn for us.
-      this.keyWork = SessionKeys.deriveEpoch(secret, v.room.sid, v.e2ee.generation ?? 0).then((k) => this.setKeys(k));
+      const sid = v.room.sid;
+      this.keyWork = Promise.all([
+        SessionKeys.deriveEpoch(secret, sid, v.e2ee.generation ?? 0),
+        historySecret ? deriveHistoryKey(historySecret, sid) : Promise.resolve(null),
+      ]).then(([k, h]) => {
+        this.historyKey = h;
+        this.setKeys(k);
+      });
       this.keyWork.catch(() => toast('This browser could not derive the encryption keys.', 'error'));
     }
     this.renderBadge();
@@ -308,6 +320,7 @@ class App {
       verify: v,
       api: this.api,
       keys: this.keyStatus.encrypted ? this.keys : null,
+      historyKey: this.keyStatus.encrypted ? this.historyKey : null,
       keyStatus: this.keyStatus,
       store: this.store,
       join: r,
@@ -342,6 +355,7 @@ class App {
       this.stopRenew();
       this.keys?.wipe();
       this.keys = null;
+      this.historyKey = null;
       this.api.forget();
     }
     document.title = 'Enclave';

@@ -18,7 +18,7 @@ import {
 
 import { Api, ApiError, isWaiting, mediaUrl, type VerifyReply, type WaitingUser } from './api';
 import { h, icon, replace, type IconName } from './dom';
-import { EnvelopeError, SessionKeys, envelopeGeneration } from './e2ee';
+import { EnvelopeError, SessionKeys, envelopeGeneration, openWith, sealWith } from './e2ee';
 import { EpochRing, SWITCH_DELAY_MS } from './epochs';
 import { EpochKeyProvider } from './keyprovider';
 import type { KeyStatus } from './keystatus';
@@ -68,6 +68,11 @@ export interface MeetingOptions {
   verify: VerifyReply;
   api: Api;
   keys: SessionKeys | null;
+  /**
+   * Server-key rooms: seals the chat history this browser keeps (the same key at every
+   * admission of this user in the session, so a reload opens what was kept before it).
+   */
+  historyKey: CryptoKey | null;
   keyStatus: KeyStatus;
   store: SessionStore | null;
   join: PrejoinResult;
@@ -843,12 +848,37 @@ export class Meeting {
       const msg = parseChat(await this.opened(from, payload), from);
       if (!msg || !this.chat || this.chat.has(msg.id)) return;
       this.showChat(msg, false);
-      const sid = this.o.verify.room.sid;
-      const rec = this.encrypted
-        ? { sid, id: msg.id, at: Date.now(), kind: 'sealed' as const, sender: from, envelope: payload.slice().buffer }
-        : { sid, id: msg.id, at: Date.now(), kind: 'plain' as const, message: msg };
-      void this.o.store?.addChat(rec).catch(() => {});
+      void this.keepChat(msg, from, payload);
     }
+  }
+
+  /**
+   * Keeps a chat message in the page's history: in clear in a plain room; in an encrypted room
+   * sealed, with the history key (server key: epochs change, the history key does not) or as
+   * it came (a passphrase: the same key after a reload).
+   */
+  private async keepChat(msg: ChatMessage, sender: string, envelope: Uint8Array): Promise<void> {
+    const { store, historyKey, verify } = this.o;
+    if (!store) return;
+    const sid = verify.room.sid;
+    const at = Date.now();
+    try {
+      if (!this.encrypted) {
+        await store.addChat({ sid, id: msg.id, at, kind: 'plain', message: msg });
+      } else {
+        const sealed = historyKey ? await sealWith(historyKey, sid, sender, encodeJson(msg)) : envelope.slice();
+        await store.addChat({ sid, id: msg.id, at, kind: 'sealed', sender, envelope: sealed.buffer });
+      }
+    } catch {
+      // History is a convenience: a failure to keep it does not disturb the meeting.
+    }
+  }
+
+  /** Opens what `keepChat` (or `systemChat`) sealed; null when it does not open. */
+  private async openKept(sender: string, envelope: ArrayBuffer): Promise<Uint8Array | null> {
+    const { historyKey, verify } = this.o;
+    const bytes = new Uint8Array(envelope);
+    return historyKey ? openWith(historyKey, verify.room.sid, sender, bytes) : this.openSealed(sender, bytes);
   }
 
   private showChat(msg: ChatMessage, self: boolean, restoring = false): void {
@@ -870,9 +900,11 @@ export class Meeting {
     if (this.panel !== 'chat') toast(text, 'info');
     const sid = this.o.verify.room.sid;
     const keys = this.ring.current;
+    const historyKey = this.o.historyKey;
     if (keys) {
       // Kept sealed like everything else in an encrypted room's history.
-      const env = await keys.seal(SYSTEM_SENDER, encodeJson({ text, at }));
+      const plain = encodeJson({ text, at });
+      const env = historyKey ? await sealWith(historyKey, sid, SYSTEM_SENDER, plain) : await keys.seal(SYSTEM_SENDER, plain);
       void this.o.store?.addChat({ sid, id, at, kind: 'sealed-system', envelope: env.buffer }).catch(() => {});
     } else {
       void this.o.store?.addChat({ sid, id, at, kind: 'plain-system', text }).catch(() => {});
@@ -890,11 +922,7 @@ export class Meeting {
       throw new Error('send failed');
     }
     this.showChat(msg, true);
-    const sid = this.o.verify.room.sid;
-    const rec = this.encrypted
-      ? { sid, id: msg.id, at: Date.now(), kind: 'sealed' as const, sender: me.identity, envelope: payload.buffer }
-      : { sid, id: msg.id, at: Date.now(), kind: 'plain' as const, message: msg };
-    void this.o.store?.addChat(rec).catch(() => {});
+    void this.keepChat(msg, me.identity, payload);
   }
 
   private async restoreChat(): Promise<void> {
@@ -916,12 +944,11 @@ export class Meeting {
         } else if (r.kind === 'plain-system' && !keys) {
           this.chat.add({ id: r.id, fromIdentity: '', fromName: '', text: r.text, at: r.at, self: false, system: true });
         } else if (r.kind === 'sealed' && keys) {
-          // Sealed under an epoch this page no longer holds (before a reload): not shown.
-          const opened = await this.openSealed(r.sender, new Uint8Array(r.envelope));
+          const opened = await this.openKept(r.sender, r.envelope);
           const m = opened && parseChat(decodeJson(opened), r.sender);
           if (m) this.showChat(m, r.sender === me, true);
         } else if (r.kind === 'sealed-system' && keys) {
-          const opened = await this.openSealed(SYSTEM_SENDER, new Uint8Array(r.envelope));
+          const opened = await this.openKept(SYSTEM_SENDER, r.envelope);
           const v = (opened && decodeJson(opened)) as { text?: unknown; at?: unknown } | null | undefined;
           if (v && typeof v.text === 'string') {
             this.chat.add({ id: r.id, fromIdentity: '', fromName: '', text: v.text, at: typeof v.at === 'number' ? v.at : r.at, self: false, system: true });

@@ -1,7 +1,8 @@
 // Session state that helps the person after a refresh, in IndexedDB, keyed by the session id:
 // the layout, the chosen devices and the chat history. Never a secret, a passphrase, a token or
 // a derived key. In an end-to-end encrypted room the history is kept as sealed envelopes and
-// re-opened with the re-derived key; only plain rooms keep plaintext. A session's records are
+// re-opened after a reload with the re-derived key (the history key of a server-key room, the
+// passphrase's key of a self-insert room); only plain rooms keep plaintext. A session's records are
 // deleted when the meeting ends, and those of other sessions after a day.
 
 import type { ChatMessage } from './protocol';

@@ -10,9 +10,12 @@ import {
   ITERATIONS,
   SessionKeys,
   deriveEpochMaterial,
+  deriveHistoryKey,
   deriveKeyMaterial,
   envelopeGeneration,
   fromHex,
+  openWith,
+  sealWith,
   toHex,
   verificationCode,
 } from '../src/e2ee';
@@ -154,4 +157,16 @@ test('the media key can be wiped', async () => {
   const k = await SessionKeys.derive('s', SID, 1000);
   k.wipe();
   assert.throws(() => k.mediaKeyBuffer());
+});
+
+test('the history key: the same from the same secret and session, another for another session', async () => {
+  const sid2 = '0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d';
+  const a = await deriveHistoryKey('Qm7rT2xW9kLp4ZsV8nB3cY6dF1gH5jK0', SID);
+  const b = await deriveHistoryKey('Qm7rT2xW9kLp4ZsV8nB3cY6dF1gH5jK0', SID);
+  const c = await deriveHistoryKey('Qm7rT2xW9kLp4ZsV8nB3cY6dF1gH5jK0', sid2);
+  assert.equal(a.extractable, false);
+  const sealed = await sealWith(a, SID, 'ann', enc.encode('kept'));
+  assert.equal(dec.decode(await openWith(b, SID, 'ann', sealed)), 'kept', 'a reload derives the same key');
+  await assert.rejects(openWith(c, SID, 'ann', sealed), EnvelopeError);
+  await assert.rejects(openWith(b, SID, 'bob', sealed), EnvelopeError, 'the sender is bound');
 });

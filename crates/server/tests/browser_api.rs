@@ -114,6 +114,17 @@ async fn key_epochs_move_on_with_every_arrival_and_departure() {
     let (_, v, _) = api(&h, "/api/verifyToken", Some(&ann), "{}").await;
     let (g1, s1) = epoch(&v["e2ee"]);
     assert_eq!(g1, 1);
+    // The secret of the history ann's browser keeps: the same at her next admission.
+    let history = v["e2ee"]["history_secret"].as_str().unwrap().to_owned();
+    assert_eq!(history.len(), 32);
+    assert_ne!(history, s1);
+    let (_, again, _) = api(&h, "/api/verifyToken", Some(&ann), "{}").await;
+    assert_eq!(again["e2ee"]["history_secret"], history.as_str());
+    assert_eq!(
+        again["e2ee"]["generation"], 2,
+        "a reload is an admission too"
+    );
+    let (g1, s1) = epoch(&again["e2ee"]);
     // Not in the room yet: the current key is not theirs to fetch.
     let (status, v, _) = api(&h, "/api/e2eeKey", Some(&ann), "{}").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
@@ -122,16 +133,16 @@ async fn key_epochs_move_on_with_every_arrival_and_departure() {
     let (status, v, cache) = api(&h, "/api/e2eeKey", Some(&ann), "{}").await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(cache.as_deref(), Some("no-store"));
-    assert_eq!(epoch(&v), (1, s1.clone()));
+    assert_eq!(epoch(&v), (g1, s1.clone()));
 
     // Bob comes in: a new epoch, unrelated to the first, and ann's current key follows.
     let (_, v, _) = api(&h, "/api/verifyToken", Some(&bob), "{}").await;
     let (g2, s2) = epoch(&v["e2ee"]);
-    assert_eq!(g2, 2);
+    assert_eq!(g2, g1 + 1);
     assert_ne!(s2, s1);
     room.join(participant("bob")).await.unwrap().unwrap();
     let (_, v, _) = api(&h, "/api/e2eeKey", Some(&ann), "{}").await;
-    assert_eq!(epoch(&v), (2, s2.clone()));
+    assert_eq!(epoch(&v), (g2, s2.clone()));
 
     // Bob is removed: ann moves on to an epoch bob never sees, and bob can fetch nothing.
     let (status, _, _) = api(
@@ -144,7 +155,7 @@ async fn key_epochs_move_on_with_every_arrival_and_departure() {
     assert_eq!(status, StatusCode::OK);
     let (_, v, _) = api(&h, "/api/e2eeKey", Some(&ann), "{}").await;
     let (g3, s3) = epoch(&v);
-    assert_eq!(g3, 3);
+    assert_eq!(g3, g2 + 1);
     assert!(s3 != s1 && s3 != s2);
     let (status, v, _) = api(&h, "/api/e2eeKey", Some(&bob), "{}").await;
     assert_ne!(status, StatusCode::OK, "{v}");

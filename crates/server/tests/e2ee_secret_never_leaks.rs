@@ -98,8 +98,9 @@ async fn server_generated_secret_never_leaves_live_state() {
     let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
     let mut secrets = Vec::new();
     for user in [&ann, &bob] {
-        let epoch = room.admit(user.clone()).await.unwrap().expect("admitted");
+        let (epoch, history) = room.admit(user.clone()).await.unwrap().expect("admitted");
         secrets.push(epoch.secret.expose().to_owned());
+        secrets.push(history.expose().to_owned());
         room.join(participant(user.as_str()))
             .await
             .unwrap()
@@ -238,7 +239,7 @@ async fn every_session_gets_its_own_sid_and_secret() {
         )
         .await;
         let room = h.app.rooms.get_str("again").unwrap();
-        let epoch = room
+        let (epoch, _history) = room
             .admit(UserId::parse("ann").unwrap())
             .await
             .unwrap()

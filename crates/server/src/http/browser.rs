@@ -220,9 +220,12 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         // A server-generated-key room draws a new key epoch for whoever comes in: nothing sent
         // before now can be read with it (everyone in the room moves to it too).
         if info.server_key {
-            let epoch = c.room.admit(c.user.clone()).await.map_err(|_| room_gone())?.ok_or_else(no_invitation)?;
+            let (epoch, history) = c.room.admit(c.user.clone()).await.map_err(|_| room_gone())?.ok_or_else(no_invitation)?;
             e2ee_json["secret"] = json!(epoch.secret.expose());
             e2ee_json["generation"] = json!(epoch.generation);
+            // Seals the chat history this browser keeps; the same at every admission, so a
+            // reload (a new epoch) still opens what it kept.
+            e2ee_json["history_secret"] = json!(history.expose());
         }
         tracing::info!(room_id = %info.room_id, user_id = %c.user, e2ee = mode, "browser session verified");
         let rec = app.recorders.state(info.room_id.as_str());

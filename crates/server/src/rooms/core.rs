@@ -239,6 +239,10 @@ pub struct Room {
     /// the first admission).
     key_epochs: bool,
     epoch: Option<KeyEpoch>,
+    /// Server-generated-key rooms: each admitted user's secret for sealing the chat history
+    /// their own browser keeps, the same at every admission in the session (a page reload
+    /// gets a new epoch, and still opens what it kept).
+    history: BTreeMap<UserId, Arc<RoomSecret>>,
     events: VecDeque<RoomEvent>,
 }
 
@@ -260,6 +264,7 @@ impl Room {
             joined_total: 0,
             key_epochs: false,
             epoch: None,
+            history: BTreeMap::new(),
             events: VecDeque::new(),
         }
     }
@@ -290,6 +295,26 @@ impl Room {
             .cloned()
             .collect();
         Some(self.new_epoch(others))
+    }
+
+    /// `user`'s secret for sealing the history their browser keeps, drawn at their first
+    /// admission and the same at every later one; `None` for anyone who may not come in, and
+    /// in rooms without key epochs.
+    pub fn history_secret(&mut self, user: &UserId) -> Option<Arc<RoomSecret>> {
+        if !self.key_epochs
+            || self.status == RoomStatus::Ended
+            || self.standing(user) != Standing::Welcome
+            || !self.invitations.contains_key(user)
+            || self.awaits_approval(user)
+        {
+            return None;
+        }
+        Some(
+            self.history
+                .entry(user.clone())
+                .or_insert_with(|| Arc::new(RoomSecret::generate()))
+                .clone(),
+        )
     }
 
     /// The current epoch, for a participant who is in the room (one who missed the delivery
@@ -355,6 +380,7 @@ impl Room {
         }
         self.invitations.remove(user);
         self.knocks.remove(user);
+        self.history.remove(user);
         self.removed.insert(user.clone());
         if block {
             self.blocked.insert(user.clone());
@@ -689,8 +715,13 @@ mod tests {
         let cat = UserId::parse("cat").unwrap();
         assert_eq!(room.current_epoch(&cat), Some(c.clone()));
         assert_eq!(room.current_epoch(&UserId::parse("dan").unwrap()), None);
-        // A reload of the page admits them again: a new epoch, as for anyone coming in.
+        // A reload of the page admits them again: a new epoch, as for anyone coming in, and
+        // the same secret for the history their browser kept.
+        let history = room.history_secret(&cat).unwrap();
         assert_eq!(room.admit(&cat).unwrap().generation, 4);
+        assert!(Arc::ptr_eq(&history, &room.history_secret(&cat).unwrap()));
+        let bob = UserId::parse("bob").unwrap();
+        assert!(!Arc::ptr_eq(&history, &room.history_secret(&bob).unwrap()));
         assert_eq!(epochs(&mut room), vec![(4, "ann,bob".into())]);
     }
 
@@ -711,6 +742,7 @@ mod tests {
             "a removed user gets nothing"
         );
         assert_eq!(room.admit(&bob), None, "nor by asking to be let in");
+        assert!(room.history_secret(&bob).is_none());
         room.leave(t0, &UserId::parse("cat").unwrap(), None);
         assert_eq!(epochs(&mut room), vec![(5, "ann".into())]);
         // Someone let in who has not connected yet holds the current epoch: removing them

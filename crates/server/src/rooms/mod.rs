@@ -214,7 +214,7 @@ enum Command {
     Waiting(oneshot::Sender<Vec<Waiter>>),
     Who(Who, oneshot::Sender<Vec<UserId>>),
     SetWaitingMsg(String, oneshot::Sender<()>),
-    Admit(UserId, oneshot::Sender<Option<KeyEpoch>>),
+    Admit(UserId, oneshot::Sender<Option<(KeyEpoch, Arc<RoomSecret>)>>),
     CurrentEpoch(UserId, oneshot::Sender<Option<KeyEpoch>>),
     SetLock(
         Who,
@@ -342,8 +342,12 @@ impl RoomHandle {
     }
 
     /// `user` is let in (`verifyToken`): in a server-generated-key room, the new key epoch
-    /// drawn for them (everyone in the room gets it too); `None` elsewhere.
-    pub async fn admit(&self, user: UserId) -> Result<Option<KeyEpoch>, RoomGone> {
+    /// drawn for them (everyone in the room gets it too) and their history secret (the same
+    /// for the whole session); `None` elsewhere.
+    pub async fn admit(
+        &self,
+        user: UserId,
+    ) -> Result<Option<(KeyEpoch, Arc<RoomSecret>)>, RoomGone> {
         self.ask(|tx| Command::Admit(user, tx)).await
     }
 
@@ -666,7 +670,8 @@ async fn drive(
                     let _ = done.send(());
                 }
                 Some(Command::Admit(user, reply)) => {
-                    let _ = reply.send(room.admit(&user));
+                    let admitted = room.admit(&user).zip(room.history_secret(&user));
+                    let _ = reply.send(admitted);
                 }
                 Some(Command::CurrentEpoch(user, reply)) => {
                     let _ = reply.send(room.current_epoch(&user));
