@@ -290,6 +290,37 @@ describe('web client against enclave', () => {
     log.add('driver', `bob reloaded: epoch ${g0} → ${g1}; the chat kept before is shown again`);
   });
 
+  scenario('15. raised hands: a participant raises theirs, everyone sees it, the host sees the queue in order and lowers one, then all', async ({ log, user }) => {
+    const room = `hand-${rand()}`;
+    await server.createRoom(room, 'server_key');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    const cat = user(server, { room, id: 'cat', name: 'Cat' });
+    await Promise.all([ann, bob, cat].map((u) => u.enter(chrome.browser)));
+    const handOn = (u, id) => `${tid(u === id ? 'local-tile' : 'remote-tile')}[data-identity="${id}"][data-hand="true"]`;
+    await bob.page.click(tid('raise-hand-toggle'));
+    await bob.page.waitForSelector(`${tid('raise-hand-toggle')}[aria-pressed="true"]`);
+    for (const u of [ann, cat]) await u.page.waitForSelector(handOn(null, 'bob'), { timeout: 5000 });
+    await bob.page.waitForSelector(handOn('bob', 'bob'));
+    await cat.page.click(tid('raise-hand-toggle'));
+    await ann.page.waitForSelector(handOn(null, 'cat'), { timeout: 5000 });
+    // The host's queue, in the order the hands went up.
+    await ann.page.click(tid('participants-toggle'));
+    await ann.page.waitForSelector(tid('hand-queue'), { state: 'visible' });
+    assert.match(await ann.page.textContent(tid('hand-queue')), /2 raised hands: Bob, Cat/);
+    const order = await ann.page.$$eval(`${tid('participant-item')}`, (els) => els.map((e) => e.dataset.identity));
+    assert.deepEqual(order.slice(0, 2), ['bob', 'cat'], `raised hands first, in order: ${order}`);
+    // The host lowers one hand, then all (the server refuses that to anyone else:
+    // browser_api::hands_are_raised_by_their_owner_and_lowered_by_them_or_an_admin).
+    await ann.page.click(`${tid('participant-item')}[data-identity="bob"] ${tid('lower-hand-button')}`);
+    await bob.page.waitForSelector(`${tid('raise-hand-toggle')}[aria-pressed="false"]`, { timeout: 5000 });
+    await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"][data-hand="false"]`);
+    await ann.page.click(tid('lower-all-hands-button'));
+    await cat.page.waitForSelector(`${tid('raise-hand-toggle')}[aria-pressed="false"]`, { timeout: 5000 });
+    await ann.page.waitForSelector(tid('hand-queue'), { state: 'hidden' });
+    log.add('driver', 'hands: raised by bob and cat, queue in order, lowered by the host');
+  });
+
   scenario('8. a host removes and blocks a participant: removed page, the link no longer admits them, no new token for them', async ({ log, user }) => {
     const room = `ban-${rand()}`;
     await server.createRoom(room, 'server_key');

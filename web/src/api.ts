@@ -154,6 +154,11 @@ export class Api {
     return { generation: r.generation, secret: r.secret };
   }
 
+  /** Raises or lowers our own hand; admins lower another's (`userId`) or everyone's (`all`). */
+  raiseHand(raise: boolean, userId?: string): Promise<{ status: true; changed: number }> {
+    return this.post('./api/raiseHand', userId ? { raise, user_id: userId } : { raise });
+  }
+
   /** Admins: lock or unlock a service for one participant or everyone (`all`). */
   updateLockSettings(userId: string | 'all', service: 'mic' | 'webcam' | 'screenShare' | 'chat', lock: boolean): Promise<{ status: true; changed: number }> {
     return this.post('./api/updateLockSettings', { user_id: userId, service, direction: lock ? 'lock' : 'unlock' });

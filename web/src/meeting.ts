@@ -37,6 +37,7 @@ import {
   parseKeyCheck,
   parseProfile,
   parseSystem,
+  handRaisedAt,
   randomId,
   toastKind,
   type ChatMessage,
@@ -135,7 +136,9 @@ export class Meeting {
   private readonly speaking = new Set<string>();
   private readonly replied = new Set<string>();
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
-  private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people', CtlButton | null>;
+  private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand', CtlButton | null>;
+  /** Whose hands we saw up at the last sync (hosts are told when one goes up). */
+  private handsSeen = new Map<string, boolean>();
   private readonly chatBadge: HTMLElement;
   private readonly countEl: HTMLElement;
   /** Whether a host has locked our chat (the server drops what we would send). */
@@ -294,12 +297,13 @@ export class Meeting {
     const screenBtn = this.canScreen ? mk('screen-share-toggle', ['Stop sharing', 'Share screen'], ['screen', 'screen'], () => void this.toggleScreen()) : null;
     const chatBtn = this.canChat ? mk('chat-toggle', ['Chat', 'Chat'], ['chat', 'chat'], () => this.togglePanel('chat')) : null;
     const peopleBtn = mk('participants-toggle', ['People', 'People'], ['people', 'people'], () => this.togglePanel('people'));
+    const handBtn = !hidden && f.allow_raise_hand !== false ? mk('raise-hand-toggle', ['Lower hand', 'Raise hand'], ['hand', 'hand'], () => void this.toggleHand()) : null;
     this.chatBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'chat-unread' });
     chatBtn?.el.appendChild(this.chatBadge);
     peopleBtn.el.appendChild(this.countEl);
     this.waitingBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'waiting-badge', title: 'Waiting to join' });
     peopleBtn.el.appendChild(this.waitingBadge);
-    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn };
+    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn, hand: handBtn };
     if (camBtn === null) {
       // Show the restriction rather than hiding the control.
       const why = hidden ? (o.verify.user.is_hidden ? 'You are a hidden observer' : 'You are an observer') : 'Webcams are turned off in this meeting';
@@ -317,7 +321,7 @@ export class Meeting {
       'footer',
       { class: 'controlbar', role: 'toolbar', 'aria-label': 'Meeting controls' },
       h('div', { class: 'ctl-group' }, micBtn.el, camBtn?.el ?? this.camNote, screenBtn?.el),
-      h('div', { class: 'ctl-group' }, chatBtn?.el, peopleBtn.el, this.recorderUi.controls),
+      h('div', { class: 'ctl-group' }, handBtn?.el, chatBtn?.el, peopleBtn.el, this.recorderUi.controls),
       h('div', { class: 'ctl-group' }, endBtn, leave),
     );
 
@@ -340,6 +344,7 @@ export class Meeting {
         stopVideo: (p) => void this.adminMute(p, 'cam'),
         remove: (p) => void this.adminRemove(p),
         lock: (p, what, lock) => void this.lockOne(p, what, lock),
+        lowerHand: (p) => void this.lowerHand(p),
       },
       () => this.togglePanel(null),
       null,
@@ -458,6 +463,38 @@ export class Meeting {
   /** Whether the server lets this participant publish `source` now. */
   private allowed(source: number): boolean {
     return sourceAllowed(this.room.localParticipant, source);
+  }
+
+  private async toggleHand(): Promise<void> {
+    const up = handRaisedAt(this.room.localParticipant.metadata) !== null;
+    try {
+      await this.o.api.raiseHand(!up);
+    } catch (e) {
+      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+    }
+  }
+
+  /** Hosts: lowers one participant's hand, or everyone's (null). */
+  private async lowerHand(p: PersonView | null): Promise<void> {
+    try {
+      await this.o.api.raiseHand(false, p ? p.identity : 'all');
+    } catch (e) {
+      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+    }
+  }
+
+  /** Hosts hear of a hand that goes up (not of those already up when they joined). */
+  private noticeHands(all: Participant[]): void {
+    const first = this.handsSeen.size === 0;
+    const now = new Map<string, boolean>();
+    for (const p of all) {
+      const up = handRaisedAt(p.metadata) !== null;
+      now.set(p.identity, up);
+      if (up && !this.handsSeen.get(p.identity) && !first && this.isAdmin && !(p instanceof LocalParticipant)) {
+        toast(`${this.displayName(p.identity)} raised their hand.`, 'info');
+      }
+    }
+    this.handsSeen = now;
   }
 
   private async lockOne(p: PersonView, what: 'mic' | 'webcam', lock: boolean): Promise<void> {
@@ -1170,6 +1207,7 @@ export class Meeting {
         speaking: this.speaking.has(w.p.identity),
         mismatch: this.mismatch(w.p),
         isAdmin: this.isHost(w.p),
+        hand: handRaisedAt(w.p.metadata) !== null,
       });
     }
     this.relayout();
@@ -1180,7 +1218,9 @@ export class Meeting {
     this.ctl.screen?.set(me.isScreenShareEnabled);
     this.ctl.chat?.set(this.panel === 'chat');
     this.ctl.people?.set(this.panel === 'people');
+    this.ctl.hand?.set(handRaisedAt(me.metadata) !== null);
     const all = this.participants();
+    this.noticeHands(all);
     this.countEl.textContent = String(all.length);
     if (this.panel !== 'people') return;
     this.people.render(
@@ -1202,6 +1242,7 @@ export class Meeting {
           camLocked: !sourceAllowed(p, SOURCE_CAMERA),
           micTrackSid: mic?.trackSid ?? null,
           camTrackSid: cam?.trackSid ?? null,
+          handRaisedAt: handRaisedAt(p.metadata),
         };
       }),
     );

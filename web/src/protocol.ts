@@ -131,6 +131,23 @@ export function parseSystem(v: unknown): SystemMessage | null {
   return null;
 }
 
+/**
+ * When the participant whose metadata (Plug-N-Meet's UserMetadata JSON, set by the server)
+ * this is raised their hand, in Unix ms; null when it is down or the metadata says nothing.
+ */
+export function handRaisedAt(metadata: string | undefined): number | null {
+  if (!metadata) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(metadata);
+  } catch {
+    return null;
+  }
+  if (!isObject(v) || !isObject(v.raised_hand) || v.raised_hand.is_raised !== true) return null;
+  const at = Number(v.raised_hand.raised_at);
+  return Number.isFinite(at) ? at : 0;
+}
+
 /** Trims, collapses white space, drops control characters, caps the length. */
 export function cleanName(name: string): string {
   return name

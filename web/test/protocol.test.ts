@@ -10,6 +10,7 @@ import {
   encodeJson,
   newChat,
   parseChat,
+  handRaisedAt,
   parseKeyCheck,
   parseProfile,
   parseSystem,
@@ -121,4 +122,14 @@ test('grid geometry fills the box', () => {
   const tall = bestGrid(3, 390, 800, 16 / 9, 8);
   assert.equal(tall.cols, 1, 'a phone stacks tiles');
   assert.equal(bestGrid(0, 100, 100).cols, 1);
+});
+
+test('a raised hand is read from the participant metadata the server sets', () => {
+  assert.equal(handRaisedAt('{"raised_hand":{"is_raised":true,"raised_at":"1733400000123"}}'), 1733400000123);
+  assert.equal(handRaisedAt('{"raised_hand":{"is_raised":true,"raised_at":5}}'), 5);
+  assert.equal(handRaisedAt('{"raised_hand":{"is_raised":false,"raised_at":"0"}}'), null);
+  assert.equal(handRaisedAt('{"is_admin":true}'), null);
+  assert.equal(handRaisedAt('not json'), null);
+  assert.equal(handRaisedAt(''), null);
+  assert.equal(handRaisedAt(undefined), null);
 });

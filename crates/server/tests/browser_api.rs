@@ -840,3 +840,54 @@ async fn the_rooms_default_locks_fill_what_a_join_token_leaves_unset() {
         (Some(true), vec!["camera".into(), "microphone".into()])
     );
 }
+
+/// Hands: anyone raises and lowers their own, an admin lowers anyone's or everyone's; nobody
+/// raises another's; a room can turn raising off. The hand shows in the participant's metadata.
+#[tokio::test]
+async fn hands_are_raised_by_their_owner_and_lowered_by_them_or_an_admin() {
+    let h = Harness::new().await;
+    h.create("hands", "{}").await;
+    let ann = token(&h, "hands", "ann", true).await;
+    let bob = token(&h, "hands", "bob", false).await;
+    let cat = token(&h, "hands", "cat", false).await;
+    let room = h.app.rooms.get_str("hands").unwrap();
+    room.join(participant("bob")).await.unwrap().unwrap();
+    let hand = |body: &'static str, t: &str| {
+        let t = t.to_owned();
+        let h = &h;
+        async move { api(h, "/api/raiseHand", Some(&t), body).await }
+    };
+    let (s, v, _) = hand(r#"{"raise":true}"#, &bob).await;
+    assert_eq!((s, v["changed"].clone()), (StatusCode::OK, 1.into()), "{v}");
+    let (s, _, _) = hand(r#"{"raise":true}"#, &cat).await;
+    assert_eq!(s, StatusCode::OK);
+    // In bob's metadata, as the integrator sees it too.
+    let (_, info) = h
+        .call("/auth/room/getActiveRoomInfo", r#"{"room_id":"hands"}"#)
+        .await;
+    let meta: Value = serde_json::from_str(
+        info["room"]["participants_info"][0]["metadata"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["raised_hand"]["is_raised"], true, "{meta}");
+    // Nobody raises another's hand; a non-admin lowers no one else's.
+    let (s, _, _) = hand(r#"{"raise":true,"user_id":"ann"}"#, &bob).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = hand(r#"{"raise":false,"user_id":"cat"}"#, &bob).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // The admin lowers one, then all.
+    let (_, v, _) = hand(r#"{"raise":false,"user_id":"cat"}"#, &ann).await;
+    assert_eq!(v["changed"], 1);
+    let (_, v, _) = hand(r#"{"raise":false,"user_id":"all"}"#, &ann).await;
+    assert_eq!(v["changed"], 1, "only bob's was still up: {v}");
+    let (_, v, _) = hand(r#"{"raise":false}"#, &bob).await;
+    assert_eq!(v["changed"], 0);
+
+    h.create("quiet", r#"{"allow_raise_hand":false}"#).await;
+    let t = token(&h, "quiet", "bob", false).await;
+    let (s, v, _) = api(&h, "/api/raiseHand", Some(&t), r#"{"raise":true}"#).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("turned off"), "{v}");
+}

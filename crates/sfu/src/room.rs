@@ -577,6 +577,32 @@ impl Room {
         true
     }
 
+    /// Replaces a participant's metadata (the server's decision, such as a raised hand) and
+    /// tells everyone (a hidden participant only itself). Returns whether they are here.
+    pub fn set_metadata(&mut self, now: Instant, identity: &str, metadata: String) -> bool {
+        let Some(conn) = self.conn_of(identity) else {
+            return false;
+        };
+        let Some(p) = self.participant(conn) else {
+            return false;
+        };
+        p.info.metadata = metadata;
+        p.info.version += 1;
+        let info = p.info.clone();
+        if p.params.hidden {
+            self.out.signal(
+                conn,
+                Resp::Update(lk::ParticipantUpdate {
+                    participants: vec![info],
+                }),
+            );
+        } else {
+            self.broadcast_update(None, vec![info]);
+        }
+        self.drive(now);
+        true
+    }
+
     fn conn_of(&self, identity: &str) -> Option<ConnId> {
         self.participants
             .iter()

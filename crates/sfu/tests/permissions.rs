@@ -244,3 +244,38 @@ fn data_on_a_locked_topic_is_dropped_and_other_topics_still_flow() {
         .collect();
     assert_eq!(got, ["before", "still allowed", "after the unlock"]);
 }
+
+/// The server's metadata for a participant (a raised hand) reaches everyone, as a newer
+/// version of that participant's info, so LiveKit's SDKs apply it.
+#[test]
+fn metadata_set_by_the_server_reaches_everyone_as_a_newer_version() {
+    let mut w = connected_pair();
+    let before = w
+        .client("bob")
+        .updates
+        .iter()
+        .rev()
+        .find(|p| p.identity == "alice")
+        .map(|p| p.version)
+        .unwrap_or(0);
+    let meta = r#"{"raised_hand":{"is_raised":true,"raised_at":"1"}}"#;
+    assert!(w.room.set_metadata(w.now, "alice", meta.to_owned()));
+    assert!(!w.room.set_metadata(w.now, "nobody", meta.to_owned()));
+    w.settle();
+    for who in ["alice", "bob"] {
+        let last = w
+            .client(who)
+            .updates
+            .iter()
+            .rev()
+            .find(|p| p.identity == "alice")
+            .cloned()
+            .unwrap();
+        assert_eq!(last.metadata, meta, "{who}");
+        assert!(
+            last.version > before,
+            "{who}: version {} after {before}",
+            last.version
+        );
+    }
+}

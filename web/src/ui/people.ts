@@ -16,6 +16,8 @@ export interface PersonView {
   camLocked?: boolean;
   micTrackSid: string | null;
   camTrackSid: string | null;
+  /** When they raised their hand (Unix ms), or null. */
+  handRaisedAt: number | null;
 }
 
 export interface PeopleActions {
@@ -25,23 +27,28 @@ export interface PeopleActions {
   remove: (p: PersonView) => void;
   /** Locks or unlocks one participant's microphone or camera. */
   lock: (p: PersonView, what: 'mic' | 'webcam', lock: boolean) => void;
+  /** Lowers one participant's hand, or everyone's (null). */
+  lowerHand: (p: PersonView | null) => void;
 }
 
 export class PeoplePanel {
   readonly el: HTMLElement;
   private readonly list: HTMLElement;
   private readonly count: HTMLElement;
+  private readonly hands: HTMLElement;
 
   constructor(private readonly actions: PeopleActions, onClose: () => void, footer: HTMLElement | null, top: HTMLElement | null = null) {
     this.list = h('ul', { class: 'people-list', 'data-testid': 'participant-list' });
     this.count = h('span', { class: 'pill' });
     const close = h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Close participants', title: 'Close' }, icon('close'));
     close.addEventListener('click', onClose);
+    this.hands = h('div', { class: 'hand-queue', hidden: true, 'data-testid': 'hand-queue' });
     this.el = h(
       'section',
       { class: 'panel people-panel', 'aria-label': 'Participants', 'data-testid': 'participants-panel' },
       h('header', { class: 'panel-head' }, h('h2', null, 'People'), this.count, close),
       top,
+      this.hands,
       this.list,
       footer ? h('footer', { class: 'panel-foot' }, footer) : null,
     );
@@ -49,8 +56,28 @@ export class PeoplePanel {
 
   render(people: PersonView[]): void {
     this.count.textContent = String(people.length);
+    // Raised hands first, in the order they went up.
+    const raised = people.filter((p) => p.handRaisedAt !== null).sort((a, b) => (a.handRaisedAt ?? 0) - (b.handRaisedAt ?? 0));
+    people = [...raised, ...people.filter((p) => p.handRaisedAt === null)];
+    this.hands.hidden = raised.length === 0;
+    if (raised.length) {
+      const lowerAll = this.actions.canModerate
+        ? h('button', { class: 'chip-btn', type: 'button', 'data-testid': 'lower-all-hands-button' }, 'Lower all')
+        : null;
+      lowerAll?.addEventListener('click', () => this.actions.lowerHand(null));
+      replace(
+        this.hands,
+        h('span', { class: 'hand-queue-title' }, icon('hand', 'icon icon-sm'), `${raised.length} raised ${raised.length === 1 ? 'hand' : 'hands'}: `, raised.map((p) => p.name).join(', ')),
+        lowerAll,
+      );
+    }
     const items = people.map((p) => {
       const actions: HTMLElement[] = [];
+      if (this.actions.canModerate && !p.isLocal && p.handRaisedAt !== null) {
+        const lower = h('button', { class: 'chip-btn', type: 'button', 'data-testid': 'lower-hand-button', title: `Lower ${p.name}’s hand` }, icon('hand', 'icon icon-xs'), 'Lower');
+        lower.addEventListener('click', () => this.actions.lowerHand(p));
+        actions.push(lower);
+      }
       if (this.actions.canModerate && !p.isLocal) {
         const mute = h(
           'button',
@@ -101,6 +128,7 @@ export class PeoplePanel {
             h('span', null, p.name),
             p.isLocal ? h('span', { class: 'muted' }, ' (you)') : null,
             p.isAdmin ? h('span', { class: 'pill pill-host' }, 'Host') : null,
+            p.handRaisedAt !== null ? h('span', { class: 'pill pill-hand', 'data-testid': 'hand-raised', title: 'Hand raised' }, icon('hand', 'icon icon-xs')) : null,
             p.observer ? h('span', { class: 'pill pill-warn', 'data-testid': 'observer-pill', title: 'Receives the meeting and can read it, sends nothing' }, 'Observer') : null,
             p.mismatch ? h('span', { class: 'pill pill-bad', title: 'Uses a different encryption key' }, icon('alert', 'icon icon-xs'), 'Key differs') : null,
           ),

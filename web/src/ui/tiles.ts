@@ -13,6 +13,8 @@ export interface TileState {
   speaking: boolean;
   mismatch: boolean;
   isAdmin: boolean;
+  /** Their hand is raised. */
+  hand: boolean;
 }
 
 export class Tile {
@@ -22,6 +24,7 @@ export class Tile {
   private readonly nameEl: HTMLElement;
   private readonly micEl: HTMLElement;
   private readonly overlay: HTMLElement;
+  private readonly handEl: HTMLElement;
   private attached: VideoTrack | null = null;
   private last: Partial<TileState> = {};
 
@@ -43,6 +46,7 @@ export class Tile {
       icon('lock'),
       h('span', null, isLocal ? 'Others cannot decrypt your media' : 'Can’t decrypt: different encryption key'),
     );
+    this.handEl = h('span', { class: 'tile-hand', hidden: true, 'data-testid': 'hand-raised', title: 'Hand raised' }, icon('hand', 'icon icon-sm'));
     const testid = isLocal ? (isScreen ? 'local-screen-tile' : 'local-tile') : isScreen ? 'remote-screen-tile' : 'remote-tile';
     this.el = h(
       'div',
@@ -57,6 +61,7 @@ export class Tile {
       this.videoEl,
       h('div', { class: 'tile-avatar' }, this.avatar),
       this.overlay,
+      this.handEl,
       h('div', { class: 'tile-label' }, this.micEl, this.nameEl),
     );
     this.el.addEventListener('dblclick', () => onActivate(key));
@@ -90,6 +95,8 @@ export class Tile {
     this.el.classList.toggle('speaking', s.speaking && !this.isScreen);
     this.el.dataset.speaking = String(s.speaking && !this.isScreen);
     this.overlay.hidden = !s.mismatch;
+    this.handEl.hidden = !s.hand || this.isScreen;
+    this.el.dataset.hand = String(s.hand && !this.isScreen);
     this.el.dataset.keyMismatch = String(s.mismatch);
     this.last = { ...s, video: null };
   }

@@ -45,6 +45,7 @@ pub(super) fn routes() -> Router<Arc<App>> {
         .route("/api/waitingRoom/updateMsg", post(update_waiting_msg))
         .route("/api/updateLockSettings", post(update_lock_settings))
         .route("/api/e2eeKey", post(e2ee_key))
+        .route("/api/raiseHand", post(raise_hand))
 }
 
 /// A caller with a valid join token for a live session of its room.
@@ -258,6 +259,48 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         })))
     }
     .await)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct HandReq {
+    /// Raise (true) or lower (false).
+    raise: bool,
+    /// Whose hand: empty for the caller's own; another user id or `all` (admins lowering).
+    user_id: String,
+}
+
+/// Raises or lowers a hand. Anyone raises and lowers their own (unless the room turned raising
+/// hands off); admins lower anyone's, or everyone's (`all`). The hand is in the participant's
+/// metadata (`raised_hand`, Plug-N-Meet's shape, `raised_at` ordering the queue), which the
+/// media server sends to everyone.
+async fn raise_hand(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    result(
+        async {
+            let c = caller(&app, &headers).await?;
+            let req: HandReq = json::decode(&body).map_err(ApiError::invalid)?;
+            let own = req.user_id.is_empty() || req.user_id == c.user.as_str();
+            let target = if own { Who::One(c.user.clone()) } else { who(&req.user_id)? };
+            if !own && (req.raise || !c.claims.is_admin) {
+                return Err(ApiError::new(StatusCode::PermissionDenied, "only an admin can lower another participant's hand, and nobody can raise it")
+                    .with_http(Http::FORBIDDEN));
+            }
+            let allowed = c.room.info.metadata.room_features.as_ref().and_then(|f| f.allow_raise_hand).unwrap_or(true);
+            if req.raise && !allowed {
+                return Err(ApiError::new(StatusCode::PermissionDenied, "raising hands is turned off in this room").with_http(Http::FORBIDDEN));
+            }
+            let now_ms = crate::clock::unix_ms();
+            let changed = c.room.set_hand(target, req.raise, now_ms).await.map_err(|_| room_gone())?;
+            if let Some(media) = &app.media {
+                for (user, inv) in &changed {
+                    media.set_metadata(c.room.info.room_id.as_str(), user.as_str(), serde_json::to_string(&inv.metadata).unwrap_or_default());
+                }
+            }
+            tracing::info!(room_id = %c.room.info.room_id, by = %c.user, user_id = req.user_id, raise = req.raise, changed = changed.len(), "hand raised or lowered");
+            Ok(reply(json!({ "status": true, "msg": "success", "changed": changed.len() })))
+        }
+        .await,
+    )
 }
 
 /// The current key epoch of a server-generated-key room, for a participant who is in it (one

@@ -137,6 +137,11 @@ enum Command {
         identity: String,
         permission: enclave_sfu::PublishPermission,
     },
+    SetMetadata {
+        room_id: String,
+        identity: String,
+        metadata: String,
+    },
     Mute {
         room_id: String,
         identity: String,
@@ -369,6 +374,15 @@ impl Media {
             room_id: room_id.to_owned(),
             identity: identity.to_owned(),
             permission,
+        });
+    }
+
+    /// Replaces a participant's metadata (JSON) and tells everyone in the room.
+    pub fn set_metadata(&self, room_id: &str, identity: &str, metadata: String) {
+        let _ = self.tx.send(Command::SetMetadata {
+            room_id: room_id.to_owned(),
+            identity: identity.to_owned(),
+            metadata,
         });
     }
 
@@ -687,6 +701,16 @@ impl Worker {
             } => {
                 self.with_room(&room_id, |room| {
                     room.set_permission(now, &identity, permission);
+                });
+                self.drain(&room_id);
+            }
+            Command::SetMetadata {
+                room_id,
+                identity,
+                metadata,
+            } => {
+                self.with_room(&room_id, |room| {
+                    room.set_metadata(now, &identity, metadata);
                 });
                 self.drain(&room_id);
             }

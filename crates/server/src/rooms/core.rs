@@ -504,6 +504,40 @@ impl Room {
         changed
     }
 
+    /// Raises or lowers hands: `raised_at` (Unix ms) orders the queue. Returns the invitations
+    /// whose hand changed, and updates the metadata of those in the room.
+    pub fn set_hand(
+        &mut self,
+        who: &Who,
+        raise: bool,
+        raised_at: i64,
+    ) -> Vec<(UserId, Invitation)> {
+        let mut changed = Vec::new();
+        for (user, inv) in self.invitations.iter_mut() {
+            // `All` lowers everyone's hand; nobody raises another's.
+            if !who.includes(user) || (raise && *who == Who::All) {
+                continue;
+            }
+            let is_raised = inv
+                .metadata
+                .raised_hand
+                .as_ref()
+                .is_some_and(|h| h.is_raised);
+            if is_raised == raise {
+                continue;
+            }
+            inv.metadata.raised_hand = Some(enclave_proto::user::UserRaisedHand {
+                is_raised: raise,
+                raised_at: if raise { raised_at } else { 0 },
+            });
+            if let Some(p) = self.participants.get_mut(user) {
+                p.metadata = serde_json::to_string(&inv.metadata).unwrap_or_default();
+            }
+            changed.push((user.clone(), inv.clone()));
+        }
+        changed
+    }
+
     /// The waiting room's message as an admin last set it (`None`: the room's own).
     pub fn waiting_msg(&self) -> Option<&str> {
         self.waiting_msg.as_deref()
@@ -776,6 +810,57 @@ mod tests {
         assert_eq!(room.admit(&ann), None, "waiting for approval");
         room.approve(&Who::All);
         assert_eq!(room.admit(&ann).map(|e| e.generation), Some(1));
+    }
+
+    #[test]
+    fn hands_go_up_one_at_a_time_in_order_and_down_one_or_all() {
+        let t0 = Instant::now();
+        let mut room = epoch_room(t0);
+        for id in ["ann", "bob", "cat"] {
+            room.invite(UserId::parse(id).unwrap(), inv()).unwrap();
+        }
+        room.join(t0, p("bob")).unwrap();
+        let one = |id: &str| Who::One(UserId::parse(id).unwrap());
+        let raised = |room: &Room, id: &str| {
+            room.invitation(&UserId::parse(id).unwrap())
+                .and_then(|i| i.metadata.raised_hand.clone())
+                .filter(|h| h.is_raised)
+                .map(|h| h.raised_at)
+        };
+        assert_eq!(room.set_hand(&one("cat"), true, 100).len(), 1);
+        assert_eq!(room.set_hand(&one("bob"), true, 200).len(), 1);
+        assert_eq!(
+            room.set_hand(&one("bob"), true, 300),
+            vec![],
+            "already up: keeps its place"
+        );
+        assert_eq!(
+            (raised(&room, "cat"), raised(&room, "bob")),
+            (Some(100), Some(200))
+        );
+        // Those in the room carry it in their metadata.
+        let bob = room
+            .participants()
+            .find(|p| p.user_id.as_str() == "bob")
+            .unwrap();
+        assert!(
+            bob.metadata.contains(r#""is_raised":true"#),
+            "{}",
+            bob.metadata
+        );
+        assert_eq!(
+            room.set_hand(&Who::All, true, 400),
+            vec![],
+            "nobody raises another's hand"
+        );
+        assert_eq!(room.set_hand(&one("cat"), false, 500).len(), 1);
+        assert_eq!(raised(&room, "cat"), None);
+        assert_eq!(
+            room.set_hand(&Who::All, false, 600).len(),
+            1,
+            "only bob's was still up"
+        );
+        assert_eq!(raised(&room, "bob"), None);
     }
 
     #[test]

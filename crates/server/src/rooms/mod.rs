@@ -215,6 +215,7 @@ enum Command {
     Who(Who, oneshot::Sender<Vec<UserId>>),
     SetWaitingMsg(String, oneshot::Sender<()>),
     Admit(UserId, oneshot::Sender<Option<(KeyEpoch, Arc<RoomSecret>)>>),
+    SetHand(Who, bool, i64, oneshot::Sender<Vec<(UserId, Invitation)>>),
     CurrentEpoch(UserId, oneshot::Sender<Option<KeyEpoch>>),
     SetLock(
         Who,
@@ -349,6 +350,18 @@ impl RoomHandle {
         user: UserId,
     ) -> Result<Option<(KeyEpoch, Arc<RoomSecret>)>, RoomGone> {
         self.ask(|tx| Command::Admit(user, tx)).await
+    }
+
+    /// Raises `who`'s hand (at `raised_at`, Unix ms) or lowers it; returns the invitations
+    /// whose hand changed.
+    pub async fn set_hand(
+        &self,
+        who: Who,
+        raise: bool,
+        raised_at: i64,
+    ) -> Result<Vec<(UserId, Invitation)>, RoomGone> {
+        self.ask(|tx| Command::SetHand(who, raise, raised_at, tx))
+            .await
     }
 
     /// The current key epoch, for a participant in the room; `None` for anyone else.
@@ -672,6 +685,9 @@ async fn drive(
                 Some(Command::Admit(user, reply)) => {
                     let admitted = room.admit(&user).zip(room.history_secret(&user));
                     let _ = reply.send(admitted);
+                }
+                Some(Command::SetHand(who, raise, at, reply)) => {
+                    let _ = reply.send(room.set_hand(&who, raise, at));
                 }
                 Some(Command::CurrentEpoch(user, reply)) => {
                     let _ = reply.send(room.current_epoch(&user));
