@@ -290,7 +290,7 @@ describe('web client against enclave', () => {
     log.add('driver', `bob reloaded: epoch ${g0} → ${g1}; the chat kept before is shown again`);
   });
 
-  scenario('15. raised hands: a participant raises theirs, everyone sees it, the host sees the queue in order and lowers one, then all', async ({ log, user }) => {
+  scenario('15. raised hands and reactions: a participant raises theirs, everyone sees it, the host sees the queue in order and lowers one, then all; a reaction shows on the sender’s tile for everyone', async ({ log, user }) => {
     const room = `hand-${rand()}`;
     await server.createRoom(room, 'server_key');
     const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
@@ -319,6 +319,14 @@ describe('web client against enclave', () => {
     await cat.page.waitForSelector(`${tid('raise-hand-toggle')}[aria-pressed="false"]`, { timeout: 5000 });
     await ann.page.waitForSelector(tid('hand-queue'), { state: 'hidden' });
     log.add('driver', 'hands: raised by bob and cat, queue in order, lowered by the host');
+
+    // Reactions: sealed like chat, shown over the sender's tile for everyone.
+    await bob.page.click(tid('reaction-toggle'));
+    await bob.page.click(tid('reaction-clap'));
+    for (const u of [ann, cat]) {
+      await u.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"] ${tid('reaction-bubble')}[data-reaction="clap"]`, { state: 'attached', timeout: 5000 });
+    }
+    await bob.page.waitForSelector(`${tid('local-tile')} ${tid('reaction-bubble')}[data-reaction="clap"]`, { state: 'attached' });
   });
 
   scenario('8. a host removes and blocks a participant: removed page, the link no longer admits them, no new token for them', async ({ log, user }) => {

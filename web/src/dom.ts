@@ -98,6 +98,7 @@ const ICONS = {
   grid: ['M3 3h7v7H3z', 'M14 3h7v7h-7z', 'M14 14h7v7h-7z', 'M3 14h7v7H3z'],
   spotlight: ['M3 3h18v12H3z', 'M3 19h4v2H3z', 'M10 19h4v2h-4z', 'M17 19h4v2h-4z'],
   close: ['M18 6L6 18', 'M6 6l12 12'],
+  smile: ['M12 22a10 10 0 1 0 0-20 10 10 0 0 0 0 20z', 'M8 14s1.5 2 4 2 4-2 4-2', 'M9 9h.01', 'M15 9h.01'],
   hand: [
     'M18 11V6a2 2 0 0 0-4 0v5',
     'M14 10V4a2 2 0 0 0-4 0v6',

@@ -29,6 +29,10 @@ import {
   TOPIC_KEYCHECK,
   TOPIC_PROFILE,
   TOPIC_SYSTEM,
+  TOPIC_REACTION,
+  REACTIONS,
+  parseReaction,
+  type ReactionName,
   cleanName,
   decodeJson,
   encodeJson,
@@ -136,7 +140,10 @@ export class Meeting {
   private readonly speaking = new Set<string>();
   private readonly replied = new Set<string>();
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
-  private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand', CtlButton | null>;
+  private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand' | 'react', CtlButton | null>;
+  /** The reaction picker (null when the room has reactions off, or for observers). */
+  private readonly reactionPicker: HTMLElement | null;
+  private lastReaction = 0;
   /** Whose hands we saw up at the last sync (hosts are told when one goes up). */
   private handsSeen = new Map<string, boolean>();
   private readonly chatBadge: HTMLElement;
@@ -298,12 +305,24 @@ export class Meeting {
     const chatBtn = this.canChat ? mk('chat-toggle', ['Chat', 'Chat'], ['chat', 'chat'], () => this.togglePanel('chat')) : null;
     const peopleBtn = mk('participants-toggle', ['People', 'People'], ['people', 'people'], () => this.togglePanel('people'));
     const handBtn = !hidden && f.allow_raise_hand !== false ? mk('raise-hand-toggle', ['Lower hand', 'Raise hand'], ['hand', 'hand'], () => void this.toggleHand()) : null;
+    const reactBtn = !hidden && f.allow_reactions !== false ? mk('reaction-toggle', ['React', 'React'], ['smile', 'smile'], () => this.toggleReactions()) : null;
+    this.reactionPicker = reactBtn
+      ? h(
+          'div',
+          { class: 'reaction-picker', hidden: true, role: 'menu', 'data-testid': 'reaction-picker' },
+          (Object.keys(REACTIONS) as ReactionName[]).map((name) => {
+            const b = h('button', { class: 'reaction-choice', type: 'button', role: 'menuitem', 'data-testid': `reaction-${name}`, title: name.replace('_', ' ') }, REACTIONS[name]);
+            b.addEventListener('click', () => void this.sendReaction(name));
+            return b;
+          }),
+        )
+      : null;
     this.chatBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'chat-unread' });
     chatBtn?.el.appendChild(this.chatBadge);
     peopleBtn.el.appendChild(this.countEl);
     this.waitingBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'waiting-badge', title: 'Waiting to join' });
     peopleBtn.el.appendChild(this.waitingBadge);
-    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn, hand: handBtn };
+    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn, hand: handBtn, react: reactBtn };
     if (camBtn === null) {
       // Show the restriction rather than hiding the control.
       const why = hidden ? (o.verify.user.is_hidden ? 'You are a hidden observer' : 'You are an observer') : 'Webcams are turned off in this meeting';
@@ -321,7 +340,7 @@ export class Meeting {
       'footer',
       { class: 'controlbar', role: 'toolbar', 'aria-label': 'Meeting controls' },
       h('div', { class: 'ctl-group' }, micBtn.el, camBtn?.el ?? this.camNote, screenBtn?.el),
-      h('div', { class: 'ctl-group' }, handBtn?.el, chatBtn?.el, peopleBtn.el, this.recorderUi.controls),
+      h('div', { class: 'ctl-group ctl-group-react' }, handBtn?.el, reactBtn?.el, this.reactionPicker, chatBtn?.el, peopleBtn.el, this.recorderUi.controls),
       h('div', { class: 'ctl-group' }, endBtn, leave),
     );
 
@@ -463,6 +482,31 @@ export class Meeting {
   /** Whether the server lets this participant publish `source` now. */
   private allowed(source: number): boolean {
     return sourceAllowed(this.room.localParticipant, source);
+  }
+
+  private toggleReactions(): void {
+    if (!this.reactionPicker) return;
+    this.reactionPicker.hidden = !this.reactionPicker.hidden;
+    this.ctl.react?.set(!this.reactionPicker.hidden);
+  }
+
+  /** Sends a reaction to everyone (sealed in an encrypted room) and shows it on our own tile. */
+  private async sendReaction(name: ReactionName): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastReaction < 300) return;
+    this.lastReaction = now;
+    this.toggleReactions();
+    const me = this.room.localParticipant;
+    this.showReaction(me.identity, name);
+    try {
+      await me.publishData(await this.sealed({ type: 'reaction', name }), { reliable: true, topic: TOPIC_REACTION });
+    } catch {
+      toast('The reaction could not be sent.', 'warning');
+    }
+  }
+
+  private showReaction(identity: string, name: ReactionName): void {
+    this.tiles.get(`${identity}\u0000camera`)?.react(name, REACTIONS[name]);
   }
 
   private async toggleHand(): Promise<void> {
@@ -879,6 +923,11 @@ export class Meeting {
         this.names.set(from, p.name);
         this.sync();
       }
+      return;
+    }
+    if (topic === TOPIC_REACTION) {
+      const name = parseReaction(await this.opened(from, payload));
+      if (name) this.showReaction(from, name);
       return;
     }
     if (topic === TOPIC_CHAT) {

@@ -6,6 +6,8 @@
 // enclave.profile   {type:"profile", name}                          yes
 // enclave.keycheck  {type:"key_check", check:"<32 hex>",            no: a one-way value of the key,
 //                    generation}                                    readable by those whose key differs
+// enclave.reaction  {type:"reaction", name}                        yes (a room with allow_reactions
+//                                                                   false: dropped by the server)
 // enclave.system    {type:"SYSTEM_CHAT_MSG", message} or            no: from the server (no sender)
 //                   {type:"SYSTEM_NOTIFICATION", msg, notification_type} or
 //                   {type:"RECORDER_STATE", is_recording, is_active_rtmp} or
@@ -16,6 +18,24 @@ export const TOPIC_CHAT = 'enclave.chat';
 export const TOPIC_PROFILE = 'enclave.profile';
 export const TOPIC_KEYCHECK = 'enclave.keycheck';
 export const TOPIC_SYSTEM = 'enclave.system';
+export const TOPIC_REACTION = 'enclave.reaction';
+
+/** The reactions people can send, by the name that travels. */
+export const REACTIONS = {
+  thumbs_up: '👍',
+  clap: '👏',
+  heart: '❤️',
+  laugh: '😂',
+  surprised: '😮',
+  party: '🎉',
+} as const;
+export type ReactionName = keyof typeof REACTIONS;
+
+/** A reaction, if `v` is one of the known ones. */
+export function parseReaction(v: unknown): ReactionName | null {
+  if (!isObject(v) || v.type !== 'reaction' || typeof v.name !== 'string') return null;
+  return Object.prototype.hasOwnProperty.call(REACTIONS, v.name) ? (v.name as ReactionName) : null;
+}
 
 export const MAX_CHAT_CHARS = 4000;
 export const MAX_NAME_CHARS = 64;

@@ -12,6 +12,7 @@ import {
   parseChat,
   handRaisedAt,
   parseKeyCheck,
+  parseReaction,
   parseProfile,
   parseSystem,
   renewDelayMs,
@@ -132,4 +133,12 @@ test('a raised hand is read from the participant metadata the server sets', () =
   assert.equal(handRaisedAt('not json'), null);
   assert.equal(handRaisedAt(''), null);
   assert.equal(handRaisedAt(undefined), null);
+});
+
+test('reactions: only the known names', () => {
+  assert.equal(parseReaction({ type: 'reaction', name: 'clap' }), 'clap');
+  assert.equal(parseReaction({ type: 'reaction', name: 'toString' }), null, 'not an inherited property');
+  assert.equal(parseReaction({ type: 'reaction', name: '<img>' }), null);
+  assert.equal(parseReaction({ type: 'other', name: 'clap' }), null);
+  assert.equal(parseReaction('clap'), null);
 });

@@ -101,6 +101,13 @@ export class Tile {
     this.last = { ...s, video: null };
   }
 
+  /** Shows a reaction floating over the tile for a few seconds. */
+  react(name: string, emoji: string): void {
+    const bubble = h('span', { class: 'reaction-bubble', 'data-testid': 'reaction-bubble', 'data-reaction': name, 'aria-hidden': 'true' }, emoji);
+    this.el.appendChild(bubble);
+    setTimeout(() => bubble.remove(), 3000);
+  }
+
   destroy(): void {
     if (this.attached) this.attached.detach(this.videoEl);
     this.attached = null;

@@ -9,6 +9,9 @@ use enclave_sfu::PublishPermission;
 /// The web client's chat topic (`web/src/protocol.ts`, `TOPIC_CHAT`): a participant whose chat
 /// is locked may not send on it.
 pub const CHAT_TOPIC: &str = "enclave.chat";
+/// The web client's reactions topic: dropped by the media server in a room with
+/// `allow_reactions: false`, and for a participant whose reactions a host locked.
+pub const REACTION_TOPIC: &str = "enclave.reaction";
 
 /// Whether a participant's chat is locked (all chat, or sending messages).
 pub fn chat_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool {
@@ -127,11 +130,18 @@ pub fn publish_permission(
         can_publish: !hidden && !sources.is_empty(),
         can_publish_sources: if everything { Vec::new() } else { sources },
         can_publish_data: !hidden,
-        denied_data_topics: if chat_locked(is_admin, locks) {
-            vec![CHAT_TOPIC.to_owned()]
-        } else {
-            Vec::new()
-        },
+        denied_data_topics: [
+            (chat_locked(is_admin, locks), CHAT_TOPIC),
+            (
+                features.is_some_and(|f| f.allow_reactions == Some(false))
+                    || locked(|l| l.lock_reactions),
+                REACTION_TOPIC,
+            ),
+        ]
+        .into_iter()
+        .filter(|(denied, _)| *denied)
+        .map(|(_, topic)| topic.to_owned())
+        .collect(),
     }
 }
 
@@ -236,6 +246,24 @@ mod tests {
             .is_empty());
         let hidden = publish_permission(None, false, true, None);
         assert!(!hidden.can_publish && !hidden.can_publish_data);
+    }
+
+    #[test]
+    fn a_room_without_reactions_drops_them_for_everyone() {
+        let mut f = RoomCreateFeatures {
+            allow_reactions: Some(false),
+            ..Default::default()
+        };
+        for admin in [false, true] {
+            assert_eq!(
+                publish_permission(Some(&f), admin, false, None).denied_data_topics,
+                [REACTION_TOPIC]
+            );
+        }
+        f.allow_reactions = None;
+        assert!(publish_permission(Some(&f), false, false, None)
+            .denied_data_topics
+            .is_empty());
     }
 
     #[test]
