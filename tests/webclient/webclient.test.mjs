@@ -329,6 +329,47 @@ describe('web client against enclave', () => {
     await bob.page.waitForSelector(`${tid('local-tile')} ${tid('reaction-bubble')}[data-reaction="clap"]`, { state: 'attached' });
   });
 
+  scenario('16. private chat in an encrypted room: only the recipient reads it, the hosts can be written to, and a host’s private-chat lock leaves only the public chat', async ({ log, user }) => {
+    const room = `priv-${rand()}`;
+    await server.createRoom(room, 'server_key');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    const cat = user(server, { room, id: 'cat', name: 'Cat' });
+    await Promise.all([ann, bob, cat].map((u) => u.enter(chrome.browser)));
+    for (const u of [ann, bob, cat]) await u.openChat();
+    const tag = rand();
+    const sendTo = async (u, value, text) => {
+      await u.page.waitForSelector(`${tid('chat-recipient')} option[value="${value}"]`, { state: 'attached', timeout: 10_000 });
+      await u.page.selectOption(tid('chat-recipient'), value);
+      await u.say(text);
+    };
+    await sendTo(bob, 'ann', `psst ${tag}`);
+    await ann.sees('bob', `psst ${tag}`);
+    const privateAt = (u, text) =>
+      u.page.evaluate((t) => {
+        const m = [...document.querySelectorAll('[data-testid="chat-message"]')].find((x) => x.textContent.includes(t));
+        return m ? { private: m.dataset.private, label: m.querySelector('[data-testid="chat-private-label"]')?.textContent ?? '' } : null;
+      }, text);
+    assert.deepEqual(await privateAt(ann, `psst ${tag}`), { private: 'true', label: 'Private · to you' });
+    assert.deepEqual(await privateAt(bob, `psst ${tag}`), { private: 'true', label: 'Private · to Ann' });
+    // Then a public message: once cat has it, the private one had every chance to arrive.
+    await sendTo(bob, '', `public ${tag}`);
+    await cat.sees('bob', `public ${tag}`);
+    assert.equal(await privateAt(cat, `psst ${tag}`), null, 'cat never sees a message to ann');
+    // To the hosts.
+    await sendTo(cat, '@hosts', `to the hosts ${tag}`);
+    await ann.sees('cat', `to the hosts ${tag}`);
+    assert.equal((await privateAt(ann, `to the hosts ${tag}`)).label, 'Private · to the hosts');
+    // The host locks bob's private chat: only "Everyone" is left to him (the server drops
+    // private messages from him: sfu::permissions, rooms::locks).
+    const r = await fetch(`${server.base}/api/updateLockSettings`, { method: 'POST', headers: { authorization: `Bearer ${ann.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ user_id: 'bob', service: 'privateChat', direction: 'lock' }) });
+    assert.equal(r.status, 200);
+    await bob.page.waitForFunction(() => document.querySelectorAll('[data-testid="chat-recipient"] option').length === 1, null, { timeout: 5000 });
+    await bob.say(`still public ${tag}`);
+    await ann.sees('bob', `still public ${tag}`);
+    log.add('driver', 'private chat: to ann only, to the hosts, and locked');
+  });
+
   scenario('8. a host removes and blocks a participant: removed page, the link no longer admits them, no new token for them', async ({ log, user }) => {
     const room = `ban-${rand()}`;
     await server.createRoom(room, 'server_key');

@@ -30,6 +30,9 @@ import {
   TOPIC_PROFILE,
   TOPIC_SYSTEM,
   TOPIC_REACTION,
+  TOPIC_PRIVATE,
+  privateAad,
+  parsePrivate,
   REACTIONS,
   parseReaction,
   type ReactionName,
@@ -49,7 +52,7 @@ import {
 import { RecorderModel, flagsFromVerify, type Transition } from './recorder';
 import type { Layout, SessionStore } from './store';
 import { CodeChip, E2eeBadge, SecurityPanel, brand } from './ui/badge';
-import { ChatPanel } from './ui/chat';
+import { ChatPanel, type ChatTarget } from './ui/chat';
 import { confirmDialog } from './ui/modal';
 import { PeoplePanel, type PersonView } from './ui/people';
 import type { PrejoinResult } from './ui/prejoin';
@@ -355,7 +358,7 @@ export class Meeting {
       this.isAdmin && o.verify.room.features?.waiting_room_features?.is_active
         ? new WaitingList({ approve: (id) => void this.approveWaiting(id), reject: (u) => void this.rejectWaiting(u) })
         : null;
-    this.chat = this.canChat ? new ChatPanel(this.encrypted, (t) => this.sendChat(t), () => this.togglePanel(null)) : null;
+    this.chat = this.canChat ? new ChatPanel(this.encrypted, (t, target) => this.sendChat(t, target), () => this.togglePanel(null)) : null;
     this.people = new PeoplePanel(
       {
         canModerate: this.isAdmin,
@@ -474,6 +477,7 @@ export class Meeting {
       this.chatLocked = true;
       this.chat.setLocked(true);
     }
+    if (o.verify.user.lock_private_chat && this.chat) this.chat.setPrivateLocked(true);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -790,10 +794,10 @@ export class Meeting {
   }
 
   /** Opens a message of `from`; null (and a key-mismatch signal) if it does not open. */
-  private async opened(from: string, payload: Uint8Array): Promise<unknown> {
+  private async opened(from: string, payload: Uint8Array, aad: string = from): Promise<unknown> {
     if (!this.encrypted) return decodeJson(payload);
     try {
-      const opened = await this.openSealed(from, payload);
+      const opened = await this.openSealed(aad, payload);
       return opened && decodeJson(opened);
     } catch (e) {
       if (e instanceof EnvelopeError) this.o.keyStatus.dataOpenFailed(from);
@@ -890,6 +894,7 @@ export class Meeting {
           this.chat.setLocked(m.lock_chat);
           toast(m.lock_chat ? 'A host locked the chat: you can read it but not send.' : 'A host unlocked the chat.', m.lock_chat ? 'warning' : 'info');
         }
+        this.chat?.setPrivateLocked(m.lock_private_chat);
       } else if (m.type === 'E2EE_KEY') {
         await this.onEpoch(m.generation, m.secret, 'pushed');
       } else if (m.type === 'RECORDER_STATE') {
@@ -930,6 +935,16 @@ export class Meeting {
       if (name) this.showReaction(from, name);
       return;
     }
+    if (topic === TOPIC_PRIVATE) {
+      // Opens only as the copy for us: the envelope binds the sender and this recipient.
+      const me = this.room.localParticipant.identity;
+      const aad = privateAad(from, me);
+      const msg = parsePrivate(await this.opened(from, payload, aad), from, me);
+      if (!msg || !this.chat || this.chat.has(msg.id)) return;
+      this.showChat(msg, false);
+      void this.keepChat(msg, from, payload, aad);
+      return;
+    }
     if (topic === TOPIC_CHAT) {
       const msg = parseChat(await this.opened(from, payload), from);
       if (!msg || !this.chat || this.chat.has(msg.id)) return;
@@ -943,7 +958,7 @@ export class Meeting {
    * sealed, with the history key (server key: epochs change, the history key does not) or as
    * it came (a passphrase: the same key after a reload).
    */
-  private async keepChat(msg: ChatMessage, sender: string, envelope: Uint8Array): Promise<void> {
+  private async keepChat(msg: ChatMessage, sender: string, envelope: Uint8Array, aad?: string): Promise<void> {
     const { store, historyKey, verify } = this.o;
     if (!store) return;
     const sid = verify.room.sid;
@@ -952,8 +967,8 @@ export class Meeting {
       if (!this.encrypted) {
         await store.addChat({ sid, id: msg.id, at, kind: 'plain', message: msg });
       } else {
-        const sealed = historyKey ? await sealWith(historyKey, sid, sender, encodeJson(msg)) : envelope.slice();
-        await store.addChat({ sid, id: msg.id, at, kind: 'sealed', sender, envelope: sealed.buffer });
+        const sealed = historyKey ? await sealWith(historyKey, sid, aad ?? sender, encodeJson(msg)) : envelope.slice();
+        await store.addChat({ sid, id: msg.id, at, kind: 'sealed', sender, envelope: sealed.buffer, aad });
       }
     } catch {
       // History is a convenience: a failure to keep it does not disturb the meeting.
@@ -969,8 +984,15 @@ export class Meeting {
 
   private showChat(msg: ChatMessage, self: boolean, restoring = false): void {
     if (!this.chat) return;
+    const privateLabel = !msg.to
+      ? undefined
+      : msg.to_hosts
+        ? 'Private · to the hosts'
+        : self
+          ? `Private · to ${this.displayName(msg.to[0]!)}`
+          : 'Private · to you';
     const name = self ? this.name : msg.from_name || this.displayName(msg.from_user_id);
-    const added = this.chat.add({ id: msg.id, fromIdentity: msg.from_user_id, fromName: name, text: msg.text, at: msg.sent_at, self, system: false });
+    const added = this.chat.add({ id: msg.id, fromIdentity: msg.from_user_id, fromName: name, text: msg.text, at: msg.sent_at, self, system: false, privateLabel });
     if (added && !self && !restoring) this.bumpUnread();
   }
 
@@ -997,7 +1019,8 @@ export class Meeting {
     }
   }
 
-  private async sendChat(text: string): Promise<void> {
+  private async sendChat(text: string, target: ChatTarget = { kind: 'everyone' }): Promise<void> {
+    if (target.kind !== 'everyone') return this.sendPrivate(text, target);
     const me = this.room.localParticipant;
     const msg = newChat(me.identity, this.name, text);
     const payload = await this.sealed(msg);
@@ -1009,6 +1032,38 @@ export class Meeting {
     }
     this.showChat(msg, true);
     void this.keepChat(msg, me.identity, payload);
+  }
+
+  /**
+   * A private message: one copy per recipient, addressed to them alone (the media server relays
+   * nothing on this topic without recipients), each sealed for its recipient in an encrypted room.
+   */
+  private async sendPrivate(text: string, target: Exclude<ChatTarget, { kind: 'everyone' }>): Promise<void> {
+    const me = this.room.localParticipant;
+    const to =
+      target.kind === 'one'
+        ? [target.identity]
+        : [...this.room.remoteParticipants.values()].filter((p) => this.isHost(p)).map((p) => p.identity);
+    if (to.length === 0) {
+      toast(target.kind === 'hosts' ? 'No host is in the meeting right now.' : 'They have left the meeting.', 'warning');
+      throw new Error('no recipient');
+    }
+    const msg = newChat(me.identity, this.name, text, Date.now(), to, target.kind === 'hosts');
+    const keys = this.ring.current;
+    let first: Uint8Array | null = null;
+    try {
+      for (const r of to) {
+        const aad = privateAad(me.identity, r);
+        const payload = keys ? await keys.seal(aad, encodeJson(msg)) : encodeJson(msg);
+        first ??= payload;
+        await me.publishData(payload, { reliable: true, topic: TOPIC_PRIVATE, destinationIdentities: [r] });
+      }
+    } catch {
+      toast('The message could not be sent. Check your connection.', 'error');
+      throw new Error('send failed');
+    }
+    this.showChat(msg, true);
+    void this.keepChat(msg, me.identity, first ?? encodeJson(msg), privateAad(me.identity, to[0]!));
   }
 
   private async restoreChat(): Promise<void> {
@@ -1030,7 +1085,7 @@ export class Meeting {
         } else if (r.kind === 'plain-system' && !keys) {
           this.chat.add({ id: r.id, fromIdentity: '', fromName: '', text: r.text, at: r.at, self: false, system: true });
         } else if (r.kind === 'sealed' && keys) {
-          const opened = await this.openKept(r.sender, r.envelope);
+          const opened = await this.openKept(r.aad ?? r.sender, r.envelope);
           const m = opened && parseChat(decodeJson(opened), r.sender);
           if (m) this.showChat(m, r.sender === me, true);
         } else if (r.kind === 'sealed-system' && keys) {
@@ -1270,6 +1325,11 @@ export class Meeting {
     this.ctl.hand?.set(handRaisedAt(me.metadata) !== null);
     const all = this.participants();
     this.noticeHands(all);
+    const others = [...this.room.remoteParticipants.values()];
+    this.chat?.setPeople(
+      others.map((p) => ({ identity: p.identity, name: this.displayName(p.identity) })),
+      others.some((p) => this.isHost(p)),
+    );
     this.countEl.textContent = String(all.length);
     if (this.panel !== 'people') return;
     this.people.render(

@@ -3,6 +3,8 @@
 //
 // topic             payload                                         sealed in E2EE rooms
 // enclave.chat      {id, from_user_id, from_name, text, sent_at}    yes (data key, AAD binds sender)
+// enclave.private   the same with to: [recipients], one packet per  yes (AAD binds sender and this
+//                   recipient, addressed to them alone                recipient: privateAad)
 // enclave.profile   {type:"profile", name}                          yes
 // enclave.keycheck  {type:"key_check", check:"<32 hex>",            no: a one-way value of the key,
 //                    generation}                                    readable by those whose key differs
@@ -19,6 +21,18 @@ export const TOPIC_PROFILE = 'enclave.profile';
 export const TOPIC_KEYCHECK = 'enclave.keycheck';
 export const TOPIC_SYSTEM = 'enclave.system';
 export const TOPIC_REACTION = 'enclave.reaction';
+export const TOPIC_PRIVATE = 'enclave.private';
+/** Recipients one private message may name (a participant, or the hosts). */
+export const MAX_PRIVATE_RECIPIENTS = 20;
+
+/**
+ * What a private message's envelope binds in place of the sender (crates/e2ee's AAD "sender"
+ * field): the sender and the one recipient this copy is for, so that a copy cannot be passed
+ * off as sent to someone else, nor as public.
+ */
+export function privateAad(from: string, to: string): string {
+  return JSON.stringify(['private', from, to]);
+}
 
 /** The reactions people can send, by the name that travels. */
 export const REACTIONS = {
@@ -47,6 +61,10 @@ export interface ChatMessage {
   text: string;
   /** Milliseconds since the epoch, by the sender's clock. */
   sent_at: number;
+  /** A private message: who it is for (absent: everyone). */
+  to?: string[];
+  /** A private message to the hosts (whoever they are as it is sent). */
+  to_hosts?: boolean;
 }
 
 export interface KeyCheckMessage {
@@ -66,7 +84,7 @@ export type SystemMessage =
   | { type: 'SYSTEM_NOTIFICATION'; msg: string; notification_type: string }
   /** The whole recorder state of the room, sent whenever cloud recording or RTMP starts or stops. */
   | { type: 'RECORDER_STATE'; is_recording: boolean; is_active_rtmp: boolean }
-  | { type: 'LOCK_SETTINGS'; lock_chat: boolean }
+  | { type: 'LOCK_SETTINGS'; lock_chat: boolean; lock_private_chat: boolean }
   /** A new key epoch of a server-generated-key room, for the members in the room only. */
   | { type: 'E2EE_KEY'; generation: number; secret: string };
 
@@ -98,17 +116,38 @@ export function parseChat(v: unknown, senderIdentity: string): ChatMessage | nul
   if (typeof text !== 'string' || text.trim().length === 0 || text.length > MAX_CHAT_CHARS) return null;
   const name = typeof from_name === 'string' ? cleanName(from_name) : '';
   const at = typeof sent_at === 'number' && Number.isFinite(sent_at) ? sent_at : Date.now();
-  return { id, from_user_id, from_name: name || from_user_id, text, sent_at: at };
+  const msg: ChatMessage = { id, from_user_id, from_name: name || from_user_id, text, sent_at: at };
+  if (v.to !== undefined) {
+    const to = v.to;
+    if (!Array.isArray(to) || to.length === 0 || to.length > MAX_PRIVATE_RECIPIENTS || !to.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 200)) return null;
+    msg.to = to as string[];
+    if (v.to_hosts === true) msg.to_hosts = true;
+  }
+  return msg;
 }
 
-export function newChat(fromUserId: string, fromName: string, text: string, now = Date.now()): ChatMessage {
-  return {
+/**
+ * A private message for `me` from `senderIdentity`: a chat message that names `me` among its
+ * recipients (one that does not was not meant for us, or is a public message replayed here).
+ */
+export function parsePrivate(v: unknown, senderIdentity: string, me: string): ChatMessage | null {
+  const m = parseChat(v, senderIdentity);
+  return m && m.to && (m.to.includes(me) || senderIdentity === me) ? m : null;
+}
+
+export function newChat(fromUserId: string, fromName: string, text: string, now = Date.now(), to?: string[], toHosts = false): ChatMessage {
+  const m: ChatMessage = {
     id: randomId(),
     from_user_id: fromUserId,
     from_name: fromName,
     text: text.slice(0, MAX_CHAT_CHARS),
     sent_at: now,
   };
+  if (to && to.length) {
+    m.to = to.slice(0, MAX_PRIVATE_RECIPIENTS);
+    if (toHosts) m.to_hosts = true;
+  }
+  return m;
 }
 
 /** A key generation: an integer from 0 to 2^32 - 1. */
@@ -143,7 +182,7 @@ export function parseSystem(v: unknown): SystemMessage | null {
     return { type: 'RECORDER_STATE', is_recording: v.is_recording, is_active_rtmp: v.is_active_rtmp };
   }
   if (v.type === 'LOCK_SETTINGS' && typeof v.lock_chat === 'boolean') {
-    return { type: 'LOCK_SETTINGS', lock_chat: v.lock_chat };
+    return { type: 'LOCK_SETTINGS', lock_chat: v.lock_chat, lock_private_chat: v.lock_private_chat === true || v.lock_chat };
   }
   if (v.type === 'E2EE_KEY' && isGeneration(v.generation) && v.generation >= 1 && typeof v.secret === 'string' && /^[0-9A-Za-z]{16,128}$/.test(v.secret)) {
     return { type: 'E2EE_KEY', generation: v.generation, secret: v.secret };

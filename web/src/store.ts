@@ -34,7 +34,8 @@ export interface SessionRecord {
 export type ChatRecord =
   | { sid: string; id: string; at: number; kind: 'plain'; message: ChatMessage }
   | { sid: string; id: string; at: number; kind: 'plain-system'; text: string }
-  | { sid: string; id: string; at: number; kind: 'sealed'; sender: string; envelope: ArrayBuffer }
+  /** `aad`: what the envelope binds as its sender when that is not `sender` (a private message). */
+  | { sid: string; id: string; at: number; kind: 'sealed'; sender: string; envelope: ArrayBuffer; aad?: string }
   | { sid: string; id: string; at: number; kind: 'sealed-system'; envelope: ArrayBuffer };
 
 function req<T>(r: IDBRequest<T>): Promise<T> {

@@ -13,6 +13,8 @@ import {
   handRaisedAt,
   parseKeyCheck,
   parseReaction,
+  parsePrivate,
+  privateAad,
   parseProfile,
   parseSystem,
   renewDelayMs,
@@ -53,7 +55,7 @@ test('key checks, profiles and server messages', () => {
     notification_type: 'NATS_SYSTEM_NOTIFICATION_WARNING',
   });
   assert.equal(parseSystem({ type: 'SYSTEM_CHAT_MSG' }), null);
-  assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: true });
+  assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: true, lock_private_chat: true });
   assert.equal(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: 'yes' }), null);
   const secret = 'Qm7rT2xW9kLp4ZsV8nB3cY6dF1gH5jK0';
   assert.deepEqual(parseSystem({ type: 'E2EE_KEY', generation: 3, secret }), { type: 'E2EE_KEY', generation: 3, secret });
@@ -141,4 +143,20 @@ test('reactions: only the known names', () => {
   assert.equal(parseReaction({ type: 'reaction', name: '<img>' }), null);
   assert.equal(parseReaction({ type: 'other', name: 'clap' }), null);
   assert.equal(parseReaction('clap'), null);
+});
+
+test('private messages: recipients travel in the message, and only a named recipient (or the sender) reads it as theirs', () => {
+  const m = newChat('ann', 'Ann', 'psst', 1, ['bob']);
+  assert.deepEqual(m.to, ['bob']);
+  const v = JSON.parse(JSON.stringify(m));
+  assert.equal(parsePrivate(v, 'ann', 'bob')?.text, 'psst');
+  assert.equal(parsePrivate(v, 'ann', 'cat'), null, 'not for cat');
+  assert.equal(parsePrivate({ ...v, to: undefined }, 'ann', 'bob'), null, 'a public message is not private');
+  assert.equal(parsePrivate({ ...v, to: [] }, 'ann', 'bob'), null);
+  assert.equal(parsePrivate({ ...v, to: [7] }, 'ann', 'bob'), null);
+  assert.equal(parsePrivate(v, 'ann', 'ann')?.text, 'psst', 'the sender reads its own copy back (history)');
+  assert.notEqual(privateAad('ann', 'bob'), privateAad('ann', 'cat'));
+  assert.notEqual(privateAad('a|b', 'c'), privateAad('a', 'b|c'), 'unambiguous');
+  assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: false, lock_private_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: false, lock_private_chat: true });
+  assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: true, lock_private_chat: true });
 });

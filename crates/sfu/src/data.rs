@@ -8,7 +8,7 @@
 use livekit_protocol as lk;
 use prost::Message as _;
 
-use crate::io::SERVER_TOPIC;
+use crate::io::{PRIVATE_TOPIC, SERVER_TOPIC};
 
 /// Whether a participant may send this data packet. Participants speak for themselves: user
 /// messages, chat, RPC, data streams and encrypted packets. What only a server says (active
@@ -83,12 +83,19 @@ pub(crate) fn relay(
         lk::data_packet::Kind::Lossy as i32
     };
     let mut destinations = packet.destination_identities.clone();
+    let mut private = false;
     if let Some(lk::data_packet::Value::User(u)) = packet.value.as_mut() {
         u.participant_identity = identity.to_owned();
         u.participant_sid = sid.to_owned();
         if destinations.is_empty() {
             destinations = u.destination_identities.clone();
         }
+        private = u.topic.as_deref() == Some(PRIVATE_TOPIC);
+    }
+    if private && destinations.is_empty() {
+        return Err(Dropped::NotAllowed(
+            "a private message names its recipients",
+        ));
     }
     Ok(Relayed {
         bytes: packet.encode_to_vec(),

@@ -22,6 +22,10 @@ pub const MAX_MEDIA_SECTIONS: usize = 2 * MAX_TRACKS_PER_PARTICIPANT;
 /// Topic prefix of what the server alone sends (`enclave.system`): a participant's data
 /// packet on it is dropped, so that nobody can speak with the server's voice.
 pub const SERVER_TOPIC: &str = "enclave.system";
+/// Topic of private messages: a participant's data packet on it must name its recipients (one
+/// or more), so that a private message is never relayed to everyone, and a chat lock that denies
+/// the public topic cannot be sidestepped through this one.
+pub const PRIVATE_TOPIC: &str = "enclave.private";
 
 /// Seconds a client may stay silent on signalling before the server gives up on it (LiveKit's
 /// `ping_timeout`, sent in the join response); clients ping every [`PING_INTERVAL`].

@@ -279,3 +279,42 @@ fn metadata_set_by_the_server_reaches_everyone_as_a_newer_version() {
         );
     }
 }
+
+/// A private message reaches only the recipients it names; one that names nobody is dropped
+/// (it would reach everyone, and sidestep a lock on the public chat).
+#[test]
+fn a_private_message_reaches_only_its_recipients_and_one_naming_nobody_is_dropped() {
+    let mut w = connected_pair();
+    w.publish("alice", MediaKind::Audio);
+    w.advance(Duration::from_millis(1500));
+    let say = |w: &mut World, to: &[&str], text: &str| {
+        w.send_data(
+            "alice",
+            lk::DataPacket {
+                destination_identities: to.iter().map(|s| s.to_string()).collect(),
+                value: Some(lk::data_packet::Value::User(lk::UserPacket {
+                    payload: text.as_bytes().to_vec(),
+                    topic: Some(enclave_sfu::PRIVATE_TOPIC.into()),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+        );
+        w.advance(Duration::from_millis(100));
+    };
+    say(&mut w, &[], "to nobody in particular");
+    say(&mut w, &["bob"], "to bob");
+    say(&mut w, &["carol"], "to someone who is not here");
+    let got: Vec<String> = w
+        .client("bob")
+        .data
+        .iter()
+        .filter_map(|p| match &p.value {
+            Some(lk::data_packet::Value::User(u)) => {
+                Some(String::from_utf8_lossy(&u.payload).into_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, ["to bob"]);
+}

@@ -10,7 +10,12 @@ export interface ChatEntry {
   at: number;
   self: boolean;
   system: boolean;
+  /** A private message: to whom (sent by us), or that it was for us (received). */
+  privateLabel?: string;
 }
+
+/** Whom a message goes to: everyone, one participant, or the hosts. */
+export type ChatTarget = { kind: 'everyone' } | { kind: 'one'; identity: string; name: string } | { kind: 'hosts' };
 
 export class ChatPanel {
   readonly el: HTMLElement;
@@ -20,12 +25,18 @@ export class ChatPanel {
   private readonly empty: HTMLElement;
   private readonly seen = new Set<string>();
   private readonly placeholder: string;
+  private readonly recipient: HTMLSelectElement;
+  private people: Array<{ identity: string; name: string }> = [];
+  private hasHosts = false;
+  private privateLocked = false;
 
   constructor(
     encrypted: boolean,
-    private readonly onSend: (text: string) => Promise<void>,
+    private readonly onSend: (text: string, target: ChatTarget) => Promise<void>,
     onClose: () => void,
   ) {
+    this.recipient = h('select', { class: 'input chat-recipient', 'aria-label': 'Send to', 'data-testid': 'chat-recipient' });
+    this.renderRecipients();
     this.list = h('ol', { class: 'chat-list', role: 'log', 'aria-live': 'polite', 'aria-label': 'Chat messages', 'data-testid': 'chat-list' });
     this.empty = h(
       'li',
@@ -44,7 +55,7 @@ export class ChatPanel {
     });
     this.placeholder = this.input.placeholder;
     this.sendBtn = h('button', { class: 'icon-btn send-btn', type: 'submit', 'aria-label': 'Send message', title: 'Send', 'data-testid': 'chat-send' }, icon('send'));
-    const form = h('form', { class: 'chat-form' }, this.input, this.sendBtn);
+    const form = h('form', { class: 'chat-form' }, this.recipient, this.input, this.sendBtn);
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       void this.submit();
@@ -70,6 +81,42 @@ export class ChatPanel {
     this.input.focus();
   }
 
+  /** Who can be written to privately (everyone else in the room), and whether hosts are here. */
+  setPeople(people: Array<{ identity: string; name: string }>, hasHosts: boolean): void {
+    const key = (xs: Array<{ identity: string; name: string }>) => xs.map((p) => `${p.identity}\u0000${p.name}`).join('\u0001');
+    if (key(people) === key(this.people) && hasHosts === this.hasHosts) return;
+    this.people = people;
+    this.hasHosts = hasHosts;
+    this.renderRecipients();
+  }
+
+  /** A host locked (or unlocked) this participant's private chat: only "Everyone" is left. */
+  setPrivateLocked(locked: boolean): void {
+    this.privateLocked = locked;
+    this.renderRecipients();
+  }
+
+  // Participant identities never contain '@' (ours are [A-Za-z0-9_-]), so '@hosts' is free.
+  private renderRecipients(): void {
+    const chosen = this.recipient.value;
+    const opts = [h('option', { value: '' }, 'Everyone')];
+    if (!this.privateLocked) {
+      if (this.hasHosts) opts.push(h('option', { value: '@hosts' }, 'Hosts (private)'));
+      for (const p of this.people) opts.push(h('option', { value: p.identity }, `${p.name} (private)`));
+    }
+    this.recipient.replaceChildren(...opts);
+    this.recipient.value = opts.some((o) => o.value === chosen) ? chosen : '';
+    this.recipient.hidden = opts.length === 1;
+  }
+
+  private target(): ChatTarget {
+    const v = this.recipient.value;
+    if (!v) return { kind: 'everyone' };
+    if (v === '@hosts') return { kind: 'hosts' };
+    const p = this.people.find((x) => x.identity === v);
+    return p ? { kind: 'one', identity: p.identity, name: p.name } : { kind: 'everyone' };
+  }
+
   /** A host locked (or unlocked) this participant's chat: they still read it. */
   setLocked(locked: boolean): void {
     this.input.disabled = locked;
@@ -83,7 +130,7 @@ export class ChatPanel {
     if (!text) return;
     this.sendBtn.disabled = true;
     try {
-      await this.onSend(text);
+      await this.onSend(text, this.target());
       this.input.value = '';
     } finally {
       this.sendBtn.disabled = false;
@@ -105,9 +152,10 @@ export class ChatPanel {
     const li = h(
       'li',
       {
-        class: `chat-msg${m.self ? ' self' : ''}${m.system ? ' system' : ''}`,
+        class: `chat-msg${m.self ? ' self' : ''}${m.system ? ' system' : ''}${m.privateLabel ? ' private' : ''}`,
         'data-testid': 'chat-message',
         'data-from': m.system ? '' : m.fromIdentity,
+        'data-private': m.privateLabel ? 'true' : 'false',
         'data-system': m.system ? 'true' : 'false',
         'data-at': String(m.at),
         style: `--hue:${hueOf(m.fromIdentity)}`,
@@ -115,6 +163,7 @@ export class ChatPanel {
       m.system
         ? h('div', { class: 'chat-meta' }, icon('shield', 'icon icon-xs'), h('span', { class: 'chat-from' }, 'Meeting notice'), when ? h('time', null, when) : null)
         : h('div', { class: 'chat-meta' }, h('span', { class: 'chat-from' }, m.self ? 'You' : m.fromName), when ? h('time', { datetime: time.toISOString() }, when) : null),
+      m.privateLabel ? h('div', { class: 'chat-private', 'data-testid': 'chat-private-label' }, icon('lock', 'icon icon-xs'), m.privateLabel) : null,
       h('div', { class: 'chat-text', 'data-testid': 'chat-text' }, m.text),
     );
     // Keep send-time order (restored history and late arrivals).

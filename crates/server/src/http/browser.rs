@@ -248,6 +248,7 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
                 "is_admin": c.claims.is_admin,
                 "is_hidden": info.effective_hidden(c.claims.is_hidden),
                 "lock_chat": crate::rooms::locks::chat_locked(c.claims.is_admin, inv.metadata.lock_settings.as_ref()),
+                "lock_private_chat": crate::rooms::locks::private_chat_locked(c.claims.is_admin, inv.metadata.lock_settings.as_ref()),
                 // Asked to be hidden in an encrypted room: shown to everyone as an observer.
                 "is_observer": c.claims.is_hidden,
             },
@@ -724,13 +725,12 @@ async fn update_lock_settings(
                     );
                     // What the SFU's permission cannot say (chat) the participant's client is
                     // told on the server's topic; the SFU drops their chat regardless.
-                    let chat = crate::rooms::locks::chat_locked(
-                        false,
-                        inv.metadata.lock_settings.as_ref(),
-                    );
+                    let locks = inv.metadata.lock_settings.as_ref();
+                    let chat = crate::rooms::locks::chat_locked(false, locks);
+                    let private = crate::rooms::locks::private_chat_locked(false, locks);
                     media.send_data(
                         c.room.info.room_id.as_str(),
-                        json!({ "type": "LOCK_SETTINGS", "lock_chat": chat })
+                        json!({ "type": "LOCK_SETTINGS", "lock_chat": chat, "lock_private_chat": private })
                             .to_string()
                             .into_bytes(),
                         Some(enclave_sfu::SERVER_TOPIC.to_owned()),

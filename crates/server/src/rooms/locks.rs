@@ -21,6 +21,13 @@ pub fn chat_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool {
         })
 }
 
+/// Whether a participant may not send private messages: their private chat is locked, or their
+/// chat altogether (admins never are).
+pub fn private_chat_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool {
+    chat_locked(is_admin, locks)
+        || (!is_admin && locks.is_some_and(|l| l.lock_private_chat.unwrap_or(false)))
+}
+
 /// A service `updateLockSettings` names, with Plug-N-Meet's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockService {
@@ -133,6 +140,10 @@ pub fn publish_permission(
         denied_data_topics: [
             (chat_locked(is_admin, locks), CHAT_TOPIC),
             (
+                private_chat_locked(is_admin, locks),
+                enclave_sfu::PRIVATE_TOPIC,
+            ),
+            (
                 features.is_some_and(|f| f.allow_reactions == Some(false))
                     || locked(|l| l.lock_reactions),
                 REACTION_TOPIC,
@@ -236,10 +247,18 @@ mod tests {
         assert!(!p.can_publish && p.can_publish_sources.is_empty());
         assert!(!p.allows(MIC));
         assert!(p.can_publish_data);
+        LockService::PrivateChat.apply(&mut locks, true);
+        assert_eq!(
+            publish_permission(None, false, false, Some(&locks)).denied_data_topics,
+            [enclave_sfu::PRIVATE_TOPIC],
+            "a private-chat lock leaves the public chat open"
+        );
+        LockService::PrivateChat.apply(&mut locks, false);
         LockService::Chat.apply(&mut locks, true);
         assert_eq!(
             publish_permission(None, false, false, Some(&locks)).denied_data_topics,
-            [CHAT_TOPIC]
+            [CHAT_TOPIC, enclave_sfu::PRIVATE_TOPIC],
+            "a chat lock takes private messages too"
         );
         assert!(publish_permission(None, true, false, Some(&locks))
             .denied_data_topics
