@@ -131,6 +131,24 @@ impl App {
                     let _ = room.leave(user, Some(sid)).await;
                 });
             }
+            MediaEvent::Track {
+                room_id,
+                participant_sid,
+                track_sid,
+                kind,
+                published,
+            } => {
+                let Some(room) = self.rooms.get_str(&room_id) else {
+                    return;
+                };
+                let track = crate::webhook::NotifyTrack {
+                    sid: track_sid,
+                    kind,
+                };
+                tokio::spawn(async move {
+                    let _ = room.track(participant_sid, track, published).await;
+                });
+            }
             MediaEvent::RoomFailed { room_id, sid } => {
                 let Some(handle) = self
                     .rooms

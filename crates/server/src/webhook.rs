@@ -49,6 +49,15 @@ pub struct NotifyRecording {
     pub file_size: f64,
 }
 
+/// The part of LiveKit's `TrackInfo` a track webhook carries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotifyTrack {
+    pub sid: String,
+    /// `AUDIO` or `VIDEO`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }
@@ -62,6 +71,9 @@ pub struct NotifyEvent {
     pub participant: Option<ParticipantInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording_info: Option<NotifyRecording>,
+    /// `track_published` / `track_unpublished`: the track, in LiveKit's `TrackInfo` shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<NotifyTrack>,
     pub id: String,
     #[serde(serialize_with = "int64_string")]
     pub created_at: i64,

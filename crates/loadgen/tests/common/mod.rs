@@ -24,11 +24,20 @@ pub async fn start() -> (enclave_server::Server, tempfile::TempDir) {
 pub async fn start_with(
     media: enclave_server::config::MediaConfig,
 ) -> (enclave_server::Server, tempfile::TempDir) {
+    start_configured(media, |_| {}).await
+}
+
+/// A server with these media settings and whatever else `f` sets.
+pub async fn start_configured(
+    media: enclave_server::config::MediaConfig,
+    f: impl FnOnce(&mut enclave_server::ServerConfig),
+) -> (enclave_server::Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = enclave_server::ServerConfig::for_tests(dir.path(), KEY, SECRET);
     cfg.livekit.api_key = LK_KEY.into();
     cfg.livekit.secret = Some(LK_SECRET.into());
     cfg.media = Some(media);
+    f(&mut cfg);
     (enclave_server::Server::start(cfg).await.unwrap(), dir)
 }
 

@@ -85,6 +85,14 @@ pub enum MediaEvent {
     },
     /// The room's media failed and is gone; session `sid` of the room must end.
     RoomFailed { room_id: String, sid: String },
+    /// A track was published (`kind` = `AUDIO`/`VIDEO`) or is gone.
+    Track {
+        room_id: String,
+        participant_sid: String,
+        track_sid: String,
+        kind: &'static str,
+        published: bool,
+    },
 }
 
 #[allow(clippy::large_enum_variant)] // joins are rare; boxing them buys nothing
@@ -953,6 +961,31 @@ impl Worker {
                     room_id: room_id.to_owned(),
                     sid,
                     identity,
+                });
+            }
+            Event::TrackPublished {
+                sid,
+                participant_sid,
+                kind,
+            } => {
+                let _ = self.events.send(MediaEvent::Track {
+                    room_id: room_id.to_owned(),
+                    participant_sid,
+                    track_sid: sid,
+                    kind: if kind == "audio" { "AUDIO" } else { "VIDEO" },
+                    published: true,
+                });
+            }
+            Event::TrackUnpublished {
+                sid,
+                participant_sid,
+            } => {
+                let _ = self.events.send(MediaEvent::Track {
+                    room_id: room_id.to_owned(),
+                    participant_sid,
+                    track_sid: sid,
+                    kind: "",
+                    published: false,
                 });
             }
             Event::ReliableDataDropped { .. } => {

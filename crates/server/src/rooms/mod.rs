@@ -215,6 +215,11 @@ enum Command {
     Who(Who, oneshot::Sender<Vec<UserId>>),
     SetWaitingMsg(String, oneshot::Sender<()>),
     Admit(UserId, oneshot::Sender<Option<(KeyEpoch, Arc<RoomSecret>)>>),
+    Track {
+        participant_sid: String,
+        track: crate::webhook::NotifyTrack,
+        published: bool,
+    },
     SetHand(Who, bool, i64, oneshot::Sender<Vec<(UserId, Invitation)>>),
     CurrentEpoch(UserId, oneshot::Sender<Option<KeyEpoch>>),
     SetLock(
@@ -362,6 +367,24 @@ impl RoomHandle {
     ) -> Result<Vec<(UserId, Invitation)>, RoomGone> {
         self.ask(|tx| Command::SetHand(who, raise, raised_at, tx))
             .await
+    }
+
+    /// A track of the participant whose connection is `participant_sid` was published (or is
+    /// gone): the `track_published` / `track_unpublished` webhook.
+    pub async fn track(
+        &self,
+        participant_sid: String,
+        track: crate::webhook::NotifyTrack,
+        published: bool,
+    ) -> Result<(), RoomGone> {
+        self.tx
+            .send(Command::Track {
+                participant_sid,
+                track,
+                published,
+            })
+            .await
+            .map_err(|_| RoomGone)
     }
 
     /// The current key epoch, for a participant in the room; `None` for anyone else.
@@ -553,6 +576,7 @@ impl NotifyEvent {
             },
             participant: p.map(participant_info),
             recording_info: None,
+            track: None,
             id: uuid::Uuid::new_v4().to_string(),
             created_at: unix_now(),
         }
@@ -626,6 +650,8 @@ async fn drive(
     mut rx: mpsc::Receiver<Command>,
     webhooks: Option<WebhookQueue>,
 ) {
+    // Published tracks: their kind and publisher, for the `track_unpublished` webhook.
+    let mut tracks: HashMap<String, (&'static str, Participant)> = HashMap::new();
     loop {
         while let Some(ev) = room.poll_event() {
             on_event(&app, &info, &room, &ev, webhooks.as_ref()).await;
@@ -688,6 +714,28 @@ async fn drive(
                 }
                 Some(Command::SetHand(who, raise, at, reply)) => {
                     let _ = reply.send(room.set_hand(&who, raise, at));
+                }
+                Some(Command::Track { participant_sid, mut track, published }) => {
+                    // The publisher as they were at publishing: a track's unpublish often
+                    // follows its publisher's leave.
+                    let publisher = if published {
+                        let p = room.participants().find(|p| p.sid == participant_sid).cloned();
+                        if let Some(p) = &p {
+                            tracks.insert(track.sid.clone(), (track.kind, p.clone()));
+                        }
+                        p
+                    } else {
+                        tracks.remove(&track.sid).map(|(kind, p)| {
+                            track.kind = kind;
+                            p
+                        })
+                    };
+                    if let (Some(q), Some(p)) = (webhooks.as_ref(), publisher.as_ref()) {
+                        let name = if published { "track_published" } else { "track_unpublished" };
+                        let mut ev = NotifyEvent::for_room(name, &info, room.participants().count() as u32, Some(p));
+                        ev.track = Some(track);
+                        q.send(ev);
+                    }
                 }
                 Some(Command::CurrentEpoch(user, reply)) => {
                     let _ = reply.send(room.current_epoch(&user));
