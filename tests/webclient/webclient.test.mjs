@@ -360,10 +360,10 @@ describe('web client against enclave', () => {
     await sendTo(cat, '@hosts', `to the hosts ${tag}`);
     await ann.sees('cat', `to the hosts ${tag}`);
     assert.equal((await privateAt(ann, `to the hosts ${tag}`)).label, 'Private · to the hosts');
-    // The host locks bob's private chat: only "Everyone" is left to him (the server drops
-    // private messages from him: sfu::permissions, rooms::locks).
-    const r = await fetch(`${server.base}/api/updateLockSettings`, { method: 'POST', headers: { authorization: `Bearer ${ann.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ user_id: 'bob', service: 'privateChat', direction: 'lock' }) });
-    assert.equal(r.status, 200);
+    // The host locks private chat for everyone: only "Everyone" is left to bob (the server
+    // drops private messages from him: sfu::permissions, rooms::locks).
+    await ann.page.click(tid('participants-toggle'));
+    await ann.page.check(tid('lock-private-chat-all'));
     await bob.page.waitForFunction(() => document.querySelectorAll('[data-testid="chat-recipient"] option').length === 1, null, { timeout: 5000 });
     await bob.say(`still public ${tag}`);
     await ann.sees('bob', `still public ${tag}`);

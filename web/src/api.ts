@@ -31,7 +31,7 @@ export interface VerifyReply {
     welcome_message?: string;
     logout_url?: string;
     features?: RoomFeatures;
-    default_lock_settings?: { lock_microphone?: boolean; lock_webcam?: boolean; lock_screen_sharing?: boolean; lock_chat?: boolean };
+    default_lock_settings?: { lock_microphone?: boolean; lock_webcam?: boolean; lock_screen_sharing?: boolean; lock_chat?: boolean; lock_private_chat?: boolean };
   };
   /** `is_observer`: asked to be hidden in an encrypted room, so shown to everyone and silent. */
   user: { user_id: string; name: string; is_admin: boolean; is_hidden?: boolean; is_observer?: boolean; lock_chat?: boolean; lock_private_chat?: boolean };
@@ -160,7 +160,7 @@ export class Api {
   }
 
   /** Admins: lock or unlock a service for one participant or everyone (`all`). */
-  updateLockSettings(userId: string | 'all', service: 'mic' | 'webcam' | 'screenShare' | 'chat', lock: boolean): Promise<{ status: true; changed: number }> {
+  updateLockSettings(userId: string | 'all', service: 'mic' | 'webcam' | 'screenShare' | 'chat' | 'privateChat', lock: boolean): Promise<{ status: true; changed: number }> {
     return this.post('./api/updateLockSettings', { user_id: userId, service, direction: lock ? 'lock' : 'unlock' });
   }
 

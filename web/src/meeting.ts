@@ -350,7 +350,7 @@ export class Meeting {
     const dl = o.verify.room.default_lock_settings ?? {};
     this.locks = this.isAdmin
       ? new LockControls(
-          { mic: !!dl.lock_microphone, webcam: !!dl.lock_webcam, screenShare: !!dl.lock_screen_sharing, chat: !!dl.lock_chat },
+          { mic: !!dl.lock_microphone, webcam: !!dl.lock_webcam, screenShare: !!dl.lock_screen_sharing, chat: !!dl.lock_chat, privateChat: !!dl.lock_private_chat },
           { muteAll: () => void this.muteAll(), setLock: (s, lock) => this.lockAll(s, lock) },
         )
       : null;
@@ -582,7 +582,7 @@ export class Meeting {
   }
 
   private async lockAll(service: LockService, lock: boolean): Promise<boolean> {
-    const what = { mic: 'microphones', webcam: 'cameras', screenShare: 'screen sharing', chat: 'chat' }[service];
+    const what = { mic: 'microphones', webcam: 'cameras', screenShare: 'screen sharing', chat: 'chat', privateChat: 'private chat' }[service];
     try {
       const r = await this.o.api.updateLockSettings('all', service, lock);
       toast(lock ? `Locked ${what} for everyone but hosts (${r.changed}).` : `Unlocked ${what}.`, 'success');

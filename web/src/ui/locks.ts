@@ -3,13 +3,14 @@
 // unpublishes a locked source); these controls only ask it to.
 import { h, icon } from '../dom';
 
-export type LockService = 'mic' | 'webcam' | 'screenShare' | 'chat';
+export type LockService = 'mic' | 'webcam' | 'screenShare' | 'chat' | 'privateChat';
 
 export interface LockState {
   mic: boolean;
   webcam: boolean;
   screenShare: boolean;
   chat: boolean;
+  privateChat: boolean;
 }
 
 export interface LockActions {
@@ -17,8 +18,14 @@ export interface LockActions {
   setLock: (service: LockService, lock: boolean) => Promise<boolean>;
 }
 
-const LABELS: Record<LockService, string> = { mic: 'Microphones', webcam: 'Cameras', screenShare: 'Screen sharing', chat: 'Chat' };
-const TESTIDS: Record<LockService, string> = { mic: 'lock-mics-all', webcam: 'lock-webcams-all', screenShare: 'lock-screens-all', chat: 'lock-chat-all' };
+const LABELS: Record<LockService, string> = { mic: 'Microphones', webcam: 'Cameras', screenShare: 'Screen sharing', chat: 'Chat', privateChat: 'Private chat' };
+const TESTIDS: Record<LockService, string> = {
+  mic: 'lock-mics-all',
+  webcam: 'lock-webcams-all',
+  screenShare: 'lock-screens-all',
+  chat: 'lock-chat-all',
+  privateChat: 'lock-private-chat-all',
+};
 
 export class LockControls {
   readonly el: HTMLElement;
