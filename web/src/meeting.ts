@@ -18,9 +18,9 @@ import {
 
 import { Api, ApiError, isWaiting, mediaUrl, type VerifyReply, type WaitingUser } from './api';
 import { h, icon, replace, type IconName } from './dom';
-import { EnvelopeError, SessionKeys, envelopeGeneration, openWith, sealWith } from './e2ee';
-import { EpochRing, SWITCH_DELAY_MS } from './epochs';
+import { EnvelopeError, openWith, sealWith, type SessionKeys } from './e2ee';
 import { EpochKeyProvider } from './keyprovider';
+import { MeetingKeys } from './meetingkeys';
 import type { KeyStatus } from './keystatus';
 import { bestGrid } from './layout';
 import { WRONG_KEY_BANNER, keyShareBanner, recorderJoinText, recorderText, shortApiError, taskErrorText } from './messages';
@@ -183,11 +183,7 @@ export class Meeting {
   constructor(private readonly o: MeetingOptions) {
     const f = o.verify.room.features ?? {};
     this.encrypted = !!o.keys;
-    this.serverKey = !!o.keys && o.verify.e2ee.mode === 'server_key';
-    if (o.keys) {
-      this.ring.add(o.keys);
-      this.ring.use(o.keys.generation);
-    }
+
     this.isAdmin = !!o.verify.user.is_admin;
     // A hidden user, or one who asked to be hidden in an encrypted room (shown as an observer).
     const hidden = !!o.verify.user.is_hidden || !!o.verify.user.is_observer;
@@ -220,8 +216,21 @@ export class Meeting {
       const worker = new Worker('./assets/livekit-client.e2ee.worker.js');
       // Deliberately the `e2ee` field: see the comment at the top.
       options.e2ee = { keyProvider, worker };
-      this.keyProvider = keyProvider;
       this.worker = worker;
+      this.keys = new MeetingKeys({
+        sessionId: o.verify.room.sid,
+        serverKey: o.verify.e2ee.mode === 'server_key',
+        initial: o.keys,
+        provider: keyProvider,
+        keyStatus: o.keyStatus,
+        fetchCurrent: () => o.api.e2eeKey(),
+        later: (ms, fn) => this.later(ms, fn),
+        ended: () => this.ended,
+        onSwitched: (k) => {
+          this.showEpoch(k);
+          this.announce();
+        },
+      });
     }
     this.room = new Room(options);
 
@@ -389,12 +398,8 @@ export class Meeting {
     this.renderLayoutBtn();
   }
 
-  private readonly keyProvider: EpochKeyProvider | null = null;
-  /** The key epochs we hold; `ring.current` seals what we send. */
-  private readonly ring = new EpochRing();
-  /** A server-generated-key room: its key moves on whenever someone joins or leaves. */
-  private readonly serverKey: boolean;
-  private fetchingEpoch: Promise<void> | null = null;
+  /** The meeting's keys (encrypted rooms): what seals what we send, and its epochs. */
+  private readonly keys: MeetingKeys | null = null;
   private readonly worker: Worker | null = null;
   private connDot: HTMLElement;
   private rekeyBtn: HTMLElement;
@@ -414,15 +419,10 @@ export class Meeting {
     this.resizeObs.observe(this.main);
     this.wire();
 
-    if (o.keys && this.keyProvider) {
-      const buf = o.keys.mediaKeyBuffer();
-      try {
-        await this.keyProvider.install(buf, o.keys.generation, true);
-      } finally {
-        new Uint8Array(buf).fill(0);
-      }
+    if (this.keys) {
+      await this.keys.start();
       await room.setE2EEEnabled(true);
-      this.showEpoch(o.keys);
+      this.showEpoch(this.keys.current);
     }
 
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -443,7 +443,7 @@ export class Meeting {
     clearTimeout(timer);
     this.setConn('connected');
     // The key may have moved on between verifyToken and now (someone left): catch up.
-    if (this.serverKey) void this.fetchEpoch();
+    void this.keys?.fetch();
     const me = room.localParticipant;
     this.names.set(me.identity, this.name);
     await this.restoreChat();
@@ -716,7 +716,7 @@ export class Meeting {
       .on(RoomEvent.SignalReconnecting, () => this.setConn('reconnecting'))
       .on(RoomEvent.Reconnected, () => {
         this.setConn('connected');
-        if (this.serverKey) void this.fetchEpoch();
+        void this.keys?.fetch();
         this.replied.clear();
         this.announce();
         this.sync();
@@ -747,7 +747,7 @@ export class Meeting {
     for (const el of this.audioEls.values()) el.remove();
     this.audioEls.clear();
     this.o.keyStatus.reset();
-    this.ring.clear();
+    this.keys?.clear();
     this.recorderUi.destroy();
     // The SDK may still post to its worker while it tears down; stop it a moment later.
     const w = this.worker;
@@ -779,7 +779,7 @@ export class Meeting {
     const opts = { reliable: true, destinationIdentities: to };
     const me = this.room.localParticipant;
     const tasks: Array<Promise<unknown>> = [];
-    const keys = this.ring.current;
+    const keys = this.keys?.current;
     if (keys) {
       tasks.push(me.publishData(encodeJson({ type: 'key_check', check: keys.checkHex, generation: keys.generation }), { ...opts, topic: TOPIC_KEYCHECK }));
     }
@@ -789,15 +789,14 @@ export class Meeting {
 
   private async sealed(v: unknown): Promise<Uint8Array<ArrayBuffer>> {
     const bytes = encodeJson(v);
-    const keys = this.ring.current;
-    return keys ? keys.seal(this.room.localParticipant.identity, bytes) : bytes;
+    return this.keys ? this.keys.seal(this.room.localParticipant.identity, bytes) : bytes;
   }
 
   /** Opens a message of `from`; null (and a key-mismatch signal) if it does not open. */
   private async opened(from: string, payload: Uint8Array, aad: string = from): Promise<unknown> {
     if (!this.encrypted) return decodeJson(payload);
     try {
-      const opened = await this.openSealed(aad, payload);
+      const opened = await this.keys!.open(aad, payload);
       return opened && decodeJson(opened);
     } catch (e) {
       if (e instanceof EnvelopeError) this.o.keyStatus.dataOpenFailed(from);
@@ -805,78 +804,13 @@ export class Meeting {
     }
   }
 
-  /**
-   * Opens an envelope with the epoch it names: one we hold, or a newer one we missed (fetched
-   * first). Sealed under an epoch older than those we keep: `null`, not a key mismatch.
-   */
-  private async openSealed(from: string, payload: Uint8Array): Promise<Uint8Array<ArrayBuffer> | null> {
-    const { generation } = envelopeGeneration(payload);
-    let keys = this.ring.get(generation);
-    if (!keys && this.serverKey && generation > this.ring.newest) {
-      await this.fetchEpoch();
-      keys = this.ring.get(generation);
-    }
-    if (!keys) {
-      if (generation > this.ring.newest || !this.serverKey) throw new EnvelopeError('other-generation');
-      return null;
-    }
-    return keys.open(from, payload);
-  }
-
   // ---------------------------------------------------------------------------------------
-  // Key epochs (server-generated-key rooms)
-
-  /**
-   * A new epoch from the server. Pushed to everyone at once: install it now, send with it after
-   * SWITCH_DELAY_MS (by then everyone can decrypt it). Fetched because we fell behind: the others
-   * already send with it, so use it at once.
-   */
-  private async onEpoch(generation: number, secret: string, how: 'pushed' | 'fetched'): Promise<void> {
-    const provider = this.keyProvider;
-    if (!this.serverKey || !provider || this.ended || generation <= this.ring.newest) return;
-    const keys = await SessionKeys.deriveEpoch(secret, this.o.verify.room.sid, generation);
-    if (this.ended || !this.ring.add(keys)) {
-      keys.wipe();
-      return;
-    }
-    const buf = keys.mediaKeyBuffer();
-    try {
-      await provider.install(buf, generation, false);
-    } finally {
-      new Uint8Array(buf).fill(0);
-      keys.wipe();
-    }
-    if (how === 'fetched') this.useEpoch(generation);
-    else this.later(SWITCH_DELAY_MS, () => this.useEpoch(generation));
-  }
-
-  private useEpoch(generation: number): void {
-    const keys = this.ring.use(generation);
-    if (!keys || !this.keyProvider) return;
-    this.keyProvider.send(generation);
-    this.o.keyStatus.rekeyed(keys.checkHex, generation);
-    this.showEpoch(keys);
-    this.announce();
-  }
+  // Key epochs (server-generated-key rooms): MeetingKeys moves them on; the meeting shows them.
 
   private showEpoch(keys: SessionKeys): void {
     this.code.set(keys.verificationCode);
-    this.security.set(this.o.keyStatus.status, keys.verificationCode, this.serverKey ? keys.generation : null);
+    this.security.set(this.o.keyStatus.status, keys.verificationCode, this.keys?.serverKey ? keys.generation : null);
     this.el.dataset.keyGeneration = String(keys.generation);
-  }
-
-  /** Asks the server for the current epoch (we missed one); one request at a time. */
-  private fetchEpoch(): Promise<void> {
-    if (this.fetchingEpoch) return this.fetchingEpoch;
-    const p = this.o.api
-      .e2eeKey()
-      .then((r) => this.onEpoch(r.generation, r.secret, 'fetched'))
-      .catch(() => {})
-      .finally(() => {
-        this.fetchingEpoch = null;
-      });
-    this.fetchingEpoch = p;
-    return p;
   }
 
   private async onData(payload: Uint8Array, participant: RemoteParticipant | undefined, topic: string | undefined): Promise<void> {
@@ -896,7 +830,7 @@ export class Meeting {
         }
         this.chat?.setPrivateLocked(m.lock_private_chat);
       } else if (m.type === 'E2EE_KEY') {
-        await this.onEpoch(m.generation, m.secret, 'pushed');
+        await this.keys?.onEpoch(m.generation, m.secret, 'pushed');
       } else if (m.type === 'RECORDER_STATE') {
         this.recorderChanged(this.recorder.fromServer({ recording: m.is_recording, rtmp: m.is_active_rtmp }));
       } else {
@@ -913,7 +847,7 @@ export class Meeting {
       if (!kc) return;
       this.o.keyStatus.keyCheck(from, kc.check, kc.generation);
       // They are on an epoch we never got: fetch it (their next check will match).
-      if (this.serverKey && kc.generation > this.ring.newest) void this.fetchEpoch();
+      this.keys?.sawGeneration(kc.generation);
       const key = `${from}\u0000${participant.sid}`;
       if (!this.replied.has(key)) {
         this.replied.add(key);
@@ -979,7 +913,8 @@ export class Meeting {
   private async openKept(sender: string, envelope: ArrayBuffer): Promise<Uint8Array | null> {
     const { historyKey, verify } = this.o;
     const bytes = new Uint8Array(envelope);
-    return historyKey ? openWith(historyKey, verify.room.sid, sender, bytes) : this.openSealed(sender, bytes);
+    if (historyKey) return openWith(historyKey, verify.room.sid, sender, bytes);
+    return this.keys ? this.keys.open(sender, bytes) : null;
   }
 
   private showChat(msg: ChatMessage, self: boolean, restoring = false): void {
@@ -1007,7 +942,7 @@ export class Meeting {
     this.bumpUnread();
     if (this.panel !== 'chat') toast(text, 'info');
     const sid = this.o.verify.room.sid;
-    const keys = this.ring.current;
+    const keys = this.keys?.current;
     const historyKey = this.o.historyKey;
     if (keys) {
       // Kept sealed like everything else in an encrypted room's history.
@@ -1049,7 +984,7 @@ export class Meeting {
       throw new Error('no recipient');
     }
     const msg = newChat(me.identity, this.name, text, Date.now(), to, target.kind === 'hosts');
-    const keys = this.ring.current;
+    const keys = this.keys?.current;
     let first: Uint8Array | null = null;
     try {
       for (const r of to) {
@@ -1460,8 +1395,8 @@ export class Meeting {
   private renderKeyState(): void {
     const s = this.o.keyStatus.summary();
     this.badge.set(s.status);
-    const keys = this.ring.current;
-    this.security.set(s.status, keys?.verificationCode ?? null, this.serverKey && keys ? keys.generation : null);
+    const keys = this.keys?.current;
+    this.security.set(s.status, keys?.verificationCode ?? null, this.keys?.serverKey && keys ? keys.generation : null);
     if (s.status !== this.lastStatus) {
       this.lastStatus = s.status;
       this.el.dataset.e2ee = s.status;
