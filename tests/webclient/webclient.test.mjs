@@ -290,7 +290,7 @@ describe('web client against enclave', () => {
     log.add('driver', `bob reloaded: epoch ${g0} → ${g1}; the chat kept before is shown again`);
   });
 
-  scenario('15. raised hands and reactions: a participant raises theirs, everyone sees it, the host sees the queue in order and lowers one, then all; a reaction shows on the sender’s tile for everyone', async ({ log, user }) => {
+  scenario('15. raised hands, presenter and reactions: a participant raises theirs, everyone sees it, the host sees the queue in order and lowers one, then all; a reaction shows on the sender’s tile for everyone', async ({ log, user }) => {
     const room = `hand-${rand()}`;
     await server.createRoom(room, 'server_key');
     const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
@@ -306,6 +306,11 @@ describe('web client against enclave', () => {
     await ann.page.waitForSelector(handOn(null, 'cat'), { timeout: 5000 });
     // The host's queue, in the order the hands went up.
     await ann.page.click(tid('participants-toggle'));
+    // The first host presents; she hands it to bob, and everyone sees who presents.
+    await bob.page.waitForSelector(`${tid('remote-tile')}[data-identity="ann"][data-presenter="true"]`, { timeout: 5000 });
+    await ann.page.click(`${tid('participant-item')}[data-identity="bob"] ${tid('make-presenter-button')}`);
+    await cat.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"][data-presenter="true"]`, { timeout: 5000 });
+    await cat.page.waitForSelector(`${tid('remote-tile')}[data-identity="ann"][data-presenter="false"]`, { timeout: 5000 });
     await ann.page.waitForSelector(tid('hand-queue'), { state: 'visible' });
     assert.match(await ann.page.textContent(tid('hand-queue')), /2 raised hands: Bob, Cat/);
     const order = await ann.page.$$eval(`${tid('participant-item')}`, (els) => els.map((e) => e.dataset.identity));

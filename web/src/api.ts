@@ -159,6 +159,11 @@ export class Api {
     return this.post('./api/raiseHand', userId ? { raise, user_id: userId } : { raise });
   }
 
+  /** Admins: make a participant the presenter, or take it from them (the admin presents). */
+  switchPresenter(userId: string, promote: boolean): Promise<{ status: true; changed: number }> {
+    return this.post('./api/switchPresenter', { task: promote ? 'PROMOTE' : 'DEMOTE', user_id: userId });
+  }
+
   /** Admins: lock or unlock a service for one participant or everyone (`all`). */
   updateLockSettings(userId: string | 'all', service: 'mic' | 'webcam' | 'screenShare' | 'chat' | 'privateChat', lock: boolean): Promise<{ status: true; changed: number }> {
     return this.post('./api/updateLockSettings', { user_id: userId, service, direction: lock ? 'lock' : 'unlock' });

@@ -45,6 +45,7 @@ import {
   parseProfile,
   parseSystem,
   handRaisedAt,
+  isPresenter,
   randomId,
   toastKind,
   type ChatMessage,
@@ -376,6 +377,7 @@ export class Meeting {
         remove: (p) => void this.adminRemove(p),
         lock: (p, what, lock) => void this.lockOne(p, what, lock),
         lowerHand: (p) => void this.lowerHand(p),
+        makePresenter: (p) => void this.makePresenter(p),
       },
       () => this.togglePanel(null),
       null,
@@ -526,6 +528,15 @@ export class Meeting {
   private async lowerHand(p: PersonView | null): Promise<void> {
     try {
       await this.o.api.raiseHand(false, p ? p.identity : 'all');
+    } catch (e) {
+      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+    }
+  }
+
+  private async makePresenter(p: PersonView): Promise<void> {
+    try {
+      await this.o.api.switchPresenter(p.identity, true);
+      toast(`${p.name} is now the presenter.`, 'success');
     } catch (e) {
       toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
     }
@@ -1247,6 +1258,7 @@ export class Meeting {
         mismatch: this.mismatch(w.p),
         isAdmin: this.isHost(w.p),
         hand: handRaisedAt(w.p.metadata) !== null,
+        presenter: isPresenter(w.p.metadata),
       });
     }
     this.relayout();
@@ -1287,6 +1299,7 @@ export class Meeting {
           micTrackSid: mic?.trackSid ?? null,
           camTrackSid: cam?.trackSid ?? null,
           handRaisedAt: handRaisedAt(p.metadata),
+          presenter: isPresenter(p.metadata),
         };
       }),
     );

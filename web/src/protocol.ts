@@ -207,6 +207,17 @@ export function handRaisedAt(metadata: string | undefined): number | null {
   return Number.isFinite(at) ? at : 0;
 }
 
+/** Whether the participant whose metadata this is presents (Plug-N-Meet's `is_presenter`). */
+export function isPresenter(metadata: string | undefined): boolean {
+  if (!metadata) return false;
+  try {
+    const v: unknown = JSON.parse(metadata);
+    return isObject(v) && v.is_presenter === true;
+  } catch {
+    return false;
+  }
+}
+
 /** Trims, collapses white space, drops control characters, caps the length. */
 export function cleanName(name: string): string {
   return name

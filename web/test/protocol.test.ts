@@ -11,6 +11,7 @@ import {
   newChat,
   parseChat,
   handRaisedAt,
+  isPresenter,
   parseKeyCheck,
   parseReaction,
   parsePrivate,
@@ -159,4 +160,12 @@ test('private messages: recipients travel in the message, and only a named recip
   assert.notEqual(privateAad('a|b', 'c'), privateAad('a', 'b|c'), 'unambiguous');
   assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: false, lock_private_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: false, lock_private_chat: true });
   assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: true, lock_private_chat: true });
+});
+
+test('the presenter is read from the participant metadata the server sets', () => {
+  assert.equal(isPresenter('{"is_presenter":true}'), true);
+  assert.equal(isPresenter('{"is_presenter":false}'), false);
+  assert.equal(isPresenter('{"is_presenter":"true"}'), false);
+  assert.equal(isPresenter('nope'), false);
+  assert.equal(isPresenter(undefined), false);
 });

@@ -6,6 +6,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{participant, Harness, KEY};
+use enclave_proto::ids::UserId;
 use serde_json::Value;
 
 async fn api(
@@ -890,4 +891,49 @@ async fn hands_are_raised_by_their_owner_and_lowered_by_them_or_an_admin() {
     let (s, v, _) = api(&h, "/api/raiseHand", Some(&t), r#"{"raise":true}"#).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     assert!(v["msg"].as_str().unwrap().contains("turned off"), "{v}");
+}
+
+/// Plug-N-Meet's presenter: the first admin, then whoever an admin promotes; demoting gives it
+/// back to the admin who asked. Only admins switch it; an unknown user is 404.
+#[tokio::test]
+async fn an_admin_switches_the_presenter_and_there_is_only_one() {
+    let h = Harness::new().await;
+    h.create("pres", "{}").await;
+    let ann = token(&h, "pres", "ann", true).await;
+    let bob = token(&h, "pres", "bob", false).await;
+    let room = h.app.rooms.get_str("pres").unwrap();
+    let is_presenter = |u: &'static str| {
+        let room = room.clone();
+        async move {
+            room.invitation(UserId::parse(u).unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .metadata
+                .is_presenter
+        }
+    };
+    assert!(is_presenter("ann").await, "the first admin presents");
+    assert!(!is_presenter("bob").await);
+    let switch = |t: &str, body: &'static str| {
+        let t = t.to_owned();
+        let h = &h;
+        async move { api(h, "/api/switchPresenter", Some(&t), body).await }
+    };
+    let (s, _, _) = switch(&bob, r#"{"task":"PROMOTE","user_id":"bob"}"#).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "only admins switch it");
+    let (s, v, _) = switch(&ann, r#"{"task":"PROMOTE","user_id":"bob"}"#).await;
+    assert_eq!((s, v["changed"].clone()), (StatusCode::OK, 2.into()), "{v}");
+    assert!(is_presenter("bob").await && !is_presenter("ann").await);
+    let (_, v, _) = switch(&ann, r#"{"task":"DEMOTE","user_id":"bob"}"#).await;
+    assert_eq!(v["changed"], 2);
+    assert!(!is_presenter("bob").await && is_presenter("ann").await);
+    let (s, _, _) = switch(&ann, r#"{"task":"PROMOTE","user_id":"nobody"}"#).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, v, _) = switch(&ann, r#"{"task":"CROWN","user_id":"bob"}"#).await;
+    assert_eq!(v["status"], false, "{v}");
+    assert!(
+        v["msg"].as_str().unwrap().contains("PROMOTE or DEMOTE"),
+        "{v}"
+    );
 }

@@ -18,6 +18,7 @@ export interface PersonView {
   camTrackSid: string | null;
   /** When they raised their hand (Unix ms), or null. */
   handRaisedAt: number | null;
+  presenter: boolean;
 }
 
 export interface PeopleActions {
@@ -29,6 +30,8 @@ export interface PeopleActions {
   lock: (p: PersonView, what: 'mic' | 'webcam', lock: boolean) => void;
   /** Lowers one participant's hand, or everyone's (null). */
   lowerHand: (p: PersonView | null) => void;
+  /** Makes them the presenter. */
+  makePresenter: (p: PersonView) => void;
 }
 
 export class PeoplePanel {
@@ -113,6 +116,11 @@ export class PeoplePanel {
         if (!p.isAdmin && !p.observer) {
           actions.push(lockBtn('mic', !!p.micLocked, 'mic', 'admin-lock-mic'), lockBtn('webcam', !!p.camLocked, 'camera', 'admin-lock-cam'));
         }
+        if (!p.presenter) {
+          const present = h('button', { class: 'chip-btn', type: 'button', 'data-testid': 'make-presenter-button', title: `Make ${p.name} the presenter` }, 'Presenter');
+          present.addEventListener('click', () => this.actions.makePresenter(p));
+          actions.push(present);
+        }
         actions.push(mute, stop, remove);
       }
       return h(
@@ -128,6 +136,7 @@ export class PeoplePanel {
             h('span', null, p.name),
             p.isLocal ? h('span', { class: 'muted' }, ' (you)') : null,
             p.isAdmin ? h('span', { class: 'pill pill-host' }, 'Host') : null,
+            p.presenter ? h('span', { class: 'pill pill-presenter', 'data-testid': 'presenter-pill' }, 'Presenter') : null,
             p.handRaisedAt !== null ? h('span', { class: 'pill pill-hand', 'data-testid': 'hand-raised', title: 'Hand raised' }, icon('hand', 'icon icon-xs')) : null,
             p.observer ? h('span', { class: 'pill pill-warn', 'data-testid': 'observer-pill', title: 'Receives the meeting and can read it, sends nothing' }, 'Observer') : null,
             p.mismatch ? h('span', { class: 'pill pill-bad', title: 'Uses a different encryption key' }, icon('alert', 'icon icon-xs'), 'Key differs') : null,

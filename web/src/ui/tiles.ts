@@ -15,6 +15,8 @@ export interface TileState {
   isAdmin: boolean;
   /** Their hand is raised. */
   hand: boolean;
+  /** They present (Plug-N-Meet's presenter). */
+  presenter: boolean;
 }
 
 export class Tile {
@@ -25,6 +27,7 @@ export class Tile {
   private readonly micEl: HTMLElement;
   private readonly overlay: HTMLElement;
   private readonly handEl: HTMLElement;
+  private readonly presenterEl: HTMLElement;
   private attached: VideoTrack | null = null;
   private last: Partial<TileState> = {};
 
@@ -46,6 +49,7 @@ export class Tile {
       icon('lock'),
       h('span', null, isLocal ? 'Others cannot decrypt your media' : 'Can’t decrypt: different encryption key'),
     );
+    this.presenterEl = h('span', { class: 'pill pill-presenter', hidden: true, 'data-testid': 'presenter-badge' }, 'Presenter');
     this.handEl = h('span', { class: 'tile-hand', hidden: true, 'data-testid': 'hand-raised', title: 'Hand raised' }, icon('hand', 'icon icon-sm'));
     const testid = isLocal ? (isScreen ? 'local-screen-tile' : 'local-tile') : isScreen ? 'remote-screen-tile' : 'remote-tile';
     this.el = h(
@@ -62,7 +66,7 @@ export class Tile {
       h('div', { class: 'tile-avatar' }, this.avatar),
       this.overlay,
       this.handEl,
-      h('div', { class: 'tile-label' }, this.micEl, this.nameEl),
+      h('div', { class: 'tile-label' }, this.micEl, this.nameEl, this.presenterEl),
     );
     this.el.addEventListener('dblclick', () => onActivate(key));
     this.el.addEventListener('keydown', (e) => {
@@ -97,6 +101,8 @@ export class Tile {
     this.overlay.hidden = !s.mismatch;
     this.handEl.hidden = !s.hand || this.isScreen;
     this.el.dataset.hand = String(s.hand && !this.isScreen);
+    this.presenterEl.hidden = !s.presenter || this.isScreen;
+    this.el.dataset.presenter = String(s.presenter && !this.isScreen);
     this.el.dataset.keyMismatch = String(s.mismatch);
     this.last = { ...s, video: null };
   }

@@ -46,6 +46,7 @@ pub(super) fn routes() -> Router<Arc<App>> {
         .route("/api/updateLockSettings", post(update_lock_settings))
         .route("/api/e2eeKey", post(e2ee_key))
         .route("/api/raiseHand", post(raise_hand))
+        .route("/api/switchPresenter", post(switch_presenter))
 }
 
 /// A caller with a valid join token for a live session of its room.
@@ -260,6 +261,49 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         })))
     }
     .await)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PresenterReq {
+    /// `PROMOTE` or `DEMOTE` (Plug-N-Meet's `SwitchPresenterTask`).
+    task: String,
+    user_id: String,
+}
+
+/// An admin makes a participant the presenter (the previous one stops being it), or takes it
+/// from them (the admin becomes the presenter). The presenter is `is_presenter` in the
+/// participant's metadata, which the media server sends to everyone.
+async fn switch_presenter(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    result(
+        async {
+            let c = caller(&app, &headers).await?;
+            admin(&c)?;
+            let req: PresenterReq = json::decode(&body).map_err(ApiError::invalid)?;
+            let promote = match req.task.as_str() {
+                "PROMOTE" => true,
+                "DEMOTE" => false,
+                other => return Err(ApiError::invalid(format!("task: {other:?} is not PROMOTE or DEMOTE"))),
+            };
+            let target = UserId::parse(&req.user_id).map_err(|e| ApiError::invalid(format!("user_id: {e}")))?;
+            if c.room.invitation(target.clone()).await.map_err(|_| room_gone())?.is_none() {
+                return Err(ApiError::new(StatusCode::NotFound, "user not found in this session").with_http(Http::NOT_FOUND));
+            }
+            let changed = c.room.switch_presenter(target, promote, c.user.clone()).await.map_err(|_| room_gone())?;
+            if let Some(media) = &app.media {
+                for (user, inv) in &changed {
+                    media.set_metadata(c.room.info.room_id.as_str(), user.as_str(), serde_json::to_string(&inv.metadata).unwrap_or_default());
+                }
+            }
+            tracing::info!(room_id = %c.room.info.room_id, by = %c.user, user_id = req.user_id, promote, "presenter switched");
+            Ok(reply(json!({ "status": true, "msg": "success", "changed": changed.len() })))
+        }
+        .await,
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -366,9 +366,39 @@ impl Room {
                 .get_or_insert_with(Default::default);
             super::locks::overlay(locks, &self.locks_for_all);
         }
+        // The first admin invited becomes the presenter while nobody is (Plug-N-Meet's rule).
+        invitation.metadata.is_presenter =
+            invitation.is_admin && !self.invitations.values().any(|i| i.metadata.is_presenter);
         self.removed.remove(&user);
         self.invitations.insert(user, invitation);
         Ok(())
+    }
+
+    /// Makes `user` the presenter (the previous one stops being it) or, with `promote` false,
+    /// takes it from them and gives it to `by` (the admin who asked). Returns the invitations
+    /// that changed; empty when `user` has no invitation.
+    pub fn switch_presenter(
+        &mut self,
+        user: &UserId,
+        promote: bool,
+        by: &UserId,
+    ) -> Vec<(UserId, Invitation)> {
+        if !self.invitations.contains_key(user) {
+            return Vec::new();
+        }
+        let next = if promote { user } else { by };
+        let mut changed = Vec::new();
+        for (u, inv) in self.invitations.iter_mut() {
+            let want = u == next;
+            if inv.metadata.is_presenter != want {
+                inv.metadata.is_presenter = want;
+                if let Some(p) = self.participants.get_mut(u) {
+                    p.metadata = serde_json::to_string(&inv.metadata).unwrap_or_default();
+                }
+                changed.push((u.clone(), inv.clone()));
+            }
+        }
+        changed
     }
 
     /// An admin removes `user`: their invitation is void (the join token they hold no longer
@@ -810,6 +840,39 @@ mod tests {
         assert_eq!(room.admit(&ann), None, "waiting for approval");
         room.approve(&Who::All);
         assert_eq!(room.admit(&ann).map(|e| e.generation), Some(1));
+    }
+
+    #[test]
+    fn there_is_one_presenter_the_first_admin_until_an_admin_switches_it() {
+        let t0 = Instant::now();
+        let mut room = epoch_room(t0);
+        let admin = Invitation {
+            is_admin: true,
+            ..inv()
+        };
+        let id = |s: &str| UserId::parse(s).unwrap();
+        room.invite(id("ann"), admin.clone()).unwrap();
+        room.invite(id("bob"), inv()).unwrap();
+        room.invite(id("dan"), admin).unwrap();
+        let presenters = |room: &Room| -> Vec<String> {
+            ["ann", "bob", "dan"]
+                .into_iter()
+                .filter(|u| room.invitation(&id(u)).unwrap().metadata.is_presenter)
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(presenters(&room), ["ann"], "the first admin, only");
+        assert_eq!(room.switch_presenter(&id("bob"), true, &id("dan")).len(), 2);
+        assert_eq!(presenters(&room), ["bob"]);
+        // Taking it from bob gives it to the admin who asked.
+        assert_eq!(
+            room.switch_presenter(&id("bob"), false, &id("dan")).len(),
+            2
+        );
+        assert_eq!(presenters(&room), ["dan"]);
+        assert!(room
+            .switch_presenter(&id("nobody"), true, &id("dan"))
+            .is_empty());
     }
 
     #[test]

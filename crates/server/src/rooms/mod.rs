@@ -221,6 +221,12 @@ enum Command {
         published: bool,
     },
     SetHand(Who, bool, i64, oneshot::Sender<Vec<(UserId, Invitation)>>),
+    SwitchPresenter(
+        UserId,
+        bool,
+        UserId,
+        oneshot::Sender<Vec<(UserId, Invitation)>>,
+    ),
     CurrentEpoch(UserId, oneshot::Sender<Option<KeyEpoch>>),
     SetLock(
         Who,
@@ -385,6 +391,18 @@ impl RoomHandle {
             })
             .await
             .map_err(|_| RoomGone)
+    }
+
+    /// Makes `user` the presenter, or (`promote` false) gives it from them to the admin `by`;
+    /// returns the invitations that changed.
+    pub async fn switch_presenter(
+        &self,
+        user: UserId,
+        promote: bool,
+        by: UserId,
+    ) -> Result<Vec<(UserId, Invitation)>, RoomGone> {
+        self.ask(|tx| Command::SwitchPresenter(user, promote, by, tx))
+            .await
     }
 
     /// The current key epoch, for a participant in the room; `None` for anyone else.
@@ -711,6 +729,9 @@ async fn drive(
                 Some(Command::Admit(user, reply)) => {
                     let admitted = room.admit(&user).zip(room.history_secret(&user));
                     let _ = reply.send(admitted);
+                }
+                Some(Command::SwitchPresenter(user, promote, by, reply)) => {
+                    let _ = reply.send(room.switch_presenter(&user, promote, &by));
                 }
                 Some(Command::SetHand(who, raise, at, reply)) => {
                     let _ = reply.send(room.set_hand(&who, raise, at));
