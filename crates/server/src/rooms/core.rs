@@ -367,8 +367,17 @@ impl Room {
             super::locks::overlay(locks, &self.locks_for_all);
         }
         // The first admin invited becomes the presenter while nobody is (Plug-N-Meet's rule).
+        // A new token for the presenter keeps it with them.
+        let presenter_elsewhere = self
+            .invitations
+            .iter()
+            .any(|(u, i)| *u != user && i.metadata.is_presenter);
+        let was_presenter = self
+            .invitations
+            .get(&user)
+            .is_some_and(|i| i.metadata.is_presenter);
         invitation.metadata.is_presenter =
-            invitation.is_admin && !self.invitations.values().any(|i| i.metadata.is_presenter);
+            was_presenter || (invitation.is_admin && !presenter_elsewhere);
         self.removed.remove(&user);
         self.invitations.insert(user, invitation);
         Ok(())
@@ -862,6 +871,15 @@ mod tests {
                 .collect()
         };
         assert_eq!(presenters(&room), ["ann"], "the first admin, only");
+        room.invite(
+            id("ann"),
+            Invitation {
+                is_admin: true,
+                ..inv()
+            },
+        )
+        .unwrap();
+        assert_eq!(presenters(&room), ["ann"], "a new token keeps it with her");
         assert_eq!(room.switch_presenter(&id("bob"), true, &id("dan")).len(), 2);
         assert_eq!(presenters(&room), ["bob"]);
         // Taking it from bob gives it to the admin who asked.
