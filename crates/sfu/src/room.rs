@@ -562,19 +562,24 @@ impl Room {
             self.unpublish(sid);
         }
         if locked.is_empty() {
-            if hidden {
-                self.out.signal(
-                    conn,
-                    Resp::Update(lk::ParticipantUpdate {
-                        participants: vec![info],
-                    }),
-                );
-            } else {
-                self.broadcast_update(None, vec![info]);
-            }
+            self.announce_info(conn, info, hidden);
         }
         self.drive(now);
         true
+    }
+
+    /// Tells everyone a participant's new info (a hidden participant: only itself).
+    fn announce_info(&mut self, conn: ConnId, info: lk::ParticipantInfo, hidden: bool) {
+        if hidden {
+            self.out.signal(
+                conn,
+                Resp::Update(lk::ParticipantUpdate {
+                    participants: vec![info],
+                }),
+            );
+        } else {
+            self.broadcast_update(None, vec![info]);
+        }
     }
 
     /// Replaces a participant's metadata (the server's decision, such as a raised hand) and
@@ -588,17 +593,8 @@ impl Room {
         };
         p.info.metadata = metadata;
         p.info.version += 1;
-        let info = p.info.clone();
-        if p.params.hidden {
-            self.out.signal(
-                conn,
-                Resp::Update(lk::ParticipantUpdate {
-                    participants: vec![info],
-                }),
-            );
-        } else {
-            self.broadcast_update(None, vec![info]);
-        }
+        let (info, hidden) = (p.info.clone(), p.params.hidden);
+        self.announce_info(conn, info, hidden);
         self.drive(now);
         true
     }

@@ -280,12 +280,7 @@ impl Room {
     /// sent before this moment can be read with what they receive. `None` in other rooms, and
     /// for a user who may not come in (removed, blocked, waiting, never invited).
     pub fn admit(&mut self, user: &UserId) -> Option<KeyEpoch> {
-        if !self.key_epochs
-            || self.status == RoomStatus::Ended
-            || self.standing(user) != Standing::Welcome
-            || !self.invitations.contains_key(user)
-            || self.awaits_approval(user)
-        {
+        if !self.may_hold_keys(user) {
             return None;
         }
         let others = self
@@ -301,12 +296,7 @@ impl Room {
     /// admission and the same at every later one; `None` for anyone who may not come in, and
     /// in rooms without key epochs.
     pub fn history_secret(&mut self, user: &UserId) -> Option<Arc<RoomSecret>> {
-        if !self.key_epochs
-            || self.status == RoomStatus::Ended
-            || self.standing(user) != Standing::Welcome
-            || !self.invitations.contains_key(user)
-            || self.awaits_approval(user)
-        {
+        if !self.may_hold_keys(user) {
             return None;
         }
         Some(
@@ -315,6 +305,16 @@ impl Room {
                 .or_insert_with(|| Arc::new(RoomSecret::generate()))
                 .clone(),
         )
+    }
+
+    /// Whether `user` may be given the room's keys: a key-epoch room that goes on, and an
+    /// invitation that is neither removed, blocked nor waiting.
+    fn may_hold_keys(&self, user: &UserId) -> bool {
+        self.key_epochs
+            && self.status != RoomStatus::Ended
+            && self.standing(user) == Standing::Welcome
+            && self.invitations.contains_key(user)
+            && !self.awaits_approval(user)
     }
 
     /// The current epoch, for a participant who is in the room (one who missed the delivery
