@@ -272,6 +272,12 @@ describe('web client against enclave', () => {
     await bob.sees('ann', `before the reload ${tag} (ann)`);
     await bob.say(`before the reload ${tag} (bob)`);
     await ann.sees('bob', `before the reload ${tag} (bob)`);
+    // Someone else comes in (bob's page moves to cat's epoch), so that bob's reload is an
+    // admission that draws a new one: the kept chat must survive two epochs.
+    const cat = user(server, { room, id: 'cat', name: 'Cat' });
+    await cat.enter(chrome.browser);
+    const gCat = (await cat.verifyTokenReply).e2ee.generation;
+    await bob.page.waitForSelector(`${tid('meeting')}[data-key-generation="${gCat}"]`, { state: 'attached', timeout: 10_000 });
     const g0 = Number(await bob.page.getAttribute(tid('meeting'), 'data-key-generation'));
     // Kept sealed: the text is nowhere in bob's page storage.
     await waitFor(5000, "bob's chat history is kept", () => pageStorage(bob), (st) => JSON.stringify(st).includes('sealed'), () => 'no sealed record yet');
