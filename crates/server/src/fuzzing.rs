@@ -8,7 +8,7 @@ use enclave_proto::json;
 use enclave_proto::user::JoinClaims;
 
 use crate::auth::{check_signature, DownloadClaims, SignedRequest, TokenKeys, TokenKind};
-use crate::http::browser::{ApproveReq, LockReq, TargetReq, TaskReq};
+use crate::http::browser::{ApproveReq, HandReq, LockReq, PresenterReq, TargetReq, TaskReq};
 
 const KEY: &str = "fuzz-key";
 const SECRET: &str = "fuzz-secret-0123456789abcdef";
@@ -78,10 +78,36 @@ pub fn browser_request(data: &[u8]) {
             if let Some(src) = source {
                 assert_eq!(p.allows(src as i32), !locked, "{service:?} {}", l.direction);
             }
+            // The chat locks are data topics the media server drops: a chat lock takes the
+            // private topic too, a private-chat lock only that one.
+            let denied = |t: &str| p.denied_data_topics.iter().any(|d| d == t);
+            match service {
+                S::Chat | S::SendChatMsg => assert_eq!(
+                    (
+                        denied(crate::rooms::locks::CHAT_TOPIC),
+                        denied(enclave_sfu::PRIVATE_TOPIC)
+                    ),
+                    (locked, locked)
+                ),
+                S::PrivateChat => assert_eq!(
+                    (
+                        denied(crate::rooms::locks::CHAT_TOPIC),
+                        denied(enclave_sfu::PRIVATE_TOPIC)
+                    ),
+                    (false, locked)
+                ),
+                _ => assert!(p.denied_data_topics.is_empty()),
+            }
             if !locked {
                 assert!(p.can_publish_sources.is_empty() && p.allows(T::Unknown as i32));
             }
         }
+    }
+    if let Ok(h) = json::decode::<HandReq>(data) {
+        let _ = (h.raise, enclave_proto::ids::UserId::parse(&h.user_id));
+    }
+    if let Ok(p) = json::decode::<PresenterReq>(data) {
+        let _ = (p.task.len(), enclave_proto::ids::UserId::parse(&p.user_id));
     }
     let mut parts = data.splitn(2, |b| *b == 0);
     let url = String::from_utf8_lossy(parts.next().unwrap_or_default());

@@ -265,10 +265,10 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct PresenterReq {
+pub(crate) struct PresenterReq {
     /// `PROMOTE` or `DEMOTE` (Plug-N-Meet's `SwitchPresenterTask`).
-    task: String,
-    user_id: String,
+    pub(crate) task: String,
+    pub(crate) user_id: String,
 }
 
 /// An admin makes a participant the presenter (the previous one stops being it), or takes it
@@ -308,11 +308,11 @@ async fn switch_presenter(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct HandReq {
+pub(crate) struct HandReq {
     /// Raise (true) or lower (false).
-    raise: bool,
+    pub(crate) raise: bool,
     /// Whose hand: empty for the caller's own; another user id or `all` (admins lowering).
-    user_id: String,
+    pub(crate) user_id: String,
 }
 
 /// Raises or lowers a hand. Anyone raises and lowers their own (unless the room turned raising
