@@ -91,8 +91,11 @@ async fn a_published_track_and_its_end_are_webhooks_naming_the_track_and_its_pub
     common::create_room(&srv, "wh").await;
     let meeting = common::Meeting::start(&srv, "wh").await;
     let published = wait_for(&got, "track_published").await;
-    meeting.stop().await;
+    // The room ends with the track still live: its end is reported before the room's.
+    let ended = common::auth(&srv, "room/endRoom", r#"{"room_id":"wh"}"#).await;
+    assert_eq!(ended["status"], true, "{ended}");
     let unpublished = wait_for(&got, "track_unpublished").await;
+    meeting.stop().await;
 
     let p = &published[0];
     assert_eq!(p["participant"]["identity"], "wh-pub", "{p}");
@@ -101,7 +104,7 @@ async fn a_published_track_and_its_end_are_webhooks_naming_the_track_and_its_pub
     assert!(sid.starts_with("TR_"), "{p}");
     let kind = p["track"]["type"].as_str().unwrap();
     assert!(kind == "AUDIO" || kind == "VIDEO", "{p}");
-    // The same track ends, with the same publisher and kind, after its publisher left.
+    // The same track ends, with the same publisher and kind.
     let u = unpublished
         .iter()
         .find(|u| u["track"]["sid"] == sid)
@@ -109,4 +112,27 @@ async fn a_published_track_and_its_end_are_webhooks_naming_the_track_and_its_pub
     assert_eq!(u["participant"]["identity"], "wh-pub");
     assert_eq!(u["track"]["type"], kind);
     assert_eq!(published.len(), 1, "one track, one webhook: {published:?}");
+    // LiveKit's order: the track, then its publisher, then the room; and the media server's
+    // own unpublish, which follows, adds nothing.
+    wait_for(&got, "room_finished").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let order: Vec<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| v["participant"]["identity"] == "wh-pub" || v["event"] == "room_finished")
+        .map(|v| v["event"].as_str().unwrap_or_default().to_owned())
+        .filter(|e| e.starts_with("track_") || e == "participant_left" || e == "room_finished")
+        .collect();
+    let at = |e: &str| order.iter().position(|x| x == e).unwrap_or(usize::MAX);
+    assert!(
+        at("track_unpublished") < at("participant_left")
+            && at("participant_left") < at("room_finished"),
+        "{order:?}"
+    );
+    assert_eq!(
+        order.iter().filter(|e| *e == "track_unpublished").count(),
+        1,
+        "{order:?}"
+    );
 }

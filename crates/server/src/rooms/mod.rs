@@ -672,6 +672,7 @@ async fn drive(
     let mut tracks: HashMap<String, (&'static str, Participant)> = HashMap::new();
     loop {
         while let Some(ev) = room.poll_event() {
+            tracks_gone(&mut tracks, &ev, &info, &room, webhooks.as_ref());
             on_event(&app, &info, &room, &ev, webhooks.as_ref()).await;
         }
         if room.status() == RoomStatus::Ended {
@@ -702,6 +703,7 @@ async fn drive(
                 Some(Command::End(reason, done)) => {
                     room.end(reason);
                     while let Some(ev) = room.poll_event() {
+                        tracks_gone(&mut tracks, &ev, &info, &room, webhooks.as_ref());
                         on_event(&app, &info, &room, &ev, webhooks.as_ref()).await;
                     }
                     let _ = done.send(());
@@ -767,6 +769,41 @@ async fn drive(
                 }
             },
             () = sleep_until(deadline) => room.handle_timeout(now_std()),
+        }
+    }
+}
+
+/// A participant left (or the room ended, which makes everyone leave): their tracks are gone,
+/// and `track_unpublished` goes out before `participant_left`, as LiveKit orders them. The
+/// media server's own unpublish events for those tracks then find nothing left to report.
+fn tracks_gone(
+    tracks: &mut HashMap<String, (&'static str, Participant)>,
+    ev: &RoomEvent,
+    info: &RoomInfo,
+    room: &Room,
+    webhooks: Option<&WebhookQueue>,
+) {
+    let RoomEvent::ParticipantLeft(left) = ev else {
+        return;
+    };
+    let gone: Vec<String> = tracks
+        .iter()
+        .filter(|(_, (_, p))| p.sid == left.sid)
+        .map(|(sid, _)| sid.clone())
+        .collect();
+    for sid in gone {
+        let Some((kind, p)) = tracks.remove(&sid) else {
+            continue;
+        };
+        if let Some(q) = webhooks {
+            let mut ev = NotifyEvent::for_room(
+                "track_unpublished",
+                info,
+                room.participants().count() as u32,
+                Some(&p),
+            );
+            ev.track = Some(crate::webhook::NotifyTrack { sid, kind });
+            q.send(ev);
         }
     }
 }
