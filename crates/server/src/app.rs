@@ -207,18 +207,18 @@ impl RoomObserver for App {
         let (Some(media), false) = (&self.media, to.is_empty()) else {
             return;
         };
-        let payload = zeroize::Zeroizing::new(
-            serde_json::json!({
-                "type": "E2EE_KEY",
-                "generation": epoch.generation,
-                "secret": epoch.secret.expose(),
-            })
-            .to_string()
-            .into_bytes(),
-        );
+        // The payload is copied into the data packet the media server encodes and encrypts for
+        // each recipient (DTLS); those copies are not wiped, only dropped.
+        let payload = serde_json::json!({
+            "type": "E2EE_KEY",
+            "generation": epoch.generation,
+            "secret": epoch.secret.expose(),
+        })
+        .to_string()
+        .into_bytes();
         media.send_data(
             info.room_id.as_str(),
-            payload.to_vec(),
+            payload,
             Some(enclave_sfu::SERVER_TOPIC.to_owned()),
             to.iter().map(ToString::to_string).collect(),
         );

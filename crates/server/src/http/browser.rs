@@ -200,7 +200,7 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
                 nbf: now.saturating_sub(5),
                 exp: now + app.config.token_validity.as_secs(),
                 name: c.claims.name.clone(),
-                metadata: serde_json::to_string(&inv.metadata).unwrap_or_default(),
+                metadata: inv.metadata_json(),
                 video: VideoGrant {
                     room_join: true,
                     room: info.room_id.to_string(),
@@ -294,11 +294,7 @@ async fn switch_presenter(
                 return Err(ApiError::new(StatusCode::NotFound, "user not found in this session").with_http(Http::NOT_FOUND));
             }
             let changed = c.room.switch_presenter(target, promote, c.user.clone()).await.map_err(|_| room_gone())?;
-            if let Some(media) = &app.media {
-                for (user, inv) in &changed {
-                    media.set_metadata(c.room.info.room_id.as_str(), user.as_str(), serde_json::to_string(&inv.metadata).unwrap_or_default());
-                }
-            }
+            publish_metadata(&app, &c.room, &changed);
             tracing::info!(room_id = %c.room.info.room_id, by = %c.user, user_id = req.user_id, promote, "presenter switched");
             Ok(reply(json!({ "status": true, "msg": "success", "changed": changed.len() })))
         }
@@ -336,11 +332,7 @@ async fn raise_hand(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
             }
             let now_ms = crate::clock::unix_ms();
             let changed = c.room.set_hand(target, req.raise, now_ms).await.map_err(|_| room_gone())?;
-            if let Some(media) = &app.media {
-                for (user, inv) in &changed {
-                    media.set_metadata(c.room.info.room_id.as_str(), user.as_str(), serde_json::to_string(&inv.metadata).unwrap_or_default());
-                }
-            }
+            publish_metadata(&app, &c.room, &changed);
             tracing::info!(room_id = %c.room.info.room_id, by = %c.user, user_id = req.user_id, raise = req.raise, changed = changed.len(), "hand raised or lowered");
             Ok(reply(json!({ "status": true, "msg": "success", "changed": changed.len() })))
         }
@@ -646,6 +638,20 @@ fn who(user_id: &str) -> Result<Who, ApiError> {
         u => UserId::parse(u)
             .map(Who::One)
             .map_err(|e| ApiError::invalid(format!("user_id: {e}"))),
+    }
+}
+
+/// Sends the media server the new metadata of the invitations an admin action changed (hands,
+/// presenter), for everyone in the room to see.
+fn publish_metadata(app: &App, room: &RoomHandle, changed: &[(UserId, Invitation)]) {
+    if let Some(media) = &app.media {
+        for (user, inv) in changed {
+            media.set_metadata(
+                room.info.room_id.as_str(),
+                user.as_str(),
+                inv.metadata_json(),
+            );
+        }
     }
 }
 

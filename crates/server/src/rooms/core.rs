@@ -85,6 +85,13 @@ pub struct Invitation {
     pub metadata: UserMetadata,
 }
 
+impl Invitation {
+    /// The metadata as the JSON string participants and tokens carry.
+    pub fn metadata_json(&self) -> String {
+        serde_json::to_string(&self.metadata).unwrap_or_default()
+    }
+}
+
 /// What happened, for the owner to act on (webhooks, history, metrics).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RoomEvent {
@@ -414,7 +421,7 @@ impl Room {
             if inv.metadata.is_presenter != want {
                 inv.metadata.is_presenter = want;
                 if let Some(p) = self.participants.get_mut(u) {
-                    p.metadata = serde_json::to_string(&inv.metadata).unwrap_or_default();
+                    p.metadata = inv.metadata_json();
                 }
                 changed.push((u.clone(), inv.clone()));
             }
@@ -582,7 +589,7 @@ impl Room {
                 raised_at: if raise { raised_at } else { 0 },
             });
             if let Some(p) = self.participants.get_mut(user) {
-                p.metadata = serde_json::to_string(&inv.metadata).unwrap_or_default();
+                p.metadata = inv.metadata_json();
             }
             changed.push((user.clone(), inv.clone()));
         }

@@ -606,7 +606,7 @@ impl NotifyEvent {
 fn waiting_participant(room: &Room, w: Waiter) -> Participant {
     let metadata = room
         .invitation(&w.user_id)
-        .and_then(|i| serde_json::to_string(&i.metadata).ok())
+        .map(Invitation::metadata_json)
         .unwrap_or_default();
     Participant {
         user_id: w.user_id,
