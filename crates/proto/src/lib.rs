@@ -7,7 +7,7 @@
 //!   numbers or strings, enums may be names or numbers; replies are snake_case with every
 //!   non-optional field present, 64-bit integers as strings and enums as names;
 //! * typed identifiers parsed at the boundary ([`ids`]);
-//! * request and reply messages ([`room`], [`user`], [`history`]) with the validation rules of
+//! * request and reply messages ([`room`], [`user`], [`history`], [`polls`]) with the validation rules of
 //!   the protocol ([`validate`]), reported with messages that name the offending field.
 //!
 //! Anything that reads network bytes goes through [`json::decode`], which never panics; the
@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod history;
 pub mod ids;
 pub mod json;
+pub mod polls;
 pub mod reply;
 pub mod room;
 pub mod status;

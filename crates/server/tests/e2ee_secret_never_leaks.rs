@@ -98,9 +98,10 @@ async fn server_generated_secret_never_leaves_live_state() {
     let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
     let mut secrets = Vec::new();
     for user in [&ann, &bob] {
-        let (epoch, history) = room.admit(user.clone()).await.unwrap().expect("admitted");
-        secrets.push(epoch.secret.expose().to_owned());
-        secrets.push(history.expose().to_owned());
+        let a = room.admit(user.clone()).await.unwrap().expect("admitted");
+        secrets.push(a.epoch.secret.expose().to_owned());
+        secrets.push(a.history.expose().to_owned());
+        secrets.push(a.content.expose().to_owned());
         room.join(participant(user.as_str()))
             .await
             .unwrap()
@@ -239,15 +240,16 @@ async fn every_session_gets_its_own_sid_and_secret() {
         )
         .await;
         let room = h.app.rooms.get_str("again").unwrap();
-        let (epoch, _history) = room
+        let a = room
             .admit(UserId::parse("ann").unwrap())
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(epoch.generation, 1);
+        assert_eq!(a.epoch.generation, 1);
         seen.push((
             v["room_info"]["sid"].as_str().unwrap().to_owned(),
-            epoch.secret.expose().to_owned(),
+            a.epoch.secret.expose().to_owned(),
+            a.content.expose().to_owned(),
         ));
         h.call("/auth/room/endRoom", r#"{"room_id":"again"}"#).await;
     }
@@ -255,6 +257,7 @@ async fn every_session_gets_its_own_sid_and_secret() {
         for j in i + 1..seen.len() {
             assert_ne!(seen[i].0, seen[j].0, "session ids repeat");
             assert_ne!(seen[i].1, seen[j].1, "secrets repeat");
+            assert_ne!(seen[i].2, seen[j].2, "content secrets repeat");
         }
     }
 }

@@ -50,12 +50,25 @@ pub(super) fn routes() -> Router<Arc<App>> {
 }
 
 /// A caller with a valid join token for a live session of its room.
-struct Caller {
-    claims: JoinClaims,
-    user: UserId,
-    room: RoomHandle,
+pub(super) struct Caller {
+    pub(super) claims: JoinClaims,
+    pub(super) user: UserId,
+    pub(super) room: RoomHandle,
     /// Their invitation in this session, as `caller` found it.
-    invitation: Invitation,
+    pub(super) invitation: Invitation,
+}
+
+/// Handlers take a [`Caller`] as an argument; a request without one is refused with the one
+/// error type, before the body is read.
+impl axum::extract::FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, ApiError> {
+        caller(app, &parts.headers).await
+    }
 }
 
 fn unauthorized(msg: &str) -> ApiError {
@@ -122,7 +135,7 @@ fn no_invitation() -> ApiError {
     .with_http(Http::UNAUTHORIZED)
 }
 
-fn admin(c: &Caller) -> Result<(), ApiError> {
+pub(super) fn admin(c: &Caller) -> Result<(), ApiError> {
     if c.claims.is_admin {
         Ok(())
     } else {
@@ -134,7 +147,7 @@ fn admin(c: &Caller) -> Result<(), ApiError> {
     }
 }
 
-fn reply(v: serde_json::Value) -> Response {
+pub(super) fn reply(v: serde_json::Value) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Json(v)).into_response()
 }
 
@@ -222,12 +235,14 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         // A server-generated-key room draws a new key epoch for whoever comes in: nothing sent
         // before now can be read with it (everyone in the room moves to it too).
         if info.server_key {
-            let (epoch, history) = c.room.admit(c.user.clone()).await.map_err(|_| room_gone())?.ok_or_else(no_invitation)?;
-            e2ee_json["secret"] = json!(epoch.secret.expose());
-            e2ee_json["generation"] = json!(epoch.generation);
+            let a = c.room.admit(c.user.clone()).await.map_err(|_| room_gone())?.ok_or_else(no_invitation)?;
+            e2ee_json["secret"] = json!(a.epoch.secret.expose());
+            e2ee_json["generation"] = json!(a.epoch.generation);
             // Seals the chat history this browser keeps; the same at every admission, so a
             // reload (a new epoch) still opens what it kept.
-            e2ee_json["history_secret"] = json!(history.expose());
+            e2ee_json["history_secret"] = json!(a.history.expose());
+            // Seals what late joiners must read too (poll texts): the session's, not an epoch's.
+            e2ee_json["content_secret"] = json!(a.content.expose());
         }
         tracing::info!(room_id = %info.room_id, user_id = %c.user, e2ee = mode, "browser session verified");
         let rec = app.recorders.state(info.room_id.as_str());
@@ -655,7 +670,7 @@ fn publish_metadata(app: &App, room: &RoomHandle, changed: &[(UserId, Invitation
     }
 }
 
-fn room_gone() -> ApiError {
+pub(super) fn room_gone() -> ApiError {
     ApiError::new(StatusCode::RoomNotFound, "notifications.room-not-active")
         .with_http(Http::UNAUTHORIZED)
 }

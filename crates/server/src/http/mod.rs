@@ -5,6 +5,7 @@ pub(crate) mod browser;
 mod download;
 pub mod https;
 pub mod listener;
+mod polls;
 pub(crate) mod rtc;
 pub mod web;
 
@@ -85,6 +86,7 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .route("/download/analytics/{token}", get(download::artifact))
         .merge(rtc::routes())
         .merge(browser::routes())
+        .merge(polls::routes())
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             guard_credentials,

@@ -20,6 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::polls::Polls;
 use super::RoomSecret;
 
 use enclave_proto::ids::UserId;
@@ -252,6 +253,10 @@ pub struct Room {
     /// their own browser keeps, the same at every admission in the session (a page reload
     /// gets a new epoch, and still opens what it kept).
     history: BTreeMap<UserId, Arc<RoomSecret>>,
+    /// Server-generated-key rooms: the session's content secret, for what is kept for late
+    /// joiners (poll texts): it does not move with the epochs, which a newcomer never holds.
+    content: Option<Arc<RoomSecret>>,
+    polls: Polls,
     events: VecDeque<RoomEvent>,
 }
 
@@ -275,6 +280,8 @@ impl Room {
             epoch: None,
             epoch_drawn_for: None,
             history: BTreeMap::new(),
+            content: None,
+            polls: Polls::default(),
             events: VecDeque::new(),
         }
     }
@@ -282,7 +289,19 @@ impl Room {
     /// A server-generated-key room: the server draws the session's key epochs.
     pub fn with_key_epochs(mut self) -> Self {
         self.key_epochs = true;
+        self.content = Some(Arc::new(RoomSecret::generate()));
         self
+    }
+
+    /// The session's content secret for `user` (the same for everyone, all session long);
+    /// `None` for anyone who may not come in, and in rooms without key epochs.
+    pub fn content_secret(&self, user: &UserId) -> Option<Arc<RoomSecret>> {
+        self.content.clone().filter(|_| self.may_hold_keys(user))
+    }
+
+    /// The session's polls.
+    pub fn polls(&mut self) -> &mut Polls {
+        &mut self.polls
     }
 
     /// `user` has proven their invitation and is let in (`verifyToken`): in a room with key

@@ -9,6 +9,7 @@
 
 pub mod core;
 pub mod locks;
+pub mod polls;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -214,7 +215,9 @@ enum Command {
     Waiting(oneshot::Sender<Vec<Waiter>>),
     Who(Who, oneshot::Sender<Vec<UserId>>),
     SetWaitingMsg(String, oneshot::Sender<()>),
-    Admit(UserId, oneshot::Sender<Option<(KeyEpoch, Arc<RoomSecret>)>>),
+    Admit(UserId, oneshot::Sender<Option<Admission>>),
+    /// Runs on the room's polls, in the room's task (the closure replies itself).
+    Polls(Box<dyn FnOnce(&mut polls::Polls) + Send>),
     Track {
         participant_sid: String,
         track: crate::webhook::NotifyTrack,
@@ -234,6 +237,16 @@ enum Command {
         bool,
         oneshot::Sender<Vec<(UserId, Invitation)>>,
     ),
+}
+
+/// What a server-generated-key room hands whoever it lets in (`verifyToken`).
+pub struct Admission {
+    /// The key epoch drawn for them (everyone in the room gets it too).
+    pub epoch: KeyEpoch,
+    /// Seals the chat history their browser keeps; theirs alone, the same all session long.
+    pub history: Arc<RoomSecret>,
+    /// Seals what is kept for late joiners (poll texts); the same for everyone all session.
+    pub content: Arc<RoomSecret>,
 }
 
 /// A room is gone (ended) by the time the message arrived.
@@ -354,13 +367,22 @@ impl RoomHandle {
     }
 
     /// `user` is let in (`verifyToken`): in a server-generated-key room, the new key epoch
-    /// drawn for them (everyone in the room gets it too) and their history secret (the same
-    /// for the whole session); `None` elsewhere.
-    pub async fn admit(
-        &self,
-        user: UserId,
-    ) -> Result<Option<(KeyEpoch, Arc<RoomSecret>)>, RoomGone> {
+    /// drawn for them and the session's secrets they hold; `None` elsewhere.
+    pub async fn admit(&self, user: UserId) -> Result<Option<Admission>, RoomGone> {
         self.ask(|tx| Command::Admit(user, tx)).await
+    }
+
+    /// Acts on the room's polls in the room's own task and returns what `f` returns.
+    pub async fn polls<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut polls::Polls) -> T + Send + 'static,
+    ) -> Result<T, RoomGone> {
+        self.ask(|tx| {
+            Command::Polls(Box::new(move |p| {
+                let _ = tx.send(f(p));
+            }))
+        })
+        .await
     }
 
     /// Raises `who`'s hand (at `raised_at`, Unix ms) or lowers it; returns the invitations
@@ -729,8 +751,17 @@ async fn drive(
                     let _ = done.send(());
                 }
                 Some(Command::Admit(user, reply)) => {
-                    let admitted = room.admit(&user).zip(room.history_secret(&user));
+                    let admitted = room.admit(&user).and_then(|epoch| {
+                        Some(Admission {
+                            epoch,
+                            history: room.history_secret(&user)?,
+                            content: room.content_secret(&user)?,
+                        })
+                    });
                     let _ = reply.send(admitted);
+                }
+                Some(Command::Polls(act)) => {
+                    act(room.polls());
                 }
                 Some(Command::SwitchPresenter(user, promote, by, reply)) => {
                     let _ = reply.send(room.switch_presenter(&user, promote, &by));
