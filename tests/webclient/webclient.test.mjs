@@ -340,6 +340,101 @@ describe('web client against enclave', () => {
     await bob.page.waitForSelector(`${tid('local-tile')} ${tid('reaction-bubble')}[data-reaction="clap"]`, { state: 'attached' });
   });
 
+  /** Opens the polls panel (the button shows for participants once there is a poll). */
+  const openPolls = async (u) => {
+    if (await u.page.isVisible(tid('polls-panel'))) return;
+    await u.page.click(tid('polls-toggle'), { timeout: 10_000 });
+    await u.page.waitForSelector(tid('polls-panel'), { state: 'visible' });
+  };
+  /** A download's bytes (the browser is driven over CDP: no local path). */
+  const readDownload = async (d) => {
+    const chunks = [];
+    for await (const c of await d.createReadStream()) chunks.push(c);
+    return Buffer.concat(chunks).toString('utf8');
+  };
+  const pollOf = (question) => `${tid('poll')}:has(${tid('poll-question')}:text-is("${question}"))`;
+
+  scenario('17a. polls in a server-key room: a host asks, two answer once, results at close; a late joiner reads the question; the server holds only ciphertext', async ({ log, user }) => {
+    const room = `poll-${rand()}`;
+    await server.createRoom(room, 'server_key');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    const cat = user(server, { room, id: 'cat', name: 'Cat' });
+    await Promise.all([ann, bob, cat].map((u) => u.enter(chrome.browser)));
+    const tag = rand();
+    const question = `Which day works ${tag}?`;
+    await openPolls(ann);
+    await ann.page.click(tid('poll-create-button'));
+    await ann.page.fill(tid('poll-question-input'), question);
+    const inputs = await ann.page.$$(tid('poll-option-input'));
+    await inputs[0].fill(`Monday ${tag}`);
+    await inputs[1].fill(`Tuesday ${tag}`);
+    await ann.page.click(tid('poll-submit'));
+    await ann.page.waitForSelector(pollOf(question));
+    for (const [u, option] of [[bob, 2], [cat, 1]]) {
+      await openPolls(u);
+      await u.page.click(`${pollOf(question)} ${tid('poll-vote-option')}[data-option-id="${option}"]`);
+    }
+    await bob.page.waitForSelector(`${pollOf(question)} ${tid('poll-my-vote')}:has-text("You chose: Tuesday ${tag}")`);
+    assert.equal(await bob.page.isVisible(`${pollOf(question)} ${tid('poll-vote-option')}`), false, 'one vote: the choices are gone');
+    assert.equal(await bob.page.isVisible(`${pollOf(question)} ${tid('poll-results')}`), false, 'no results for participants while it runs');
+    // Hosts follow the count as it runs, then close the poll.
+    await ann.page.waitForSelector(`${pollOf(question)} ${tid('poll-total')}:text-is("2 responses")`, { timeout: 5000 });
+    await ann.page.click(`${pollOf(question)} ${tid('poll-close-button')}`);
+    for (const u of [bob, cat]) {
+      await u.page.waitForSelector(`${pollOf(question)}[data-running="false"] ${tid('poll-results')} [data-option-id="2"][data-votes="1"]`, { timeout: 5000 });
+    }
+    log.add('driver', 'poll: asked, answered by bob and cat, closed; results shown');
+
+    // A late joiner (a new key epoch) reads the question and the results: the content key.
+    const dan = user(server, { room, id: 'dan', name: 'Dan' });
+    await dan.enter(chrome.browser);
+    await openPolls(dan);
+    await dan.page.waitForSelector(`${pollOf(question)} ${tid('poll-results')} [data-option-id="1"][data-votes="1"]`, { timeout: 5000 });
+
+    // The export (in the host's browser, where the texts are open).
+    const [download] = await Promise.all([ann.page.waitForEvent('download'), ann.page.click(`${pollOf(question)} ${tid('poll-export')}`)]);
+    const csv = await readDownload(download);
+    assert.ok(csv.includes(question) && csv.includes(`"Bob","Tuesday ${tag}"`), csv);
+
+    // What the server holds and hands out: sealed texts only, and nothing of them in its output.
+    const res = await fetch(`${server.base}/api/polls/listPolls`, { headers: { Authorization: dan.token } });
+    const body = Buffer.from(await res.arrayBuffer());
+    const stored = JSON.parse(body.toString());
+    assert.equal(stored.polls[0].is_sealed, true);
+    assert.deepEqual(findIn(body, needles(tag)), [], 'no poll text in what the server stores');
+    assert.deepEqual(findIn(Buffer.from(server.output()), needles(tag)), [], 'no poll text in the server output');
+  });
+
+  scenario('17b. polls in a plain room: a live anonymous poll shows the count to everyone as it runs', async ({ user }) => {
+    const room = `pollp-${rand()}`;
+    await server.createRoom(room, 'off');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    await Promise.all([ann, bob].map((u) => u.enter(chrome.browser)));
+    const question = `Coffee or tea ${rand()}?`;
+    await openPolls(ann);
+    await ann.page.click(tid('poll-create-button'));
+    await ann.page.fill(tid('poll-question-input'), question);
+    const inputs = await ann.page.$$(tid('poll-option-input'));
+    await inputs[0].fill('Coffee');
+    await inputs[1].fill('Tea');
+    await ann.page.check(tid('poll-anonymous'));
+    await ann.page.check(tid('poll-live-results'));
+    await ann.page.click(tid('poll-submit'));
+    await bob.page.waitForSelector(`${tid('polls-unanswered')}:text-is("1")`, { timeout: 5000 });
+    await openPolls(bob);
+    await bob.page.click(`${pollOf(question)} ${tid('poll-vote-option')}[data-option-id="2"]`);
+    // Live: the count is there for everyone before the poll closes.
+    for (const u of [ann, bob]) {
+      await u.page.waitForSelector(`${pollOf(question)}[data-running="true"] ${tid('poll-results')} [data-option-id="2"][data-votes="1"]`, { timeout: 5000 });
+    }
+    // Anonymous: the host's export has the counts and no names.
+    const [download] = await Promise.all([ann.page.waitForEvent('download'), ann.page.click(`${pollOf(question)} ${tid('poll-export')}`)]);
+    const csv = await readDownload(download);
+    assert.ok(csv.includes('"Tea","1","100%"') && !csv.includes('Bob'), csv);
+  });
+
   scenario('16. private chat in an encrypted room: only the recipient reads it, the hosts can be written to, and a host’s private-chat lock leaves only the public chat', async ({ log, user }) => {
     const room = `priv-${rand()}`;
     await server.createRoom(room, 'server_key');

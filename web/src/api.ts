@@ -37,7 +37,7 @@ export interface VerifyReply {
   user: { user_id: string; name: string; is_admin: boolean; is_hidden?: boolean; is_observer?: boolean; lock_chat?: boolean; lock_private_chat?: boolean };
   media: { url: string; token: string };
   /** `secret` and `generation`: the key epoch drawn for this caller (server-generated-key rooms). */
-  e2ee: { enabled: boolean; mode: E2eeMode; secret?: string; generation?: number; history_secret?: string; included_chat_messages?: boolean };
+  e2ee: { enabled: boolean; mode: E2eeMode; secret?: string; generation?: number; history_secret?: string; content_secret?: string; included_chat_messages?: boolean };
   expires_at: number;
   /** Whether the server is recording the room / broadcasting it over RTMP right now. */
   is_recording?: boolean;
@@ -78,6 +78,35 @@ export interface RenewReply {
   expires_at: number;
 }
 
+/** A poll as the server keeps it (texts sealed in an encrypted room: `is_sealed`). */
+export interface PollInfo {
+  id: string;
+  question: string;
+  options: Array<{ id: number; text: string }>;
+  is_running: boolean;
+  created: number;
+  created_by: string;
+  closed_by: string;
+  is_anonymous: boolean;
+  live_results: boolean;
+  is_sealed: boolean;
+}
+
+export interface PollResult {
+  question: string;
+  total_responses: number;
+  options: Array<{ id: number; text: string; vote_count: number }>;
+  is_running: boolean;
+}
+
+export interface NewPoll {
+  poll_id: string;
+  question: string;
+  options: Array<{ id: number; text: string }>;
+  is_anonymous: boolean;
+  live_results: boolean;
+}
+
 /** The reply to an admin task (recording, RTMP). */
 export interface TaskReply {
   status: true;
@@ -113,13 +142,17 @@ export class Api {
     this.#token = '';
   }
 
-  private async post<T>(path: string, body: unknown): Promise<T> {
+  private post<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('POST', path, body);
+  }
+
+  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     let res: Response;
     try {
       res = await fetch(path, {
-        method: 'POST',
-        headers: { Authorization: this.#token, 'Content-Type': 'application/json' },
-        body: JSON.stringify(body ?? {}),
+        method,
+        headers: method === 'POST' ? { Authorization: this.#token, 'Content-Type': 'application/json' } : { Authorization: this.#token },
+        body: method === 'POST' ? JSON.stringify(body ?? {}) : undefined,
         credentials: 'omit',
         cache: 'no-store',
         referrerPolicy: 'no-referrer',
@@ -177,6 +210,53 @@ export class Api {
   /** Admins: let one waiting user (or everyone waiting) in. */
   approveWaiting(userId: string | 'all'): Promise<{ status: true; approved: string[] }> {
     return this.post('./api/waitingRoom/approveUsers', { user_id: userId });
+  }
+
+  /** The session's polls, oldest first, and whether the polls panel is open for everyone. */
+  async listPolls(): Promise<{ polls: PollInfo[]; is_active: boolean }> {
+    const r = await this.request<{ polls?: PollInfo[]; is_active?: boolean }>('GET', './api/polls/listPolls');
+    return { polls: Array.isArray(r.polls) ? r.polls : [], is_active: r.is_active === true };
+  }
+
+  /** Admins: asks a poll (texts already sealed in an encrypted room). */
+  createPoll(p: NewPoll): Promise<{ status: true; poll_id: string }> {
+    return this.post('./api/polls/create', p);
+  }
+
+  submitPollResponse(pollId: string, option: number): Promise<unknown> {
+    return this.post('./api/polls/submitResponse', { poll_id: pollId, selected_option: option });
+  }
+
+  closePoll(pollId: string): Promise<unknown> {
+    return this.post('./api/polls/closePoll', { poll_id: pollId });
+  }
+
+  activatePolls(active: boolean): Promise<unknown> {
+    return this.post('./api/polls/activate', { is_active: active });
+  }
+
+  /** Whether (and what, unless the poll is anonymous) `userId` voted. */
+  async pollSelection(pollId: string, userId: string): Promise<{ voted: number; has_voted: boolean }> {
+    const r = await this.request<{ voted?: number; has_voted?: boolean }>('GET', `./api/polls/userSelectedOption/${encodeURIComponent(pollId)}/${encodeURIComponent(userId)}`);
+    return { voted: r.voted ?? 0, has_voted: r.has_voted === true };
+  }
+
+  /** The counts (refused while the poll runs unless it is live or we are an admin). */
+  async pollResult(pollId: string): Promise<PollResult> {
+    const r = await this.request<{ poll_responses_result?: PollResult }>('GET', `./api/polls/pollResponsesResult/${encodeURIComponent(pollId)}`);
+    if (!r.poll_responses_result) throw new ApiError(200, 'the poll result is missing');
+    return r.poll_responses_result;
+  }
+
+  /** Admins: who chose what (`user_id:option:name` per vote; empty for an anonymous poll). */
+  async pollRespondents(pollId: string): Promise<string[]> {
+    const r = await this.request<{ responses?: Record<string, string> }>('GET', `./api/polls/pollResponsesDetails/${encodeURIComponent(pollId)}`);
+    try {
+      const all: unknown = JSON.parse(r.responses?.all_respondents ?? '[]');
+      return Array.isArray(all) ? all.filter((x): x is string => typeof x === 'string') : [];
+    } catch {
+      return [];
+    }
   }
 
   renewToken(): Promise<RenewReply> {

@@ -109,24 +109,37 @@ async function expandStretched(stretched: Uint8Array<ArrayBuffer>, sessionId: st
   };
 }
 
-/**
- * The key that seals the chat history a browser keeps in a server-key room, from the history
- * secret the server gives this user (the same at every admission in the session):
- * HKDF-SHA-256(secret, salt "enclave-e2ee-v1|" + sid, info "enclave local history v1") as a
- * non-extractable AES-256-GCM key.
- */
-export async function deriveHistoryKey(secret: string, sessionId: string): Promise<CryptoKey> {
+/** An AES-256-GCM key from one of the session's secrets: HKDF-SHA-256(secret, salt "enclave-e2ee-v1|" + sid, info), non-extractable. */
+async function deriveSecretKey(secret: string, sessionId: string, info: string): Promise<CryptoKey> {
   const s = subtle();
   const ikm = utf8.encode(secret);
   const key = await s.importKey('raw', ikm, 'HKDF', false, ['deriveKey']);
   ikm.fill(0);
   return s.deriveKey(
-    { name: 'HKDF', hash: 'SHA-256', salt: utf8.encode(SALT_PREFIX + sessionId), info: utf8.encode('enclave local history v1') },
+    { name: 'HKDF', hash: 'SHA-256', salt: utf8.encode(SALT_PREFIX + sessionId), info: utf8.encode(info) },
     key,
     { name: 'AES-GCM', length: 256 },
     false,
     ['encrypt', 'decrypt'],
   );
+}
+
+/**
+ * The key that seals the chat history a browser keeps in a server-key room, from the history
+ * secret the server gives this user (the same at every admission in the session): info
+ * "enclave local history v1".
+ */
+export function deriveHistoryKey(secret: string, sessionId: string): Promise<CryptoKey> {
+  return deriveSecretKey(secret, sessionId, 'enclave local history v1');
+}
+
+/**
+ * The key that seals what late joiners must read too (poll texts) in a server-key room, from the
+ * session's content secret (the same for everyone, all session): info "enclave content v1". An
+ * epoch's data key cannot do this: a newcomer never holds the epochs before their arrival.
+ */
+export function deriveContentKey(secret: string, sessionId: string): Promise<CryptoKey> {
+  return deriveSecretKey(secret, sessionId, 'enclave content v1');
 }
 
 /** Lowercase hex of `bytes`. */

@@ -13,7 +13,7 @@ import {
 
 import { Api, ApiError, isWaiting, validateVerifyReply, type VerifyReply, type WaitingReply } from './api';
 import { h } from './dom';
-import { SessionKeys, deriveHistoryKey } from './e2ee';
+import { SessionKeys, deriveContentKey, deriveHistoryKey } from './e2ee';
 import { KeyStatus } from './keystatus';
 import { Meeting } from './meeting';
 import { WAITING_REJECTED, describeApiError, disconnectText, recorderJoinText } from './messages';
@@ -48,6 +48,8 @@ class App {
   private keys: SessionKeys | null = null;
   /** Server-key rooms: seals the chat history this page keeps (see Meeting). */
   private historyKey: CryptoKey | null = null;
+  /** Server-key rooms: seals what late joiners read too (poll texts). */
+  private contentKey: CryptoKey | null = null;
   private keyStatus = new KeyStatus(false);
   private keyWork: Promise<void> | null = null;
   private store: SessionStore | null = null;
@@ -104,9 +106,11 @@ class App {
     const previousSid = this.verify?.room.sid;
     const secret = v.e2ee.secret;
     const historySecret = v.e2ee.history_secret;
+    const contentSecret = v.e2ee.content_secret;
     // Keep nothing of the secrets but the keys derived from them.
     delete v.e2ee.secret;
     delete v.e2ee.history_secret;
+    delete v.e2ee.content_secret;
     this.verify = v;
     this.scheduleRenew(v.expires_at);
     const encrypted = v.e2ee.enabled && v.e2ee.mode !== 'off';
@@ -115,6 +119,7 @@ class App {
       this.keys?.wipe();
       this.keys = null;
       this.historyKey = null;
+      this.contentKey = null;
       this.keyStatus = new KeyStatus(encrypted);
       this.keyStatus.onChange(() => this.renderBadge());
       this.keyWork = null;
@@ -125,8 +130,10 @@ class App {
       this.keyWork = Promise.all([
         SessionKeys.deriveEpoch(secret, sid, v.e2ee.generation ?? 0),
         historySecret ? deriveHistoryKey(historySecret, sid) : Promise.resolve(null),
-      ]).then(([k, h]) => {
+        contentSecret ? deriveContentKey(contentSecret, sid) : Promise.resolve(null),
+      ]).then(([k, h, c]) => {
         this.historyKey = h;
+        this.contentKey = c;
         this.setKeys(k);
       });
       this.keyWork.catch(() => toast('This browser could not derive the encryption keys.', 'error'));
@@ -321,6 +328,7 @@ class App {
       api: this.api,
       keys: this.keyStatus.encrypted ? this.keys : null,
       historyKey: this.keyStatus.encrypted ? this.historyKey : null,
+      contentKey: this.keyStatus.encrypted ? this.contentKey : null,
       keyStatus: this.keyStatus,
       store: this.store,
       join: r,
@@ -356,6 +364,7 @@ class App {
       this.keys?.wipe();
       this.keys = null;
       this.historyKey = null;
+      this.contentKey = null;
       this.api.forget();
     }
     document.title = 'Enclave';

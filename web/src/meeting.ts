@@ -62,6 +62,9 @@ import { Tile } from './ui/tiles';
 import { toast } from './ui/toasts';
 import { WaitingList } from './ui/waiting';
 import { LockControls, type LockService } from './ui/locks';
+import { PollsPanel } from './ui/polls';
+import { Polls, type PollView } from './polls';
+import { PLAIN, keySealer, passphraseSealer, type ContentSealer } from './content';
 
 // Our sealed data messages need the key check to reach a participant whose key differs, so
 // livekit-client's own data-channel encryption stays off: `e2ee` (not `encryption`) in the room
@@ -82,6 +85,8 @@ export interface MeetingOptions {
    * admission of this user in the session, so a reload opens what was kept before it).
    */
   historyKey: CryptoKey | null;
+  /** Server-key rooms: seals what late joiners read too (poll texts); the same for everyone. */
+  contentKey: CryptoKey | null;
   keyStatus: KeyStatus;
   store: SessionStore | null;
   join: PrejoinResult;
@@ -92,7 +97,7 @@ export interface MeetingOptions {
   onRekey: () => void;
 }
 
-type Panel = 'chat' | 'people' | null;
+type Panel = 'chat' | 'people' | 'polls' | null;
 
 // LiveKit's protocol numbers of the sources a permission lists (`canPublishSources`).
 const SOURCE_CAMERA = 1;
@@ -144,7 +149,10 @@ export class Meeting {
   private readonly speaking = new Set<string>();
   private readonly replied = new Set<string>();
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
-  private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand' | 'react', CtlButton | null>;
+  private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand' | 'react' | 'polls', CtlButton | null>;
+  private readonly polls: Polls | null;
+  private readonly pollsPanel: PollsPanel | null;
+  private readonly pollsBadge: HTMLElement;
   /** The reaction picker (null when the room has reactions off, or for observers). */
   private readonly reactionPicker: HTMLElement | null;
   private lastReaction = 0;
@@ -318,6 +326,12 @@ export class Meeting {
     const chatBtn = this.canChat ? mk('chat-toggle', ['Chat', 'Chat'], ['chat', 'chat'], () => this.togglePanel('chat')) : null;
     const peopleBtn = mk('participants-toggle', ['People', 'People'], ['people', 'people'], () => this.togglePanel('people'));
     const handBtn = !hidden && f.allow_raise_hand !== false ? mk('raise-hand-toggle', ['Lower hand', 'Raise hand'], ['hand', 'hand'], () => void this.toggleHand()) : null;
+    const pollsAllowed = (f.polls_features as { is_allow?: boolean } | undefined)?.is_allow !== false;
+    const pollsBtn = pollsAllowed ? mk('polls-toggle', ['Polls', 'Polls'], ['poll', 'poll'], () => this.togglePanel('polls')) : null;
+    // Participants see the button once a host opened polls (or asked one); hosts always.
+    if (pollsBtn && !this.isAdmin) pollsBtn.el.hidden = true;
+    this.pollsBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'polls-unanswered', title: 'Polls you have not answered' });
+    pollsBtn?.el.appendChild(this.pollsBadge);
     const reactBtn = !hidden && f.allow_reactions !== false ? mk('reaction-toggle', ['React', 'React'], ['smile', 'smile'], () => this.toggleReactions()) : null;
     this.reactionPicker = reactBtn
       ? h(
@@ -335,7 +349,7 @@ export class Meeting {
     peopleBtn.el.appendChild(this.countEl);
     this.waitingBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'waiting-badge', title: 'Waiting to join' });
     peopleBtn.el.appendChild(this.waitingBadge);
-    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn, hand: handBtn, react: reactBtn };
+    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn, hand: handBtn, react: reactBtn, polls: pollsBtn };
     if (camBtn === null) {
       // Show the restriction rather than hiding the control.
       const why = hidden ? (o.verify.user.is_hidden ? 'You are a hidden observer' : 'You are an observer') : 'Webcams are turned off in this meeting';
@@ -353,7 +367,7 @@ export class Meeting {
       'footer',
       { class: 'controlbar', role: 'toolbar', 'aria-label': 'Meeting controls' },
       h('div', { class: 'ctl-group' }, micBtn.el, camBtn?.el ?? this.camNote, screenBtn?.el),
-      h('div', { class: 'ctl-group ctl-group-react' }, handBtn?.el, reactBtn?.el, this.reactionPicker, chatBtn?.el, peopleBtn.el, this.recorderUi.controls),
+      h('div', { class: 'ctl-group ctl-group-react' }, handBtn?.el, reactBtn?.el, this.reactionPicker, chatBtn?.el, pollsBtn?.el, peopleBtn.el, this.recorderUi.controls),
       h('div', { class: 'ctl-group' }, endBtn, leave),
     );
 
@@ -383,6 +397,30 @@ export class Meeting {
       null,
       this.isAdmin ? h('div', null, this.locks?.el ?? null, this.waiting?.el ?? null) : null,
     );
+
+    this.polls = pollsAllowed
+      ? new Polls({
+          api: o.api,
+          sealer: this.contentSealer(),
+          identity: o.verify.user.user_id,
+          isAdmin: this.isAdmin,
+          onChange: (polls, active) => this.pollsChanged(polls, active),
+        })
+      : null;
+    this.pollsPanel = this.polls
+      ? new PollsPanel(
+          this.isAdmin,
+          this.encrypted,
+          {
+            create: (d) => this.polls?.create(d) ?? Promise.resolve('Polls are off.'),
+            vote: (id, option) => this.polls?.vote(id, option) ?? Promise.resolve('Polls are off.'),
+            close: (id) => (this.polls ? this.polls.close(id).catch(() => toast('The poll could not be closed.', 'error')) : Promise.resolve()),
+            exportCsv: (id) => this.exportPoll(id),
+            activate: (active) => (this.polls ? this.o.api.activatePolls(active).then(() => this.polls?.setActive(active)).catch(() => toast('Polls could not be opened for everyone.', 'error')) : Promise.resolve()),
+          },
+          () => this.togglePanel(null),
+        )
+      : null;
 
     const mode = this.encrypted ? o.verify.e2ee.mode : 'off';
     this.security = new SecurityPanel(mode === 'server_key' || mode === 'self_insert' ? mode : 'off', () => this.security.toggle());
@@ -449,6 +487,7 @@ export class Meeting {
     const me = room.localParticipant;
     this.names.set(me.identity, this.name);
     await this.restoreChat();
+    void this.polls?.refresh();
     this.sync();
 
     // Publish what the pre-join screen prepared, except what a host has locked.
@@ -816,6 +855,53 @@ export class Meeting {
   }
 
   // ---------------------------------------------------------------------------------------
+  // Polls (polls.ts keeps them; ui/polls.ts draws them)
+
+  /** What seals poll texts: nothing in a plain room; the session's content key or passphrase. */
+  private contentSealer(): ContentSealer {
+    const { o } = this;
+    if (!this.encrypted) return PLAIN;
+    if (o.verify.e2ee.mode === 'self_insert' && this.keys) {
+      const keys = this.keys;
+      return passphraseSealer(() => keys.current);
+    }
+    if (o.contentKey) return keySealer(o.contentKey, o.verify.room.sid);
+    const missing = () => Promise.reject(new Error('no content key for this session'));
+    return { seal: missing, open: missing };
+  }
+
+  private pollsChanged(polls: PollView[], active: boolean): void {
+    const btn = this.ctl.polls;
+    if (btn && !this.isAdmin) btn.el.hidden = !active && polls.length === 0;
+    const n = this.polls?.unanswered ?? 0;
+    this.pollsBadge.hidden = n === 0 || this.panel === 'polls';
+    this.pollsBadge.textContent = String(n);
+    this.pollsPanel?.render(polls, active);
+  }
+
+  private async onPollMessage(type: 'POLL_CREATED' | 'POLL_CLOSED' | 'POLL_RESPONSE' | 'POLLS_ACTIVE', pollId: string): Promise<void> {
+    if (!this.polls) return;
+    await this.polls.refresh();
+    const p = pollId ? this.polls.find(pollId) : undefined;
+    if (type === 'POLL_CREATED' && p && p.createdBy !== this.o.verify.user.user_id) {
+      toast(p.question === null ? 'A new poll (it could not be decrypted with your key).' : `New poll: ${p.question}`, 'info');
+    } else if (type === 'POLL_CLOSED' && p && !this.isAdmin) {
+      toast(p.question === null ? 'A poll closed.' : `Poll closed: ${p.question}`, 'info');
+    }
+  }
+
+  private async exportPoll(pollId: string): Promise<void> {
+    const csv = await this.polls?.exportCsv(pollId);
+    if (!csv) return;
+    const url = URL.createObjectURL(new Blob([csv], { type: 'text/csv;charset=utf-8' }));
+    const a = h('a', { href: url, download: `poll-${pollId}.csv`, hidden: true });
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }
+
+  // ---------------------------------------------------------------------------------------
   // Key epochs (server-generated-key rooms): MeetingKeys moves them on; the meeting shows them.
 
   private showEpoch(keys: SessionKeys): void {
@@ -840,6 +926,8 @@ export class Meeting {
           toast(m.lock_chat ? 'A host locked the chat: you can read it but not send.' : 'A host unlocked the chat.', m.lock_chat ? 'warning' : 'info');
         }
         this.chat?.setPrivateLocked(m.lock_private_chat);
+      } else if (m.type === 'POLL_CREATED' || m.type === 'POLL_CLOSED' || m.type === 'POLL_RESPONSE' || m.type === 'POLLS_ACTIVE') {
+        await this.onPollMessage(m.type, m.type === 'POLLS_ACTIVE' ? '' : m.poll_id);
       } else if (m.type === 'E2EE_KEY') {
         await this.keys?.onEpoch(m.generation, m.secret, 'pushed');
       } else if (m.type === 'RECORDER_STATE') {
@@ -1269,6 +1357,7 @@ export class Meeting {
     this.ctl.screen?.set(me.isScreenShareEnabled);
     this.ctl.chat?.set(this.panel === 'chat');
     this.ctl.people?.set(this.panel === 'people');
+    this.ctl.polls?.set(this.panel === 'polls');
     this.ctl.hand?.set(handRaisedAt(me.metadata) !== null);
     const all = this.participants();
     this.noticeHands(all);
@@ -1385,6 +1474,9 @@ export class Meeting {
       this.chat.focus();
     } else if (this.panel === 'people') {
       replace(this.side, this.people.el);
+      this.side.hidden = false;
+    } else if (this.panel === 'polls' && this.pollsPanel) {
+      replace(this.side, this.pollsPanel.el);
       this.side.hidden = false;
     } else {
       replace(this.side);

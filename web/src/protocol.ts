@@ -86,7 +86,12 @@ export type SystemMessage =
   | { type: 'RECORDER_STATE'; is_recording: boolean; is_active_rtmp: boolean }
   | { type: 'LOCK_SETTINGS'; lock_chat: boolean; lock_private_chat: boolean }
   /** A new key epoch of a server-generated-key room, for the members in the room only. */
-  | { type: 'E2EE_KEY'; generation: number; secret: string };
+  | { type: 'E2EE_KEY'; generation: number; secret: string }
+  /** Polls changed: the client fetches what it may see (`live`: the counts are for everyone). */
+  | { type: 'POLL_CREATED'; poll_id: string }
+  | { type: 'POLL_CLOSED'; poll_id: string }
+  | { type: 'POLL_RESPONSE'; poll_id: string; total_responses: number; live: boolean }
+  | { type: 'POLLS_ACTIVE'; is_active: boolean };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
@@ -150,6 +155,11 @@ export function newChat(fromUserId: string, fromName: string, text: string, now 
   return m;
 }
 
+/** A poll id as the server accepts them: 1 to 64 of [A-Za-z0-9_-]. */
+export function isPollId(v: unknown): v is string {
+  return typeof v === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v);
+}
+
 /** A key generation: an integer from 0 to 2^32 - 1. */
 export function isGeneration(g: unknown): g is number {
   return typeof g === 'number' && Number.isInteger(g) && g >= 0 && g <= 0xffffffff;
@@ -183,6 +193,15 @@ export function parseSystem(v: unknown): SystemMessage | null {
   }
   if (v.type === 'LOCK_SETTINGS' && typeof v.lock_chat === 'boolean') {
     return { type: 'LOCK_SETTINGS', lock_chat: v.lock_chat, lock_private_chat: v.lock_private_chat === true || v.lock_chat };
+  }
+  if ((v.type === 'POLL_CREATED' || v.type === 'POLL_CLOSED') && isPollId(v.poll_id)) {
+    return v.type === 'POLL_CREATED' ? { type: 'POLL_CREATED', poll_id: v.poll_id } : { type: 'POLL_CLOSED', poll_id: v.poll_id };
+  }
+  if (v.type === 'POLL_RESPONSE' && isPollId(v.poll_id) && typeof v.total_responses === 'number' && Number.isInteger(v.total_responses) && v.total_responses >= 0) {
+    return { type: 'POLL_RESPONSE', poll_id: v.poll_id, total_responses: v.total_responses, live: v.live === true };
+  }
+  if (v.type === 'POLLS_ACTIVE' && typeof v.is_active === 'boolean') {
+    return { type: 'POLLS_ACTIVE', is_active: v.is_active };
   }
   if (v.type === 'E2EE_KEY' && isGeneration(v.generation) && v.generation >= 1 && typeof v.secret === 'string' && /^[0-9A-Za-z]{16,128}$/.test(v.secret)) {
     return { type: 'E2EE_KEY', generation: v.generation, secret: v.secret };

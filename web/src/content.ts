@@ -1,0 +1,63 @@
+// What an encrypted room keeps for the whole session (poll texts, later the board and notes):
+// sealed in this browser before it goes to the server, which stores and relays base64 envelopes
+// it cannot open (it refuses anything that is not one). Late joiners must open it too, so an
+// epoch's data key will not do: a server-key room seals with the session's content key
+// (deriveContentKey); a passphrase room with the passphrase's data key, the same all session.
+//
+// The associated data names what the text is, so a sealed text cannot be moved elsewhere (one
+// poll's option into another poll, an option into the question): a JSON array such as
+// ["poll", pollId, creator, "q"], passed where a data message passes its sender's identity.
+
+import { openWith, sealWith, type SessionKeys } from './e2ee';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder('utf-8', { fatal: true });
+
+export interface ContentSealer {
+  seal(what: string[], text: string): Promise<string>;
+  /** Throws when the text does not open (another key, moved, forged, not an envelope). */
+  open(what: string[], sealed: string): Promise<string>;
+}
+
+export function toBase64(bytes: Uint8Array): string {
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+export function fromBase64(text: string): Uint8Array<ArrayBuffer> {
+  const s = atob(text);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** Seals with the content key of a server-key room. */
+export function keySealer(key: CryptoKey, sessionId: string): ContentSealer {
+  return {
+    async seal(what, text) {
+      return toBase64(await sealWith(key, sessionId, JSON.stringify(what), enc.encode(text)));
+    },
+    async open(what, sealed) {
+      return dec.decode(await openWith(key, sessionId, JSON.stringify(what), fromBase64(sealed)));
+    },
+  };
+}
+
+/** Seals with a passphrase room's keys (generation 0: one key for the whole session). */
+export function passphraseSealer(keys: () => SessionKeys): ContentSealer {
+  return {
+    async seal(what, text) {
+      return toBase64(await keys().seal(JSON.stringify(what), enc.encode(text)));
+    },
+    async open(what, sealed) {
+      return dec.decode(await keys().open(JSON.stringify(what), fromBase64(sealed)));
+    },
+  };
+}
+
+/** A plain room: texts go as they are. */
+export const PLAIN: ContentSealer = {
+  seal: (_what, text) => Promise.resolve(text),
+  open: (_what, text) => Promise.resolve(text),
+};
