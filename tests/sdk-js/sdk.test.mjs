@@ -387,28 +387,6 @@ describe(`plugnmeet-sdk-js ${sdkVersion} against enclave`, () => {
     assert.ok(Array.isArray(res.js), 'js is an array');
   });
 
-  describe('analytics methods (/auth/analytics/* is not implemented: 404 "not found")', () => {
-    const cases = [
-      ['fetchAnalytics', '/analytics/fetch', { room_ids: [roomId] }],
-      ['deleteAnalytics', '/analytics/delete', { file_id: 'nope' }],
-      ['getAnalyticsDownloadToken', '/analytics/getDownloadToken', { file_id: 'nope' }],
-    ];
-    for (const [method, route, params] of cases) {
-      test(method, async () => {
-        // What the server answers on the wire.
-        const raw = await rawAuthPost(route, params);
-        assert.equal(raw.status, 404);
-        assert.equal(raw.text, 'not found');
-        // What the SDK makes of it: 1.4.1 ignores the HTTP status, JSON.parse fails on the
-        // plain-text body, and the SDK returns status false with the SyntaxError as `msg`.
-        const res = await pnm[method](params);
-        assert.equal(res.status, false);
-        assert.ok(res.msg instanceof SyntaxError, `msg is the JSON SyntaxError, got ${res.msg}`);
-        assert.deepEqual(Object.keys(res).sort(), ['msg', 'status']);
-      });
-    }
-  });
-
   test('a wrong API secret is refused', async () => {
     const raw = await rawAuthPost('/room/create', { room_id: 'x' }, 'wrong-secret');
     assert.equal(raw.status, 401);
@@ -510,6 +488,42 @@ describe(`plugnmeet-sdk-js ${sdkVersion} against enclave`, () => {
     assert.match(past.created, RFC3339);
     assert.match(past.ended, RFC3339);
     assert.ok(Date.parse(past.ended) >= Date.parse(past.created), 'ended is not before created');
+  });
+
+  test('analytics: a session leaves its MEETING_ANALYTICS file; fetch, download, delete', async () => {
+    // The conformance room was created with enable_analytics: false, so it left none.
+    const none = await pnm.fetchAnalytics({ room_ids: [roomId] });
+    assert.deepEqual(none, { status: false, msg: 'no artifact found', result: null });
+    const id = `sdkjs-an-${randomBytes(4).toString('hex')}`;
+    const created = await pnm.createRoom({ room_id: id, metadata: { room_title: 'Analytics', room_features: {} } });
+    assert.equal(created.status, true, JSON.stringify(created));
+    assert.equal((await pnm.endRoom({ room_id: id })).status, true);
+    const res = await pnm.fetchAnalytics({ room_ids: [id], from: 0, limit: 10 });
+    assert.equal(res.status, true, JSON.stringify(res));
+    assert.equal(res.result.total_analytics, '1', 'int64 as a string');
+    const a = res.result.analytics_list[0];
+    assert.equal(a.room_id, id);
+    assert.match(a.file_id, UUID_V4);
+    assert.match(a.file_name, /^analytics-.+\.json$/);
+    assert.ok(a.file_size > 0, `file_size ${a.file_size}`);
+    assert.match(a.creation_time, /^\d+$/);
+
+    const t = await pnm.getAnalyticsDownloadToken({ file_id: a.file_id });
+    assert.equal(t.status, true, JSON.stringify(t));
+    const file = await fetch(`${baseUrl}/download/analytics/${t.token}`);
+    assert.equal(file.status, 200);
+    const body = await file.json();
+    assert.equal(body.room.room_id, id);
+    assert.equal(body.room.room_title, 'Analytics');
+    assert.equal(body.room.enabled_e2ee, false);
+    assert.deepEqual(body.users, [], 'nobody joined');
+
+    assert.deepEqual(await pnm.deleteAnalytics({ file_id: a.file_id }), { status: true, msg: 'success' });
+    assert.deepEqual(await pnm.fetchAnalytics({ room_ids: [id] }), { status: false, msg: 'no artifact found', result: null });
+    assert.deepEqual(await pnm.deleteAnalytics({ file_id: 'nope' }), { status: false, msg: 'artifact not found' });
+    const gone = await pnm.getAnalyticsDownloadToken({ file_id: a.file_id });
+    assert.equal(gone.status, false);
+    assert.equal(gone.msg, 'artifact not found');
   });
 
   test('every SDK method was called', () => {

@@ -255,6 +255,48 @@ pub struct ArtifactInfoBody {
     pub room_info: Option<PastRoomInfo>,
 }
 
+/// `FetchAnalyticsReq` (Plug-N-Meet's older API over `MEETING_ANALYTICS` artifacts).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FetchAnalyticsReq {
+    pub room_ids: Vec<String>,
+    #[serde(deserialize_with = "int")]
+    pub from: u32,
+    #[serde(deserialize_with = "int")]
+    pub limit: u32,
+    pub order_by: String,
+}
+
+/// `AnalyticsInfo`: `file_id` is the artifact id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AnalyticsInfo {
+    pub room_id: String,
+    pub file_id: String,
+    pub file_name: String,
+    /// Bytes.
+    pub file_size: f64,
+    #[serde(serialize_with = "int64_string")]
+    pub creation_time: i64,
+}
+
+/// `FetchAnalyticsResult`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FetchAnalyticsResult {
+    #[serde(serialize_with = "int64_string")]
+    pub total_analytics: i64,
+    pub from: u32,
+    pub limit: u32,
+    pub order_by: String,
+    pub analytics_list: Vec<AnalyticsInfo>,
+}
+
+/// `DeleteAnalyticsReq` and `GetAnalyticsDownloadTokenReq`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AnalyticsFileReq {
+    pub file_id: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,10 +13,12 @@ use crate::media::MediaEvent;
 use crate::metrics::Metrics;
 use crate::recording::Job;
 use crate::rooms::core::EndReason;
-use crate::rooms::{KeyEpoch, RoomInfo, RoomObserver, Rooms};
+use crate::rooms::{KeyEpoch, RoomInfo, RoomObserver, Rooms, SavedArtifact};
 use crate::store::sqlite::SqliteStore;
+use crate::store::ArtifactRow;
 use crate::store::Store;
 use crate::webhook::Webhooks;
+use enclave_proto::history::RoomArtifactType;
 
 /// Services shared by every request and room.
 pub struct App {
@@ -131,6 +133,18 @@ impl App {
                     let _ = room.leave(user, Some(sid)).await;
                 });
             }
+            MediaEvent::Activity {
+                room_id,
+                identity,
+                activity,
+            } => {
+                let (Some(room), Ok(user)) =
+                    (self.rooms.get_str(&room_id), UserId::parse(&identity))
+                else {
+                    return;
+                };
+                room.activity(user, activity);
+            }
             MediaEvent::Track {
                 room_id,
                 participant_sid,
@@ -165,6 +179,58 @@ impl App {
     }
 }
 
+impl App {
+    /// Writes a session's analytics file under the artifacts directory
+    /// (`<room id>/analytics-<sid>-<ms>.json`) and records it as a `MEETING_ANALYTICS` artifact.
+    async fn save_analytics(
+        &self,
+        info: &RoomInfo,
+        file: serde_json::Value,
+    ) -> Result<SavedArtifact, String> {
+        let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
+        let relative = format!(
+            "{}/analytics-{}-{}.json",
+            info.room_id,
+            info.sid,
+            crate::clock::unix_ms()
+        );
+        let path = self.config.artifacts_path.join(&relative);
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        tokio::fs::write(&path, &bytes)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let metadata = serde_json::json!({
+            "file_info": {
+                "file_path": relative,
+                "file_size": bytes.len().to_string(),
+                "mime_type": "application/json",
+            }
+        });
+        let row = ArtifactRow {
+            artifact_id: uuid::Uuid::new_v4().to_string(),
+            room_id: info.room_id.to_string(),
+            room_sid: info.sid.to_string(),
+            kind: RoomArtifactType::MeetingAnalytics,
+            metadata: metadata.to_string(),
+            created: unix_now(),
+        };
+        let artifact_id = row.artifact_id.clone();
+        if let Err(e) = self.store.insert_artifact(row).await {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(e.to_string());
+        }
+        Ok(SavedArtifact {
+            artifact_id,
+            kind: RoomArtifactType::MeetingAnalytics,
+            metadata,
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl RoomObserver for App {
     fn auto_record(self: Arc<Self>, info: Arc<RoomInfo>) {
@@ -187,7 +253,12 @@ impl RoomObserver for App {
         }
     }
 
-    async fn ended(&self, info: &RoomInfo, joined_total: i64) {
+    async fn ended(
+        &self,
+        info: &RoomInfo,
+        joined_total: i64,
+        analytics: Option<serde_json::Value>,
+    ) -> Option<SavedArtifact> {
         self.rooms.remove(&info.room_id, info.sid);
         if let Some(media) = &self.media {
             media.end_room(info.room_id.as_str(), &info.sid.to_string());
@@ -199,6 +270,16 @@ impl RoomObserver for App {
             .await
         {
             tracing::error!(error = %e, "could not record the end of the session");
+        }
+        match self.save_analytics(info, analytics?).await {
+            Ok(saved) => {
+                tracing::info!(artifact_id = saved.artifact_id, "analytics saved");
+                Some(saved)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not save the session's analytics");
+                None
+            }
         }
     }
 

@@ -138,8 +138,10 @@ fn polls(data: &[u8]) {
                 .all(|o| crate::rooms::polls::is_sealed_text(&o.text)));
         }
         if let Ok(v) = json::decode::<SubmitPollResponseReq>(data) {
-            let first = polls.vote(&id, &host, "Host", v.selected_option).is_ok();
-            assert!(polls.vote(&id, &host, "Host", v.selected_option).is_err());
+            let first = polls.vote(&id, &host, "Host", v.selected_option, 0).is_ok();
+            assert!(polls
+                .vote(&id, &host, "Host", v.selected_option, 0)
+                .is_err());
             let r = polls.result(&id, true).unwrap_or_default();
             let sum: u64 = r.options.iter().map(|o| o.vote_count).sum();
             assert_eq!(

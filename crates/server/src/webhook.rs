@@ -74,6 +74,12 @@ pub struct NotifyEvent {
     /// `track_published` / `track_unpublished`: the track, in LiveKit's `TrackInfo` shape.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub track: Option<NotifyTrack>,
+    /// `artifact_created`: `RoomArtifactWebhookEvent` (type, artifact id, metadata).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_artifact: Option<serde_json::Value>,
+    /// `analytics_proceeded`: `AnalyticsEvent` (`file_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analytics: Option<serde_json::Value>,
     pub id: String,
     #[serde(serialize_with = "int64_string")]
     pub created_at: i64,

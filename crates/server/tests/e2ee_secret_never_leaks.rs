@@ -143,8 +143,9 @@ async fn server_generated_secret_never_leaves_live_state() {
     replies.extend_from_slice(&metrics);
 
     // Two receivers (global and per-room) × room_created, room_started, 2 joins, 2 leaves
-    // (bob, then ann at the end), room_finished, session_ended.
-    let got = hooks.wait_for(16).await;
+    // (bob, then ann at the end), room_finished, session_ended, and the analytics file's
+    // artifact_created and analytics_proceeded.
+    let got = hooks.wait_for(20).await;
     let events: Vec<String> = got.iter().map(|h| h.event()).collect();
     for e in [
         "room_created",
@@ -153,15 +154,18 @@ async fn server_generated_secret_never_leaves_live_state() {
         "participant_left",
         "room_finished",
         "session_ended",
+        "artifact_created",
+        "analytics_proceeded",
     ] {
         assert!(
             events.iter().any(|x| x == e),
             "missing webhook {e}: {events:?}"
         );
     }
-    assert_eq!(got.len(), 16, "{events:?}");
+    assert_eq!(got.len(), 20, "{events:?}");
 
     let mut db_files = 0;
+    let mut artifact_files = 0;
     for secret in &secrets {
         assert!(
             !contains(&replies, secret),
@@ -199,8 +203,26 @@ async fn server_generated_secret_never_leaves_live_state() {
                 );
             }
         }
+        // The session's analytics file, and anything else written as an artifact.
+        let mut dirs = vec![h.app.config.artifacts_path.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    artifact_files += 1;
+                    assert!(
+                        !contains(&std::fs::read(&path).unwrap(), secret),
+                        "the secret appeared in {}",
+                        path.display()
+                    );
+                }
+            }
+        }
     }
     assert!(db_files >= 1);
+    assert!(artifact_files >= 1, "the analytics file was searched");
 
     // Self-insert mode: the server makes and holds no secret at all; a plain room has none
     // either.

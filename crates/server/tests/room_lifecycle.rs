@@ -218,7 +218,7 @@ async fn webhooks_are_signed_ordered_and_retried() {
     h.call("/auth/room/endRoom", r#"{"room_id":"hooked"}"#)
         .await;
 
-    let got = hooks.wait_for(6).await;
+    let got = hooks.wait_for(8).await;
     let events: Vec<String> = got.iter().map(|h| h.event()).collect();
     assert_eq!(
         events,
@@ -228,12 +228,14 @@ async fn webhooks_are_signed_ordered_and_retried() {
             "participant_joined",
             "participant_left",
             "room_finished",
-            "session_ended"
+            "session_ended",
+            "artifact_created",
+            "analytics_proceeded"
         ]
     );
     assert_eq!(
         *hooks.attempts.lock().unwrap(),
-        7,
+        9,
         "the first delivery failed once and was retried"
     );
     for hook in &got {

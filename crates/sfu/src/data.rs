@@ -45,6 +45,8 @@ pub(crate) struct Relayed {
     pub bytes: Vec<u8>,
     /// The identities it is for (empty: everyone else).
     pub destinations: Vec<String>,
+    /// A user packet's topic.
+    pub topic: Option<String>,
 }
 
 /// Why a participant's data packet is not relayed.
@@ -84,7 +86,9 @@ pub(crate) fn relay(
     };
     let mut destinations = packet.destination_identities.clone();
     let mut private = false;
+    let mut topic = None;
     if let Some(lk::data_packet::Value::User(u)) = packet.value.as_mut() {
+        topic = u.topic.clone();
         u.participant_identity = identity.to_owned();
         u.participant_sid = sid.to_owned();
         if destinations.is_empty() {
@@ -100,6 +104,7 @@ pub(crate) fn relay(
     Ok(Relayed {
         bytes: packet.encode_to_vec(),
         destinations,
+        topic,
     })
 }
 

@@ -38,6 +38,7 @@ fn with_room(f: impl FnOnce(&mut Room, Instant)) {
                 require_encryption: false,
                 bandwidth_estimation: true,
                 created_unix_ms: 0,
+                counted_topics: Vec::new(),
                 created: now,
             });
             for (i, who) in ["a", "b"].iter().enumerate() {

@@ -94,6 +94,9 @@ pub struct RoomConfig {
     /// Subscriber PCs estimate their downlink (TWCC) and layers are allocated within it. Off:
     /// layers follow the requested quality alone, and nothing is paced.
     pub bandwidth_estimation: bool,
+    /// Data topics whose messages are reported as [`Event::DataSent`] (counted for
+    /// attendance: who chatted, how often). The payload is never looked at.
+    pub counted_topics: Vec<String>,
     /// Unix milliseconds at `created`, so the core can tell wall time without a clock.
     pub created_unix_ms: i64,
     /// When the room was created, in the runtime's clock: every `now` given later is at or
@@ -218,6 +221,21 @@ pub enum Event {
         sid: String,
         /// Its publisher's participant sid.
         participant_sid: String,
+    },
+    /// A participant started or stopped speaking (their audio level header extension said
+    /// speech within the last second, or no longer does).
+    Speaking {
+        /// Its identity.
+        identity: String,
+        /// Whether they speak now.
+        speaking: bool,
+    },
+    /// A participant's data message on one of [`RoomConfig::counted_topics`] was relayed.
+    DataSent {
+        /// The sender's identity.
+        identity: String,
+        /// The topic.
+        topic: String,
     },
     /// A reliable data message could not be queued for a subscriber (its data channel's
     /// buffer is full: the subscriber does not keep up); the message is lost for it.

@@ -1262,6 +1262,15 @@ impl Room {
                 active,
             })
         };
+        for (c, speaking) in active
+            .symmetric_difference(&self.speakers)
+            .map(|c| (c, active.contains(c)))
+        {
+            if let Some(p) = self.participants.get(c) {
+                let identity = p.info.identity.clone();
+                self.out.event(Event::Speaking { identity, speaking });
+            }
+        }
         let mut speakers: Vec<lk::SpeakerInfo> =
             active.iter().filter_map(|c| info(c, 0.8, true)).collect();
         speakers.extend(
@@ -1335,6 +1344,13 @@ impl Room {
                 return;
             }
         };
+        if let Some(topic) = relayed
+            .topic
+            .filter(|t| self.cfg.counted_topics.contains(t))
+        {
+            let identity = p.info.identity.clone();
+            self.out.event(Event::DataSent { identity, topic });
+        }
         for (c, q) in self.participants.iter_mut() {
             let addressed = *c != conn
                 && (relayed.destinations.is_empty()

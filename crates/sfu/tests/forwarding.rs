@@ -481,6 +481,19 @@ fn speakers_are_detected_from_the_audio_level_header_and_reported_when_they_stop
         s.iter().any(|x| x.sid == "PA_bob" && !x.active),
         "bob stopped speaking: {s:?}"
     );
+    // The runtime hears it too (talk time for attendance), once per change.
+    let changes: Vec<(String, bool)> = w
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Speaking { identity, speaking } => Some((identity.clone(), *speaking)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [("bob".to_owned(), true), ("bob".to_owned(), false)]
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::World;
 use enclave_sfu::proto as lk;
-use enclave_sfu::PublishPermission;
+use enclave_sfu::{Event, PublishPermission};
 use lk::signal_response::Message as Resp;
 use str0m::media::MediaKind;
 
@@ -317,4 +317,37 @@ fn a_private_message_reaches_only_its_recipients_and_one_naming_nobody_is_droppe
         })
         .collect();
     assert_eq!(got, ["to bob"]);
+}
+
+/// Messages on a counted topic are reported (sender and topic, for attendance); others are not,
+/// and neither is one the room drops.
+#[test]
+fn messages_on_counted_topics_are_reported_with_their_sender() {
+    let mut w = connected_pair();
+    w.publish("alice", MediaKind::Audio);
+    w.advance(Duration::from_millis(1500));
+    for topic in [common::COUNTED_TOPIC, "other", common::COUNTED_TOPIC] {
+        w.send_data(
+            "alice",
+            lk::DataPacket {
+                value: Some(lk::data_packet::Value::User(lk::UserPacket {
+                    payload: b"sealed bytes".to_vec(),
+                    topic: Some(topic.into()),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+        );
+        w.advance(Duration::from_millis(100));
+    }
+    let sent: Vec<(String, String)> = w
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::DataSent { identity, topic } => Some((identity.clone(), topic.clone())),
+            _ => None,
+        })
+        .collect();
+    let one = ("alice".to_owned(), "counted".to_owned());
+    assert_eq!(sent, [one.clone(), one]);
 }

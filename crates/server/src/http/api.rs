@@ -42,12 +42,12 @@ use crate::webhook::NotifyEvent;
 
 type ApiResult<T> = Result<Reply<T>, ApiError>;
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     json::decode(body).map_err(|e: DecodeError| ApiError::invalid(e))
 }
 
 /// protovalidate's `required` rule for a string field.
-fn require(field: &str, value: &str) -> Result<(), ApiError> {
+pub(super) fn require(field: &str, value: &str) -> Result<(), ApiError> {
     if value.is_empty() {
         let mut v = Violations::default();
         v.push(field, "value is required", "required");
@@ -431,7 +431,7 @@ async fn recording_row(app: &App, record_id: &str) -> Result<RecordingRow, ApiEr
         .ok_or_else(|| ApiError::new(StatusCode::NotFound, "recording not found"))
 }
 
-fn download_token(app: &App, sub: &str, validity: Duration) -> String {
+pub(super) fn download_token(app: &App, sub: &str, validity: Duration) -> String {
     let now = unix_now() as u64;
     app.keys.sign(
         TokenKind::Download,
@@ -516,7 +516,7 @@ pub(super) fn contained_path(base: &std::path::Path, rel: &str) -> Option<std::p
         .then(|| base.join(rel))
 }
 
-async fn remove_file(base: &std::path::Path, rel: &str) {
+pub(super) async fn remove_file(base: &std::path::Path, rel: &str) {
     let Some(path) = contained_path(base, rel) else {
         tracing::warn!(
             rel,
@@ -608,7 +608,7 @@ fn to_artifact_info(a: &ArtifactRow) -> ArtifactInfo {
     }
 }
 
-async fn artifact_row(app: &App, artifact_id: &str) -> Result<ArtifactRow, ApiError> {
+pub(super) async fn artifact_row(app: &App, artifact_id: &str) -> Result<ArtifactRow, ApiError> {
     require("artifact_id", artifact_id)?;
     app.store
         .artifact(artifact_id)
@@ -659,7 +659,7 @@ pub(super) async fn artifact_info(State(app): State<Arc<App>>, body: Bytes) -> R
     )
 }
 
-fn artifact_file(a: &ArtifactRow) -> Option<String> {
+pub(super) fn artifact_file(a: &ArtifactRow) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(&a.metadata).ok()?;
     v.get("file_info")?
         .get("file_path")?

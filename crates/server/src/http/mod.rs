@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, the `/auth` signature check, body limits, tracing and metrics.
 
+mod analytics;
 mod api;
 pub(crate) mod browser;
 mod download;
@@ -65,6 +66,12 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .route(
             "/auth/recording/getDownloadToken",
             post(api::recording_download_token),
+        )
+        .route("/auth/analytics/fetch", post(analytics::fetch))
+        .route("/auth/analytics/delete", post(analytics::delete))
+        .route(
+            "/auth/analytics/getDownloadToken",
+            post(analytics::download_token_for),
         )
         .route("/auth/artifact/fetch", post(api::fetch_artifacts))
         .route("/auth/artifact/info", post(api::artifact_info))

@@ -242,9 +242,12 @@ async fn submit(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
         c.invitation.name.clone(),
         req.poll_id.clone(),
     );
-    let voted = with(&c, move |p| p.vote(&id, &user, &name, req.selected_option))
-        .await?
-        .map_err(refused)?;
+    let now = crate::clock::unix_ms();
+    let voted = with(&c, move |p| {
+        p.vote(&id, &user, &name, req.selected_option, now)
+    })
+    .await?
+    .map_err(refused)?;
     tracing::info!(room_id = %c.room.info.room_id, user_id = %c.user, poll_id = req.poll_id, "poll response");
     announce(
         &app,
@@ -266,7 +269,8 @@ async fn close(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
     admin(&c)?;
     let req: ClosePollReq = json::decode(&body).map_err(ApiError::invalid)?;
     let (by, id) = (c.user.clone(), req.poll_id.clone());
-    with(&c, move |p| p.close(&id, &by))
+    let now = crate::clock::unix_ms();
+    with(&c, move |p| p.close(&id, &by, now))
         .await?
         .map_err(refused)?;
     tracing::info!(room_id = %c.room.info.room_id, by = %c.user, poll_id = req.poll_id, "poll closed");

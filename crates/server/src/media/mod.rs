@@ -37,6 +37,23 @@ use crate::recorder::{MediaKind, SinkInput, SinkPacket};
 /// Topic of server-originated data packets (`broadcastToRoom`); the payload is JSON with a
 /// `type` of `SYSTEM_CHAT_MSG` or `SYSTEM_NOTIFICATION`.
 pub const SYSTEM_TOPIC: &str = enclave_sfu::SERVER_TOPIC;
+/// The web client's chat topic (`web/src/protocol.ts`, `TOPIC_CHAT`): a participant whose chat
+/// is locked may not send on it.
+pub const CHAT_TOPIC: &str = "enclave.chat";
+/// The web client's reactions topic: dropped by the media server in a room with
+/// `allow_reactions: false`, and for a participant whose reactions a host locked.
+pub const REACTION_TOPIC: &str = "enclave.reaction";
+
+/// What the media server saw a participant do that attendance counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// Started (true) or stopped speaking (the audio level header extension).
+    Speaking(bool),
+    /// A message on the chat, private-chat or reactions topic (the payload is never read).
+    PublicChat,
+    PrivateChat,
+    Reaction,
+}
 
 /// A frame for a signalling connection.
 #[derive(Debug)]
@@ -85,6 +102,12 @@ pub enum MediaEvent {
     },
     /// The room's media failed and is gone; session `sid` of the room must end.
     RoomFailed { room_id: String, sid: String },
+    /// What a participant did that attendance counts (speaking, chat, reactions).
+    Activity {
+        room_id: String,
+        identity: String,
+        activity: Activity,
+    },
     /// A track was published (`kind` = `AUDIO`/`VIDEO`) or is gone.
     Track {
         room_id: String,
@@ -767,6 +790,10 @@ impl Worker {
                     max_participants: room.max_participants,
                     require_encryption: room.e2ee,
                     bandwidth_estimation,
+                    // Counted for attendance (who chatted, reacted): topic and sender only.
+                    counted_topics: [CHAT_TOPIC, enclave_sfu::PRIVATE_TOPIC, REACTION_TOPIC]
+                        .map(str::to_owned)
+                        .to_vec(),
                     created_unix_ms: crate::clock::unix_ms(),
                     created: now,
                 }),
@@ -986,6 +1013,25 @@ impl Worker {
                     track_sid: sid,
                     kind: "",
                     published: false,
+                });
+            }
+            Event::Speaking { identity, speaking } => {
+                let _ = self.events.send(MediaEvent::Activity {
+                    room_id: room_id.to_owned(),
+                    identity,
+                    activity: Activity::Speaking(speaking),
+                });
+            }
+            Event::DataSent { identity, topic } => {
+                let activity = match topic.as_str() {
+                    CHAT_TOPIC => Activity::PublicChat,
+                    enclave_sfu::PRIVATE_TOPIC => Activity::PrivateChat,
+                    _ => Activity::Reaction,
+                };
+                let _ = self.events.send(MediaEvent::Activity {
+                    room_id: room_id.to_owned(),
+                    identity,
+                    activity,
                 });
             }
             Event::ReliableDataDropped { .. } => {

@@ -304,6 +304,11 @@ impl Room {
         &mut self.polls
     }
 
+    /// The session's polls, to read.
+    pub fn polls_ref(&self) -> &Polls {
+        &self.polls
+    }
+
     /// `user` has proven their invitation and is let in (`verifyToken`): in a room with key
     /// epochs, a new epoch is drawn for them and everyone in the room gets it too, so nothing
     /// sent before this moment can be read with what they receive. `None` in other rooms, and

@@ -6,12 +6,7 @@ use enclave_proto::room::{LockSettings, RoomCreateFeatures};
 use enclave_sfu::proto::TrackSource;
 use enclave_sfu::PublishPermission;
 
-/// The web client's chat topic (`web/src/protocol.ts`, `TOPIC_CHAT`): a participant whose chat
-/// is locked may not send on it.
-pub const CHAT_TOPIC: &str = "enclave.chat";
-/// The web client's reactions topic: dropped by the media server in a room with
-/// `allow_reactions: false`, and for a participant whose reactions a host locked.
-pub const REACTION_TOPIC: &str = "enclave.reaction";
+pub use crate::media::{CHAT_TOPIC, REACTION_TOPIC};
 
 /// Whether a participant's chat is locked (all chat, or sending messages).
 pub fn chat_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool {

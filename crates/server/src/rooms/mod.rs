@@ -7,10 +7,12 @@
 //! metadata, not in SQL, not in any `/auth` reply or log line. Each is wiped from memory when
 //! its last holder drops it.
 
+pub mod analytics;
 pub mod core;
 pub mod locks;
 pub mod polls;
 
+use analytics::{Analytics, SessionFacts};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -231,6 +233,7 @@ enum Command {
         oneshot::Sender<Vec<(UserId, Invitation)>>,
     ),
     CurrentEpoch(UserId, oneshot::Sender<Option<KeyEpoch>>),
+    Activity(UserId, analytics::Activity),
     SetLock(
         Who,
         locks::LockService,
@@ -427,6 +430,12 @@ impl RoomHandle {
             .await
     }
 
+    /// The media server saw `user` do something attendance counts. Dropped, not awaited, if
+    /// the room's queue is full: counts are not worth slowing the media worker for.
+    pub fn activity(&self, user: UserId, activity: analytics::Activity) {
+        let _ = self.tx.try_send(Command::Activity(user, activity));
+    }
+
     /// The current key epoch, for a participant in the room; `None` for anyone else.
     pub async fn current_epoch(&self, user: UserId) -> Result<Option<KeyEpoch>, RoomGone> {
         self.ask(|tx| Command::CurrentEpoch(user, tx)).await
@@ -617,6 +626,8 @@ impl NotifyEvent {
             participant: p.map(participant_info),
             recording_info: None,
             track: None,
+            room_artifact: None,
+            analytics: None,
             id: uuid::Uuid::new_v4().to_string(),
             created_at: unix_now(),
         }
@@ -659,6 +670,14 @@ pub(crate) fn participant_info(p: &Participant) -> ParticipantInfo {
     }
 }
 
+/// An artifact saved at a room's end, for the `artifact_created` webhook.
+pub struct SavedArtifact {
+    pub artifact_id: String,
+    pub kind: enclave_proto::history::RoomArtifactType,
+    /// `RoomArtifactMetadata`.
+    pub metadata: serde_json::Value,
+}
+
 /// What the rest of the server does when a room's life changes. The room's owner reports;
 /// the composition root acts (metrics, automatic recording, the room's media, the history
 /// row), so that rooms depend on nothing above them.
@@ -669,9 +688,15 @@ pub trait RoomObserver: Send + Sync + 'static {
     fn auto_record(self: Arc<Self>, info: Arc<RoomInfo>);
     /// A participant joined (`+1`) or left (`-1`).
     fn participants_changed(&self, delta: i64);
-    /// The room ended: it leaves the registry, its media ends and its history row is
-    /// closed, before the room's last webhooks go out.
-    async fn ended(&self, info: &RoomInfo, joined_total: i64);
+    /// The room ended: it leaves the registry, its media ends, its history row is closed and
+    /// its analytics file (`MEETING_ANALYTICS`, when the room has analytics on) is saved as an
+    /// artifact, before the room's last webhooks go out. Returns the saved artifact.
+    async fn ended(
+        &self,
+        info: &RoomInfo,
+        joined_total: i64,
+        analytics: Option<serde_json::Value>,
+    ) -> Option<SavedArtifact>;
     /// A new key epoch must reach these participants (and nobody else) over their own
     /// encrypted connection to the media server.
     fn key_epoch(&self, info: &RoomInfo, epoch: &KeyEpoch, to: &[UserId]);
@@ -692,10 +717,12 @@ async fn drive(
 ) {
     // Published tracks: their kind and publisher, for the `track_unpublished` webhook.
     let mut tracks: HashMap<String, (&'static str, Participant)> = HashMap::new();
+    let mut analytics = Analytics::default();
     loop {
         while let Some(ev) = room.poll_event() {
             tracks_gone(&mut tracks, &ev, &info, &room, webhooks.as_ref());
-            on_event(&app, &info, &room, &ev, webhooks.as_ref()).await;
+            attend(&mut analytics, &room, &ev);
+            on_event(&app, &info, &room, &analytics, &ev, webhooks.as_ref()).await;
         }
         if room.status() == RoomStatus::Ended {
             break;
@@ -726,7 +753,8 @@ async fn drive(
                     room.end(reason);
                     while let Some(ev) = room.poll_event() {
                         tracks_gone(&mut tracks, &ev, &info, &room, webhooks.as_ref());
-                        on_event(&app, &info, &room, &ev, webhooks.as_ref()).await;
+                        attend(&mut analytics, &room, &ev);
+                        on_event(&app, &info, &room, &analytics, &ev, webhooks.as_ref()).await;
                     }
                     let _ = done.send(());
                 }
@@ -767,7 +795,16 @@ async fn drive(
                     let _ = reply.send(room.switch_presenter(&user, promote, &by));
                 }
                 Some(Command::SetHand(who, raise, at, reply)) => {
-                    let _ = reply.send(room.set_hand(&who, raise, at));
+                    let changed = room.set_hand(&who, raise, at);
+                    if raise {
+                        for (user, _) in &changed {
+                            analytics.hand_raised(user, at);
+                        }
+                    }
+                    let _ = reply.send(changed);
+                }
+                Some(Command::Activity(user, what)) => {
+                    analytics.activity(&user, what, crate::clock::unix_ms());
                 }
                 Some(Command::Track { participant_sid, mut track, published }) => {
                     // The publisher as they were at publishing: a track's unpublish often
@@ -846,10 +883,26 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// Attendance: who joined and left when.
+fn attend(analytics: &mut Analytics, room: &Room, ev: &RoomEvent) {
+    let now = crate::clock::unix_ms();
+    match ev {
+        RoomEvent::ParticipantJoined(p) => {
+            let ex = room
+                .invitation(&p.user_id)
+                .and_then(|i| i.metadata.ex_user_id.clone());
+            analytics.joined(&p.user_id, &p.name, p.is_admin, ex, now);
+        }
+        RoomEvent::ParticipantLeft(p) => analytics.left(&p.user_id, now),
+        _ => {}
+    }
+}
+
 async fn on_event(
     app: &Arc<dyn RoomObserver>,
     info: &Arc<RoomInfo>,
     room: &Room,
+    analytics: &Analytics,
     ev: &RoomEvent,
     webhooks: Option<&WebhookQueue>,
 ) {
@@ -895,9 +948,35 @@ async fn on_event(
         }
         RoomEvent::Ended(reason) => {
             tracing::info!(?reason, "room ended");
-            app.ended(info, room.joined_total()).await;
+            let enabled = info
+                .metadata
+                .room_features
+                .as_ref()
+                .is_some_and(|f| f.enable_analytics);
+            let file = enabled.then(|| {
+                let facts = SessionFacts {
+                    room_id: info.room_id.to_string(),
+                    title: info.title.clone(),
+                    created: info.created,
+                    e2ee: info.is_e2ee(),
+                };
+                analytics.export(&facts, room.polls_ref(), crate::clock::unix_ms())
+            });
+            let saved = app.ended(info, room.joined_total(), file).await;
             notify("room_finished", None);
             notify("session_ended", None);
+            if let (Some(q), Some(a)) = (webhooks, saved) {
+                let mut ev = NotifyEvent::for_room("artifact_created", info, 0, None);
+                ev.room_artifact = Some(serde_json::json!({
+                    "type": a.kind.as_str(),
+                    "artifact_id": a.artifact_id,
+                    "metadata": a.metadata,
+                }));
+                q.send(ev);
+                let mut ev = NotifyEvent::for_room("analytics_proceeded", info, 0, None);
+                ev.analytics = Some(serde_json::json!({ "file_id": a.artifact_id }));
+                q.send(ev);
+            }
         }
     }
 }

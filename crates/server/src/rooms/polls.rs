@@ -82,18 +82,43 @@ fn valid_poll_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// One vote: who and when, and (a named poll only) what they chose and their name then.
 #[derive(Debug, Clone)]
-struct Poll {
-    info: PollInfo,
-    /// Who voted, in voting order. For an anonymous poll only the set is kept, never the choice.
-    voters: BTreeSet<UserId>,
-    respondents: Vec<(UserId, u32, String)>,
+struct Vote {
+    user: UserId,
+    /// Unix ms.
+    at: i64,
+    choice: Option<(u32, String)>,
+}
+
+/// One poll and its votes.
+#[derive(Debug, Clone)]
+pub struct Poll {
+    pub info: PollInfo,
+    /// Unix ms of the close.
+    pub closed_at: Option<i64>,
+    /// Who voted: one vote each.
+    pub voters: BTreeSet<UserId>,
+    /// In voting order. An anonymous poll keeps no choice.
+    votes: Vec<Vote>,
     counts: BTreeMap<u32, u64>,
 }
 
 impl Poll {
     fn total(&self) -> u64 {
         self.voters.len() as u64
+    }
+
+    /// Votes for option `id`.
+    pub fn count(&self, id: u32) -> u64 {
+        self.counts.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Each vote: who, when (Unix ms), and the option where the poll is named.
+    pub fn votes(&self) -> impl Iterator<Item = (&UserId, i64, Option<u32>)> {
+        self.votes
+            .iter()
+            .map(|v| (&v.user, v.at, v.choice.as_ref().map(|c| c.0)))
     }
 }
 
@@ -122,6 +147,11 @@ impl Polls {
     /// An admin opens or closes the polls panel for everyone.
     pub fn set_active(&mut self, active: bool) {
         self.active = active;
+    }
+
+    /// Every poll, oldest first.
+    pub fn all(&self) -> impl Iterator<Item = &Poll> {
+        self.polls.iter()
     }
 
     fn get(&self, id: &str) -> Result<&Poll, PollError> {
@@ -205,20 +235,22 @@ impl Polls {
                 live_results: req.live_results,
                 is_sealed: sealed,
             },
+            closed_at: None,
             voters: BTreeSet::new(),
-            respondents: Vec::new(),
+            votes: Vec::new(),
             counts: BTreeMap::new(),
         });
         Ok(id)
     }
 
-    /// `user` (shown as `name`) chooses `option` in poll `id`, once.
+    /// `user` (shown as `name`) chooses `option` in poll `id`, once, at `at` (Unix ms).
     pub fn vote(
         &mut self,
         id: &str,
         user: &UserId,
         name: &str,
         option: u64,
+        at: i64,
     ) -> Result<Voted, PollError> {
         let poll = self.get_mut(id)?;
         if !poll.info.is_running {
@@ -233,9 +265,12 @@ impl Polls {
         if !poll.voters.insert(user.clone()) {
             return Err(PollError::AlreadyVoted);
         }
-        if !poll.info.is_anonymous {
-            poll.respondents.push((user.clone(), opt, name.to_owned()));
-        }
+        let choice = (!poll.info.is_anonymous).then(|| (opt, name.to_owned()));
+        poll.votes.push(Vote {
+            user: user.clone(),
+            at,
+            choice,
+        });
         *poll.counts.entry(opt).or_default() += 1;
         Ok(Voted {
             total_responses: poll.total(),
@@ -243,14 +278,15 @@ impl Polls {
         })
     }
 
-    /// An admin (`by`) closes poll `id`.
-    pub fn close(&mut self, id: &str, by: &UserId) -> Result<(), PollError> {
+    /// An admin (`by`) closes poll `id` at `at` (Unix ms).
+    pub fn close(&mut self, id: &str, by: &UserId, at: i64) -> Result<(), PollError> {
         let poll = self.get_mut(id)?;
         if !poll.info.is_running {
             return Err(PollError::Closed);
         }
         poll.info.is_running = false;
         poll.info.closed_by = by.to_string();
+        poll.closed_at = Some(at);
         Ok(())
     }
 
@@ -275,10 +311,11 @@ impl Polls {
     pub fn selected(&self, id: &str, user: &UserId) -> Result<(u64, bool), PollError> {
         let poll = self.get(id)?;
         let chosen = poll
-            .respondents
+            .votes
             .iter()
-            .find(|(u, _, _)| u == user)
-            .map_or(0, |(_, o, _)| u64::from(*o));
+            .find(|v| &v.user == user)
+            .and_then(|v| v.choice.as_ref())
+            .map_or(0, |(o, _)| u64::from(*o));
         Ok((chosen, poll.voters.contains(user)))
     }
 
@@ -292,9 +329,12 @@ impl Polls {
             out.insert(format!("{opt}_count"), n.to_string());
         }
         let all: Vec<String> = poll
-            .respondents
+            .votes
             .iter()
-            .map(|(u, o, name)| format!("{u}:{o}:{name}"))
+            .filter_map(|v| {
+                let (o, name) = v.choice.as_ref()?;
+                Some(format!("{}:{o}:{name}", v.user))
+            })
             .collect();
         out.insert(
             "all_respondents".to_owned(),
@@ -321,21 +361,12 @@ impl Polls {
                     |CreatePollOptions { id, text }| PollResponsesResultOptions {
                         id: u64::from(*id),
                         text: text.clone(),
-                        vote_count: poll.counts.get(id).copied().unwrap_or(0),
+                        vote_count: poll.count(*id),
                     },
                 )
                 .collect(),
             is_running: poll.info.is_running,
         })
-    }
-
-    /// The closed polls' results, for the session's record at its end (never a text of a
-    /// sealed poll: the caller gets only what the server stored, which is ciphertext there).
-    pub fn results(&self) -> Vec<PollResponsesResult> {
-        self.polls
-            .iter()
-            .filter_map(|p| self.result(&p.info.id, true).ok())
-            .collect()
     }
 }
 
@@ -380,18 +411,18 @@ mod tests {
         assert_eq!(id, "p1");
         assert!(polls.is_active(), "a new poll opens the panel for everyone");
         for (u, o) in [("ann", 1), ("bob", 2), ("cat", 1)] {
-            polls.vote(&id, &user(u), u, o).unwrap();
+            polls.vote(&id, &user(u), u, o, 0).unwrap();
         }
         assert_eq!(
-            polls.vote(&id, &user("bob"), "bob", 1),
+            polls.vote(&id, &user("bob"), "bob", 1, 0),
             Err(PollError::AlreadyVoted)
         );
         assert_eq!(
-            polls.vote(&id, &user("dan"), "dan", 0),
+            polls.vote(&id, &user("dan"), "dan", 0, 0),
             Err(PollError::NoSuchOption(0))
         );
         assert_eq!(
-            polls.vote(&id, &user("dan"), "dan", 4),
+            polls.vote(&id, &user("dan"), "dan", 4, 0),
             Err(PollError::NoSuchOption(4))
         );
         assert_eq!(polls.total_responses(&id), Ok(3));
@@ -418,16 +449,16 @@ mod tests {
     fn results_wait_for_the_close_unless_live_and_a_closed_poll_takes_no_votes() {
         let mut polls = Polls::default();
         let id = create(&mut polls, req("Q", &["a", "b"])).unwrap();
-        polls.vote(&id, &user("ann"), "Ann", 2).unwrap();
+        polls.vote(&id, &user("ann"), "Ann", 2, 0).unwrap();
         assert_eq!(polls.result(&id, false), Err(PollError::ResultsHidden));
         assert!(
             polls.result(&id, true).unwrap().is_running,
             "admins see the counts at any time"
         );
-        polls.close(&id, &user("host")).unwrap();
-        assert_eq!(polls.close(&id, &user("host")), Err(PollError::Closed));
+        polls.close(&id, &user("host"), 0).unwrap();
+        assert_eq!(polls.close(&id, &user("host"), 0), Err(PollError::Closed));
         assert_eq!(
-            polls.vote(&id, &user("bob"), "Bob", 1),
+            polls.vote(&id, &user("bob"), "Bob", 1, 0),
             Err(PollError::Closed)
         );
         let r = polls.result(&id, false).unwrap();
@@ -445,7 +476,7 @@ mod tests {
         live.live_results = true;
         live.poll_id = "p2".into();
         let id = create(&mut polls, live).unwrap();
-        assert!(polls.vote(&id, &user("ann"), "Ann", 1).unwrap().live);
+        assert!(polls.vote(&id, &user("ann"), "Ann", 1, 0).unwrap().live);
         assert_eq!(polls.result(&id, false).unwrap().options[0].vote_count, 1);
     }
 
@@ -455,9 +486,9 @@ mod tests {
         let mut r = req("Secret?", &["yes", "no"]);
         r.is_anonymous = true;
         let id = create(&mut polls, r).unwrap();
-        polls.vote(&id, &user("ann"), "Ann", 1).unwrap();
+        polls.vote(&id, &user("ann"), "Ann", 1, 0).unwrap();
         assert_eq!(
-            polls.vote(&id, &user("ann"), "Ann", 2),
+            polls.vote(&id, &user("ann"), "Ann", 2, 0),
             Err(PollError::AlreadyVoted)
         );
         assert_eq!(polls.selected(&id, &user("ann")), Ok((0, true)));
@@ -504,7 +535,7 @@ mod tests {
             Err(PollError::Exists)
         );
         assert_eq!(
-            polls.vote("nope", &user("ann"), "Ann", 1),
+            polls.vote("nope", &user("ann"), "Ann", 1, 0),
             Err(PollError::NotFound)
         );
     }

@@ -25,8 +25,12 @@ use str0m::{Candidate, Event as RtcEvent, Input, Output as RtcOutput, Rtc};
 
 pub const SERVER: &str = "10.0.0.1:7882";
 
+/// The data topic the test rooms report as `Event::DataSent`.
+pub const COUNTED_TOPIC: &str = "counted";
+
 /// A packet a client received: enough to check what the room did with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+
 pub struct Received {
     pub mid: Mid,
     pub seq: u64,
@@ -178,6 +182,7 @@ impl World {
             require_encryption,
             bandwidth_estimation: true,
             created_unix_ms: 1_700_000_000_000,
+            counted_topics: vec![COUNTED_TOPIC.into()],
             created: now,
         });
         Self {
