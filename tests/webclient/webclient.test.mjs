@@ -354,7 +354,7 @@ describe('web client against enclave', () => {
   };
   const pollOf = (question) => `${tid('poll')}:has(${tid('poll-question')}:text-is("${question}"))`;
 
-  scenario('17a. polls in a server-key room: a host asks, two answer once, results at close; a late joiner reads the question; the server holds only ciphertext', async ({ log, user }) => {
+  scenario('17a. polls in a server-key room: a host asks, two answer once, results at close; a late joiner reads the question; the server holds only ciphertext, and the session’s analytics hold no text', async ({ log, user }) => {
     const room = `poll-${rand()}`;
     await server.createRoom(room, 'server_key');
     const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
@@ -404,6 +404,25 @@ describe('web client against enclave', () => {
     assert.equal(stored.polls[0].is_sealed, true);
     assert.deepEqual(findIn(body, needles(tag)), [], 'no poll text in what the server stores');
     assert.deepEqual(findIn(Buffer.from(server.output()), needles(tag)), [], 'no poll text in the server output');
+
+    // A chat message, sealed like everything else; then the host ends the meeting and the
+    // integrator reads the session's analytics: counts, times and choices, no text.
+    await bob.say(`chat ${tag}`);
+    await ann.sees('bob', `chat ${tag}`);
+    await ann.page.click(tid('end-meeting-button'));
+    await ann.page.click(tid('confirm-ok'));
+    await ann.page.waitForSelector(tid('ended-page'), { timeout: 10_000 });
+    const list = await server.auth('/analytics/fetch', { room_ids: [room] });
+    const { token } = await server.auth('/analytics/getDownloadToken', { file_id: list.result.analytics_list[0].file_id });
+    const file = Buffer.from(await (await fetch(`${server.base}/download/analytics/${token}`)).arrayBuffer());
+    assert.deepEqual(findIn(file, needles(tag)), [], 'no chat or poll text in the analytics');
+    const analytics = JSON.parse(file.toString());
+    assert.equal(analytics.room.enabled_e2ee, true);
+    const events = (id) => Object.fromEntries(analytics.users.find((u) => u.user_id === id).events.map((e) => [e.name, e]));
+    assert.equal(events('bob').public_chat?.total, 1, JSON.stringify(events('bob')));
+    assert.equal(JSON.parse(events('bob').voted_poll.values[0].value).selected_option, 2);
+    assert.equal(analytics.users.length, 4, 'ann, bob, cat and dan attended');
+    log.add('driver', `analytics: ${file.length} bytes, no text of the room in them`);
   });
 
   scenario('17b. polls in a plain room: a live anonymous poll shows the count to everyone as it runs', async ({ user }) => {
