@@ -1,6 +1,8 @@
-// `npm run build` → dist/: index.html, assets/app.js (bundled, minified), assets/app.css,
-// assets/livekit-client.e2ee.worker.js (copied from livekit-client), favicon.svg.
-// Every URL in the output is relative, so the server can serve dist/ at `/`.
+// `npm run build` → dist/: index.html, assets/js/app.js (bundled, minified), assets/css/app.css,
+// assets/worker/livekit-client.e2ee.worker.js (copied from livekit-client), favicon.svg.
+// Every URL in the output is relative, so the server can serve dist/ at `/`. The server lists
+// assets/js and assets/css in `getClientFiles`, from which an LMS plugin builds its own page
+// (so nothing but the page's scripts and styles may live there: the worker does not).
 // `node build.mjs --dev` keeps the output readable and adds source maps.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,7 +16,7 @@ const dist = path.join(root, 'dist');
 const assets = path.join(dist, 'assets');
 
 fs.rmSync(dist, { recursive: true, force: true });
-fs.mkdirSync(assets, { recursive: true });
+for (const d of ['js', 'css', 'worker']) fs.mkdirSync(path.join(assets, d), { recursive: true });
 
 const common = {
   bundle: true,
@@ -29,7 +31,7 @@ const common = {
 const js = await esbuild.build({
   ...common,
   entryPoints: [path.join(src, 'main.ts')],
-  outfile: path.join(assets, 'app.js'),
+  outfile: path.join(assets, 'js', 'app.js'),
   format: 'iife',
   platform: 'browser',
   define: { 'process.env.NODE_ENV': dev ? '"development"' : '"production"' },
@@ -37,12 +39,12 @@ const js = await esbuild.build({
 const css = await esbuild.build({
   ...common,
   entryPoints: [path.join(src, 'styles.css')],
-  outfile: path.join(assets, 'app.css'),
+  outfile: path.join(assets, 'css', 'app.css'),
   loader: { '.svg': 'dataurl' },
 });
 
 const lkDist = path.join(root, 'node_modules', 'livekit-client', 'dist');
-fs.copyFileSync(path.join(lkDist, 'livekit-client.e2ee.worker.js'), path.join(assets, 'livekit-client.e2ee.worker.js'));
+fs.copyFileSync(path.join(lkDist, 'livekit-client.e2ee.worker.js'), path.join(assets, 'worker', 'livekit-client.e2ee.worker.js'));
 fs.copyFileSync(path.join(src, 'favicon.svg'), path.join(dist, 'favicon.svg'));
 fs.copyFileSync(path.join(src, 'index.html'), path.join(dist, 'index.html'));
 

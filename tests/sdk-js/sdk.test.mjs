@@ -383,8 +383,13 @@ describe(`plugnmeet-sdk-js ${sdkVersion} against enclave`, () => {
     const res = await pnm.getClientFiles();
     assert.equal(res.status, true, JSON.stringify(res));
     assert.equal(res.msg, 'success');
-    assert.ok(Array.isArray(res.css), 'css is an array');
-    assert.ok(Array.isArray(res.js), 'js is an array');
+    // The embedded client's files, from which an LMS plugin builds its page
+    // (<server>/assets/js/<file>, <server>/assets/css/<file>).
+    assert.deepEqual(res.js, ['app.js']);
+    assert.deepEqual(res.css, ['app.css']);
+    const script = await fetch(`${baseUrl}/assets/js/${res.js[0]}`);
+    assert.equal(script.status, 200);
+    assert.match(script.headers.get('content-type'), /javascript/);
   });
 
   test('a wrong API secret is refused', async () => {

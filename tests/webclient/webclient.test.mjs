@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -452,6 +453,45 @@ describe('web client against enclave', () => {
     const [download] = await Promise.all([ann.page.waitForEvent('download'), ann.page.click(`${pollOf(question)} ${tid('poll-export')}`)]);
     const csv = await readDownload(download);
     assert.ok(csv.includes('"Tea","1","100%"') && !csv.includes('Bob'), csv);
+  });
+
+  scenario('18. embedded in another site’s page as an LMS plugin builds it (getClientFiles, #plugNmeet-app, plugNmeetConfig.serverUrl): an encrypted meeting with someone on the server’s own page', async ({ log, user }) => {
+    const files = await server.auth('/getClientFiles', {});
+    assert.deepEqual([files.js, files.css], [['app.js'], ['app.css']], JSON.stringify(files));
+    // The LMS: another origin (another port) serving the page an LMS plugin builds from the
+    // lists: the styles, the scripts (deferred), the server's URL, a mount element.
+    const assets = `${server.base}/assets`;
+    const page = [
+      '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Course 101</title>',
+      ...files.css.map((f) => `<link href="${assets}/css/${f}" rel="stylesheet" />`),
+      ...files.js.map((f) => `<script src="${assets}/js/${f}" defer="defer"></script>`),
+      `<script>window.plugNmeetConfig = ${JSON.stringify({ serverUrl: server.base, staticAssetsPath: assets })};</script>`,
+      '</head><body><div id="plugNmeet-app"></div></body></html>',
+    ].join('\n');
+    const lms = http.createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end(page);
+    });
+    await new Promise((ok) => lms.listen(0, '127.0.0.1', ok));
+    const lmsBase = `http://127.0.0.1:${lms.address().port}`;
+    try {
+      const room = `lms-${rand()}`;
+      await server.createRoom(room, 'server_key');
+      const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+      // Bob opens the LMS page (its own origin) with his join token in its URL.
+      const lmsEnv = { base: lmsBase, joinToken: (...a) => server.joinToken(...a) };
+      const bob = user(lmsEnv, { room, id: 'bob', name: 'Bob' });
+      await Promise.all([ann, bob].map((u) => u.enter(chrome.browser)));
+      assert.equal(new URL(bob.page.url()).origin, lmsBase, 'bob is on the LMS page');
+      assert.equal(await bob.page.locator(`#plugNmeet-app ${tid('meeting')}`).count(), 1, 'mounted in the LMS element');
+      await allSeeAndHear([ann, bob], log);
+      for (const u of [ann, bob]) await waitStatus(u, 'encrypted');
+      await waitFor(5000, 'the same verification code', () => Promise.all([ann.code(), bob.code()]), ([a, b]) => a === b, (cs) => cs.join(', '));
+      await allChat([ann, bob], rand());
+    } finally {
+      lms.closeAllConnections();
+      await new Promise((ok) => lms.close(ok));
+    }
   });
 
   scenario('16. private chat in an encrypted room: only the recipient reads it, the hosts can be written to, and a host’s private-chat lock leaves only the public chat', async ({ log, user }) => {

@@ -2,6 +2,7 @@
 // The join token lives only in this object's memory: never in storage, a URL or a log.
 
 import type { E2eeMode } from './messages';
+import { serverUrl } from './embed';
 import { isGeneration } from './protocol';
 
 export interface RoomFeatures {
@@ -130,7 +131,11 @@ export class ApiError extends Error {
 export class Api {
   #token: string;
 
-  constructor(token: string) {
+  /** `base`: the server's base URL (`./` on the server's own page; see embed.ts). */
+  constructor(
+    token: string,
+    readonly base = './',
+  ) {
     this.#token = token;
   }
 
@@ -149,7 +154,7 @@ export class Api {
   private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     let res: Response;
     try {
-      res = await fetch(path, {
+      res = await fetch(serverUrl(this.base, path), {
         method,
         headers: method === 'POST' ? { Authorization: this.#token, 'Content-Type': 'application/json' } : { Authorization: this.#token },
         body: method === 'POST' ? JSON.stringify(body ?? {}) : undefined,

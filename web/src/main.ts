@@ -14,6 +14,7 @@ import {
 import { Api, ApiError, isWaiting, validateVerifyReply, type VerifyReply, type WaitingReply } from './api';
 import { h } from './dom';
 import { SessionKeys, deriveContentKey, deriveHistoryKey } from './e2ee';
+import { e2eeWorkerUrl, mountPoint, serverBase } from './embed';
 import { KeyStatus } from './keystatus';
 import { Meeting } from './meeting';
 import { WAITING_REJECTED, describeApiError, disconnectText, recorderJoinText } from './messages';
@@ -59,12 +60,15 @@ class App {
   private lastName: string | null = null;
   private readonly badge = new E2eeBadge();
   private readonly code = new CodeChip();
+  /** Where the E2EE worker starts from, once known (see embed.ts). */
+  private workerUrl: string | null = null;
 
   constructor(
     private readonly root: HTMLElement,
     token: string,
+    base: string,
   ) {
-    this.api = new Api(token);
+    this.api = new Api(token, base);
     this.keyStatus.onChange(() => this.renderBadge());
   }
 
@@ -322,6 +326,24 @@ class App {
     this.prejoin?.destroy();
     this.prejoin = null;
     const layout: Layout = (await this.store?.session(v.room.sid).catch(() => undefined))?.layout ?? 'grid';
+    let workerUrl = '';
+    if (this.keyStatus.encrypted) {
+      try {
+        this.workerUrl ??= await e2eeWorkerUrl(this.api.base, location);
+        workerUrl = this.workerUrl;
+      } catch (e) {
+        r.video?.stop();
+        r.audio?.stop();
+        messagePage(this.root, {
+          testid: 'connect-error-page',
+          kind: 'error',
+          title: 'Could not start end-to-end encryption',
+          body: e instanceof Error && e.message ? e.message : 'The encryption worker did not load.',
+          actions: [{ label: 'Try again', testid: 'rejoin-button', primary: true, onClick: () => void this.rejoin() }],
+        });
+        return;
+      }
+    }
     const m = new Meeting({
       root: this.root,
       verify: v,
@@ -330,6 +352,7 @@ class App {
       historyKey: this.keyStatus.encrypted ? this.historyKey : null,
       contentKey: this.keyStatus.encrypted ? this.contentKey : null,
       keyStatus: this.keyStatus,
+      workerUrl,
       store: this.store,
       join: r,
       layout,
@@ -442,8 +465,9 @@ function locationParts(): LocationParts {
 
 async function main(): Promise<void> {
   quietLogs();
-  const root = document.getElementById('app');
+  const root = mountPoint(document);
   if (!root) return;
+  const base = serverBase(window as unknown as Parameters<typeof serverBase>[0]);
   // `isSecureContext` is false over plain http:// (except localhost); a browser too old to have
   // it is left to the checks that follow.
   const secure = window.isSecureContext !== false;
@@ -453,7 +477,7 @@ async function main(): Promise<void> {
     // and the token stays in the address bar so that a reload shows the same link again.
     const loc = locationParts();
     loadingPage(root, 'One moment…');
-    const plan = planStart({ isSecureContext: false, location: loc, tls: await fetchTlsInfo() });
+    const plan = planStart({ isSecureContext: false, location: loc, tls: await fetchTlsInfo(base) });
     if (plan.page === 'insecure') insecureContextPage(root, plan);
     return;
   }
@@ -461,11 +485,11 @@ async function main(): Promise<void> {
   if (!token) {
     const t = describeApiError('notifications.auth-header-missing', 401);
     const card = messagePage(root, { testid: 'error-page', kind: 'error', title: t.title, body: t.body, data: { error: 'notifications.auth-header-missing' } });
-    const plan = planStart({ isSecureContext: true, location: locationParts(), tls: await fetchTlsInfo() });
+    const plan = planStart({ isSecureContext: true, location: locationParts(), tls: await fetchTlsInfo(base) });
     if (plan.caDownload && card.isConnected) card.append(caDownloadNote());
     return;
   }
-  await new App(root, token).start();
+  await new App(root, token, base).start();
 }
 
 void main();

@@ -19,6 +19,7 @@ import {
 import { Api, ApiError, isWaiting, mediaUrl, type VerifyReply, type WaitingUser } from './api';
 import { h, icon, replace, type IconName } from './dom';
 import { EnvelopeError, openWith, sealWith, type SessionKeys } from './e2ee';
+import { serverLocation } from './embed';
 import { EpochKeyProvider } from './keyprovider';
 import { MeetingKeys } from './meetingkeys';
 import type { KeyStatus } from './keystatus';
@@ -88,6 +89,8 @@ export interface MeetingOptions {
   /** Server-key rooms: seals what late joiners read too (poll texts); the same for everyone. */
   contentKey: CryptoKey | null;
   keyStatus: KeyStatus;
+  /** Where the E2EE worker starts from (encrypted rooms; see embed.ts). */
+  workerUrl: string;
   store: SessionStore | null;
   join: PrejoinResult;
   layout: Layout;
@@ -222,7 +225,7 @@ export class Meeting {
     };
     if (o.keys) {
       const keyProvider = new EpochKeyProvider();
-      const worker = new Worker('./assets/livekit-client.e2ee.worker.js');
+      const worker = new Worker(o.workerUrl);
       // Deliberately the `e2ee` field: see the comment at the top.
       options.e2ee = { keyProvider, worker };
       this.worker = worker;
@@ -468,7 +471,7 @@ export class Meeting {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
-        room.connect(mediaUrl(o.verify.media.url, location), o.verify.media.token, { autoSubscribe: true }),
+        room.connect(mediaUrl(o.verify.media.url, serverLocation(o.api.base, location)), o.verify.media.token, { autoSubscribe: true }),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error('The media server did not answer in time.')), CONNECT_TIMEOUT_MS);
         }),

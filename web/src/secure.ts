@@ -69,11 +69,11 @@ export function planStart(input: { isSecureContext: boolean; location: LocationP
  * `GET /api/tls` (no credentials). Never throws: a network error, an error status, a reply that
  * is not JSON (an older server) or no answer within `timeoutMs` gives `NO_TLS`.
  */
-export async function fetchTlsInfo(fetchImpl: typeof fetch = fetch, timeoutMs = 5000): Promise<TlsInfo> {
+export async function fetchTlsInfo(base = './', fetchImpl: typeof fetch = fetch, timeoutMs = 5000): Promise<TlsInfo> {
   const ctrl = typeof AbortController === 'function' ? new AbortController() : null;
   const timer = ctrl ? setTimeout(() => ctrl.abort(), timeoutMs) : undefined;
   try {
-    const res = await fetchImpl('./api/tls', {
+    const res = await fetchImpl(`${base}api/tls`, {
       method: 'GET',
       headers: { Accept: 'application/json' },
       credentials: 'omit',

@@ -90,20 +90,20 @@ test('fetchTlsInfo: an older server, an error or a network failure give no HTTPS
     seen.push({ url, init });
     return new Response(JSON.stringify({ https_port: 8443, local_ca: true }), { status: 200 });
   }) as unknown as typeof fetch;
-  assert.deepEqual(await fetchTlsInfo(ok), { https_port: 8443, local_ca: true });
+  assert.deepEqual(await fetchTlsInfo('./', ok), { https_port: 8443, local_ca: true });
   assert.equal(seen[0]?.url, './api/tls');
   assert.equal(seen[0]?.init?.method, 'GET');
   assert.equal(seen[0]?.init?.credentials, 'omit');
   assert.equal(new Headers(seen[0]?.init?.headers).get('authorization'), null, 'no credentials of any kind');
 
   // An older server answers the client's index.html (or a 404 text) instead of JSON.
-  assert.deepEqual(await fetchTlsInfo(reply(200, '<!doctype html><html></html>', 'text/html')), NO_TLS);
-  assert.deepEqual(await fetchTlsInfo(reply(404, 'not found', 'text/plain')), NO_TLS);
-  assert.deepEqual(await fetchTlsInfo(reply(500, JSON.stringify({ https_port: 8443, local_ca: true }))), NO_TLS);
+  assert.deepEqual(await fetchTlsInfo('./', reply(200, '<!doctype html><html></html>', 'text/html')), NO_TLS);
+  assert.deepEqual(await fetchTlsInfo('./', reply(404, 'not found', 'text/plain')), NO_TLS);
+  assert.deepEqual(await fetchTlsInfo('./', reply(500, JSON.stringify({ https_port: 8443, local_ca: true }))), NO_TLS);
   const down = (async () => {
     throw new TypeError('Failed to fetch');
   }) as unknown as typeof fetch;
-  assert.deepEqual(await fetchTlsInfo(down), NO_TLS);
+  assert.deepEqual(await fetchTlsInfo('./', down), NO_TLS);
 });
 
 test('fetchTlsInfo gives up after its timeout', async () => {
@@ -112,6 +112,6 @@ test('fetchTlsInfo gives up after its timeout', async () => {
       init?.signal?.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
     })) as unknown as typeof fetch;
   const started = Date.now();
-  assert.deepEqual(await fetchTlsInfo(hang, 50), NO_TLS);
+  assert.deepEqual(await fetchTlsInfo('./', hang, 50), NO_TLS);
   assert.ok(Date.now() - started < 2000);
 });

@@ -130,7 +130,13 @@ fn past_room(row: &RoomRow, dates: fn(i64) -> String) -> PastRoomInfo {
     }
 }
 
+/// The web client's scripts and styles (file names under `/assets/js/` and `/assets/css/`), from
+/// which an LMS plugin builds its own page around a `#plugNmeet-app` element.
 pub(super) async fn get_client_files() -> Response {
+    let (js, css) = (
+        super::web::client_files("js"),
+        super::web::client_files("css"),
+    );
     // Plug-N-Meet never sets the status code of this reply.
     respond(Ok(Reply {
         common: CommonResponse {
@@ -138,7 +144,13 @@ pub(super) async fn get_client_files() -> Response {
             msg: "success".into(),
             status_code: StatusCode::UnknownStatus,
         },
-        body: ClientFilesBody::default(),
+        body: ClientFilesBody {
+            css: css.clone(),
+            js: js.clone(),
+            css_files: css,
+            js_files: js,
+            static_assets_path: None,
+        },
     }))
 }
 

@@ -25,6 +25,21 @@ fn asset(path: &str) -> Option<&'static [u8]> {
     WEB_ASSETS.iter().find(|(p, _)| *p == path).map(|(_, b)| *b)
 }
 
+/// The file names under `assets/<kind>/` with the extension `.<kind>` (`js` or `css`), sorted:
+/// what `getClientFiles` lists for a page that embeds the client.
+pub(super) fn client_files(kind: &str) -> Vec<String> {
+    let dir = format!("assets/{kind}/");
+    let ext = format!(".{kind}");
+    let mut files: Vec<String> = WEB_ASSETS
+        .iter()
+        .filter_map(|(p, _)| p.strip_prefix(dir.as_str()))
+        .filter(|name| name.ends_with(ext.as_str()) && !name.contains('/'))
+        .map(str::to_owned)
+        .collect();
+    files.sort();
+    files
+}
+
 /// Whether a built web client is embedded.
 pub fn has_client() -> bool {
     asset("index.html").is_some()
