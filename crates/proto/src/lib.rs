@@ -13,6 +13,7 @@
 //! Anything that reads network bytes goes through [`json::decode`], which never panics; the
 //! fuzz target `api_request` exercises it.
 
+pub mod breakout;
 pub mod fuzzing;
 pub mod history;
 pub mod ids;

@@ -279,6 +279,10 @@ pub struct JoinClaims {
     /// Written as a number (0 is omitted), as Go's `encoding/json` does.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub client_type: i32,
+    /// Ours, in a breakout room's tokens: the main room, to return to (even once the breakout
+    /// room has ended).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub parent_room_id: String,
 }
 
 fn is_zero(v: &i32) -> bool {
@@ -352,6 +356,7 @@ mod tests {
             is_admin: false,
             is_hidden: false,
             client_type: 0,
+            parent_room_id: String::new(),
         };
         let s = serde_json::to_string(&c).unwrap();
         assert!(!s.contains("is_admin") && !s.contains("client_type"), "{s}");

@@ -180,6 +180,46 @@ impl App {
 }
 
 impl App {
+    /// Breakout rooms end with their parent; a breakout room that ends leaves its parent's list
+    /// (whose participants are told).
+    fn breakouts_follow(&self, info: &RoomInfo) {
+        if info.metadata.is_breakout_room {
+            let Some(parent) = self.rooms.get_str(&info.metadata.parent_room_id) else {
+                return;
+            };
+            let (media, id) = (self.media.clone(), info.room_id.to_string());
+            tokio::spawn(
+                async move {
+                    let gone = id.clone();
+                    if let Ok(true) = parent.breakouts(move |b| b.remove(&gone)).await {
+                        if let Some(media) = media {
+                            media.send_data(
+                                parent.info.room_id.as_str(),
+                                serde_json::json!({ "type": "BREAKOUT_ROOM_ENDED", "breakout_room_id": id })
+                                    .to_string()
+                                    .into_bytes(),
+                                Some(enclave_sfu::SERVER_TOPIC.to_owned()),
+                                Vec::new(),
+                            );
+                        }
+                    }
+                }
+                .in_current_span(),
+            );
+            return;
+        }
+        for child in self.rooms.all() {
+            if child.info.metadata.parent_room_id == info.room_id.as_str() {
+                tokio::spawn(
+                    async move {
+                        let _ = child.end(EndReason::Requested).await;
+                    }
+                    .in_current_span(),
+                );
+            }
+        }
+    }
+
     /// Writes a session's analytics file under the artifacts directory
     /// (`<room id>/analytics-<sid>-<ms>.json`) and records it as a `MEETING_ANALYTICS` artifact.
     async fn save_analytics(
@@ -263,6 +303,7 @@ impl RoomObserver for App {
         if let Some(media) = &self.media {
             media.end_room(info.room_id.as_str(), &info.sid.to_string());
         }
+        self.breakouts_follow(info);
         self.metrics.rooms_active.set(self.rooms.len() as i64);
         if let Err(e) = self
             .store

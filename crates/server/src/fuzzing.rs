@@ -248,6 +248,7 @@ mod tests {
                 is_admin: false,
                 is_hidden: false,
                 client_type: 0,
+                parent_room_id: String::new(),
             },
         );
         let seeds: Vec<Vec<u8>> = vec![

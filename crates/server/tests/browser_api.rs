@@ -218,6 +218,7 @@ async fn bad_tokens_are_refused_with_plugnmeet_messages() {
             is_admin: false,
             is_hidden: false,
             client_type: 0,
+            parent_room_id: String::new(),
         },
     );
     let (s, v, _) = api(&h, "/api/verifyToken", Some(&expired), "{}").await;

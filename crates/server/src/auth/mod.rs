@@ -412,6 +412,7 @@ mod tests {
             is_admin: true,
             is_hidden: false,
             client_type: 0,
+            parent_room_id: String::new(),
         }
     }
 

@@ -25,7 +25,7 @@ use enclave_proto::reply::{
     ActiveRoomBody, ActiveRoomInfo, ActiveRoomWithParticipant, ActiveRoomsBody, ClientFilesBody,
     CreateRoomBody, Empty, IsRoomActiveBody, ParticipantInfo, Reply, TokenBody,
 };
-use enclave_proto::room::prepare_create;
+use enclave_proto::room::{prepare_create, PreparedRoom};
 use enclave_proto::user::{GenerateTokenReq, JoinClaims, JoinRequestError, UserRaisedHand};
 use enclave_proto::validate::Violations;
 use enclave_proto::{CommonResponse, StatusCode};
@@ -162,6 +162,16 @@ async fn create(app: &Arc<App>, body: &[u8]) -> ApiResult<CreateRoomBody> {
     let now = unix_now();
     let prepared =
         prepare_create(body, &app.config.room_policy, now as u64).map_err(ApiError::invalid)?;
+    open_session(app, prepared, now).await
+}
+
+/// Opens a session of a prepared room (a `room/create`, or a breakout room made from its parent's
+/// settings), or answers with the active one of the same id.
+pub(super) async fn open_session(
+    app: &Arc<App>,
+    prepared: PreparedRoom,
+    now: i64,
+) -> ApiResult<CreateRoomBody> {
     // An active room is returned as it is; the new request's settings are ignored.
     if let Some(room) = app.rooms.get(&prepared.room_id) {
         return Ok(Reply::success(CreateRoomBody {
@@ -313,6 +323,7 @@ async fn join_token(app: &Arc<App>, body: &[u8]) -> ApiResult<TokenBody> {
         is_admin: join.is_admin,
         is_hidden: join.is_hidden,
         client_type: join.client_type.number(),
+        parent_room_id: String::new(),
     };
     tracing::info!(room_id = %join.room_id, user_id = %user_id, is_admin = join.is_admin, "join token issued");
     Ok(Reply::success(TokenBody {

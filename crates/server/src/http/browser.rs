@@ -254,6 +254,10 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
                 "title": info.title,
                 "sid": info.sid.to_string(),
                 "welcome_message": info.metadata.welcome_message.clone().unwrap_or_default(),
+                "is_breakout_room": info.metadata.is_breakout_room,
+                "parent_room_id": info.metadata.parent_room_id,
+                // When `room_duration` ends the session (Unix seconds; 0: no limit).
+                "ends_at": info.metadata.room_features.as_ref().and_then(|f| f.room_duration).filter(|m| *m > 0).map_or(0, |m| info.created + (m as i64) * 60),
                 "logout_url": info.metadata.logout_url.clone().unwrap_or_default(),
                 "features": features,
                 "default_lock_settings": info.metadata.default_lock_settings,

@@ -2,6 +2,7 @@
 
 mod analytics;
 mod api;
+mod breakout;
 pub(crate) mod browser;
 mod download;
 pub mod https;
@@ -94,6 +95,7 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .merge(rtc::routes())
         .merge(browser::routes())
         .merge(polls::routes())
+        .merge(breakout::routes())
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             guard_credentials,

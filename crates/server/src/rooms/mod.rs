@@ -8,6 +8,7 @@
 //! its last holder drops it.
 
 pub mod analytics;
+pub mod breakouts;
 pub mod core;
 pub mod locks;
 pub mod polls;
@@ -220,6 +221,8 @@ enum Command {
     Admit(UserId, oneshot::Sender<Option<Admission>>),
     /// Runs on the room's polls, in the room's task (the closure replies itself).
     Polls(Box<dyn FnOnce(&mut polls::Polls) + Send>),
+    /// Runs on the room's list of breakout rooms, likewise.
+    Breakouts(Box<dyn FnOnce(&mut breakouts::Breakouts) + Send>),
     Track {
         participant_sid: String,
         track: crate::webhook::NotifyTrack,
@@ -373,6 +376,19 @@ impl RoomHandle {
     /// drawn for them and the session's secrets they hold; `None` elsewhere.
     pub async fn admit(&self, user: UserId) -> Result<Option<Admission>, RoomGone> {
         self.ask(|tx| Command::Admit(user, tx)).await
+    }
+
+    /// Acts on the room's breakout rooms in the room's own task and returns what `f` returns.
+    pub async fn breakouts<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut breakouts::Breakouts) -> T + Send + 'static,
+    ) -> Result<T, RoomGone> {
+        self.ask(|tx| {
+            Command::Breakouts(Box::new(move |b| {
+                let _ = tx.send(f(b));
+            }))
+        })
+        .await
     }
 
     /// Acts on the room's polls in the room's own task and returns what `f` returns.
@@ -718,6 +734,7 @@ async fn drive(
     // Published tracks: their kind and publisher, for the `track_unpublished` webhook.
     let mut tracks: HashMap<String, (&'static str, Participant)> = HashMap::new();
     let mut analytics = Analytics::default();
+    let mut breakouts = breakouts::Breakouts::default();
     loop {
         while let Some(ev) = room.poll_event() {
             tracks_gone(&mut tracks, &ev, &info, &room, webhooks.as_ref());
@@ -787,6 +804,9 @@ async fn drive(
                         })
                     });
                     let _ = reply.send(admitted);
+                }
+                Some(Command::Breakouts(act)) => {
+                    act(&mut breakouts);
                 }
                 Some(Command::Polls(act)) => {
                     act(room.polls());
