@@ -494,6 +494,54 @@ describe('web client against enclave', () => {
     }
   });
 
+  scenario('19. breakout rooms in a server-key room: a host sends a guest to a room of its own (new session, new keys), the guest comes back, goes again, and returns from the ended page when the host ends the rooms', async ({ log, user }) => {
+    const room = `bko-${rand()}`;
+    await server.createRoom(room, 'server_key');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    await Promise.all([ann, bob].map((u) => u.enter(chrome.browser)));
+    const mainCode = await waitFor(5000, 'one code in the main room', () => Promise.all([ann.code(), bob.code()]), ([a, b]) => a === b, (cs) => cs.join(', ')).then((cs) => cs[0]);
+    // The host plans one room for bob.
+    await ann.page.click(tid('breakout-toggle'));
+    await ann.page.click(tid('breakout-create-button'));
+    await ann.page.fill(tid('breakout-room-count'), '1');
+    await ann.page.dispatchEvent(tid('breakout-room-count'), 'change');
+    await ann.page.selectOption(`${tid('breakout-assign')}[data-identity="bob"]`, '1');
+    await ann.page.click(tid('breakout-start'));
+    await ann.page.waitForSelector(`${tid('breakout-room')}[data-room-id="${room}-1"]`);
+    // Bob is invited; one click takes him there (a new page: pre-join, then the room).
+    const joinBreakout = async () => {
+      await bob.page.click(`${tid('breakout-banner')} ${tid('breakout-join-button')}`, { timeout: 10_000 });
+      await bob.page.waitForSelector(tid('prejoin'), { timeout: 15_000 });
+      await bob.join();
+      await bob.page.waitForSelector(`${tid('breakout-banner')} ${tid('breakout-return-button')}`);
+      await waitStatus(bob, 'encrypted');
+      const code = await bob.code();
+      assert.notEqual(code, mainCode, 'a session of its own has keys of its own');
+      assert.match(await bob.page.textContent(tid('breakout-banner-text')), /Breakout room “Room 1”\. Time left: \d+:\d\d/);
+    };
+    const backInMain = async () => {
+      await bob.page.waitForSelector(tid('prejoin'), { timeout: 15_000 });
+      await bob.join();
+      await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`, { timeout: 10_000 });
+      await waitFor(5000, 'one code in the main room again', () => Promise.all([ann.code(), bob.code()]), ([a, b]) => a === b, (cs) => cs.join(', '));
+    };
+    await joinBreakout();
+    await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`, { state: 'detached', timeout: 10_000 });
+    log.add('driver', 'bob is in breakout room 1');
+    await bob.page.click(`${tid('breakout-banner')} ${tid('breakout-return-button')}`);
+    await backInMain();
+    log.add('driver', 'bob is back in the main room');
+    // Still assigned: the invitation is there after the reload; he goes again, and the host
+    // ends the rooms: the ended page leads back.
+    await joinBreakout();
+    await ann.page.click(tid('breakout-end-all'));
+    await bob.page.waitForSelector(tid('ended-page'), { timeout: 10_000 });
+    await bob.page.click(tid('breakout-return-button'));
+    await backInMain();
+    assert.equal(await bob.page.locator(tid('breakout-banner')).isVisible(), false, 'no invitation once the rooms ended');
+  });
+
   scenario('16. private chat in an encrypted room: only the recipient reads it, the hosts can be written to, and a host’s private-chat lock leaves only the public chat', async ({ log, user }) => {
     const room = `priv-${rand()}`;
     await server.createRoom(room, 'server_key');

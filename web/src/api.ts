@@ -31,6 +31,10 @@ export interface VerifyReply {
     sid: string;
     welcome_message?: string;
     logout_url?: string;
+    /** A breakout room: its main room, and when its time is up (Unix seconds; 0: no limit). */
+    is_breakout_room?: boolean;
+    parent_room_id?: string;
+    ends_at?: number;
     features?: RoomFeatures;
     default_lock_settings?: { lock_microphone?: boolean; lock_webcam?: boolean; lock_screen_sharing?: boolean; lock_chat?: boolean; lock_private_chat?: boolean };
   };
@@ -77,6 +81,22 @@ export interface RenewReply {
   status: true;
   token: string;
   expires_at: number;
+}
+
+/** A breakout room as its main room lists it (`id`: its room id; times in Unix seconds). */
+export interface BreakoutRoom {
+  id: string;
+  title: string;
+  duration: number;
+  created: number;
+  ends_at: number;
+  users: Array<{ id: string; name: string; joined: boolean }>;
+}
+
+export interface BreakoutPlan {
+  duration: number;
+  welcome_msg?: string;
+  rooms: Array<{ id: string; title: string; users: Array<{ id: string; name: string }> }>;
 }
 
 /** A poll as the server keeps it (texts sealed in an encrypted room: `is_sealed`). */
@@ -262,6 +282,50 @@ export class Api {
     } catch {
       return [];
     }
+  }
+
+  /** Admins: opens breakout rooms and assigns people. */
+  createBreakoutRooms(plan: BreakoutPlan): Promise<unknown> {
+    return this.post('./api/breakoutRoom/create', plan);
+  }
+
+  /** Admins: the breakout rooms running, with who is in each. */
+  async listBreakoutRooms(): Promise<BreakoutRoom[]> {
+    const r = await this.request<{ rooms?: BreakoutRoom[] }>('GET', './api/breakoutRoom/listRooms');
+    return Array.isArray(r.rooms) ? r.rooms : [];
+  }
+
+  /** The breakout room we are assigned to, if any. */
+  async myBreakoutRoom(): Promise<BreakoutRoom | null> {
+    const r = await this.request<{ room?: BreakoutRoom }>('GET', './api/breakoutRoom/myRooms');
+    return r.room ?? null;
+  }
+
+  /** A join token for a breakout room (ours; any, for an admin). */
+  async joinBreakoutRoom(id: string): Promise<string> {
+    const r = await this.post<{ token?: string }>('./api/breakoutRoom/join', { breakout_room_id: id });
+    if (!r.token) throw new ApiError(200, 'no token in the reply');
+    return r.token;
+  }
+
+  endBreakoutRoom(id: string): Promise<unknown> {
+    return this.post('./api/breakoutRoom/endRoom', { breakout_room_id: id });
+  }
+
+  endAllBreakoutRooms(): Promise<unknown> {
+    return this.post('./api/breakoutRoom/endAllRooms', {});
+  }
+
+  /** Admins of plain rooms: a message into every breakout room's chat. */
+  breakoutMessage(msg: string): Promise<unknown> {
+    return this.post('./api/breakoutRoom/sendMsg', { msg });
+  }
+
+  /** From a breakout room (even one that has ended): a join token for the main room. */
+  async returnFromBreakout(): Promise<string> {
+    const r = await this.post<{ token?: string }>('./api/breakoutRoom/return', {});
+    if (!r.token) throw new ApiError(200, 'no token in the reply');
+    return r.token;
   }
 
   renewToken(): Promise<RenewReply> {

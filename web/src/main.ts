@@ -14,6 +14,7 @@ import {
 import { Api, ApiError, isWaiting, validateVerifyReply, type VerifyReply, type WaitingReply } from './api';
 import { h } from './dom';
 import { SessionKeys, deriveContentKey, deriveHistoryKey } from './e2ee';
+import { addressWithToken } from './breakout';
 import { e2eeWorkerUrl, mountPoint, serverBase } from './embed';
 import { KeyStatus } from './keystatus';
 import { Meeting } from './meeting';
@@ -379,6 +380,21 @@ class App {
     const t = disconnectText(intentional ? DisconnectReason.CLIENT_INITIATED : reason);
     const actions = [];
     if (t.rejoin) actions.push({ label: 'Rejoin', testid: 'rejoin-button', primary: true, onClick: () => void this.rejoin() });
+    if (v.room.is_breakout_room) {
+      // A breakout room's token still leads back to the main room once the room has ended.
+      const back = this.api.returnFromBreakout();
+      back.catch(() => {});
+      actions.push({
+        label: 'Return to main room',
+        testid: 'breakout-return-button',
+        primary: !t.rejoin,
+        onClick: () =>
+          void back.then(
+            (token) => location.assign(addressWithToken(location.href, token)),
+            (e) => toast(e instanceof ApiError && e.serverMsg ? e.serverMsg : 'The main room could not be reached.', 'error'),
+          ),
+      });
+    }
     if (v.room.logout_url && /^https?:\/\//i.test(v.room.logout_url)) {
       actions.push({ label: 'Back', testid: 'logout-link', href: v.room.logout_url });
     }

@@ -64,6 +64,7 @@ import { toast } from './ui/toasts';
 import { WaitingList } from './ui/waiting';
 import { LockControls, type LockService } from './ui/locks';
 import { PollsPanel } from './ui/polls';
+import { Breakouts } from './breakout';
 import { Polls, type PollView } from './polls';
 import { PLAIN, keySealer, passphraseSealer, type ContentSealer } from './content';
 
@@ -100,7 +101,7 @@ export interface MeetingOptions {
   onRekey: () => void;
 }
 
-type Panel = 'chat' | 'people' | 'polls' | null;
+type Panel = 'chat' | 'people' | 'polls' | 'breakout' | null;
 
 // LiveKit's protocol numbers of the sources a permission lists (`canPublishSources`).
 const SOURCE_CAMERA = 1;
@@ -152,7 +153,8 @@ export class Meeting {
   private readonly speaking = new Set<string>();
   private readonly replied = new Set<string>();
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
-  private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand' | 'react' | 'polls', CtlButton | null>;
+  private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand' | 'react' | 'polls' | 'breakout', CtlButton | null>;
+  private readonly breakouts: Breakouts;
   private readonly polls: Polls | null;
   private readonly pollsPanel: PollsPanel | null;
   private readonly pollsBadge: HTMLElement;
@@ -273,7 +275,16 @@ export class Meeting {
     this.audioBanner = h('div', { class: 'banner banner-info', role: 'status', hidden: true }, icon('speaker'), h('p', null, 'Your browser blocked sound until you interact with the page.'), enableAudio);
     this.keyShareText = h('p', { 'data-testid': 'key-share-text' });
     this.keyShareBanner = h('div', { class: 'banner banner-warn', role: 'status', hidden: true, 'data-testid': 'key-share-banner' }, icon('alert'), this.keyShareText);
-    this.banners = h('div', { class: 'banners' }, this.wrongKeyBanner, this.keyShareBanner, this.reconnecting, this.audioBanner);
+    this.breakouts = new Breakouts({
+      api: o.api,
+      verify: o.verify,
+      isAdmin: !!o.verify.user.is_admin,
+      encrypted: !!o.keys || o.verify.e2ee.enabled,
+      people: () => this.participants().map((p) => ({ identity: p.identity, name: this.displayName(p.identity), isAdmin: this.isHost(p) })),
+      leave: () => this.leave(true),
+      closePanel: () => this.togglePanel(null),
+    });
+    this.banners = h('div', { class: 'banners' }, this.breakouts.banner.el, this.wrongKeyBanner, this.keyShareBanner, this.reconnecting, this.audioBanner);
 
     // Recording and live streaming: everyone sees the indicators; hosts of plain rooms get the
     // controls. In an end-to-end encrypted room the server cannot see the media, so recording and
@@ -352,7 +363,8 @@ export class Meeting {
     peopleBtn.el.appendChild(this.countEl);
     this.waitingBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'waiting-badge', title: 'Waiting to join' });
     peopleBtn.el.appendChild(this.waitingBadge);
-    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn, hand: handBtn, react: reactBtn, polls: pollsBtn };
+    const breakoutBtn = this.breakouts.panel ? mk('breakout-toggle', ['Breakout', 'Breakout'], ['people', 'people'], () => this.togglePanel('breakout')) : null;
+    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn, hand: handBtn, react: reactBtn, polls: pollsBtn, breakout: breakoutBtn };
     if (camBtn === null) {
       // Show the restriction rather than hiding the control.
       const why = hidden ? (o.verify.user.is_hidden ? 'You are a hidden observer' : 'You are an observer') : 'Webcams are turned off in this meeting';
@@ -370,7 +382,7 @@ export class Meeting {
       'footer',
       { class: 'controlbar', role: 'toolbar', 'aria-label': 'Meeting controls' },
       h('div', { class: 'ctl-group' }, micBtn.el, camBtn?.el ?? this.camNote, screenBtn?.el),
-      h('div', { class: 'ctl-group ctl-group-react' }, handBtn?.el, reactBtn?.el, this.reactionPicker, chatBtn?.el, pollsBtn?.el, peopleBtn.el, this.recorderUi.controls),
+      h('div', { class: 'ctl-group ctl-group-react' }, handBtn?.el, reactBtn?.el, this.reactionPicker, chatBtn?.el, pollsBtn?.el, breakoutBtn?.el, peopleBtn.el, this.recorderUi.controls),
       h('div', { class: 'ctl-group' }, endBtn, leave),
     );
 
@@ -491,6 +503,7 @@ export class Meeting {
     this.names.set(me.identity, this.name);
     await this.restoreChat();
     void this.polls?.refresh();
+    this.breakouts.start();
     this.sync();
 
     // Publish what the pre-join screen prepared, except what a host has locked.
@@ -791,6 +804,7 @@ export class Meeting {
   }
 
   private cleanup(): void {
+    this.breakouts.stop();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.resizeObs?.disconnect();
@@ -931,6 +945,8 @@ export class Meeting {
         this.chat?.setPrivateLocked(m.lock_private_chat);
       } else if (m.type === 'POLL_CREATED' || m.type === 'POLL_CLOSED' || m.type === 'POLL_RESPONSE' || m.type === 'POLLS_ACTIVE') {
         await this.onPollMessage(m.type, m.type === 'POLLS_ACTIVE' ? '' : m.poll_id);
+      } else if (m.type === 'JOIN_BREAKOUT_ROOM' || m.type === 'BREAKOUT_ROOM_ENDED' || m.type === 'BREAKOUT_ROOMS_CHANGED') {
+        await this.breakouts.onMessage(m);
       } else if (m.type === 'E2EE_KEY') {
         await this.keys?.onEpoch(m.generation, m.secret, 'pushed');
       } else if (m.type === 'RECORDER_STATE') {
@@ -1361,6 +1377,8 @@ export class Meeting {
     this.ctl.chat?.set(this.panel === 'chat');
     this.ctl.people?.set(this.panel === 'people');
     this.ctl.polls?.set(this.panel === 'polls');
+    this.ctl.breakout?.set(this.panel === 'breakout');
+    if (this.panel === 'breakout') this.breakouts.setPeople();
     this.ctl.hand?.set(handRaisedAt(me.metadata) !== null);
     const all = this.participants();
     this.noticeHands(all);
@@ -1480,6 +1498,10 @@ export class Meeting {
       this.side.hidden = false;
     } else if (this.panel === 'polls' && this.pollsPanel) {
       replace(this.side, this.pollsPanel.el);
+      this.side.hidden = false;
+    } else if (this.panel === 'breakout' && this.breakouts.panel) {
+      this.breakouts.setPeople();
+      replace(this.side, this.breakouts.panel.el);
       this.side.hidden = false;
     } else {
       replace(this.side);

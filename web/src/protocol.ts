@@ -91,7 +91,11 @@ export type SystemMessage =
   | { type: 'POLL_CREATED'; poll_id: string }
   | { type: 'POLL_CLOSED'; poll_id: string }
   | { type: 'POLL_RESPONSE'; poll_id: string; total_responses: number; live: boolean }
-  | { type: 'POLLS_ACTIVE'; is_active: boolean };
+  | { type: 'POLLS_ACTIVE'; is_active: boolean }
+  /** A host assigned us to a breakout room (addressed to us alone). */
+  | { type: 'JOIN_BREAKOUT_ROOM'; breakout_room_id: string; title: string; ends_at: number }
+  | { type: 'BREAKOUT_ROOM_ENDED'; breakout_room_id: string }
+  | { type: 'BREAKOUT_ROOMS_CHANGED' };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
@@ -155,6 +159,11 @@ export function newChat(fromUserId: string, fromName: string, text: string, now 
   return m;
 }
 
+/** A room id as the server makes them: 1 to 128 of [A-Za-z0-9_-]. */
+function isRoomId(v: unknown): v is string {
+  return typeof v === 'string' && /^[A-Za-z0-9_-]{1,128}$/.test(v);
+}
+
 /** A poll id as the server accepts them: 1 to 64 of [A-Za-z0-9_-]. */
 export function isPollId(v: unknown): v is string {
   return typeof v === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v);
@@ -200,6 +209,14 @@ export function parseSystem(v: unknown): SystemMessage | null {
   if (v.type === 'POLL_RESPONSE' && isPollId(v.poll_id) && typeof v.total_responses === 'number' && Number.isInteger(v.total_responses) && v.total_responses >= 0) {
     return { type: 'POLL_RESPONSE', poll_id: v.poll_id, total_responses: v.total_responses, live: v.live === true };
   }
+  if (v.type === 'JOIN_BREAKOUT_ROOM' && isRoomId(v.breakout_room_id) && typeof v.title === 'string') {
+    const endsAt = typeof v.ends_at === 'number' && Number.isFinite(v.ends_at) ? v.ends_at : 0;
+    return { type: 'JOIN_BREAKOUT_ROOM', breakout_room_id: v.breakout_room_id, title: v.title.slice(0, 200), ends_at: endsAt };
+  }
+  if (v.type === 'BREAKOUT_ROOM_ENDED' && isRoomId(v.breakout_room_id)) {
+    return { type: 'BREAKOUT_ROOM_ENDED', breakout_room_id: v.breakout_room_id };
+  }
+  if (v.type === 'BREAKOUT_ROOMS_CHANGED') return { type: 'BREAKOUT_ROOMS_CHANGED' };
   if (v.type === 'POLLS_ACTIVE' && typeof v.is_active === 'boolean') {
     return { type: 'POLLS_ACTIVE', is_active: v.is_active };
   }
