@@ -57,6 +57,14 @@ before(async () => {
 });
 
 const KEEP = process.env.ENCLAVE_WEBCLIENT_KEEP === '1'; // keep data dirs and the tap file
+// ENCLAVE_SCREENSHOTS=<dir>: the scenarios that show a meeting tool save a screenshot of it there
+// (docs/screenshots holds the ones the README links).
+const SHOTS = process.env.ENCLAVE_SCREENSHOTS ?? '';
+async function shot(u, name) {
+  if (!SHOTS) return;
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await u.page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
 
 after(async () => {
   await chrome?.close();
@@ -322,6 +330,7 @@ describe('web client against enclave', () => {
     assert.match(await ann.page.textContent(tid('hand-queue')), /2 raised hands: Bob, Cat/);
     const order = await ann.page.$$eval(`${tid('participant-item')}`, (els) => els.map((e) => e.dataset.identity));
     assert.deepEqual(order.slice(0, 2), ['bob', 'cat'], `raised hands first, in order: ${order}`);
+    await shot(ann, 'hands-queue');
     // The host lowers one hand, then all (the server refuses that to anyone else:
     // browser_api::hands_are_raised_by_their_owner_and_lowered_by_them_or_an_admin).
     await ann.page.click(`${tid('participant-item')}[data-identity="bob"] ${tid('lower-hand-button')}`);
@@ -370,6 +379,7 @@ describe('web client against enclave', () => {
     const inputs = await ann.page.$$(tid('poll-option-input'));
     await inputs[0].fill(`Monday ${tag}`);
     await inputs[1].fill(`Tuesday ${tag}`);
+    await shot(ann, 'poll-create');
     await ann.page.click(tid('poll-submit'));
     await ann.page.waitForSelector(pollOf(question));
     for (const [u, option] of [[bob, 2], [cat, 1]]) {
@@ -386,6 +396,7 @@ describe('web client against enclave', () => {
       await u.page.waitForSelector(`${pollOf(question)}[data-running="false"] ${tid('poll-results')} [data-option-id="2"][data-votes="1"]`, { timeout: 5000 });
     }
     log.add('driver', 'poll: asked, answered by bob and cat, closed; results shown');
+    await shot(bob, 'poll-results-encrypted');
 
     // A late joiner (a new key epoch) reads the question and the results: the content key.
     const dan = user(server, { room, id: 'dan', name: 'Dan' });
@@ -509,6 +520,7 @@ describe('web client against enclave', () => {
     await ann.page.selectOption(`${tid('breakout-assign')}[data-identity="bob"]`, '1');
     await ann.page.click(tid('breakout-start'));
     await ann.page.waitForSelector(`${tid('breakout-room')}[data-room-id="${room}-1"]`);
+    await shot(ann, 'breakout-host-panel');
     // Bob is invited; one click takes him there (a new page: pre-join, then the room).
     const joinBreakout = async () => {
       await bob.page.click(`${tid('breakout-banner')} ${tid('breakout-join-button')}`, { timeout: 10_000 });
@@ -529,6 +541,7 @@ describe('web client against enclave', () => {
     await joinBreakout();
     await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`, { state: 'detached', timeout: 10_000 });
     log.add('driver', 'bob is in breakout room 1');
+    await shot(bob, 'breakout-room-inside');
     await bob.page.click(`${tid('breakout-banner')} ${tid('breakout-return-button')}`);
     await backInMain();
     log.add('driver', 'bob is back in the main room');

@@ -158,6 +158,29 @@ pub struct RecordIdReq {
     pub record_id: String,
 }
 
+/// `MergeRecordingsReq`: one of `by_session` (every recording of a session but the excluded)
+/// or `by_ids` (these recordings of a room).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MergeRecordingsReq {
+    pub by_session: Option<MergeBySession>,
+    pub by_ids: Option<MergeByIds>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MergeBySession {
+    pub room_sid: String,
+    pub exclude_recording_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MergeByIds {
+    pub room_id: String,
+    pub recording_ids: Vec<String>,
+}
+
 /// `UpdateRecordingMetadataReq`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]

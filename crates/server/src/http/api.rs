@@ -604,6 +604,81 @@ pub(super) async fn delete_recording(State(app): State<Arc<App>>, body: Bytes) -
     )
 }
 
+/// Registers a merge of a session's (or of listed) recordings into one file; the new recording
+/// arrives with `recording_proceeded` (see `recording::merge`).
+pub(super) async fn merge_recordings(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let req: enclave_proto::history::MergeRecordingsReq = decode(&body)?;
+            let all = Page::new(0, enclave_proto::history::MAX_LIMIT, "ASC".into());
+            let mut rows = match (req.by_session, req.by_ids) {
+                (Some(s), None) => {
+                    require("by_session.room_sid", &s.room_sid)?;
+                    if app.store.room_by_sid(&s.room_sid).await?.is_none() {
+                        return Err(ApiError::new(StatusCode::RoomNotFound, "room not found"));
+                    }
+                    let filter = Filter {
+                        room_ids: Vec::new(),
+                        room_sid: Some(s.room_sid.clone()),
+                    };
+                    let (_, rows) = app.store.recordings(&filter, &all).await?;
+                    if rows.is_empty() {
+                        return Err(ApiError::new(StatusCode::NotFound, "recording not found"));
+                    }
+                    rows.into_iter()
+                        .filter(|r| !s.exclude_recording_ids.contains(&r.record_id))
+                        .collect::<Vec<_>>()
+                }
+                (None, Some(ids)) => {
+                    require("by_ids.room_id", &ids.room_id)?;
+                    let mut rows = Vec::new();
+                    for id in &ids.recording_ids {
+                        match app.store.recording(id).await? {
+                            Some(r) if r.room_id == ids.room_id => rows.push(r),
+                            _ => {
+                                return Err(ApiError::new(
+                                    StatusCode::NotFound,
+                                    "one or more requested recordings were not found",
+                                ))
+                            }
+                        }
+                    }
+                    rows
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        "merge_scope: give exactly one of by_session or by_ids",
+                    ))
+                }
+            };
+            rows.sort_by_key(|r| r.created);
+            if rows.len() < 2 {
+                return Err(ApiError::invalid(
+                    crate::recording::merge::MergeRefused::TooFew,
+                ));
+            }
+            let last = rows.last().map(|r| r.room_sid.clone()).unwrap_or_default();
+            let room = app
+                .store
+                .room_by_sid(&last)
+                .await?
+                .ok_or_else(|| ApiError::new(StatusCode::RoomNotFound, "room not found"))?;
+            let record_id = app.recorders.merge(room, rows).map_err(|e| match e {
+                crate::recording::merge::MergeRefused::Running => {
+                    ApiError::new(StatusCode::Conflict, e.to_string())
+                }
+                e => ApiError::invalid(e),
+            })?;
+            tracing::info!(record_id, "merging recordings");
+            Ok(Reply::<Empty> {
+                common: CommonResponse::ok("successfully registered new recording merging task"),
+                body: Empty {},
+            })
+        }
+        .await,
+    )
+}
+
 pub(super) async fn recording_download_token(State(app): State<Arc<App>>, body: Bytes) -> Response {
     respond(
         async {

@@ -65,6 +65,10 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         )
         .route("/auth/recording/delete", post(api::delete_recording))
         .route(
+            "/auth/recording/mergeRecordings",
+            post(api::merge_recordings),
+        )
+        .route(
             "/auth/recording/getDownloadToken",
             post(api::recording_download_token),
         )

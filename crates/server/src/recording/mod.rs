@@ -10,6 +10,8 @@
 //! `{"type":"RECORDER_STATE","is_recording":…,"is_active_rtmp":…}`, and failures as
 //! `{"type":"SYSTEM_NOTIFICATION","msg":…,"notification_type":"error"}`.
 
+pub mod merge;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -226,6 +228,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     webhooks: Arc<Webhooks>,
     store: Arc<dyn Store>,
+    /// Rooms with a merge of recordings running.
+    merging: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What the room is told of its jobs.
@@ -253,6 +257,7 @@ impl Recorders {
                 metrics,
                 webhooks,
                 store,
+                merging: Mutex::default(),
             }),
         }
     }
