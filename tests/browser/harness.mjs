@@ -366,7 +366,7 @@ export async function authPost(baseUrl, apiKey, secret, p, bodyObj) {
 }
 
 /** A LiveKit access token (JWT HS256), minted like livekit-server-sdk does. */
-export function livekitToken({ apiKey, secret, identity, name, room, ttlSeconds = 600 }) {
+export function livekitToken({ apiKey, secret, identity, name, room, ttlSeconds = 600, grants = {} }) {
   const now = Math.floor(Date.now() / 1000);
   const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const header = enc({ alg: 'HS256', typ: 'JWT' });
@@ -376,7 +376,7 @@ export function livekitToken({ apiKey, secret, identity, name, room, ttlSeconds 
     name: name ?? identity,
     nbf: now - 10,
     exp: now + ttlSeconds,
-    video: { roomJoin: true, room, canPublish: true, canSubscribe: true, canPublishData: true },
+    video: { roomJoin: true, room, canPublish: true, canSubscribe: true, canPublishData: true, ...grants },
   });
   const sig = createHmac('sha256', secret).update(`${header}.${claims}`).digest('base64url');
   return `${header}.${claims}.${sig}`;

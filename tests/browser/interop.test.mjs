@@ -156,8 +156,8 @@ async function createRoom(roomId, { e2ee = false } = {}) {
   return res.json.room_info;
 }
 
-function tokenFor(identity, roomId) {
-  return livekitToken({ apiKey: LK_KEY, secret: LK_SECRET, identity, name: identity, room: roomId });
+function tokenFor(identity, roomId, grants = {}) {
+  return livekitToken({ apiKey: LK_KEY, secret: LK_SECRET, identity, name: identity, room: roomId, grants });
 }
 
 /**
@@ -248,8 +248,8 @@ async function stats(p, log) {
   return s;
 }
 
-async function join(p, roomId, log, { e2eeKey, videoCodec } = {}) {
-  const token = tokenFor(p.name, roomId);
+async function join(p, roomId, log, { e2eeKey, videoCodec, grants } = {}) {
+  const token = tokenFor(p.name, roomId, grants);
   log.add('driver', `${p.name} joins ${wsUrl} room ${roomId}${e2eeKey ? ' with E2EE' : ''}`);
   try {
     const r = await p.page.evaluate(([url, tok, opts]) => window.join(url, tok, opts), [
@@ -552,6 +552,53 @@ describe(`livekit-client ${LK_CLIENT_VERSION} in Chromium (playwright-core ${PLA
           `${p.name}: no TrackSubscriptionFailed`,
         );
       }
+    });
+  });
+
+  test('metadata: a token that may change its own metadata and name does (everyone sees it); one that may not is refused at once', async () => {
+    await scenario('metadata', async ({ log, open, deadline }) => {
+      const roomId = `bi-meta-${randomBytes(3).toString('hex')}`;
+      await createRoom(roomId);
+      const alice = await open('alice');
+      const bob = await open('bob');
+      await join(alice, roomId, log, { grants: { canUpdateOwnMetadata: true } });
+      await join(bob, roomId, log);
+      const set = (p, what, value) =>
+        p.page.evaluate(
+          async ([w, v]) => {
+            const me = window.lk.room.localParticipant;
+            const t0 = performance.now();
+            try {
+              await (w === 'name' ? me.setName(v) : me.setMetadata(v));
+              return { ok: true, ms: performance.now() - t0 };
+            } catch (e) {
+              return { ok: false, ms: performance.now() - t0, error: `${e.name}: ${e.message}` };
+            }
+          },
+          [what, value],
+        );
+      const meta = JSON.stringify({ status: 'presenting', n: randomBytes(3).toString('hex') });
+      const r1 = await set(alice, 'metadata', meta);
+      assert.equal(r1.ok, true, JSON.stringify(r1));
+      const r2 = await set(alice, 'name', 'Alice Liddell');
+      assert.equal(r2.ok, true, JSON.stringify(r2));
+      await waitFor(
+        deadline,
+        'bob sees alice’s new metadata and name',
+        () => bob.page.evaluate(() => {
+          const a = window.lk.room.remoteParticipants.get('alice');
+          return a ? { metadata: a.metadata, name: a.name } : null;
+        }),
+        (a) => a && a.metadata === meta && a.name === 'Alice Liddell',
+        (a) => JSON.stringify(a),
+      );
+      // Bob's token does not allow it: refused by the server (not a time-out on the client).
+      const r3 = await set(bob, 'metadata', '{"is_admin":true}');
+      assert.equal(r3.ok, false, JSON.stringify(r3));
+      assert.ok(r3.ms < 4000, `refused at once, not timed out: ${JSON.stringify(r3)}`);
+      assert.match(r3.error, /not|allowed|may/i, JSON.stringify(r3));
+      const seen = await alice.page.evaluate(() => window.lk.room.remoteParticipants.get('bob')?.metadata ?? '');
+      assert.equal(seen.includes('is_admin'), false, 'nothing changed for the others');
     });
   });
 

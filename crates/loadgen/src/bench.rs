@@ -298,6 +298,7 @@ impl<'a> Bench<'a> {
                 can_publish_data: Some(true),
                 can_publish_sources: None,
                 hidden: false,
+                can_update_own_metadata: None,
             },
             session: None,
         };

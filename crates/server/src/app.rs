@@ -133,6 +133,37 @@ impl App {
                     let _ = room.leave(user, Some(sid)).await;
                 });
             }
+            MediaEvent::MetadataRequested {
+                room_id,
+                identity,
+                request_id,
+                metadata,
+                name,
+            } => {
+                let (Some(room), Some(media)) = (self.rooms.get_str(&room_id), self.media.clone())
+                else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let answer = match UserId::parse(&identity) {
+                        Ok(user) => {
+                            match room.own_update(user, metadata.clone(), name.clone()).await {
+                                // Someone of the session: what the room kept of their request.
+                                Ok(Ok(Some(kept))) => Ok(kept),
+                                // A LiveKit token holder whose token lets it change its own.
+                                Ok(Ok(None)) => Ok((metadata, name)),
+                                Ok(Err(why)) => Err(why),
+                                Err(_) => return,
+                            }
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Err(why) = &answer {
+                        tracing::info!(room_id, identity, why, "metadata update refused");
+                    }
+                    media.answer_metadata(&room_id, &identity, request_id, answer);
+                });
+            }
             MediaEvent::Activity {
                 room_id,
                 identity,

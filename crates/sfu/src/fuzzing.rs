@@ -54,6 +54,7 @@ fn with_room(f: impl FnOnce(&mut Room, Instant)) {
                         can_publish_sources: Vec::new(),
                         can_subscribe: true,
                         can_publish_data: true,
+                        can_update_metadata: true,
                         denied_data_topics: Vec::new(),
                         hidden: false,
                         auto_subscribe: true,

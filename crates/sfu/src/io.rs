@@ -124,6 +124,9 @@ pub struct JoinParams {
     pub can_subscribe: bool,
     /// May send data packets.
     pub can_publish_data: bool,
+    /// May ask to change its own metadata and name (`UpdateParticipantMetadata`); the runtime
+    /// still decides each request ([`Event::MetadataRequested`]).
+    pub can_update_metadata: bool,
     /// User-packet topics it may not send on (an admin's chat lock); empty: none.
     pub denied_data_topics: Vec<String>,
     /// Not announced to other participants.
@@ -229,6 +232,19 @@ pub enum Event {
         identity: String,
         /// Whether they speak now.
         speaking: bool,
+    },
+    /// A participant asks to change its own metadata and/or name. Nothing changes until the
+    /// runtime answers with [`crate::Room::answer_metadata`].
+    MetadataRequested {
+        /// Its identity.
+        identity: String,
+        /// Echoed in a refusal.
+        request_id: u32,
+        /// The metadata as the client wants it (its SDK sends both metadata and name, the
+        /// current value for the one it does not change).
+        metadata: String,
+        /// The name as the client wants it.
+        name: String,
     },
     /// A participant's data message on one of [`RoomConfig::counted_topics`] was relayed.
     DataSent {

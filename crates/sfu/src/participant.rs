@@ -215,7 +215,7 @@ impl Participant {
                 can_publish_sources: params.can_publish_sources.clone(),
                 can_publish_data: params.can_publish_data,
                 hidden: params.hidden,
-                can_update_metadata: true,
+                can_update_metadata: params.can_update_metadata,
                 ..Default::default()
             }),
             client_protocol: params.client_protocol,

@@ -35,6 +35,10 @@ use crate::participant::{AnswerOutcome, Participant, CONNECT_GRACE, ICE_GRACE, S
 use crate::sinks::Sinks;
 use crate::track::{self, Outgoing, PublishedTrack};
 
+/// Largest participant metadata a client may ask for (LiveKit's default limit).
+pub(crate) const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// Longest participant name a client may ask for.
+pub(crate) const MAX_NAME_BYTES: usize = 256;
 /// Period of layer allocation and speaker detection.
 const TICK: Duration = Duration::from_millis(500);
 /// Connection quality is reported every this many ticks.
@@ -231,8 +235,8 @@ impl Room {
                     }),
                 );
             }
-            Req::UpdateMetadata(_)
-            | Req::SubscriptionPermission(_)
+            Req::UpdateMetadata(u) => self.on_update_metadata(conn, u),
+            Req::SubscriptionPermission(_)
             | Req::SyncState(_)
             | Req::Simulate(_)
             | Req::UpdateLayers(_) => {}
@@ -595,6 +599,105 @@ impl Room {
         p.info.version += 1;
         let (info, hidden) = (p.info.clone(), p.params.hidden);
         self.announce_info(conn, info, hidden);
+        self.drive(now);
+        true
+    }
+
+    /// A participant asks to change its own metadata or name: refused at once when its token
+    /// does not allow it, when it sets attributes (not kept here) or sends too much; otherwise
+    /// the runtime decides ([`Event::MetadataRequested`], then [`Room::answer_metadata`]).
+    fn on_update_metadata(&mut self, conn: ConnId, u: lk::UpdateParticipantMetadata) {
+        let Some(p) = self.participants.get(&conn) else {
+            return;
+        };
+        let refusal = if !p.params.can_update_metadata {
+            Some((
+                lk::request_response::Reason::NotAllowed,
+                "this participant may not change its own metadata".to_owned(),
+            ))
+        } else if !u.attributes.is_empty() {
+            Some((
+                lk::request_response::Reason::UnsupportedType,
+                "participant attributes are not supported".to_owned(),
+            ))
+        } else if u.metadata.len() > MAX_METADATA_BYTES || u.name.len() > MAX_NAME_BYTES {
+            Some((
+                lk::request_response::Reason::LimitExceeded,
+                format!("metadata is limited to {MAX_METADATA_BYTES} bytes and a name to {MAX_NAME_BYTES}"),
+            ))
+        } else {
+            None
+        };
+        if let Some((reason, message)) = refusal {
+            self.refuse_metadata(conn, u, reason, message);
+            return;
+        }
+        let identity = p.info.identity.clone();
+        self.out.event(Event::MetadataRequested {
+            identity,
+            request_id: u.request_id,
+            metadata: u.metadata,
+            name: u.name,
+        });
+    }
+
+    fn refuse_metadata(
+        &mut self,
+        conn: ConnId,
+        u: lk::UpdateParticipantMetadata,
+        reason: lk::request_response::Reason,
+        message: String,
+    ) {
+        tracing::info!(?conn, message, "metadata update refused");
+        self.out.signal(
+            conn,
+            Resp::RequestResponse(lk::RequestResponse {
+                request_id: u.request_id,
+                reason: reason as i32,
+                message,
+                request: Some(lk::request_response::Request::UpdateMetadata(u)),
+            }),
+        );
+    }
+
+    /// The runtime's answer to [`Event::MetadataRequested`] `request_id`: `Ok((metadata,
+    /// name))` applies them and tells everyone (the requester too, whose SDK waits for it);
+    /// `Err(message)` refuses the request (`NOT_ALLOWED`, with its id). Returns whether the
+    /// participant is still here.
+    pub fn answer_metadata(
+        &mut self,
+        now: Instant,
+        identity: &str,
+        request_id: u32,
+        answer: Result<(String, String), String>,
+    ) -> bool {
+        let Some(conn) = self.conn_of(identity) else {
+            return false;
+        };
+        match answer {
+            Ok((metadata, name)) => {
+                let Some(p) = self.participant(conn) else {
+                    return false;
+                };
+                p.info.metadata = metadata;
+                p.info.name = name;
+                p.info.version += 1;
+                let (info, hidden) = (p.info.clone(), p.params.hidden);
+                self.announce_info(conn, info, hidden);
+            }
+            Err(message) => {
+                let request = lk::UpdateParticipantMetadata {
+                    request_id,
+                    ..Default::default()
+                };
+                self.refuse_metadata(
+                    conn,
+                    request,
+                    lk::request_response::Reason::NotAllowed,
+                    message,
+                )
+            }
+        }
         self.drive(now);
         true
     }

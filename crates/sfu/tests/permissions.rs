@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::World;
 use enclave_sfu::proto as lk;
 use enclave_sfu::{Event, PublishPermission};
+use lk::signal_request::Message as Req;
 use lk::signal_response::Message as Resp;
 use str0m::media::MediaKind;
 
@@ -350,4 +351,127 @@ fn messages_on_counted_topics_are_reported_with_their_sender() {
         .collect();
     let one = ("alice".to_owned(), "counted".to_owned());
     assert_eq!(sent, [one.clone(), one]);
+}
+
+/// A participant's own metadata and name change only when the runtime says so: the request
+/// becomes an event, an accepted answer reaches everyone (the requester too), a refused one
+/// comes back to the requester with its id; attributes and oversized requests are refused at
+/// once.
+#[test]
+fn a_participant_asks_to_change_its_metadata_and_the_runtime_decides() {
+    let mut w = connected_pair();
+    w.advance(Duration::from_millis(500));
+    let ask = |w: &mut World, id: u32, metadata: &str| {
+        w.signal(
+            "alice",
+            Req::UpdateMetadata(lk::UpdateParticipantMetadata {
+                metadata: metadata.into(),
+                name: "Alice B".into(),
+                request_id: id,
+                ..Default::default()
+            }),
+        );
+        w.advance(Duration::from_millis(50));
+    };
+    ask(&mut w, 7, r#"{"preferred_lang":"de"}"#);
+    let asked: Vec<(String, u32, String, String)> = w
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MetadataRequested {
+                identity,
+                request_id,
+                metadata,
+                name,
+            } => Some((
+                identity.clone(),
+                *request_id,
+                metadata.clone(),
+                name.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        [(
+            "alice".into(),
+            7,
+            r#"{"preferred_lang":"de"}"#.into(),
+            "Alice B".into()
+        )]
+    );
+    let seen = |w: &mut World, who: &str| {
+        w.client(who)
+            .updates
+            .iter()
+            .rev()
+            .find(|p| p.identity == "alice")
+            .map(|p| (p.metadata.clone(), p.name.clone()))
+    };
+    assert_ne!(
+        seen(&mut w, "bob").map(|s| s.1),
+        Some("Alice B".into()),
+        "nothing changes before the answer"
+    );
+    let now = w.now;
+    assert!(w.room.answer_metadata(
+        now,
+        "alice",
+        7,
+        Ok((r#"{"preferred_lang":"de"}"#.into(), "Alice B".into()))
+    ));
+    w.settle();
+    for who in ["bob", "alice"] {
+        assert_eq!(
+            seen(&mut w, who),
+            Some((r#"{"preferred_lang":"de"}"#.into(), "Alice B".into())),
+            "{who}"
+        );
+    }
+    ask(&mut w, 8, r#"{"is_admin":true}"#);
+    let now = w.now;
+    w.room.answer_metadata(
+        now,
+        "alice",
+        8,
+        Err("only profile_pic and preferred_lang".into()),
+    );
+    w.settle();
+    let refusals = |w: &mut World| -> Vec<(u32, i32)> {
+        w.client("alice")
+            .signals
+            .iter()
+            .filter_map(|s| match s {
+                Resp::RequestResponse(r) => Some((r.request_id, r.reason)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        refusals(&mut w),
+        [(8, lk::request_response::Reason::NotAllowed as i32)]
+    );
+    // Attributes and oversized metadata never reach the runtime.
+    let before = w.events.len();
+    w.signal(
+        "alice",
+        Req::UpdateMetadata(lk::UpdateParticipantMetadata {
+            attributes: [("k".to_owned(), "v".to_owned())].into(),
+            request_id: 9,
+            ..Default::default()
+        }),
+    );
+    ask(&mut w, 10, &"x".repeat(70 * 1024));
+    assert!(!w.events[before..]
+        .iter()
+        .any(|e| matches!(e, Event::MetadataRequested { .. })));
+    let r = refusals(&mut w);
+    assert_eq!(
+        r[1..],
+        [
+            (9, lk::request_response::Reason::UnsupportedType as i32),
+            (10, lk::request_response::Reason::LimitExceeded as i32)
+        ]
+    );
 }

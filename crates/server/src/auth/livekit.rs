@@ -26,6 +26,9 @@ pub struct VideoGrant {
     pub can_publish_sources: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hidden: bool,
+    /// May change its own metadata and name (`UpdateParticipantMetadata`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_update_own_metadata: Option<bool>,
 }
 
 /// Claims of a LiveKit access token.

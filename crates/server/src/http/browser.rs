@@ -222,6 +222,7 @@ async fn verify_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
                     can_publish_data: Some(permission.can_publish_data),
                     can_publish_sources: Some(crate::rooms::locks::source_names(&permission.can_publish_sources)),
                     hidden: info.effective_hidden(c.claims.is_hidden),
+                    can_update_own_metadata: None,
                 },
                 session: Some(info.sid.to_string()),
             },

@@ -358,6 +358,9 @@ async fn run(
             can_publish_sources: permission.can_publish_sources,
             can_subscribe: v.can_subscribe.unwrap_or(true),
             can_publish_data: v.can_publish_data.unwrap_or(true) && permission.can_publish_data,
+            // A participant of a Plug-N-Meet session may ask (the room checks what it changes);
+            // a LiveKit token holder if the token grants it, as LiveKit's server decides.
+            can_update_metadata: a.invitation.is_some() || v.can_update_own_metadata == Some(true),
             denied_data_topics: permission.denied_data_topics,
             hidden: a.room.info.effective_hidden(v.hidden),
             auto_subscribe,

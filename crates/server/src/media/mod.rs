@@ -108,6 +108,15 @@ pub enum MediaEvent {
         identity: String,
         activity: Activity,
     },
+    /// A participant asks to change its own metadata and name (LiveKit's
+    /// `UpdateParticipantMetadata`); [`Media::answer_metadata`] decides.
+    MetadataRequested {
+        room_id: String,
+        identity: String,
+        request_id: u32,
+        metadata: String,
+        name: String,
+    },
     /// A track was published (`kind` = `AUDIO`/`VIDEO`) or is gone.
     Track {
         room_id: String,
@@ -172,6 +181,12 @@ enum Command {
         room_id: String,
         identity: String,
         metadata: String,
+    },
+    AnswerMetadata {
+        room_id: String,
+        identity: String,
+        request_id: u32,
+        answer: Result<(String, String), String>,
     },
     Mute {
         room_id: String,
@@ -414,6 +429,23 @@ impl Media {
             room_id: room_id.to_owned(),
             identity: identity.to_owned(),
             metadata,
+        });
+    }
+
+    /// Answers a participant's request to change its own metadata and name (see
+    /// [`MediaEvent::MetadataRequested`]): `Ok((metadata, name))` applies them, `Err` refuses.
+    pub fn answer_metadata(
+        &self,
+        room_id: &str,
+        identity: &str,
+        request_id: u32,
+        answer: Result<(String, String), String>,
+    ) {
+        let _ = self.tx.send(Command::AnswerMetadata {
+            room_id: room_id.to_owned(),
+            identity: identity.to_owned(),
+            request_id,
+            answer,
         });
     }
 
@@ -745,6 +777,17 @@ impl Worker {
                 });
                 self.drain(&room_id);
             }
+            Command::AnswerMetadata {
+                room_id,
+                identity,
+                request_id,
+                answer,
+            } => {
+                self.with_room(&room_id, |room| {
+                    room.answer_metadata(now, &identity, request_id, answer);
+                });
+                self.drain(&room_id);
+            }
             Command::Mute {
                 room_id,
                 identity,
@@ -1020,6 +1063,20 @@ impl Worker {
                     room_id: room_id.to_owned(),
                     identity,
                     activity: Activity::Speaking(speaking),
+                });
+            }
+            Event::MetadataRequested {
+                identity,
+                request_id,
+                metadata,
+                name,
+            } => {
+                let _ = self.events.send(MediaEvent::MetadataRequested {
+                    room_id: room_id.to_owned(),
+                    identity,
+                    request_id,
+                    metadata,
+                    name,
                 });
             }
             Event::DataSent { identity, topic } => {

@@ -299,6 +299,90 @@ impl Room {
         self.content.clone().filter(|_| self.may_hold_keys(user))
     }
 
+    /// `user` asks to change their own metadata (Plug-N-Meet's `UserMetadata` JSON) and name
+    /// through the media server. Someone of the session may change their name (1 to 64
+    /// characters) and, in the metadata, `profile_pic` (an http(s) URL) and `preferred_lang`;
+    /// everything else there is the server's (role, locks, hand, presenter, …) and must come
+    /// back unchanged. Returns what to apply (the client's metadata text, once checked), `None` for
+    /// someone without an invitation (a LiveKit token holder, whose token decided), or why not.
+    pub fn own_update(
+        &mut self,
+        user: &UserId,
+        metadata: &str,
+        name: &str,
+    ) -> Result<Option<(String, String)>, String> {
+        let Some(inv) = self.invitations.get(user) else {
+            return Ok(None);
+        };
+        let name = name.trim();
+        let name = if name.is_empty() {
+            inv.name.clone()
+        } else {
+            name.to_owned()
+        };
+        if name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err("name: 1 to 64 characters, no control characters".into());
+        }
+        let mut wanted = inv.metadata.clone();
+        if !metadata.trim().is_empty() && metadata != inv.metadata_json() {
+            let value: serde_json::Value =
+                serde_json::from_str(metadata).map_err(|e| format!("metadata: not JSON ({e})"))?;
+            let asked: UserMetadata = serde_json::from_value(value.clone())
+                .map_err(|e| format!("metadata: not Plug-N-Meet's user metadata ({e})"))?;
+            // Exactly the user metadata's fields, nothing more: what others will read is the
+            // client's own text (its SDK waits to see that very text come back).
+            if serde_json::to_value(&asked).ok().as_ref() != Some(&value) {
+                return Err(
+                    "metadata: give the user metadata as the server wrote it, with no other fields"
+                        .into(),
+                );
+            }
+            let mut same = asked.clone();
+            same.profile_pic = inv.metadata.profile_pic.clone();
+            same.preferred_lang = inv.metadata.preferred_lang.clone();
+            if same != inv.metadata {
+                return Err("metadata: a participant may change only profile_pic and preferred_lang; the rest is the server's".into());
+            }
+            if let Some(pic) = &asked.profile_pic {
+                let url_ok = (pic.starts_with("https://") || pic.starts_with("http://"))
+                    && pic.len() <= 512
+                    && !pic.chars().any(|c| c.is_whitespace() || c.is_control());
+                if !pic.is_empty() && !url_ok {
+                    return Err(
+                        "metadata.profile_pic: an http(s) URL of at most 512 characters".into(),
+                    );
+                }
+            }
+            if let Some(lang) = &asked.preferred_lang {
+                let ok = lang.len() <= 16
+                    && lang
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !ok {
+                    return Err(
+                        "metadata.preferred_lang: a language tag of at most 16 characters".into(),
+                    );
+                }
+            }
+            wanted = asked;
+        }
+        let Some(inv) = self.invitations.get_mut(user) else {
+            return Ok(None);
+        };
+        inv.name = name;
+        inv.metadata = wanted;
+        let text = if metadata.trim().is_empty() {
+            inv.metadata_json()
+        } else {
+            metadata.to_owned()
+        };
+        if let Some(p) = self.participants.get_mut(user) {
+            p.name = inv.name.clone();
+            p.metadata = text.clone();
+        }
+        Ok(Some((text, inv.name.clone())))
+    }
+
     /// The session's polls.
     pub fn polls(&mut self) -> &mut Polls {
         &mut self.polls
@@ -769,6 +853,55 @@ mod tests {
 
     fn drain(room: &mut Room) -> Vec<RoomEvent> {
         std::iter::from_fn(|| room.poll_event()).collect()
+    }
+
+    #[test]
+    fn a_participant_changes_only_their_name_picture_and_language() {
+        let t0 = Instant::now();
+        let mut room = Room::new(t0, LIMITS);
+        let ann = UserId::parse("ann").unwrap();
+        room.invite(ann.clone(), inv()).unwrap();
+        let current = room.invitation(&ann).unwrap().metadata_json();
+        let mut v: serde_json::Value = serde_json::from_str(&current).unwrap();
+        v["preferred_lang"] = "de".into();
+        v["profile_pic"] = "https://example.org/a.png".into();
+        let text = v.to_string();
+        let (m, n) = room.own_update(&ann, &text, "Ann B").unwrap().unwrap();
+        assert_eq!(
+            (m.as_str(), n.as_str()),
+            (text.as_str(), "Ann B"),
+            "the client's text, applied"
+        );
+        let kept = room.invitation(&ann).unwrap();
+        assert_eq!(
+            (kept.metadata.preferred_lang.as_deref(), kept.name.as_str()),
+            (Some("de"), "Ann B")
+        );
+        // The server's fields stay the server's; nothing else rides along.
+        let refused = |room: &mut Room, v: serde_json::Value| {
+            room.own_update(&ann, &v.to_string(), "").unwrap_err()
+        };
+        let mut admin = v.clone();
+        admin["is_admin"] = true.into();
+        assert!(refused(&mut room, admin).contains("only profile_pic and preferred_lang"));
+        let mut extra = v.clone();
+        extra["badge"] = "gold".into();
+        assert!(refused(&mut room, extra).contains("no other fields"));
+        let mut pic = v.clone();
+        pic["profile_pic"] = "javascript:alert(1)".into();
+        assert!(refused(&mut room, pic).contains("profile_pic"));
+        assert!(room.own_update(&ann, "not json", "").is_err());
+        assert!(room.own_update(&ann, "", &"x".repeat(65)).is_err());
+        // A name alone (the SDK sends the current metadata back with it).
+        assert_eq!(
+            room.own_update(&ann, &text, "Ann C").unwrap().unwrap().1,
+            "Ann C"
+        );
+        // Someone without an invitation: their LiveKit token decided.
+        assert_eq!(
+            room.own_update(&UserId::parse("lk").unwrap(), "{}", "x"),
+            Ok(None)
+        );
     }
 
     fn inv() -> Invitation {

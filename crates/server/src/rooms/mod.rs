@@ -237,6 +237,12 @@ enum Command {
     ),
     CurrentEpoch(UserId, oneshot::Sender<Option<KeyEpoch>>),
     Activity(UserId, analytics::Activity),
+    OwnUpdate(
+        UserId,
+        String,
+        String,
+        oneshot::Sender<Result<Option<(String, String)>, String>>,
+    ),
     SetLock(
         Who,
         locks::LockService,
@@ -450,6 +456,18 @@ impl RoomHandle {
     /// the room's queue is full: counts are not worth slowing the media worker for.
     pub fn activity(&self, user: UserId, activity: analytics::Activity) {
         let _ = self.tx.try_send(Command::Activity(user, activity));
+    }
+
+    /// `user` asks to change their own metadata and name (see
+    /// [`core::Room::own_update`]).
+    pub async fn own_update(
+        &self,
+        user: UserId,
+        metadata: String,
+        name: String,
+    ) -> Result<Result<Option<(String, String)>, String>, RoomGone> {
+        self.ask(|tx| Command::OwnUpdate(user, metadata, name, tx))
+            .await
     }
 
     /// The current key epoch, for a participant in the room; `None` for anyone else.
@@ -822,6 +840,9 @@ async fn drive(
                         }
                     }
                     let _ = reply.send(changed);
+                }
+                Some(Command::OwnUpdate(user, metadata, name, reply)) => {
+                    let _ = reply.send(room.own_update(&user, &metadata, &name));
                 }
                 Some(Command::Activity(user, what)) => {
                     analytics.activity(&user, what, crate::clock::unix_ms());

@@ -266,6 +266,7 @@ impl World {
                 can_publish_sources: Vec::new(),
                 can_subscribe: true,
                 can_publish_data: true,
+                can_update_metadata: true,
                 denied_data_topics: Vec::new(),
                 hidden: false,
                 auto_subscribe: true,
