@@ -555,6 +555,44 @@ describe('web client against enclave', () => {
     assert.equal(await bob.page.locator(tid('breakout-banner')).isVisible(), false, 'no invitation once the rooms ended');
   });
 
+  scenario('19b. breakout rooms in a plain room: people dealt at random into two rooms, a host’s message reaches every room, a host joins one', async ({ log, user }) => {
+    const room = `bkp-${rand()}`;
+    await server.createRoom(room, 'off');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    const cat = user(server, { room, id: 'cat', name: 'Cat' });
+    await Promise.all([ann, bob, cat].map((u) => u.enter(chrome.browser)));
+    await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="cat"]`);
+    await ann.page.click(tid('breakout-toggle'));
+    await ann.page.click(tid('breakout-create-button'));
+    await ann.page.click(tid('breakout-assign-random'));
+    const dealt = await ann.page.$$eval(tid('breakout-assign'), (els) => Object.fromEntries(els.map((e) => [e.dataset.identity, e.value])));
+    assert.deepEqual([dealt.ann, [dealt.bob, dealt.cat].sort().join()], ['0', '1,2'], `hosts stay, guests split: ${JSON.stringify(dealt)}`);
+    await ann.page.click(tid('breakout-start'));
+    for (const u of [bob, cat]) {
+      await u.page.click(`${tid('breakout-banner')} ${tid('breakout-join-button')}`, { timeout: 10_000 });
+      await u.page.waitForSelector(tid('prejoin'), { timeout: 15_000 });
+      await u.join();
+      await u.page.waitForSelector(`${tid('breakout-banner')} ${tid('breakout-return-button')}`);
+    }
+    // In different rooms: neither sees the other.
+    assert.equal(await bob.page.locator(`${tid('remote-tile')}[data-identity="cat"]`).count(), 0);
+    const text = `five minutes left ${rand()}`;
+    await ann.page.fill(tid('breakout-message-input'), text);
+    await ann.page.click(tid('breakout-message-send'));
+    for (const u of [bob, cat]) {
+      await u.openChat();
+      await u.page.waitForFunction((t) => [...document.querySelectorAll('[data-testid="chat-message"]')].some((m) => m.textContent.includes(t)), text, { timeout: 10_000 });
+    }
+    log.add('driver', 'the host’s message reached both breakout rooms');
+    // The host joins bob's room and sees him there.
+    const bobsRoom = `${room}-${dealt.bob}`;
+    await ann.page.click(`${tid('breakout-room')}[data-room-id="${bobsRoom}"] ${tid('breakout-join-button')}`);
+    await ann.page.waitForSelector(tid('prejoin'), { timeout: 15_000 });
+    await ann.join();
+    await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`, { timeout: 10_000 });
+  });
+
   scenario('16. private chat in an encrypted room: only the recipient reads it, the hosts can be written to, and a host’s private-chat lock leaves only the public chat', async ({ log, user }) => {
     const room = `priv-${rand()}`;
     await server.createRoom(room, 'server_key');

@@ -110,6 +110,7 @@ pub fn browser_request(data: &[u8]) {
         let _ = (p.task.len(), enclave_proto::ids::UserId::parse(&p.user_id));
     }
     polls(data);
+    breakout_plan(data);
     let mut parts = data.splitn(2, |b| *b == 0);
     let url = String::from_utf8_lossy(parts.next().unwrap_or_default());
     let key = String::from_utf8_lossy(parts.next().unwrap_or_default());
@@ -148,6 +149,25 @@ fn polls(data: &[u8]) {
                 (sum, r.total_responses),
                 (u64::from(first), u64::from(first))
             );
+        }
+    }
+}
+
+/// A breakout plan: whatever passes the checks names rooms the server can open (valid room ids
+/// under any parent) and assigns nobody twice.
+fn breakout_plan(data: &[u8]) {
+    use enclave_proto::breakout::CreateBreakoutRoomsReq;
+    let Ok(req) = json::decode::<CreateBreakoutRoomsReq>(data) else {
+        return;
+    };
+    if crate::rooms::breakouts::validate(&req, 6, Some(30)).is_ok() {
+        assert!((1..=6).contains(&req.rooms.len()) && (1..=30).contains(&req.duration));
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &req.rooms {
+            assert!(enclave_proto::ids::RoomId::parse(&format!("parent-{}", r.id)).is_ok());
+            for u in &r.users {
+                assert!(seen.insert(u.id.clone()), "assigned twice");
+            }
         }
     }
 }
@@ -265,6 +285,7 @@ mod tests {
             br#"{"user_id":"bob","service":"MIC","direction":"unlock"}"#.to_vec(),
             br#"{"question":"Lunch?","options":[{"id":1,"text":"a"},{"id":2,"text":"b"}],"poll_id":"p","selected_option":2}"#.to_vec(),
             br#"{"question":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","options":[{"id":1,"text":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},{"id":7,"text":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}],"selected_option":7}"#.to_vec(),
+            br#"{"duration":15,"rooms":[{"id":"1","title":"Room 1","users":[{"id":"bob"}]},{"id":"2","title":"Room 2","users":[{"id":"cat"}]}]}"#.to_vec(),
             // Found by the fuzzer: the URL check sliced a multi-byte character.
             vec![0xad, 0x0a, 0x3c, 0xad],
             // A STUN binding success with an XOR-MAPPED-ADDRESS (RFC 5769).
