@@ -505,7 +505,7 @@ describe('web client against enclave', () => {
     }
   });
 
-  scenario('19. breakout rooms in a server-key room: a host sends a guest to a room of its own (new session, new keys), the guest comes back, goes again, and returns from the ended page when the host ends the rooms', async ({ log, user }) => {
+  scenario('19. breakout rooms in a server-key room: a host sends a guest to a room of its own (new session, new keys) and one click takes the guest there and back, again, and back from the ended page when the host ends the rooms', async ({ log, user }) => {
     const room = `bko-${rand()}`;
     await server.createRoom(room, 'server_key');
     const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
@@ -522,10 +522,17 @@ describe('web client against enclave', () => {
     await ann.page.waitForSelector(`${tid('breakout-room')}[data-room-id="${room}-1"]`);
     await shot(ann, 'breakout-host-panel');
     // Bob is invited; one click takes him there (a new page: pre-join, then the room).
+    // One click: the next page joins by itself (no second click on its pre-join screen). The
+    // page title names the room, so the old page is never taken for the new one.
+    const connectedIn = (u, title) =>
+      u.page.waitForFunction(
+        (t) => document.title.startsWith(`${t} ·`) && !!document.querySelector('[data-testid="meeting"] [data-testid="connection-state"][data-state="connected"]'),
+        title,
+        { timeout: 25_000 },
+      );
     const joinBreakout = async () => {
       await bob.page.click(`${tid('breakout-banner')} ${tid('breakout-join-button')}`, { timeout: 10_000 });
-      await bob.page.waitForSelector(tid('prejoin'), { timeout: 15_000 });
-      await bob.join();
+      await connectedIn(bob, 'Room 1');
       await bob.page.waitForSelector(`${tid('breakout-banner')} ${tid('breakout-return-button')}`);
       await waitStatus(bob, 'encrypted');
       const code = await bob.code();
@@ -533,8 +540,7 @@ describe('web client against enclave', () => {
       assert.match(await bob.page.textContent(tid('breakout-banner-text')), /Breakout room “Room 1”\. Time left: \d+:\d\d/);
     };
     const backInMain = async () => {
-      await bob.page.waitForSelector(tid('prejoin'), { timeout: 15_000 });
-      await bob.join();
+      await connectedIn(bob, `Room ${room}`);
       await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`, { timeout: 10_000 });
       await waitFor(5000, 'one code in the main room again', () => Promise.all([ann.code(), bob.code()]), ([a, b]) => a === b, (cs) => cs.join(', '));
     };
@@ -571,9 +577,7 @@ describe('web client against enclave', () => {
     await ann.page.click(tid('breakout-start'));
     for (const u of [bob, cat]) {
       await u.page.click(`${tid('breakout-banner')} ${tid('breakout-join-button')}`, { timeout: 10_000 });
-      await u.page.waitForSelector(tid('prejoin'), { timeout: 15_000 });
-      await u.join();
-      await u.page.waitForSelector(`${tid('breakout-banner')} ${tid('breakout-return-button')}`);
+      await u.page.waitForSelector(`${tid('breakout-banner')} ${tid('breakout-return-button')}`, { timeout: 25_000 });
     }
     // In different rooms: neither sees the other.
     assert.equal(await bob.page.locator(`${tid('remote-tile')}[data-identity="cat"]`).count(), 0);
@@ -588,8 +592,6 @@ describe('web client against enclave', () => {
     // The host joins bob's room and sees him there.
     const bobsRoom = `${room}-${dealt.bob}`;
     await ann.page.click(`${tid('breakout-room')}[data-room-id="${bobsRoom}"] ${tid('breakout-join-button')}`);
-    await ann.page.waitForSelector(tid('prejoin'), { timeout: 15_000 });
-    await ann.join();
     await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`, { timeout: 10_000 });
   });
 

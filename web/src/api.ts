@@ -308,6 +308,11 @@ export class Api {
     return r.token;
   }
 
+  /** Admins: a breakout room runs `minutes` longer. */
+  extendBreakoutRoom(id: string, minutes: number): Promise<unknown> {
+    return this.post('./api/breakoutRoom/increaseDuration', { breakout_room_id: id, duration: minutes });
+  }
+
   endBreakoutRoom(id: string): Promise<unknown> {
     return this.post('./api/breakoutRoom/endRoom', { breakout_room_id: id });
   }

@@ -23,11 +23,17 @@ export interface BreakoutsOptions {
   closePanel: () => void;
 }
 
-/** This page's address with another join token (the embedding page's other parameters kept). */
-export function addressWithToken(href: string, token: string): string {
+/** The address fragment that makes the next page join by itself (see `Prejoin.autoJoin`). */
+export const ENTER_FRAGMENT = 'enter';
+
+/**
+ * This page's address with another join token (the embedding page's other parameters kept);
+ * `enter`: the page goes straight into the meeting (a move the person chose already).
+ */
+export function addressWithToken(href: string, token: string, enter = false): string {
   const u = new URL(href);
   u.searchParams.set('access_token', token);
-  u.hash = '';
+  u.hash = enter ? ENTER_FRAGMENT : '';
   return u.toString();
 }
 
@@ -55,6 +61,11 @@ export class Breakouts {
             {
               start: (plan) => this.open(plan),
               join: (id) => void this.move(() => this.o.api.joinBreakoutRoom(id)),
+              extend: (id, minutes) =>
+                void this.o.api.extendBreakoutRoom(id, minutes).then(
+                  () => this.refresh(),
+                  (e) => toast(message(e), 'error'),
+                ),
               end: (id) => void this.o.api.endBreakoutRoom(id).catch((e) => toast(message(e), 'error')),
               endAll: () => void this.o.api.endAllBreakoutRooms().catch((e) => toast(message(e), 'error')),
               message: (text) =>
@@ -108,6 +119,9 @@ export class Breakouts {
       await this.refresh();
     } else if (m.type === 'BREAKOUT_ROOMS_CHANGED') {
       await this.refresh();
+    } else if (m.type === 'BREAKOUT_ROOM_EXTENDED' && this.inBreakoutRoom) {
+      this.banner.endsAt(m.ends_at);
+      toast('A host gave this room more time.', 'info');
     }
   }
 
@@ -160,6 +174,6 @@ export class Breakouts {
       return;
     }
     await this.o.leave();
-    location.assign(addressWithToken(location.href, t));
+    location.assign(addressWithToken(location.href, t, true));
   }
 }

@@ -14,7 +14,7 @@ import {
 import { Api, ApiError, isWaiting, validateVerifyReply, type VerifyReply, type WaitingReply } from './api';
 import { h } from './dom';
 import { SessionKeys, deriveContentKey, deriveHistoryKey } from './e2ee';
-import { addressWithToken } from './breakout';
+import { ENTER_FRAGMENT, addressWithToken } from './breakout';
 import { e2eeWorkerUrl, mountPoint, serverBase } from './embed';
 import { KeyStatus } from './keystatus';
 import { Meeting } from './meeting';
@@ -33,15 +33,19 @@ const MAX_TIMEOUT = 2 ** 31 - 1;
 /** How often the waiting page asks whether a host has let this guest in. */
 const WAITING_ASK_MS = 2500;
 
-/** Reads the join token and removes it from the address bar (it stays in memory only). */
-function takeToken(): string | null {
+/**
+ * Reads the join token and removes it from the address bar (it stays in memory only), with the
+ * fragment that asks to join at once (a move between a main and a breakout room).
+ */
+function takeToken(): { token: string | null; enter: boolean } {
   const url = new URL(location.href);
   const token = url.searchParams.get('access_token');
-  if (url.searchParams.has('access_token')) {
+  const enter = url.hash === `#${ENTER_FRAGMENT}`;
+  if (url.searchParams.has('access_token') || enter) {
     url.searchParams.delete('access_token');
-    history.replaceState(history.state, '', url.pathname + (url.search === '?' ? '' : url.search) + url.hash);
+    history.replaceState(history.state, '', url.pathname + (url.search === '?' ? '' : url.search) + (enter ? '' : url.hash));
   }
-  return token && token.trim() ? token.trim() : null;
+  return { token: token && token.trim() ? token.trim() : null, enter };
 }
 
 class App {
@@ -68,6 +72,8 @@ class App {
     private readonly root: HTMLElement,
     token: string,
     base: string,
+    /** Opened by a move between a main and a breakout room: join at once (once). */
+    private enter = false,
   ) {
     this.api = new Api(token, base);
     this.keyStatus.onChange(() => this.renderBadge());
@@ -312,9 +318,11 @@ class App {
       clearKey: () => this.setKeys(null),
       code: () => this.keys?.verificationCode ?? null,
       keyWork: this.keyWork,
+      autoJoin: this.enter,
       onJoin: (r) => this.join(r),
     });
     this.prejoin = pj;
+    this.enter = false;
     document.title = `${v.room.title || v.room.room_id} · Enclave`;
     this.root.replaceChildren(h('div', { class: 'shell' }, this.topbar(), pj.el));
     await pj.start();
@@ -333,15 +341,7 @@ class App {
         this.workerUrl ??= await e2eeWorkerUrl(this.api.base, location);
         workerUrl = this.workerUrl;
       } catch (e) {
-        r.video?.stop();
-        r.audio?.stop();
-        messagePage(this.root, {
-          testid: 'connect-error-page',
-          kind: 'error',
-          title: 'Could not start end-to-end encryption',
-          body: e instanceof Error && e.message ? e.message : 'The encryption worker did not load.',
-          actions: [{ label: 'Try again', testid: 'rejoin-button', primary: true, onClick: () => void this.rejoin() }],
-        });
+        this.connectError(r, 'Could not start end-to-end encryption', e, 'The encryption worker did not load.');
         return;
       }
     }
@@ -363,16 +363,21 @@ class App {
     try {
       await m.start();
     } catch (e) {
-      r.video?.stop();
-      r.audio?.stop();
-      messagePage(this.root, {
-        testid: 'connect-error-page',
-        kind: 'error',
-        title: 'Could not connect to the meeting',
-        body: e instanceof Error && e.message ? e.message : 'The media server could not be reached.',
-        actions: [{ label: 'Try again', testid: 'rejoin-button', primary: true, onClick: () => void this.rejoin() }],
-      });
+      this.connectError(r, 'Could not connect to the meeting', e, 'The media server could not be reached.');
     }
+  }
+
+  /** The meeting could not start: the prepared devices stop, and the page offers to try again. */
+  private connectError(r: PrejoinResult, title: string, e: unknown, fallback: string): void {
+    r.video?.stop();
+    r.audio?.stop();
+    messagePage(this.root, {
+      testid: 'connect-error-page',
+      kind: 'error',
+      title,
+      body: e instanceof Error && e.message ? e.message : fallback,
+      actions: [{ label: 'Try again', testid: 'rejoin-button', primary: true, onClick: () => void this.rejoin() }],
+    });
   }
 
   private ended(reason: DisconnectReason | undefined, intentional: boolean): void {
@@ -390,7 +395,7 @@ class App {
         primary: !t.rejoin,
         onClick: () =>
           void back.then(
-            (token) => location.assign(addressWithToken(location.href, token)),
+            (token) => location.assign(addressWithToken(location.href, token, true)),
             (e) => toast(e instanceof ApiError && e.serverMsg ? e.serverMsg : 'The main room could not be reached.', 'error'),
           ),
       });
@@ -497,7 +502,7 @@ async function main(): Promise<void> {
     if (plan.page === 'insecure') insecureContextPage(root, plan);
     return;
   }
-  const token = takeToken();
+  const { token, enter } = takeToken();
   if (!token) {
     const t = describeApiError('notifications.auth-header-missing', 401);
     const card = messagePage(root, { testid: 'error-page', kind: 'error', title: t.title, body: t.body, data: { error: 'notifications.auth-header-missing' } });
@@ -505,7 +510,7 @@ async function main(): Promise<void> {
     if (plan.caDownload && card.isConnected) card.append(caDownloadNote());
     return;
   }
-  await new App(root, token, base).start();
+  await new App(root, token, base, enter).start();
 }
 
 void main();

@@ -945,7 +945,7 @@ export class Meeting {
         this.chat?.setPrivateLocked(m.lock_private_chat);
       } else if (m.type === 'POLL_CREATED' || m.type === 'POLL_CLOSED' || m.type === 'POLL_RESPONSE' || m.type === 'POLLS_ACTIVE') {
         await this.onPollMessage(m.type, m.type === 'POLLS_ACTIVE' ? '' : m.poll_id);
-      } else if (m.type === 'JOIN_BREAKOUT_ROOM' || m.type === 'BREAKOUT_ROOM_ENDED' || m.type === 'BREAKOUT_ROOMS_CHANGED') {
+      } else if (m.type === 'JOIN_BREAKOUT_ROOM' || m.type === 'BREAKOUT_ROOM_ENDED' || m.type === 'BREAKOUT_ROOMS_CHANGED' || m.type === 'BREAKOUT_ROOM_EXTENDED') {
         await this.breakouts.onMessage(m);
       } else if (m.type === 'E2EE_KEY') {
         await this.keys?.onEpoch(m.generation, m.secret, 'pushed');

@@ -95,7 +95,9 @@ export type SystemMessage =
   /** A host assigned us to a breakout room (addressed to us alone). */
   | { type: 'JOIN_BREAKOUT_ROOM'; breakout_room_id: string; title: string; ends_at: number }
   | { type: 'BREAKOUT_ROOM_ENDED'; breakout_room_id: string }
-  | { type: 'BREAKOUT_ROOMS_CHANGED' };
+  | { type: 'BREAKOUT_ROOMS_CHANGED' }
+  /** Inside a breakout room: a host gave it more time. */
+  | { type: 'BREAKOUT_ROOM_EXTENDED'; ends_at: number };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
@@ -217,6 +219,9 @@ export function parseSystem(v: unknown): SystemMessage | null {
     return { type: 'BREAKOUT_ROOM_ENDED', breakout_room_id: v.breakout_room_id };
   }
   if (v.type === 'BREAKOUT_ROOMS_CHANGED') return { type: 'BREAKOUT_ROOMS_CHANGED' };
+  if (v.type === 'BREAKOUT_ROOM_EXTENDED' && typeof v.ends_at === 'number' && Number.isFinite(v.ends_at)) {
+    return { type: 'BREAKOUT_ROOM_EXTENDED', ends_at: v.ends_at };
+  }
   if (v.type === 'POLLS_ACTIVE' && typeof v.is_active === 'boolean') {
     return { type: 'POLLS_ACTIVE', is_active: v.is_active };
   }

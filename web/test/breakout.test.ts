@@ -28,6 +28,7 @@ test('time left and the address of a move', () => {
   assert.equal(timeLeft(10_000, 0), '2:46:40');
   assert.equal(timeLeft(1, 5000), '0:00', 'never negative');
   assert.equal(addressWithToken('https://m.example/?access_token=old#x', 'new'), 'https://m.example/?access_token=new');
+  assert.equal(addressWithToken('https://m.example/?access_token=old', 'new', true), 'https://m.example/?access_token=new#enter', 'a move joins at once');
   assert.equal(
     addressWithToken('https://lms.example/mod/plugnmeet/conference.php?id=3', 'tok'),
     'https://lms.example/mod/plugnmeet/conference.php?id=3&access_token=tok',

@@ -41,6 +41,14 @@ pub struct BreakoutRoomIdReq {
     pub breakout_room_id: String,
 }
 
+/// `IncreaseBreakoutRoomDurationReq`: `duration` more minutes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IncreaseBreakoutRoomDurationReq {
+    pub breakout_room_id: String,
+    pub duration: u64,
+}
+
 /// `BroadcastBreakoutRoomMsgReq`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]

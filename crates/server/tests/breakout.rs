@@ -183,6 +183,22 @@ async fn an_admin_opens_rooms_people_join_theirs_and_come_back() {
     .await;
     assert_eq!(v["status"], false, "{v}");
 
+    // More time for a room: only an admin gives it, and the list says the new end.
+    let before = list["rooms"][1]["ends_at"].as_u64().unwrap();
+    let more = json!({ "breakout_room_id": "class-2", "duration": 5 });
+    let (s, _) = call(
+        &h,
+        "POST",
+        "/api/breakoutRoom/increaseDuration",
+        &cat,
+        more.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let v = post(&h, "/api/breakoutRoom/increaseDuration", &ann, more).await;
+    assert_eq!(v["room"]["ends_at"].as_u64(), Some(before + 300), "{v}");
+    assert_eq!(v["room"]["duration"], 15);
+
     // Ended early: the way back still answers with a token for the main room.
     post(
         &h,

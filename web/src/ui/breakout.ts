@@ -15,6 +15,7 @@ export interface Person {
 export interface BreakoutActions {
   start: (plan: BreakoutPlan) => Promise<string | null>;
   join: (roomId: string) => void;
+  extend: (roomId: string, minutes: number) => void;
   end: (roomId: string) => void;
   endAll: () => void;
   message: (text: string) => Promise<boolean>;
@@ -164,6 +165,8 @@ export class BreakoutPanel {
     const rooms = this.rooms.map((r) => {
       const join = h('button', { class: 'chip-btn', type: 'button', 'data-testid': 'breakout-join-button' }, 'Join');
       join.addEventListener('click', () => this.actions.join(r.id));
+      const extend = h('button', { class: 'chip-btn', type: 'button', 'data-testid': 'breakout-extend-button', title: 'Five more minutes' }, '+5 min');
+      extend.addEventListener('click', () => this.actions.extend(r.id, 5));
       const end = h('button', { class: 'chip-btn chip-danger', type: 'button', 'data-testid': 'breakout-end-button' }, 'End');
       end.addEventListener('click', () => this.actions.end(r.id));
       return h(
@@ -175,7 +178,7 @@ export class BreakoutPanel {
           { class: 'muted poll-meta' },
           r.users.length ? r.users.map((u) => `${u.name}${u.joined ? ' ●' : ''}`).join(', ') : 'Nobody assigned',
         ),
-        h('div', { class: 'poll-actions' }, join, end),
+        h('div', { class: 'poll-actions' }, join, extend, end),
       );
     });
     const endAll = h('button', { class: 'btn btn-danger', type: 'button', 'data-testid': 'breakout-end-all' }, 'End all breakout rooms');
@@ -207,7 +210,7 @@ export class BreakoutBanner {
   readonly el: HTMLElement;
   private readonly text: HTMLElement;
   private readonly button: HTMLButtonElement;
-  private endsAt = 0;
+  private endsAt_ = 0;
   private label = '';
 
   constructor(onClick: () => void) {
@@ -227,18 +230,24 @@ export class BreakoutBanner {
     this.show(`Breakout room “${title}”.`, endsAt, 'Return to main room', 'breakout-return-button');
   }
 
+  /** The time is up at `endsAt` now (a host gave more). */
+  endsAt(endsAt: number): void {
+    this.endsAt_ = endsAt;
+    this.tick();
+  }
+
   hide(): void {
     this.el.hidden = true;
   }
 
   tick(): void {
     if (this.el.hidden) return;
-    this.text.textContent = this.endsAt ? `${this.label} Time left: ${timeLeft(this.endsAt, Date.now())}` : this.label;
+    this.text.textContent = this.endsAt_ ? `${this.label} Time left: ${timeLeft(this.endsAt_, Date.now())}` : this.label;
   }
 
   private show(label: string, endsAt: number, button: string, testid: string): void {
     this.label = label;
-    this.endsAt = endsAt;
+    this.endsAt_ = endsAt;
     this.button.textContent = button;
     this.button.dataset.testid = testid;
     this.button.disabled = false;

@@ -46,6 +46,12 @@ export interface PrejoinOptions {
   code: () => string | null;
   /** Resolves when the server key has been derived (server_key mode). */
   keyWork: Promise<void> | null;
+  /**
+   * Joins by itself once the preview runs and the keys are ready: the page was opened by a
+   * move between a main room and a breakout room, which the person chose already. A typed
+   * passphrase is still asked for.
+   */
+  autoJoin?: boolean;
   onJoin: (r: PrejoinResult) => Promise<void>;
 }
 
@@ -203,6 +209,10 @@ export class Prejoin {
     await this.refreshDevices();
     if (this.o.mode === 'self_insert' && this.o.e2eeEnabled && !this.o.keyReady()) this.keyInput?.focus();
     else this.joinBtn.focus();
+    if (this.o.autoJoin && !(this.o.mode === 'self_insert' && this.o.e2eeEnabled)) {
+      await this.o.keyWork?.catch(() => {});
+      if (!this.destroyed && !this.needsKey()) await this.join();
+    }
   }
 
   private encryptionCard(): HTMLElement {

@@ -13,10 +13,10 @@ use enclave_proto::history::{
     AnalyticsFileReq, AnalyticsInfo, FetchAnalyticsReq, FetchAnalyticsResult, Page, ResultBody,
     RoomArtifactType,
 };
-use enclave_proto::reply::{Empty, Reply, TokenBody};
+use enclave_proto::reply::{Empty, Reply};
 use enclave_proto::StatusCode;
 
-use super::api::{artifact_file, artifact_row, decode, download_token, remove_file, require};
+use super::api::{artifact_file, artifact_row, artifact_token, decode, remove_artifact, require};
 use crate::app::App;
 use crate::error::{respond, ApiError};
 use crate::store::{ArtifactRow, Filter};
@@ -82,10 +82,7 @@ pub(super) async fn delete(State(app): State<Arc<App>>, body: Bytes) -> Response
         async {
             let req: AnalyticsFileReq = decode(&body)?;
             let a = analytics_row(&app, &req.file_id).await?;
-            if let Some(file) = artifact_file(&a) {
-                remove_file(&app.config.artifacts_path, &file).await;
-            }
-            app.store.delete_artifact(&a.artifact_id).await?;
+            remove_artifact(&app, &a).await?;
             Ok(Reply::<Empty>::success(Empty {}))
         }
         .await,
@@ -97,16 +94,7 @@ pub(super) async fn download_token_for(State(app): State<Arc<App>>, body: Bytes)
         async {
             let req: AnalyticsFileReq = decode(&body)?;
             let a = analytics_row(&app, &req.file_id).await?;
-            let file = artifact_file(&a).ok_or_else(|| {
-                ApiError::new(StatusCode::NotFound, "artifact has no downloadable file")
-            })?;
-            Ok(Reply::success(TokenBody {
-                token: Some(download_token(
-                    &app,
-                    &file,
-                    app.config.download_token_validity,
-                )),
-            }))
+            artifact_token(&app, &a)
         }
         .await,
     )

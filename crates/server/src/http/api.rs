@@ -766,15 +766,34 @@ pub(super) fn artifact_file(a: &ArtifactRow) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Deletes an artifact's file (if it has one) and its row.
+pub(super) async fn remove_artifact(app: &App, a: &ArtifactRow) -> Result<(), ApiError> {
+    if let Some(file) = artifact_file(a) {
+        remove_file(&app.config.artifacts_path, &file).await;
+    }
+    app.store.delete_artifact(&a.artifact_id).await?;
+    Ok(())
+}
+
+/// A download token for an artifact's file.
+pub(super) fn artifact_token(app: &App, a: &ArtifactRow) -> Result<Reply<TokenBody>, ApiError> {
+    let file = artifact_file(a)
+        .ok_or_else(|| ApiError::new(StatusCode::NotFound, "artifact has no downloadable file"))?;
+    Ok(Reply::success(TokenBody {
+        token: Some(download_token(
+            app,
+            &file,
+            app.config.download_token_validity,
+        )),
+    }))
+}
+
 pub(super) async fn delete_artifact(State(app): State<Arc<App>>, body: Bytes) -> Response {
     respond(
         async {
             let req: ArtifactIdReq = decode(&body)?;
             let a = artifact_row(&app, &req.artifact_id).await?;
-            if let Some(file) = artifact_file(&a) {
-                remove_file(&app.config.artifacts_path, &file).await;
-            }
-            app.store.delete_artifact(&a.artifact_id).await?;
+            remove_artifact(&app, &a).await?;
             Ok(Reply::<Empty>::success(Empty {}))
         }
         .await,
@@ -792,16 +811,7 @@ pub(super) async fn artifact_download_token(State(app): State<Arc<App>>, body: B
                     format!("'{}' artifact type is not downloadable", a.kind.as_str()),
                 ));
             }
-            let file = artifact_file(&a).ok_or_else(|| {
-                ApiError::new(StatusCode::NotFound, "artifact has no downloadable file")
-            })?;
-            Ok(Reply::success(TokenBody {
-                token: Some(download_token(
-                    &app,
-                    &file,
-                    app.config.download_token_validity,
-                )),
-            }))
+            artifact_token(&app, &a)
         }
         .await,
     )

@@ -19,7 +19,7 @@ use axum::Router;
 
 use enclave_proto::breakout::{
     BreakoutRoom, BreakoutRoomIdReq, BreakoutRoomRes, BroadcastBreakoutRoomMsgReq,
-    CreateBreakoutRoomsReq,
+    CreateBreakoutRoomsReq, IncreaseBreakoutRoomDurationReq,
 };
 use enclave_proto::ids::{RoomId, UserId};
 use enclave_proto::json;
@@ -43,6 +43,10 @@ pub(super) fn routes() -> Router<Arc<App>> {
         .route("/api/breakoutRoom/listRooms", get(list))
         .route("/api/breakoutRoom/myRooms", get(mine))
         .route("/api/breakoutRoom/sendMsg", post(send_msg))
+        .route(
+            "/api/breakoutRoom/increaseDuration",
+            post(increase_duration),
+        )
         .route("/api/breakoutRoom/endRoom", post(end_one))
         .route("/api/breakoutRoom/endAllRooms", post(end_all))
         .route("/api/breakoutRoom/return", post(return_to_parent))
@@ -349,6 +353,47 @@ fn sign(
         parent_room_id: parent.to_owned(),
     };
     app.keys.sign(TokenKind::Join, &claims)
+}
+
+/// Admins: a breakout room runs `duration` minutes longer (its people are told, as is the
+/// parent's list).
+async fn increase_duration(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
+    admin(&c)?;
+    let req: IncreaseBreakoutRoomDurationReq = json::decode(&body).map_err(ApiError::invalid)?;
+    if !(1..=breakouts::MAX_DURATION_MINUTES).contains(&req.duration) {
+        return Err(refused(BreakoutError::Duration));
+    }
+    let id = req.breakout_room_id.clone();
+    with(&c.room, move |b| b.get(&id)).await?.map_err(refused)?;
+    let target = app
+        .rooms
+        .get_str(&req.breakout_room_id)
+        .ok_or_else(|| refused(BreakoutError::NotFound))?;
+    target
+        .extend_duration(std::time::Duration::from_secs(req.duration * 60))
+        .await
+        .map_err(|_| refused(BreakoutError::NotFound))?;
+    let (id, minutes) = (req.breakout_room_id.clone(), req.duration);
+    let room = with(&c.room, move |b| b.extend(&id, minutes))
+        .await?
+        .map_err(refused)?;
+    tell(
+        &app,
+        &target,
+        serde_json::json!({ "type": "BREAKOUT_ROOM_EXTENDED", "ends_at": room.ends_at }),
+        Vec::new(),
+    );
+    tell(
+        &app,
+        &c.room,
+        serde_json::json!({ "type": "BREAKOUT_ROOMS_CHANGED" }),
+        Vec::new(),
+    );
+    tracing::info!(room_id = %c.room.info.room_id, breakout_room_id = room.id, minutes, "breakout room extended");
+    send(BreakoutRoomRes {
+        room: Some(room),
+        ..BreakoutRoomRes::success()
+    })
 }
 
 /// Admins: a message to every breakout room's chat. Not in an E2EE room: the text would pass

@@ -110,6 +110,18 @@ impl Breakouts {
             .ok_or(BreakoutError::NotFound)
     }
 
+    /// `id` runs `minutes` longer.
+    pub fn extend(&mut self, id: &str, minutes: u64) -> Result<BreakoutRoom, BreakoutError> {
+        let r = self
+            .rooms
+            .iter_mut()
+            .find(|r| r.id == id)
+            .ok_or(BreakoutError::NotFound)?;
+        r.duration += minutes;
+        r.ends_at += minutes * 60;
+        Ok(r.clone())
+    }
+
     /// The room `user` is assigned to.
     pub fn of(&self, user: &str) -> Option<BreakoutRoom> {
         self.rooms

@@ -241,6 +241,9 @@ pub struct Room {
     empty_since: Option<Instant>,
     /// When the first participant joined.
     started_at: Option<Instant>,
+    /// A breakout room's duration counts from its creation, not from the first join (the host
+    /// gave everyone "15 minutes from now").
+    clock_from: Option<Instant>,
     /// Joins over the whole session, for history.
     joined_total: i64,
     /// Server-generated-key rooms: whether epochs rotate, and the current one (none before
@@ -275,6 +278,7 @@ impl Room {
             locks_for_all: Default::default(),
             empty_since: Some(now),
             started_at: None,
+            clock_from: None,
             joined_total: 0,
             key_epochs: false,
             epoch: None,
@@ -825,7 +829,24 @@ impl Room {
     }
 
     fn duration_deadline(&self) -> Option<Instant> {
-        Some(self.started_at? + self.limits.duration?)
+        Some(self.clock_from.or(self.started_at)? + self.limits.duration?)
+    }
+
+    /// The room's duration counts from `now` (its creation) instead of from the first join.
+    pub fn with_clock_from(mut self, now: Instant) -> Self {
+        self.clock_from = Some(now);
+        self
+    }
+
+    /// Gives the room `extra` more time (a room without a duration keeps none).
+    pub fn extend_duration(&mut self, extra: Duration) -> bool {
+        match self.limits.duration.as_mut() {
+            Some(d) => {
+                *d += extra;
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -1350,6 +1371,32 @@ mod tests {
         assert_eq!(
             drain(&mut room),
             vec![RoomEvent::Ended(EndReason::EmptyTimeout)]
+        );
+    }
+
+    #[test]
+    fn a_breakout_rooms_clock_runs_from_its_creation_and_a_host_can_give_it_more_time() {
+        let t0 = Instant::now();
+        let limits = RoomLimits {
+            duration: Some(Duration::from_secs(600)),
+            ..LIMITS
+        };
+        let mut room = Room::new(t0, limits).with_clock_from(t0);
+        room.join(t0 + Duration::from_secs(30), p("a")).unwrap();
+        drain(&mut room);
+        assert_eq!(
+            room.poll_timeout(),
+            Some(t0 + Duration::from_secs(600)),
+            "not from the first join"
+        );
+        assert!(room.extend_duration(Duration::from_secs(300)));
+        assert_eq!(room.poll_timeout(), Some(t0 + Duration::from_secs(900)));
+        room.handle_timeout(t0 + Duration::from_secs(600));
+        assert_eq!(drain(&mut room), vec![], "still running after the old end");
+        let mut open = Room::new(t0, LIMITS);
+        assert!(
+            !open.extend_duration(Duration::from_secs(300)),
+            "no duration to extend"
         );
     }
 

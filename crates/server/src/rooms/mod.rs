@@ -237,6 +237,7 @@ enum Command {
     ),
     CurrentEpoch(UserId, oneshot::Sender<Option<KeyEpoch>>),
     Activity(UserId, analytics::Activity),
+    ExtendDuration(Duration, oneshot::Sender<bool>),
     OwnUpdate(
         UserId,
         String,
@@ -458,6 +459,11 @@ impl RoomHandle {
         let _ = self.tx.try_send(Command::Activity(user, activity));
     }
 
+    /// Gives the room `extra` more time; false for a room without a duration.
+    pub async fn extend_duration(&self, extra: Duration) -> Result<bool, RoomGone> {
+        self.ask(|tx| Command::ExtendDuration(extra, tx)).await
+    }
+
     /// `user` asks to change their own metadata and name (see
     /// [`core::Room::own_update`]).
     pub async fn own_update(
@@ -621,9 +627,13 @@ impl Rooms {
             max_participants: info.max_participants,
             duration,
         };
-        let mut room = Room::new(tokio::time::Instant::now().into_std(), limits);
+        let now = tokio::time::Instant::now().into_std();
+        let mut room = Room::new(now, limits);
         if info.server_key {
             room = room.with_key_epochs();
+        }
+        if info.metadata.is_breakout_room {
+            room = room.with_clock_from(now);
         }
         // A room outlives the request that created it: its span has no parent.
         let span =
@@ -840,6 +850,9 @@ async fn drive(
                         }
                     }
                     let _ = reply.send(changed);
+                }
+                Some(Command::ExtendDuration(extra, reply)) => {
+                    let _ = reply.send(room.extend_duration(extra));
                 }
                 Some(Command::OwnUpdate(user, metadata, name, reply)) => {
                     let _ = reply.send(room.own_update(&user, &metadata, &name));
