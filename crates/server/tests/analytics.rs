@@ -205,6 +205,16 @@ async fn a_session_leaves_who_came_when_who_spoke_chatted_raised_hands_and_voted
         .json();
     assert_eq!(proceeded["analytics"]["file_id"], file_id.as_str());
 
+    // The past session names its analytics file.
+    let (_, past) = h
+        .call("/auth/room/fetchPastRooms", r#"{"room_ids":["class"]}"#)
+        .await;
+    assert_eq!(
+        past["result"]["rooms_list"][0]["analytics_file_id"],
+        file_id.as_str(),
+        "{past}"
+    );
+
     // The artifact API sees the same file; deleting it removes the file too.
     let (_, v) = h
         .call(

@@ -398,6 +398,23 @@ pub(super) async fn end_room(State(app): State<Arc<App>>, body: Bytes) -> Respon
     )
 }
 
+/// The id of a session's analytics file (its `MEETING_ANALYTICS` artifact), if it left one.
+async fn analytics_file_id(app: &App, sid: &str) -> Result<Option<String>, ApiError> {
+    let filter = Filter {
+        room_ids: Vec::new(),
+        room_sid: Some(sid.to_owned()),
+    };
+    let (_, rows) = app
+        .store
+        .artifacts(
+            &filter,
+            Some(enclave_proto::history::RoomArtifactType::MeetingAnalytics),
+            &Page::new(0, 1, String::new()),
+        )
+        .await?;
+    Ok(rows.into_iter().next().map(|a| a.artifact_id))
+}
+
 pub(super) async fn fetch_past_rooms(State(app): State<Arc<App>>, body: Bytes) -> Response {
     respond(
         async {
@@ -416,13 +433,19 @@ pub(super) async fn fetch_past_rooms(State(app): State<Arc<App>>, body: Bytes) -
             if total == 0 {
                 return Err(ApiError::new(StatusCode::NotFound, "no room found"));
             }
+            let mut rooms_list = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let mut info = past_room(r, rfc3339);
+                info.analytics_file_id = analytics_file_id(&app, &r.sid).await?;
+                rooms_list.push(info);
+            }
             Ok(Reply::success(ResultBody {
                 result: Some(FetchPastRoomsResult {
                     total_rooms: total,
                     from: page.from,
                     limit: page.limit,
                     order_by: page.order_by,
-                    rooms_list: rows.iter().map(|r| past_room(r, rfc3339)).collect(),
+                    rooms_list,
                 }),
             }))
         }
