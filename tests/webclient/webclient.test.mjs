@@ -313,11 +313,12 @@ describe('web client against enclave', () => {
     const cat = user(server, { room, id: 'cat', name: 'Cat' });
     await Promise.all([ann, bob, cat].map((u) => u.enter(chrome.browser)));
     const handOn = (u, id) => `${tid(u === id ? 'local-tile' : 'remote-tile')}[data-identity="${id}"][data-hand="true"]`;
-    await bob.page.click(tid('raise-hand-toggle'));
-    await bob.page.waitForSelector(`${tid('raise-hand-toggle')}[aria-pressed="true"]`);
+    await bob.page.click(tid('raise-hand-button'));
+    await bob.page.waitForSelector(`${tid('raise-hand-button')}[aria-pressed="true"]`);
     for (const u of [ann, cat]) await u.page.waitForSelector(handOn(null, 'bob'), { timeout: 5000 });
+    await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"] ${tid('hand-raised-indicator')}`, { state: 'visible' });
     await bob.page.waitForSelector(handOn('bob', 'bob'));
-    await cat.page.click(tid('raise-hand-toggle'));
+    await cat.page.click(tid('raise-hand-button'));
     await ann.page.waitForSelector(handOn(null, 'cat'), { timeout: 5000 });
     // The host's queue, in the order the hands went up.
     await ann.page.click(tid('participants-toggle'));
@@ -334,15 +335,15 @@ describe('web client against enclave', () => {
     // The host lowers one hand, then all (the server refuses that to anyone else:
     // browser_api::hands_are_raised_by_their_owner_and_lowered_by_them_or_an_admin).
     await ann.page.click(`${tid('participant-item')}[data-identity="bob"] ${tid('lower-hand-button')}`);
-    await bob.page.waitForSelector(`${tid('raise-hand-toggle')}[aria-pressed="false"]`, { timeout: 5000 });
+    await bob.page.waitForSelector(`${tid('raise-hand-button')}[aria-pressed="false"]`, { timeout: 5000 });
     await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"][data-hand="false"]`);
     await ann.page.click(tid('lower-all-hands-button'));
-    await cat.page.waitForSelector(`${tid('raise-hand-toggle')}[aria-pressed="false"]`, { timeout: 5000 });
+    await cat.page.waitForSelector(`${tid('raise-hand-button')}[aria-pressed="false"]`, { timeout: 5000 });
     await ann.page.waitForSelector(tid('hand-queue'), { state: 'hidden' });
     log.add('driver', 'hands: raised by bob and cat, queue in order, lowered by the host');
 
     // Reactions: sealed like chat, shown over the sender's tile for everyone.
-    await bob.page.click(tid('reaction-toggle'));
+    await bob.page.click(tid('reaction-button'));
     await bob.page.click(tid('reaction-clap'));
     for (const u of [ann, cat]) {
       await u.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"] ${tid('reaction-bubble')}[data-reaction="clap"]`, { state: 'attached', timeout: 5000 });
@@ -605,8 +606,8 @@ describe('web client against enclave', () => {
     for (const u of [ann, bob, cat]) await u.openChat();
     const tag = rand();
     const sendTo = async (u, value, text) => {
-      await u.page.waitForSelector(`${tid('chat-recipient')} option[value="${value}"]`, { state: 'attached', timeout: 10_000 });
-      await u.page.selectOption(tid('chat-recipient'), value);
+      await u.page.waitForSelector(`${tid('private-chat-select')} option[value="${value}"]`, { state: 'attached', timeout: 10_000 });
+      await u.page.selectOption(tid('private-chat-select'), value);
       await u.say(text);
     };
     await sendTo(bob, 'ann', `psst ${tag}`);
@@ -630,7 +631,7 @@ describe('web client against enclave', () => {
     // drops private messages from him: sfu::permissions, rooms::locks).
     await ann.page.click(tid('participants-toggle'));
     await ann.page.check(tid('lock-private-chat-all'));
-    await bob.page.waitForFunction(() => document.querySelectorAll('[data-testid="chat-recipient"] option').length === 1, null, { timeout: 5000 });
+    await bob.page.waitForFunction(() => document.querySelectorAll('[data-testid="private-chat-select"] option').length === 1, null, { timeout: 5000 });
     await bob.say(`still public ${tag}`);
     await ann.sees('bob', `still public ${tag}`);
     log.add('driver', 'private chat: to ann only, to the hosts, and locked');

@@ -339,14 +339,14 @@ export class Meeting {
     const screenBtn = this.canScreen ? mk('screen-share-toggle', ['Stop sharing', 'Share screen'], ['screen', 'screen'], () => void this.toggleScreen()) : null;
     const chatBtn = this.canChat ? mk('chat-toggle', ['Chat', 'Chat'], ['chat', 'chat'], () => this.togglePanel('chat')) : null;
     const peopleBtn = mk('participants-toggle', ['People', 'People'], ['people', 'people'], () => this.togglePanel('people'));
-    const handBtn = !hidden && f.allow_raise_hand !== false ? mk('raise-hand-toggle', ['Lower hand', 'Raise hand'], ['hand', 'hand'], () => void this.toggleHand()) : null;
+    const handBtn = !hidden && f.allow_raise_hand !== false ? mk('raise-hand-button', ['Lower hand', 'Raise hand'], ['hand', 'hand'], () => void this.toggleHand()) : null;
     const pollsAllowed = (f.polls_features as { is_allow?: boolean } | undefined)?.is_allow !== false;
     const pollsBtn = pollsAllowed ? mk('polls-toggle', ['Polls', 'Polls'], ['poll', 'poll'], () => this.togglePanel('polls')) : null;
     // Participants see the button once a host opened polls (or asked one); hosts always.
     if (pollsBtn && !this.isAdmin) pollsBtn.el.hidden = true;
     this.pollsBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'polls-unanswered', title: 'Polls you have not answered' });
     pollsBtn?.el.appendChild(this.pollsBadge);
-    const reactBtn = !hidden && f.allow_reactions !== false ? mk('reaction-toggle', ['React', 'React'], ['smile', 'smile'], () => this.toggleReactions()) : null;
+    const reactBtn = !hidden && f.allow_reactions !== false ? mk('reaction-button', ['React', 'React'], ['smile', 'smile'], () => this.toggleReactions()) : null;
     this.reactionPicker = reactBtn
       ? h(
           'div',

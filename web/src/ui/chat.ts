@@ -35,7 +35,7 @@ export class ChatPanel {
     private readonly onSend: (text: string, target: ChatTarget) => Promise<void>,
     onClose: () => void,
   ) {
-    this.recipient = h('select', { class: 'input chat-recipient', 'aria-label': 'Send to', 'data-testid': 'chat-recipient' });
+    this.recipient = h('select', { class: 'input chat-recipient', 'aria-label': 'Send to', 'data-testid': 'private-chat-select' });
     this.renderRecipients();
     this.list = h('ol', { class: 'chat-list', role: 'log', 'aria-live': 'polite', 'aria-label': 'Chat messages', 'data-testid': 'chat-list' });
     this.empty = h(

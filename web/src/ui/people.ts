@@ -137,7 +137,7 @@ export class PeoplePanel {
             p.isLocal ? h('span', { class: 'muted' }, ' (you)') : null,
             p.isAdmin ? h('span', { class: 'pill pill-host' }, 'Host') : null,
             p.presenter ? h('span', { class: 'pill pill-presenter', 'data-testid': 'presenter-pill' }, 'Presenter') : null,
-            p.handRaisedAt !== null ? h('span', { class: 'pill pill-hand', 'data-testid': 'hand-raised', title: 'Hand raised' }, icon('hand', 'icon icon-xs')) : null,
+            p.handRaisedAt !== null ? h('span', { class: 'pill pill-hand', 'data-testid': 'hand-raised-indicator', title: 'Hand raised' }, icon('hand', 'icon icon-xs')) : null,
             p.observer ? h('span', { class: 'pill pill-warn', 'data-testid': 'observer-pill', title: 'Receives the meeting and can read it, sends nothing' }, 'Observer') : null,
             p.mismatch ? h('span', { class: 'pill pill-bad', title: 'Uses a different encryption key' }, icon('alert', 'icon icon-xs'), 'Key differs') : null,
           ),

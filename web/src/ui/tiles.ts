@@ -50,7 +50,7 @@ export class Tile {
       h('span', null, isLocal ? 'Others cannot decrypt your media' : 'Can’t decrypt: different encryption key'),
     );
     this.presenterEl = h('span', { class: 'pill pill-presenter', hidden: true, 'data-testid': 'presenter-badge' }, 'Presenter');
-    this.handEl = h('span', { class: 'tile-hand', hidden: true, 'data-testid': 'hand-raised', title: 'Hand raised' }, icon('hand', 'icon icon-sm'));
+    this.handEl = h('span', { class: 'tile-hand', hidden: true, 'data-testid': 'hand-raised-indicator', title: 'Hand raised' }, icon('hand', 'icon icon-sm'));
     const testid = isLocal ? (isScreen ? 'local-screen-tile' : 'local-tile') : isScreen ? 'remote-screen-tile' : 'remote-tile';
     this.el = h(
       'div',
