@@ -224,12 +224,9 @@ impl App {
                     let gone = id.clone();
                     if let Ok(true) = parent.breakouts(move |b| b.remove(&gone)).await {
                         if let Some(media) = media {
-                            media.send_data(
+                            media.send_system(
                                 parent.info.room_id.as_str(),
-                                serde_json::json!({ "type": "BREAKOUT_ROOM_ENDED", "breakout_room_id": id })
-                                    .to_string()
-                                    .into_bytes(),
-                                Some(enclave_sfu::SERVER_TOPIC.to_owned()),
+                                &serde_json::json!({ "type": "BREAKOUT_ROOM_ENDED", "breakout_room_id": id }),
                                 Vec::new(),
                             );
                         }

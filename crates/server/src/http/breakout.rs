@@ -72,12 +72,7 @@ async fn with<T: Send + 'static>(
 /// A server data packet to `room` (everyone when `to` is empty).
 fn tell(app: &App, room: &RoomHandle, msg: serde_json::Value, to: Vec<String>) {
     if let Some(media) = &app.media {
-        media.send_data(
-            room.info.room_id.as_str(),
-            msg.to_string().into_bytes(),
-            Some(enclave_sfu::SERVER_TOPIC.to_owned()),
-            to,
-        );
+        media.send_system(room.info.room_id.as_str(), &msg, to);
     }
 }
 

@@ -798,12 +798,9 @@ async fn update_lock_settings(
                     let locks = inv.metadata.lock_settings.as_ref();
                     let chat = crate::rooms::locks::chat_locked(false, locks);
                     let private = crate::rooms::locks::private_chat_locked(false, locks);
-                    media.send_data(
+                    media.send_system(
                         c.room.info.room_id.as_str(),
-                        json!({ "type": "LOCK_SETTINGS", "lock_chat": chat, "lock_private_chat": private })
-                            .to_string()
-                            .into_bytes(),
-                        Some(enclave_sfu::SERVER_TOPIC.to_owned()),
+                        &json!({ "type": "LOCK_SETTINGS", "lock_chat": chat, "lock_private_chat": private }),
                         vec![user.to_string()],
                     );
                 }

@@ -89,12 +89,7 @@ async fn with<T: Send + 'static>(
 /// Tells everyone in the room, on the server's topic.
 fn announce(app: &App, c: &Caller, msg: serde_json::Value) {
     if let Some(media) = &app.media {
-        media.send_data(
-            c.room.info.room_id.as_str(),
-            msg.to_string().into_bytes(),
-            Some(enclave_sfu::SERVER_TOPIC.to_owned()),
-            Vec::new(),
-        );
+        media.send_system(c.room.info.room_id.as_str(), &msg, Vec::new());
     }
 }
 

@@ -449,6 +449,17 @@ impl Media {
         });
     }
 
+    /// Sends a server message (JSON, with its `type`) on the server's topic to everyone in the
+    /// room (or to the named identities).
+    pub fn send_system(&self, room_id: &str, msg: &serde_json::Value, to: Vec<String>) {
+        self.send_data(
+            room_id,
+            msg.to_string().into_bytes(),
+            Some(SYSTEM_TOPIC.to_owned()),
+            to,
+        );
+    }
+
     /// Sends a server data packet to everyone in the room (or to the named identities).
     pub fn send_data(
         &self,

@@ -6,7 +6,7 @@
 //! ends (stopped, the room ended, or a failure) it detaches the sink, tells everyone in the
 //! room, sends the webhooks and, for a recording, stores the finished file's row.
 //!
-//! State changes reach the room as server data packets on [`SYSTEM_TOPIC`]:
+//! State changes reach the room as server data packets on [`SYSTEM_TOPIC`](crate::media::SYSTEM_TOPIC):
 //! `{"type":"RECORDER_STATE","is_recording":…,"is_active_rtmp":…}`, and failures as
 //! `{"type":"SYSTEM_NOTIFICATION","msg":…,"notification_type":"error"}`.
 
@@ -26,7 +26,7 @@ use tracing::Instrument;
 use enclave_sfu::SinkRefused;
 
 use crate::clock::unix_now;
-use crate::media::{Media, SYSTEM_TOPIC};
+use crate::media::Media;
 use crate::metrics::{JobLabels, JobResultLabels, Metrics};
 use crate::recorder::pipeline::{Finished, Pipeline, PipelineConfig, PipelineError};
 use crate::recorder::Target;
@@ -462,12 +462,7 @@ fn announce(recorders: &Recorders, info: &RoomInfo) {
 
 fn send_system(recorders: &Recorders, info: &RoomInfo, msg: serde_json::Value) {
     if let Some(media) = &recorders.inner.media {
-        media.send_data(
-            info.room_id.as_str(),
-            msg.to_string().into_bytes(),
-            Some(SYSTEM_TOPIC.to_owned()),
-            Vec::new(),
-        );
+        media.send_system(info.room_id.as_str(), &msg, Vec::new());
     }
 }
 
