@@ -42,7 +42,7 @@ export interface VerifyReply {
   user: { user_id: string; name: string; is_admin: boolean; is_hidden?: boolean; is_observer?: boolean; lock_chat?: boolean; lock_private_chat?: boolean };
   media: { url: string; token: string };
   /** `secret` and `generation`: the key epoch drawn for this caller (server-generated-key rooms). */
-  e2ee: { enabled: boolean; mode: E2eeMode; secret?: string; generation?: number; history_secret?: string; content_secret?: string; included_chat_messages?: boolean };
+  e2ee: { enabled: boolean; mode: E2eeMode; secret?: string; generation?: number; history_secret?: string; content_secret?: string; included_chat_messages?: boolean; included_whiteboard?: boolean };
   expires_at: number;
   /** Whether the server is recording the room / broadcasting it over RTMP right now. */
   is_recording?: boolean;

@@ -217,7 +217,7 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!(addr = %server.addr, "serving");
     let app = server.app.clone();
     tokio::select! {
-        r = server.wait() => r,
+        r = server.wait() => Ok(r?),
         _ = shutdown_signal() => {
             tracing::info!(rooms = app.rooms.len(), "shutting down");
             for room in app.rooms.all() {

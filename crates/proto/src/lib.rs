@@ -14,6 +14,7 @@
 //! fuzz target `api_request` exercises it.
 
 pub mod breakout;
+pub mod browser;
 pub mod fuzzing;
 pub mod history;
 pub mod ids;

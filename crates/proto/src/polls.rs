@@ -120,6 +120,10 @@ pub struct PollResponse {
     /// Ours: whether an admin has the polls panel open for everyone (`/api/polls/activate`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_active: Option<bool>,
+    /// Ours (`userSelectedOption`): whether the user voted; an anonymous poll keeps no choice,
+    /// only this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_voted: Option<bool>,
 }
 
 impl PollResponse {

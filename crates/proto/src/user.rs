@@ -256,7 +256,7 @@ impl GenerateTokenReq {
 }
 
 /// The claims of a Plug-N-Meet join token (HS256 JWT signed with the API secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinClaims {
     /// The API key.
     pub iss: String,

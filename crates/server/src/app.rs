@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
+use enclave_proto::browser::ServerMessage;
 use enclave_proto::ids::UserId;
 
 use crate::clock::unix_now;
@@ -19,6 +20,32 @@ use crate::store::ArtifactRow;
 use crate::store::Store;
 use crate::webhook::Webhooks;
 use enclave_proto::history::RoomArtifactType;
+
+/// Why the server did not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener or socket operation failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The HTTPS redirect port could not be bound.
+    #[error("client.tls.http_redirect_port: cannot listen on {port}: {source}")]
+    RedirectPort { port: u16, source: std::io::Error },
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The address seen from outside could not be learned (STUN).
+    #[error("{0}")]
+    ExternalIp(String),
+    /// The media sockets could not be bound.
+    #[error("cannot bind the media sockets: {0}")]
+    MediaSockets(std::io::Error),
+    /// The certificate could not be made, loaded or obtained.
+    #[error("HTTPS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// The serving task ended abnormally.
+    #[error("the HTTP server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// Services shared by every request and room.
 pub struct App {
@@ -41,7 +68,7 @@ pub struct App {
 
 impl App {
     /// Opens the store and builds the services.
-    pub async fn new(config: ServerConfig) -> anyhow::Result<Arc<Self>> {
+    pub async fn new(config: ServerConfig) -> Result<Arc<Self>, StartError> {
         let store = SqliteStore::open(&config.database_path)?;
         let stale = store.end_all_running(unix_now()).await?;
         if stale > 0 {
@@ -65,9 +92,9 @@ impl App {
             Some(mut cfg) => Some({
                 crate::media::stun::add_external_ip(&mut cfg)
                     .await
-                    .map_err(|e| anyhow::anyhow!(e))?;
+                    .map_err(StartError::ExternalIp)?;
                 crate::media::Media::start(cfg, metrics.clone(), media_events)
-                    .map_err(|e| anyhow::anyhow!("cannot bind the media sockets: {e}"))?
+                    .map_err(StartError::MediaSockets)?
             }),
             None => None,
         };
@@ -79,7 +106,7 @@ impl App {
                     .as_ref()
                     .map(|m| m.advertised_ips())
                     .unwrap_or_default();
-                Some(crate::tls::Tls::start(t, &ips).map_err(|e| anyhow::anyhow!("HTTPS: {e}"))?)
+                Some(crate::tls::Tls::start(t, &ips)?)
             }
             None => None,
         };
@@ -226,7 +253,9 @@ impl App {
                         if let Some(media) = media {
                             media.send_system(
                                 parent.info.room_id.as_str(),
-                                &serde_json::json!({ "type": "BREAKOUT_ROOM_ENDED", "breakout_room_id": id }),
+                                &ServerMessage::BreakoutRoomEnded {
+                                    breakout_room_id: id,
+                                },
                                 Vec::new(),
                             );
                         }
@@ -359,13 +388,11 @@ impl RoomObserver for App {
         };
         // The payload is copied into the data packet the media server encodes and encrypts for
         // each recipient (DTLS); those copies are not wiped, only dropped.
-        let payload = serde_json::json!({
-            "type": "E2EE_KEY",
-            "generation": epoch.generation,
-            "secret": epoch.secret.expose(),
-        })
-        .to_string()
-        .into_bytes();
+        let payload = ServerMessage::E2eeKey {
+            generation: epoch.generation,
+            secret: epoch.secret.expose().to_owned(),
+        }
+        .to_bytes();
         media.send_data(
             info.room_id.as_str(),
             payload,

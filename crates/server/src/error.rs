@@ -5,6 +5,8 @@
 //! and download-token failures use HTTP status codes. Internal details are logged, never
 //! returned.
 
+use std::marker::PhantomData;
+
 use axum::http::StatusCode as Http;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -61,11 +63,34 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Writes a handler's result: the reply on success, or the envelope with an empty body of the
-/// endpoint's shape on failure (every field present, as protojson emits them).
-pub fn respond<T: Serialize + Default>(r: Result<Reply<T>, ApiError>) -> Response {
-    match r {
-        Ok(reply) => Json(reply).into_response(),
-        Err(e) => (e.http, Json(Reply::<T>::fail(e.code, e.msg))).into_response(),
+/// What an `/auth` handler returns: the reply, or a refusal that still writes every field of
+/// the endpoint's body (empty), as protojson emits them. `?` on an [`ApiError`] refuses.
+pub type AuthReply<T> = Result<Json<Reply<T>>, Refused<T>>;
+
+/// A refused `/auth` call, answered in the shape of the endpoint's reply `T`.
+#[derive(Debug)]
+pub struct Refused<T>(pub ApiError, PhantomData<fn() -> T>);
+
+impl<T> From<ApiError> for Refused<T> {
+    fn from(e: ApiError) -> Self {
+        Refused(e, PhantomData)
     }
+}
+
+impl<T> From<crate::store::StoreError> for Refused<T> {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl<T: Serialize + Default> IntoResponse for Refused<T> {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        (e.http, Json(Reply::<T>::fail(e.code, e.msg))).into_response()
+    }
+}
+
+/// A successful `/auth` reply with the message `success`.
+pub fn success<T: Default>(body: T) -> AuthReply<T> {
+    Ok(Json(Reply::success(body)))
 }

@@ -24,6 +24,6 @@ pub mod store;
 pub mod tls;
 pub mod webhook;
 
-pub use app::App;
+pub use app::{App, StartError};
 pub use config::ServerConfig;
 pub use server::Server;

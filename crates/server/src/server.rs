@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::app::App;
+use crate::app::{App, StartError};
 use crate::config::ServerConfig;
 
 /// A running server.
@@ -24,7 +24,7 @@ pub struct Server {
 
 impl Server {
     /// Binds and serves until [`Server::stop`].
-    pub async fn start(config: ServerConfig) -> anyhow::Result<Self> {
+    pub async fn start(config: ServerConfig) -> Result<Self, StartError> {
         let mut config = config;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -34,9 +34,7 @@ impl Server {
             Some(p) => Some(
                 TcpListener::bind(std::net::SocketAddr::new(addr.ip(), p))
                     .await
-                    .map_err(|e| {
-                        anyhow::anyhow!("client.tls.http_redirect_port: cannot listen on {p}: {e}")
-                    })?,
+                    .map_err(|source| StartError::RedirectPort { port: p, source })?,
             ),
             None => None,
         };
@@ -121,7 +119,7 @@ impl Server {
     }
 
     /// Ends every room and stops serving.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> Result<(), StartError> {
         for room in self.app.rooms.all() {
             let _ = room.end(crate::rooms::core::EndReason::Shutdown).await;
         }
@@ -137,7 +135,7 @@ impl Server {
     }
 
     /// Serves until the task ends (the binary's main loop).
-    pub async fn wait(self) -> anyhow::Result<()> {
+    pub async fn wait(self) -> Result<(), StartError> {
         let Server { task, shutdown, .. } = self;
         let _keep = shutdown;
         task.await??;

@@ -7,18 +7,17 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::response::Response;
 
 use enclave_proto::history::{
     AnalyticsFileReq, AnalyticsInfo, FetchAnalyticsReq, FetchAnalyticsResult, Page, ResultBody,
     RoomArtifactType,
 };
-use enclave_proto::reply::{Empty, Reply};
+use enclave_proto::reply::{Empty, TokenBody};
 use enclave_proto::StatusCode;
 
 use super::api::{artifact_file, artifact_row, artifact_token, decode, remove_artifact, require};
 use crate::app::App;
-use crate::error::{respond, ApiError};
+use crate::error::{success, ApiError, AuthReply};
 use crate::store::{ArtifactRow, Filter};
 
 /// The artifact behind `file_id`, if it is an analytics file.
@@ -47,55 +46,46 @@ fn info(a: &ArtifactRow) -> AnalyticsInfo {
     }
 }
 
-pub(super) async fn fetch(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: FetchAnalyticsReq = decode(&body)?;
-            let page = Page::new(req.from, req.limit, req.order_by);
-            let filter = Filter {
-                room_ids: req.room_ids,
-                room_sid: None,
-            };
-            let (total, rows) = app
-                .store
-                .artifacts(&filter, Some(RoomArtifactType::MeetingAnalytics), &page)
-                .await?;
-            if total == 0 {
-                return Err(ApiError::new(StatusCode::NotFound, "no artifact found"));
-            }
-            Ok(Reply::success(ResultBody {
-                result: Some(FetchAnalyticsResult {
-                    total_analytics: total,
-                    from: page.from,
-                    limit: page.limit,
-                    order_by: page.order_by,
-                    analytics_list: rows.iter().map(info).collect(),
-                }),
-            }))
-        }
-        .await,
-    )
+pub(super) async fn fetch(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<ResultBody<FetchAnalyticsResult>> {
+    let req: FetchAnalyticsReq = decode(&body)?;
+    let page = Page::new(req.from, req.limit, req.order_by);
+    let filter = Filter {
+        room_ids: req.room_ids,
+        room_sid: None,
+    };
+    let (total, rows) = app
+        .store
+        .artifacts(&filter, Some(RoomArtifactType::MeetingAnalytics), &page)
+        .await?;
+    if total == 0 {
+        return Err(ApiError::new(StatusCode::NotFound, "no artifact found").into());
+    }
+    success(ResultBody {
+        result: Some(FetchAnalyticsResult {
+            total_analytics: total,
+            from: page.from,
+            limit: page.limit,
+            order_by: page.order_by,
+            analytics_list: rows.iter().map(info).collect(),
+        }),
+    })
 }
 
-pub(super) async fn delete(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: AnalyticsFileReq = decode(&body)?;
-            let a = analytics_row(&app, &req.file_id).await?;
-            remove_artifact(&app, &a).await?;
-            Ok(Reply::<Empty>::success(Empty {}))
-        }
-        .await,
-    )
+pub(super) async fn delete(State(app): State<Arc<App>>, body: Bytes) -> AuthReply<Empty> {
+    let req: AnalyticsFileReq = decode(&body)?;
+    let a = analytics_row(&app, &req.file_id).await?;
+    remove_artifact(&app, &a).await?;
+    success(Empty {})
 }
 
-pub(super) async fn download_token_for(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: AnalyticsFileReq = decode(&body)?;
-            let a = analytics_row(&app, &req.file_id).await?;
-            artifact_token(&app, &a)
-        }
-        .await,
-    )
+pub(super) async fn download_token_for(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<TokenBody> {
+    let req: AnalyticsFileReq = decode(&body)?;
+    let a = analytics_row(&app, &req.file_id).await?;
+    artifact_token(&app, &a)
 }

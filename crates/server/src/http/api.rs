@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::response::Response;
+use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
+use enclave_proto::browser::ServerMessage;
 use enclave_proto::history::{
     ArtifactIdReq, ArtifactInfo, ArtifactInfoBody, FetchArtifactsReq, FetchArtifactsResult,
     FetchPastRoomsReq, FetchPastRoomsResult, FetchRecordingsReq, FetchRecordingsResult, Page,
@@ -33,7 +34,7 @@ use enclave_proto::{CommonResponse, StatusCode};
 use crate::app::App;
 use crate::auth::{DownloadClaims, TokenKind};
 use crate::clock::unix_now;
-use crate::error::{respond, ApiError};
+use crate::error::{success, ApiError, AuthReply};
 use crate::rooms::core::{EndReason, Invitation};
 use crate::rooms::participant_info;
 use crate::rooms::{RoomHandle, RoomInfo};
@@ -132,13 +133,13 @@ fn past_room(row: &RoomRow, dates: fn(i64) -> String) -> PastRoomInfo {
 
 /// The web client's scripts and styles (file names under `/assets/js/` and `/assets/css/`), from
 /// which an LMS plugin builds its own page around a `#plugNmeet-app` element.
-pub(super) async fn get_client_files() -> Response {
+pub(super) async fn get_client_files() -> AuthReply<ClientFilesBody> {
     let (js, css) = (
         super::web::client_files("js"),
         super::web::client_files("css"),
     );
     // Plug-N-Meet never sets the status code of this reply.
-    respond(Ok(Reply {
+    Ok(Json(Reply {
         common: CommonResponse {
             status: true,
             msg: "success".into(),
@@ -154,15 +155,14 @@ pub(super) async fn get_client_files() -> Response {
     }))
 }
 
-pub(super) async fn create_room(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(create(&app, &body).await)
-}
-
-async fn create(app: &Arc<App>, body: &[u8]) -> ApiResult<CreateRoomBody> {
+pub(super) async fn create_room(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<CreateRoomBody> {
     let now = unix_now();
     let prepared =
-        prepare_create(body, &app.config.room_policy, now as u64).map_err(ApiError::invalid)?;
-    open_session(app, prepared, now).await
+        prepare_create(&body, &app.config.room_policy, now as u64).map_err(ApiError::invalid)?;
+    Ok(Json(open_session(&app, prepared, now).await?))
 }
 
 /// Opens a session of a prepared room (a `room/create`, or a breakout room made from its parent's
@@ -243,12 +243,11 @@ pub(super) async fn open_session(
     }))
 }
 
-pub(super) async fn get_join_token(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(join_token(&app, &body).await)
-}
-
-async fn join_token(app: &Arc<App>, body: &[u8]) -> ApiResult<TokenBody> {
-    let req: GenerateTokenReq = decode(body)?;
+pub(super) async fn get_join_token(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<TokenBody> {
+    let req: GenerateTokenReq = decode(&body)?;
     let join = req.into_join_request().map_err(|e| match e {
         JoinRequestError::Invalid(v) => ApiError::invalid(v),
         JoinRequestError::Reserved(m) => ApiError::new(StatusCode::InternalServerError, m),
@@ -311,91 +310,83 @@ async fn join_token(app: &Arc<App>, body: &[u8]) -> ApiResult<TokenBody> {
         .map_err(|_| ApiError::new(StatusCode::RoomNotFound, "room is not active"))?
         .map_err(|b| ApiError::new(StatusCode::UserBlocked, b.to_string()))?;
 
-    let now = unix_now() as u64;
-    let claims = JoinClaims {
-        iss: app.config.api_key.clone(),
-        sub: user_id.to_string(),
-        nbf: now,
-        exp: now + app.config.token_validity.as_secs(),
-        name: join.name,
-        user_id: user_id.to_string(),
-        room_id: join.room_id.to_string(),
-        is_admin: join.is_admin,
-        is_hidden: join.is_hidden,
-        client_type: join.client_type.number(),
-        parent_room_id: String::new(),
-    };
+    let (token, _) = sign_join(
+        app.as_ref(),
+        JoinClaims {
+            sub: user_id.to_string(),
+            name: join.name,
+            user_id: user_id.to_string(),
+            room_id: join.room_id.to_string(),
+            is_admin: join.is_admin,
+            is_hidden: join.is_hidden,
+            client_type: join.client_type.number(),
+            ..Default::default()
+        },
+    );
     tracing::info!(room_id = %join.room_id, user_id = %user_id, is_admin = join.is_admin, "join token issued");
-    Ok(Reply::success(TokenBody {
-        token: Some(app.keys.sign(TokenKind::Join, &claims)),
+    success(TokenBody { token: Some(token) })
+}
+
+pub(super) async fn is_room_active(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<IsRoomActiveBody> {
+    let req: RoomIdReq = decode(&body)?;
+    require("room_id", &req.room_id)?;
+    Ok(Json(match app.rooms.get_str(&req.room_id) {
+        Some(_) => Reply {
+            common: CommonResponse::ok("room is active"),
+            body: IsRoomActiveBody { is_active: true },
+        },
+        // Plug-N-Meet answers `status: true` here: the call worked, the room is not there.
+        None => Reply {
+            common: CommonResponse {
+                status: true,
+                msg: "room not found".into(),
+                status_code: StatusCode::RoomNotFound,
+            },
+            body: IsRoomActiveBody { is_active: false },
+        },
     }))
 }
 
-pub(super) async fn is_room_active(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond((|| {
-        let req: RoomIdReq = decode(&body)?;
-        require("room_id", &req.room_id)?;
-        Ok(match app.rooms.get_str(&req.room_id) {
-            Some(_) => Reply {
-                common: CommonResponse::ok("room is active"),
-                body: IsRoomActiveBody { is_active: true },
-            },
-            // Plug-N-Meet answers `status: true` here: the call worked, the room is not there.
-            None => Reply {
-                common: CommonResponse {
-                    status: true,
-                    msg: "room not found".into(),
-                    status_code: StatusCode::RoomNotFound,
-                },
-                body: IsRoomActiveBody { is_active: false },
-            },
-        })
-    })())
+pub(super) async fn get_active_room_info(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<ActiveRoomBody> {
+    let req: RoomIdReq = decode(&body)?;
+    require("room_id", &req.room_id)?;
+    let not_found = || ApiError::new(StatusCode::RoomNotFound, "room not found in active state");
+    let room = app.rooms.get_str(&req.room_id).ok_or_else(not_found)?;
+    let room = with_participants(&app, &room).await.ok_or_else(not_found)?;
+    success(ActiveRoomBody { room: Some(room) })
 }
 
-pub(super) async fn get_active_room_info(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: RoomIdReq = decode(&body)?;
-            require("room_id", &req.room_id)?;
-            let not_found =
-                || ApiError::new(StatusCode::RoomNotFound, "room not found in active state");
-            let room = app.rooms.get_str(&req.room_id).ok_or_else(not_found)?;
-            let room = with_participants(&app, &room).await.ok_or_else(not_found)?;
-            Ok(Reply::success(ActiveRoomBody { room: Some(room) }))
-        }
-        .await,
-    )
-}
-
-pub(super) async fn get_active_rooms_info(State(app): State<Arc<App>>) -> Response {
+pub(super) async fn get_active_rooms_info(
+    State(app): State<Arc<App>>,
+) -> AuthReply<ActiveRoomsBody> {
     let mut rooms = Vec::new();
     for room in app.rooms.all() {
         if let Some(r) = with_participants(&app, &room).await {
             rooms.push(r);
         }
     }
-    respond(if rooms.is_empty() {
-        Err(ApiError::new(StatusCode::NotFound, "no active room found"))
-    } else {
-        Ok(Reply::success(ActiveRoomsBody { rooms }))
-    })
+    if rooms.is_empty() {
+        return Err(ApiError::new(StatusCode::NotFound, "no active room found").into());
+    }
+    success(ActiveRoomsBody { rooms })
 }
 
-pub(super) async fn end_room(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: RoomIdReq = decode(&body)?;
-            require("room_id", &req.room_id)?;
-            let room = app.rooms.get_str(&req.room_id).ok_or_else(|| {
-                ApiError::new(StatusCode::RoomNotFound, "room not found or not active")
-            })?;
-            // A room that ended while we asked has ended all the same.
-            let _ = room.end(EndReason::Requested).await;
-            Ok(Reply::<Empty>::success(Empty {}))
-        }
-        .await,
-    )
+pub(super) async fn end_room(State(app): State<Arc<App>>, body: Bytes) -> AuthReply<Empty> {
+    let req: RoomIdReq = decode(&body)?;
+    require("room_id", &req.room_id)?;
+    let room = app
+        .rooms
+        .get_str(&req.room_id)
+        .ok_or_else(|| ApiError::new(StatusCode::RoomNotFound, "room not found or not active"))?;
+    // A room that ended while we asked has ended all the same.
+    let _ = room.end(EndReason::Requested).await;
+    success(Empty {})
 }
 
 /// The id of a session's analytics file (its `MEETING_ANALYTICS` artifact), if it left one.
@@ -415,42 +406,40 @@ async fn analytics_file_id(app: &App, sid: &str) -> Result<Option<String>, ApiEr
     Ok(rows.into_iter().next().map(|a| a.artifact_id))
 }
 
-pub(super) async fn fetch_past_rooms(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: FetchPastRoomsReq = decode(&body)?;
-            let page = Page::new(req.from, req.limit, req.order_by);
-            let (total, rows) = app
-                .store
-                .past_rooms(
-                    &Filter {
-                        room_ids: req.room_ids,
-                        room_sid: None,
-                    },
-                    &page,
-                )
-                .await?;
-            if total == 0 {
-                return Err(ApiError::new(StatusCode::NotFound, "no room found"));
-            }
-            let mut rooms_list = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let mut info = past_room(r, rfc3339);
-                info.analytics_file_id = analytics_file_id(&app, &r.sid).await?;
-                rooms_list.push(info);
-            }
-            Ok(Reply::success(ResultBody {
-                result: Some(FetchPastRoomsResult {
-                    total_rooms: total,
-                    from: page.from,
-                    limit: page.limit,
-                    order_by: page.order_by,
-                    rooms_list,
-                }),
-            }))
-        }
-        .await,
-    )
+pub(super) async fn fetch_past_rooms(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<ResultBody<FetchPastRoomsResult>> {
+    let req: FetchPastRoomsReq = decode(&body)?;
+    let page = Page::new(req.from, req.limit, req.order_by);
+    let (total, rows) = app
+        .store
+        .past_rooms(
+            &Filter {
+                room_ids: req.room_ids,
+                room_sid: None,
+            },
+            &page,
+        )
+        .await?;
+    if total == 0 {
+        return Err(ApiError::new(StatusCode::NotFound, "no room found").into());
+    }
+    let mut rooms_list = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut info = past_room(r, rfc3339);
+        info.analytics_file_id = analytics_file_id(&app, &r.sid).await?;
+        rooms_list.push(info);
+    }
+    success(ResultBody {
+        result: Some(FetchPastRoomsResult {
+            total_rooms: total,
+            from: page.from,
+            limit: page.limit,
+            order_by: page.order_by,
+            rooms_list,
+        }),
+    })
 }
 
 fn to_recording_info(r: &RecordingRow) -> RecordingInfo {
@@ -490,68 +479,60 @@ pub(super) fn download_token(app: &App, sub: &str, validity: Duration) -> String
     )
 }
 
-pub(super) async fn fetch_recordings(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: FetchRecordingsReq = decode(&body)?;
-            let page = Page::new(req.from, req.limit, req.order_by);
-            let filter = Filter {
-                room_ids: req.room_ids,
-                room_sid: req.room_sid.filter(|s| !s.is_empty()),
-            };
-            let (total, rows) = app.store.recordings(&filter, &page).await?;
-            if total == 0 {
-                return Err(ApiError::new(StatusCode::NotFound, "no recording found"));
-            }
-            Ok(Reply::success(ResultBody {
-                result: Some(FetchRecordingsResult {
-                    total_recordings: total,
-                    from: page.from,
-                    limit: page.limit,
-                    order_by: page.order_by,
-                    recordings_list: rows.iter().map(to_recording_info).collect(),
-                }),
-            }))
-        }
-        .await,
-    )
+pub(super) async fn fetch_recordings(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<ResultBody<FetchRecordingsResult>> {
+    let req: FetchRecordingsReq = decode(&body)?;
+    let page = Page::new(req.from, req.limit, req.order_by);
+    let filter = Filter {
+        room_ids: req.room_ids,
+        room_sid: req.room_sid.filter(|s| !s.is_empty()),
+    };
+    let (total, rows) = app.store.recordings(&filter, &page).await?;
+    if total == 0 {
+        return Err(ApiError::new(StatusCode::NotFound, "no recording found").into());
+    }
+    success(ResultBody {
+        result: Some(FetchRecordingsResult {
+            total_recordings: total,
+            from: page.from,
+            limit: page.limit,
+            order_by: page.order_by,
+            recordings_list: rows.iter().map(to_recording_info).collect(),
+        }),
+    })
 }
 
-async fn recording_info_handler(app: &App, body: &[u8]) -> ApiResult<RecordingInfoBody> {
-    let req: RecordIdReq = decode(body)?;
-    let rec = recording_row(app, &req.record_id).await?;
+pub(super) async fn recording_info(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<RecordingInfoBody> {
+    let req: RecordIdReq = decode(&body)?;
+    let rec = recording_row(&app, &req.record_id).await?;
     let room = app.store.room_by_sid(&rec.room_sid).await?;
-    Ok(Reply::success(RecordingInfoBody {
+    success(RecordingInfoBody {
         recording_info: Some(to_recording_info(&rec)),
         room_info: room.as_ref().map(|r| past_room(r, plain_datetime)),
-    }))
-}
-
-pub(super) async fn recording_info(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(recording_info_handler(&app, &body).await)
+    })
 }
 
 pub(super) async fn update_recording_metadata(
     State(app): State<Arc<App>>,
     body: Bytes,
-) -> Response {
-    respond(
-        async {
-            let req: UpdateRecordingMetadataReq = decode(&body)?;
-            require("record_id", &req.record_id)?;
-            let meta = serde_json::to_string(&req.metadata.unwrap_or_default())
-                .expect("recording metadata always serialises");
-            if !app
-                .store
-                .update_recording_metadata(&req.record_id, &meta)
-                .await?
-            {
-                return Err(ApiError::new(StatusCode::NotFound, "recording not found"));
-            }
-            Ok(Reply::<Empty>::success(Empty {}))
-        }
-        .await,
-    )
+) -> AuthReply<Empty> {
+    let req: UpdateRecordingMetadataReq = decode(&body)?;
+    require("record_id", &req.record_id)?;
+    let meta = serde_json::to_string(&req.metadata.unwrap_or_default())
+        .expect("recording metadata always serialises");
+    if !app
+        .store
+        .update_recording_metadata(&req.record_id, &meta)
+        .await?
+    {
+        return Err(ApiError::new(StatusCode::NotFound, "recording not found").into());
+    }
+    success(Empty {})
 }
 
 /// Resolves a stored relative path inside `base`, refusing anything that could leave it.
@@ -608,115 +589,100 @@ async fn move_file(
     }
 }
 
-pub(super) async fn delete_recording(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: RecordIdReq = decode(&body)?;
-            let rec = recording_row(&app, &req.record_id).await?;
-            match &app.config.recording_backup_path {
-                Some(backup) => {
-                    move_file(&app.config.recording_files_path, backup, &rec.file_path).await?
-                }
-                None => remove_file(&app.config.recording_files_path, &rec.file_path).await,
-            }
-            app.store.delete_recording(&rec.record_id).await?;
-            tracing::info!(record_id = %rec.record_id, "recording deleted");
-            Ok(Reply::<Empty>::success(Empty {}))
-        }
-        .await,
-    )
+pub(super) async fn delete_recording(State(app): State<Arc<App>>, body: Bytes) -> AuthReply<Empty> {
+    let req: RecordIdReq = decode(&body)?;
+    let rec = recording_row(&app, &req.record_id).await?;
+    match &app.config.recording_backup_path {
+        Some(backup) => move_file(&app.config.recording_files_path, backup, &rec.file_path).await?,
+        None => remove_file(&app.config.recording_files_path, &rec.file_path).await,
+    }
+    app.store.delete_recording(&rec.record_id).await?;
+    tracing::info!(record_id = %rec.record_id, "recording deleted");
+    success(Empty {})
 }
 
 /// Registers a merge of a session's (or of listed) recordings into one file; the new recording
 /// arrives with `recording_proceeded` (see `recording::merge`).
-pub(super) async fn merge_recordings(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: enclave_proto::history::MergeRecordingsReq = decode(&body)?;
-            let all = Page::new(0, enclave_proto::history::MAX_LIMIT, "ASC".into());
-            let mut rows = match (req.by_session, req.by_ids) {
-                (Some(s), None) => {
-                    require("by_session.room_sid", &s.room_sid)?;
-                    if app.store.room_by_sid(&s.room_sid).await?.is_none() {
-                        return Err(ApiError::new(StatusCode::RoomNotFound, "room not found"));
-                    }
-                    let filter = Filter {
-                        room_ids: Vec::new(),
-                        room_sid: Some(s.room_sid.clone()),
-                    };
-                    let (_, rows) = app.store.recordings(&filter, &all).await?;
-                    if rows.is_empty() {
-                        return Err(ApiError::new(StatusCode::NotFound, "recording not found"));
-                    }
-                    rows.into_iter()
-                        .filter(|r| !s.exclude_recording_ids.contains(&r.record_id))
-                        .collect::<Vec<_>>()
-                }
-                (None, Some(ids)) => {
-                    require("by_ids.room_id", &ids.room_id)?;
-                    let mut rows = Vec::new();
-                    for id in &ids.recording_ids {
-                        match app.store.recording(id).await? {
-                            Some(r) if r.room_id == ids.room_id => rows.push(r),
-                            _ => {
-                                return Err(ApiError::new(
-                                    StatusCode::NotFound,
-                                    "one or more requested recordings were not found",
-                                ))
-                            }
-                        }
-                    }
-                    rows
-                }
-                _ => {
-                    return Err(ApiError::invalid(
-                        "merge_scope: give exactly one of by_session or by_ids",
-                    ))
-                }
-            };
-            rows.sort_by_key(|r| r.created);
-            if rows.len() < 2 {
-                return Err(ApiError::invalid(
-                    crate::recording::merge::MergeRefused::TooFew,
-                ));
+pub(super) async fn merge_recordings(State(app): State<Arc<App>>, body: Bytes) -> AuthReply<Empty> {
+    let req: enclave_proto::history::MergeRecordingsReq = decode(&body)?;
+    let all = Page::new(0, enclave_proto::history::MAX_LIMIT, "ASC".into());
+    let mut rows = match (req.by_session, req.by_ids) {
+        (Some(s), None) => {
+            require("by_session.room_sid", &s.room_sid)?;
+            if app.store.room_by_sid(&s.room_sid).await?.is_none() {
+                return Err(ApiError::new(StatusCode::RoomNotFound, "room not found").into());
             }
-            let last = rows.last().map(|r| r.room_sid.clone()).unwrap_or_default();
-            let room = app
-                .store
-                .room_by_sid(&last)
-                .await?
-                .ok_or_else(|| ApiError::new(StatusCode::RoomNotFound, "room not found"))?;
-            let record_id = app.recorders.merge(room, rows).map_err(|e| match e {
-                crate::recording::merge::MergeRefused::Running => {
-                    ApiError::new(StatusCode::Conflict, e.to_string())
-                }
-                e => ApiError::invalid(e),
-            })?;
-            tracing::info!(record_id, "merging recordings");
-            Ok(Reply::<Empty> {
-                common: CommonResponse::ok("successfully registered new recording merging task"),
-                body: Empty {},
-            })
+            let filter = Filter {
+                room_ids: Vec::new(),
+                room_sid: Some(s.room_sid.clone()),
+            };
+            let (_, rows) = app.store.recordings(&filter, &all).await?;
+            if rows.is_empty() {
+                return Err(ApiError::new(StatusCode::NotFound, "recording not found").into());
+            }
+            rows.into_iter()
+                .filter(|r| !s.exclude_recording_ids.contains(&r.record_id))
+                .collect::<Vec<_>>()
         }
-        .await,
-    )
+        (None, Some(ids)) => {
+            require("by_ids.room_id", &ids.room_id)?;
+            let mut rows = Vec::new();
+            for id in &ids.recording_ids {
+                match app.store.recording(id).await? {
+                    Some(r) if r.room_id == ids.room_id => rows.push(r),
+                    _ => {
+                        return Err(ApiError::new(
+                            StatusCode::NotFound,
+                            "one or more requested recordings were not found",
+                        )
+                        .into())
+                    }
+                }
+            }
+            rows
+        }
+        _ => {
+            return Err(
+                ApiError::invalid("merge_scope: give exactly one of by_session or by_ids").into(),
+            )
+        }
+    };
+    rows.sort_by_key(|r| r.created);
+    if rows.len() < 2 {
+        return Err(ApiError::invalid(crate::recording::merge::MergeRefused::TooFew).into());
+    }
+    let last = rows.last().map(|r| r.room_sid.clone()).unwrap_or_default();
+    let room = app
+        .store
+        .room_by_sid(&last)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::RoomNotFound, "room not found"))?;
+    let record_id = app.recorders.merge(room, rows).map_err(|e| match e {
+        crate::recording::merge::MergeRefused::Running => {
+            ApiError::new(StatusCode::Conflict, e.to_string())
+        }
+        e => ApiError::invalid(e),
+    })?;
+    tracing::info!(record_id, "merging recordings");
+    Ok(Json(Reply {
+        common: CommonResponse::ok("successfully registered new recording merging task"),
+        body: Empty {},
+    }))
 }
 
-pub(super) async fn recording_download_token(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: RecordIdReq = decode(&body)?;
-            let rec = recording_row(&app, &req.record_id).await?;
-            Ok(Reply::success(TokenBody {
-                token: Some(download_token(
-                    &app,
-                    &rec.file_path,
-                    app.config.download_token_validity,
-                )),
-            }))
-        }
-        .await,
-    )
+pub(super) async fn recording_download_token(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<TokenBody> {
+    let req: RecordIdReq = decode(&body)?;
+    let rec = recording_row(&app, &req.record_id).await?;
+    success(TokenBody {
+        token: Some(download_token(
+            &app,
+            &rec.file_path,
+            app.config.download_token_validity,
+        )),
+    })
 }
 
 fn to_artifact_info(a: &ArtifactRow) -> ArtifactInfo {
@@ -737,47 +703,43 @@ pub(super) async fn artifact_row(app: &App, artifact_id: &str) -> Result<Artifac
         .ok_or_else(|| ApiError::new(StatusCode::NotFound, "artifact not found"))
 }
 
-pub(super) async fn fetch_artifacts(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: FetchArtifactsReq = decode(&body)?;
-            let page = Page::new(req.from, req.limit, req.order_by);
-            let filter = Filter {
-                room_ids: req.room_ids,
-                room_sid: req.room_sid.filter(|s| !s.is_empty()),
-            };
-            let (total, rows) = app.store.artifacts(&filter, req.kind, &page).await?;
-            if total == 0 {
-                return Err(ApiError::new(StatusCode::NotFound, "no artifact found"));
-            }
-            Ok(Reply::success(ResultBody {
-                result: Some(FetchArtifactsResult {
-                    total_artifacts: total,
-                    from: page.from.into(),
-                    limit: page.limit.into(),
-                    order_by: page.order_by,
-                    kind: req.kind,
-                    artifacts_list: rows.iter().map(to_artifact_info).collect(),
-                }),
-            }))
-        }
-        .await,
-    )
+pub(super) async fn fetch_artifacts(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<ResultBody<FetchArtifactsResult>> {
+    let req: FetchArtifactsReq = decode(&body)?;
+    let page = Page::new(req.from, req.limit, req.order_by);
+    let filter = Filter {
+        room_ids: req.room_ids,
+        room_sid: req.room_sid.filter(|s| !s.is_empty()),
+    };
+    let (total, rows) = app.store.artifacts(&filter, req.kind, &page).await?;
+    if total == 0 {
+        return Err(ApiError::new(StatusCode::NotFound, "no artifact found").into());
+    }
+    success(ResultBody {
+        result: Some(FetchArtifactsResult {
+            total_artifacts: total,
+            from: page.from.into(),
+            limit: page.limit.into(),
+            order_by: page.order_by,
+            kind: req.kind,
+            artifacts_list: rows.iter().map(to_artifact_info).collect(),
+        }),
+    })
 }
 
-pub(super) async fn artifact_info(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: ArtifactIdReq = decode(&body)?;
-            let a = artifact_row(&app, &req.artifact_id).await?;
-            let room = app.store.room_by_sid(&a.room_sid).await?;
-            Ok(Reply::success(ArtifactInfoBody {
-                artifact_info: Some(to_artifact_info(&a)),
-                room_info: room.as_ref().map(|r| past_room(r, rfc3339)),
-            }))
-        }
-        .await,
-    )
+pub(super) async fn artifact_info(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<ArtifactInfoBody> {
+    let req: ArtifactIdReq = decode(&body)?;
+    let a = artifact_row(&app, &req.artifact_id).await?;
+    let room = app.store.room_by_sid(&a.room_sid).await?;
+    success(ArtifactInfoBody {
+        artifact_info: Some(to_artifact_info(&a)),
+        room_info: room.as_ref().map(|r| past_room(r, rfc3339)),
+    })
 }
 
 pub(super) fn artifact_file(a: &ArtifactRow) -> Option<String> {
@@ -798,112 +760,107 @@ pub(super) async fn remove_artifact(app: &App, a: &ArtifactRow) -> Result<(), Ap
     Ok(())
 }
 
+/// Signs a join token for `claims` (issuer, not-before and expiry set here: valid from now for
+/// the configured validity); returns it with its expiry.
+pub(super) fn sign_join(app: &App, claims: JoinClaims) -> (String, u64) {
+    let now = unix_now() as u64;
+    let claims = JoinClaims {
+        iss: app.config.api_key.clone(),
+        nbf: now,
+        exp: now + app.config.token_validity.as_secs(),
+        ..claims
+    };
+    (app.keys.sign(TokenKind::Join, &claims), claims.exp)
+}
+
 /// A download token for an artifact's file.
-pub(super) fn artifact_token(app: &App, a: &ArtifactRow) -> Result<Reply<TokenBody>, ApiError> {
+pub(super) fn artifact_token(app: &App, a: &ArtifactRow) -> AuthReply<TokenBody> {
     let file = artifact_file(a)
         .ok_or_else(|| ApiError::new(StatusCode::NotFound, "artifact has no downloadable file"))?;
-    Ok(Reply::success(TokenBody {
+    success(TokenBody {
         token: Some(download_token(
             app,
             &file,
             app.config.download_token_validity,
         )),
-    }))
+    })
 }
 
-pub(super) async fn delete_artifact(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: ArtifactIdReq = decode(&body)?;
-            let a = artifact_row(&app, &req.artifact_id).await?;
-            remove_artifact(&app, &a).await?;
-            Ok(Reply::<Empty>::success(Empty {}))
-        }
-        .await,
-    )
+pub(super) async fn delete_artifact(State(app): State<Arc<App>>, body: Bytes) -> AuthReply<Empty> {
+    let req: ArtifactIdReq = decode(&body)?;
+    let a = artifact_row(&app, &req.artifact_id).await?;
+    remove_artifact(&app, &a).await?;
+    success(Empty {})
 }
 
-pub(super) async fn artifact_download_token(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: ArtifactIdReq = decode(&body)?;
-            let a = artifact_row(&app, &req.artifact_id).await?;
-            if !a.kind.is_downloadable() {
-                return Err(ApiError::new(
-                    StatusCode::InvalidParameters,
-                    format!("'{}' artifact type is not downloadable", a.kind.as_str()),
-                ));
-            }
-            artifact_token(&app, &a)
-        }
-        .await,
-    )
+pub(super) async fn artifact_download_token(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<TokenBody> {
+    let req: ArtifactIdReq = decode(&body)?;
+    let a = artifact_row(&app, &req.artifact_id).await?;
+    if !a.kind.is_downloadable() {
+        return Err(ApiError::new(
+            StatusCode::InvalidParameters,
+            format!("'{}' artifact type is not downloadable", a.kind.as_str()),
+        )
+        .into());
+    }
+    artifact_token(&app, &a)
 }
 
-pub(super) async fn broadcast_to_room(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    respond(
-        async {
-            let req: enclave_proto::user::BroadcastToRoomReq = decode(&body)?;
-            req.validate().map_err(ApiError::invalid)?;
-            let room = app
-                .rooms
-                .get_str(&req.room_id)
-                .ok_or_else(|| ApiError::new(StatusCode::RoomNotFound, "room not found"))?;
-            let snap = room
-                .snapshot()
-                .await
-                .map_err(|_| ApiError::new(StatusCode::RoomNotFound, "room not found"))?;
-            let mut to: Vec<String> = Vec::new();
-            if req.only_to_admins {
-                if snap.participants.is_empty() {
-                    return Err(ApiError::new(
-                        StatusCode::UserNotFound,
-                        "no online user found",
-                    ));
-                }
-                to.extend(
-                    snap.participants
-                        .iter()
-                        .filter(|p| p.is_admin)
-                        .map(|p| p.user_id.to_string()),
-                );
-                if to.is_empty() {
-                    return Err(ApiError::new(
-                        StatusCode::UserNotFound,
-                        "no online admin user found",
-                    ));
-                }
-            }
-            if let Some(u) = req.to_user_id.clone().filter(|u| !u.is_empty()) {
-                if !to.contains(&u) {
-                    to.push(u);
-                }
-            }
-            let payload = match (&req.chat_msg, &req.notification_msg) {
-                (Some(c), _) => {
-                    serde_json::json!({"type": "SYSTEM_CHAT_MSG", "message": c.message})
-                }
-                (_, Some(n)) => serde_json::json!({
-                    "type": "SYSTEM_NOTIFICATION",
-                    "id": uuid::Uuid::new_v4().to_string(),
-                    "notification_type": n.kind.as_str(),
-                    "msg": n.text,
-                    "with_sound": n.with_sound,
-                    "sent_at": (unix_now() * 1000).to_string(),
-                }),
-                (None, None) => unreachable!("validated: exactly one payload"),
-            };
-            match &app.media {
-                Some(media) => media.send_data(
-                    room.info.room_id.as_str(),
-                    payload.to_string().into_bytes(),
-                    Some(crate::media::SYSTEM_TOPIC.to_owned()),
-                    to,
-                ),
-                None => tracing::warn!("broadcastToRoom: no media runtime, nobody can receive it"),
-            }
-            Ok(Reply::<Empty>::success(Empty {}))
+pub(super) async fn broadcast_to_room(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> AuthReply<Empty> {
+    let req: enclave_proto::user::BroadcastToRoomReq = decode(&body)?;
+    req.validate().map_err(ApiError::invalid)?;
+    let room = app
+        .rooms
+        .get_str(&req.room_id)
+        .ok_or_else(|| ApiError::new(StatusCode::RoomNotFound, "room not found"))?;
+    let snap = room
+        .snapshot()
+        .await
+        .map_err(|_| ApiError::new(StatusCode::RoomNotFound, "room not found"))?;
+    let mut to: Vec<String> = Vec::new();
+    if req.only_to_admins {
+        if snap.participants.is_empty() {
+            return Err(ApiError::new(StatusCode::UserNotFound, "no online user found").into());
         }
-        .await,
-    )
+        to.extend(
+            snap.participants
+                .iter()
+                .filter(|p| p.is_admin)
+                .map(|p| p.user_id.to_string()),
+        );
+        if to.is_empty() {
+            return Err(
+                ApiError::new(StatusCode::UserNotFound, "no online admin user found").into(),
+            );
+        }
+    }
+    if let Some(u) = req.to_user_id.clone().filter(|u| !u.is_empty()) {
+        if !to.contains(&u) {
+            to.push(u);
+        }
+    }
+    let payload = match (&req.chat_msg, &req.notification_msg) {
+        (Some(c), _) => ServerMessage::SystemChatMsg {
+            message: c.message.clone(),
+        },
+        (_, Some(n)) => ServerMessage::SystemNotification {
+            id: Some(uuid::Uuid::new_v4().to_string()),
+            notification_type: n.kind.as_str().to_owned(),
+            msg: n.text.clone(),
+            with_sound: Some(n.with_sound),
+            sent_at: Some((unix_now() * 1000).to_string()),
+        },
+        (None, None) => unreachable!("validated: exactly one payload"),
+    };
+    match &app.media {
+        Some(media) => media.send_system(room.info.room_id.as_str(), &payload, to),
+        None => tracing::warn!("broadcastToRoom: no media runtime, nobody can receive it"),
+    }
+    success(Empty {})
 }

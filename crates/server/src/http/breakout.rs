@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode as Http};
-use axum::response::Response;
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -21,15 +20,17 @@ use enclave_proto::breakout::{
     BreakoutRoom, BreakoutRoomIdReq, BreakoutRoomRes, BroadcastBreakoutRoomMsgReq,
     CreateBreakoutRoomsReq, IncreaseBreakoutRoomDurationReq,
 };
+use enclave_proto::browser::ServerMessage;
 use enclave_proto::ids::{RoomId, UserId};
 use enclave_proto::json;
 use enclave_proto::room::PreparedRoom;
 use enclave_proto::user::JoinClaims;
 use enclave_proto::StatusCode;
 
-use super::browser::{admin, reply, room_gone, Caller};
+use super::caller::{
+    bearer, forbidden, no_invitation, room_gone, unauthorized, Admin, Caller, NoStore,
+};
 use crate::app::App;
-use crate::auth::TokenKind;
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::rooms::breakouts::{self, BreakoutError, Breakouts};
@@ -52,10 +53,10 @@ pub(super) fn routes() -> Router<Arc<App>> {
         .route("/api/breakoutRoom/return", post(return_to_parent))
 }
 
-type Reply = Result<Response, ApiError>;
+type Reply = Result<NoStore<BreakoutRoomRes>, ApiError>;
 
 fn send(r: BreakoutRoomRes) -> Reply {
-    Ok(reply(serde_json::to_value(r).unwrap_or_default()))
+    Ok(NoStore(r))
 }
 
 fn refused(e: BreakoutError) -> ApiError {
@@ -66,11 +67,11 @@ async fn with<T: Send + 'static>(
     room: &RoomHandle,
     f: impl FnOnce(&mut Breakouts) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    room.breakouts(f).await.map_err(|_| room_gone())
+    Ok(room.breakouts(f).await?)
 }
 
 /// A server data packet to `room` (everyone when `to` is empty).
-fn tell(app: &App, room: &RoomHandle, msg: serde_json::Value, to: Vec<String>) {
+fn tell(app: &App, room: &RoomHandle, msg: ServerMessage, to: Vec<String>) {
     if let Some(media) = &app.media {
         media.send_system(room.info.room_id.as_str(), &msg, to);
     }
@@ -94,11 +95,7 @@ fn main_room(c: &Caller) -> Result<(), ApiError> {
     if allowed {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::PermissionDenied,
-            "breakout rooms are turned off in this room",
-        )
-        .with_http(Http::FORBIDDEN))
+        Err(forbidden("breakout rooms are turned off in this room"))
     }
 }
 
@@ -147,8 +144,7 @@ fn breakout_room(
     }
 }
 
-async fn create(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
-    admin(&c)?;
+async fn create(State(app): State<Arc<App>>, Admin(c): Admin, body: Bytes) -> Reply {
     main_room(&c)?;
     let req: CreateBreakoutRoomsReq = json::decode(&body).map_err(ApiError::invalid)?;
     let features = c
@@ -176,12 +172,7 @@ async fn create(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
     // Everyone assigned must be someone of this session.
     for u in req.rooms.iter().flat_map(|r| &r.users) {
         let id = UserId::parse(&u.id).map_err(|e| ApiError::invalid(format!("users: {e}")))?;
-        if c.room
-            .invitation(id)
-            .await
-            .map_err(|_| room_gone())?
-            .is_none()
-        {
+        if c.room.invitation(id).await?.is_none() {
             return Err(ApiError::invalid(format!(
                 "users: {:?} is not in this session",
                 u.id
@@ -220,7 +211,11 @@ async fn create(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
             tell(
                 &app,
                 &c.room,
-                serde_json::json!({ "type": "JOIN_BREAKOUT_ROOM", "breakout_room_id": room.id, "title": room.title, "ends_at": room.ends_at }),
+                ServerMessage::JoinBreakoutRoom {
+                    breakout_room_id: room.id.clone(),
+                    title: room.title.clone(),
+                    ends_at: room.ends_at,
+                },
                 vec![u.id.clone()],
             );
         }
@@ -230,7 +225,7 @@ async fn create(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
     tell(
         &app,
         &c.room,
-        serde_json::json!({ "type": "BREAKOUT_ROOMS_CHANGED" }),
+        ServerMessage::BreakoutRoomsChanged,
         Vec::new(),
     );
     tracing::info!(room_id = %c.room.info.room_id, by = %c.user, rooms = ?opened, minutes = req.duration, "breakout rooms opened");
@@ -261,8 +256,7 @@ async fn with_joined(app: &App, mut room: BreakoutRoom) -> BreakoutRoom {
     room
 }
 
-async fn list(State(app): State<Arc<App>>, c: Caller) -> Reply {
-    admin(&c)?;
+async fn list(State(app): State<Arc<App>>, Admin(c): Admin) -> Reply {
     let rooms = with(&c.room, |b| b.list()).await?;
     let mut out = Vec::with_capacity(rooms.len());
     for r in rooms {
@@ -289,11 +283,7 @@ async fn join(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
     let id = req.breakout_room_id.clone();
     let room = with(&c.room, move |b| b.get(&id)).await?.map_err(refused)?;
     if !c.claims.is_admin && !room.users.iter().any(|u| u.id == c.user.as_str()) {
-        return Err(ApiError::new(
-            StatusCode::PermissionDenied,
-            "user is not allowed to join this breakout room",
-        )
-        .with_http(Http::FORBIDDEN));
+        return Err(forbidden("user is not allowed to join this breakout room"));
     }
     let target = app
         .rooms
@@ -333,12 +323,8 @@ fn sign(
     like: &JoinClaims,
     parent: &str,
 ) -> String {
-    let now = unix_now() as u64;
     let claims = JoinClaims {
-        iss: app.config.api_key.clone(),
         sub: user.to_string(),
-        nbf: now,
-        exp: now + app.config.token_validity.as_secs(),
         name: inv.name.clone(),
         user_id: user.to_string(),
         room_id: room_id.to_owned(),
@@ -346,14 +332,14 @@ fn sign(
         is_hidden: like.is_hidden,
         client_type: like.client_type,
         parent_room_id: parent.to_owned(),
+        ..Default::default()
     };
-    app.keys.sign(TokenKind::Join, &claims)
+    super::api::sign_join(app, claims).0
 }
 
 /// Admins: a breakout room runs `duration` minutes longer (its people are told, as is the
 /// parent's list).
-async fn increase_duration(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
-    admin(&c)?;
+async fn increase_duration(State(app): State<Arc<App>>, Admin(c): Admin, body: Bytes) -> Reply {
     let req: IncreaseBreakoutRoomDurationReq = json::decode(&body).map_err(ApiError::invalid)?;
     if !(1..=breakouts::MAX_DURATION_MINUTES).contains(&req.duration) {
         return Err(refused(BreakoutError::Duration));
@@ -375,13 +361,15 @@ async fn increase_duration(State(app): State<Arc<App>>, c: Caller, body: Bytes) 
     tell(
         &app,
         &target,
-        serde_json::json!({ "type": "BREAKOUT_ROOM_EXTENDED", "ends_at": room.ends_at }),
+        ServerMessage::BreakoutRoomExtended {
+            ends_at: room.ends_at,
+        },
         Vec::new(),
     );
     tell(
         &app,
         &c.room,
-        serde_json::json!({ "type": "BREAKOUT_ROOMS_CHANGED" }),
+        ServerMessage::BreakoutRoomsChanged,
         Vec::new(),
     );
     tracing::info!(room_id = %c.room.info.room_id, breakout_room_id = room.id, minutes, "breakout room extended");
@@ -393,8 +381,7 @@ async fn increase_duration(State(app): State<Arc<App>>, c: Caller, body: Bytes) 
 
 /// Admins: a message to every breakout room's chat. Not in an E2EE room: the text would pass
 /// through the server in clear, where each breakout room's keys are ones the admin does not hold.
-async fn send_msg(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
-    admin(&c)?;
+async fn send_msg(State(app): State<Arc<App>>, Admin(c): Admin, body: Bytes) -> Reply {
     let req: BroadcastBreakoutRoomMsgReq = json::decode(&body).map_err(ApiError::invalid)?;
     if c.room.info.is_e2ee() {
         return Err(ApiError::invalid(
@@ -411,7 +398,9 @@ async fn send_msg(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply 
             tell(
                 &app,
                 &h,
-                serde_json::json!({ "type": "SYSTEM_CHAT_MSG", "message": msg }),
+                ServerMessage::SystemChatMsg {
+                    message: msg.to_owned(),
+                },
                 Vec::new(),
             );
         }
@@ -430,15 +419,16 @@ async fn end_rooms(app: &Arc<App>, parent: &RoomHandle, ids: Vec<String>) {
             tell(
                 app,
                 parent,
-                serde_json::json!({ "type": "BREAKOUT_ROOM_ENDED", "breakout_room_id": id }),
+                ServerMessage::BreakoutRoomEnded {
+                    breakout_room_id: id,
+                },
                 Vec::new(),
             );
         }
     }
 }
 
-async fn end_one(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
-    admin(&c)?;
+async fn end_one(State(app): State<Arc<App>>, Admin(c): Admin, body: Bytes) -> Reply {
     let req: BreakoutRoomIdReq = json::decode(&body).map_err(ApiError::invalid)?;
     let id = req.breakout_room_id.clone();
     with(&c.room, move |b| b.get(&id)).await?.map_err(refused)?;
@@ -446,8 +436,7 @@ async fn end_one(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
     send(BreakoutRoomRes::success())
 }
 
-async fn end_all(State(app): State<Arc<App>>, c: Caller) -> Reply {
-    admin(&c)?;
+async fn end_all(State(app): State<Arc<App>>, Admin(c): Admin) -> Reply {
     let ids: Vec<String> = with(&c.room, |b| b.list())
         .await?
         .into_iter()
@@ -460,18 +449,9 @@ async fn end_all(State(app): State<Arc<App>>, c: Caller) -> Reply {
 /// Ours: a join token for the main room, for someone holding a breakout room's token, even once
 /// that room has ended (it names its parent). They must still be welcome in the main room.
 async fn return_to_parent(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
-    let unauthorized = |m: &str| {
-        ApiError::new(StatusCode::InvalidTokenOrSignature, m).with_http(Http::UNAUTHORIZED)
-    };
-    let raw = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| unauthorized("notifications.auth-header-missing"))?;
     let claims = app
         .keys
-        .verify_join(&app.config.api_key, raw, None)
+        .verify_join(&app.config.api_key, bearer(&headers)?, None)
         .map_err(|_| unauthorized("notifications.invalid-token"))?;
     if claims.parent_room_id.is_empty() {
         return Err(ApiError::invalid("this is not a breakout room's token"));
@@ -482,28 +462,14 @@ async fn return_to_parent(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
         .rooms
         .get_str(&claims.parent_room_id)
         .ok_or_else(room_gone)?;
-    if parent
-        .standing(user.clone())
-        .await
-        .map_err(|_| room_gone())?
-        != Standing::Welcome
-    {
+    let m = parent.membership(user.clone()).await?;
+    if m.standing != Standing::Welcome {
         return Err(
             ApiError::new(StatusCode::UserNotFound, "notifications.you-are-removed")
-                .with_http(Http::UNAUTHORIZED),
+                .with_http(axum::http::StatusCode::UNAUTHORIZED),
         );
     }
-    let inv = parent
-        .invitation(user.clone())
-        .await
-        .map_err(|_| room_gone())?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UserNotFound,
-                "notifications.user-info-not-found",
-            )
-            .with_http(Http::UNAUTHORIZED)
-        })?;
+    let inv = m.invitation.ok_or_else(no_invitation)?;
     let token = sign(&app, &user, parent.info.room_id.as_str(), &inv, &claims, "");
     tracing::info!(room_id = %parent.info.room_id, user_id = %user, "back from a breakout room");
     send(BreakoutRoomRes {

@@ -4,6 +4,7 @@ mod analytics;
 mod api;
 mod breakout;
 pub(crate) mod browser;
+pub(crate) mod caller;
 mod download;
 pub mod https;
 pub mod listener;

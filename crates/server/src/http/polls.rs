@@ -11,19 +11,17 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode as Http;
-use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use rand::distributions::{Alphanumeric, DistString};
 
+use enclave_proto::browser::ServerMessage;
 use enclave_proto::json;
 use enclave_proto::polls::{
     ActivatePollsReq, ClosePollReq, CreatePollReq, PollResponse, SubmitPollResponseReq,
 };
-use enclave_proto::StatusCode;
 
-use super::browser::{admin, reply, room_gone, Caller};
+use super::caller::{forbidden, Admin, Caller, NoStore};
 use crate::app::App;
 use crate::clock::unix_now;
 use crate::error::ApiError;
@@ -46,10 +44,10 @@ pub(super) fn routes() -> Router<Arc<App>> {
         .route("/api/polls/closePoll", post(close))
 }
 
-type Reply = Result<Response, ApiError>;
+type Reply = Result<NoStore<PollResponse>, ApiError>;
 
 fn send(r: PollResponse) -> Reply {
-    Ok(reply(serde_json::to_value(r).unwrap_or_default()))
+    Ok(NoStore(r))
 }
 
 /// A refused poll request: `status:false` with the reason, as Plug-N-Meet answers.
@@ -70,11 +68,7 @@ fn allowed(c: &Caller) -> Result<(), ApiError> {
     if on {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::PermissionDenied,
-            "polls are turned off in this room",
-        )
-        .with_http(Http::FORBIDDEN))
+        Err(forbidden("polls are turned off in this room"))
     }
 }
 
@@ -83,25 +77,26 @@ async fn with<T: Send + 'static>(
     c: &Caller,
     f: impl FnOnce(&mut Polls) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    c.room.polls(f).await.map_err(|_| room_gone())
+    Ok(c.room.polls(f).await?)
 }
 
 /// Tells everyone in the room, on the server's topic.
-fn announce(app: &App, c: &Caller, msg: serde_json::Value) {
+fn announce(app: &App, c: &Caller, msg: ServerMessage) {
     if let Some(media) = &app.media {
         media.send_system(c.room.info.room_id.as_str(), &msg, Vec::new());
     }
 }
 
-async fn activate(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
-    admin(&c)?;
+async fn activate(State(app): State<Arc<App>>, Admin(c): Admin, body: Bytes) -> Reply {
     allowed(&c)?;
     let req: ActivatePollsReq = json::decode(&body).map_err(ApiError::invalid)?;
     with(&c, move |p| p.set_active(req.is_active)).await?;
     announce(
         &app,
         &c,
-        serde_json::json!({ "type": "POLLS_ACTIVE", "is_active": req.is_active }),
+        ServerMessage::PollsActive {
+            is_active: req.is_active,
+        },
     );
     send(PollResponse {
         is_active: Some(req.is_active),
@@ -109,8 +104,7 @@ async fn activate(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply 
     })
 }
 
-async fn create(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
-    admin(&c)?;
+async fn create(State(app): State<Arc<App>>, Admin(c): Admin, body: Bytes) -> Reply {
     allowed(&c)?;
     let req: CreatePollReq = json::decode(&body).map_err(ApiError::invalid)?;
     let sealed = c.room.info.is_e2ee();
@@ -134,7 +128,9 @@ async fn create(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
     announce(
         &app,
         &c,
-        serde_json::json!({ "type": "POLL_CREATED", "poll_id": id }),
+        ServerMessage::PollCreated {
+            poll_id: id.clone(),
+        },
     );
     send(PollResponse {
         poll_id: Some(id),
@@ -172,14 +168,8 @@ async fn count(c: Caller, Path(poll_id): Path<String>) -> Reply {
 }
 
 async fn selected(c: Caller, Path((poll_id, user_id)): Path<(String, String)>) -> Reply {
-    if user_id != c.user.as_str() {
-        admin(&c).map_err(|_| {
-            ApiError::new(
-                StatusCode::PermissionDenied,
-                "only admin can view other user's selection",
-            )
-            .with_http(Http::FORBIDDEN)
-        })?;
+    if user_id != c.user.as_str() && !c.claims.is_admin {
+        return Err(forbidden("only admin can view other user's selection"));
     }
     let user = enclave_proto::ids::UserId::parse(&user_id)
         .map_err(|e| ApiError::invalid(format!("user_id: {e}")))?;
@@ -187,19 +177,15 @@ async fn selected(c: Caller, Path((poll_id, user_id)): Path<(String, String)>) -
     let (voted, has_voted) = with(&c, move |p| p.selected(&id, &user))
         .await?
         .map_err(refused)?;
-    let mut v = serde_json::to_value(PollResponse {
+    send(PollResponse {
         poll_id: Some(poll_id),
         voted: Some(voted),
+        has_voted: Some(has_voted),
         ..PollResponse::success()
     })
-    .unwrap_or_default();
-    // Ours: an anonymous poll keeps no choice, only whether someone voted.
-    v["has_voted"] = has_voted.into();
-    Ok(reply(v))
 }
 
-async fn details(c: Caller, Path(poll_id): Path<String>) -> Reply {
-    admin(&c)?;
+async fn details(Admin(c): Admin, Path(poll_id): Path<String>) -> Reply {
     let id = poll_id.clone();
     let responses = with(&c, move |p| p.details(&id)).await?.map_err(refused)?;
     send(PollResponse {
@@ -226,11 +212,9 @@ async fn submit(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
     allowed(&c)?;
     let req: SubmitPollResponseReq = json::decode(&body).map_err(ApiError::invalid)?;
     if !req.user_id.is_empty() && req.user_id != c.user.as_str() {
-        return Err(ApiError::new(
-            StatusCode::PermissionDenied,
+        return Err(forbidden(
             "user_id: a participant votes for themselves only",
-        )
-        .with_http(Http::FORBIDDEN));
+        ));
     }
     let (user, name, id) = (
         c.user.clone(),
@@ -247,12 +231,11 @@ async fn submit(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
     announce(
         &app,
         &c,
-        serde_json::json!({
-            "type": "POLL_RESPONSE",
-            "poll_id": req.poll_id,
-            "total_responses": voted.total_responses,
-            "live": voted.live,
-        }),
+        ServerMessage::PollResponse {
+            poll_id: req.poll_id.clone(),
+            total_responses: voted.total_responses,
+            live: voted.live,
+        },
     );
     send(PollResponse {
         poll_id: Some(req.poll_id),
@@ -260,8 +243,7 @@ async fn submit(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
     })
 }
 
-async fn close(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
-    admin(&c)?;
+async fn close(State(app): State<Arc<App>>, Admin(c): Admin, body: Bytes) -> Reply {
     let req: ClosePollReq = json::decode(&body).map_err(ApiError::invalid)?;
     let (by, id) = (c.user.clone(), req.poll_id.clone());
     let now = crate::clock::unix_ms();
@@ -272,7 +254,9 @@ async fn close(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Reply {
     announce(
         &app,
         &c,
-        serde_json::json!({ "type": "POLL_CLOSED", "poll_id": req.poll_id }),
+        ServerMessage::PollClosed {
+            poll_id: req.poll_id.clone(),
+        },
     );
     send(PollResponse {
         poll_id: Some(req.poll_id),

@@ -138,14 +138,15 @@ async fn admit(
     }
     // Refused before the upgrade, so that the SDK's validate call can say why. (The room
     // refuses the join as well, for a removal that lands in between.)
-    match room.standing(user.clone()).await {
-        Ok(Standing::Removed) => {
+    let membership = room.membership(user.clone()).await.ok();
+    match membership.as_ref().map(|m| m.standing) {
+        Some(Standing::Removed) => {
             return Err((
                 StatusCode::FORBIDDEN,
                 "participant was removed from this session".to_owned(),
             ))
         }
-        Ok(Standing::Blocked) => {
+        Some(Standing::Blocked) => {
             return Err((
                 StatusCode::FORBIDDEN,
                 "participant is blocked from this session".to_owned(),
@@ -153,7 +154,7 @@ async fn admit(
         }
         _ => {}
     }
-    let invitation = room.invitation(user.clone()).await.ok().flatten();
+    let invitation = membership.and_then(|m| m.invitation);
     if invitation
         .as_ref()
         .is_some_and(|i| i.metadata.wait_for_approval)

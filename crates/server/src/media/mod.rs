@@ -451,10 +451,10 @@ impl Media {
 
     /// Sends a server message (JSON, with its `type`) on the server's topic to everyone in the
     /// room (or to the named identities).
-    pub fn send_system(&self, room_id: &str, msg: &serde_json::Value, to: Vec<String>) {
+    pub fn send_system(&self, room_id: &str, msg: &impl serde::Serialize, to: Vec<String>) {
         self.send_data(
             room_id,
-            msg.to_string().into_bytes(),
+            serde_json::to_vec(msg).expect("server messages always serialise"),
             Some(SYSTEM_TOPIC.to_owned()),
             to,
         );

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use enclave_proto::browser::ServerMessage;
 use serde::Serialize;
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
@@ -455,12 +455,17 @@ fn unix_millis() -> u128 {
 /// Tells everyone in the room which jobs run now.
 fn announce(recorders: &Recorders, info: &RoomInfo) {
     let state = recorders.state(info.room_id.as_str());
-    let mut msg = serde_json::to_value(state).expect("state always serialises");
-    msg["type"] = json!("RECORDER_STATE");
-    send_system(recorders, info, msg);
+    send_system(
+        recorders,
+        info,
+        ServerMessage::RecorderState {
+            is_recording: state.is_recording,
+            is_active_rtmp: state.is_active_rtmp,
+        },
+    );
 }
 
-fn send_system(recorders: &Recorders, info: &RoomInfo, msg: serde_json::Value) {
+fn send_system(recorders: &Recorders, info: &RoomInfo, msg: ServerMessage) {
     if let Some(media) = &recorders.inner.media {
         media.send_system(info.room_id.as_str(), &msg, Vec::new());
     }
@@ -579,11 +584,13 @@ async fn finish(
             send_system(
                 recorders,
                 info,
-                json!({
-                    "type": "SYSTEM_NOTIFICATION",
-                    "msg": format!("{job} failed: {}", e.public_message()),
-                    "notification_type": "error",
-                }),
+                ServerMessage::SystemNotification {
+                    id: None,
+                    notification_type: "error".to_owned(),
+                    msg: format!("{job} failed: {}", e.public_message()),
+                    with_sound: None,
+                    sent_at: None,
+                },
             );
             if let Some(q) = &webhooks {
                 q.send(recording_event(

@@ -167,6 +167,15 @@ pub enum Standing {
     Blocked,
 }
 
+/// A token holder in this session: where they stand and their invitation, if one was issued.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// Whether an admin removed or blocked them.
+    pub standing: Standing,
+    /// Their invitation (from `getJoinToken`), if any.
+    pub invitation: Option<Invitation>,
+}
+
 /// `getJoinToken` for a blocked user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("this user is blocked to join this session")]
@@ -573,6 +582,14 @@ impl Room {
             Standing::Removed
         } else {
             Standing::Welcome
+        }
+    }
+
+    /// Where `user` stands and their invitation: all a token check asks of the room.
+    pub fn membership(&self, user: &UserId) -> Membership {
+        Membership {
+            standing: self.standing(user),
+            invitation: self.invitation(user).cloned(),
         }
     }
 

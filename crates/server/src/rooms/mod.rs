@@ -29,8 +29,8 @@ use enclave_proto::room::RoomMetadata;
 
 pub use self::core::KeyEpoch;
 use self::core::{
-    Blocked, EndReason, Invitation, JoinError, Participant, Room, RoomEvent, RoomLimits,
-    RoomStatus, Standing, Waiter, Who,
+    Blocked, EndReason, Invitation, JoinError, Membership, Participant, Room, RoomEvent,
+    RoomLimits, RoomStatus, Waiter, Who,
 };
 use enclave_proto::reply::ParticipantInfo;
 
@@ -208,7 +208,7 @@ pub struct Snapshot {
 enum Command {
     Invite(UserId, Invitation, oneshot::Sender<Result<(), Blocked>>),
     Remove(UserId, bool, oneshot::Sender<()>),
-    Standing(UserId, oneshot::Sender<Standing>),
+    Membership(UserId, oneshot::Sender<Membership>),
     Join(Participant, oneshot::Sender<Result<(), JoinError>>),
     Leave(UserId, Option<String>),
     End(EndReason, oneshot::Sender<()>),
@@ -299,9 +299,10 @@ impl RoomHandle {
         self.ask(|tx| Command::Remove(user, block, tx)).await
     }
 
-    /// Where `user` stands in this session (removed, blocked).
-    pub async fn standing(&self, user: UserId) -> Result<Standing, RoomGone> {
-        self.ask(|tx| Command::Standing(user, tx)).await
+    /// Where `user` stands in this session (removed, blocked) and their invitation, in one
+    /// question to the room.
+    pub async fn membership(&self, user: UserId) -> Result<Membership, RoomGone> {
+        self.ask(|tx| Command::Membership(user, tx)).await
     }
 
     /// A participant joins (refused once the room is full).
@@ -783,8 +784,8 @@ async fn drive(
                     room.remove(now_std(), &user, block);
                     let _ = done.send(());
                 }
-                Some(Command::Standing(user, reply)) => {
-                    let _ = reply.send(room.standing(&user));
+                Some(Command::Membership(user, reply)) => {
+                    let _ = reply.send(room.membership(&user));
                 }
                 Some(Command::Join(p, reply)) => {
                     let r = room.join(now_std(), p);
