@@ -1,7 +1,7 @@
 // Browser interop test: the unmodified livekit-client (UMD build, pinned in package.json) in
 // headless Debian Chromium joins the embedded SFU of the real `enclave` binary over LiveKit's
 // signalling protocol (dual peer connection, protocol 17, WebSocket /rtc after the client's
-// /rtc/v1 attempt fails). Run with `node --test tests/browser/` (see README.md).
+// /rtc/v1 attempt fails). Run with `node --test tests/livekit-browser/` (see README.md).
 //
 // What to assert and why: ../../../shared/docs/livekit-str0m-experiment.md sections 2, 4, 5, 6
 // and 7.8; the Chromium recipe: ../../../shared/docs/sfu-research.md section 4.1.

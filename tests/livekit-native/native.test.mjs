@@ -6,7 +6,7 @@
 // reads the decoded frames through AudioStream / VideoStream and receives the data.
 // Scenarios: plain, E2EE with the same shared key, E2EE with different keys.
 // The bots, the SDK's FFI tap and the synthetic media live in bots.mjs (shared with
-// recording.test.mjs). Run with `node --test tests/native/` (see README.md).
+// recording.test.mjs). Run with `node --test --test-concurrency=1 tests/livekit-native/` (see README.md).
 //
 // What the Rust SDK does on the wire: ../../../shared/docs/livekit-protocol.md §1.4, §1.5, §2
 // (tries /rtc/v1 first, falls back to /rtc on HTTP 404 without calling validate, Bearer token,

@@ -13,7 +13,7 @@
 // Needs ffmpeg, ffprobe, nginx and its RTMP module (Debian: ffmpeg nginx-light
 // libnginx-mod-rtmp); a missing one is a failure, not a skip. Every scenario is bounded; every
 // process started here (the server, nginx, ffmpeg/ffprobe) is stopped by its own pid. Only
-// 127.0.0.1 is used. Run with `node --test tests/native/` (see README.md).
+// 127.0.0.1 is used. Run with `node --test --test-concurrency=1 tests/livekit-native/` (see README.md).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 // Network-namespace end-to-end suite: the real `enclave` binary runs in one network namespace
 // (10.77.0.1, coturn on 10.77.0.3), and its clients run in another (10.77.0.2): LiveKit's native
-// Node SDK (@livekit/rtc-node bots, as in tests/native) and livekit-client in headless Chromium
-// (as in tests/browser). Nothing goes over 127.0.0.1 between them. Four scenarios:
+// Node SDK (@livekit/rtc-node bots, as in tests/livekit-native) and livekit-client in headless Chromium
+// (as in tests/livekit-browser). Nothing goes over 127.0.0.1 between them. Four scenarios:
 //   1. the server in its default configuration (no rtc.node_ip): it must find and advertise its
 //      own address;
 //   2. UDP from the clients to the server dropped (nftables): ICE over TCP to the server's TCP
