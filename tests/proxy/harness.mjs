@@ -143,6 +143,21 @@ async function proxyHealthy(proxy) {
   return r.status === 200 && r.text === 'Healthy';
 }
 
+/** `proxy` with its `stop()` (the process by its pid, then its directory), once it passes /healthCheck through. */
+async function proxyReady(proxy) {
+  proxy.stop = async () => {
+    await proxy.proc.stop();
+    fs.rmSync(proxy.dir, { recursive: true, force: true });
+  };
+  try {
+    await proxy.proc.ready(20_000, 'HTTPS to /healthCheck', () => proxyHealthy(proxy));
+  } catch (e) {
+    await proxy.stop();
+    throw e;
+  }
+  return proxy;
+}
+
 /**
  * nginx running docs/deploy/nginx.conf (listen ports, certificate paths and the upstream port
  * changed, and listening on 127.0.0.1 only), included in a main configuration like Debian's
@@ -183,18 +198,7 @@ export async function startNginx(enclave, tls) {
     ].join('\n'),
   );
   const proc = child('nginx', NGINX, ['-e', 'stderr', '-p', dir, '-c', main]);
-  const proxy = { name: 'nginx', proc, dir, httpsPort, httpPort, ca: tls.pem };
-  proxy.stop = async () => {
-    await proc.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await proc.ready(20_000, 'HTTPS to /healthCheck', () => proxyHealthy(proxy));
-  } catch (e) {
-    await proxy.stop();
-    throw e;
-  }
-  return proxy;
+  return proxyReady({ name: 'nginx', proc, dir, httpsPort, httpPort, ca: tls.pem });
 }
 
 /**
@@ -223,18 +227,7 @@ export async function startCaddy(enclave, tls) {
     XDG_CONFIG_HOME: path.join(dir, 'config'),
   };
   const proc = child('caddy', CADDY, ['run', '--config', file, '--adapter', 'caddyfile'], { env, cwd: dir });
-  const proxy = { name: 'caddy', proc, dir, httpsPort, httpPort, ca: tls.pem };
-  proxy.stop = async () => {
-    await proc.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await proc.ready(20_000, 'HTTPS to /healthCheck', () => proxyHealthy(proxy));
-  } catch (e) {
-    await proxy.stop();
-    throw e;
-  }
-  return proxy;
+  return proxyReady({ name: 'caddy', proc, dir, httpsPort, httpPort, ca: tls.pem });
 }
 
 // ---------------------------------------------------------------------------------------------
