@@ -5,7 +5,7 @@
 // the client's data-testid hooks; rooms and join tokens come from the signed /auth API.
 // Run: `node --test --test-concurrency=1 tests/webclient/` (see README.md).
 
-import { before, describe } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,11 +15,10 @@ import { waitFor } from '@enclave-tests/lib';
 import { firstOf, mediaStats, pageStorage, tid, timeline } from './browser.mjs';
 import { allChat, allSeeAndHear, rand, waitStatus, webclientSuite } from './scenario.mjs';
 
-const ctx = webclientSuite('webclient/calls');
-const { scenario } = ctx;
 let server; // the normal binary
 let chrome; // { browser, pid, version, close }
-before(() => ({ server, chrome } = ctx));
+const ctx = webclientSuite('webclient/calls', (c) => ({ server, chrome } = c));
+const { scenario } = ctx;
 
 describe('web client against enclave', () => {
   scenario('1. server-key E2EE room: three participants see, hear and chat; encrypted; same code', async ({ log, user }) => {

@@ -2,7 +2,7 @@
 // reactions, polls, private chat, breakout rooms, and the client embedded in another site's page.
 // Same setting as calls.test.mjs (see README.md).
 
-import { before, describe } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import http from 'node:http';
@@ -13,11 +13,10 @@ import { tid } from './browser.mjs';
 import { findIn, needles } from './ciphertext.mjs';
 import { allChat, allSeeAndHear, rand, shot, waitStatus, webclientSuite } from './scenario.mjs';
 
-const ctx = webclientSuite('webclient/meeting-tools');
-const { scenario } = ctx;
 let server; // the normal binary
 let chrome; // { browser, pid, version, close }
-before(() => ({ server, chrome } = ctx));
+const ctx = webclientSuite('webclient/meeting-tools', (c) => ({ server, chrome } = c));
+const { scenario } = ctx;
 
 describe('web client against enclave', () => {
   scenario('15. raised hands, presenter and reactions: a participant raises theirs, everyone sees it, the host sees the queue in order and lowers one, then all; a reaction shows on the sender’s tile for everyone', async ({ log, user }) => {

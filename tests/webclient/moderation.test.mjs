@@ -2,17 +2,16 @@
 // remove and block someone, admit or decline guests from the waiting room, lock cameras. Same
 // setting as calls.test.mjs (see README.md).
 
-import { before, describe } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { tid } from './browser.mjs';
 import { allSeeAndHear, rand, waitStatus, webclientSuite } from './scenario.mjs';
 
-const ctx = webclientSuite('webclient/moderation');
-const { scenario } = ctx;
 let server; // the normal binary
 let chrome; // { browser, pid, version, close }
-before(() => ({ server, chrome } = ctx));
+const ctx = webclientSuite('webclient/moderation', (c) => ({ server, chrome } = c));
+const { scenario } = ctx;
 
 describe('web client against enclave', () => {
   scenario('6. admin ends an E2EE meeting: everyone sees the ended page; no recording/RTMP controls', async ({ log, user }) => {

@@ -13,8 +13,9 @@
 //      the SDK API (/auth/recording/fetch) lists a recording of the room
 //   d. plain room: RTMP to a closed port → an error notification for the host, and no LIVE after it
 
-import { before, describe } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
+
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { freeTcpPort, waitFor } from '@enclave-tests/lib';
@@ -26,11 +27,10 @@ const STATE_MS = 10_000; // a recorder state change reaches every page within th
 
 // Bounded scenarios (60 s; c: 90 s, it waits for the file); on failure the page consoles and the
 // server's output are printed (scenario.mjs).
-const ctx = webclientSuite('webclient/recording');
-const { scenario } = ctx;
 let server; // the normal binary
 let chrome; // { browser, pid, version, close }
-before(() => ({ server, chrome } = ctx));
+const ctx = webclientSuite('webclient/recording', (c) => ({ server, chrome } = c));
+const { scenario } = ctx;
 
 const count = (u, id) => u.page.locator(tid(id)).count();
 const visible = (u, id) => u.page.isVisible(tid(id));

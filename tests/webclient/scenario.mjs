@@ -17,21 +17,22 @@ export const KEEP = process.env.ENCLAVE_WEBCLIENT_KEEP === '1'; // keep data dir
 export const rand = () => randomBytes(4).toString('hex');
 
 /**
- * Starts the normal server (ENCLAVE_BIN) and Chromium before the file's scenarios and stops them
- * after. Returns `ctx`: `ctx.server`, `ctx.chrome` ({ browser, pid, version, close }) once
+ * Starts the normal server (ENCLAVE_BIN) and Chromium before the file's scenarios (then calls
+ * `started(ctx)`, in the same hook) and stops them after. Returns `ctx`: `ctx.server`, `ctx.chrome` ({ browser, pid, version, close }) once
  * started; `ctx.servers`, every server whose output a failure report shows and that is stopped
  * after the file (a file may add its own); and `ctx.scenario(name, fn, {todo, ms})`: a test
  * bounded to `ms` in which `fn({ log, user })` runs, where `user(env, opts)` makes a User whose
  * browser context is closed at the end. On failure the page consoles (and the driver's notes)
  * and each server's output during the scenario are printed.
  */
-export function webclientSuite(label) {
+export function webclientSuite(label, started = () => {}) {
   const ctx = { server: null, chrome: null, servers: [] };
   before(async () => {
     ctx.server = await new Enclave({ label: 'enclave' }).start();
     ctx.servers.push(ctx.server);
     ctx.chrome = await launchBrowser();
     process.stderr.write(`${label}: enclave on ${ctx.server.base} (pid ${ctx.server.pid}), Chromium ${ctx.chrome.version} (pid ${ctx.chrome.pid})\n`);
+    started(ctx);
   });
   after(async () => {
     await ctx.chrome?.close();

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 
 import path from 'node:path';
 
@@ -21,11 +22,9 @@ import { KEYRING_SIZE, analyseMedia, decryptsAudio, epochMediaKey, findIn, frame
 import { KEEP, allChat, allSeeAndHear, rand, waitStatus, webclientSuite } from './scenario.mjs';
 import { Enclave, TAP_BIN, filesUnder } from './server.mjs';
 
-const ctx = webclientSuite('webclient/server-view');
-const { scenario } = ctx;
-let server; // the normal binary
 let chrome; // { browser, pid, version, close }
-before(() => ({ server, chrome } = ctx));
+const ctx = webclientSuite('webclient/server-view', (c) => ({ chrome } = c));
+const { scenario } = ctx;
 
 const CHI2_MAX = 400; // byte-histogram chi-square bound for "looks random" (see scenario 4a)
 
@@ -39,7 +38,7 @@ after(() => {
 
 describe('what the server sees (tap build)', () => {
   before(async () => {
-    const dir = fs.mkdtempSync(path.join(path.dirname(server.workDir), 'enclave-webclient-tap-'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'enclave-webclient-tap-'));
     tapFile = path.join(dir, 'tap.jsonl'); // outside the server's data dir
     tapServer = await new Enclave({ bin: TAP_BIN, tapFile, label: 'enclave-tap' }).start();
     ctx.servers.push(tapServer); // its output in failure reports; stopped after the file
