@@ -3,19 +3,17 @@
 // namespace, and what the clients' WebRTC stacks say about the path media took (selected ICE
 // candidate pairs, ICE servers, the server's candidates).
 //
-// Reuses the harness code of tests/native (the server process, tokens, waiting) and
-// tests/browser (per-test log, static page server, Chromium participants), and their
-// node_modules; this suite has no package of its own.
+// The server process, logs, tokens and waiting come from @enclave-tests/lib; the bots from
+// tests/livekit-native, the test page and its participants from tests/livekit-browser, the web
+// client's users from tests/webclient.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 
-import { EnclaveServer, redact as redactNative } from '../native/harness.mjs';
-import { TestLog as BrowserTestLog } from '../browser/harness.mjs';
+import { Child, EnclaveServer, TestLog as LibTestLog, envWithoutEnclave } from '@enclave-tests/lib';
 
 // ---------------------------------------------------------------------------------------------
 // The namespaces (made by run.sh, which passes their names and addresses in the environment)
@@ -77,14 +75,14 @@ export function maskSecrets(text) {
   return out;
 }
 
-/** The browser suite's per-test log (with `attach`), masking Bearer tokens and our secrets too. */
-export class TestLog extends BrowserTestLog {
+/** The per-test log (tokens redacted), masking our secrets too. */
+export class TestLog extends LibTestLog {
   add(source, text) {
-    super.add(source, maskSecrets(redactNative(text)));
+    super.add(source, maskSecrets(text));
   }
 
   attach(suffix, title, text) {
-    return super.attach(suffix, title, maskSecrets(redactNative(text)));
+    return super.attach(suffix, title, maskSecrets(text));
   }
 }
 
@@ -92,40 +90,11 @@ export class TestLog extends BrowserTestLog {
 // Processes in the server namespace. `ip netns exec NS PROG` execs PROG in place, so the child's
 // pid is the program's own: it is stopped by that pid.
 
-/** The environment of a child: ours without any ENCLAVE_* setting (only the scenario's count). */
-function childEnv(extra) {
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ENCLAVE_')) env[k] = v;
-  return { ...env, ...extra };
-}
-
-/** `enclave serve` in the server namespace, configured by `env` only. */
+/** `enclave serve` in the server namespace, configured by `env` only; SIGKILL 5 s after SIGTERM. */
 export class NsEnclaveServer extends EnclaveServer {
   constructor({ bin, env, ns }) {
-    super({ bin, env });
+    super({ bin, env, cleanEnv: true, wrap: ['ip', 'netns', 'exec', ns], graceMs: 5_000 });
     this.ns = ns;
-  }
-
-  start() {
-    this.child = spawn('ip', ['netns', 'exec', this.ns, this.bin, 'serve'], {
-      env: childEnv(this.env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
-    this.child.stdout.on('data', (c) => this.keep(c));
-    this.child.stderr.on('data', (c) => this.keep(c));
-    this.child.once('error', (e) => this.keep(`\nspawn error: ${e.message}\n`));
-  }
-
-  /** SIGTERM to its pid, SIGKILL after 5 s. */
-  async stop() {
-    if (!this.running) return;
-    process.kill(this.child.pid, 'SIGTERM');
-    const done = await Promise.race([this.exited, sleep(5_000, null, { ref: false })]);
-    if (done === null && this.running) {
-      process.kill(this.child.pid, 'SIGKILL');
-      await this.exited;
-    }
   }
 }
 
@@ -134,14 +103,19 @@ export class NsEnclaveServer extends EnclaveServer {
  * listeners on `ip:port` only, relaying from `ip`. Its pid file and (empty) user database live in
  * `dir`, not in /var.
  */
-export class Coturn {
+export class Coturn extends Child {
   constructor({ ns, ip, port, authSecret, realm, dir }) {
+    super({ label: 'coturn', cmd: 'ip', env: envWithoutEnclave(), keepBytes: 512 * 1024, filter: maskSecrets, graceMs: 3_000 });
     Object.assign(this, { ns, ip, port, authSecret, realm, dir });
-    this.log = '';
-    this.child = null;
+    this.args = ['netns', 'exec', ns, 'turnserver', ...this.turnArgs()];
   }
 
-  args() {
+  /** Its output so far (secrets masked). */
+  get log() {
+    return this.text;
+  }
+
+  turnArgs() {
     return [
       '-n', // no configuration file
       `--listening-ip=${this.ip}`,
@@ -167,56 +141,20 @@ export class Coturn {
 
   /** The command line with the secret masked, for the log. */
   describe() {
-    return maskSecrets(`ip netns exec ${this.ns} turnserver ${this.args().join(' ')}`);
+    return maskSecrets(`ip netns exec ${this.ns} turnserver ${this.turnArgs().join(' ')}`);
   }
 
   start() {
     fs.mkdirSync(this.dir, { recursive: true });
-    this.child = spawn('ip', ['netns', 'exec', this.ns, 'turnserver', ...this.args()], {
-      env: childEnv({}),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
-    const keep = (c) => {
-      this.log += maskSecrets(c.toString());
-      if (this.log.length > 512 * 1024) this.log = this.log.slice(-512 * 1024);
-    };
-    this.child.stdout.on('data', keep);
-    this.child.stderr.on('data', keep);
-    this.child.once('error', (e) => keep(`\nspawn error: ${e.message}\n`));
-  }
-
-  get running() {
-    return this.child && this.child.exitCode === null && this.child.signalCode === null;
+    return super.start();
   }
 
   /** Waits until coturn answers a STUN Binding request on ip:port (UDP) from this namespace. */
   async waitReady(timeoutMs) {
-    const deadline = Date.now() + timeoutMs;
-    let last = 'no answer';
-    while (Date.now() < deadline) {
-      if (!this.running) {
-        throw new Error(`coturn exited early (code ${this.child.exitCode}, signal ${this.child.signalCode}). Output:\n${this.log}`);
-      }
-      try {
-        await stunBinding(this.ip, this.port, 500);
-        return;
-      } catch (e) {
-        last = e.message;
-      }
-      await sleep(100);
-    }
-    throw new Error(`coturn did not answer STUN on ${this.ip}:${this.port} within ${timeoutMs} ms (last: ${last}). Output:\n${this.log}`);
-  }
-
-  async stop() {
-    if (!this.running) return;
-    process.kill(this.child.pid, 'SIGTERM');
-    const done = await Promise.race([this.exited, sleep(3_000, null, { ref: false })]);
-    if (done === null && this.running) {
-      process.kill(this.child.pid, 'SIGKILL');
-      await this.exited;
-    }
+    await this.ready(timeoutMs, `STUN on ${this.ip}:${this.port}`, async () => {
+      await stunBinding(this.ip, this.port, 500);
+      return true;
+    });
   }
 }
 

@@ -1,7 +1,7 @@
 // Network-namespace end-to-end suite: the real `enclave` binary runs in one network namespace
 // (10.77.0.1, coturn on 10.77.0.3), and its clients run in another (10.77.0.2): LiveKit's native
-// Node SDK (@livekit/rtc-node bots, as in tests/native) and livekit-client in headless Chromium
-// (as in tests/browser). Nothing goes over 127.0.0.1 between them. Four scenarios:
+// Node SDK (@livekit/rtc-node bots, as in tests/livekit-native) and livekit-client in headless Chromium
+// (as in tests/livekit-browser). Nothing goes over 127.0.0.1 between them. Four scenarios:
 //   1. the server in its default configuration (no rtc.node_ip): it must find and advertise its
 //      own address;
 //   2. UDP from the clients to the server dropped (nftables): ICE over TCP to the server's TCP
@@ -37,24 +37,36 @@ import {
   pageIce,
   secret,
 } from './harness.mjs';
-import { Deadline, authPost, freeTcpPort, livekitToken, repoRoot, waitFor, within } from '../native/harness.mjs';
-import { Bot, FFI_VERSION, RTC_NODE_VERSION, assertMediaFlows, rtc, setFfiLog, waitSubscribed } from '../native/bots.mjs';
-import { CHROMIUM, CHROMIUM_ARGS, freeUdpPort, openParticipant, startStaticServer } from '../browser/harness.mjs';
-import { CHROMIUM_ARGS as WEB_CHROMIUM_ARGS, Enclave, User, mediaFlows, tid, waitFor as waitForMs } from '../webclient/helpers.mjs';
+import {
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  Deadline,
+  ENCLAVE_BIN as BIN,
+  authPost,
+  binFromEnv,
+  freeTcpPort,
+  freeUdpPort,
+  livekitToken,
+  packageDir,
+  packageVersion,
+  requireBinary,
+  requireChromium,
+  waitFor as waitForMs,
+  within,
+} from '@enclave-tests/lib';
+import { waitFor } from '../livekit-native/harness.mjs';
+import { Bot, FFI_VERSION, RTC_NODE_VERSION, assertMediaFlows, rtc, setFfiLog, waitSubscribed } from '../livekit-native/bots.mjs';
+import { openParticipant, startStaticServer } from '../livekit-browser/harness.mjs';
+import { WEB_CHROMIUM_ARGS, User, mediaFlows, tid } from '../webclient/browser.mjs';
+import { Enclave } from '../webclient/server.mjs';
 
 checkNamespaces(); // only inside the client namespace that run.sh made
 
-const requireBrowser = createRequire(path.join(repoRoot, 'tests', 'browser', 'package.json'));
-const requireNative = createRequire(path.join(repoRoot, 'tests', 'native', 'package.json'));
-const { chromium } = requireBrowser('playwright-core');
-const ffi = requireNative('@livekit/rtc-ffi-bindings');
-const LK_CLIENT_VERSION = JSON.parse(
-  fs.readFileSync(path.join(repoRoot, 'tests', 'browser', 'node_modules', 'livekit-client', 'package.json'), 'utf8'),
-).version;
-
-const BIN = process.env.ENCLAVE_BIN
-  ? path.resolve(process.env.ENCLAVE_BIN)
-  : path.join(repoRoot, 'target', 'debug', 'enclave');
+const require = createRequire(import.meta.url);
+const { chromium } = require('playwright-core');
+// The native binding rtc-node depends on, for its enums.
+const ffi = createRequire(path.join(packageDir('@livekit/rtc-node'), 'package.json'))('@livekit/rtc-ffi-bindings');
+const LK_CLIENT_VERSION = packageVersion('livekit-client');
 
 const API_KEY = 'plugnmeet';
 const SECRET = secret(24);
@@ -73,10 +85,8 @@ let browser;
 const summary = [];
 
 before(async () => {
-  if (!fs.existsSync(BIN)) {
-    throw new Error(`enclave binary not found at ${BIN}: run \`cargo build -p enclave\` first, or set ENCLAVE_BIN`);
-  }
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: \`apt-get install chromium\` (or set CHROMIUM_BIN)`);
+  requireBinary(BIN);
+  requireChromium();
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'enclave-network-'));
   logDir = path.join(workDir, 'logs');
   fs.mkdirSync(logDir);
@@ -760,7 +770,7 @@ describe('HTTPS out of the box: the web client from another machine', () => {
 
 /** Runs `sfu-bench` (the str0m ICE probe) in this namespace; its stdout. */
 function runProbe(args, log) {
-  const bin = process.env.SFU_BENCH_BIN ?? path.join(repoRoot, 'target', 'debug', 'sfu-bench');
+  const bin = binFromEnv('SFU_BENCH_BIN', 'sfu-bench');
   if (!fs.existsSync(bin)) {
     throw new Error(`sfu-bench not found at ${bin}: run \`cargo build -p enclave-loadgen\` first, or set SFU_BENCH_BIN`);
   }

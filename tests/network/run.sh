@@ -30,9 +30,7 @@ SFU_BENCH_BIN="${SFU_BENCH_BIN:-$PWD/target/debug/sfu-bench}"
 [ -x "$SFU_BENCH_BIN" ] || die "sfu-bench (the ICE probe) not found at $SFU_BENCH_BIN: run 'cargo build -p enclave-loadgen' first, or set SFU_BENCH_BIN"
 CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
 [ -x "$CHROMIUM_BIN" ] || die "Chromium not found at $CHROMIUM_BIN: 'apt-get install chromium' (or set CHROMIUM_BIN)"
-for suite in native browser webclient; do
-  [ -d "tests/$suite/node_modules" ] || die "tests/$suite/node_modules is missing: run 'npm ci --prefix tests/$suite' first"
-done
+[ -d tests/node_modules/@enclave-tests/lib ] || die "tests/node_modules is missing: run 'npm ci --prefix tests' first"
 
 SRV_NS="encl-srv-$$"
 CLI_NS="encl-cli-$$"

@@ -2,22 +2,17 @@
 // Caddy children run from the documented configurations (docs/deploy/), a self-signed
 // certificate made with openssl, and an HTTPS/WebSocket client that can choose its source
 // address on the loopback network (127.0.0.2, 127.0.0.3, ...) to play distinct clients.
-// Only Node 20 built-ins.
+// Processes, ports, signing and tokens come from @enclave-tests/lib; only Node 20 built-ins.
 
-import { spawn, execFileSync } from 'node:child_process';
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
-export const here = path.dirname(fileURLToPath(import.meta.url));
-export const repoRoot = path.resolve(here, '..', '..');
-export const BIN = path.resolve(process.env.ENCLAVE_BIN ?? path.join(repoRoot, 'target', 'debug', 'enclave'));
+import { Child, ENCLAVE_BIN as BIN, EnclaveServer, freeTcpPort, livekitToken, parseJson, repoRoot, requireBinary, signBody } from '@enclave-tests/lib';
 export const NGINX = process.env.NGINX_BIN ?? 'nginx';
 export const CADDY = process.env.CADDY_BIN ?? 'caddy';
 
@@ -27,86 +22,8 @@ export const HOST = 'meet.example.org';
 /** Failed credentials per minute per address, set low so that the throttle is reached fast. */
 export const FAILURE_BUDGET = 3;
 
-// ---------------------------------------------------------------------------------------------
-// Children we started, by pid, stopped if this process exits without its after() hooks.
-
-const children = new Set();
-process.once('exit', () => {
-  for (const pid of children) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, () => process.exit(130));
-
-/** A child process whose output is kept (printed when a test fails). */
-class Child {
-  constructor(label, cmd, args, opts) {
-    this.label = label;
-    this.text = '';
-    this.child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
-    const { pid } = this.child;
-    if (pid) children.add(pid);
-    this.exited = new Promise((resolve) =>
-      this.child.once('exit', (code, signal) => {
-        children.delete(pid);
-        resolve({ code, signal });
-      }),
-    );
-    // eslint-disable-next-line no-control-regex
-    const keep = (c) => (this.text += c.toString().replace(/\x1b\[[0-9;]*m/g, ''));
-    this.child.stdout.on('data', keep);
-    this.child.stderr.on('data', keep);
-    this.child.once('error', (e) => keep(`spawn error: ${e.message}\n`));
-  }
-
-  get running() {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** SIGTERM to our child's pid, SIGKILL after `graceMs`. */
-  async stop(graceMs = 5000) {
-    if (!this.running) return;
-    this.child.kill('SIGTERM');
-    const done = await Promise.race([this.exited, sleep(graceMs, null, { ref: false })]);
-    if (done === null && this.running) {
-      this.child.kill('SIGKILL');
-      await this.exited;
-    }
-  }
-
-  /** Waits until `probe()` resolves truthy; fails early if the child exits. */
-  async ready(ms, what, probe) {
-    const end = Date.now() + ms;
-    let last = 'no answer';
-    while (Date.now() < end) {
-      if (!this.running) throw new Error(`${this.label} exited early: ${JSON.stringify(await this.exited)}\n${this.text}`);
-      try {
-        if (await probe()) return;
-        last = 'not ready';
-      } catch (e) {
-        last = e.message;
-      }
-      await sleep(100);
-    }
-    throw new Error(`${this.label}: ${what} not ready within ${ms} ms (${last})\n${this.text}`);
-  }
-}
-
-export function freeTcpPort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A child process whose output is kept (printed when a test fails), stopped by its pid. */
+const child = (label, cmd, args, opts = {}) => new Child({ label, cmd, args, graceMs: 5000, ...opts }).start();
 
 export function tempDir(name) {
   return fs.mkdtempSync(path.join(os.tmpdir(), `enclave-proxy-${name}-`));
@@ -151,7 +68,7 @@ export class Enclave {
   }
 
   async start() {
-    if (!fs.existsSync(BIN)) throw new Error(`enclave binary not found at ${BIN}: run 'cargo build -p enclave' first, or set ENCLAVE_BIN`);
+    requireBinary(BIN);
     this.workDir = tempDir('enclave');
     this.port = await freeTcpPort();
     this.base = `http://127.0.0.1:${this.port}`;
@@ -181,12 +98,8 @@ export class Enclave {
       ].join('\n'),
     );
     // Only the file configures it: no ENCLAVE_* overrides from the calling shell.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ENCLAVE_')));
-    this.proc = new Child('enclave', BIN, ['serve', '--config', config], { env });
-    await this.proc.ready(30_000, 'GET /healthCheck', async () => {
-      const r = await fetch(`${this.base}/healthCheck`, { signal: AbortSignal.timeout(1000) });
-      return r.status === 200;
-    });
+    this.proc = new EnclaveServer({ args: ['serve', '--config', config], cleanEnv: true }).start();
+    await this.proc.waitHealthy(this.base, 30_000);
     return this;
   }
 
@@ -195,30 +108,18 @@ export class Enclave {
   }
 
   async stop() {
-    await this.proc?.stop(10_000);
+    await this.proc?.stop();
     if (this.workDir) fs.rmSync(this.workDir, { recursive: true, force: true });
   }
 
   /** `HASH-SIGNATURE`: hex HMAC-SHA256 of the body under the API secret. */
   sign(body) {
-    return createHmac('sha256', this.secret).update(body).digest('hex');
+    return signBody(this.secret, body);
   }
 
   /** A LiveKit access token (JWT HS256) for /rtc. */
   livekitToken(identity, room) {
-    const now = Math.floor(Date.now() / 1000);
-    const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-    const header = enc({ alg: 'HS256', typ: 'JWT' });
-    const claims = enc({
-      iss: this.lkKey,
-      sub: identity,
-      name: identity,
-      nbf: now - 10,
-      exp: now + 600,
-      video: { roomJoin: true, room, canPublish: true, canSubscribe: true, canPublishData: true },
-    });
-    const sig = createHmac('sha256', this.lkSecret).update(`${header}.${claims}`).digest('base64url');
-    return `${header}.${claims}.${sig}`;
+    return livekitToken({ apiKey: this.lkKey, secret: this.lkSecret, identity, room });
   }
 }
 
@@ -240,6 +141,21 @@ function requireTool(cmd, pkg) {
 async function proxyHealthy(proxy) {
   const r = await request(proxy, { path: '/healthCheck' });
   return r.status === 200 && r.text === 'Healthy';
+}
+
+/** `proxy` with its `stop()` (the process by its pid, then its directory), once it passes /healthCheck through. */
+async function proxyReady(proxy) {
+  proxy.stop = async () => {
+    await proxy.proc.stop();
+    fs.rmSync(proxy.dir, { recursive: true, force: true });
+  };
+  try {
+    await proxy.proc.ready(20_000, 'HTTPS to /healthCheck', () => proxyHealthy(proxy));
+  } catch (e) {
+    await proxy.stop();
+    throw e;
+  }
+  return proxy;
 }
 
 /**
@@ -281,19 +197,8 @@ export async function startNginx(enclave, tls) {
       '',
     ].join('\n'),
   );
-  const proc = new Child('nginx', NGINX, ['-e', 'stderr', '-p', dir, '-c', main], {});
-  const proxy = { name: 'nginx', proc, dir, httpsPort, httpPort, ca: tls.pem };
-  proxy.stop = async () => {
-    await proc.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await proc.ready(20_000, 'HTTPS to /healthCheck', () => proxyHealthy(proxy));
-  } catch (e) {
-    await proxy.stop();
-    throw e;
-  }
-  return proxy;
+  const proc = child('nginx', NGINX, ['-e', 'stderr', '-p', dir, '-c', main]);
+  return proxyReady({ name: 'nginx', proc, dir, httpsPort, httpPort, ca: tls.pem });
 }
 
 /**
@@ -321,19 +226,8 @@ export async function startCaddy(enclave, tls) {
     XDG_DATA_HOME: path.join(dir, 'data'),
     XDG_CONFIG_HOME: path.join(dir, 'config'),
   };
-  const proc = new Child('caddy', CADDY, ['run', '--config', file, '--adapter', 'caddyfile'], { env, cwd: dir });
-  const proxy = { name: 'caddy', proc, dir, httpsPort, httpPort, ca: tls.pem };
-  proxy.stop = async () => {
-    await proc.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await proc.ready(20_000, 'HTTPS to /healthCheck', () => proxyHealthy(proxy));
-  } catch (e) {
-    await proxy.stop();
-    throw e;
-  }
-  return proxy;
+  const proc = child('caddy', CADDY, ['run', '--config', file, '--adapter', 'caddyfile'], { env, cwd: dir });
+  return proxyReady({ name: 'caddy', proc, dir, httpsPort, httpPort, ca: tls.pem });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,7 +270,7 @@ export function request(proxy, { method = 'GET', path: p, headers = {}, body, fr
 /** A signed (or, with `secret`, wrongly signed) `/auth` call through the proxy. */
 export async function auth(proxy, enclave, p, bodyObj, { from, secret, headers = {} } = {}) {
   const body = JSON.stringify(bodyObj);
-  const signature = secret === undefined ? enclave.sign(body) : createHmac('sha256', secret).update(body).digest('hex');
+  const signature = secret === undefined ? enclave.sign(body) : signBody(secret, body);
   const r = await request(proxy, {
     method: 'POST',
     path: `/auth${p}`,
@@ -384,13 +278,7 @@ export async function auth(proxy, enclave, p, bodyObj, { from, secret, headers =
     body,
     headers: { 'Content-Type': 'application/json', 'API-KEY': enclave.apiKey, 'HASH-SIGNATURE': signature, ...headers },
   });
-  let json = null;
-  try {
-    json = JSON.parse(r.text);
-  } catch {
-    // left null; the caller asserts
-  }
-  return { ...r, json };
+  return { ...r, json: parseJson(r.text) }; // json null when not JSON; the caller asserts
 }
 
 // ---------------------------------------------------------------------------------------------

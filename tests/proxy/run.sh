@@ -17,5 +17,6 @@ done
 ENCLAVE_BIN="${ENCLAVE_BIN:-$PWD/target/debug/enclave}"
 [ -x "$ENCLAVE_BIN" ] || die "enclave binary not found at $ENCLAVE_BIN: run 'cargo build -p enclave' first, or set ENCLAVE_BIN"
 export ENCLAVE_BIN
+[ -d tests/node_modules/@enclave-tests/lib ] || die "tests/node_modules is missing: run 'npm ci --prefix tests' first"
 
 exec timeout --kill-after=10 110 node --test "$@" tests/proxy/

@@ -27,7 +27,11 @@ import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 
-import { Enclave, Log, User, cpuBetween, cpuByKind, launchBrowser, machineBusy, median, mediaFlows, tid, timeline, treeCpu, waitFor, firstOf } from './helpers.mjs';
+import { TestLog } from '@enclave-tests/lib';
+
+import { User, firstOf, launchBrowser, mediaFlows, tid, timeline } from './browser.mjs';
+import { cpuBetween, cpuByKind, machineBusy, median, treeCpu } from './cpu.mjs';
+import { Enclave } from './server.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -50,7 +54,7 @@ const f0 = (x) => (Number.isFinite(x) ? Math.round(x).toString() : '–');
 const err = (s) => process.stderr.write(`${s}\n`);
 
 const server = await new Enclave().start();
-const log = new Log('bench');
+const log = new TestLog(null, 'bench', { maxLine: 2000, head: 60, tail: 300 });
 err(`bench: enclave ${server.base} (pid ${server.pid}); ${os.cpus().length} CPUs (${os.cpus()[0]?.model}); load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 
 async function latencyRun(browser, mode) {

@@ -3,7 +3,7 @@
 // hooks (record-button, rtmp-button, rtmp-url-input, rtmp-key-input, rtmp-submit,
 // recording-indicator, live-indicator, notification), rooms and join tokens from the signed /auth
 // API. Run: `node --test tests/webclient/recording.test.mjs` (see README.md; ENCLAVE_BIN as for
-// webclient.test.mjs).
+// calls.test.mjs).
 //
 //   a. plain room: the host has Record and Go live, a participant has neither (and the server
 //      refuses the participant); the Go live dialog checks the address before anything is sent
@@ -13,59 +13,24 @@
 //      the SDK API (/auth/recording/fetch) lists a recording of the room
 //   d. plain room: RTMP to a closed port → an error notification for the host, and no LIVE after it
 
-import { after, before, describe, test } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { Enclave, Log, User, freeTcpPort, launchBrowser, tid, waitFor, within } from './helpers.mjs';
+import { freeTcpPort, waitFor } from '@enclave-tests/lib';
 
-const SCENARIO_MS = 60_000; // hard bound of a scenario (c: 90 s, it waits for the file)
+import { tid } from './browser.mjs';
+import { rand, webclientSuite } from './scenario.mjs';
+
 const STATE_MS = 10_000; // a recorder state change reaches every page within this
-const rand = () => randomBytes(4).toString('hex');
 
-let server;
-let chrome;
-
-before(async () => {
-  server = await new Enclave({ label: 'enclave' }).start();
-  chrome = await launchBrowser();
-  process.stderr.write(`webclient/recording: enclave on ${server.base} (pid ${server.pid}), Chromium ${chrome.version} (pid ${chrome.pid})\n`);
-});
-
-const KEEP = process.env.ENCLAVE_WEBCLIENT_KEEP === '1';
-
-after(async () => {
-  await chrome?.close();
-  await server?.stop({ keep: KEEP });
-  if (KEEP) process.stderr.write(`webclient/recording: kept ${server?.workDir}\n`);
-});
-
-/** As in webclient.test.mjs: bounded; on failure the page consoles and the server's output are printed. */
-function scenario(name, fn, { ms = SCENARIO_MS } = {}) {
-  test(name, { timeout: ms + 30_000 }, async () => {
-    const log = new Log(name);
-    const users = [];
-    const mark = server.mark();
-    const user = (o) => {
-      const u = new User(server, log, o);
-      users.push(u);
-      return u;
-    };
-    try {
-      await within(ms, `scenario "${name}"`, fn({ log, user }));
-    } catch (e) {
-      const out = server.since(mark).split('\n');
-      process.stderr.write(
-        `\n===== FAILED: ${name}\n${e.stack}\n----- page consoles and driver notes -----\n${log.excerpt()}\n` +
-          `----- enclave output during the scenario (last 200 of ${out.length} lines) -----\n${out.slice(-200).join('\n')}\n`,
-      );
-      throw e;
-    } finally {
-      await Promise.all(users.map((u) => u.close()));
-    }
-  });
-}
+// Bounded scenarios (60 s; c: 90 s, it waits for the file); on failure the page consoles and the
+// server's output are printed (scenario.mjs).
+let server; // the normal binary
+let chrome; // { browser, pid, version, close }
+const ctx = webclientSuite('webclient/recording', (c) => ({ server, chrome } = c));
+const { scenario } = ctx;
 
 const count = (u, id) => u.page.locator(tid(id)).count();
 const visible = (u, id) => u.page.isVisible(tid(id));
@@ -114,8 +79,8 @@ describe('web client: cloud recording and RTMP broadcasting', () => {
   scenario('a. plain room: the host has Record and Go live, a participant has neither; the Go live dialog checks the address', async ({ log, user }) => {
     const room = `rec-ui-${rand()}`;
     await server.createRoom(room, 'off');
-    const ann = user({ room, id: 'ann', name: 'Ann', admin: true });
-    const bob = user({ room, id: 'bob', name: 'Bob' });
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
     await Promise.all([ann.enter(chrome.browser), bob.enter(chrome.browser)]);
 
     assert.ok(await visible(ann, 'record-button'), 'the host sees record-button');
@@ -161,7 +126,7 @@ describe('web client: cloud recording and RTMP broadcasting', () => {
     for (const mode of ['server_key', 'self_insert']) {
       const room = `rec-e2ee-${mode}-${rand()}`;
       await server.createRoom(room, mode);
-      const ann = user({ room, id: `ann-${mode}`, name: 'Ann', admin: true, key: mode === 'self_insert' ? `correct horse ${rand()}` : null });
+      const ann = user(server, { room, id: `ann-${mode}`, name: 'Ann', admin: true, key: mode === 'self_insert' ? `correct horse ${rand()}` : null });
       await ann.enter(chrome.browser);
       assert.equal(await ann.status(), 'encrypted', `${mode}: e2ee-status`);
       assert.equal(await count(ann, 'end-meeting-button'), 1, `${mode}: the user is a host (control)`);
@@ -185,8 +150,8 @@ describe('web client: cloud recording and RTMP broadcasting', () => {
     async ({ log, user }) => {
       const room = `rec-cloud-${rand()}`;
       await server.createRoom(room, 'off');
-      const ann = user({ room, id: 'ann', name: 'Ann', admin: true });
-      const bob = user({ room, id: 'bob', name: 'Bob' });
+      const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+      const bob = user(server, { room, id: 'bob', name: 'Bob' });
       await Promise.all([ann.enter(chrome.browser), bob.enter(chrome.browser)]);
       await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`);
 
@@ -224,8 +189,8 @@ describe('web client: cloud recording and RTMP broadcasting', () => {
   scenario('d. plain room: RTMP to a closed port → an error notification for the host, and no LIVE indicator after it', async ({ log, user }) => {
     const room = `rec-rtmp-${rand()}`;
     await server.createRoom(room, 'off');
-    const ann = user({ room, id: 'ann', name: 'Ann', admin: true });
-    const bob = user({ room, id: 'bob', name: 'Bob' });
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
     await Promise.all([ann.enter(chrome.browser), bob.enter(chrome.browser)]);
     await ann.page.waitForSelector(`${tid('remote-tile')}[data-identity="bob"]`);
 

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { startServer } from './serve.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.resolve(here, '../../tests/browser/package.json'));
+const require = createRequire(path.resolve(here, '../../tests/package.json'));
 const { chromium } = require('playwright-core');
 const BIN = process.env.ENCLAVE_BIN ?? path.resolve(here, '../../target/debug/enclave');
 const out = path.resolve(process.argv[2] ?? path.join(here, '..', 'screenshots'));

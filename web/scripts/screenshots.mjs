@@ -1,7 +1,7 @@
 // Screenshots of the client's screens in headless Chromium, for looking at them.
 //   node scripts/screenshots.mjs [outdir]
 // Serves dist/ with scripts/serve.mjs (no API: /api/* is 404), and mocks /api/verifyToken (and
-// /api/tls) per scenario with Playwright's routing. Uses playwright-core from tests/browser (no browser
+// /api/tls) per scenario with Playwright's routing. Uses playwright-core from the test workspace tests/ (no browser
 // download: Debian's /usr/bin/chromium).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { startServer } from './serve.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.resolve(here, '../../tests/browser/package.json'));
+const require = createRequire(path.resolve(here, '../../tests/package.json'));
 const { chromium } = require('playwright-core');
 
 const out = path.resolve(process.argv[2] ?? path.join(here, '..', 'screenshots'));

@@ -13,58 +13,22 @@
 // Needs ffmpeg, ffprobe, nginx and its RTMP module (Debian: ffmpeg nginx-light
 // libnginx-mod-rtmp); a missing one is a failure, not a skip. Every scenario is bounded; every
 // process started here (the server, nginx, ffmpeg/ffprobe) is stopped by its own pid. Only
-// 127.0.0.1 is used. Run with `node --test tests/native/` (see README.md).
+// 127.0.0.1 is used. Run with `node --test --test-concurrency=1 tests/livekit-native/` (see README.md).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import {
-  Deadline,
-  EnclaveServer,
-  TestLog,
-  authPost,
-  freeTcpPort,
-  livekitToken,
-  repoRoot,
-  runTool,
-  waitFor,
-} from './harness.mjs';
-import {
-  Bot,
-  FFI_VERSION,
-  RTC_NODE_VERSION,
-  TONE_HZ,
-  assertMediaFlows,
-  rtc,
-  setFfiLog,
-  waitSubscribed,
-} from './bots.mjs';
+import { Deadline, WorkDir, freeTcpPort, launchEnclave } from '@enclave-tests/lib';
+import { waitFor } from './harness.mjs';
+import { FFI_VERSION, RTC_NODE_VERSION, TONE_HZ, assertMediaFlows, rtc, waitSubscribed } from './bots.mjs';
+import { NGINX_BIN, ffprobe, frameStats, kinds, readOr, requireTool, startNginx, toneLevels } from './recording-tools.mjs';
+import { botScenarios } from './scenario.mjs';
 
 const { dispose } = rtc;
-
-const BIN = process.env.ENCLAVE_BIN
-  ? path.resolve(process.env.ENCLAVE_BIN)
-  : path.join(repoRoot, 'target', 'debug', process.platform === 'win32' ? 'enclave.exe' : 'enclave');
-
-const API_KEY = 'plugnmeet';
-const SECRET = randomBytes(24).toString('hex');
-const LK_KEY = 'enclave-recording-test';
-const LK_SECRET = randomBytes(24).toString('hex');
-
-// nginx's RTMP module: Debian's libnginx-mod-rtmp puts it here (NGINX_RTMP_MODULE overrides).
-const RTMP_MODULE_CANDIDATES = [
-  process.env.NGINX_RTMP_MODULE,
-  '/usr/lib/nginx/modules/ngx_rtmp_module.so',
-  '/usr/share/nginx/modules/ngx_rtmp_module.so',
-].filter(Boolean);
-const NGINX_BIN = process.env.NGINX_BIN || 'nginx';
 
 const TONE_A = TONE_HZ; // 440 Hz: bot "alice"
 const TONE_B = 660; // bot "bob", so the recording shows whose audio was mixed in
@@ -72,228 +36,18 @@ const CONTROL_HZ = [300, 1000]; // no bot sends these
 const RECORD_SECONDS = 10;
 const FINALISE_MS = 60_000; // bound of "stopped" -> "listed by recording/fetch"
 
-let workDir;
-let logDir;
+let work; // temp: the server's data dir, per-test logs, nginx (logs kept after a failure)
 let dataDir;
-let keepLogs = process.env.ENCLAVE_NATIVE_KEEP_LOGS === '1';
-let server;
+let server; // launchEnclave
 let baseUrl;
-let wsUrl;
-let nginx; // { child, port, dir, recDir, errorLog, accessLog, exited }
+let nginx; // startNginx: { port, dir, recDir, errorLog, lines(), access(), recordings(), stop() }
 const summary = [];
-
-// ---------------------------------------------------------------------------------------------
-// Tools and nginx
-
-async function requireTool(cmd, args, apt) {
-  let r;
-  try {
-    r = await runTool(cmd, args, { timeoutMs: 15_000 });
-  } catch (e) {
-    throw new Error(`${cmd} is required by the recording tests and could not be run (${e.message}); install Debian's ${apt} (CI does: .ci/run, scripts/test)`);
-  }
-  const text = `${r.stdout.toString()}${r.stderr}`;
-  if (r.code !== 0) throw new Error(`\`${cmd} ${args.join(' ')}\` failed (exit ${r.code}): ${text.slice(0, 500)}`);
-  return text.split('\n')[0];
-}
-
-function tcpOpen(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const done = (ok) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-    s.setTimeout(1000, () => done(false));
-  });
-}
-
-async function startNginx() {
-  const module = RTMP_MODULE_CANDIDATES.find((p) => fs.existsSync(p));
-  if (!module) {
-    throw new Error(
-      `nginx's RTMP module is required by the RTMP tests and was not found (looked at ${RTMP_MODULE_CANDIDATES.join(', ')}); ` +
-        'install Debian\'s libnginx-mod-rtmp (or set NGINX_RTMP_MODULE)',
-    );
-  }
-  const dir = path.join(workDir, 'nginx');
-  const recDir = path.join(dir, 'rec');
-  fs.mkdirSync(recDir, { recursive: true });
-  const port = await freeTcpPort();
-  const errorLog = path.join(dir, 'error.log');
-  const accessLog = path.join(dir, 'rtmp-access.log');
-  const conf = path.join(dir, 'nginx.conf');
-  // No http block: nothing needs Debian's /var/lib/nginx temp dirs. The error log at `info`
-  // shows every RTMP connect/publish/play as it happens; the RTMP access log one line per
-  // finished session.
-  fs.writeFileSync(
-    conf,
-    `load_module ${module};
-daemon off;
-master_process off;
-pid ${path.join(dir, 'nginx.pid')};
-error_log ${errorLog} info;
-events { worker_connections 64; }
-rtmp {
-  access_log ${accessLog};
-  server {
-    listen 127.0.0.1:${port};
-    application live {
-      live on;
-      record all;
-      record_path ${recDir};
-      record_unique on;
-    }
-  }
-}
-`,
-  );
-  const child = spawn(NGINX_BIN, ['-c', conf, '-p', `${dir}/`, '-e', errorLog], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (c) => (out += c));
-  child.stderr.on('data', (c) => (out += c));
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const spawnError = new Promise((resolve) => child.once('error', (e) => resolve(e)));
-  const n = { child, port, dir, recDir, errorLog, accessLog, exited, output: () => out };
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const e = await Promise.race([spawnError, sleep(0, null)]);
-    if (e) throw new Error(`nginx is required by the RTMP tests and could not be started (${e.message}); install Debian's nginx-light`);
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`nginx exited at start (code ${child.exitCode}): ${out}\n${readOr(errorLog)}`);
-    }
-    if (await tcpOpen(port)) return n;
-    if (Date.now() > deadline) {
-      await stopChild(child, exited);
-      throw new Error(`nginx did not listen on 127.0.0.1:${port} within 10 s: ${out}\n${readOr(errorLog)}`);
-    }
-    await sleep(100);
-  }
-}
-
-async function stopChild(child, exited) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  process.kill(child.pid, 'SIGTERM');
-  const done = await Promise.race([exited, sleep(5_000, null, { ref: false })]);
-  if (done === null && child.exitCode === null && child.signalCode === null) {
-    process.kill(child.pid, 'SIGKILL');
-    await exited;
-  }
-}
-
-const readOr = (file, dflt = '') => {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return dflt;
-  }
-};
-
-/** nginx's error-log lines about RTMP sessions on `key` (connect/publish/play by name). */
-const nginxLines = (key) =>
-  readOr(nginx.errorLog)
-    .split('\n')
-    .filter((l) => l.includes(`name='${key}'`));
-const nginxAccess = (key) =>
-  readOr(nginx.accessLog)
-    .split('\n')
-    .filter((l) => l.includes(`"${key}"`));
-const nginxRecordings = (key) => fs.readdirSync(nginx.recDir).filter((f) => f.startsWith(`${key}-`) || f === `${key}.flv`);
-
-// ---------------------------------------------------------------------------------------------
-// Media analysis with ffprobe / ffmpeg
-
-async function ffprobe(target, entries, { extra = [], timeoutMs = 20_000 } = {}) {
-  const r = await runTool('ffprobe', ['-v', 'error', ...extra, '-show_entries', entries, '-of', 'json', target], { timeoutMs });
-  if (r.timedOut) throw new Error(`ffprobe ${target}: no answer within ${timeoutMs} ms (stderr: ${r.stderr.slice(-500)})`);
-  let json;
-  try {
-    json = JSON.parse(r.stdout.toString());
-  } catch {
-    json = null;
-  }
-  assert.ok(r.code === 0 && json, `ffprobe ${target}: exit ${r.code}, stderr ${r.stderr.slice(-800)}, stdout ${r.stdout.toString().slice(0, 500)}`);
-  return { ...json, ms: r.ms, stderr: r.stderr };
-}
-
-const kinds = (probe) => (probe.streams ?? []).map((s) => s.codec_type).sort();
-
-/**
- * Mean amplitude (0..1 of full scale) of each frequency in `freqs` over [from, from + dur) s of
- * the file's first audio stream, by a Hann-windowed Goertzel filter on 100 ms windows.
- */
-async function toneLevels(file, from, dur, freqs) {
-  const r = await runTool(
-    'ffmpeg',
-    ['-v', 'error', '-ss', String(from), '-t', String(dur), '-i', file, '-map', '0:a:0', '-ac', '1', '-ar', '48000', '-f', 's16le', '-'],
-    { timeoutMs: 30_000 },
-  );
-  assert.ok(r.code === 0 && !r.timedOut, `ffmpeg audio extraction from ${file}: exit ${r.code}, ${r.stderr.slice(-500)}`);
-  const buf = Buffer.from(r.stdout); // aligned copy
-  const pcm = new Int16Array(buf.buffer, buf.byteOffset, Math.floor(buf.length / 2));
-  const N = 4800;
-  const w = Float64Array.from({ length: N }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / (N - 1)));
-  const wSum = w.reduce((a, b) => a + b, 0);
-  const out = { seconds: +(pcm.length / 48_000).toFixed(2) };
-  for (const f of freqs) {
-    const coeff = 2 * Math.cos((2 * Math.PI * f) / 48_000);
-    let total = 0;
-    let windows = 0;
-    for (let start = 0; start + N <= pcm.length; start += N) {
-      let s1 = 0;
-      let s2 = 0;
-      for (let i = 0; i < N; i += 1) {
-        const s0 = (pcm[start + i] / 32768) * w[i] + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-      }
-      const power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-      total += (2 * Math.sqrt(Math.max(0, power))) / wSum;
-      windows += 1;
-    }
-    out[f] = windows ? +(total / windows).toFixed(4) : 0;
-  }
-  return out;
-}
-
-/** Luma statistics of one frame per second of the file's first video stream. */
-async function frameStats(file, width, height) {
-  const r = await runTool(
-    'ffmpeg',
-    ['-v', 'error', '-i', file, '-map', '0:v:0', '-vf', 'fps=1', '-f', 'rawvideo', '-pix_fmt', 'gray', '-'],
-    { timeoutMs: 60_000 },
-  );
-  assert.ok(r.code === 0 && !r.timedOut, `ffmpeg frame extraction from ${file}: exit ${r.code}, ${r.stderr.slice(-500)}`);
-  const size = width * height;
-  const frames = [];
-  for (let off = 0; off + size <= r.stdout.length; off += size) {
-    let sum = 0;
-    let sq = 0;
-    let n = 0;
-    let grad = 0;
-    for (let y = 0; y < height; y += 2) {
-      const row = off + y * width;
-      for (let x = 1; x < width; x += 2) {
-        const v = r.stdout[row + x];
-        sum += v;
-        sq += v * v;
-        grad += Math.abs(v - r.stdout[row + x - 1]);
-        n += 1;
-      }
-    }
-    const mean = sum / n;
-    frames.push({ mean: +mean.toFixed(1), variance: Math.round(sq / n - mean * mean), gradient: +(grad / n).toFixed(2) });
-  }
-  return frames;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The server's APIs
 
-async function auth(p, body) {
-  return authPost(baseUrl, API_KEY, SECRET, p, body);
+function auth(p, body) {
+  return server.post(p, body);
 }
 
 function recordingFeatures({ cloud = true, auto = false, rtmp = true } = {}) {
@@ -305,26 +59,12 @@ function recordingFeatures({ cloud = true, auto = false, rtmp = true } = {}) {
   };
 }
 
-async function createRoom(roomId, features) {
-  const res = await auth('/room/create', {
-    room_id: roomId,
-    max_participants: 10,
-    empty_timeout: 300,
-    metadata: { room_title: `recording test ${roomId}`, room_features: features },
-  });
-  assert.equal(res.status, 200, `room/create: HTTP ${res.status} ${res.text}`);
-  assert.equal(res.json?.status, true, `room/create failed: ${res.text}`);
-  return res.json.room_info;
+function createRoom(roomId, features) {
+  return server.createRoom(roomId, { title: `recording test ${roomId}`, features });
 }
 
-async function joinToken(roomId, userId, isAdmin) {
-  const res = await auth('/room/getJoinToken', {
-    room_id: roomId,
-    user_info: { user_id: userId, name: userId, is_admin: isAdmin },
-  });
-  assert.equal(res.json?.status, true, `getJoinToken(${userId}): ${res.text}`);
-  assert.ok(res.json.token, 'getJoinToken: a token');
-  return res.json.token;
+function joinToken(roomId, userId, isAdmin) {
+  return server.joinToken(roomId, { user_id: userId, name: userId, is_admin: isAdmin });
 }
 
 /** POST /api/<p> with a join token; `{status, json, text}`. */
@@ -400,48 +140,19 @@ function recorderStarts(mark) {
 // ---------------------------------------------------------------------------------------------
 // Scenario frame: a bound, bots that are always closed, logs kept and printed on failure.
 
-function tokenFor(identity, roomId) {
-  return livekitToken({ apiKey: LK_KEY, secret: LK_SECRET, identity, name: identity, room: roomId });
-}
-
-async function scenario(name, body, ms) {
-  const log = new TestLog(logDir, name);
-  setFfiLog(log);
-  const serverMark = server.mark();
-  const nginxMark = readOr(nginx.errorLog).length;
-  const bots = [];
-  const deadline = new Deadline(ms, `scenario "${name}" bound of ${ms / 1000} s`);
-  const bot = (who) => {
-    const b = new Bot(who, log, { wsUrl, tokenFor });
-    bots.push(b);
-    return b;
-  };
-  const t0 = Date.now();
-  let timer;
-  const bound = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`scenario "${name}" did not finish within ${ms / 1000} s`)), ms + 2_000);
-  });
-  try {
-    const line = await Promise.race([body({ log, bot, deadline, serverMark }), bound]);
-    summary.push(`${name}: PASS (${((Date.now() - t0) / 1000).toFixed(1)} s) — ${line}`);
-  } catch (e) {
-    keepLogs = true;
-    for (const b of bots) log.add('driver', `final events of ${b.name}: ${JSON.stringify(b.events)}`);
-    summary.push(`${name}: FAILED: ${e.message.split('\n')[0]}`);
-    process.stderr.write(
-      `\n===== recording test "${name}" failed: ${e.stack ?? e.message}\n` +
-        `===== log (${log.file}):\n${log.excerpt(40, 120)}\n` +
-        `===== enclave output during the test (last 24 KiB):\n${server.since(serverMark).slice(-24 * 1024)}\n` +
-        `===== nginx error log during the test (last 8 KiB):\n${readOr(nginx.errorLog).slice(nginxMark).slice(-8 * 1024)}\n===== end\n`,
-    );
-    throw e;
-  } finally {
-    clearTimeout(timer);
-    for (const b of bots) await b.close();
-    fs.writeFileSync(log.file.replace(/\.log$/, '.server.log'), server.since(serverMark));
-    setFfiLog(null);
-  }
-}
+const scenario = botScenarios({
+  current: () => ({ server, work }),
+  summary,
+  title: 'recording test',
+  excerpt: [40, 120],
+  async dumpBot(b, log) {
+    log.add('driver', `final events of ${b.name}: ${JSON.stringify(b.events)}`);
+  },
+  watch() {
+    const nginxMark = readOr(nginx.errorLog).length;
+    return () => `===== nginx error log during the test (last 8 KiB):\n${readOr(nginx.errorLog).slice(nginxMark).slice(-8 * 1024)}\n`;
+  },
+});
 
 /** The system data packets (topic enclave.system) a bot received, parsed. */
 const systemMessages = (b) =>
@@ -477,69 +188,41 @@ function assertRefusedE2ee(res, what) {
 // ---------------------------------------------------------------------------------------------
 
 before(async () => {
-  if (!fs.existsSync(BIN)) {
-    throw new Error(`enclave binary not found at ${BIN}. Run \`cargo build -p enclave\` first, or set ENCLAVE_BIN.`);
-  }
   const tools = [
     await requireTool('ffmpeg', ['-hide_banner', '-version'], 'ffmpeg'),
     await requireTool('ffprobe', ['-hide_banner', '-version'], 'ffmpeg'),
     await requireTool(NGINX_BIN, ['-v'], 'nginx-light'),
   ];
   process.stdout.write(`recording tests: ${tools.join(' | ')}\n`);
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'enclave-recording-'));
-  logDir = path.join(workDir, 'logs');
-  fs.mkdirSync(logDir);
-  dataDir = path.join(workDir, 'data');
-  fs.mkdirSync(dataDir);
-  nginx = await startNginx();
-
-  const port = await freeTcpPort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  wsUrl = `ws://127.0.0.1:${port}`;
-  server = new EnclaveServer({
-    bin: BIN,
+  work = new WorkDir('enclave-recording-', { label: 'recording tests', keepLogs: process.env.ENCLAVE_NATIVE_KEEP_LOGS === '1' });
+  ({ dataDir } = work);
+  nginx = await startNginx(work.dir);
+  server = await launchEnclave({
+    dataDir,
+    lkKey: 'enclave-recording-test',
     env: {
-      ENCLAVE_CLIENT__BIND: '127.0.0.1',
-      ENCLAVE_CLIENT__PORT: String(port),
-      ENCLAVE_CLIENT__API_KEY: API_KEY,
-      ENCLAVE_CLIENT__SECRET: SECRET,
-      ENCLAVE_LIVEKIT_INFO__API_KEY: LK_KEY,
-      ENCLAVE_LIVEKIT_INFO__SECRET: LK_SECRET,
-      ENCLAVE_DATABASE__DATA_DIR: dataDir,
-      ENCLAVE_RTC__UDP_PORT: '0',
-      // No ICE over TCP: tests run several servers, and 7881 is the default.
-      ENCLAVE_RTC__TCP_PORT: '0',
-      ENCLAVE_RTC__NODE_IP: '127.0.0.1',
       // The test's nginx-rtmp listens on 127.0.0.1, which the server refuses by default.
       ENCLAVE_RECORDER_INFO__RTMP_ALLOW_PRIVATE_TARGETS: 'true',
       ...(process.env.ENCLAVE_LOG ? { RUST_LOG: process.env.ENCLAVE_LOG } : {}),
     },
   });
-  server.start();
-  await server.waitHealthy(baseUrl, 30_000);
+  ({ baseUrl } = server);
 });
 
 after(async () => {
   if (server) await server.stop();
-  if (nginx) await stopChild(nginx.child, nginx.exited);
+  if (nginx) await nginx.stop();
   try {
     await dispose();
   } catch {
     // the FFI was never initialised
   }
   process.stdout.write(
-    `\nrecording/RTMP summary (@livekit/rtc-node ${RTC_NODE_VERSION}, rtc-ffi-bindings ${FFI_VERSION}, enclave ${BIN}):\n` +
+    `\nrecording/RTMP summary (@livekit/rtc-node ${RTC_NODE_VERSION}, rtc-ffi-bindings ${FFI_VERSION}, enclave ${server?.bin}):\n` +
       `${summary.map((l) => `  ${l}`).join('\n') || '  (no scenario finished)'}\n`,
   );
-  if (workDir) {
-    if (keepLogs) {
-      fs.rmSync(dataDir, { recursive: true, force: true });
-      if (server) fs.writeFileSync(path.join(logDir, 'enclave.full.log'), server.log);
-      process.stderr.write(`recording tests: logs kept in ${logDir} (nginx: ${nginx?.dir})\n`);
-    } else {
-      fs.rmSync(workDir, { recursive: true, force: true });
-    }
-  }
+  if (work?.keepLogs && server) fs.writeFileSync(path.join(work.logDir, 'enclave.full.log'), server.server.log);
+  work?.finish(` (nginx: ${nginx?.dir})`);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -617,7 +300,7 @@ describe('cloud recording and RTMP broadcasting against enclave', () => {
         const got = Buffer.from(await dl.arrayBuffer());
         assert.equal(got.length, diskBytes.length, 'download: as many bytes as the file');
         assert.equal(sha256(got), sha256(diskBytes), 'download: the same bytes as the file');
-        const file = path.join(workDir, `${rec.record_id}.mp4`);
+        const file = path.join(work.dir, `${rec.record_id}.mp4`);
         fs.writeFileSync(file, got);
 
         const probe = await ffprobe(file, 'stream=codec_type,codec_name,width,height,sample_rate,channels:format=duration,format_name');
@@ -784,7 +467,7 @@ describe('cloud recording and RTMP broadcasting against enclave', () => {
         await waitFor(
           new Deadline(15_000, '15 s for the broadcast to reach nginx'),
           `nginx: publish of "${key}"`,
-          () => nginxLines(key),
+          () => nginx.lines(key),
           (ls) => ls.some((l) => l.includes('publish:')),
           (ls) => JSON.stringify(ls),
           250,
@@ -807,8 +490,8 @@ describe('cloud recording and RTMP broadcasting against enclave', () => {
         const stop2 = await browserApi(admin, 'rtmp', { task: 'STOP_RTMP' });
         assert.equal(stop2.status, 409, `STOP_RTMP when none runs: 409 (got ${stop2.status} ${stop2.text})`);
         // nginx writes its access-log line when the publisher disconnects: the FLV is closed.
-        await waitFor(new Deadline(15_000, '15 s for nginx to see the publisher go'), `nginx access log: PUBLISH of "${key}"`, () => nginxAccess(key), (ls) => ls.some((l) => l.includes('PUBLISH')), JSON.stringify, 250);
-        const flvs = nginxRecordings(key);
+        await waitFor(new Deadline(15_000, '15 s for nginx to see the publisher go'), `nginx access log: PUBLISH of "${key}"`, () => nginx.access(key), (ls) => ls.some((l) => l.includes('PUBLISH')), JSON.stringify, 250);
+        const flvs = nginx.recordings(key);
         assert.equal(flvs.length, 1, `nginx recorded one FLV for ${key} (${JSON.stringify(fs.readdirSync(nginx.recDir))})`);
         const flv = path.join(nginx.recDir, flvs[0]);
         const rec = await ffprobe(flv, 'stream=codec_type,codec_name:format=duration');
@@ -851,7 +534,7 @@ describe('cloud recording and RTMP broadcasting against enclave', () => {
         assert.ok(alice.room.isConnected && bob.room.isConnected, 'the bots stay connected');
         assert.deepEqual([...alice.events, ...bob.events].filter((e) => e.type === 'Disconnected'), [], 'no bot was disconnected');
         const after = await assertMediaFlows(bob, 'alice', log, new Deadline(10_000, '10 s of media after the failure'));
-        assert.deepEqual(nginxLines('nobody'), [], 'nothing reached nginx under the dead-port key');
+        assert.deepEqual(nginx.lines('nobody'), [], 'nothing reached nginx under the dead-port key');
         assert.equal(recorderStarts(serverMark).length, 2, `the server logged two RTMP starts: ${JSON.stringify(recorderStarts(serverMark))}`);
         // The stream key is a credential: the server must not write it to its log.
         assert.ok(!server.since(serverMark).includes(key), `the stream key ${key} does not appear in the server log`);
@@ -949,9 +632,9 @@ describe('cloud recording and RTMP broadcasting against enclave', () => {
           const fr = await fetchRecordings(roomId);
           assert.equal(fr.json?.status, false, `recording/fetch: ${fr.text}`);
           assert.match(fr.json.msg, /no recording found/i);
-          assert.deepEqual(nginxRecordings(nginxKey), [], 'nginx recorded nothing under the key');
-          assert.deepEqual(nginxLines(nginxKey), [], 'nginx saw no connect/publish under the key');
-          assert.deepEqual(nginxAccess(nginxKey), [], 'nginx access log has nothing under the key');
+          assert.deepEqual(nginx.recordings(nginxKey), [], 'nginx recorded nothing under the key');
+          assert.deepEqual(nginx.lines(nginxKey), [], 'nginx saw no connect/publish under the key');
+          assert.deepEqual(nginx.access(nginxKey), [], 'nginx access log has nothing under the key');
           const starts = recorderStarts(serverMark);
           assert.deepEqual(starts, [], 'the server started no recorder job (auto recording included)');
           const states = systemMessages(sub).filter((x) => x.type === 'RECORDER_STATE');
@@ -966,7 +649,7 @@ describe('cloud recording and RTMP broadcasting against enclave', () => {
           const fr2 = await fetchRecordings(roomId);
           assert.equal(fr2.json?.status, false, `recording/fetch after the room ended: ${fr2.text}`);
           assert.deepEqual(listFiles(path.join(dataDir, 'recordings')).filter((f) => f.includes(created.sid)), [], 'still no file of this session');
-          assert.deepEqual(nginxAccess(nginxKey), [], 'nginx access log has nothing under the key after the room ended');
+          assert.deepEqual(nginx.access(nginxKey), [], 'nginx access log has nothing under the key after the room ended');
           assert.deepEqual(recorderStarts(serverMark), [], 'no recorder job started up to the end of the room');
           return (
             `features forced off (cloud, auto, rtmp); START_RECORDING/START_RTMP 403 before and during the meeting; ` +
@@ -1007,7 +690,7 @@ describe('cloud recording and RTMP broadcasting against enclave', () => {
         }
         const info = await activeInfo(roomId);
         assert.deepEqual([info.is_recording, info.is_active_rtmp], [0, 0], 'nothing runs after the refusals');
-        assert.deepEqual(nginxLines('guest'), [], 'nothing reached nginx');
+        assert.deepEqual(nginx.lines('guest'), [], 'nothing reached nginx');
 
         // A room created with cloud recording and RTMP off refuses both.
         const offId = `rec-off-${randomBytes(3).toString('hex')}`;

@@ -6,7 +6,7 @@
 // reads the decoded frames through AudioStream / VideoStream and receives the data.
 // Scenarios: plain, E2EE with the same shared key, E2EE with different keys.
 // The bots, the SDK's FFI tap and the synthetic media live in bots.mjs (shared with
-// recording.test.mjs). Run with `node --test tests/native/` (see README.md).
+// recording.test.mjs). Run with `node --test --test-concurrency=1 tests/livekit-native/` (see README.md).
 //
 // What the Rust SDK does on the wire: ../../../shared/docs/livekit-protocol.md §1.4, §1.5, §2
 // (tries /rtc/v1 first, falls back to /rtc on HTTP 404 without calling validate, Bearer token,
@@ -16,89 +16,30 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import {
-  Deadline,
-  EnclaveServer,
-  TestLog,
-  authPost,
-  freeTcpPort,
-  livekitToken,
-  repoRoot,
-  waitFor,
-} from './harness.mjs';
-import {
-  Bot,
-  FFI_VERSION,
-  RTC_NODE_VERSION,
-  assertMediaFlows,
-  rtc,
-  setFfiLog,
-  waitSubscribed,
-} from './bots.mjs';
+import { WorkDir, launchEnclave } from '@enclave-tests/lib';
+import { waitFor } from './harness.mjs';
+import { FFI_VERSION, RTC_NODE_VERSION, assertMediaFlows, rtc, waitSubscribed } from './bots.mjs';
+import { botScenarios } from './scenario.mjs';
 
 const { EncryptionType, dispose } = rtc;
 
-const BIN = process.env.ENCLAVE_BIN
-  ? path.resolve(process.env.ENCLAVE_BIN)
-  : path.join(repoRoot, 'target', 'debug', process.platform === 'win32' ? 'enclave.exe' : 'enclave');
-
-const API_KEY = 'plugnmeet';
-const SECRET = randomBytes(24).toString('hex'); // 48 characters
-const LK_KEY = 'enclave-native-test';
-const LK_SECRET = randomBytes(24).toString('hex'); // 48 characters
-
 const SCENARIO_MS = 40_000; // hard bound of each scenario
 
-let workDir; // temp: data dir of the server and per-test logs
-let logDir;
-let keepLogs = process.env.ENCLAVE_NATIVE_KEEP_LOGS === '1'; // else only after a failure
-let server;
-let baseUrl;
-let wsUrl;
+let work; // temp: data dir of the server and per-test logs (kept after a failure)
+let server; // launchEnclave
 const summary = []; // one line per scenario, printed at the end
 
 // ---------------------------------------------------------------------------------------------
 
 before(async () => {
-  if (!fs.existsSync(BIN)) {
-    throw new Error(
-      `enclave binary not found at ${BIN}. Run \`cargo build\` (or \`cargo build -p enclave\`) ` +
-        'in the repository root first, or set ENCLAVE_BIN to the binary path.',
-    );
-  }
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'enclave-native-'));
-  logDir = path.join(workDir, 'logs');
-  fs.mkdirSync(logDir);
-  const dataDir = path.join(workDir, 'data');
-  fs.mkdirSync(dataDir);
-
-  const port = await freeTcpPort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  wsUrl = `ws://127.0.0.1:${port}`;
-  server = new EnclaveServer({
-    bin: BIN,
-    env: {
-      ENCLAVE_CLIENT__BIND: '127.0.0.1',
-      ENCLAVE_CLIENT__PORT: String(port),
-      ENCLAVE_CLIENT__API_KEY: API_KEY,
-      ENCLAVE_CLIENT__SECRET: SECRET,
-      ENCLAVE_LIVEKIT_INFO__API_KEY: LK_KEY,
-      ENCLAVE_LIVEKIT_INFO__SECRET: LK_SECRET,
-      ENCLAVE_DATABASE__DATA_DIR: dataDir,
-      ENCLAVE_RTC__UDP_PORT: '0',
-      // No ICE over TCP: tests run several servers, and 7881 is the default.
-      ENCLAVE_RTC__TCP_PORT: '0',
-      ENCLAVE_RTC__NODE_IP: '127.0.0.1',
-      ...(process.env.ENCLAVE_LOG ? { RUST_LOG: process.env.ENCLAVE_LOG } : {}),
-    },
+  work = new WorkDir('enclave-native-', { label: 'native interop', keepLogs: process.env.ENCLAVE_NATIVE_KEEP_LOGS === '1' });
+  server = await launchEnclave({
+    dataDir: work.dataDir,
+    lkKey: 'enclave-native-test',
+    env: process.env.ENCLAVE_LOG ? { RUST_LOG: process.env.ENCLAVE_LOG } : {},
   });
-  server.start();
-  await server.waitHealthy(baseUrl, 30_000);
 });
 
 after(async () => {
@@ -110,90 +51,43 @@ after(async () => {
   }
   process.stdout.write(
     `\nnative interop summary (@livekit/rtc-node ${RTC_NODE_VERSION}, rtc-ffi-bindings ${FFI_VERSION}, ` +
-      `enclave ${BIN}):\n${summary.map((l) => `  ${l}`).join('\n') || '  (no scenario finished)'}\n`,
+      `enclave ${server?.bin}):\n${summary.map((l) => `  ${l}`).join('\n') || '  (no scenario finished)'}\n`,
   );
-  if (workDir) {
-    if (keepLogs) {
-      fs.rmSync(path.join(workDir, 'data'), { recursive: true, force: true });
-      process.stderr.write(`native interop: per-test logs kept in ${logDir}\n`);
-    } else {
-      fs.rmSync(workDir, { recursive: true, force: true });
-    }
-  }
+  work?.finish();
 });
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-async function createRoom(roomId, { e2ee = false } = {}) {
+function createRoom(roomId, { e2ee = false } = {}) {
   const features = { allow_webcams: true, mute_on_start: false };
   if (e2ee) {
     // Self-inserted key: the participants share the key; the server holds nothing.
     features.end_to_end_encryption_features = { is_enabled: true, enabled_self_insert_encryption_key: true };
   }
-  const res = await authPost(baseUrl, API_KEY, SECRET, '/room/create', {
-    room_id: roomId,
-    max_participants: 10,
-    empty_timeout: 300,
-    metadata: { room_title: `native interop ${roomId}`, room_features: features },
-  });
-  assert.equal(res.status, 200, `room/create: HTTP ${res.status} ${res.text}`);
-  assert.equal(res.json?.status, true, `room/create failed: ${res.text}`);
-  return res.json.room_info;
-}
-
-function tokenFor(identity, roomId) {
-  return livekitToken({ apiKey: LK_KEY, secret: LK_SECRET, identity, name: identity, room: roomId });
+  return server.createRoom(roomId, { title: `native interop ${roomId}`, features });
 }
 
 /**
- * Runs `body({log, bot, deadline})` with a hard bound of `ms`; bots made through `bot(name)` are
- * disconnected afterwards. On failure: the per-test log (bot events, FFI log records, stats)
- * and the server output during the test are printed.
+ * Runs `body({log, bot, deadline})` with a hard bound of `ms` (scenario.mjs). On failure: the
+ * per-test log (bot events, FFI log records, stats) and the server output during the test are
+ * printed.
  */
-async function scenario(name, body, ms = SCENARIO_MS) {
-  const log = new TestLog(logDir, name);
-  setFfiLog(log);
-  const serverMark = server.mark();
-  const bots = [];
-  const deadline = new Deadline(ms, `scenario "${name}" bound of ${ms / 1000} s`);
-  const bot = (who) => {
-    const b = new Bot(who, log, { wsUrl, tokenFor });
-    bots.push(b);
-    return b;
-  };
-  let timer;
-  const bound = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`scenario "${name}" did not finish within ${ms / 1000} s`)), ms + 2_000);
-  });
-  try {
-    await Promise.race([body({ log, bot, deadline }), bound]);
-  } catch (e) {
-    keepLogs = true;
-    for (const b of bots) {
-      log.add('driver', `final events of ${b.name}: ${JSON.stringify(b.events)}`);
-      log.add('driver', `final counters of ${b.name}: ${JSON.stringify(Object.fromEntries([...b.remote.keys()].map((k) => [k, b.counters(...k.split('/'))])))}`);
-      try {
-        log.add('driver', `final inbound stats of ${b.name}: ${JSON.stringify(await b.stats())}`);
-      } catch (err) {
-        log.add('driver', `no final stats of ${b.name}: ${err.message}`);
-      }
+const scenarioIn = botScenarios({
+  current: () => ({ server, work }),
+  summary,
+  title: 'native interop',
+  async dumpBot(b, log) {
+    log.add('driver', `final events of ${b.name}: ${JSON.stringify(b.events)}`);
+    log.add('driver', `final counters of ${b.name}: ${JSON.stringify(Object.fromEntries([...b.remote.keys()].map((k) => [k, b.counters(...k.split('/'))])))}`);
+    try {
+      log.add('driver', `final inbound stats of ${b.name}: ${JSON.stringify(await b.stats())}`);
+    } catch (err) {
+      log.add('driver', `no final stats of ${b.name}: ${err.message}`);
     }
-    summary.push(`${name}: FAILED: ${e.message.split('\n')[0]}`);
-    const out = server.since(serverMark);
-    process.stderr.write(
-      `\n===== native interop "${name}" failed: ${e.message}\n` +
-        `===== log (${log.file}):\n${log.excerpt()}\n` +
-        `===== enclave output during the test (last 24 KiB):\n${out.slice(-24 * 1024)}\n===== end\n`,
-    );
-    throw e;
-  } finally {
-    clearTimeout(timer);
-    for (const b of bots) await b.close();
-    fs.writeFileSync(log.file.replace(/\.log$/, '.server.log'), server.since(serverMark));
-    setFfiLog(null);
-  }
-}
+  },
+});
+const scenario = (name, body, ms = SCENARIO_MS) => scenarioIn(name, body, ms);
 
 /**
  * `from` sends `count` reliable data messages 200 ms apart; `to` must get every one of them, in
@@ -296,7 +190,7 @@ describe(`@livekit/rtc-node ${RTC_NODE_VERSION} (rtc-ffi-bindings ${FFI_VERSION}
       // A network blip, as the server sees it: abort the server's side of every established
       // TCP connection on its port (the bots' signalling WebSockets; the test's own HTTP
       // requests are finished). The peers get a reset; UDP media is untouched.
-      const port = new URL(baseUrl).port;
+      const { port } = server;
       const killed = spawnSync('ss', ['-K', '-t', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
       assert.equal(killed.status, 0, `ss -K: ${killed.stderr}`);
       log.add('driver', `aborted the server side of the signalling connections:\n${killed.stdout}`);

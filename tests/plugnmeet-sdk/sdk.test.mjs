@@ -7,28 +7,18 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+
+import { authPost, launchEnclave } from '@enclave-tests/lib';
 
 const require = createRequire(import.meta.url);
 const { PlugNmeet } = require('plugnmeet-sdk-js');
 const sdkVersion = require('plugnmeet-sdk-js/package.json').version;
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '..', '..');
-const BIN = process.env.ENCLAVE_BIN
-  ? path.resolve(process.env.ENCLAVE_BIN)
-  : path.join(repoRoot, 'target', 'debug', process.platform === 'win32' ? 'enclave.exe' : 'enclave');
-
-const API_KEY = 'plugnmeet';
-const SECRET = randomBytes(24).toString('hex'); // 48 characters
+let API_KEY; // 'plugnmeet'
+let SECRET; // 48 random hex characters
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 // RFC 3339 date-time: full-date "T" full-time, with a mandatory offset.
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -54,25 +44,10 @@ const SDK_METHODS = [
   'getClientFiles',
 ];
 
-let child;
-let childExit; // Promise resolved with {code, signal} when the child exits
-let childLog = '';
-let dataDir;
+let server; // the server under test (launchEnclave)
 let baseUrl;
 let pnm; // the SDK, wrapped to record which methods were called
 const called = new Set();
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function tracked(sdk) {
   return new Proxy(sdk, {
@@ -90,18 +65,8 @@ function tracked(sdk) {
 }
 
 /** A signed raw request (same signing as the SDK), to see HTTP status codes the SDK hides. */
-async function rawAuthPost(p, bodyObj, secret = SECRET) {
-  const body = JSON.stringify(bodyObj);
-  const res = await fetch(`${baseUrl}/auth${p}`, {
-    method: 'POST',
-    headers: {
-      'Content-Type': 'application/json',
-      'API-KEY': API_KEY,
-      'HASH-SIGNATURE': createHmac('sha256', secret).update(body).digest('hex'),
-    },
-    body,
-  });
-  return { status: res.status, text: await res.text() };
+function rawAuthPost(p, bodyObj, secret = SECRET) {
+  return authPost(baseUrl, API_KEY, secret, p, bodyObj);
 }
 
 function b64urlJson(part) {
@@ -142,77 +107,15 @@ function keyNamesDeep(value, out = new Set()) {
   return out;
 }
 
-async function waitHealthy(timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no answer';
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(
-        `enclave exited early (code ${child.exitCode}, signal ${child.signalCode}). Output:\n${childLog}`,
-      );
-    }
-    try {
-      const res = await fetch(`${baseUrl}/healthCheck`, { signal: AbortSignal.timeout(1000) });
-      const text = await res.text();
-      if (res.status === 200 && text === 'Healthy') return;
-      last = `HTTP ${res.status} ${JSON.stringify(text)}`;
-    } catch (e) {
-      last = e.message;
-    }
-    await sleep(100);
-  }
-  throw new Error(`enclave did not become healthy within ${timeoutMs} ms (last: ${last}). Output:\n${childLog}`);
-}
-
 before(async () => {
-  if (!fs.existsSync(BIN)) {
-    throw new Error(
-      `enclave binary not found at ${BIN}. Run \`cargo build\` (or \`cargo build -p enclave\`) ` +
-        'in the repository root first, or set ENCLAVE_BIN to the binary path.',
-    );
-  }
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'enclave-sdk-js-'));
-  child = spawn(BIN, ['serve'], {
-    env: {
-      ...process.env,
-      ENCLAVE_CLIENT__BIND: '127.0.0.1',
-      ENCLAVE_CLIENT__PORT: String(port),
-      ENCLAVE_CLIENT__API_KEY: API_KEY,
-      ENCLAVE_CLIENT__SECRET: SECRET,
-      ENCLAVE_DATABASE__DATA_DIR: dataDir,
-      // Any free UDP port for the embedded SFU, so parallel runs do not collide.
-      ENCLAVE_RTC__UDP_PORT: '0',
-      // No ICE over TCP: tests run several servers, and 7881 is the default.
-      ENCLAVE_RTC__TCP_PORT: '0',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  childExit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const keep = (chunk) => {
-    childLog += chunk.toString();
-    if (childLog.length > 64 * 1024) childLog = childLog.slice(-64 * 1024);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.once('error', (e) => {
-    childLog += `\nspawn error: ${e.message}\n`;
-  });
-  await waitHealthy(30_000);
+  // No livekit_info key and no advertised address: the SDK needs neither.
+  server = await launchEnclave({ label: 'enclave', prefix: 'enclave-plugnmeet-sdk-', nodeIp: null, keepBytes: 64 * 1024 });
+  ({ baseUrl, apiKey: API_KEY, secret: SECRET } = server);
   pnm = tracked(new PlugNmeet(baseUrl, API_KEY, SECRET));
 });
 
 after(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGTERM');
-    const exited = await Promise.race([childExit, sleep(10_000, null, { ref: false })]);
-    if (exited === null) {
-      child.kill('SIGKILL');
-      await childExit;
-    }
-  }
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  await server?.stop();
 });
 
 describe(`plugnmeet-sdk-js ${sdkVersion} against enclave`, () => {

@@ -1,7 +1,7 @@
 // Browser interop test: the unmodified livekit-client (UMD build, pinned in package.json) in
 // headless Debian Chromium joins the embedded SFU of the real `enclave` binary over LiveKit's
 // signalling protocol (dual peer connection, protocol 17, WebSocket /rtc after the client's
-// /rtc/v1 attempt fails). Run with `node --test tests/browser/` (see README.md).
+// /rtc/v1 attempt fails). Run with `node --test tests/livekit-browser/` (see README.md).
 //
 // What to assert and why: ../../../shared/docs/livekit-str0m-experiment.md sections 2, 4, 5, 6
 // and 7.8; the Chromium recipe: ../../../shared/docs/sfu-research.md section 4.1.
@@ -13,9 +13,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -23,48 +20,30 @@ import {
   CHROMIUM,
   CHROMIUM_ARGS,
   Deadline,
-  EnclaveServer,
   TestLog,
-  authPost,
-  freeTcpPort,
+  WorkDir,
   freeUdpPort,
-  here,
+  launchEnclave,
   livekitToken,
-  openParticipant,
-  repoRoot,
-  startStaticServer,
+  packageVersion,
+  requireChromium,
   waitFor,
-} from './harness.mjs';
+  within,
+} from '@enclave-tests/lib';
+import { openParticipant, startStaticServer } from './harness.mjs';
 
-if (!fs.existsSync(path.join(here, 'node_modules', 'playwright-core'))) {
-  throw new Error('tests/browser/node_modules is missing: run `npm ci --prefix tests/browser` first');
-}
 const require = createRequire(import.meta.url);
 const { chromium } = require('playwright-core');
-// Read from disk: livekit-client's "exports" does not list ./package.json.
-const pkgVersion = (name) =>
-  JSON.parse(fs.readFileSync(path.join(here, 'node_modules', name, 'package.json'), 'utf8')).version;
-const LK_CLIENT_VERSION = pkgVersion('livekit-client');
-const PLAYWRIGHT_VERSION = pkgVersion('playwright-core');
-
-const BIN = process.env.ENCLAVE_BIN
-  ? path.resolve(process.env.ENCLAVE_BIN)
-  : path.join(repoRoot, 'target', 'debug', process.platform === 'win32' ? 'enclave.exe' : 'enclave');
-
-const API_KEY = 'plugnmeet';
-const SECRET = randomBytes(24).toString('hex'); // 48 characters
-const LK_KEY = 'enclave-browser-test';
-const LK_SECRET = randomBytes(24).toString('hex'); // 48 characters
+const LK_CLIENT_VERSION = packageVersion('livekit-client');
+const PLAYWRIGHT_VERSION = packageVersion('playwright-core');
 
 const SCENARIO_MS = 40_000; // hard bound of each scenario
 const JOIN_MS = 15_000; // bound of room.connect() in the page
 // livekit-client's log level in the pages (its lines go to the per-test log, printed on failure).
 const LK_LOG_LEVEL = process.env.LK_LOG_LEVEL ?? 'debug';
 
-let workDir; // temp: data dir of the server and per-test logs
-let logDir;
-let keepLogs = process.env.ENCLAVE_BROWSER_KEEP_LOGS === '1'; // else only after a failure
-let server;
+let work; // temp: data dir of the server and per-test logs (kept after a failure)
+let server; // launchEnclave
 let baseUrl; // http://127.0.0.1:<server port>
 let wsUrl; // ws://127.0.0.1:<server port>
 let statik; // static page server (another origin)
@@ -72,45 +51,11 @@ let browser;
 let browserVersion;
 
 before(async () => {
-  if (!fs.existsSync(BIN)) {
-    throw new Error(
-      `enclave binary not found at ${BIN}. Run \`cargo build\` (or \`cargo build -p enclave\`) ` +
-        'in the repository root first, or set ENCLAVE_BIN to the binary path.',
-    );
-  }
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: \`apt-get install -y chromium\` (or set CHROMIUM_BIN)`);
-  }
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'enclave-browser-'));
-  logDir = path.join(workDir, 'logs');
-  fs.mkdirSync(logDir);
-  const dataDir = path.join(workDir, 'data');
-  fs.mkdirSync(dataDir);
-
+  requireChromium();
+  work = new WorkDir('enclave-browser-', { label: 'browser interop', keepLogs: process.env.ENCLAVE_BROWSER_KEEP_LOGS === '1' });
   statik = await startStaticServer();
-
-  const port = await freeTcpPort();
-  const udpPort = await freeUdpPort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  wsUrl = `ws://127.0.0.1:${port}`;
-  server = new EnclaveServer({
-    bin: BIN,
-    env: {
-      ENCLAVE_CLIENT__BIND: '127.0.0.1',
-      ENCLAVE_CLIENT__PORT: String(port),
-      ENCLAVE_CLIENT__API_KEY: API_KEY,
-      ENCLAVE_CLIENT__SECRET: SECRET,
-      ENCLAVE_LIVEKIT_INFO__API_KEY: LK_KEY,
-      ENCLAVE_LIVEKIT_INFO__SECRET: LK_SECRET,
-      ENCLAVE_DATABASE__DATA_DIR: dataDir,
-      ENCLAVE_RTC__UDP_PORT: String(udpPort),
-      // No ICE over TCP: tests run several servers, and 7881 is the default.
-      ENCLAVE_RTC__TCP_PORT: '0',
-      ENCLAVE_RTC__NODE_IP: '127.0.0.1',
-    },
-  });
-  server.start();
-  await server.waitHealthy(baseUrl, 30_000);
+  server = await launchEnclave({ dataDir: work.dataDir, lkKey: 'enclave-browser-test', udpPort: await freeUdpPort(), keepBytes: 256 * 1024 });
+  ({ baseUrl, wsUrl } = server);
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -125,39 +70,23 @@ after(async () => {
   if (browser) await browser.close().catch(() => {});
   if (statik) await statik.close().catch(() => {});
   if (server) await server.stop();
-  if (workDir) {
-    if (keepLogs) {
-      // Keep the logs of failed tests; drop the rest (the server's data dir).
-      fs.rmSync(path.join(workDir, 'data'), { recursive: true, force: true });
-      process.stderr.write(`browser interop: per-test logs kept in ${logDir}\n`);
-    } else {
-      fs.rmSync(workDir, { recursive: true, force: true });
-    }
-  }
+  work?.finish(); // keeps the logs of failed tests, drops the rest (the server's data dir)
 });
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-async function createRoom(roomId, { e2ee = false } = {}) {
+function createRoom(roomId, { e2ee = false } = {}) {
   const features = { allow_webcams: true, mute_on_start: false };
   if (e2ee) {
     // Self-inserted key: the participants share the passphrase; the server holds nothing.
     features.end_to_end_encryption_features = { is_enabled: true, enabled_self_insert_encryption_key: true };
   }
-  const res = await authPost(baseUrl, API_KEY, SECRET, '/room/create', {
-    room_id: roomId,
-    max_participants: 10,
-    empty_timeout: 300,
-    metadata: { room_title: `browser interop ${roomId}`, room_features: features },
-  });
-  assert.equal(res.status, 200, `room/create: HTTP ${res.status} ${res.text}`);
-  assert.equal(res.json?.status, true, `room/create failed: ${res.text}`);
-  return res.json.room_info;
+  return server.createRoom(roomId, { title: `browser interop ${roomId}`, features });
 }
 
 function tokenFor(identity, roomId, grants = {}) {
-  return livekitToken({ apiKey: LK_KEY, secret: LK_SECRET, identity, name: identity, room: roomId, grants });
+  return server.token(identity, roomId, { grants });
 }
 
 /**
@@ -166,7 +95,7 @@ function tokenFor(identity, roomId, grants = {}) {
  * failed requests, WebSocket URLs, lk events, stats samples, server output) is printed.
  */
 async function scenario(name, body, ms = SCENARIO_MS) {
-  const log = new TestLog(logDir, name);
+  const log = new TestLog(work.logDir, name);
   const serverMark = server.mark();
   const participants = [];
   const deadline = new Deadline(ms, `scenario "${name}" bound of ${ms / 1000} s`);
@@ -185,16 +114,16 @@ async function scenario(name, body, ms = SCENARIO_MS) {
   try {
     await Promise.race([body({ log, open, deadline }), bound]);
   } catch (e) {
-    keepLogs = true;
+    work.keepLogs = true;
     for (const p of participants) {
       try {
-        const evs = await within(3_000, p.page.evaluate(() => window.events()));
+        const evs = await within(3_000, p.page.evaluate(() => window.events()), 'events');
         log.add('driver', `final events of ${p.name}: ${JSON.stringify(evs)}`);
-        const st = await within(3_000, p.page.evaluate(() => window.stats()));
+        const st = await within(3_000, p.page.evaluate(() => window.stats()), 'stats');
         log.add('driver', `final stats of ${p.name}: ${JSON.stringify(st)}`);
         // The last local and remote SDP of each open PC (the subscriber offer made by the server
         // and the publisher answer are the usual suspects).
-        const sdps = await within(3_000, p.page.evaluate(() => window.__sdps || []));
+        const sdps = await within(3_000, p.page.evaluate(() => window.__sdps || []), 'sdps');
         const open = new Set(st.pcs.filter((x) => x.connectionState !== 'closed').map((x) => x.index));
         const last = new Map();
         for (const d of sdps) if (open.has(d.pc)) last.set(`${d.pc}/${d.side}`, d);
@@ -218,24 +147,13 @@ async function scenario(name, body, ms = SCENARIO_MS) {
     clearTimeout(timer);
     for (const p of participants) {
       try {
-        await within(5_000, p.page.evaluate(() => window.leave())).catch(() => {});
+        await within(5_000, p.page.evaluate(() => window.leave()), 'leave').catch(() => {});
         await p.context.close();
       } catch {
         // already closed
       }
     }
   }
-}
-
-/** `promise`, or a rejection after `ms`. */
-function within(ms, promise) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 async function events(p) {
@@ -497,7 +415,7 @@ describe(`livekit-client ${LK_CLIENT_VERSION} in Chromium (playwright-core ${PLA
       { status: 200, acao: '*' },
       `GET /rtc/validate with a valid token: ${JSON.stringify(ok)}`,
     );
-    const forged = livekitToken({ apiKey: LK_KEY, secret: `${LK_SECRET}x`, identity: 'mallory', room: roomId });
+    const forged = livekitToken({ apiKey: server.lkKey, secret: `${server.lkSecret}x`, identity: 'mallory', room: roomId });
     const bad = await get(forged);
     assert.equal(bad.acao, '*', `GET /rtc/validate with a bad signature: CORS header (${JSON.stringify(bad)})`);
     assert.ok(bad.status === 401 || bad.status === 403, `GET /rtc/validate with a bad signature: 401/403, got ${JSON.stringify(bad)}`);

@@ -4,15 +4,13 @@
 // (one Room, its events, subscriptions and decoded-frame counters), and two media assertions.
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { here, waitFor, within } from './harness.mjs';
+import { packageDir, packageVersion, within } from '@enclave-tests/lib';
 
-if (!fs.existsSync(path.join(here, 'node_modules', '@livekit', 'rtc-node'))) {
-  throw new Error('tests/native/node_modules is missing: run `npm ci --prefix tests/native` first');
-}
+import { waitFor } from './harness.mjs';
+
+const RTC_NODE_DIR = packageDir('@livekit/rtc-node'); // says to run `npm ci --prefix tests` if missing
 
 // The SDK's JS layer logs through pino at `debug` unless NODE_ENV=production; its lines would
 // drown the test report on stdout. Our own taps below record what matters.
@@ -37,10 +35,9 @@ const {
   VideoStream,
 } = rtc;
 
-const pkgVersion = (name) =>
-  JSON.parse(fs.readFileSync(path.join(here, 'node_modules', name, 'package.json'), 'utf8')).version;
-export const RTC_NODE_VERSION = pkgVersion('@livekit/rtc-node');
-export const FFI_VERSION = pkgVersion('@livekit/rtc-ffi-bindings');
+export const RTC_NODE_VERSION = packageVersion('@livekit/rtc-node');
+// The native binding rtc-node depends on (exactly pinned by it), looked up from rtc-node.
+export const FFI_VERSION = packageVersion('@livekit/rtc-ffi-bindings', RTC_NODE_DIR);
 
 export const CONNECT_MS = 15_000; // bound of room.connect()
 
