@@ -24,7 +24,7 @@ import { EpochKeyProvider } from './keyprovider';
 import { MeetingKeys } from './meetingkeys';
 import type { KeyStatus } from './keystatus';
 import { bestGrid } from './layout';
-import { WRONG_KEY_BANNER, keyShareBanner, recorderJoinText, recorderText, shortApiError, taskErrorText } from './messages';
+import { WRONG_KEY_BANNER, apiErrorText, keyShareBanner, recorderJoinText, recorderText, taskErrorText } from './messages';
 import {
   TOPIC_CHAT,
   TOPIC_KEYCHECK,
@@ -575,7 +575,7 @@ export class Meeting {
     try {
       await this.o.api.raiseHand(!up);
     } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+      toast(apiErrorText(e), 'error');
     }
   }
 
@@ -584,7 +584,7 @@ export class Meeting {
     try {
       await this.o.api.raiseHand(false, p ? p.identity : 'all');
     } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+      toast(apiErrorText(e), 'error');
     }
   }
 
@@ -593,7 +593,7 @@ export class Meeting {
       await this.o.api.switchPresenter(p.identity, true);
       toast(`${p.name} is now the presenter.`, 'success');
     } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+      toast(apiErrorText(e), 'error');
     }
   }
 
@@ -617,7 +617,7 @@ export class Meeting {
       await this.o.api.updateLockSettings(p.identity, what, lock);
       toast(lock ? `Locked ${p.name}’s ${label}.` : `Unlocked ${p.name}’s ${label}.`, 'success');
     } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+      toast(apiErrorText(e), 'error');
     }
   }
 
@@ -654,7 +654,7 @@ export class Meeting {
       toast(lock ? `Locked ${what} for everyone but hosts (${r.changed}).` : `Unlocked ${what}.`, 'success');
       return true;
     } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+      toast(apiErrorText(e), 'error');
       return false;
     }
   }
@@ -707,7 +707,7 @@ export class Meeting {
       const rest = await this.o.api.waitingList();
       this.showWaiting(rest.users);
     } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+      toast(apiErrorText(e), 'error');
     }
   }
 
@@ -718,7 +718,7 @@ export class Meeting {
       const rest = await this.o.api.waitingList();
       this.showWaiting(rest.users);
     } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+      toast(apiErrorText(e), 'error');
     }
   }
 
@@ -1202,7 +1202,7 @@ export class Meeting {
       await this.o.api.muteTrack(p.identity, sid, true);
       toast(which === 'mic' ? `Muted ${p.name}.` : `Turned off ${p.name}’s camera.`, 'success');
     } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+      toast(apiErrorText(e), 'error');
     }
   }
 
@@ -1220,7 +1220,7 @@ export class Meeting {
       await this.o.api.removeParticipant(p.identity, block.checked);
       toast(block.checked ? `Removed and blocked ${p.name}.` : `Removed ${p.name}.`, 'success');
     } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
+      toast(apiErrorText(e), 'error');
     }
   }
 
@@ -1298,7 +1298,7 @@ export class Meeting {
     try {
       await this.o.api.endRoom();
     } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'The meeting could not be ended.', 'error');
+      toast(apiErrorText(e, 'The meeting could not be ended.'), 'error');
     }
   }
 
