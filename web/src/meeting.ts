@@ -6,14 +6,11 @@ import {
   LocalParticipant,
   Participant,
   RemoteParticipant,
-  RemoteTrack,
   Room,
   RoomEvent,
   Track,
   VideoPresets,
   type RoomOptions,
-  type TrackPublication,
-  type VideoTrack,
 } from 'livekit-client';
 
 import { Api, ApiError, isWaiting, mediaUrl, type VerifyReply, type WaitingUser } from './api';
@@ -23,7 +20,6 @@ import { serverLocation } from './embed';
 import { EpochKeyProvider } from './keyprovider';
 import { MeetingKeys } from './meetingkeys';
 import type { KeyStatus } from './keystatus';
-import { bestGrid } from './layout';
 import { WRONG_KEY_BANNER, apiErrorText, keyShareBanner, recorderJoinText, recorderText, taskErrorText } from './messages';
 import {
   TOPIC_CHAT,
@@ -37,7 +33,6 @@ import {
   REACTIONS,
   parseReaction,
   type ReactionName,
-  cleanName,
   decodeJson,
   encodeJson,
   newChat,
@@ -59,7 +54,6 @@ import { confirmDialog } from './ui/modal';
 import { PeoplePanel, type PersonView } from './ui/people';
 import type { PrejoinResult } from './ui/prejoin';
 import { RecorderUi } from './ui/recorder';
-import { Tile } from './ui/tiles';
 import { toast } from './ui/toasts';
 import { WaitingList } from './ui/waiting';
 import { LockControls, type LockService } from './ui/locks';
@@ -67,6 +61,8 @@ import { PollsPanel } from './ui/polls';
 import { Breakouts } from './breakout';
 import { Polls, type PollView } from './polls';
 import { PLAIN, keySealer, passphraseSealer, type ContentSealer } from './content';
+import { Roster, SOURCE_CAMERA, SOURCE_MICROPHONE, SOURCE_SCREEN, sourceAllowed } from './roster';
+import { Stage } from './stage';
 
 // Our sealed data messages need the key check to reach a participant whose key differs, so
 // livekit-client's own data-channel encryption stays off: `e2ee` (not `encryption`) in the room
@@ -103,18 +99,6 @@ export interface MeetingOptions {
 
 type Panel = 'chat' | 'people' | 'polls' | 'breakout' | null;
 
-// LiveKit's protocol numbers of the sources a permission lists (`canPublishSources`).
-const SOURCE_CAMERA = 1;
-const SOURCE_MICROPHONE = 2;
-const SOURCE_SCREEN = 3;
-
-/** Whether the permission the server announced for `p` lets them publish `source`. */
-function sourceAllowed(p: Participant, source: number): boolean {
-  const perm = p.permissions;
-  if (!perm) return true;
-  return perm.canPublish && (perm.canPublishSources.length === 0 || perm.canPublishSources.includes(source as never));
-}
-
 /** How often a host's client asks who waits (the server lists those who asked within 15 s). */
 const WAITING_POLL_MS = 2500;
 
@@ -126,10 +110,8 @@ interface CtlButton {
 export class Meeting {
   private readonly room: Room;
   private readonly el: HTMLElement;
-  private readonly stage: HTMLElement;
-  private readonly strip: HTMLElement;
-  private readonly main: HTMLElement;
-  private readonly audioBox: HTMLElement;
+  private readonly roster: Roster;
+  private readonly stage: Stage;
   private readonly side: HTMLElement;
   private readonly badge = new E2eeBadge();
   private readonly code = new CodeChip();
@@ -147,10 +129,6 @@ export class Meeting {
   private readonly recorderUi: RecorderUi;
   private lastRecorderError = 0;
   private readonly e2eeRoom: boolean;
-  private readonly tiles = new Map<string, Tile>();
-  private readonly audioEls = new Map<string, HTMLMediaElement>();
-  private readonly names = new Map<string, string>();
-  private readonly speaking = new Set<string>();
   private readonly replied = new Set<string>();
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand' | 'react' | 'polls' | 'breakout', CtlButton | null>;
@@ -175,10 +153,7 @@ export class Meeting {
   private readonly waiting: WaitingList | null;
   private readonly waitingBadge: HTMLElement;
   private waitingSeen = new Set<string>();
-  private readonly layoutBtn: HTMLButtonElement;
   private panel: Panel = null;
-  private layout: Layout;
-  private pinned: string | null = null;
   private unread = 0;
   private intentional = false;
   private ended = false;
@@ -190,7 +165,6 @@ export class Meeting {
   private readonly canScreen: boolean;
   private readonly canChat: boolean;
   private readonly isAdmin: boolean;
-  private resizeObs: ResizeObserver | null = null;
   private unsubKey: (() => void) | null = null;
   private lastStatus = '';
 
@@ -206,7 +180,6 @@ export class Meeting {
     this.canScreen = !hidden && f.allow_screen_share !== false;
     this.canChat = f.chat_features?.is_allow !== false;
     this.name = o.join.name;
-    this.layout = o.layout;
 
     const options: Partial<RoomOptions> = {
       adaptiveStream: true,
@@ -247,12 +220,16 @@ export class Meeting {
       });
     }
     this.room = new Room(options);
+    this.roster = new Roster(this.room, { isAdmin: this.isAdmin, encrypted: this.encrypted, keyStatus: o.keyStatus });
 
     // ---- DOM ----
-    this.stage = h('div', { class: 'stage', 'data-testid': 'stage' });
-    this.strip = h('div', { class: 'strip' });
-    this.main = h('main', { class: 'stage-wrap', 'data-layout': this.layout }, this.stage, this.strip);
-    this.audioBox = h('div', { class: 'audio-sink', 'aria-hidden': 'true' });
+    this.stage = new Stage({
+      room: this.room,
+      roster: this.roster,
+      layout: o.layout,
+      onLayout: (layout) => void o.store?.updateSession(o.verify.room.sid, { layout }).catch(() => {}),
+      ended: () => this.ended,
+    });
     this.side = h('aside', { class: 'side', hidden: true });
 
     this.wrongKeyText = h('p', { 'data-testid': 'wrong-key-text' });
@@ -280,7 +257,7 @@ export class Meeting {
       verify: o.verify,
       isAdmin: !!o.verify.user.is_admin,
       encrypted: !!o.keys || o.verify.e2ee.enabled,
-      people: () => this.participants().map((p) => ({ identity: p.identity, name: this.displayName(p.identity), isAdmin: this.isHost(p) })),
+      people: () => this.roster.participants().map((p) => ({ identity: p.identity, name: this.roster.displayName(p.identity), isAdmin: this.roster.isHost(p) })),
       leave: () => this.leave(true),
       closePanel: () => this.togglePanel(null),
     });
@@ -306,8 +283,6 @@ export class Meeting {
     });
 
     this.countEl = h('span', { class: 'count' }, '1');
-    this.layoutBtn = h('button', { class: 'icon-btn', type: 'button', 'data-testid': 'layout-toggle' });
-    this.layoutBtn.addEventListener('click', () => this.setLayout(this.layout === 'grid' ? 'spotlight' : 'grid'));
     const conn = h('span', { class: 'conn-dot', 'data-testid': 'connection-state', 'data-state': 'connecting', title: 'Connecting' });
     this.connDot = conn;
     const topbar = h(
@@ -315,7 +290,7 @@ export class Meeting {
       { class: 'topbar' },
       brand(),
       h('div', { class: 'topbar-title' }, h('span', { class: 'room-title', 'data-testid': 'room-title' }, o.verify.room.title || o.verify.room.room_id), conn, this.recorderUi.indicators),
-      h('div', { class: 'topbar-right' }, this.badge.el, this.code.el, this.layoutBtn),
+      h('div', { class: 'topbar-right' }, this.badge.el, this.code.el, this.stage.layoutButton),
     );
 
     const mk = (testid: string, label: [string, string], icons: [IconName, IconName], onClick: () => void, danger = false): CtlButton => {
@@ -449,8 +424,7 @@ export class Meeting {
         this.security.toggle();
       }
     });
-    this.el = h('div', { class: 'meeting', 'data-testid': 'meeting' }, this.security.el, topbar, this.banners, h('div', { class: 'meeting-body' }, this.main, this.side), controls, this.audioBox);
-    this.renderLayoutBtn();
+    this.el = h('div', { class: 'meeting', 'data-testid': 'meeting' }, this.security.el, topbar, this.banners, h('div', { class: 'meeting-body' }, this.stage.el, this.side), controls, this.stage.audioBox);
   }
 
   /** The meeting's keys (encrypted rooms): what seals what we send, and its epochs. */
@@ -470,8 +444,7 @@ export class Meeting {
     this.code.set(o.keys?.verificationCode ?? null);
     this.unsubKey = o.keyStatus.onChange(() => this.renderKeyState());
     this.renderKeyState();
-    this.resizeObs = new ResizeObserver(() => this.relayout());
-    this.resizeObs.observe(this.main);
+    this.stage.start();
     this.wire();
 
     if (this.keys) {
@@ -500,7 +473,7 @@ export class Meeting {
     // The key may have moved on between verifyToken and now (someone left): catch up.
     void this.keys?.fetch();
     const me = room.localParticipant;
-    this.names.set(me.identity, this.name);
+    this.roster.setName(me.identity, this.name);
     await this.restoreChat();
     void this.polls?.refresh();
     this.breakouts.start();
@@ -526,7 +499,7 @@ export class Meeting {
     if (welcome && this.chat) {
       this.chat.add({ id: `welcome-${o.verify.room.sid}`, fromIdentity: '', fromName: '', text: welcome, at: 0, self: false, system: true });
     }
-    void o.store?.updateSession(o.verify.room.sid, { devices: o.join.devices, layout: this.layout }).catch(() => {});
+    void o.store?.updateSession(o.verify.room.sid, { devices: o.join.devices, layout: this.stage.layout }).catch(() => {});
     const recording = recorderJoinText(this.recorder.state);
     if (recording) toast(recording, 'info');
     if (this.waiting) void this.pollWaiting();
@@ -558,16 +531,12 @@ export class Meeting {
     this.lastReaction = now;
     this.toggleReactions();
     const me = this.room.localParticipant;
-    this.showReaction(me.identity, name);
+    this.stage.showReaction(me.identity, name);
     try {
       await me.publishData(await this.sealed({ type: 'reaction', name }), { reliable: true, topic: TOPIC_REACTION });
     } catch {
       toast('The reaction could not be sent.', 'warning');
     }
-  }
-
-  private showReaction(identity: string, name: ReactionName): void {
-    this.tiles.get(`${identity}\u0000camera`)?.react(name, REACTIONS[name]);
   }
 
   private async toggleHand(): Promise<void> {
@@ -605,7 +574,7 @@ export class Meeting {
       const up = handRaisedAt(p.metadata) !== null;
       now.set(p.identity, up);
       if (up && !this.handsSeen.get(p.identity) && !first && this.isAdmin && !(p instanceof LocalParticipant)) {
-        toast(`${this.displayName(p.identity)} raised their hand.`, 'info');
+        toast(`${this.roster.displayName(p.identity)} raised their hand.`, 'info');
       }
     }
     this.handsSeen = now;
@@ -664,7 +633,7 @@ export class Meeting {
     const asks: Array<Promise<unknown>> = [];
     for (const p of this.room.remoteParticipants.values()) {
       const mic = p.getTrackPublication(Track.Source.Microphone);
-      if (mic?.trackSid && !mic.isMuted && !this.isHost(p)) asks.push(this.o.api.muteTrack(p.identity, mic.trackSid, true));
+      if (mic?.trackSid && !mic.isMuted && !this.roster.isHost(p)) asks.push(this.o.api.muteTrack(p.identity, mic.trackSid, true));
     }
     const results = await Promise.allSettled(asks);
     const failed = results.filter((r) => r.status === 'rejected').length;
@@ -733,18 +702,17 @@ export class Meeting {
     })
       .on(RoomEvent.ParticipantDisconnected, (p) => {
         this.o.keyStatus.participantLeft(p.identity);
-        this.names.delete(p.identity);
-        this.speaking.delete(p.identity);
+        this.roster.forget(p.identity);
+        this.stage.participantLeft(p.identity);
         for (const k of [...this.replied]) if (k.startsWith(`${p.identity}\u0000`)) this.replied.delete(k);
-        if (this.pinned?.startsWith(`${p.identity}\u0000`)) this.pinned = null;
         this.sync();
       })
       .on(RoomEvent.TrackSubscribed, (track, pub, p) => {
-        if (track.kind === Track.Kind.Audio) this.attachAudio(track, pub, p);
+        if (track.kind === Track.Kind.Audio) this.stage.attachAudio(track, pub, p);
         this.sync();
       })
       .on(RoomEvent.TrackUnsubscribed, (track, pub) => {
-        this.detachAudio(track, pub);
+        this.stage.detachAudio(track, pub);
         this.sync();
       })
       .on(RoomEvent.TrackPublished, sync)
@@ -760,11 +728,7 @@ export class Meeting {
         else sync();
       })
       .on(RoomEvent.TrackStreamStateChanged, sync)
-      .on(RoomEvent.ActiveSpeakersChanged, (speakers: Participant[]) => {
-        this.speaking.clear();
-        for (const s of speakers) this.speaking.add(s.identity);
-        this.renderSpeaking();
-      })
+      .on(RoomEvent.ActiveSpeakersChanged, (speakers: Participant[]) => this.stage.setSpeakers(speakers))
       .on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
         const copy = new Uint8Array(payload);
         this.dataQueue = this.dataQueue.then(() => this.onData(copy, participant, topic)).catch(() => {});
@@ -807,12 +771,8 @@ export class Meeting {
     this.breakouts.stop();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    this.resizeObs?.disconnect();
     this.unsubKey?.();
-    for (const t of this.tiles.values()) t.destroy();
-    this.tiles.clear();
-    for (const el of this.audioEls.values()) el.remove();
-    this.audioEls.clear();
+    this.stage.destroy();
     this.o.keyStatus.reset();
     this.keys?.clear();
     this.recorderUi.destroy();
@@ -976,15 +936,12 @@ export class Meeting {
     }
     if (topic === TOPIC_PROFILE) {
       const p = parseProfile(await this.opened(from, payload));
-      if (p && p.name !== this.names.get(from)) {
-        this.names.set(from, p.name);
-        this.sync();
-      }
+      if (p && this.roster.setName(from, p.name)) this.sync();
       return;
     }
     if (topic === TOPIC_REACTION) {
       const name = parseReaction(await this.opened(from, payload));
-      if (name) this.showReaction(from, name);
+      if (name) this.stage.showReaction(from, name);
       return;
     }
     if (topic === TOPIC_PRIVATE) {
@@ -1042,9 +999,9 @@ export class Meeting {
       : msg.to_hosts
         ? 'Private · to the hosts'
         : self
-          ? `Private · to ${this.displayName(msg.to[0]!)}`
+          ? `Private · to ${this.roster.displayName(msg.to[0]!)}`
           : 'Private · to you';
-    const name = self ? this.name : msg.from_name || this.displayName(msg.from_user_id);
+    const name = self ? this.name : msg.from_name || this.roster.displayName(msg.from_user_id);
     const added = this.chat.add({ id: msg.id, fromIdentity: msg.from_user_id, fromName: name, text: msg.text, at: msg.sent_at, self, system: false, privateLabel });
     if (added && !self && !restoring) this.bumpUnread();
   }
@@ -1096,7 +1053,7 @@ export class Meeting {
     const to =
       target.kind === 'one'
         ? [target.identity]
-        : [...this.room.remoteParticipants.values()].filter((p) => this.isHost(p)).map((p) => p.identity);
+        : [...this.room.remoteParticipants.values()].filter((p) => this.roster.isHost(p)).map((p) => p.identity);
     if (to.length === 0) {
       toast(target.kind === 'hosts' ? 'No host is in the meeting right now.' : 'They have left the meeting.', 'warning');
       throw new Error('no recipient');
@@ -1305,70 +1262,10 @@ export class Meeting {
   // ---------------------------------------------------------------------------------------
   // Rendering
 
-  private displayName(identity: string): string {
-    const named = this.names.get(identity);
-    if (named) return named;
-    const p = identity === this.room.localParticipant.identity ? this.room.localParticipant : this.room.getParticipantByIdentity(identity);
-    return cleanName(p?.name || '') || identity;
-  }
-
-  private isHost(p: Participant): boolean {
-    if (p instanceof LocalParticipant) return this.isAdmin;
-    try {
-      const m = JSON.parse(p.metadata || '{}') as { is_admin?: unknown };
-      return m.is_admin === true;
-    } catch {
-      return false;
-    }
-  }
-
-  private participants(): Participant[] {
-    const remotes = [...this.room.remoteParticipants.values()].sort((a, b) => (a.joinedAt?.getTime() ?? 0) - (b.joinedAt?.getTime() ?? 0));
-    return [this.room.localParticipant, ...remotes];
-  }
-
-  private mismatch(p: Participant): boolean {
-    if (!this.encrypted) return false;
-    if (p instanceof LocalParticipant) return false;
-    return this.o.keyStatus.isMismatched(p.identity);
-  }
-
   /** Brings tiles, the participant list and the controls in line with the room. */
   private sync(): void {
     if (this.ended) return;
-    const want = new Map<string, { p: Participant; screen: boolean; video: VideoTrack | null; mic: TrackPublication | undefined }>();
-    for (const p of this.participants()) {
-      const cam = p.getTrackPublication(Track.Source.Camera);
-      const mic = p.getTrackPublication(Track.Source.Microphone);
-      const camTrack = cam?.track && !cam.isMuted ? (cam.track as VideoTrack) : null;
-      want.set(`${p.identity}\u0000camera`, { p, screen: false, video: camTrack, mic });
-      const scr = p.getTrackPublication(Track.Source.ScreenShare);
-      if (scr) want.set(`${p.identity}\u0000screen`, { p, screen: true, video: (scr.track as VideoTrack | undefined) ?? null, mic: undefined });
-    }
-    for (const [k, t] of this.tiles) {
-      if (!want.has(k)) {
-        t.destroy();
-        this.tiles.delete(k);
-      }
-    }
-    for (const [k, w] of want) {
-      let t = this.tiles.get(k);
-      if (!t) {
-        t = new Tile(k, w.p.identity, w.p instanceof LocalParticipant, w.screen, (key) => this.pin(key));
-        this.tiles.set(k, t);
-      }
-      t.update({
-        name: this.displayName(w.p.identity),
-        video: w.video,
-        micMuted: w.mic ? w.mic.isMuted : null,
-        speaking: this.speaking.has(w.p.identity),
-        mismatch: this.mismatch(w.p),
-        isAdmin: this.isHost(w.p),
-        hand: handRaisedAt(w.p.metadata) !== null,
-        presenter: isPresenter(w.p.metadata),
-      });
-    }
-    this.relayout();
+    this.stage.sync();
 
     const me = this.room.localParticipant;
     this.ctl.mic?.set(me.isMicrophoneEnabled);
@@ -1380,12 +1277,12 @@ export class Meeting {
     this.ctl.breakout?.set(this.panel === 'breakout');
     if (this.panel === 'breakout') this.breakouts.setPeople();
     this.ctl.hand?.set(handRaisedAt(me.metadata) !== null);
-    const all = this.participants();
+    const all = this.roster.participants();
     this.noticeHands(all);
     const others = [...this.room.remoteParticipants.values()];
     this.chat?.setPeople(
-      others.map((p) => ({ identity: p.identity, name: this.displayName(p.identity) })),
-      others.some((p) => this.isHost(p)),
+      others.map((p) => ({ identity: p.identity, name: this.roster.displayName(p.identity) })),
+      others.some((p) => this.roster.isHost(p)),
     );
     this.countEl.textContent = String(all.length);
     if (this.panel !== 'people') return;
@@ -1395,12 +1292,12 @@ export class Meeting {
         const cam = p.getTrackPublication(Track.Source.Camera);
         return {
           identity: p.identity,
-          name: this.displayName(p.identity),
+          name: this.roster.displayName(p.identity),
           isLocal: p instanceof LocalParticipant,
-          isAdmin: this.isHost(p),
+          isAdmin: this.roster.isHost(p),
           micOn: !!mic && !mic.isMuted,
           camOn: !!cam && !cam.isMuted,
-          mismatch: this.mismatch(p),
+          mismatch: this.roster.mismatch(p),
           // Sends nothing at all (no media, no data): someone who asked to be hidden in an
           // encrypted room, shown because they can read the meeting.
           observer: !!p.permissions && !p.permissions.canPublish && !p.permissions.canPublishData,
@@ -1413,76 +1310,6 @@ export class Meeting {
         };
       }),
     );
-  }
-
-  private renderSpeaking(): void {
-    for (const t of this.tiles.values()) {
-      const on = this.speaking.has(t.identity) && !t.isScreen;
-      t.el.classList.toggle('speaking', on);
-      t.el.dataset.speaking = String(on);
-    }
-    if (this.layout === 'spotlight' && !this.pinned) this.relayout();
-  }
-
-  private pin(key: string): void {
-    if (this.layout === 'grid') {
-      this.pinned = key;
-      this.setLayout('spotlight');
-    } else {
-      this.pinned = this.pinned === key ? null : key;
-      this.relayout();
-    }
-  }
-
-  private setLayout(l: Layout): void {
-    this.layout = l;
-    if (l === 'grid') this.pinned = null;
-    this.main.dataset.layout = l;
-    this.renderLayoutBtn();
-    this.relayout();
-    void this.o.store?.updateSession(this.o.verify.room.sid, { layout: l }).catch(() => {});
-  }
-
-  private renderLayoutBtn(): void {
-    const next = this.layout === 'grid' ? 'spotlight' : 'grid';
-    replace(this.layoutBtn, icon(next === 'grid' ? 'grid' : 'spotlight'));
-    this.layoutBtn.setAttribute('aria-label', next === 'grid' ? 'Switch to grid view' : 'Switch to speaker view');
-    this.layoutBtn.title = this.layoutBtn.getAttribute('aria-label') ?? '';
-    this.layoutBtn.dataset.layout = this.layout;
-  }
-
-  /** The tile shown large in speaker view. */
-  private focusKey(): string | null {
-    if (this.pinned && this.tiles.has(this.pinned)) return this.pinned;
-    const keys = [...this.tiles.keys()];
-    const screen = keys.find((k) => k.endsWith('\u0000screen') && !this.tiles.get(k)!.isLocal) ?? keys.find((k) => k.endsWith('\u0000screen'));
-    if (screen) return screen;
-    const me = this.room.localParticipant.identity;
-    const speaker = [...this.speaking].find((id) => id !== me && this.tiles.has(`${id}\u0000camera`));
-    if (speaker) return `${speaker}\u0000camera`;
-    const remote = keys.find((k) => !this.tiles.get(k)!.isLocal);
-    return remote ?? keys[0] ?? null;
-  }
-
-  private relayout(): void {
-    if (this.ended) return;
-    const tiles = [...this.tiles.values()];
-    // Screen shares first, then people in join order.
-    tiles.sort((a, b) => Number(b.isScreen) - Number(a.isScreen));
-    const spotlight = this.layout === 'spotlight' && tiles.length > 1;
-    const focus = spotlight ? this.focusKey() : null;
-    const mainTiles = spotlight ? tiles.filter((t) => t.key === focus) : tiles;
-    const stripTiles = spotlight ? tiles.filter((t) => t.key !== focus) : [];
-    placeChildren(this.stage, mainTiles.map((t) => t.el));
-    placeChildren(this.strip, stripTiles.map((t) => t.el));
-    this.strip.hidden = stripTiles.length === 0;
-    this.main.classList.toggle('is-spotlight', spotlight);
-    const rect = this.stage.getBoundingClientRect();
-    const g = bestGrid(mainTiles.length, rect.width, rect.height);
-    this.stage.style.setProperty('--cols', String(g.cols));
-    this.stage.style.setProperty('--tile-w', `${g.width}px`);
-    this.stage.style.setProperty('--tile-h', `${g.height}px`);
-    for (const t of tiles) t.el.classList.toggle('pinned', t.key === this.pinned);
   }
 
   private togglePanel(p: Panel): void {
@@ -1542,7 +1369,7 @@ export class Meeting {
     if (s.status === 'encrypted' && s.mismatched.length > 0) {
       // Some share our key and others differ: say how many, and name who differs.
       const total = 1 + this.room.remoteParticipants.size;
-      this.keyShareText.textContent = keyShareBanner(1 + s.matched.length, Math.max(total, 1 + s.matched.length + s.mismatched.length), s.mismatched.map((id) => this.displayName(id)));
+      this.keyShareText.textContent = keyShareBanner(1 + s.matched.length, Math.max(total, 1 + s.matched.length + s.mismatched.length), s.mismatched.map((id) => this.roster.displayName(id)));
       this.keyShareBanner.dataset.sharing = String(1 + s.matched.length);
       this.keyShareBanner.hidden = false;
     } else {
@@ -1561,28 +1388,6 @@ export class Meeting {
     this.reconnecting.hidden = state !== 'reconnecting';
   }
 
-  private attachAudio(track: RemoteTrack, pub: TrackPublication, p: RemoteParticipant): void {
-    if (this.audioEls.has(pub.trackSid)) return;
-    const el = track.attach();
-    el.dataset.identity = p.identity;
-    this.audioBox.appendChild(el);
-    this.audioEls.set(pub.trackSid, el);
-  }
-
-  private detachAudio(track: RemoteTrack, pub: TrackPublication): void {
-    const el = this.audioEls.get(pub.trackSid);
-    if (!el) return;
-    track.detach(el);
-    el.remove();
-    this.audioEls.delete(pub.trackSid);
-  }
-}
-
-function placeChildren(parent: HTMLElement, els: HTMLElement[]): void {
-  els.forEach((el, i) => {
-    if (parent.children[i] !== el) parent.insertBefore(el, parent.children[i] ?? null);
-  });
-  while (parent.children.length > els.length) parent.lastElementChild!.remove();
 }
 
 function taskError(e: unknown): string {
