@@ -1,11 +1,9 @@
 // The meeting: a livekit-client Room with frame encryption, our sealed data messages, the key
 // check, tiles, chat, the participant list and host controls.
 import {
-  ConnectionState,
   DisconnectReason,
   LocalParticipant,
   Participant,
-  RemoteParticipant,
   Room,
   RoomEvent,
   Track,
@@ -15,41 +13,16 @@ import {
 
 import { Api, ApiError, isWaiting, mediaUrl, type VerifyReply, type WaitingUser } from './api';
 import { h, icon, replace, type IconName } from './dom';
-import { EnvelopeError, openWith, sealWith, type SessionKeys } from './e2ee';
+import type { SessionKeys } from './e2ee';
 import { serverLocation } from './embed';
 import { EpochKeyProvider } from './keyprovider';
 import { MeetingKeys } from './meetingkeys';
 import type { KeyStatus } from './keystatus';
 import { WRONG_KEY_BANNER, apiErrorText, keyShareBanner, recorderJoinText, recorderText, taskErrorText } from './messages';
-import {
-  TOPIC_CHAT,
-  TOPIC_KEYCHECK,
-  TOPIC_PROFILE,
-  TOPIC_SYSTEM,
-  TOPIC_REACTION,
-  TOPIC_PRIVATE,
-  privateAad,
-  parsePrivate,
-  REACTIONS,
-  parseReaction,
-  type ReactionName,
-  decodeJson,
-  encodeJson,
-  newChat,
-  parseChat,
-  parseKeyCheck,
-  parseProfile,
-  parseSystem,
-  handRaisedAt,
-  isPresenter,
-  randomId,
-  toastKind,
-  type ChatMessage,
-} from './protocol';
+import { REACTIONS, type ReactionName, handRaisedAt, isPresenter } from './protocol';
 import { RecorderModel, flagsFromVerify, type Transition } from './recorder';
 import type { Layout, SessionStore } from './store';
 import { CodeChip, E2eeBadge, SecurityPanel, brand } from './ui/badge';
-import { ChatPanel, type ChatTarget } from './ui/chat';
 import { confirmDialog } from './ui/modal';
 import { PeoplePanel, type PersonView } from './ui/people';
 import type { PrejoinResult } from './ui/prejoin';
@@ -63,12 +36,13 @@ import { Polls, type PollView } from './polls';
 import { PLAIN, keySealer, passphraseSealer, type ContentSealer } from './content';
 import { Roster, SOURCE_CAMERA, SOURCE_MICROPHONE, SOURCE_SCREEN, sourceAllowed } from './roster';
 import { Stage } from './stage';
+import { MeetingChat } from './chat';
+import { MeetingData } from './data';
 
 // Our sealed data messages need the key check to reach a participant whose key differs, so
 // livekit-client's own data-channel encryption stays off: `e2ee` (not `encryption`) in the room
 // options encrypts media frames only. Chat and profiles are sealed with our data key, with the
-// sender bound in the AAD; the key check is a public one-way value.
-const SYSTEM_SENDER = 'enclave.system';
+// sender bound in the AAD; the key check is a public one-way value (data.ts).
 const CONNECT_TIMEOUT_MS = 20_000;
 /** A recorder error explains the stop that follows it; no second notice for that stop. */
 const QUIET_AFTER_ERROR_MS = 5_000;
@@ -123,13 +97,13 @@ export class Meeting {
   private readonly keyShareText: HTMLElement;
   private readonly reconnecting: HTMLElement;
   private readonly audioBanner: HTMLElement;
-  private readonly chat: ChatPanel | null;
+  private readonly chat: MeetingChat | null;
+  private readonly data: MeetingData;
   private readonly people: PeoplePanel;
   private readonly recorder: RecorderModel;
   private readonly recorderUi: RecorderUi;
   private lastRecorderError = 0;
   private readonly e2eeRoom: boolean;
-  private readonly replied = new Set<string>();
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand' | 'react' | 'polls' | 'breakout', CtlButton | null>;
   private readonly breakouts: Breakouts;
@@ -143,8 +117,6 @@ export class Meeting {
   private handsSeen = new Map<string, boolean>();
   private readonly chatBadge: HTMLElement;
   private readonly countEl: HTMLElement;
-  /** Whether a host has locked our chat (the server drops what we would send). */
-  private chatLocked = false;
   /** Hosts: mute all and the locks for everyone. */
   private readonly locks: LockControls | null;
   /** What this participant may publish, as the server last said (null: not known yet). */
@@ -154,10 +126,8 @@ export class Meeting {
   private readonly waitingBadge: HTMLElement;
   private waitingSeen = new Set<string>();
   private panel: Panel = null;
-  private unread = 0;
   private intentional = false;
   private ended = false;
-  private dataQueue: Promise<void> = Promise.resolve();
   private readonly name: string;
   private readonly encrypted: boolean;
   private readonly canCamera: boolean;
@@ -215,7 +185,7 @@ export class Meeting {
         ended: () => this.ended,
         onSwitched: (k) => {
           this.showEpoch(k);
-          this.announce();
+          this.data.announce();
         },
       });
     }
@@ -328,7 +298,7 @@ export class Meeting {
           { class: 'reaction-picker', hidden: true, role: 'menu', 'data-testid': 'reaction-picker' },
           (Object.keys(REACTIONS) as ReactionName[]).map((name) => {
             const b = h('button', { class: 'reaction-choice', type: 'button', role: 'menuitem', 'data-testid': `reaction-${name}`, title: name.replace('_', ' ') }, REACTIONS[name]);
-            b.addEventListener('click', () => void this.sendReaction(name));
+            b.addEventListener('click', () => this.sendReaction(name));
             return b;
           }),
         )
@@ -372,7 +342,41 @@ export class Meeting {
       this.isAdmin && o.verify.room.features?.waiting_room_features?.is_active
         ? new WaitingList({ approve: (id) => void this.approveWaiting(id), reject: (u) => void this.rejectWaiting(u) })
         : null;
-    this.chat = this.canChat ? new ChatPanel(this.encrypted, (t, target) => this.sendChat(t, target), () => this.togglePanel(null)) : null;
+    this.chat = this.canChat
+      ? new MeetingChat({
+          room: this.room,
+          keys: this.keys,
+          encrypted: this.encrypted,
+          store: o.store,
+          historyKey: o.historyKey,
+          sessionId: o.verify.room.sid,
+          name: this.name,
+          roster: this.roster,
+          isOpen: () => this.panel === 'chat',
+          closePanel: () => this.togglePanel(null),
+          onUnread: (n) => this.renderUnread(n),
+        })
+      : null;
+    this.data = new MeetingData({
+      room: this.room,
+      keys: this.keys,
+      encrypted: this.encrypted,
+      keyStatus: o.keyStatus,
+      name: this.name,
+      roster: this.roster,
+      ended: () => this.ended,
+      to: {
+        chat: this.chat,
+        reaction: (identity, name) => this.stage.showReaction(identity, name),
+        polls: (type, pollId) => this.onPollMessage(type, pollId),
+        breakout: (m) => this.breakouts.onMessage(m),
+        recorder: (state) => this.recorderChanged(this.recorder.fromServer(state)),
+        errorNotice: () => {
+          this.lastRecorderError = Date.now();
+        },
+        sync: () => this.sync(),
+      },
+    });
     this.people = new PeoplePanel(
       {
         canModerate: this.isAdmin,
@@ -474,7 +478,7 @@ export class Meeting {
     void this.keys?.fetch();
     const me = room.localParticipant;
     this.roster.setName(me.identity, this.name);
-    await this.restoreChat();
+    await this.chat?.restore();
     void this.polls?.refresh();
     this.breakouts.start();
     this.sync();
@@ -493,21 +497,15 @@ export class Meeting {
     }
     await Promise.all(pubs);
     this.sync();
-    this.announce();
+    this.data.announce();
     this.renderAudioBanner();
     const welcome = o.verify.room.welcome_message;
-    if (welcome && this.chat) {
-      this.chat.add({ id: `welcome-${o.verify.room.sid}`, fromIdentity: '', fromName: '', text: welcome, at: 0, self: false, system: true });
-    }
+    if (welcome) this.chat?.welcome(welcome);
     void o.store?.updateSession(o.verify.room.sid, { devices: o.join.devices, layout: this.stage.layout }).catch(() => {});
     const recording = recorderJoinText(this.recorder.state);
     if (recording) toast(recording, 'info');
     if (this.waiting) void this.pollWaiting();
-    if (o.verify.user.lock_chat && this.chat) {
-      this.chatLocked = true;
-      this.chat.setLocked(true);
-    }
-    if (o.verify.user.lock_private_chat && this.chat) this.chat.setPrivateLocked(true);
+    this.chat?.lockedAtJoin(!!o.verify.user.lock_chat, !!o.verify.user.lock_private_chat);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -524,19 +522,13 @@ export class Meeting {
     this.ctl.react?.set(!this.reactionPicker.hidden);
   }
 
-  /** Sends a reaction to everyone (sealed in an encrypted room) and shows it on our own tile. */
-  private async sendReaction(name: ReactionName): Promise<void> {
+  /** A reaction chosen: at most one every 300 ms. */
+  private sendReaction(name: ReactionName): void {
     const now = Date.now();
     if (now - this.lastReaction < 300) return;
     this.lastReaction = now;
     this.toggleReactions();
-    const me = this.room.localParticipant;
-    this.stage.showReaction(me.identity, name);
-    try {
-      await me.publishData(await this.sealed({ type: 'reaction', name }), { reliable: true, topic: TOPIC_REACTION });
-    } catch {
-      toast('The reaction could not be sent.', 'warning');
-    }
+    void this.data.sendReaction(name);
   }
 
   private async toggleHand(): Promise<void> {
@@ -697,14 +689,14 @@ export class Meeting {
     r.on(RoomEvent.ParticipantConnected, (p) => {
       this.sync();
       // A newcomer learns our key check (and name) even if it missed the broadcast.
-      this.later(600, () => this.announce([p.identity]));
-      this.later(2500, () => this.announce([p.identity]));
+      this.later(600, () => this.data.announce([p.identity]));
+      this.later(2500, () => this.data.announce([p.identity]));
     })
       .on(RoomEvent.ParticipantDisconnected, (p) => {
         this.o.keyStatus.participantLeft(p.identity);
         this.roster.forget(p.identity);
         this.stage.participantLeft(p.identity);
-        for (const k of [...this.replied]) if (k.startsWith(`${p.identity}\u0000`)) this.replied.delete(k);
+        this.data.participantLeft(p.identity);
         this.sync();
       })
       .on(RoomEvent.TrackSubscribed, (track, pub, p) => {
@@ -729,10 +721,7 @@ export class Meeting {
       })
       .on(RoomEvent.TrackStreamStateChanged, sync)
       .on(RoomEvent.ActiveSpeakersChanged, (speakers: Participant[]) => this.stage.setSpeakers(speakers))
-      .on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
-        const copy = new Uint8Array(payload);
-        this.dataQueue = this.dataQueue.then(() => this.onData(copy, participant, topic)).catch(() => {});
-      })
+      .on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => this.data.receive(payload, participant, topic))
       .on(RoomEvent.EncryptionError, (_err, participant?: Participant | string) => {
         const id = typeof participant === 'string' ? participant : participant?.identity;
         if (id && id !== r.localParticipant.identity) this.o.keyStatus.mediaDecryptionFailed(id);
@@ -747,8 +736,7 @@ export class Meeting {
       .on(RoomEvent.Reconnected, () => {
         this.setConn('connected');
         void this.keys?.fetch();
-        this.replied.clear();
-        this.announce();
+        this.data.reconnected();
         this.sync();
         void this.refreshRecorder();
       })
@@ -795,40 +783,6 @@ export class Meeting {
       if (!this.ended) fn();
     }, ms);
     this.timers.add(t);
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Data messages
-
-  /** Publishes our key check and our chosen name (to everyone, or to `to`). */
-  private announce(to?: string[]): void {
-    if (this.ended || this.room.state !== ConnectionState.Connected) return;
-    const opts = { reliable: true, destinationIdentities: to };
-    const me = this.room.localParticipant;
-    const tasks: Array<Promise<unknown>> = [];
-    const keys = this.keys?.current;
-    if (keys) {
-      tasks.push(me.publishData(encodeJson({ type: 'key_check', check: keys.checkHex, generation: keys.generation }), { ...opts, topic: TOPIC_KEYCHECK }));
-    }
-    tasks.push(this.sealed({ type: 'profile', name: this.name }).then((b) => me.publishData(b, { ...opts, topic: TOPIC_PROFILE })));
-    void Promise.all(tasks).catch(() => {});
-  }
-
-  private async sealed(v: unknown): Promise<Uint8Array<ArrayBuffer>> {
-    const bytes = encodeJson(v);
-    return this.keys ? this.keys.seal(this.room.localParticipant.identity, bytes) : bytes;
-  }
-
-  /** Opens a message of `from`; null (and a key-mismatch signal) if it does not open. */
-  private async opened(from: string, payload: Uint8Array, aad: string = from): Promise<unknown> {
-    if (!this.encrypted) return decodeJson(payload);
-    try {
-      const opened = await this.keys!.open(aad, payload);
-      return opened && decodeJson(opened);
-    } catch (e) {
-      if (e instanceof EnvelopeError) this.o.keyStatus.dataOpenFailed(from);
-      return undefined;
-    }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -885,230 +839,6 @@ export class Meeting {
     this.code.set(keys.verificationCode);
     this.security.set(this.o.keyStatus.status, keys.verificationCode, this.keys?.serverKey ? keys.generation : null);
     this.el.dataset.keyGeneration = String(keys.generation);
-  }
-
-  private async onData(payload: Uint8Array, participant: RemoteParticipant | undefined, topic: string | undefined): Promise<void> {
-    if (this.ended) return;
-    if (topic === TOPIC_SYSTEM) {
-      // Only the server speaks on this topic: a participant's packet always carries its identity.
-      if (participant) return;
-      const m = parseSystem(decodeJson(payload));
-      if (!m) return;
-      if (m.type === 'SYSTEM_CHAT_MSG') {
-        await this.systemChat(m.message);
-      } else if (m.type === 'LOCK_SETTINGS') {
-        if (this.chat && this.chatLocked !== m.lock_chat) {
-          this.chatLocked = m.lock_chat;
-          this.chat.setLocked(m.lock_chat);
-          toast(m.lock_chat ? 'A host locked the chat: you can read it but not send.' : 'A host unlocked the chat.', m.lock_chat ? 'warning' : 'info');
-        }
-        this.chat?.setPrivateLocked(m.lock_private_chat);
-      } else if (m.type === 'POLL_CREATED' || m.type === 'POLL_CLOSED' || m.type === 'POLL_RESPONSE' || m.type === 'POLLS_ACTIVE') {
-        await this.onPollMessage(m.type, m.type === 'POLLS_ACTIVE' ? '' : m.poll_id);
-      } else if (m.type === 'JOIN_BREAKOUT_ROOM' || m.type === 'BREAKOUT_ROOM_ENDED' || m.type === 'BREAKOUT_ROOMS_CHANGED' || m.type === 'BREAKOUT_ROOM_EXTENDED') {
-        await this.breakouts.onMessage(m);
-      } else if (m.type === 'E2EE_KEY') {
-        await this.keys?.onEpoch(m.generation, m.secret, 'pushed');
-      } else if (m.type === 'RECORDER_STATE') {
-        this.recorderChanged(this.recorder.fromServer({ recording: m.is_recording, rtmp: m.is_active_rtmp }));
-      } else {
-        const kind = toastKind(m.notification_type);
-        if (kind === 'error') this.lastRecorderError = Date.now();
-        toast(m.msg, kind);
-      }
-      return;
-    }
-    if (!participant) return;
-    const from = participant.identity;
-    if (topic === TOPIC_KEYCHECK) {
-      const kc = parseKeyCheck(decodeJson(payload));
-      if (!kc) return;
-      this.o.keyStatus.keyCheck(from, kc.check, kc.generation);
-      // They are on an epoch we never got: fetch it (their next check will match).
-      this.keys?.sawGeneration(kc.generation);
-      const key = `${from}\u0000${participant.sid}`;
-      if (!this.replied.has(key)) {
-        this.replied.add(key);
-        this.announce([from]);
-      }
-      this.sync();
-      return;
-    }
-    if (topic === TOPIC_PROFILE) {
-      const p = parseProfile(await this.opened(from, payload));
-      if (p && this.roster.setName(from, p.name)) this.sync();
-      return;
-    }
-    if (topic === TOPIC_REACTION) {
-      const name = parseReaction(await this.opened(from, payload));
-      if (name) this.stage.showReaction(from, name);
-      return;
-    }
-    if (topic === TOPIC_PRIVATE) {
-      // Opens only as the copy for us: the envelope binds the sender and this recipient.
-      const me = this.room.localParticipant.identity;
-      const aad = privateAad(from, me);
-      const msg = parsePrivate(await this.opened(from, payload, aad), from, me);
-      if (!msg || !this.chat || this.chat.has(msg.id)) return;
-      this.showChat(msg, false);
-      void this.keepChat(msg, from, payload, aad);
-      return;
-    }
-    if (topic === TOPIC_CHAT) {
-      const msg = parseChat(await this.opened(from, payload), from);
-      if (!msg || !this.chat || this.chat.has(msg.id)) return;
-      this.showChat(msg, false);
-      void this.keepChat(msg, from, payload);
-    }
-  }
-
-  /**
-   * Keeps a chat message in the page's history: in clear in a plain room; in an encrypted room
-   * sealed, with the history key (server key: epochs change, the history key does not) or as
-   * it came (a passphrase: the same key after a reload).
-   */
-  private async keepChat(msg: ChatMessage, sender: string, envelope: Uint8Array, aad?: string): Promise<void> {
-    const { store, historyKey, verify } = this.o;
-    if (!store) return;
-    const sid = verify.room.sid;
-    const at = Date.now();
-    try {
-      if (!this.encrypted) {
-        await store.addChat({ sid, id: msg.id, at, kind: 'plain', message: msg });
-      } else {
-        const sealed = historyKey ? await sealWith(historyKey, sid, aad ?? sender, encodeJson(msg)) : envelope.slice();
-        await store.addChat({ sid, id: msg.id, at, kind: 'sealed', sender, envelope: sealed.buffer, aad });
-      }
-    } catch {
-      // History is a convenience: a failure to keep it does not disturb the meeting.
-    }
-  }
-
-  /** Opens what `keepChat` (or `systemChat`) sealed; null when it does not open. */
-  private async openKept(sender: string, envelope: ArrayBuffer): Promise<Uint8Array | null> {
-    const { historyKey, verify } = this.o;
-    const bytes = new Uint8Array(envelope);
-    if (historyKey) return openWith(historyKey, verify.room.sid, sender, bytes);
-    return this.keys ? this.keys.open(sender, bytes) : null;
-  }
-
-  private showChat(msg: ChatMessage, self: boolean, restoring = false): void {
-    if (!this.chat) return;
-    const privateLabel = !msg.to
-      ? undefined
-      : msg.to_hosts
-        ? 'Private · to the hosts'
-        : self
-          ? `Private · to ${this.roster.displayName(msg.to[0]!)}`
-          : 'Private · to you';
-    const name = self ? this.name : msg.from_name || this.roster.displayName(msg.from_user_id);
-    const added = this.chat.add({ id: msg.id, fromIdentity: msg.from_user_id, fromName: name, text: msg.text, at: msg.sent_at, self, system: false, privateLabel });
-    if (added && !self && !restoring) this.bumpUnread();
-  }
-
-  private async systemChat(text: string): Promise<void> {
-    if (!this.chat) {
-      toast(text, 'info');
-      return;
-    }
-    const id = randomId();
-    const at = Date.now();
-    this.chat.add({ id, fromIdentity: '', fromName: '', text, at, self: false, system: true });
-    this.bumpUnread();
-    if (this.panel !== 'chat') toast(text, 'info');
-    const sid = this.o.verify.room.sid;
-    const keys = this.keys?.current;
-    const historyKey = this.o.historyKey;
-    if (keys) {
-      // Kept sealed like everything else in an encrypted room's history.
-      const plain = encodeJson({ text, at });
-      const env = historyKey ? await sealWith(historyKey, sid, SYSTEM_SENDER, plain) : await keys.seal(SYSTEM_SENDER, plain);
-      void this.o.store?.addChat({ sid, id, at, kind: 'sealed-system', envelope: env.buffer }).catch(() => {});
-    } else {
-      void this.o.store?.addChat({ sid, id, at, kind: 'plain-system', text }).catch(() => {});
-    }
-  }
-
-  private async sendChat(text: string, target: ChatTarget = { kind: 'everyone' }): Promise<void> {
-    if (target.kind !== 'everyone') return this.sendPrivate(text, target);
-    const me = this.room.localParticipant;
-    const msg = newChat(me.identity, this.name, text);
-    const payload = await this.sealed(msg);
-    try {
-      await me.publishData(payload, { reliable: true, topic: TOPIC_CHAT });
-    } catch {
-      toast('The message could not be sent. Check your connection.', 'error');
-      throw new Error('send failed');
-    }
-    this.showChat(msg, true);
-    void this.keepChat(msg, me.identity, payload);
-  }
-
-  /**
-   * A private message: one copy per recipient, addressed to them alone (the media server relays
-   * nothing on this topic without recipients), each sealed for its recipient in an encrypted room.
-   */
-  private async sendPrivate(text: string, target: Exclude<ChatTarget, { kind: 'everyone' }>): Promise<void> {
-    const me = this.room.localParticipant;
-    const to =
-      target.kind === 'one'
-        ? [target.identity]
-        : [...this.room.remoteParticipants.values()].filter((p) => this.roster.isHost(p)).map((p) => p.identity);
-    if (to.length === 0) {
-      toast(target.kind === 'hosts' ? 'No host is in the meeting right now.' : 'They have left the meeting.', 'warning');
-      throw new Error('no recipient');
-    }
-    const msg = newChat(me.identity, this.name, text, Date.now(), to, target.kind === 'hosts');
-    const keys = this.keys?.current;
-    let first: Uint8Array | null = null;
-    try {
-      for (const r of to) {
-        const aad = privateAad(me.identity, r);
-        const payload = keys ? await keys.seal(aad, encodeJson(msg)) : encodeJson(msg);
-        first ??= payload;
-        await me.publishData(payload, { reliable: true, topic: TOPIC_PRIVATE, destinationIdentities: [r] });
-      }
-    } catch {
-      toast('The message could not be sent. Check your connection.', 'error');
-      throw new Error('send failed');
-    }
-    this.showChat(msg, true);
-    void this.keepChat(msg, me.identity, first ?? encodeJson(msg), privateAad(me.identity, to[0]!));
-  }
-
-  private async restoreChat(): Promise<void> {
-    const { store, verify } = this.o;
-    const keys = this.encrypted;
-    if (!store || !this.chat) return;
-    let records;
-    try {
-      records = await store.chat(verify.room.sid);
-    } catch {
-      return;
-    }
-    const me = this.room.localParticipant.identity;
-    for (const r of records) {
-      try {
-        if (r.kind === 'plain' && !keys) {
-          const m = parseChat(r.message, r.message.from_user_id);
-          if (m) this.showChat(m, m.from_user_id === me, true);
-        } else if (r.kind === 'plain-system' && !keys) {
-          this.chat.add({ id: r.id, fromIdentity: '', fromName: '', text: r.text, at: r.at, self: false, system: true });
-        } else if (r.kind === 'sealed' && keys) {
-          const opened = await this.openKept(r.aad ?? r.sender, r.envelope);
-          const m = opened && parseChat(decodeJson(opened), r.sender);
-          if (m) this.showChat(m, r.sender === me, true);
-        } else if (r.kind === 'sealed-system' && keys) {
-          const opened = await this.openKept(SYSTEM_SENDER, r.envelope);
-          const v = (opened && decodeJson(opened)) as { text?: unknown; at?: unknown } | null | undefined;
-          if (v && typeof v.text === 'string') {
-            this.chat.add({ id: r.id, fromIdentity: '', fromName: '', text: v.text, at: typeof v.at === 'number' ? v.at : r.at, self: false, system: true });
-          }
-        }
-      } catch {
-        // Sealed with another key (e.g. a different self-inserted key): not shown.
-      }
-    }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -1280,7 +1010,7 @@ export class Meeting {
     const all = this.roster.participants();
     this.noticeHands(all);
     const others = [...this.room.remoteParticipants.values()];
-    this.chat?.setPeople(
+    this.chat?.panel.setPeople(
       others.map((p) => ({ identity: p.identity, name: this.roster.displayName(p.identity) })),
       others.some((p) => this.roster.isHost(p)),
     );
@@ -1315,11 +1045,10 @@ export class Meeting {
   private togglePanel(p: Panel): void {
     this.panel = this.panel === p ? null : p;
     if (this.panel === 'chat' && this.chat) {
-      replace(this.side, this.chat.el);
-      this.unread = 0;
-      this.renderUnread();
+      replace(this.side, this.chat.panel.el);
+      this.chat.read();
       this.side.hidden = false;
-      this.chat.focus();
+      this.chat.panel.focus();
     } else if (this.panel === 'people') {
       replace(this.side, this.people.el);
       this.side.hidden = false;
@@ -1338,15 +1067,9 @@ export class Meeting {
     this.sync();
   }
 
-  private bumpUnread(): void {
-    if (this.panel === 'chat') return;
-    this.unread += 1;
-    this.renderUnread();
-  }
-
-  private renderUnread(): void {
-    this.chatBadge.hidden = this.unread === 0;
-    this.chatBadge.textContent = this.unread > 9 ? '9+' : String(this.unread);
+  private renderUnread(n: number): void {
+    this.chatBadge.hidden = n === 0;
+    this.chatBadge.textContent = n > 9 ? '9+' : String(n);
   }
 
   private renderKeyState(): void {
