@@ -2,7 +2,6 @@
 // check, tiles, chat, the participant list and host controls.
 import {
   DisconnectReason,
-  LocalParticipant,
   Participant,
   Room,
   RoomEvent,
@@ -11,7 +10,7 @@ import {
   type RoomOptions,
 } from 'livekit-client';
 
-import { Api, ApiError, isWaiting, mediaUrl, type VerifyReply, type WaitingUser } from './api';
+import { Api, ApiError, isWaiting, mediaUrl, type VerifyReply } from './api';
 import { h, icon, replace, type IconName } from './dom';
 import type { SessionKeys } from './e2ee';
 import { serverLocation } from './embed';
@@ -19,25 +18,22 @@ import { EpochKeyProvider } from './keyprovider';
 import { MeetingKeys } from './meetingkeys';
 import type { KeyStatus } from './keystatus';
 import { WRONG_KEY_BANNER, apiErrorText, keyShareBanner, recorderJoinText, recorderText, taskErrorText } from './messages';
-import { REACTIONS, type ReactionName, handRaisedAt, isPresenter } from './protocol';
+import { REACTIONS, type ReactionName, handRaisedAt } from './protocol';
 import { RecorderModel, flagsFromVerify, type Transition } from './recorder';
 import type { Layout, SessionStore } from './store';
 import { CodeChip, E2eeBadge, SecurityPanel, brand } from './ui/badge';
 import { confirmDialog } from './ui/modal';
-import { PeoplePanel, type PersonView } from './ui/people';
 import type { PrejoinResult } from './ui/prejoin';
 import { RecorderUi } from './ui/recorder';
 import { toast } from './ui/toasts';
-import { WaitingList } from './ui/waiting';
-import { LockControls, type LockService } from './ui/locks';
-import { PollsPanel } from './ui/polls';
 import { Breakouts } from './breakout';
-import { Polls, type PollView } from './polls';
-import { PLAIN, keySealer, passphraseSealer, type ContentSealer } from './content';
+import { sessionSealer } from './content';
 import { Roster, SOURCE_CAMERA, SOURCE_MICROPHONE, SOURCE_SCREEN, sourceAllowed } from './roster';
 import { Stage } from './stage';
 import { MeetingChat } from './chat';
 import { MeetingData } from './data';
+import { Moderation } from './moderation';
+import { Panels } from './panels';
 
 // Our sealed data messages need the key check to reach a participant whose key differs, so
 // livekit-client's own data-channel encryption stays off: `e2ee` (not `encryption`) in the room
@@ -71,11 +67,6 @@ export interface MeetingOptions {
   onRekey: () => void;
 }
 
-type Panel = 'chat' | 'people' | 'polls' | 'breakout' | null;
-
-/** How often a host's client asks who waits (the server lists those who asked within 15 s). */
-const WAITING_POLL_MS = 2500;
-
 interface CtlButton {
   el: HTMLButtonElement;
   set: (on: boolean) => void;
@@ -86,7 +77,6 @@ export class Meeting {
   private readonly el: HTMLElement;
   private readonly roster: Roster;
   private readonly stage: Stage;
-  private readonly side: HTMLElement;
   private readonly badge = new E2eeBadge();
   private readonly code = new CodeChip();
   private readonly security: SecurityPanel;
@@ -99,7 +89,8 @@ export class Meeting {
   private readonly audioBanner: HTMLElement;
   private readonly chat: MeetingChat | null;
   private readonly data: MeetingData;
-  private readonly people: PeoplePanel;
+  private readonly panels: Panels;
+  private readonly moderation: Moderation;
   private readonly recorder: RecorderModel;
   private readonly recorderUi: RecorderUi;
   private lastRecorderError = 0;
@@ -107,25 +98,15 @@ export class Meeting {
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand' | 'react' | 'polls' | 'breakout', CtlButton | null>;
   private readonly breakouts: Breakouts;
-  private readonly polls: Polls | null;
-  private readonly pollsPanel: PollsPanel | null;
   private readonly pollsBadge: HTMLElement;
   /** The reaction picker (null when the room has reactions off, or for observers). */
   private readonly reactionPicker: HTMLElement | null;
   private lastReaction = 0;
-  /** Whose hands we saw up at the last sync (hosts are told when one goes up). */
-  private handsSeen = new Map<string, boolean>();
   private readonly chatBadge: HTMLElement;
   private readonly countEl: HTMLElement;
-  /** Hosts: mute all and the locks for everyone. */
-  private readonly locks: LockControls | null;
   /** What this participant may publish, as the server last said (null: not known yet). */
   private lastAllowed: Record<'mic' | 'cam' | 'screen', boolean> | null = null;
-  /** Hosts of a room with a waiting room: who waits, polled while the meeting runs. */
-  private readonly waiting: WaitingList | null;
   private readonly waitingBadge: HTMLElement;
-  private waitingSeen = new Set<string>();
-  private panel: Panel = null;
   private intentional = false;
   private ended = false;
   private readonly name: string;
@@ -200,7 +181,6 @@ export class Meeting {
       onLayout: (layout) => void o.store?.updateSession(o.verify.room.sid, { layout }).catch(() => {}),
       ended: () => this.ended,
     });
-    this.side = h('aside', { class: 'side', hidden: true });
 
     this.wrongKeyText = h('p', { 'data-testid': 'wrong-key-text' });
     const rekey = h(
@@ -229,7 +209,7 @@ export class Meeting {
       encrypted: !!o.keys || o.verify.e2ee.enabled,
       people: () => this.roster.participants().map((p) => ({ identity: p.identity, name: this.roster.displayName(p.identity), isAdmin: this.roster.isHost(p) })),
       leave: () => this.leave(true),
-      closePanel: () => this.togglePanel(null),
+      closePanel: () => this.panels.toggle(null),
     });
     this.banners = h('div', { class: 'banners' }, this.breakouts.banner.el, this.wrongKeyBanner, this.keyShareBanner, this.reconnecting, this.audioBanner);
 
@@ -282,11 +262,11 @@ export class Meeting {
     micBtn.el.disabled = !this.canPublish;
     const camBtn = this.canCamera ? mk('camera-toggle', ['Stop video', 'Start video'], ['camera', 'cameraOff'], () => void this.toggleCamera()) : null;
     const screenBtn = this.canScreen ? mk('screen-share-toggle', ['Stop sharing', 'Share screen'], ['screen', 'screen'], () => void this.toggleScreen()) : null;
-    const chatBtn = this.canChat ? mk('chat-toggle', ['Chat', 'Chat'], ['chat', 'chat'], () => this.togglePanel('chat')) : null;
-    const peopleBtn = mk('participants-toggle', ['People', 'People'], ['people', 'people'], () => this.togglePanel('people'));
+    const chatBtn = this.canChat ? mk('chat-toggle', ['Chat', 'Chat'], ['chat', 'chat'], () => this.panels.toggle('chat')) : null;
+    const peopleBtn = mk('participants-toggle', ['People', 'People'], ['people', 'people'], () => this.panels.toggle('people'));
     const handBtn = !hidden && f.allow_raise_hand !== false ? mk('raise-hand-button', ['Lower hand', 'Raise hand'], ['hand', 'hand'], () => void this.toggleHand()) : null;
     const pollsAllowed = (f.polls_features as { is_allow?: boolean } | undefined)?.is_allow !== false;
-    const pollsBtn = pollsAllowed ? mk('polls-toggle', ['Polls', 'Polls'], ['poll', 'poll'], () => this.togglePanel('polls')) : null;
+    const pollsBtn = pollsAllowed ? mk('polls-toggle', ['Polls', 'Polls'], ['poll', 'poll'], () => this.panels.toggle('polls')) : null;
     // Participants see the button once a host opened polls (or asked one); hosts always.
     if (pollsBtn && !this.isAdmin) pollsBtn.el.hidden = true;
     this.pollsBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'polls-unanswered', title: 'Polls you have not answered' });
@@ -308,7 +288,7 @@ export class Meeting {
     peopleBtn.el.appendChild(this.countEl);
     this.waitingBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'waiting-badge', title: 'Waiting to join' });
     peopleBtn.el.appendChild(this.waitingBadge);
-    const breakoutBtn = this.breakouts.panel ? mk('breakout-toggle', ['Breakout', 'Breakout'], ['people', 'people'], () => this.togglePanel('breakout')) : null;
+    const breakoutBtn = this.breakouts.panel ? mk('breakout-toggle', ['Breakout', 'Breakout'], ['people', 'people'], () => this.panels.toggle('breakout')) : null;
     this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn, hand: handBtn, react: reactBtn, polls: pollsBtn, breakout: breakoutBtn };
     if (camBtn === null) {
       // Show the restriction rather than hiding the control.
@@ -331,17 +311,19 @@ export class Meeting {
       h('div', { class: 'ctl-group' }, endBtn, leave),
     );
 
-    const dl = o.verify.room.default_lock_settings ?? {};
-    this.locks = this.isAdmin
-      ? new LockControls(
-          { mic: !!dl.lock_microphone, webcam: !!dl.lock_webcam, screenShare: !!dl.lock_screen_sharing, chat: !!dl.lock_chat, privateChat: !!dl.lock_private_chat },
-          { muteAll: () => void this.muteAll(), setLock: (s, lock) => this.lockAll(s, lock) },
-        )
-      : null;
-    this.waiting =
-      this.isAdmin && o.verify.room.features?.waiting_room_features?.is_active
-        ? new WaitingList({ approve: (id) => void this.approveWaiting(id), reject: (u) => void this.rejectWaiting(u) })
-        : null;
+    this.moderation = new Moderation({
+      api: o.api,
+      room: this.room,
+      verify: o.verify,
+      roster: this.roster,
+      isAdmin: this.isAdmin,
+      later: (ms, fn) => this.later(ms, fn),
+      ended: () => this.ended,
+      onWaiting: (n) => {
+        this.waitingBadge.hidden = n === 0;
+        this.waitingBadge.textContent = String(n);
+      },
+    });
     this.chat = this.canChat
       ? new MeetingChat({
           room: this.room,
@@ -352,8 +334,8 @@ export class Meeting {
           sessionId: o.verify.room.sid,
           name: this.name,
           roster: this.roster,
-          isOpen: () => this.panel === 'chat',
-          closePanel: () => this.togglePanel(null),
+          isOpen: () => this.panels.open === 'chat',
+          closePanel: () => this.panels.toggle(null),
           onUnread: (n) => this.renderUnread(n),
         })
       : null;
@@ -368,7 +350,7 @@ export class Meeting {
       to: {
         chat: this.chat,
         reaction: (identity, name) => this.stage.showReaction(identity, name),
-        polls: (type, pollId) => this.onPollMessage(type, pollId),
+        polls: (type, pollId) => this.panels.onPollMessage(type, pollId),
         breakout: (m) => this.breakouts.onMessage(m),
         recorder: (state) => this.recorderChanged(this.recorder.fromServer(state)),
         errorNotice: () => {
@@ -377,44 +359,37 @@ export class Meeting {
         sync: () => this.sync(),
       },
     });
-    this.people = new PeoplePanel(
-      {
-        canModerate: this.isAdmin,
-        mute: (p) => void this.adminMute(p, 'mic'),
-        stopVideo: (p) => void this.adminMute(p, 'cam'),
-        remove: (p) => void this.adminRemove(p),
-        lock: (p, what, lock) => void this.lockOne(p, what, lock),
-        lowerHand: (p) => void this.lowerHand(p),
-        makePresenter: (p) => void this.makePresenter(p),
+    const keys = this.keys;
+    this.panels = new Panels({
+      api: o.api,
+      room: this.room,
+      roster: this.roster,
+      identity: o.verify.user.user_id,
+      isAdmin: this.isAdmin,
+      encrypted: this.encrypted,
+      polls: pollsAllowed
+        ? sessionSealer({
+            encrypted: this.encrypted,
+            passphrase: o.verify.e2ee.mode === 'self_insert' && keys ? () => keys.current : null,
+            contentKey: o.contentKey,
+            sessionId: o.verify.room.sid,
+          })
+        : null,
+      chat: this.chat,
+      moderation: this.moderation,
+      breakouts: this.breakouts,
+      onPolls: (visible, unanswered, open) => {
+        const btn = this.ctl.polls;
+        if (btn && !this.isAdmin) btn.el.hidden = !visible;
+        this.pollsBadge.hidden = unanswered === 0 || open;
+        this.pollsBadge.textContent = String(unanswered);
       },
-      () => this.togglePanel(null),
-      null,
-      this.isAdmin ? h('div', null, this.locks?.el ?? null, this.waiting?.el ?? null) : null,
-    );
+      onToggle: (panel) => {
+        this.el.classList.toggle('has-panel', panel !== null);
+        this.sync();
+      },
+    });
 
-    this.polls = pollsAllowed
-      ? new Polls({
-          api: o.api,
-          sealer: this.contentSealer(),
-          identity: o.verify.user.user_id,
-          isAdmin: this.isAdmin,
-          onChange: (polls, active) => this.pollsChanged(polls, active),
-        })
-      : null;
-    this.pollsPanel = this.polls
-      ? new PollsPanel(
-          this.isAdmin,
-          this.encrypted,
-          {
-            create: (d) => this.polls?.create(d) ?? Promise.resolve('Polls are off.'),
-            vote: (id, option) => this.polls?.vote(id, option) ?? Promise.resolve('Polls are off.'),
-            close: (id) => (this.polls ? this.polls.close(id).catch(() => toast('The poll could not be closed.', 'error')) : Promise.resolve()),
-            exportCsv: (id) => this.exportPoll(id),
-            activate: (active) => (this.polls ? this.o.api.activatePolls(active).then(() => this.polls?.setActive(active)).catch(() => toast('Polls could not be opened for everyone.', 'error')) : Promise.resolve()),
-          },
-          () => this.togglePanel(null),
-        )
-      : null;
 
     const mode = this.encrypted ? o.verify.e2ee.mode : 'off';
     this.security = new SecurityPanel(mode === 'server_key' || mode === 'self_insert' ? mode : 'off', () => this.security.toggle());
@@ -428,7 +403,7 @@ export class Meeting {
         this.security.toggle();
       }
     });
-    this.el = h('div', { class: 'meeting', 'data-testid': 'meeting' }, this.security.el, topbar, this.banners, h('div', { class: 'meeting-body' }, this.stage.el, this.side), controls, this.stage.audioBox);
+    this.el = h('div', { class: 'meeting', 'data-testid': 'meeting' }, this.security.el, topbar, this.banners, h('div', { class: 'meeting-body' }, this.stage.el, this.panels.el), controls, this.stage.audioBox);
   }
 
   /** The meeting's keys (encrypted rooms): what seals what we send, and its epochs. */
@@ -479,7 +454,7 @@ export class Meeting {
     const me = room.localParticipant;
     this.roster.setName(me.identity, this.name);
     await this.chat?.restore();
-    void this.polls?.refresh();
+    void this.panels.polls?.refresh();
     this.breakouts.start();
     this.sync();
 
@@ -504,7 +479,7 @@ export class Meeting {
     void o.store?.updateSession(o.verify.room.sid, { devices: o.join.devices, layout: this.stage.layout }).catch(() => {});
     const recording = recorderJoinText(this.recorder.state);
     if (recording) toast(recording, 'info');
-    if (this.waiting) void this.pollWaiting();
+    this.moderation.start();
     this.chat?.lockedAtJoin(!!o.verify.user.lock_chat, !!o.verify.user.lock_private_chat);
   }
 
@@ -540,48 +515,6 @@ export class Meeting {
     }
   }
 
-  /** Hosts: lowers one participant's hand, or everyone's (null). */
-  private async lowerHand(p: PersonView | null): Promise<void> {
-    try {
-      await this.o.api.raiseHand(false, p ? p.identity : 'all');
-    } catch (e) {
-      toast(apiErrorText(e), 'error');
-    }
-  }
-
-  private async makePresenter(p: PersonView): Promise<void> {
-    try {
-      await this.o.api.switchPresenter(p.identity, true);
-      toast(`${p.name} is now the presenter.`, 'success');
-    } catch (e) {
-      toast(apiErrorText(e), 'error');
-    }
-  }
-
-  /** Hosts hear of a hand that goes up (not of those already up when they joined). */
-  private noticeHands(all: Participant[]): void {
-    const first = this.handsSeen.size === 0;
-    const now = new Map<string, boolean>();
-    for (const p of all) {
-      const up = handRaisedAt(p.metadata) !== null;
-      now.set(p.identity, up);
-      if (up && !this.handsSeen.get(p.identity) && !first && this.isAdmin && !(p instanceof LocalParticipant)) {
-        toast(`${this.roster.displayName(p.identity)} raised their hand.`, 'info');
-      }
-    }
-    this.handsSeen = now;
-  }
-
-  private async lockOne(p: PersonView, what: 'mic' | 'webcam', lock: boolean): Promise<void> {
-    const label = what === 'mic' ? 'microphone' : 'camera';
-    try {
-      await this.o.api.updateLockSettings(p.identity, what, lock);
-      toast(lock ? `Locked ${p.name}’s ${label}.` : `Unlocked ${p.name}’s ${label}.`, 'success');
-    } catch (e) {
-      toast(apiErrorText(e), 'error');
-    }
-  }
-
   /**
    * The server changed what we may publish (a host's lock): the controls follow, and we say
    * what changed. A locked source's track is unpublished by the server itself.
@@ -606,81 +539,6 @@ export class Meeting {
     }
     this.lastAllowed = now;
     this.sync();
-  }
-
-  private async lockAll(service: LockService, lock: boolean): Promise<boolean> {
-    const what = { mic: 'microphones', webcam: 'cameras', screenShare: 'screen sharing', chat: 'chat', privateChat: 'private chat' }[service];
-    try {
-      const r = await this.o.api.updateLockSettings('all', service, lock);
-      toast(lock ? `Locked ${what} for everyone but hosts (${r.changed}).` : `Unlocked ${what}.`, 'success');
-      return true;
-    } catch (e) {
-      toast(apiErrorText(e), 'error');
-      return false;
-    }
-  }
-
-  /** Asks every other participant with a live microphone to mute it. */
-  private async muteAll(): Promise<void> {
-    const asks: Array<Promise<unknown>> = [];
-    for (const p of this.room.remoteParticipants.values()) {
-      const mic = p.getTrackPublication(Track.Source.Microphone);
-      if (mic?.trackSid && !mic.isMuted && !this.roster.isHost(p)) asks.push(this.o.api.muteTrack(p.identity, mic.trackSid, true));
-    }
-    const results = await Promise.allSettled(asks);
-    const failed = results.filter((r) => r.status === 'rejected').length;
-    if (asks.length === 0) toast('Nobody else has a live microphone.', 'info');
-    else if (failed) toast(`Muted ${asks.length - failed} of ${asks.length}.`, 'warning');
-    else toast(asks.length === 1 ? 'Muted 1 microphone.' : `Muted ${asks.length} microphones.`, 'success');
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // The waiting room (hosts)
-
-  /** Asks who waits every few seconds while the meeting runs; says when someone new arrives. */
-  private async pollWaiting(): Promise<void> {
-    if (!this.waiting || this.ended) return;
-    try {
-      const r = await this.o.api.waitingList();
-      this.showWaiting(r.users);
-    } catch (e) {
-      // Not (or no longer) a host, or the room is gone: stop asking.
-      if (e instanceof ApiError && (e.httpStatus === 401 || e.httpStatus === 403)) return;
-    }
-    this.later(WAITING_POLL_MS, () => void this.pollWaiting());
-  }
-
-  private showWaiting(users: WaitingUser[]): void {
-    this.waiting?.render(users);
-    const fresh = users.filter((u) => !this.waitingSeen.has(u.user_id));
-    if (fresh.length === 1) toast(`${fresh[0]!.name || fresh[0]!.user_id} is waiting to join. Open People to let them in.`, 'info');
-    else if (fresh.length > 1) toast(`${fresh.length} people are waiting to join. Open People to let them in.`, 'info');
-    this.waitingSeen = new Set(users.map((u) => u.user_id));
-    this.waitingBadge.hidden = users.length === 0;
-    this.waitingBadge.textContent = String(users.length);
-  }
-
-  private async approveWaiting(userId: string): Promise<void> {
-    try {
-      const r = await this.o.api.approveWaiting(userId);
-      const n = r.approved?.length ?? 0;
-      if (userId === 'all') toast(n === 1 ? 'Let 1 person in.' : `Let ${n} people in.`, 'success');
-      const rest = await this.o.api.waitingList();
-      this.showWaiting(rest.users);
-    } catch (e) {
-      toast(apiErrorText(e), 'error');
-    }
-  }
-
-  private async rejectWaiting(u: WaitingUser): Promise<void> {
-    try {
-      await this.o.api.removeParticipant(u.user_id, false);
-      toast(`Declined ${u.name || u.user_id}.`, 'success');
-      const rest = await this.o.api.waitingList();
-      this.showWaiting(rest.users);
-    } catch (e) {
-      toast(apiErrorText(e), 'error');
-    }
   }
 
   private wire(): void {
@@ -786,53 +644,6 @@ export class Meeting {
   }
 
   // ---------------------------------------------------------------------------------------
-  // Polls (polls.ts keeps them; ui/polls.ts draws them)
-
-  /** What seals poll texts: nothing in a plain room; the session's content key or passphrase. */
-  private contentSealer(): ContentSealer {
-    const { o } = this;
-    if (!this.encrypted) return PLAIN;
-    if (o.verify.e2ee.mode === 'self_insert' && this.keys) {
-      const keys = this.keys;
-      return passphraseSealer(() => keys.current);
-    }
-    if (o.contentKey) return keySealer(o.contentKey, o.verify.room.sid);
-    const missing = () => Promise.reject(new Error('no content key for this session'));
-    return { seal: missing, open: missing };
-  }
-
-  private pollsChanged(polls: PollView[], active: boolean): void {
-    const btn = this.ctl.polls;
-    if (btn && !this.isAdmin) btn.el.hidden = !active && polls.length === 0;
-    const n = this.polls?.unanswered ?? 0;
-    this.pollsBadge.hidden = n === 0 || this.panel === 'polls';
-    this.pollsBadge.textContent = String(n);
-    this.pollsPanel?.render(polls, active);
-  }
-
-  private async onPollMessage(type: 'POLL_CREATED' | 'POLL_CLOSED' | 'POLL_RESPONSE' | 'POLLS_ACTIVE', pollId: string): Promise<void> {
-    if (!this.polls) return;
-    await this.polls.refresh();
-    const p = pollId ? this.polls.find(pollId) : undefined;
-    if (type === 'POLL_CREATED' && p && p.createdBy !== this.o.verify.user.user_id) {
-      toast(p.question === null ? 'A new poll (it could not be decrypted with your key).' : `New poll: ${p.question}`, 'info');
-    } else if (type === 'POLL_CLOSED' && p && !this.isAdmin) {
-      toast(p.question === null ? 'A poll closed.' : `Poll closed: ${p.question}`, 'info');
-    }
-  }
-
-  private async exportPoll(pollId: string): Promise<void> {
-    const csv = await this.polls?.exportCsv(pollId);
-    if (!csv) return;
-    const url = URL.createObjectURL(new Blob([csv], { type: 'text/csv;charset=utf-8' }));
-    const a = h('a', { href: url, download: `poll-${pollId}.csv`, hidden: true });
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  }
-
-  // ---------------------------------------------------------------------------------------
   // Key epochs (server-generated-key rooms): MeetingKeys moves them on; the meeting shows them.
 
   private showEpoch(keys: SessionKeys): void {
@@ -880,36 +691,7 @@ export class Meeting {
   }
 
   // ---------------------------------------------------------------------------------------
-  // Host actions
-
-  private async adminMute(p: PersonView, which: 'mic' | 'cam'): Promise<void> {
-    const sid = which === 'mic' ? p.micTrackSid : p.camTrackSid;
-    if (!sid) return;
-    try {
-      await this.o.api.muteTrack(p.identity, sid, true);
-      toast(which === 'mic' ? `Muted ${p.name}.` : `Turned off ${p.name}’s camera.`, 'success');
-    } catch (e) {
-      toast(apiErrorText(e), 'error');
-    }
-  }
-
-  private async adminRemove(p: PersonView): Promise<void> {
-    const block = { checked: false };
-    const ok = await confirmDialog({
-      title: `Remove ${p.name}?`,
-      body: 'They will be disconnected, and the join link they used will no longer let them in.',
-      confirm: 'Remove',
-      danger: true,
-      option: { label: 'Also block them from joining this session again, even with a new link', testid: 'remove-block-checkbox', value: block },
-    });
-    if (!ok) return;
-    try {
-      await this.o.api.removeParticipant(p.identity, block.checked);
-      toast(block.checked ? `Removed and blocked ${p.name}.` : `Removed ${p.name}.`, 'success');
-    } catch (e) {
-      toast(apiErrorText(e), 'error');
-    }
-  }
+  // Recording and live streaming
 
   private async setRecording(start: boolean): Promise<void> {
     const t = this.recorder.begin('recording', start);
@@ -1001,70 +783,15 @@ export class Meeting {
     this.ctl.mic?.set(me.isMicrophoneEnabled);
     this.ctl.cam?.set(me.isCameraEnabled);
     this.ctl.screen?.set(me.isScreenShareEnabled);
-    this.ctl.chat?.set(this.panel === 'chat');
-    this.ctl.people?.set(this.panel === 'people');
-    this.ctl.polls?.set(this.panel === 'polls');
-    this.ctl.breakout?.set(this.panel === 'breakout');
-    if (this.panel === 'breakout') this.breakouts.setPeople();
+    this.ctl.chat?.set(this.panels.open === 'chat');
+    this.ctl.people?.set(this.panels.open === 'people');
+    this.ctl.polls?.set(this.panels.open === 'polls');
+    this.ctl.breakout?.set(this.panels.open === 'breakout');
     this.ctl.hand?.set(handRaisedAt(me.metadata) !== null);
     const all = this.roster.participants();
-    this.noticeHands(all);
-    const others = [...this.room.remoteParticipants.values()];
-    this.chat?.panel.setPeople(
-      others.map((p) => ({ identity: p.identity, name: this.roster.displayName(p.identity) })),
-      others.some((p) => this.roster.isHost(p)),
-    );
+    this.moderation.noticeHands(all);
     this.countEl.textContent = String(all.length);
-    if (this.panel !== 'people') return;
-    this.people.render(
-      all.map((p) => {
-        const mic = p.getTrackPublication(Track.Source.Microphone);
-        const cam = p.getTrackPublication(Track.Source.Camera);
-        return {
-          identity: p.identity,
-          name: this.roster.displayName(p.identity),
-          isLocal: p instanceof LocalParticipant,
-          isAdmin: this.roster.isHost(p),
-          micOn: !!mic && !mic.isMuted,
-          camOn: !!cam && !cam.isMuted,
-          mismatch: this.roster.mismatch(p),
-          // Sends nothing at all (no media, no data): someone who asked to be hidden in an
-          // encrypted room, shown because they can read the meeting.
-          observer: !!p.permissions && !p.permissions.canPublish && !p.permissions.canPublishData,
-          micLocked: !sourceAllowed(p, SOURCE_MICROPHONE),
-          camLocked: !sourceAllowed(p, SOURCE_CAMERA),
-          micTrackSid: mic?.trackSid ?? null,
-          camTrackSid: cam?.trackSid ?? null,
-          handRaisedAt: handRaisedAt(p.metadata),
-          presenter: isPresenter(p.metadata),
-        };
-      }),
-    );
-  }
-
-  private togglePanel(p: Panel): void {
-    this.panel = this.panel === p ? null : p;
-    if (this.panel === 'chat' && this.chat) {
-      replace(this.side, this.chat.panel.el);
-      this.chat.read();
-      this.side.hidden = false;
-      this.chat.panel.focus();
-    } else if (this.panel === 'people') {
-      replace(this.side, this.people.el);
-      this.side.hidden = false;
-    } else if (this.panel === 'polls' && this.pollsPanel) {
-      replace(this.side, this.pollsPanel.el);
-      this.side.hidden = false;
-    } else if (this.panel === 'breakout' && this.breakouts.panel) {
-      this.breakouts.setPeople();
-      replace(this.side, this.breakouts.panel.el);
-      this.side.hidden = false;
-    } else {
-      replace(this.side);
-      this.side.hidden = true;
-    }
-    this.el.classList.toggle('has-panel', this.panel !== null);
-    this.sync();
+    this.panels.sync(all);
   }
 
   private renderUnread(n: number): void {
