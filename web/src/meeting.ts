@@ -11,24 +11,23 @@ import {
 } from 'livekit-client';
 
 import { Api, ApiError, isWaiting, mediaUrl, type VerifyReply } from './api';
-import { h, icon, replace, type IconName } from './dom';
+import { h, icon, replace } from './dom';
 import type { SessionKeys } from './e2ee';
 import { serverLocation } from './embed';
 import { EpochKeyProvider } from './keyprovider';
 import { MeetingKeys } from './meetingkeys';
 import type { KeyStatus } from './keystatus';
-import { WRONG_KEY_BANNER, apiErrorText, keyShareBanner, recorderJoinText, recorderText, taskErrorText } from './messages';
-import { REACTIONS, type ReactionName, handRaisedAt } from './protocol';
+import { WRONG_KEY_BANNER, keyShareBanner, recorderJoinText, recorderText, taskErrorText } from './messages';
 import { RecorderModel, flagsFromVerify, type Transition } from './recorder';
 import type { Layout, SessionStore } from './store';
 import { CodeChip, E2eeBadge, SecurityPanel, brand } from './ui/badge';
-import { confirmDialog } from './ui/modal';
 import type { PrejoinResult } from './ui/prejoin';
 import { RecorderUi } from './ui/recorder';
 import { toast } from './ui/toasts';
 import { Breakouts } from './breakout';
 import { sessionSealer } from './content';
-import { Roster, SOURCE_CAMERA, SOURCE_MICROPHONE, SOURCE_SCREEN, sourceAllowed } from './roster';
+import { Controls, abilities, mediaErrorText, type Abilities } from './controls';
+import { Roster } from './roster';
 import { Stage } from './stage';
 import { MeetingChat } from './chat';
 import { MeetingData } from './data';
@@ -67,11 +66,6 @@ export interface MeetingOptions {
   onRekey: () => void;
 }
 
-interface CtlButton {
-  el: HTMLButtonElement;
-  set: (on: boolean) => void;
-}
-
 export class Meeting {
   private readonly room: Room;
   private readonly el: HTMLElement;
@@ -96,25 +90,13 @@ export class Meeting {
   private lastRecorderError = 0;
   private readonly e2eeRoom: boolean;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
-  private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand' | 'react' | 'polls' | 'breakout', CtlButton | null>;
+  private readonly controls: Controls;
   private readonly breakouts: Breakouts;
-  private readonly pollsBadge: HTMLElement;
-  /** The reaction picker (null when the room has reactions off, or for observers). */
-  private readonly reactionPicker: HTMLElement | null;
-  private lastReaction = 0;
-  private readonly chatBadge: HTMLElement;
-  private readonly countEl: HTMLElement;
-  /** What this participant may publish, as the server last said (null: not known yet). */
-  private lastAllowed: Record<'mic' | 'cam' | 'screen', boolean> | null = null;
-  private readonly waitingBadge: HTMLElement;
   private intentional = false;
   private ended = false;
   private readonly name: string;
   private readonly encrypted: boolean;
-  private readonly canCamera: boolean;
-  private readonly canPublish: boolean;
-  private readonly canScreen: boolean;
-  private readonly canChat: boolean;
+  private readonly may: Abilities;
   private readonly isAdmin: boolean;
   private unsubKey: (() => void) | null = null;
   private lastStatus = '';
@@ -123,13 +105,8 @@ export class Meeting {
     const f = o.verify.room.features ?? {};
     this.encrypted = !!o.keys;
 
-    this.isAdmin = !!o.verify.user.is_admin;
-    // A hidden user, or one who asked to be hidden in an encrypted room (shown as an observer).
-    const hidden = !!o.verify.user.is_hidden || !!o.verify.user.is_observer;
-    this.canPublish = !hidden;
-    this.canCamera = !hidden && f.allow_webcams !== false && !(f.admin_only_webcams && !this.isAdmin);
-    this.canScreen = !hidden && f.allow_screen_share !== false;
-    this.canChat = f.chat_features?.is_allow !== false;
+    this.may = abilities(o.verify);
+    this.isAdmin = this.may.isAdmin;
     this.name = o.join.name;
 
     const options: Partial<RoomOptions> = {
@@ -232,7 +209,6 @@ export class Meeting {
       },
     });
 
-    this.countEl = h('span', { class: 'count' }, '1');
     const conn = h('span', { class: 'conn-dot', 'data-testid': 'connection-state', 'data-state': 'connecting', title: 'Connecting' });
     this.connDot = conn;
     const topbar = h(
@@ -243,73 +219,18 @@ export class Meeting {
       h('div', { class: 'topbar-right' }, this.badge.el, this.code.el, this.stage.layoutButton),
     );
 
-    const mk = (testid: string, label: [string, string], icons: [IconName, IconName], onClick: () => void, danger = false): CtlButton => {
-      const iconBox = h('span', { class: 'ctl-icon' });
-      const text = h('span', { class: 'ctl-label' });
-      const el = h('button', { class: `ctl${danger ? ' ctl-danger' : ''}`, type: 'button', 'data-testid': testid }, iconBox, text);
-      el.addEventListener('click', onClick);
-      const set = (on: boolean) => {
-        replace(iconBox, icon(on ? icons[0] : icons[1]));
-        text.textContent = on ? label[0] : label[1];
-        el.setAttribute('aria-pressed', String(on));
-        el.classList.toggle('on', on);
-        el.title = text.textContent;
-      };
-      set(false);
-      return { el, set };
-    };
-    const micBtn = mk('mic-toggle', ['Mute', 'Unmute'], ['mic', 'micOff'], () => void this.toggleMic());
-    micBtn.el.disabled = !this.canPublish;
-    const camBtn = this.canCamera ? mk('camera-toggle', ['Stop video', 'Start video'], ['camera', 'cameraOff'], () => void this.toggleCamera()) : null;
-    const screenBtn = this.canScreen ? mk('screen-share-toggle', ['Stop sharing', 'Share screen'], ['screen', 'screen'], () => void this.toggleScreen()) : null;
-    const chatBtn = this.canChat ? mk('chat-toggle', ['Chat', 'Chat'], ['chat', 'chat'], () => this.panels.toggle('chat')) : null;
-    const peopleBtn = mk('participants-toggle', ['People', 'People'], ['people', 'people'], () => this.panels.toggle('people'));
-    const handBtn = !hidden && f.allow_raise_hand !== false ? mk('raise-hand-button', ['Lower hand', 'Raise hand'], ['hand', 'hand'], () => void this.toggleHand()) : null;
-    const pollsAllowed = (f.polls_features as { is_allow?: boolean } | undefined)?.is_allow !== false;
-    const pollsBtn = pollsAllowed ? mk('polls-toggle', ['Polls', 'Polls'], ['poll', 'poll'], () => this.panels.toggle('polls')) : null;
-    // Participants see the button once a host opened polls (or asked one); hosts always.
-    if (pollsBtn && !this.isAdmin) pollsBtn.el.hidden = true;
-    this.pollsBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'polls-unanswered', title: 'Polls you have not answered' });
-    pollsBtn?.el.appendChild(this.pollsBadge);
-    const reactBtn = !hidden && f.allow_reactions !== false ? mk('reaction-button', ['React', 'React'], ['smile', 'smile'], () => this.toggleReactions()) : null;
-    this.reactionPicker = reactBtn
-      ? h(
-          'div',
-          { class: 'reaction-picker', hidden: true, role: 'menu', 'data-testid': 'reaction-picker' },
-          (Object.keys(REACTIONS) as ReactionName[]).map((name) => {
-            const b = h('button', { class: 'reaction-choice', type: 'button', role: 'menuitem', 'data-testid': `reaction-${name}`, title: name.replace('_', ' ') }, REACTIONS[name]);
-            b.addEventListener('click', () => this.sendReaction(name));
-            return b;
-          }),
-        )
-      : null;
-    this.chatBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'chat-unread' });
-    chatBtn?.el.appendChild(this.chatBadge);
-    peopleBtn.el.appendChild(this.countEl);
-    this.waitingBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'waiting-badge', title: 'Waiting to join' });
-    peopleBtn.el.appendChild(this.waitingBadge);
-    const breakoutBtn = this.breakouts.panel ? mk('breakout-toggle', ['Breakout', 'Breakout'], ['people', 'people'], () => this.panels.toggle('breakout')) : null;
-    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn, hand: handBtn, react: reactBtn, polls: pollsBtn, breakout: breakoutBtn };
-    if (camBtn === null) {
-      // Show the restriction rather than hiding the control.
-      const why = hidden ? (o.verify.user.is_hidden ? 'You are a hidden observer' : 'You are an observer') : 'Webcams are turned off in this meeting';
-      this.camNote = h('button', { class: 'ctl', type: 'button', disabled: true, title: why, 'data-testid': 'camera-toggle' }, h('span', { class: 'ctl-icon' }, icon('cameraOff')), h('span', { class: 'ctl-label' }, 'Video off'));
-    }
-
-    const leave = h('button', { class: 'ctl ctl-leave', type: 'button', 'data-testid': 'leave-button', title: 'Leave the meeting' }, h('span', { class: 'ctl-icon' }, icon('leave')), h('span', { class: 'ctl-label' }, 'Leave'));
-    leave.addEventListener('click', () => void this.leave(false));
-    let endBtn: HTMLElement | null = null;
-    if (this.isAdmin) {
-      endBtn = h('button', { class: 'ctl ctl-end', type: 'button', 'data-testid': 'end-meeting-button', title: 'End the meeting for everyone' }, h('span', { class: 'ctl-icon' }, icon('end')), h('span', { class: 'ctl-label' }, 'End for all'));
-      endBtn.addEventListener('click', () => void this.endForAll());
-    }
-    const controls = h(
-      'footer',
-      { class: 'controlbar', role: 'toolbar', 'aria-label': 'Meeting controls' },
-      h('div', { class: 'ctl-group' }, micBtn.el, camBtn?.el ?? this.camNote, screenBtn?.el),
-      h('div', { class: 'ctl-group ctl-group-react' }, handBtn?.el, reactBtn?.el, this.reactionPicker, chatBtn?.el, pollsBtn?.el, breakoutBtn?.el, peopleBtn.el, this.recorderUi.controls),
-      h('div', { class: 'ctl-group' }, endBtn, leave),
-    );
+    this.controls = new Controls({
+      room: this.room,
+      api: o.api,
+      verify: o.verify,
+      may: this.may,
+      breakout: !!this.breakouts.panel,
+      recorder: this.recorderUi.controls,
+      togglePanel: (p) => this.panels.toggle(p),
+      react: (name) => void this.data.sendReaction(name),
+      leave: () => void this.leave(false),
+      sync: () => this.sync(),
+    });
 
     this.moderation = new Moderation({
       api: o.api,
@@ -319,12 +240,9 @@ export class Meeting {
       isAdmin: this.isAdmin,
       later: (ms, fn) => this.later(ms, fn),
       ended: () => this.ended,
-      onWaiting: (n) => {
-        this.waitingBadge.hidden = n === 0;
-        this.waitingBadge.textContent = String(n);
-      },
+      onWaiting: (n) => this.controls.setWaiting(n),
     });
-    this.chat = this.canChat
+    this.chat = this.may.chat
       ? new MeetingChat({
           room: this.room,
           keys: this.keys,
@@ -336,7 +254,7 @@ export class Meeting {
           roster: this.roster,
           isOpen: () => this.panels.open === 'chat',
           closePanel: () => this.panels.toggle(null),
-          onUnread: (n) => this.renderUnread(n),
+          onUnread: (n) => this.controls.setUnread(n),
         })
       : null;
     this.data = new MeetingData({
@@ -367,7 +285,7 @@ export class Meeting {
       identity: o.verify.user.user_id,
       isAdmin: this.isAdmin,
       encrypted: this.encrypted,
-      polls: pollsAllowed
+      polls: this.may.polls
         ? sessionSealer({
             encrypted: this.encrypted,
             passphrase: o.verify.e2ee.mode === 'self_insert' && keys ? () => keys.current : null,
@@ -378,12 +296,7 @@ export class Meeting {
       chat: this.chat,
       moderation: this.moderation,
       breakouts: this.breakouts,
-      onPolls: (visible, unanswered, open) => {
-        const btn = this.ctl.polls;
-        if (btn && !this.isAdmin) btn.el.hidden = !visible;
-        this.pollsBadge.hidden = unanswered === 0 || open;
-        this.pollsBadge.textContent = String(unanswered);
-      },
+      onPolls: (visible, unanswered, open) => this.controls.setPolls(visible, unanswered, open),
       onToggle: (panel) => {
         this.el.classList.toggle('has-panel', panel !== null);
         this.sync();
@@ -403,7 +316,7 @@ export class Meeting {
         this.security.toggle();
       }
     });
-    this.el = h('div', { class: 'meeting', 'data-testid': 'meeting' }, this.security.el, topbar, this.banners, h('div', { class: 'meeting-body' }, this.stage.el, this.panels.el), controls, this.stage.audioBox);
+    this.el = h('div', { class: 'meeting', 'data-testid': 'meeting' }, this.security.el, topbar, this.banners, h('div', { class: 'meeting-body' }, this.stage.el, this.panels.el), this.controls.el, this.stage.audioBox);
   }
 
   /** The meeting's keys (encrypted rooms): what seals what we send, and its epochs. */
@@ -411,7 +324,6 @@ export class Meeting {
   private readonly worker: Worker | null = null;
   private connDot: HTMLElement;
   private rekeyBtn: HTMLElement;
-  private camNote: HTMLElement | null = null;
 
   // ---------------------------------------------------------------------------------------
   // Lifecycle
@@ -451,8 +363,7 @@ export class Meeting {
     this.setConn('connected');
     // The key may have moved on between verifyToken and now (someone left): catch up.
     void this.keys?.fetch();
-    const me = room.localParticipant;
-    this.roster.setName(me.identity, this.name);
+    this.roster.setName(room.localParticipant.identity, this.name);
     await this.chat?.restore();
     void this.panels.polls?.refresh();
     this.breakouts.start();
@@ -460,17 +371,7 @@ export class Meeting {
 
     // Publish what the pre-join screen prepared, except what a host has locked.
     this.onOwnPermissions();
-    const pubs: Array<Promise<unknown>> = [];
-    if (o.join.audio && (!this.canPublish || !this.allowed(SOURCE_MICROPHONE))) o.join.audio.stop();
-    else if (o.join.audio) {
-      pubs.push(me.publishTrack(o.join.audio, { source: Track.Source.Microphone }).catch((e) => this.mediaError('microphone', e)));
-    }
-    if (o.join.video && this.canCamera && this.allowed(SOURCE_CAMERA)) {
-      pubs.push(me.publishTrack(o.join.video, { source: Track.Source.Camera, simulcast: true }).catch((e) => this.mediaError('camera', e)));
-    } else {
-      o.join.video?.stop();
-    }
-    await Promise.all(pubs);
+    await this.controls.publishPrepared(o.join);
     this.sync();
     this.data.announce();
     this.renderAudioBanner();
@@ -483,61 +384,10 @@ export class Meeting {
     this.chat?.lockedAtJoin(!!o.verify.user.lock_chat, !!o.verify.user.lock_private_chat);
   }
 
-  // ---------------------------------------------------------------------------------------
-  // Locks
-
-  /** Whether the server lets this participant publish `source` now. */
-  private allowed(source: number): boolean {
-    return sourceAllowed(this.room.localParticipant, source);
-  }
-
-  private toggleReactions(): void {
-    if (!this.reactionPicker) return;
-    this.reactionPicker.hidden = !this.reactionPicker.hidden;
-    this.ctl.react?.set(!this.reactionPicker.hidden);
-  }
-
-  /** A reaction chosen: at most one every 300 ms. */
-  private sendReaction(name: ReactionName): void {
-    const now = Date.now();
-    if (now - this.lastReaction < 300) return;
-    this.lastReaction = now;
-    this.toggleReactions();
-    void this.data.sendReaction(name);
-  }
-
-  private async toggleHand(): Promise<void> {
-    const up = handRaisedAt(this.room.localParticipant.metadata) !== null;
-    try {
-      await this.o.api.raiseHand(!up);
-    } catch (e) {
-      toast(apiErrorText(e), 'error');
-    }
-  }
-
-  /**
-   * The server changed what we may publish (a host's lock): the controls follow, and we say
-   * what changed. A locked source's track is unpublished by the server itself.
-   */
+  /** What a host's lock lets us publish changed. */
   private onOwnPermissions(): void {
     if (this.ended) return;
-    const now = { mic: this.allowed(SOURCE_MICROPHONE), cam: this.allowed(SOURCE_CAMERA), screen: this.allowed(SOURCE_SCREEN) };
-    const names = { mic: 'microphone', cam: 'camera', screen: 'screen sharing' } as const;
-    const buttons = { mic: this.ctl.mic, cam: this.ctl.cam, screen: this.ctl.screen };
-    for (const k of ['mic', 'cam', 'screen'] as const) {
-      const b = buttons[k];
-      if (b && !(k === 'mic' && !this.canPublish)) {
-        b.el.disabled = !now[k];
-        b.el.dataset.locked = String(!now[k]);
-        if (!now[k]) b.el.title = `A host locked your ${names[k]}`;
-      }
-      const before = this.lastAllowed?.[k];
-      if (before === true && !now[k]) toast(`A host locked your ${names[k]}.`, 'warning');
-      else if (before === false && now[k]) toast(`A host allowed your ${names[k]} again.`, 'info');
-      // Locked from the start (the room's default locks, such as screen sharing): the disabled
-      // control and its title say so, without a toast at every join.
-    }
-    this.lastAllowed = now;
+    this.controls.permissionsChanged();
     this.sync();
   }
 
@@ -653,44 +503,6 @@ export class Meeting {
   }
 
   // ---------------------------------------------------------------------------------------
-  // Local media
-
-  private async toggleMic(): Promise<void> {
-    const me = this.room.localParticipant;
-    try {
-      await me.setMicrophoneEnabled(!me.isMicrophoneEnabled);
-    } catch (e) {
-      this.mediaError('microphone', e);
-    }
-    this.sync();
-  }
-
-  private async toggleCamera(): Promise<void> {
-    const me = this.room.localParticipant;
-    try {
-      await me.setCameraEnabled(!me.isCameraEnabled, undefined, { simulcast: true });
-    } catch (e) {
-      this.mediaError('camera', e);
-    }
-    this.sync();
-  }
-
-  private async toggleScreen(): Promise<void> {
-    const me = this.room.localParticipant;
-    try {
-      await me.setScreenShareEnabled(!me.isScreenShareEnabled, { audio: true, selfBrowserSurface: 'exclude' });
-    } catch (e) {
-      const name = e instanceof Error ? e.name : '';
-      if (name !== 'NotAllowedError' && name !== 'AbortError') toast('Screen sharing could not start.', 'warning');
-    }
-    this.sync();
-  }
-
-  private mediaError(what: string, e: unknown): void {
-    toast(`The ${what} could not be started: ${mediaErrorText(e)}`, 'warning');
-  }
-
-  // ---------------------------------------------------------------------------------------
   // Recording and live streaming
 
   private async setRecording(start: boolean): Promise<void> {
@@ -761,16 +573,6 @@ export class Meeting {
     }
   }
 
-  private async endForAll(): Promise<void> {
-    const ok = await confirmDialog({ title: 'End the meeting for everyone?', body: 'Everyone will be disconnected and the meeting will close.', confirm: 'End meeting', danger: true });
-    if (!ok) return;
-    try {
-      await this.o.api.endRoom();
-    } catch (e) {
-      toast(apiErrorText(e, 'The meeting could not be ended.'), 'error');
-    }
-  }
-
   // ---------------------------------------------------------------------------------------
   // Rendering
 
@@ -778,25 +580,11 @@ export class Meeting {
   private sync(): void {
     if (this.ended) return;
     this.stage.sync();
-
-    const me = this.room.localParticipant;
-    this.ctl.mic?.set(me.isMicrophoneEnabled);
-    this.ctl.cam?.set(me.isCameraEnabled);
-    this.ctl.screen?.set(me.isScreenShareEnabled);
-    this.ctl.chat?.set(this.panels.open === 'chat');
-    this.ctl.people?.set(this.panels.open === 'people');
-    this.ctl.polls?.set(this.panels.open === 'polls');
-    this.ctl.breakout?.set(this.panels.open === 'breakout');
-    this.ctl.hand?.set(handRaisedAt(me.metadata) !== null);
+    this.controls.sync(this.panels.open);
     const all = this.roster.participants();
     this.moderation.noticeHands(all);
-    this.countEl.textContent = String(all.length);
+    this.controls.setCount(all.length);
     this.panels.sync(all);
-  }
-
-  private renderUnread(n: number): void {
-    this.chatBadge.hidden = n === 0;
-    this.chatBadge.textContent = n > 9 ? '9+' : String(n);
   }
 
   private renderKeyState(): void {
@@ -842,12 +630,4 @@ export class Meeting {
 
 function taskError(e: unknown): string {
   return e instanceof ApiError ? taskErrorText(e.serverMsg, e.httpStatus) : 'Something went wrong.';
-}
-
-function mediaErrorText(e: unknown): string {
-  const name = e instanceof Error ? e.name : '';
-  if (name === 'NotAllowedError') return 'access was blocked in the browser.';
-  if (name === 'NotFoundError') return 'no device was found.';
-  if (name === 'NotReadableError') return 'the device is in use by another application.';
-  return 'the device could not be used.';
 }
