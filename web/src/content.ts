@@ -61,3 +61,15 @@ export const PLAIN: ContentSealer = {
   seal: (_what, text) => Promise.resolve(text),
   open: (_what, text) => Promise.resolve(text),
 };
+
+/**
+ * What seals a session's texts: nothing in a plain room; a passphrase room's keys; the content
+ * key of a server-key room (without it, nothing can be sealed or opened).
+ */
+export function sessionSealer(o: { encrypted: boolean; passphrase: (() => SessionKeys) | null; contentKey: CryptoKey | null; sessionId: string }): ContentSealer {
+  if (!o.encrypted) return PLAIN;
+  if (o.passphrase) return passphraseSealer(o.passphrase);
+  if (o.contentKey) return keySealer(o.contentKey, o.sessionId);
+  const missing = () => Promise.reject(new Error('no content key for this session'));
+  return { seal: missing, open: missing };
+}

@@ -107,28 +107,23 @@ export class KeyStatus {
   }
 
   mediaDecryptionFailed(identity: string): void {
-    if (!this.encrypted || !identity) return;
-    const p = this.peer(identity);
-    if (!p.mediaFailure) {
-      p.mediaFailure = true;
-      this.changed();
-    }
+    this.signal(identity, 'mediaFailure', true);
   }
 
   dataOpenFailed(identity: string): void {
-    if (!this.encrypted || !identity) return;
-    const p = this.peer(identity);
-    if (!p.dataFailure) {
-      p.dataFailure = true;
-      this.changed();
-    }
+    this.signal(identity, 'dataFailure', true);
   }
 
   participantEncryption(identity: string, encrypted: boolean): void {
+    this.signal(identity, 'unencrypted', !encrypted);
+  }
+
+  /** One of the weaker signals about `identity` (see the top); listeners hear of a change. */
+  private signal(identity: string, what: 'mediaFailure' | 'dataFailure' | 'unencrypted', value: boolean): void {
     if (!this.encrypted || !identity) return;
     const p = this.peer(identity);
-    if (p.unencrypted !== !encrypted) {
-      p.unencrypted = !encrypted;
+    if (p[what] !== value) {
+      p[what] = value;
       this.changed();
     }
   }

@@ -1,81 +1,37 @@
-// The meeting: a livekit-client Room with frame encryption, our sealed data messages, the key
-// check, tiles, chat, the participant list and host controls.
-import {
-  ConnectionState,
-  DisconnectReason,
-  LocalParticipant,
-  Participant,
-  RemoteParticipant,
-  RemoteTrack,
-  Room,
-  RoomEvent,
-  Track,
-  VideoPresets,
-  type RoomOptions,
-  type TrackPublication,
-  type VideoTrack,
-} from 'livekit-client';
+// The meeting: a livekit-client Room with frame encryption, and the parts that show and drive it:
+// the stage (tiles and layout), the control bar, our data messages, the chat, the side panels,
+// hosts' moderation, recording, and the key state (the E2EE badge, the code and the banners).
+// This class builds them, passes the room's events on to them and keeps them in step (`sync`).
+import { DisconnectReason, Room, RoomEvent, Track, VideoPresets, type Participant, type RoomOptions } from 'livekit-client';
 
-import { Api, ApiError, isWaiting, mediaUrl, type VerifyReply, type WaitingUser } from './api';
-import { h, icon, replace, type IconName } from './dom';
-import { EnvelopeError, openWith, sealWith, type SessionKeys } from './e2ee';
+import { mediaUrl, type Api, type VerifyReply } from './api';
+import { Breakouts } from './breakout';
+import { MeetingChat } from './chat';
+import { sessionSealer } from './content';
+import { Controls, abilities, mediaErrorText, type Abilities } from './controls';
+import { MeetingData } from './data';
+import { h, replace } from './dom';
+import type { SessionKeys } from './e2ee';
 import { serverLocation } from './embed';
 import { EpochKeyProvider } from './keyprovider';
-import { MeetingKeys } from './meetingkeys';
 import type { KeyStatus } from './keystatus';
-import { bestGrid } from './layout';
-import { WRONG_KEY_BANNER, keyShareBanner, recorderJoinText, recorderText, shortApiError, taskErrorText } from './messages';
-import {
-  TOPIC_CHAT,
-  TOPIC_KEYCHECK,
-  TOPIC_PROFILE,
-  TOPIC_SYSTEM,
-  TOPIC_REACTION,
-  TOPIC_PRIVATE,
-  privateAad,
-  parsePrivate,
-  REACTIONS,
-  parseReaction,
-  type ReactionName,
-  cleanName,
-  decodeJson,
-  encodeJson,
-  newChat,
-  parseChat,
-  parseKeyCheck,
-  parseProfile,
-  parseSystem,
-  handRaisedAt,
-  isPresenter,
-  randomId,
-  toastKind,
-  type ChatMessage,
-} from './protocol';
-import { RecorderModel, flagsFromVerify, type Transition } from './recorder';
+import { MeetingKeys } from './meetingkeys';
+import { Moderation } from './moderation';
+import { Panels } from './panels';
+import { Recording } from './recording';
+import { Roster } from './roster';
+import { Stage } from './stage';
 import type { Layout, SessionStore } from './store';
-import { CodeChip, E2eeBadge, SecurityPanel, brand } from './ui/badge';
-import { ChatPanel, type ChatTarget } from './ui/chat';
-import { confirmDialog } from './ui/modal';
-import { PeoplePanel, type PersonView } from './ui/people';
+import { Banners } from './ui/banners';
 import type { PrejoinResult } from './ui/prejoin';
-import { RecorderUi } from './ui/recorder';
-import { Tile } from './ui/tiles';
 import { toast } from './ui/toasts';
-import { WaitingList } from './ui/waiting';
-import { LockControls, type LockService } from './ui/locks';
-import { PollsPanel } from './ui/polls';
-import { Breakouts } from './breakout';
-import { Polls, type PollView } from './polls';
-import { PLAIN, keySealer, passphraseSealer, type ContentSealer } from './content';
+import { TopBar, type ConnState } from './ui/topbar';
 
 // Our sealed data messages need the key check to reach a participant whose key differs, so
 // livekit-client's own data-channel encryption stays off: `e2ee` (not `encryption`) in the room
 // options encrypts media frames only. Chat and profiles are sealed with our data key, with the
-// sender bound in the AAD; the key check is a public one-way value.
-const SYSTEM_SENDER = 'enclave.system';
+// sender bound in the AAD; the key check is a public one-way value (data.ts).
 const CONNECT_TIMEOUT_MS = 20_000;
-/** A recorder error explains the stop that follows it; no second notice for that stop. */
-const QUIET_AFTER_ERROR_MS = 5_000;
 
 export interface MeetingOptions {
   root: HTMLElement;
@@ -101,112 +57,40 @@ export interface MeetingOptions {
   onRekey: () => void;
 }
 
-type Panel = 'chat' | 'people' | 'polls' | 'breakout' | null;
-
-// LiveKit's protocol numbers of the sources a permission lists (`canPublishSources`).
-const SOURCE_CAMERA = 1;
-const SOURCE_MICROPHONE = 2;
-const SOURCE_SCREEN = 3;
-
-/** Whether the permission the server announced for `p` lets them publish `source`. */
-function sourceAllowed(p: Participant, source: number): boolean {
-  const perm = p.permissions;
-  if (!perm) return true;
-  return perm.canPublish && (perm.canPublishSources.length === 0 || perm.canPublishSources.includes(source as never));
-}
-
-/** How often a host's client asks who waits (the server lists those who asked within 15 s). */
-const WAITING_POLL_MS = 2500;
-
-interface CtlButton {
-  el: HTMLButtonElement;
-  set: (on: boolean) => void;
-}
-
 export class Meeting {
   private readonly room: Room;
   private readonly el: HTMLElement;
-  private readonly stage: HTMLElement;
-  private readonly strip: HTMLElement;
-  private readonly main: HTMLElement;
-  private readonly audioBox: HTMLElement;
-  private readonly side: HTMLElement;
-  private readonly badge = new E2eeBadge();
-  private readonly code = new CodeChip();
-  private readonly security: SecurityPanel;
-  private readonly banners: HTMLElement;
-  private readonly wrongKeyBanner: HTMLElement;
-  private readonly wrongKeyText: HTMLElement;
-  private readonly keyShareBanner: HTMLElement;
-  private readonly keyShareText: HTMLElement;
-  private readonly reconnecting: HTMLElement;
-  private readonly audioBanner: HTMLElement;
-  private readonly chat: ChatPanel | null;
-  private readonly people: PeoplePanel;
-  private readonly recorder: RecorderModel;
-  private readonly recorderUi: RecorderUi;
-  private lastRecorderError = 0;
-  private readonly e2eeRoom: boolean;
-  private readonly tiles = new Map<string, Tile>();
-  private readonly audioEls = new Map<string, HTMLMediaElement>();
-  private readonly names = new Map<string, string>();
-  private readonly speaking = new Set<string>();
-  private readonly replied = new Set<string>();
-  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
-  private readonly ctl: Record<'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand' | 'react' | 'polls' | 'breakout', CtlButton | null>;
+  private readonly topbar: TopBar;
+  private readonly banners: Banners;
+  /** The meeting's keys (encrypted rooms): what seals what we send, and its epochs. */
+  private readonly keys: MeetingKeys | null = null;
+  private readonly worker: Worker | null = null;
+  private readonly may: Abilities;
+  private readonly encrypted: boolean;
+  private readonly roster: Roster;
+  private readonly stage: Stage;
+  private readonly controls: Controls;
+  private readonly data: MeetingData;
+  private readonly chat: MeetingChat | null;
+  private readonly panels: Panels;
+  private readonly moderation: Moderation;
   private readonly breakouts: Breakouts;
-  private readonly polls: Polls | null;
-  private readonly pollsPanel: PollsPanel | null;
-  private readonly pollsBadge: HTMLElement;
-  /** The reaction picker (null when the room has reactions off, or for observers). */
-  private readonly reactionPicker: HTMLElement | null;
-  private lastReaction = 0;
-  /** Whose hands we saw up at the last sync (hosts are told when one goes up). */
-  private handsSeen = new Map<string, boolean>();
-  private readonly chatBadge: HTMLElement;
-  private readonly countEl: HTMLElement;
-  /** Whether a host has locked our chat (the server drops what we would send). */
-  private chatLocked = false;
-  /** Hosts: mute all and the locks for everyone. */
-  private readonly locks: LockControls | null;
-  /** What this participant may publish, as the server last said (null: not known yet). */
-  private lastAllowed: Record<'mic' | 'cam' | 'screen', boolean> | null = null;
-  /** Hosts of a room with a waiting room: who waits, polled while the meeting runs. */
-  private readonly waiting: WaitingList | null;
-  private readonly waitingBadge: HTMLElement;
-  private waitingSeen = new Set<string>();
-  private readonly layoutBtn: HTMLButtonElement;
-  private panel: Panel = null;
-  private layout: Layout;
-  private pinned: string | null = null;
-  private unread = 0;
+  private readonly recording: Recording;
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private intentional = false;
   private ended = false;
-  private dataQueue: Promise<void> = Promise.resolve();
-  private readonly name: string;
-  private readonly encrypted: boolean;
-  private readonly canCamera: boolean;
-  private readonly canPublish: boolean;
-  private readonly canScreen: boolean;
-  private readonly canChat: boolean;
-  private readonly isAdmin: boolean;
-  private resizeObs: ResizeObserver | null = null;
   private unsubKey: (() => void) | null = null;
   private lastStatus = '';
 
   constructor(private readonly o: MeetingOptions) {
-    const f = o.verify.room.features ?? {};
+    const v = o.verify;
+    const f = v.room.features ?? {};
+    const sid = v.room.sid;
+    this.may = abilities(v);
+    const isAdmin = this.may.isAdmin;
     this.encrypted = !!o.keys;
-
-    this.isAdmin = !!o.verify.user.is_admin;
-    // A hidden user, or one who asked to be hidden in an encrypted room (shown as an observer).
-    const hidden = !!o.verify.user.is_hidden || !!o.verify.user.is_observer;
-    this.canPublish = !hidden;
-    this.canCamera = !hidden && f.allow_webcams !== false && !(f.admin_only_webcams && !this.isAdmin);
-    this.canScreen = !hidden && f.allow_screen_share !== false;
-    this.canChat = f.chat_features?.is_allow !== false;
-    this.name = o.join.name;
-    this.layout = o.layout;
+    const ended = () => this.ended;
+    const later = (ms: number, fn: () => void) => this.later(ms, fn);
 
     const options: Partial<RoomOptions> = {
       adaptiveStream: true,
@@ -232,233 +116,146 @@ export class Meeting {
       options.e2ee = { keyProvider, worker };
       this.worker = worker;
       this.keys = new MeetingKeys({
-        sessionId: o.verify.room.sid,
-        serverKey: o.verify.e2ee.mode === 'server_key',
+        sessionId: sid,
+        serverKey: v.e2ee.mode === 'server_key',
         initial: o.keys,
         provider: keyProvider,
         keyStatus: o.keyStatus,
         fetchCurrent: () => o.api.e2eeKey(),
-        later: (ms, fn) => this.later(ms, fn),
-        ended: () => this.ended,
+        later,
+        ended,
         onSwitched: (k) => {
           this.showEpoch(k);
-          this.announce();
+          this.data.announce();
         },
       });
     }
-    this.room = new Room(options);
+    const room = new Room(options);
+    this.room = room;
+    const roster = new Roster(room, { isAdmin, encrypted: this.encrypted, keyStatus: o.keyStatus });
+    this.roster = roster;
 
-    // ---- DOM ----
-    this.stage = h('div', { class: 'stage', 'data-testid': 'stage' });
-    this.strip = h('div', { class: 'strip' });
-    this.main = h('main', { class: 'stage-wrap', 'data-layout': this.layout }, this.stage, this.strip);
-    this.audioBox = h('div', { class: 'audio-sink', 'aria-hidden': 'true' });
-    this.side = h('aside', { class: 'side', hidden: true });
-
-    this.wrongKeyText = h('p', { 'data-testid': 'wrong-key-text' });
-    const rekey = h(
-      'button',
-      { class: 'btn btn-light btn-sm', type: 'button', 'data-testid': o.verify.e2ee.mode === 'self_insert' ? 'reenter-key-button' : 'rejoin-key-button' },
-      o.verify.e2ee.mode === 'self_insert' ? 'Enter the key again' : 'Rejoin',
-    );
-    rekey.addEventListener('click', () => void this.leave(true).then(() => o.onRekey()));
-    this.rekeyBtn = rekey;
-    this.wrongKeyBanner = h('div', { class: 'banner banner-bad', role: 'alert', hidden: true, 'data-testid': 'wrong-key-banner' }, icon('alert'), this.wrongKeyText, rekey);
-    this.reconnecting = h(
-      'div',
-      { class: 'banner banner-warn', role: 'status', hidden: true, 'data-testid': 'reconnecting-indicator' },
-      h('span', { class: 'spinner spinner-sm' }),
-      h('p', null, 'Connection lost — reconnecting…'),
-    );
-    const enableAudio = h('button', { class: 'btn btn-light btn-sm', type: 'button', 'data-testid': 'enable-audio-button' }, 'Turn on sound');
-    enableAudio.addEventListener('click', () => void this.room.startAudio().then(() => this.renderAudioBanner()));
-    this.audioBanner = h('div', { class: 'banner banner-info', role: 'status', hidden: true }, icon('speaker'), h('p', null, 'Your browser blocked sound until you interact with the page.'), enableAudio);
-    this.keyShareText = h('p', { 'data-testid': 'key-share-text' });
-    this.keyShareBanner = h('div', { class: 'banner banner-warn', role: 'status', hidden: true, 'data-testid': 'key-share-banner' }, icon('alert'), this.keyShareText);
+    // ---- the parts ----
+    this.stage = new Stage({
+      room,
+      roster,
+      layout: o.layout,
+      onLayout: (layout) => void o.store?.updateSession(sid, { layout }).catch(() => {}),
+      ended,
+    });
     this.breakouts = new Breakouts({
       api: o.api,
-      verify: o.verify,
-      isAdmin: !!o.verify.user.is_admin,
-      encrypted: !!o.keys || o.verify.e2ee.enabled,
-      people: () => this.participants().map((p) => ({ identity: p.identity, name: this.displayName(p.identity), isAdmin: this.isHost(p) })),
+      verify: v,
+      isAdmin,
+      encrypted: !!o.keys || v.e2ee.enabled,
+      people: () => roster.participants().map((p) => ({ identity: p.identity, name: roster.displayName(p.identity), isAdmin: roster.isHost(p) })),
       leave: () => this.leave(true),
-      closePanel: () => this.togglePanel(null),
+      closePanel: () => this.panels.toggle(null),
     });
-    this.banners = h('div', { class: 'banners' }, this.breakouts.banner.el, this.wrongKeyBanner, this.keyShareBanner, this.reconnecting, this.audioBanner);
-
-    // Recording and live streaming: everyone sees the indicators; hosts of plain rooms get the
-    // controls. In an end-to-end encrypted room the server cannot see the media, so recording and
-    // broadcasting cannot exist there: no control is even created (and the server refuses).
-    const e2eeRoom = this.encrypted || o.verify.e2ee.enabled || o.verify.e2ee.mode !== 'off' || !!f.end_to_end_encryption_features?.is_enabled;
-    this.e2eeRoom = e2eeRoom;
-    const rec = f.recording_features;
-    const bc = f.external_broadcasting_features;
-    this.recorder = new RecorderModel(flagsFromVerify(o.verify));
-    this.recorderUi = new RecorderUi({
-      model: this.recorder,
-      canRecord: this.isAdmin && !e2eeRoom && !!rec?.is_allow && rec.is_allow_cloud !== false,
-      canStream: this.isAdmin && !e2eeRoom && !!bc?.is_allow && bc.is_allow_rtmp !== false,
-      actions: {
-        setRecording: (start) => this.setRecording(start),
-        startLive: (url, streamKey) => this.startLive(url, streamKey),
-        stopLive: () => this.stopLive(),
-      },
+    this.banners = new Banners({
+      selfInsert: v.e2ee.mode === 'self_insert',
+      onRekey: () => void this.leave(true).then(() => o.onRekey()),
+      onEnableAudio: () => void room.startAudio().then(() => this.renderAudioBanner()),
+      first: this.breakouts.banner.el,
     });
-
-    this.countEl = h('span', { class: 'count' }, '1');
-    this.layoutBtn = h('button', { class: 'icon-btn', type: 'button', 'data-testid': 'layout-toggle' });
-    this.layoutBtn.addEventListener('click', () => this.setLayout(this.layout === 'grid' ? 'spotlight' : 'grid'));
-    const conn = h('span', { class: 'conn-dot', 'data-testid': 'connection-state', 'data-state': 'connecting', title: 'Connecting' });
-    this.connDot = conn;
-    const topbar = h(
-      'header',
-      { class: 'topbar' },
-      brand(),
-      h('div', { class: 'topbar-title' }, h('span', { class: 'room-title', 'data-testid': 'room-title' }, o.verify.room.title || o.verify.room.room_id), conn, this.recorderUi.indicators),
-      h('div', { class: 'topbar-right' }, this.badge.el, this.code.el, this.layoutBtn),
-    );
-
-    const mk = (testid: string, label: [string, string], icons: [IconName, IconName], onClick: () => void, danger = false): CtlButton => {
-      const iconBox = h('span', { class: 'ctl-icon' });
-      const text = h('span', { class: 'ctl-label' });
-      const el = h('button', { class: `ctl${danger ? ' ctl-danger' : ''}`, type: 'button', 'data-testid': testid }, iconBox, text);
-      el.addEventListener('click', onClick);
-      const set = (on: boolean) => {
-        replace(iconBox, icon(on ? icons[0] : icons[1]));
-        text.textContent = on ? label[0] : label[1];
-        el.setAttribute('aria-pressed', String(on));
-        el.classList.toggle('on', on);
-        el.title = text.textContent;
-      };
-      set(false);
-      return { el, set };
-    };
-    const micBtn = mk('mic-toggle', ['Mute', 'Unmute'], ['mic', 'micOff'], () => void this.toggleMic());
-    micBtn.el.disabled = !this.canPublish;
-    const camBtn = this.canCamera ? mk('camera-toggle', ['Stop video', 'Start video'], ['camera', 'cameraOff'], () => void this.toggleCamera()) : null;
-    const screenBtn = this.canScreen ? mk('screen-share-toggle', ['Stop sharing', 'Share screen'], ['screen', 'screen'], () => void this.toggleScreen()) : null;
-    const chatBtn = this.canChat ? mk('chat-toggle', ['Chat', 'Chat'], ['chat', 'chat'], () => this.togglePanel('chat')) : null;
-    const peopleBtn = mk('participants-toggle', ['People', 'People'], ['people', 'people'], () => this.togglePanel('people'));
-    const handBtn = !hidden && f.allow_raise_hand !== false ? mk('raise-hand-button', ['Lower hand', 'Raise hand'], ['hand', 'hand'], () => void this.toggleHand()) : null;
-    const pollsAllowed = (f.polls_features as { is_allow?: boolean } | undefined)?.is_allow !== false;
-    const pollsBtn = pollsAllowed ? mk('polls-toggle', ['Polls', 'Polls'], ['poll', 'poll'], () => this.togglePanel('polls')) : null;
-    // Participants see the button once a host opened polls (or asked one); hosts always.
-    if (pollsBtn && !this.isAdmin) pollsBtn.el.hidden = true;
-    this.pollsBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'polls-unanswered', title: 'Polls you have not answered' });
-    pollsBtn?.el.appendChild(this.pollsBadge);
-    const reactBtn = !hidden && f.allow_reactions !== false ? mk('reaction-button', ['React', 'React'], ['smile', 'smile'], () => this.toggleReactions()) : null;
-    this.reactionPicker = reactBtn
-      ? h(
-          'div',
-          { class: 'reaction-picker', hidden: true, role: 'menu', 'data-testid': 'reaction-picker' },
-          (Object.keys(REACTIONS) as ReactionName[]).map((name) => {
-            const b = h('button', { class: 'reaction-choice', type: 'button', role: 'menuitem', 'data-testid': `reaction-${name}`, title: name.replace('_', ' ') }, REACTIONS[name]);
-            b.addEventListener('click', () => void this.sendReaction(name));
-            return b;
-          }),
-        )
-      : null;
-    this.chatBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'chat-unread' });
-    chatBtn?.el.appendChild(this.chatBadge);
-    peopleBtn.el.appendChild(this.countEl);
-    this.waitingBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'waiting-badge', title: 'Waiting to join' });
-    peopleBtn.el.appendChild(this.waitingBadge);
-    const breakoutBtn = this.breakouts.panel ? mk('breakout-toggle', ['Breakout', 'Breakout'], ['people', 'people'], () => this.togglePanel('breakout')) : null;
-    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn, hand: handBtn, react: reactBtn, polls: pollsBtn, breakout: breakoutBtn };
-    if (camBtn === null) {
-      // Show the restriction rather than hiding the control.
-      const why = hidden ? (o.verify.user.is_hidden ? 'You are a hidden observer' : 'You are an observer') : 'Webcams are turned off in this meeting';
-      this.camNote = h('button', { class: 'ctl', type: 'button', disabled: true, title: why, 'data-testid': 'camera-toggle' }, h('span', { class: 'ctl-icon' }, icon('cameraOff')), h('span', { class: 'ctl-label' }, 'Video off'));
-    }
-
-    const leave = h('button', { class: 'ctl ctl-leave', type: 'button', 'data-testid': 'leave-button', title: 'Leave the meeting' }, h('span', { class: 'ctl-icon' }, icon('leave')), h('span', { class: 'ctl-label' }, 'Leave'));
-    leave.addEventListener('click', () => void this.leave(false));
-    let endBtn: HTMLElement | null = null;
-    if (this.isAdmin) {
-      endBtn = h('button', { class: 'ctl ctl-end', type: 'button', 'data-testid': 'end-meeting-button', title: 'End the meeting for everyone' }, h('span', { class: 'ctl-icon' }, icon('end')), h('span', { class: 'ctl-label' }, 'End for all'));
-      endBtn.addEventListener('click', () => void this.endForAll());
-    }
-    const controls = h(
-      'footer',
-      { class: 'controlbar', role: 'toolbar', 'aria-label': 'Meeting controls' },
-      h('div', { class: 'ctl-group' }, micBtn.el, camBtn?.el ?? this.camNote, screenBtn?.el),
-      h('div', { class: 'ctl-group ctl-group-react' }, handBtn?.el, reactBtn?.el, this.reactionPicker, chatBtn?.el, pollsBtn?.el, breakoutBtn?.el, peopleBtn.el, this.recorderUi.controls),
-      h('div', { class: 'ctl-group' }, endBtn, leave),
-    );
-
-    const dl = o.verify.room.default_lock_settings ?? {};
-    this.locks = this.isAdmin
-      ? new LockControls(
-          { mic: !!dl.lock_microphone, webcam: !!dl.lock_webcam, screenShare: !!dl.lock_screen_sharing, chat: !!dl.lock_chat, privateChat: !!dl.lock_private_chat },
-          { muteAll: () => void this.muteAll(), setLock: (s, lock) => this.lockAll(s, lock) },
-        )
-      : null;
-    this.waiting =
-      this.isAdmin && o.verify.room.features?.waiting_room_features?.is_active
-        ? new WaitingList({ approve: (id) => void this.approveWaiting(id), reject: (u) => void this.rejectWaiting(u) })
-        : null;
-    this.chat = this.canChat ? new ChatPanel(this.encrypted, (t, target) => this.sendChat(t, target), () => this.togglePanel(null)) : null;
-    this.people = new PeoplePanel(
-      {
-        canModerate: this.isAdmin,
-        mute: (p) => void this.adminMute(p, 'mic'),
-        stopVideo: (p) => void this.adminMute(p, 'cam'),
-        remove: (p) => void this.adminRemove(p),
-        lock: (p, what, lock) => void this.lockOne(p, what, lock),
-        lowerHand: (p) => void this.lowerHand(p),
-        makePresenter: (p) => void this.makePresenter(p),
-      },
-      () => this.togglePanel(null),
-      null,
-      this.isAdmin ? h('div', null, this.locks?.el ?? null, this.waiting?.el ?? null) : null,
-    );
-
-    this.polls = pollsAllowed
-      ? new Polls({
-          api: o.api,
-          sealer: this.contentSealer(),
-          identity: o.verify.user.user_id,
-          isAdmin: this.isAdmin,
-          onChange: (polls, active) => this.pollsChanged(polls, active),
+    this.recording = new Recording({
+      api: o.api,
+      verify: v,
+      isAdmin,
+      e2eeRoom: this.encrypted || v.e2ee.enabled || v.e2ee.mode !== 'off' || !!f.end_to_end_encryption_features?.is_enabled,
+      ended,
+    });
+    this.controls = new Controls({
+      room,
+      api: o.api,
+      verify: v,
+      may: this.may,
+      breakout: !!this.breakouts.panel,
+      recorder: this.recording.ui.controls,
+      togglePanel: (p) => this.panels.toggle(p),
+      react: (name) => void this.data.sendReaction(name),
+      leave: () => void this.leave(false),
+      sync: () => this.sync(),
+    });
+    this.moderation = new Moderation({ api: o.api, room, verify: v, roster, isAdmin, later, ended, onWaiting: (n) => this.controls.setWaiting(n) });
+    this.chat = this.may.chat
+      ? new MeetingChat({
+          room,
+          keys: this.keys,
+          encrypted: this.encrypted,
+          store: o.store,
+          historyKey: o.historyKey,
+          sessionId: sid,
+          name: o.join.name,
+          roster,
+          isOpen: () => this.panels.open === 'chat',
+          closePanel: () => this.panels.toggle(null),
+          onUnread: (n) => this.controls.setUnread(n),
         })
       : null;
-    this.pollsPanel = this.polls
-      ? new PollsPanel(
-          this.isAdmin,
-          this.encrypted,
-          {
-            create: (d) => this.polls?.create(d) ?? Promise.resolve('Polls are off.'),
-            vote: (id, option) => this.polls?.vote(id, option) ?? Promise.resolve('Polls are off.'),
-            close: (id) => (this.polls ? this.polls.close(id).catch(() => toast('The poll could not be closed.', 'error')) : Promise.resolve()),
-            exportCsv: (id) => this.exportPoll(id),
-            activate: (active) => (this.polls ? this.o.api.activatePolls(active).then(() => this.polls?.setActive(active)).catch(() => toast('Polls could not be opened for everyone.', 'error')) : Promise.resolve()),
-          },
-          () => this.togglePanel(null),
-        )
-      : null;
-
-    const mode = this.encrypted ? o.verify.e2ee.mode : 'off';
-    this.security = new SecurityPanel(mode === 'server_key' || mode === 'self_insert' ? mode : 'off', () => this.security.toggle());
-    this.badge.el.classList.add('clickable');
-    this.badge.el.tabIndex = 0;
-    this.badge.el.setAttribute('aria-haspopup', 'dialog');
-    this.badge.el.addEventListener('click', () => this.security.toggle());
-    this.badge.el.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter' || e.key === ' ') {
-        e.preventDefault();
-        this.security.toggle();
-      }
+    const keys = this.keys;
+    this.panels = new Panels({
+      api: o.api,
+      room,
+      roster,
+      identity: v.user.user_id,
+      isAdmin,
+      encrypted: this.encrypted,
+      polls: this.may.polls
+        ? sessionSealer({
+            encrypted: this.encrypted,
+            passphrase: v.e2ee.mode === 'self_insert' && keys ? () => keys.current : null,
+            contentKey: o.contentKey,
+            sessionId: sid,
+          })
+        : null,
+      chat: this.chat,
+      moderation: this.moderation,
+      breakouts: this.breakouts,
+      onPolls: (visible, unanswered, open) => this.controls.setPolls(visible, unanswered, open),
+      onToggle: (panel) => {
+        this.el.classList.toggle('has-panel', panel !== null);
+        this.sync();
+      },
     });
-    this.el = h('div', { class: 'meeting', 'data-testid': 'meeting' }, this.security.el, topbar, this.banners, h('div', { class: 'meeting-body' }, this.main, this.side), controls, this.audioBox);
-    this.renderLayoutBtn();
-  }
+    this.data = new MeetingData({
+      room,
+      keys: this.keys,
+      encrypted: this.encrypted,
+      keyStatus: o.keyStatus,
+      name: o.join.name,
+      roster,
+      ended,
+      to: {
+        chat: this.chat,
+        reaction: (identity, name) => this.stage.showReaction(identity, name),
+        polls: (type, pollId) => this.panels.onPollMessage(type, pollId),
+        breakout: (m) => this.breakouts.onMessage(m),
+        recorder: (state) => this.recording.fromServer(state),
+        errorNotice: () => this.recording.errorNoticed(),
+        sync: () => this.sync(),
+      },
+    });
 
-  /** The meeting's keys (encrypted rooms): what seals what we send, and its epochs. */
-  private readonly keys: MeetingKeys | null = null;
-  private readonly worker: Worker | null = null;
-  private connDot: HTMLElement;
-  private rekeyBtn: HTMLElement;
-  private camNote: HTMLElement | null = null;
+    // ---- the page ----
+    const mode = this.encrypted ? v.e2ee.mode : 'off';
+    this.topbar = new TopBar({
+      title: v.room.title || v.room.room_id,
+      mode: mode === 'server_key' || mode === 'self_insert' ? mode : 'off',
+      indicators: this.recording.ui.indicators,
+      layoutButton: this.stage.layoutButton,
+    });
+    this.el = h(
+      'div',
+      { class: 'meeting', 'data-testid': 'meeting' },
+      this.topbar.security.el,
+      this.topbar.el,
+      this.banners.el,
+      h('div', { class: 'meeting-body' }, this.stage.el, this.panels.el),
+      this.controls.el,
+      this.stage.audioBox,
+    );
+  }
 
   // ---------------------------------------------------------------------------------------
   // Lifecycle
@@ -467,11 +264,10 @@ export class Meeting {
     const { o, room } = this;
     replace(o.root, this.el);
     document.title = `${o.verify.room.title || o.verify.room.room_id} · Enclave`;
-    this.code.set(o.keys?.verificationCode ?? null);
+    this.topbar.setCode(o.keys?.verificationCode ?? null);
     this.unsubKey = o.keyStatus.onChange(() => this.renderKeyState());
     this.renderKeyState();
-    this.resizeObs = new ResizeObserver(() => this.relayout());
-    this.resizeObs.observe(this.main);
+    this.stage.start();
     this.wire();
 
     if (this.keys) {
@@ -499,227 +295,32 @@ export class Meeting {
     this.setConn('connected');
     // The key may have moved on between verifyToken and now (someone left): catch up.
     void this.keys?.fetch();
-    const me = room.localParticipant;
-    this.names.set(me.identity, this.name);
-    await this.restoreChat();
-    void this.polls?.refresh();
+    this.roster.setName(room.localParticipant.identity, o.join.name);
+    await this.chat?.restore();
+    void this.panels.polls?.refresh();
     this.breakouts.start();
     this.sync();
 
     // Publish what the pre-join screen prepared, except what a host has locked.
     this.onOwnPermissions();
-    const pubs: Array<Promise<unknown>> = [];
-    if (o.join.audio && (!this.canPublish || !this.allowed(SOURCE_MICROPHONE))) o.join.audio.stop();
-    else if (o.join.audio) {
-      pubs.push(me.publishTrack(o.join.audio, { source: Track.Source.Microphone }).catch((e) => this.mediaError('microphone', e)));
-    }
-    if (o.join.video && this.canCamera && this.allowed(SOURCE_CAMERA)) {
-      pubs.push(me.publishTrack(o.join.video, { source: Track.Source.Camera, simulcast: true }).catch((e) => this.mediaError('camera', e)));
-    } else {
-      o.join.video?.stop();
-    }
-    await Promise.all(pubs);
+    await this.controls.publishPrepared(o.join);
     this.sync();
-    this.announce();
+    this.data.announce();
     this.renderAudioBanner();
     const welcome = o.verify.room.welcome_message;
-    if (welcome && this.chat) {
-      this.chat.add({ id: `welcome-${o.verify.room.sid}`, fromIdentity: '', fromName: '', text: welcome, at: 0, self: false, system: true });
-    }
-    void o.store?.updateSession(o.verify.room.sid, { devices: o.join.devices, layout: this.layout }).catch(() => {});
-    const recording = recorderJoinText(this.recorder.state);
-    if (recording) toast(recording, 'info');
-    if (this.waiting) void this.pollWaiting();
-    if (o.verify.user.lock_chat && this.chat) {
-      this.chatLocked = true;
-      this.chat.setLocked(true);
-    }
-    if (o.verify.user.lock_private_chat && this.chat) this.chat.setPrivateLocked(true);
+    if (welcome) this.chat?.welcome(welcome);
+    void o.store?.updateSession(o.verify.room.sid, { devices: o.join.devices, layout: this.stage.layout }).catch(() => {});
+    this.recording.joined();
+    this.moderation.start();
+    this.chat?.lockedAtJoin(!!o.verify.user.lock_chat, !!o.verify.user.lock_private_chat);
   }
 
-  // ---------------------------------------------------------------------------------------
-  // Locks
-
-  /** Whether the server lets this participant publish `source` now. */
-  private allowed(source: number): boolean {
-    return sourceAllowed(this.room.localParticipant, source);
-  }
-
-  private toggleReactions(): void {
-    if (!this.reactionPicker) return;
-    this.reactionPicker.hidden = !this.reactionPicker.hidden;
-    this.ctl.react?.set(!this.reactionPicker.hidden);
-  }
-
-  /** Sends a reaction to everyone (sealed in an encrypted room) and shows it on our own tile. */
-  private async sendReaction(name: ReactionName): Promise<void> {
-    const now = Date.now();
-    if (now - this.lastReaction < 300) return;
-    this.lastReaction = now;
-    this.toggleReactions();
-    const me = this.room.localParticipant;
-    this.showReaction(me.identity, name);
-    try {
-      await me.publishData(await this.sealed({ type: 'reaction', name }), { reliable: true, topic: TOPIC_REACTION });
-    } catch {
-      toast('The reaction could not be sent.', 'warning');
-    }
-  }
-
-  private showReaction(identity: string, name: ReactionName): void {
-    this.tiles.get(`${identity}\u0000camera`)?.react(name, REACTIONS[name]);
-  }
-
-  private async toggleHand(): Promise<void> {
-    const up = handRaisedAt(this.room.localParticipant.metadata) !== null;
-    try {
-      await this.o.api.raiseHand(!up);
-    } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
-    }
-  }
-
-  /** Hosts: lowers one participant's hand, or everyone's (null). */
-  private async lowerHand(p: PersonView | null): Promise<void> {
-    try {
-      await this.o.api.raiseHand(false, p ? p.identity : 'all');
-    } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
-    }
-  }
-
-  private async makePresenter(p: PersonView): Promise<void> {
-    try {
-      await this.o.api.switchPresenter(p.identity, true);
-      toast(`${p.name} is now the presenter.`, 'success');
-    } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
-    }
-  }
-
-  /** Hosts hear of a hand that goes up (not of those already up when they joined). */
-  private noticeHands(all: Participant[]): void {
-    const first = this.handsSeen.size === 0;
-    const now = new Map<string, boolean>();
-    for (const p of all) {
-      const up = handRaisedAt(p.metadata) !== null;
-      now.set(p.identity, up);
-      if (up && !this.handsSeen.get(p.identity) && !first && this.isAdmin && !(p instanceof LocalParticipant)) {
-        toast(`${this.displayName(p.identity)} raised their hand.`, 'info');
-      }
-    }
-    this.handsSeen = now;
-  }
-
-  private async lockOne(p: PersonView, what: 'mic' | 'webcam', lock: boolean): Promise<void> {
-    const label = what === 'mic' ? 'microphone' : 'camera';
-    try {
-      await this.o.api.updateLockSettings(p.identity, what, lock);
-      toast(lock ? `Locked ${p.name}’s ${label}.` : `Unlocked ${p.name}’s ${label}.`, 'success');
-    } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
-    }
-  }
-
-  /**
-   * The server changed what we may publish (a host's lock): the controls follow, and we say
-   * what changed. A locked source's track is unpublished by the server itself.
-   */
-  private onOwnPermissions(): void {
-    if (this.ended) return;
-    const now = { mic: this.allowed(SOURCE_MICROPHONE), cam: this.allowed(SOURCE_CAMERA), screen: this.allowed(SOURCE_SCREEN) };
-    const names = { mic: 'microphone', cam: 'camera', screen: 'screen sharing' } as const;
-    const buttons = { mic: this.ctl.mic, cam: this.ctl.cam, screen: this.ctl.screen };
-    for (const k of ['mic', 'cam', 'screen'] as const) {
-      const b = buttons[k];
-      if (b && !(k === 'mic' && !this.canPublish)) {
-        b.el.disabled = !now[k];
-        b.el.dataset.locked = String(!now[k]);
-        if (!now[k]) b.el.title = `A host locked your ${names[k]}`;
-      }
-      const before = this.lastAllowed?.[k];
-      if (before === true && !now[k]) toast(`A host locked your ${names[k]}.`, 'warning');
-      else if (before === false && now[k]) toast(`A host allowed your ${names[k]} again.`, 'info');
-      // Locked from the start (the room's default locks, such as screen sharing): the disabled
-      // control and its title say so, without a toast at every join.
-    }
-    this.lastAllowed = now;
-    this.sync();
-  }
-
-  private async lockAll(service: LockService, lock: boolean): Promise<boolean> {
-    const what = { mic: 'microphones', webcam: 'cameras', screenShare: 'screen sharing', chat: 'chat', privateChat: 'private chat' }[service];
-    try {
-      const r = await this.o.api.updateLockSettings('all', service, lock);
-      toast(lock ? `Locked ${what} for everyone but hosts (${r.changed}).` : `Unlocked ${what}.`, 'success');
-      return true;
-    } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
-      return false;
-    }
-  }
-
-  /** Asks every other participant with a live microphone to mute it. */
-  private async muteAll(): Promise<void> {
-    const asks: Array<Promise<unknown>> = [];
-    for (const p of this.room.remoteParticipants.values()) {
-      const mic = p.getTrackPublication(Track.Source.Microphone);
-      if (mic?.trackSid && !mic.isMuted && !this.isHost(p)) asks.push(this.o.api.muteTrack(p.identity, mic.trackSid, true));
-    }
-    const results = await Promise.allSettled(asks);
-    const failed = results.filter((r) => r.status === 'rejected').length;
-    if (asks.length === 0) toast('Nobody else has a live microphone.', 'info');
-    else if (failed) toast(`Muted ${asks.length - failed} of ${asks.length}.`, 'warning');
-    else toast(asks.length === 1 ? 'Muted 1 microphone.' : `Muted ${asks.length} microphones.`, 'success');
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // The waiting room (hosts)
-
-  /** Asks who waits every few seconds while the meeting runs; says when someone new arrives. */
-  private async pollWaiting(): Promise<void> {
-    if (!this.waiting || this.ended) return;
-    try {
-      const r = await this.o.api.waitingList();
-      this.showWaiting(r.users);
-    } catch (e) {
-      // Not (or no longer) a host, or the room is gone: stop asking.
-      if (e instanceof ApiError && (e.httpStatus === 401 || e.httpStatus === 403)) return;
-    }
-    this.later(WAITING_POLL_MS, () => void this.pollWaiting());
-  }
-
-  private showWaiting(users: WaitingUser[]): void {
-    this.waiting?.render(users);
-    const fresh = users.filter((u) => !this.waitingSeen.has(u.user_id));
-    if (fresh.length === 1) toast(`${fresh[0]!.name || fresh[0]!.user_id} is waiting to join. Open People to let them in.`, 'info');
-    else if (fresh.length > 1) toast(`${fresh.length} people are waiting to join. Open People to let them in.`, 'info');
-    this.waitingSeen = new Set(users.map((u) => u.user_id));
-    this.waitingBadge.hidden = users.length === 0;
-    this.waitingBadge.textContent = String(users.length);
-  }
-
-  private async approveWaiting(userId: string): Promise<void> {
-    try {
-      const r = await this.o.api.approveWaiting(userId);
-      const n = r.approved?.length ?? 0;
-      if (userId === 'all') toast(n === 1 ? 'Let 1 person in.' : `Let ${n} people in.`, 'success');
-      const rest = await this.o.api.waitingList();
-      this.showWaiting(rest.users);
-    } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
-    }
-  }
-
-  private async rejectWaiting(u: WaitingUser): Promise<void> {
-    try {
-      await this.o.api.removeParticipant(u.user_id, false);
-      toast(`Declined ${u.name || u.user_id}.`, 'success');
-      const rest = await this.o.api.waitingList();
-      this.showWaiting(rest.users);
-    } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
-    }
+  /** Leaves; `quiet` skips the confirmation page (the caller shows the next screen). */
+  async leave(quiet: boolean): Promise<void> {
+    this.intentional = true;
+    if (quiet) this.ended = true;
+    await this.room.disconnect(true).catch(() => {});
+    if (quiet) this.cleanup();
   }
 
   private wire(): void {
@@ -728,23 +329,22 @@ export class Meeting {
     r.on(RoomEvent.ParticipantConnected, (p) => {
       this.sync();
       // A newcomer learns our key check (and name) even if it missed the broadcast.
-      this.later(600, () => this.announce([p.identity]));
-      this.later(2500, () => this.announce([p.identity]));
+      this.later(600, () => this.data.announce([p.identity]));
+      this.later(2500, () => this.data.announce([p.identity]));
     })
       .on(RoomEvent.ParticipantDisconnected, (p) => {
         this.o.keyStatus.participantLeft(p.identity);
-        this.names.delete(p.identity);
-        this.speaking.delete(p.identity);
-        for (const k of [...this.replied]) if (k.startsWith(`${p.identity}\u0000`)) this.replied.delete(k);
-        if (this.pinned?.startsWith(`${p.identity}\u0000`)) this.pinned = null;
+        this.roster.forget(p.identity);
+        this.stage.participantLeft(p.identity);
+        this.data.participantLeft(p.identity);
         this.sync();
       })
       .on(RoomEvent.TrackSubscribed, (track, pub, p) => {
-        if (track.kind === Track.Kind.Audio) this.attachAudio(track, pub, p);
+        if (track.kind === Track.Kind.Audio) this.stage.attachAudio(track, pub, p);
         this.sync();
       })
       .on(RoomEvent.TrackUnsubscribed, (track, pub) => {
-        this.detachAudio(track, pub);
+        this.stage.detachAudio(track, pub);
         this.sync();
       })
       .on(RoomEvent.TrackPublished, sync)
@@ -760,15 +360,8 @@ export class Meeting {
         else sync();
       })
       .on(RoomEvent.TrackStreamStateChanged, sync)
-      .on(RoomEvent.ActiveSpeakersChanged, (speakers: Participant[]) => {
-        this.speaking.clear();
-        for (const s of speakers) this.speaking.add(s.identity);
-        this.renderSpeaking();
-      })
-      .on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
-        const copy = new Uint8Array(payload);
-        this.dataQueue = this.dataQueue.then(() => this.onData(copy, participant, topic)).catch(() => {});
-      })
+      .on(RoomEvent.ActiveSpeakersChanged, (speakers: Participant[]) => this.stage.setSpeakers(speakers))
+      .on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => this.data.receive(payload, participant, topic))
       .on(RoomEvent.EncryptionError, (_err, participant?: Participant | string) => {
         const id = typeof participant === 'string' ? participant : participant?.identity;
         if (id && id !== r.localParticipant.identity) this.o.keyStatus.mediaDecryptionFailed(id);
@@ -783,10 +376,9 @@ export class Meeting {
       .on(RoomEvent.Reconnected, () => {
         this.setConn('connected');
         void this.keys?.fetch();
-        this.replied.clear();
-        this.announce();
+        this.data.reconnected();
         this.sync();
-        void this.refreshRecorder();
+        void this.recording.refresh();
       })
       .on(RoomEvent.AudioPlaybackStatusChanged, () => this.renderAudioBanner())
       .on(RoomEvent.MediaDevicesError, (e) => toast(mediaErrorText(e), 'warning'))
@@ -807,26 +399,14 @@ export class Meeting {
     this.breakouts.stop();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    this.resizeObs?.disconnect();
     this.unsubKey?.();
-    for (const t of this.tiles.values()) t.destroy();
-    this.tiles.clear();
-    for (const el of this.audioEls.values()) el.remove();
-    this.audioEls.clear();
+    this.stage.destroy();
     this.o.keyStatus.reset();
     this.keys?.clear();
-    this.recorderUi.destroy();
+    this.recording.destroy();
     // The SDK may still post to its worker while it tears down; stop it a moment later.
     const w = this.worker;
     if (w) setTimeout(() => w.terminate(), 2000);
-  }
-
-  /** Leaves; `quiet` skips the confirmation page (the caller shows the next screen). */
-  async leave(quiet: boolean): Promise<void> {
-    this.intentional = true;
-    if (quiet) this.ended = true;
-    await this.room.disconnect(true).catch(() => {});
-    if (quiet) this.cleanup();
   }
 
   private later(ms: number, fn: () => void): void {
@@ -838,761 +418,51 @@ export class Meeting {
   }
 
   // ---------------------------------------------------------------------------------------
-  // Data messages
+  // Keeping the parts in step
 
-  /** Publishes our key check and our chosen name (to everyone, or to `to`). */
-  private announce(to?: string[]): void {
-    if (this.ended || this.room.state !== ConnectionState.Connected) return;
-    const opts = { reliable: true, destinationIdentities: to };
-    const me = this.room.localParticipant;
-    const tasks: Array<Promise<unknown>> = [];
-    const keys = this.keys?.current;
-    if (keys) {
-      tasks.push(me.publishData(encodeJson({ type: 'key_check', check: keys.checkHex, generation: keys.generation }), { ...opts, topic: TOPIC_KEYCHECK }));
-    }
-    tasks.push(this.sealed({ type: 'profile', name: this.name }).then((b) => me.publishData(b, { ...opts, topic: TOPIC_PROFILE })));
-    void Promise.all(tasks).catch(() => {});
-  }
-
-  private async sealed(v: unknown): Promise<Uint8Array<ArrayBuffer>> {
-    const bytes = encodeJson(v);
-    return this.keys ? this.keys.seal(this.room.localParticipant.identity, bytes) : bytes;
-  }
-
-  /** Opens a message of `from`; null (and a key-mismatch signal) if it does not open. */
-  private async opened(from: string, payload: Uint8Array, aad: string = from): Promise<unknown> {
-    if (!this.encrypted) return decodeJson(payload);
-    try {
-      const opened = await this.keys!.open(aad, payload);
-      return opened && decodeJson(opened);
-    } catch (e) {
-      if (e instanceof EnvelopeError) this.o.keyStatus.dataOpenFailed(from);
-      return undefined;
-    }
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Polls (polls.ts keeps them; ui/polls.ts draws them)
-
-  /** What seals poll texts: nothing in a plain room; the session's content key or passphrase. */
-  private contentSealer(): ContentSealer {
-    const { o } = this;
-    if (!this.encrypted) return PLAIN;
-    if (o.verify.e2ee.mode === 'self_insert' && this.keys) {
-      const keys = this.keys;
-      return passphraseSealer(() => keys.current);
-    }
-    if (o.contentKey) return keySealer(o.contentKey, o.verify.room.sid);
-    const missing = () => Promise.reject(new Error('no content key for this session'));
-    return { seal: missing, open: missing };
-  }
-
-  private pollsChanged(polls: PollView[], active: boolean): void {
-    const btn = this.ctl.polls;
-    if (btn && !this.isAdmin) btn.el.hidden = !active && polls.length === 0;
-    const n = this.polls?.unanswered ?? 0;
-    this.pollsBadge.hidden = n === 0 || this.panel === 'polls';
-    this.pollsBadge.textContent = String(n);
-    this.pollsPanel?.render(polls, active);
-  }
-
-  private async onPollMessage(type: 'POLL_CREATED' | 'POLL_CLOSED' | 'POLL_RESPONSE' | 'POLLS_ACTIVE', pollId: string): Promise<void> {
-    if (!this.polls) return;
-    await this.polls.refresh();
-    const p = pollId ? this.polls.find(pollId) : undefined;
-    if (type === 'POLL_CREATED' && p && p.createdBy !== this.o.verify.user.user_id) {
-      toast(p.question === null ? 'A new poll (it could not be decrypted with your key).' : `New poll: ${p.question}`, 'info');
-    } else if (type === 'POLL_CLOSED' && p && !this.isAdmin) {
-      toast(p.question === null ? 'A poll closed.' : `Poll closed: ${p.question}`, 'info');
-    }
-  }
-
-  private async exportPoll(pollId: string): Promise<void> {
-    const csv = await this.polls?.exportCsv(pollId);
-    if (!csv) return;
-    const url = URL.createObjectURL(new Blob([csv], { type: 'text/csv;charset=utf-8' }));
-    const a = h('a', { href: url, download: `poll-${pollId}.csv`, hidden: true });
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Key epochs (server-generated-key rooms): MeetingKeys moves them on; the meeting shows them.
-
-  private showEpoch(keys: SessionKeys): void {
-    this.code.set(keys.verificationCode);
-    this.security.set(this.o.keyStatus.status, keys.verificationCode, this.keys?.serverKey ? keys.generation : null);
-    this.el.dataset.keyGeneration = String(keys.generation);
-  }
-
-  private async onData(payload: Uint8Array, participant: RemoteParticipant | undefined, topic: string | undefined): Promise<void> {
-    if (this.ended) return;
-    if (topic === TOPIC_SYSTEM) {
-      // Only the server speaks on this topic: a participant's packet always carries its identity.
-      if (participant) return;
-      const m = parseSystem(decodeJson(payload));
-      if (!m) return;
-      if (m.type === 'SYSTEM_CHAT_MSG') {
-        await this.systemChat(m.message);
-      } else if (m.type === 'LOCK_SETTINGS') {
-        if (this.chat && this.chatLocked !== m.lock_chat) {
-          this.chatLocked = m.lock_chat;
-          this.chat.setLocked(m.lock_chat);
-          toast(m.lock_chat ? 'A host locked the chat: you can read it but not send.' : 'A host unlocked the chat.', m.lock_chat ? 'warning' : 'info');
-        }
-        this.chat?.setPrivateLocked(m.lock_private_chat);
-      } else if (m.type === 'POLL_CREATED' || m.type === 'POLL_CLOSED' || m.type === 'POLL_RESPONSE' || m.type === 'POLLS_ACTIVE') {
-        await this.onPollMessage(m.type, m.type === 'POLLS_ACTIVE' ? '' : m.poll_id);
-      } else if (m.type === 'JOIN_BREAKOUT_ROOM' || m.type === 'BREAKOUT_ROOM_ENDED' || m.type === 'BREAKOUT_ROOMS_CHANGED' || m.type === 'BREAKOUT_ROOM_EXTENDED') {
-        await this.breakouts.onMessage(m);
-      } else if (m.type === 'E2EE_KEY') {
-        await this.keys?.onEpoch(m.generation, m.secret, 'pushed');
-      } else if (m.type === 'RECORDER_STATE') {
-        this.recorderChanged(this.recorder.fromServer({ recording: m.is_recording, rtmp: m.is_active_rtmp }));
-      } else {
-        const kind = toastKind(m.notification_type);
-        if (kind === 'error') this.lastRecorderError = Date.now();
-        toast(m.msg, kind);
-      }
-      return;
-    }
-    if (!participant) return;
-    const from = participant.identity;
-    if (topic === TOPIC_KEYCHECK) {
-      const kc = parseKeyCheck(decodeJson(payload));
-      if (!kc) return;
-      this.o.keyStatus.keyCheck(from, kc.check, kc.generation);
-      // They are on an epoch we never got: fetch it (their next check will match).
-      this.keys?.sawGeneration(kc.generation);
-      const key = `${from}\u0000${participant.sid}`;
-      if (!this.replied.has(key)) {
-        this.replied.add(key);
-        this.announce([from]);
-      }
-      this.sync();
-      return;
-    }
-    if (topic === TOPIC_PROFILE) {
-      const p = parseProfile(await this.opened(from, payload));
-      if (p && p.name !== this.names.get(from)) {
-        this.names.set(from, p.name);
-        this.sync();
-      }
-      return;
-    }
-    if (topic === TOPIC_REACTION) {
-      const name = parseReaction(await this.opened(from, payload));
-      if (name) this.showReaction(from, name);
-      return;
-    }
-    if (topic === TOPIC_PRIVATE) {
-      // Opens only as the copy for us: the envelope binds the sender and this recipient.
-      const me = this.room.localParticipant.identity;
-      const aad = privateAad(from, me);
-      const msg = parsePrivate(await this.opened(from, payload, aad), from, me);
-      if (!msg || !this.chat || this.chat.has(msg.id)) return;
-      this.showChat(msg, false);
-      void this.keepChat(msg, from, payload, aad);
-      return;
-    }
-    if (topic === TOPIC_CHAT) {
-      const msg = parseChat(await this.opened(from, payload), from);
-      if (!msg || !this.chat || this.chat.has(msg.id)) return;
-      this.showChat(msg, false);
-      void this.keepChat(msg, from, payload);
-    }
-  }
-
-  /**
-   * Keeps a chat message in the page's history: in clear in a plain room; in an encrypted room
-   * sealed, with the history key (server key: epochs change, the history key does not) or as
-   * it came (a passphrase: the same key after a reload).
-   */
-  private async keepChat(msg: ChatMessage, sender: string, envelope: Uint8Array, aad?: string): Promise<void> {
-    const { store, historyKey, verify } = this.o;
-    if (!store) return;
-    const sid = verify.room.sid;
-    const at = Date.now();
-    try {
-      if (!this.encrypted) {
-        await store.addChat({ sid, id: msg.id, at, kind: 'plain', message: msg });
-      } else {
-        const sealed = historyKey ? await sealWith(historyKey, sid, aad ?? sender, encodeJson(msg)) : envelope.slice();
-        await store.addChat({ sid, id: msg.id, at, kind: 'sealed', sender, envelope: sealed.buffer, aad });
-      }
-    } catch {
-      // History is a convenience: a failure to keep it does not disturb the meeting.
-    }
-  }
-
-  /** Opens what `keepChat` (or `systemChat`) sealed; null when it does not open. */
-  private async openKept(sender: string, envelope: ArrayBuffer): Promise<Uint8Array | null> {
-    const { historyKey, verify } = this.o;
-    const bytes = new Uint8Array(envelope);
-    if (historyKey) return openWith(historyKey, verify.room.sid, sender, bytes);
-    return this.keys ? this.keys.open(sender, bytes) : null;
-  }
-
-  private showChat(msg: ChatMessage, self: boolean, restoring = false): void {
-    if (!this.chat) return;
-    const privateLabel = !msg.to
-      ? undefined
-      : msg.to_hosts
-        ? 'Private · to the hosts'
-        : self
-          ? `Private · to ${this.displayName(msg.to[0]!)}`
-          : 'Private · to you';
-    const name = self ? this.name : msg.from_name || this.displayName(msg.from_user_id);
-    const added = this.chat.add({ id: msg.id, fromIdentity: msg.from_user_id, fromName: name, text: msg.text, at: msg.sent_at, self, system: false, privateLabel });
-    if (added && !self && !restoring) this.bumpUnread();
-  }
-
-  private async systemChat(text: string): Promise<void> {
-    if (!this.chat) {
-      toast(text, 'info');
-      return;
-    }
-    const id = randomId();
-    const at = Date.now();
-    this.chat.add({ id, fromIdentity: '', fromName: '', text, at, self: false, system: true });
-    this.bumpUnread();
-    if (this.panel !== 'chat') toast(text, 'info');
-    const sid = this.o.verify.room.sid;
-    const keys = this.keys?.current;
-    const historyKey = this.o.historyKey;
-    if (keys) {
-      // Kept sealed like everything else in an encrypted room's history.
-      const plain = encodeJson({ text, at });
-      const env = historyKey ? await sealWith(historyKey, sid, SYSTEM_SENDER, plain) : await keys.seal(SYSTEM_SENDER, plain);
-      void this.o.store?.addChat({ sid, id, at, kind: 'sealed-system', envelope: env.buffer }).catch(() => {});
-    } else {
-      void this.o.store?.addChat({ sid, id, at, kind: 'plain-system', text }).catch(() => {});
-    }
-  }
-
-  private async sendChat(text: string, target: ChatTarget = { kind: 'everyone' }): Promise<void> {
-    if (target.kind !== 'everyone') return this.sendPrivate(text, target);
-    const me = this.room.localParticipant;
-    const msg = newChat(me.identity, this.name, text);
-    const payload = await this.sealed(msg);
-    try {
-      await me.publishData(payload, { reliable: true, topic: TOPIC_CHAT });
-    } catch {
-      toast('The message could not be sent. Check your connection.', 'error');
-      throw new Error('send failed');
-    }
-    this.showChat(msg, true);
-    void this.keepChat(msg, me.identity, payload);
-  }
-
-  /**
-   * A private message: one copy per recipient, addressed to them alone (the media server relays
-   * nothing on this topic without recipients), each sealed for its recipient in an encrypted room.
-   */
-  private async sendPrivate(text: string, target: Exclude<ChatTarget, { kind: 'everyone' }>): Promise<void> {
-    const me = this.room.localParticipant;
-    const to =
-      target.kind === 'one'
-        ? [target.identity]
-        : [...this.room.remoteParticipants.values()].filter((p) => this.isHost(p)).map((p) => p.identity);
-    if (to.length === 0) {
-      toast(target.kind === 'hosts' ? 'No host is in the meeting right now.' : 'They have left the meeting.', 'warning');
-      throw new Error('no recipient');
-    }
-    const msg = newChat(me.identity, this.name, text, Date.now(), to, target.kind === 'hosts');
-    const keys = this.keys?.current;
-    let first: Uint8Array | null = null;
-    try {
-      for (const r of to) {
-        const aad = privateAad(me.identity, r);
-        const payload = keys ? await keys.seal(aad, encodeJson(msg)) : encodeJson(msg);
-        first ??= payload;
-        await me.publishData(payload, { reliable: true, topic: TOPIC_PRIVATE, destinationIdentities: [r] });
-      }
-    } catch {
-      toast('The message could not be sent. Check your connection.', 'error');
-      throw new Error('send failed');
-    }
-    this.showChat(msg, true);
-    void this.keepChat(msg, me.identity, first ?? encodeJson(msg), privateAad(me.identity, to[0]!));
-  }
-
-  private async restoreChat(): Promise<void> {
-    const { store, verify } = this.o;
-    const keys = this.encrypted;
-    if (!store || !this.chat) return;
-    let records;
-    try {
-      records = await store.chat(verify.room.sid);
-    } catch {
-      return;
-    }
-    const me = this.room.localParticipant.identity;
-    for (const r of records) {
-      try {
-        if (r.kind === 'plain' && !keys) {
-          const m = parseChat(r.message, r.message.from_user_id);
-          if (m) this.showChat(m, m.from_user_id === me, true);
-        } else if (r.kind === 'plain-system' && !keys) {
-          this.chat.add({ id: r.id, fromIdentity: '', fromName: '', text: r.text, at: r.at, self: false, system: true });
-        } else if (r.kind === 'sealed' && keys) {
-          const opened = await this.openKept(r.aad ?? r.sender, r.envelope);
-          const m = opened && parseChat(decodeJson(opened), r.sender);
-          if (m) this.showChat(m, r.sender === me, true);
-        } else if (r.kind === 'sealed-system' && keys) {
-          const opened = await this.openKept(SYSTEM_SENDER, r.envelope);
-          const v = (opened && decodeJson(opened)) as { text?: unknown; at?: unknown } | null | undefined;
-          if (v && typeof v.text === 'string') {
-            this.chat.add({ id: r.id, fromIdentity: '', fromName: '', text: v.text, at: typeof v.at === 'number' ? v.at : r.at, self: false, system: true });
-          }
-        }
-      } catch {
-        // Sealed with another key (e.g. a different self-inserted key): not shown.
-      }
-    }
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Local media
-
-  private async toggleMic(): Promise<void> {
-    const me = this.room.localParticipant;
-    try {
-      await me.setMicrophoneEnabled(!me.isMicrophoneEnabled);
-    } catch (e) {
-      this.mediaError('microphone', e);
-    }
-    this.sync();
-  }
-
-  private async toggleCamera(): Promise<void> {
-    const me = this.room.localParticipant;
-    try {
-      await me.setCameraEnabled(!me.isCameraEnabled, undefined, { simulcast: true });
-    } catch (e) {
-      this.mediaError('camera', e);
-    }
-    this.sync();
-  }
-
-  private async toggleScreen(): Promise<void> {
-    const me = this.room.localParticipant;
-    try {
-      await me.setScreenShareEnabled(!me.isScreenShareEnabled, { audio: true, selfBrowserSurface: 'exclude' });
-    } catch (e) {
-      const name = e instanceof Error ? e.name : '';
-      if (name !== 'NotAllowedError' && name !== 'AbortError') toast('Screen sharing could not start.', 'warning');
-    }
-    this.sync();
-  }
-
-  private mediaError(what: string, e: unknown): void {
-    toast(`The ${what} could not be started: ${mediaErrorText(e)}`, 'warning');
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Host actions
-
-  private async adminMute(p: PersonView, which: 'mic' | 'cam'): Promise<void> {
-    const sid = which === 'mic' ? p.micTrackSid : p.camTrackSid;
-    if (!sid) return;
-    try {
-      await this.o.api.muteTrack(p.identity, sid, true);
-      toast(which === 'mic' ? `Muted ${p.name}.` : `Turned off ${p.name}’s camera.`, 'success');
-    } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
-    }
-  }
-
-  private async adminRemove(p: PersonView): Promise<void> {
-    const block = { checked: false };
-    const ok = await confirmDialog({
-      title: `Remove ${p.name}?`,
-      body: 'They will be disconnected, and the join link they used will no longer let them in.',
-      confirm: 'Remove',
-      danger: true,
-      option: { label: 'Also block them from joining this session again, even with a new link', testid: 'remove-block-checkbox', value: block },
-    });
-    if (!ok) return;
-    try {
-      await this.o.api.removeParticipant(p.identity, block.checked);
-      toast(block.checked ? `Removed and blocked ${p.name}.` : `Removed ${p.name}.`, 'success');
-    } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'That did not work.', 'error');
-    }
-  }
-
-  private async setRecording(start: boolean): Promise<void> {
-    const t = this.recorder.begin('recording', start);
-    if (!t) return;
-    try {
-      await this.o.api.recording(start ? 'START_RECORDING' : 'STOP_RECORDING');
-      this.recorderChanged(this.recorder.done(t));
-    } catch (e) {
-      this.recorder.failed(t);
-      toast(`${start ? 'Recording did not start.' : 'Recording did not stop.'} ${taskError(e)}`, 'error');
-    }
-  }
-
-  /** Null once the server accepted, or why it did not (the dialog shows it too). */
-  private async startLive(url: string, streamKey: string): Promise<string | null> {
-    const t = this.recorder.begin('rtmp', true);
-    if (!t) return 'A request to go live is already on its way.';
-    try {
-      await this.o.api.rtmp({ url, streamKey });
-      this.recorderChanged(this.recorder.done(t));
-      return null;
-    } catch (e) {
-      this.recorder.failed(t);
-      const why = taskError(e);
-      toast(`The live stream did not start. ${why}`, 'error');
-      return why;
-    }
-  }
-
-  private async stopLive(): Promise<void> {
-    const t = this.recorder.begin('rtmp', false);
-    if (!t) return;
-    try {
-      await this.o.api.rtmp(null);
-      this.recorderChanged(this.recorder.done(t));
-    } catch (e) {
-      this.recorder.failed(t);
-      toast(`The live stream did not stop. ${taskError(e)}`, 'error');
-    }
-  }
-
-  /** Tells everyone what started or stopped (a stop right after an error was explained by it). */
-  private recorderChanged(changes: Transition[]): void {
-    if (this.ended) return;
-    const quiet = Date.now() - this.lastRecorderError < QUIET_AFTER_ERROR_MS;
-    for (const c of changes) {
-      if (!c.on && quiet) continue;
-      toast(recorderText(c.sink, c.on), 'info');
-    }
-  }
-
-  /**
-   * After a reconnect a state message may have been missed: ask the server again. Not in an
-   * E2EE room: nothing can record there, and this reply would carry the session secret again.
-   */
-  private async refreshRecorder(): Promise<void> {
-    if (this.e2eeRoom) return;
-    const since = this.recorder.mark;
-    try {
-      const v = await this.o.api.verifyToken();
-      if (isWaiting(v)) return;
-      // Only the recorder flags are wanted from this reply; keep nothing of the secret.
-      if (v.e2ee) delete v.e2ee.secret;
-      if (!this.ended) this.recorderChanged(this.recorder.fromServer(flagsFromVerify(v), since));
-    } catch {
-      // The next state message will tell.
-    }
-  }
-
-  private async endForAll(): Promise<void> {
-    const ok = await confirmDialog({ title: 'End the meeting for everyone?', body: 'Everyone will be disconnected and the meeting will close.', confirm: 'End meeting', danger: true });
-    if (!ok) return;
-    try {
-      await this.o.api.endRoom();
-    } catch (e) {
-      toast(e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : 'The meeting could not be ended.', 'error');
-    }
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Rendering
-
-  private displayName(identity: string): string {
-    const named = this.names.get(identity);
-    if (named) return named;
-    const p = identity === this.room.localParticipant.identity ? this.room.localParticipant : this.room.getParticipantByIdentity(identity);
-    return cleanName(p?.name || '') || identity;
-  }
-
-  private isHost(p: Participant): boolean {
-    if (p instanceof LocalParticipant) return this.isAdmin;
-    try {
-      const m = JSON.parse(p.metadata || '{}') as { is_admin?: unknown };
-      return m.is_admin === true;
-    } catch {
-      return false;
-    }
-  }
-
-  private participants(): Participant[] {
-    const remotes = [...this.room.remoteParticipants.values()].sort((a, b) => (a.joinedAt?.getTime() ?? 0) - (b.joinedAt?.getTime() ?? 0));
-    return [this.room.localParticipant, ...remotes];
-  }
-
-  private mismatch(p: Participant): boolean {
-    if (!this.encrypted) return false;
-    if (p instanceof LocalParticipant) return false;
-    return this.o.keyStatus.isMismatched(p.identity);
-  }
-
-  /** Brings tiles, the participant list and the controls in line with the room. */
+  /** Brings tiles, the controls, the participant list and the panels in line with the room. */
   private sync(): void {
     if (this.ended) return;
-    const want = new Map<string, { p: Participant; screen: boolean; video: VideoTrack | null; mic: TrackPublication | undefined }>();
-    for (const p of this.participants()) {
-      const cam = p.getTrackPublication(Track.Source.Camera);
-      const mic = p.getTrackPublication(Track.Source.Microphone);
-      const camTrack = cam?.track && !cam.isMuted ? (cam.track as VideoTrack) : null;
-      want.set(`${p.identity}\u0000camera`, { p, screen: false, video: camTrack, mic });
-      const scr = p.getTrackPublication(Track.Source.ScreenShare);
-      if (scr) want.set(`${p.identity}\u0000screen`, { p, screen: true, video: (scr.track as VideoTrack | undefined) ?? null, mic: undefined });
-    }
-    for (const [k, t] of this.tiles) {
-      if (!want.has(k)) {
-        t.destroy();
-        this.tiles.delete(k);
-      }
-    }
-    for (const [k, w] of want) {
-      let t = this.tiles.get(k);
-      if (!t) {
-        t = new Tile(k, w.p.identity, w.p instanceof LocalParticipant, w.screen, (key) => this.pin(key));
-        this.tiles.set(k, t);
-      }
-      t.update({
-        name: this.displayName(w.p.identity),
-        video: w.video,
-        micMuted: w.mic ? w.mic.isMuted : null,
-        speaking: this.speaking.has(w.p.identity),
-        mismatch: this.mismatch(w.p),
-        isAdmin: this.isHost(w.p),
-        hand: handRaisedAt(w.p.metadata) !== null,
-        presenter: isPresenter(w.p.metadata),
-      });
-    }
-    this.relayout();
-
-    const me = this.room.localParticipant;
-    this.ctl.mic?.set(me.isMicrophoneEnabled);
-    this.ctl.cam?.set(me.isCameraEnabled);
-    this.ctl.screen?.set(me.isScreenShareEnabled);
-    this.ctl.chat?.set(this.panel === 'chat');
-    this.ctl.people?.set(this.panel === 'people');
-    this.ctl.polls?.set(this.panel === 'polls');
-    this.ctl.breakout?.set(this.panel === 'breakout');
-    if (this.panel === 'breakout') this.breakouts.setPeople();
-    this.ctl.hand?.set(handRaisedAt(me.metadata) !== null);
-    const all = this.participants();
-    this.noticeHands(all);
-    const others = [...this.room.remoteParticipants.values()];
-    this.chat?.setPeople(
-      others.map((p) => ({ identity: p.identity, name: this.displayName(p.identity) })),
-      others.some((p) => this.isHost(p)),
-    );
-    this.countEl.textContent = String(all.length);
-    if (this.panel !== 'people') return;
-    this.people.render(
-      all.map((p) => {
-        const mic = p.getTrackPublication(Track.Source.Microphone);
-        const cam = p.getTrackPublication(Track.Source.Camera);
-        return {
-          identity: p.identity,
-          name: this.displayName(p.identity),
-          isLocal: p instanceof LocalParticipant,
-          isAdmin: this.isHost(p),
-          micOn: !!mic && !mic.isMuted,
-          camOn: !!cam && !cam.isMuted,
-          mismatch: this.mismatch(p),
-          // Sends nothing at all (no media, no data): someone who asked to be hidden in an
-          // encrypted room, shown because they can read the meeting.
-          observer: !!p.permissions && !p.permissions.canPublish && !p.permissions.canPublishData,
-          micLocked: !sourceAllowed(p, SOURCE_MICROPHONE),
-          camLocked: !sourceAllowed(p, SOURCE_CAMERA),
-          micTrackSid: mic?.trackSid ?? null,
-          camTrackSid: cam?.trackSid ?? null,
-          handRaisedAt: handRaisedAt(p.metadata),
-          presenter: isPresenter(p.metadata),
-        };
-      }),
-    );
+    this.stage.sync();
+    this.controls.sync(this.panels.open);
+    const all = this.roster.participants();
+    this.moderation.noticeHands(all);
+    this.controls.setCount(all.length);
+    this.panels.sync(all);
   }
 
-  private renderSpeaking(): void {
-    for (const t of this.tiles.values()) {
-      const on = this.speaking.has(t.identity) && !t.isScreen;
-      t.el.classList.toggle('speaking', on);
-      t.el.dataset.speaking = String(on);
-    }
-    if (this.layout === 'spotlight' && !this.pinned) this.relayout();
-  }
-
-  private pin(key: string): void {
-    if (this.layout === 'grid') {
-      this.pinned = key;
-      this.setLayout('spotlight');
-    } else {
-      this.pinned = this.pinned === key ? null : key;
-      this.relayout();
-    }
-  }
-
-  private setLayout(l: Layout): void {
-    this.layout = l;
-    if (l === 'grid') this.pinned = null;
-    this.main.dataset.layout = l;
-    this.renderLayoutBtn();
-    this.relayout();
-    void this.o.store?.updateSession(this.o.verify.room.sid, { layout: l }).catch(() => {});
-  }
-
-  private renderLayoutBtn(): void {
-    const next = this.layout === 'grid' ? 'spotlight' : 'grid';
-    replace(this.layoutBtn, icon(next === 'grid' ? 'grid' : 'spotlight'));
-    this.layoutBtn.setAttribute('aria-label', next === 'grid' ? 'Switch to grid view' : 'Switch to speaker view');
-    this.layoutBtn.title = this.layoutBtn.getAttribute('aria-label') ?? '';
-    this.layoutBtn.dataset.layout = this.layout;
-  }
-
-  /** The tile shown large in speaker view. */
-  private focusKey(): string | null {
-    if (this.pinned && this.tiles.has(this.pinned)) return this.pinned;
-    const keys = [...this.tiles.keys()];
-    const screen = keys.find((k) => k.endsWith('\u0000screen') && !this.tiles.get(k)!.isLocal) ?? keys.find((k) => k.endsWith('\u0000screen'));
-    if (screen) return screen;
-    const me = this.room.localParticipant.identity;
-    const speaker = [...this.speaking].find((id) => id !== me && this.tiles.has(`${id}\u0000camera`));
-    if (speaker) return `${speaker}\u0000camera`;
-    const remote = keys.find((k) => !this.tiles.get(k)!.isLocal);
-    return remote ?? keys[0] ?? null;
-  }
-
-  private relayout(): void {
+  /** What a host's lock lets us publish changed. */
+  private onOwnPermissions(): void {
     if (this.ended) return;
-    const tiles = [...this.tiles.values()];
-    // Screen shares first, then people in join order.
-    tiles.sort((a, b) => Number(b.isScreen) - Number(a.isScreen));
-    const spotlight = this.layout === 'spotlight' && tiles.length > 1;
-    const focus = spotlight ? this.focusKey() : null;
-    const mainTiles = spotlight ? tiles.filter((t) => t.key === focus) : tiles;
-    const stripTiles = spotlight ? tiles.filter((t) => t.key !== focus) : [];
-    placeChildren(this.stage, mainTiles.map((t) => t.el));
-    placeChildren(this.strip, stripTiles.map((t) => t.el));
-    this.strip.hidden = stripTiles.length === 0;
-    this.main.classList.toggle('is-spotlight', spotlight);
-    const rect = this.stage.getBoundingClientRect();
-    const g = bestGrid(mainTiles.length, rect.width, rect.height);
-    this.stage.style.setProperty('--cols', String(g.cols));
-    this.stage.style.setProperty('--tile-w', `${g.width}px`);
-    this.stage.style.setProperty('--tile-h', `${g.height}px`);
-    for (const t of tiles) t.el.classList.toggle('pinned', t.key === this.pinned);
-  }
-
-  private togglePanel(p: Panel): void {
-    this.panel = this.panel === p ? null : p;
-    if (this.panel === 'chat' && this.chat) {
-      replace(this.side, this.chat.el);
-      this.unread = 0;
-      this.renderUnread();
-      this.side.hidden = false;
-      this.chat.focus();
-    } else if (this.panel === 'people') {
-      replace(this.side, this.people.el);
-      this.side.hidden = false;
-    } else if (this.panel === 'polls' && this.pollsPanel) {
-      replace(this.side, this.pollsPanel.el);
-      this.side.hidden = false;
-    } else if (this.panel === 'breakout' && this.breakouts.panel) {
-      this.breakouts.setPeople();
-      replace(this.side, this.breakouts.panel.el);
-      this.side.hidden = false;
-    } else {
-      replace(this.side);
-      this.side.hidden = true;
-    }
-    this.el.classList.toggle('has-panel', this.panel !== null);
+    this.controls.permissionsChanged();
     this.sync();
   }
 
-  private bumpUnread(): void {
-    if (this.panel === 'chat') return;
-    this.unread += 1;
-    this.renderUnread();
-  }
-
-  private renderUnread(): void {
-    this.chatBadge.hidden = this.unread === 0;
-    this.chatBadge.textContent = this.unread > 9 ? '9+' : String(this.unread);
+  /** Key epochs (server-generated-key rooms): MeetingKeys moves them on; the meeting shows them. */
+  private showEpoch(keys: SessionKeys): void {
+    this.topbar.setCode(keys.verificationCode);
+    this.topbar.security.set(this.o.keyStatus.status, keys.verificationCode, this.keys?.serverKey ? keys.generation : null);
+    this.el.dataset.keyGeneration = String(keys.generation);
   }
 
   private renderKeyState(): void {
     const s = this.o.keyStatus.summary();
-    this.badge.set(s.status);
     const keys = this.keys?.current;
-    this.security.set(s.status, keys?.verificationCode ?? null, this.keys?.serverKey && keys ? keys.generation : null);
+    this.topbar.setKeyStatus(s.status, keys?.verificationCode ?? null, this.keys?.serverKey && keys ? keys.generation : null);
     if (s.status !== this.lastStatus) {
       this.lastStatus = s.status;
       this.el.dataset.e2ee = s.status;
     }
-    if (s.status === 'wrong-key') {
-      // Our key matches nobody's: ours is the one to check.
-      this.wrongKeyText.textContent = WRONG_KEY_BANNER;
-      this.rekeyBtn.hidden = false;
-      this.wrongKeyBanner.hidden = false;
-    } else {
-      this.wrongKeyBanner.hidden = true;
-    }
-    if (s.status === 'encrypted' && s.mismatched.length > 0) {
-      // Some share our key and others differ: say how many, and name who differs.
-      const total = 1 + this.room.remoteParticipants.size;
-      this.keyShareText.textContent = keyShareBanner(1 + s.matched.length, Math.max(total, 1 + s.matched.length + s.mismatched.length), s.mismatched.map((id) => this.displayName(id)));
-      this.keyShareBanner.dataset.sharing = String(1 + s.matched.length);
-      this.keyShareBanner.hidden = false;
-    } else {
-      this.keyShareBanner.hidden = true;
-    }
+    this.banners.keyState(s, this.room.remoteParticipants.size, (id) => this.roster.displayName(id));
     this.sync();
   }
 
   private renderAudioBanner(): void {
-    this.audioBanner.hidden = this.room.canPlaybackAudio;
+    this.banners.setAudioBlocked(!this.room.canPlaybackAudio);
   }
 
-  private setConn(state: 'connecting' | 'connected' | 'reconnecting'): void {
-    this.connDot.dataset.state = state;
-    this.connDot.title = state === 'connected' ? 'Connected' : state === 'reconnecting' ? 'Reconnecting' : 'Connecting';
-    this.reconnecting.hidden = state !== 'reconnecting';
+  private setConn(state: ConnState): void {
+    this.topbar.setConn(state);
+    this.banners.setReconnecting(state === 'reconnecting');
   }
-
-  private attachAudio(track: RemoteTrack, pub: TrackPublication, p: RemoteParticipant): void {
-    if (this.audioEls.has(pub.trackSid)) return;
-    const el = track.attach();
-    el.dataset.identity = p.identity;
-    this.audioBox.appendChild(el);
-    this.audioEls.set(pub.trackSid, el);
-  }
-
-  private detachAudio(track: RemoteTrack, pub: TrackPublication): void {
-    const el = this.audioEls.get(pub.trackSid);
-    if (!el) return;
-    track.detach(el);
-    el.remove();
-    this.audioEls.delete(pub.trackSid);
-  }
-}
-
-function placeChildren(parent: HTMLElement, els: HTMLElement[]): void {
-  els.forEach((el, i) => {
-    if (parent.children[i] !== el) parent.insertBefore(el, parent.children[i] ?? null);
-  });
-  while (parent.children.length > els.length) parent.lastElementChild!.remove();
-}
-
-function taskError(e: unknown): string {
-  return e instanceof ApiError ? taskErrorText(e.serverMsg, e.httpStatus) : 'Something went wrong.';
-}
-
-function mediaErrorText(e: unknown): string {
-  const name = e instanceof Error ? e.name : '';
-  if (name === 'NotAllowedError') return 'access was blocked in the browser.';
-  if (name === 'NotFoundError') return 'no device was found.';
-  if (name === 'NotReadableError') return 'the device is in use by another application.';
-  return 'the device could not be used.';
 }

@@ -1,6 +1,8 @@
 // Every sentence the server may send as a key, and the client's own user-facing sentences that
 // more than one screen uses. English only for now; one place to translate later.
 
+import { ApiError } from './api';
+
 export interface ErrorText {
   title: string;
   body: string;
@@ -76,6 +78,11 @@ export const WAITING_REJECTED: ErrorText = {
 export function shortApiError(msg: string | undefined, httpStatus?: number): string {
   const t = describeApiError(msg, httpStatus);
   return t.title === 'Something went wrong' ? t.body : t.title;
+}
+
+/** A short sentence for a toast after a failed request: the server's reason, or `fallback`. */
+export function apiErrorText(e: unknown, fallback = 'That did not work.'): string {
+  return e instanceof ApiError ? shortApiError(e.serverMsg, e.httpStatus) : fallback;
 }
 
 /**

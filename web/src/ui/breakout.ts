@@ -5,6 +5,7 @@
 // that room's join token (a new sid, and in an encrypted room new keys).
 import type { BreakoutPlan, BreakoutRoom } from '../api';
 import { h, icon } from '../dom';
+import { panelHead } from './parts';
 
 export interface Person {
   identity: string;
@@ -66,13 +67,11 @@ export class BreakoutPanel {
     private readonly actions: BreakoutActions,
     onClose: () => void,
   ) {
-    const close = h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Close breakout rooms', title: 'Close' }, icon('close'));
-    close.addEventListener('click', onClose);
     this.body = h('div', { class: 'breakout-body' });
     this.el = h(
       'section',
       { class: 'panel breakout-panel', 'aria-label': 'Breakout rooms', 'data-testid': 'breakout-panel' },
-      h('header', { class: 'panel-head' }, h('h2', null, 'Breakout rooms'), close),
+      panelHead('Breakout rooms', 'Close breakout rooms', onClose),
       this.body,
     );
     this.render();

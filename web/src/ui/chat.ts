@@ -1,6 +1,7 @@
 // The chat panel. Messages are text nodes (no markup), ordered by their send time.
 import { h, hueOf, icon } from '../dom';
 import { MAX_CHAT_CHARS } from '../protocol';
+import { encryptedPill, panelHead } from './parts';
 
 export interface ChatEntry {
   id: string;
@@ -60,18 +61,10 @@ export class ChatPanel {
       e.preventDefault();
       void this.submit();
     });
-    const close = h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Close chat', title: 'Close' }, icon('close'));
-    close.addEventListener('click', onClose);
     this.el = h(
       'section',
       { class: 'panel chat-panel', 'aria-label': 'Chat', 'data-testid': 'chat-panel' },
-      h(
-        'header',
-        { class: 'panel-head' },
-        h('h2', null, 'Chat'),
-        encrypted ? h('span', { class: 'pill pill-ok', title: 'Sealed with this session’s data key before it leaves your browser' }, icon('lock', 'icon icon-xs'), 'Encrypted') : null,
-        close,
-      ),
+      panelHead('Chat', 'Close chat', onClose, encrypted ? encryptedPill('Sealed with this session’s data key before it leaves your browser') : null),
       this.list,
       form,
     );

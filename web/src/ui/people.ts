@@ -1,5 +1,6 @@
 // The participant list, with host actions for hosts.
 import { h, hueOf, icon, initials, replace } from '../dom';
+import { panelHead } from './parts';
 
 export interface PersonView {
   identity: string;
@@ -43,13 +44,11 @@ export class PeoplePanel {
   constructor(private readonly actions: PeopleActions, onClose: () => void, footer: HTMLElement | null, top: HTMLElement | null = null) {
     this.list = h('ul', { class: 'people-list', 'data-testid': 'participant-list' });
     this.count = h('span', { class: 'pill' });
-    const close = h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Close participants', title: 'Close' }, icon('close'));
-    close.addEventListener('click', onClose);
     this.hands = h('div', { class: 'hand-queue', hidden: true, 'data-testid': 'hand-queue' });
     this.el = h(
       'section',
       { class: 'panel people-panel', 'aria-label': 'Participants', 'data-testid': 'participants-panel' },
-      h('header', { class: 'panel-head' }, h('h2', null, 'People'), this.count, close),
+      panelHead('People', 'Close participants', onClose, this.count),
       top,
       this.hands,
       this.list,

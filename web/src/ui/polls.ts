@@ -1,8 +1,9 @@
 // The polls panel: admins ask (question, options, anonymous, live results), everyone answers
 // once, results as bars. Every text is set as text; a text that could not be opened in an
 // encrypted room says so instead of showing ciphertext.
-import { h, icon } from '../dom';
+import { h } from '../dom';
 import { MAX_OPTION_CHARS, MAX_POLL_OPTIONS, MAX_QUESTION_CHARS, type PollDraft, type PollView } from '../polls';
+import { encryptedPill, panelHead } from './parts';
 
 export interface PollsActions {
   create: (d: PollDraft) => Promise<string | null>;
@@ -31,8 +32,6 @@ export class PollsPanel {
     private readonly actions: PollsActions,
     onClose: () => void,
   ) {
-    const close = h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Close polls', title: 'Close' }, icon('close'));
-    close.addEventListener('click', onClose);
     this.list = h('ol', { class: 'poll-list', 'aria-label': 'Polls', 'data-testid': 'poll-list' });
     let adminBox: HTMLElement | null = null;
     if (isAdmin) {
@@ -82,13 +81,7 @@ export class PollsPanel {
     this.el = h(
       'section',
       { class: 'panel polls-panel', 'aria-label': 'Polls', 'data-testid': 'polls-panel' },
-      h(
-        'header',
-        { class: 'panel-head' },
-        h('h2', null, 'Polls'),
-        encrypted ? h('span', { class: 'pill pill-ok', title: 'Questions and options are sealed in the browser; the server counts option numbers only' }, icon('lock', 'icon icon-xs'), 'Encrypted') : null,
-        close,
-      ),
+      panelHead('Polls', 'Close polls', onClose, encrypted ? encryptedPill('Questions and options are sealed in the browser; the server counts option numbers only') : null),
       adminBox,
       this.list,
     );

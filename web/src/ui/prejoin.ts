@@ -14,6 +14,7 @@ import { h, hueOf, icon, initials, replace } from '../dom';
 import { e2eeModeLine, type E2eeMode } from '../messages';
 import { MAX_NAME_CHARS, cleanName } from '../protocol';
 import type { DeviceChoice } from '../store';
+import { revealButton } from './parts';
 
 export interface PrejoinResult {
   name: string;
@@ -272,13 +273,7 @@ export class Prejoin {
       'aria-describedby': 'pj-key-help',
     });
     this.keyInput = input;
-    const show = h('button', { class: 'input-affix', type: 'button', 'aria-label': 'Show key', 'aria-pressed': 'false' }, 'Show');
-    show.addEventListener('click', () => {
-      const visible = input.type === 'text';
-      input.type = visible ? 'password' : 'text';
-      show.textContent = visible ? 'Show' : 'Hide';
-      show.setAttribute('aria-pressed', String(!visible));
-    });
+    const show = revealButton(input, 'Show key');
     const submit = h('button', { class: 'btn btn-secondary', type: 'button', 'data-testid': 'e2ee-key-submit' }, 'Use key');
     submit.addEventListener('click', () => void this.useKey());
     input.addEventListener('keydown', (e) => {

@@ -4,6 +4,7 @@
 // and passes the host's requests on.
 import { h, icon, replace, type IconName } from '../dom';
 import { checkRtmpTarget, type RecorderModel, type Sink } from '../recorder';
+import { revealButton } from './parts';
 
 export interface RecorderActions {
   setRecording(start: boolean): Promise<void>;
@@ -155,13 +156,7 @@ export class RecorderUi {
       'aria-describedby': `${ids.keyHelp} ${ids.err}`,
       'data-testid': 'rtmp-key-input',
     });
-    const show = h('button', { class: 'input-affix', type: 'button', 'aria-label': 'Show stream key', 'aria-pressed': 'false' }, 'Show');
-    show.addEventListener('click', () => {
-      const visible = key.type === 'text';
-      key.type = visible ? 'password' : 'text';
-      show.textContent = visible ? 'Show' : 'Hide';
-      show.setAttribute('aria-pressed', String(!visible));
-    });
+    const show = revealButton(key, 'Show stream key');
     const error = h('p', { id: ids.err, class: 'field-error', role: 'alert', hidden: true, 'data-testid': 'rtmp-error' });
     const submitLabel = h('span', null, 'Go live');
     const submitIcon = h('span', { class: 'btn-icon' }, icon('broadcast', 'icon icon-sm'));
