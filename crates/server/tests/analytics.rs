@@ -14,28 +14,10 @@ use enclave_proto::ids::UserId;
 use enclave_server::rooms::analytics::Activity;
 use serde_json::{json, Value};
 
-async fn browser(h: &Harness, path: &str, token: &str, body: Value) -> Value {
-    let req = Request::post(path)
-        .header("Content-Type", "application/json")
-        .header("Authorization", token)
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let (s, bytes) = h.send(req).await;
-    assert_eq!(
-        s,
-        StatusCode::OK,
-        "{path}: {}",
-        String::from_utf8_lossy(&bytes)
-    );
-    serde_json::from_slice(&bytes).unwrap()
-}
-
+/// A join token whose metadata names an external user id (which the analytics file carries).
 async fn token(h: &Harness, room: &str, user: &str, admin: bool) -> String {
-    let body = format!(
-        r#"{{"room_id":"{room}","user_info":{{"name":"N {user}","user_id":"{user}","is_admin":{admin},"user_metadata":{{"ex_user_id":"ext-{user}"}}}}}}"#
-    );
-    let (_, v) = h.call("/auth/room/getJoinToken", &body).await;
-    v["token"].as_str().unwrap().to_owned()
+    let extra = format!(r#","user_metadata":{{"ex_user_id":"ext-{user}"}}"#);
+    h.join_token(room, user, admin, &extra).await
 }
 
 /// The analytics file of `room`, through the API an integrator uses.
@@ -107,20 +89,27 @@ async fn a_session_leaves_who_came_when_who_spoke_chatted_raised_hands_and_voted
     room.activity(bob_id.clone(), Activity::PrivateChat);
     tokio::time::sleep(Duration::from_millis(30)).await;
     room.activity(bob_id.clone(), Activity::Speaking(false));
-    browser(&h, "/api/raiseHand", &bob, json!({ "raise": true })).await;
+    h.browser("POST", "/api/raiseHand", &bob, json!({ "raise": true }))
+        .await;
     let poll = json!({ "question": "Lunch?", "options": [{ "id": 1, "text": "Pizza" }, { "id": 2, "text": "Soup" }] });
-    let id = browser(&h, "/api/polls/create", &ann, poll).await["poll_id"]
+    let id = h.browser("POST", "/api/polls/create", &ann, poll).await["poll_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    browser(
-        &h,
+    h.browser(
+        "POST",
         "/api/polls/submitResponse",
         &bob,
         json!({ "poll_id": id, "selected_option": 2 }),
     )
     .await;
-    browser(&h, "/api/polls/closePoll", &ann, json!({ "poll_id": id })).await;
+    h.browser(
+        "POST",
+        "/api/polls/closePoll",
+        &ann,
+        json!({ "poll_id": id }),
+    )
+    .await;
     room.leave(bob_id, None).await.unwrap();
     let (_, v) = h.call("/auth/room/endRoom", r#"{"room_id":"class"}"#).await;
     assert_eq!(v["status"], true);
@@ -257,15 +246,21 @@ async fn an_encrypted_rooms_analytics_hold_counts_and_never_a_poll_text() {
     let sealed =
         |n: u8| base64::engine::general_purpose::STANDARD.encode([&[1u8][..], &[n; 40]].concat());
     let poll = json!({ "poll_id": "p1", "question": sealed(7), "options": [{ "id": 1, "text": sealed(8) }, { "id": 2, "text": sealed(9) }] });
-    browser(&h, "/api/polls/create", &ann, poll).await;
-    browser(
-        &h,
+    h.browser("POST", "/api/polls/create", &ann, poll).await;
+    h.browser(
+        "POST",
         "/api/polls/submitResponse",
         &ann,
         json!({ "poll_id": "p1", "selected_option": 1 }),
     )
     .await;
-    browser(&h, "/api/polls/closePoll", &ann, json!({ "poll_id": "p1" })).await;
+    h.browser(
+        "POST",
+        "/api/polls/closePoll",
+        &ann,
+        json!({ "poll_id": "p1" }),
+    )
+    .await;
     h.call("/auth/room/endRoom", r#"{"room_id":"sealed"}"#)
         .await;
     let (_, file) = analytics_file(&h, "sealed").await;

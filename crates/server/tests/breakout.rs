@@ -5,46 +5,9 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use common::{participant, Harness};
 use serde_json::{json, Value};
-
-async fn call(
-    h: &Harness,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("Content-Type", "application/json")
-        .header("Authorization", token)
-        .body(Body::from(if method == "GET" {
-            String::new()
-        } else {
-            body.to_string()
-        }))
-        .unwrap();
-    let (s, bytes) = h.send(req).await;
-    (s, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-async fn post(h: &Harness, path: &str, token: &str, body: Value) -> Value {
-    let (s, v) = call(h, "POST", path, token, body).await;
-    assert_eq!(s, StatusCode::OK, "{path}: {v}");
-    v
-}
-
-async fn token(h: &Harness, room: &str, user: &str, admin: bool) -> String {
-    let body = format!(
-        r#"{{"room_id":"{room}","user_info":{{"name":"N {user}","user_id":"{user}","is_admin":{admin}}}}}"#
-    );
-    let (_, v) = h.call("/auth/room/getJoinToken", &body).await;
-    v["token"].as_str().unwrap().to_owned()
-}
 
 fn plan(minutes: u64) -> Value {
     json!({
@@ -64,20 +27,28 @@ async fn an_admin_opens_rooms_people_join_theirs_and_come_back() {
         r#"{"end_to_end_encryption_features":{"is_enabled":true}}"#,
     )
     .await;
-    let ann = token(&h, "class", "ann", true).await;
-    let bob = token(&h, "class", "bob", false).await;
-    let cat = token(&h, "class", "cat", false).await;
+    let ann = h.join_token("class", "ann", true, "").await;
+    let bob = h.join_token("class", "bob", false, "").await;
+    let cat = h.join_token("class", "cat", false, "").await;
 
     // Only an admin opens them; nobody can be assigned twice or be someone unknown.
-    let (s, _) = call(&h, "POST", "/api/breakoutRoom/create", &bob, plan(10)).await;
+    let (s, _) = h
+        .browser_call("POST", "/api/breakoutRoom/create", &bob, plan(10))
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let mut unknown = plan(10);
     unknown["rooms"][0]["users"][0]["id"] = "zed".into();
-    let v = post(&h, "/api/breakoutRoom/create", &ann, unknown).await;
+    let v = h
+        .browser("POST", "/api/breakoutRoom/create", &ann, unknown)
+        .await;
     assert_eq!(v["status"], false, "{v}");
-    let v = post(&h, "/api/breakoutRoom/create", &ann, plan(10)).await;
+    let v = h
+        .browser("POST", "/api/breakoutRoom/create", &ann, plan(10))
+        .await;
     assert_eq!(v["status"], true, "{v}");
-    let v = post(&h, "/api/breakoutRoom/create", &ann, plan(10)).await;
+    let v = h
+        .browser("POST", "/api/breakoutRoom/create", &ann, plan(10))
+        .await;
     assert!(
         v["msg"].as_str().unwrap().contains("running already"),
         "{v}"
@@ -114,27 +85,32 @@ async fn an_admin_opens_rooms_people_join_theirs_and_come_back() {
     );
 
     // Bob sees his room, may join it (not cat's), and gets a session with other keys.
-    let (_, mine) = call(&h, "GET", "/api/breakoutRoom/myRooms", &bob, Value::Null).await;
+    let (_, mine) = h
+        .browser_call("GET", "/api/breakoutRoom/myRooms", &bob, Value::Null)
+        .await;
     assert_eq!(mine["room"]["id"], "class-1", "{mine}");
-    let (s, _) = call(
-        &h,
-        "POST",
-        "/api/breakoutRoom/join",
-        &bob,
-        json!({ "breakout_room_id": "class-2" }),
-    )
-    .await;
+    let (s, _) = h
+        .browser_call(
+            "POST",
+            "/api/breakoutRoom/join",
+            &bob,
+            json!({ "breakout_room_id": "class-2" }),
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let joined = post(
-        &h,
-        "/api/breakoutRoom/join",
-        &bob,
-        json!({ "breakout_room_id": "class-1" }),
-    )
-    .await;
+    let joined = h
+        .browser(
+            "POST",
+            "/api/breakoutRoom/join",
+            &bob,
+            json!({ "breakout_room_id": "class-1" }),
+        )
+        .await;
     let bk_token = joined["token"].as_str().unwrap().to_owned();
-    let main = post(&h, "/api/verifyToken", &bob, json!({})).await;
-    let inside = post(&h, "/api/verifyToken", &bk_token, json!({})).await;
+    let main = h.browser("POST", "/api/verifyToken", &bob, json!({})).await;
+    let inside = h
+        .browser("POST", "/api/verifyToken", &bk_token, json!({}))
+        .await;
     assert_eq!(
         (
             inside["room"]["room_id"].as_str(),
@@ -157,8 +133,8 @@ async fn an_admin_opens_rooms_people_join_theirs_and_come_back() {
         main["e2ee"]["content_secret"]
     );
     // An admin may join any of them.
-    post(
-        &h,
+    h.browser(
+        "POST",
         "/api/breakoutRoom/join",
         &ann,
         json!({ "breakout_room_id": "class-2" }),
@@ -168,51 +144,64 @@ async fn an_admin_opens_rooms_people_join_theirs_and_come_back() {
     // The list shows who is in which room.
     let bk_room = h.app.rooms.get_str("class-1").unwrap();
     bk_room.join(participant("bob")).await.unwrap().unwrap();
-    let (_, list) = call(&h, "GET", "/api/breakoutRoom/listRooms", &ann, Value::Null).await;
+    let (_, list) = h
+        .browser_call("GET", "/api/breakoutRoom/listRooms", &ann, Value::Null)
+        .await;
     assert_eq!(list["rooms"][0]["users"][0]["joined"], true, "{list}");
-    let (s, _) = call(&h, "GET", "/api/breakoutRoom/listRooms", &cat, Value::Null).await;
+    let (s, _) = h
+        .browser_call("GET", "/api/breakoutRoom/listRooms", &cat, Value::Null)
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // Messages to every room would pass through the server in clear in an E2EE room.
-    let v = post(
-        &h,
-        "/api/breakoutRoom/sendMsg",
-        &ann,
-        json!({ "msg": "five minutes left" }),
-    )
-    .await;
+    let v = h
+        .browser(
+            "POST",
+            "/api/breakoutRoom/sendMsg",
+            &ann,
+            json!({ "msg": "five minutes left" }),
+        )
+        .await;
     assert_eq!(v["status"], false, "{v}");
 
     // More time for a room: only an admin gives it, and the list says the new end.
     let before = list["rooms"][1]["ends_at"].as_u64().unwrap();
     let more = json!({ "breakout_room_id": "class-2", "duration": 5 });
-    let (s, _) = call(
-        &h,
-        "POST",
-        "/api/breakoutRoom/increaseDuration",
-        &cat,
-        more.clone(),
-    )
-    .await;
+    let (s, _) = h
+        .browser_call(
+            "POST",
+            "/api/breakoutRoom/increaseDuration",
+            &cat,
+            more.clone(),
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let v = post(&h, "/api/breakoutRoom/increaseDuration", &ann, more).await;
+    let v = h
+        .browser("POST", "/api/breakoutRoom/increaseDuration", &ann, more)
+        .await;
     assert_eq!(v["room"]["ends_at"].as_u64(), Some(before + 300), "{v}");
     assert_eq!(v["room"]["duration"], 15);
 
     // Ended early: the way back still answers with a token for the main room.
-    post(
-        &h,
+    h.browser(
+        "POST",
         "/api/breakoutRoom/endRoom",
         &ann,
         json!({ "breakout_room_id": "class-1" }),
     )
     .await;
     assert!(!h.is_active("class-1").await);
-    let back = post(&h, "/api/breakoutRoom/return", &bk_token, json!({})).await;
+    let back = h
+        .browser("POST", "/api/breakoutRoom/return", &bk_token, json!({}))
+        .await;
     let back_token = back["token"].as_str().unwrap();
-    let again = post(&h, "/api/verifyToken", back_token, json!({})).await;
+    let again = h
+        .browser("POST", "/api/verifyToken", back_token, json!({}))
+        .await;
     assert_eq!(again["room"]["room_id"], "class");
-    let v = post(&h, "/api/breakoutRoom/return", &bob, json!({})).await;
+    let v = h
+        .browser("POST", "/api/breakoutRoom/return", &bob, json!({}))
+        .await;
     assert_eq!(
         v["status"], false,
         "a main room's token is not a breakout room's: {v}"
@@ -237,17 +226,19 @@ async fn an_admin_opens_rooms_people_join_theirs_and_come_back() {
 async fn a_plain_rooms_breakouts_take_messages_and_end_all_at_once() {
     let h = Harness::new().await;
     h.create("plain", "{}").await;
-    let ann = token(&h, "plain", "ann", true).await;
-    token(&h, "plain", "bob", false).await;
-    token(&h, "plain", "cat", false).await;
-    post(&h, "/api/breakoutRoom/create", &ann, plan(5)).await;
-    let v = post(
-        &h,
-        "/api/breakoutRoom/sendMsg",
-        &ann,
-        json!({ "msg": "five minutes left" }),
-    )
-    .await;
+    let ann = h.join_token("plain", "ann", true, "").await;
+    h.join_token("plain", "bob", false, "").await;
+    h.join_token("plain", "cat", false, "").await;
+    h.browser("POST", "/api/breakoutRoom/create", &ann, plan(5))
+        .await;
+    let v = h
+        .browser(
+            "POST",
+            "/api/breakoutRoom/sendMsg",
+            &ann,
+            json!({ "msg": "five minutes left" }),
+        )
+        .await;
     assert_eq!(v["status"], true, "{v}");
     let (_, inside) = h
         .call("/auth/room/getActiveRoomInfo", r#"{"room_id":"plain-2"}"#)
@@ -259,31 +250,37 @@ async fn a_plain_rooms_breakouts_take_messages_and_end_all_at_once() {
         "no recording in a breakout room"
     );
     // A breakout room makes no breakout rooms of its own.
-    let bk = post(
-        &h,
-        "/api/breakoutRoom/join",
-        &ann,
-        json!({ "breakout_room_id": "plain-1" }),
-    )
-    .await;
-    let (s, v) = call(
-        &h,
-        "POST",
-        "/api/breakoutRoom/create",
-        bk["token"].as_str().unwrap(),
-        plan(5),
-    )
-    .await;
+    let bk = h
+        .browser(
+            "POST",
+            "/api/breakoutRoom/join",
+            &ann,
+            json!({ "breakout_room_id": "plain-1" }),
+        )
+        .await;
+    let (s, v) = h
+        .browser_call(
+            "POST",
+            "/api/breakoutRoom/create",
+            bk["token"].as_str().unwrap(),
+            plan(5),
+        )
+        .await;
     assert!(s == StatusCode::OK && v["status"] == false, "{v}");
-    post(&h, "/api/breakoutRoom/endAllRooms", &ann, json!({})).await;
+    h.browser("POST", "/api/breakoutRoom/endAllRooms", &ann, json!({}))
+        .await;
     assert!(!h.is_active("plain-1").await && !h.is_active("plain-2").await);
-    let (_, list) = call(&h, "GET", "/api/breakoutRoom/listRooms", &ann, Value::Null).await;
+    let (_, list) = h
+        .browser_call("GET", "/api/breakoutRoom/listRooms", &ann, Value::Null)
+        .await;
     assert_eq!(list["rooms"], json!([]));
     // Longer than the main room lasts: refused.
     h.create("short", r#"{"room_duration":10}"#).await;
-    let t = token(&h, "short", "ann", true).await;
-    token(&h, "short", "bob", false).await;
-    token(&h, "short", "cat", false).await;
-    let v = post(&h, "/api/breakoutRoom/create", &t, plan(30)).await;
+    let t = h.join_token("short", "ann", true, "").await;
+    h.join_token("short", "bob", false, "").await;
+    h.join_token("short", "cat", false, "").await;
+    let v = h
+        .browser("POST", "/api/breakoutRoom/create", &t, plan(30))
+        .await;
     assert!(v["msg"].as_str().unwrap().contains("cannot outlast"), "{v}");
 }

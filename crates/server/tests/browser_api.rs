@@ -9,45 +9,6 @@ use common::{participant, Harness, KEY};
 use enclave_proto::ids::UserId;
 use serde_json::Value;
 
-async fn api(
-    h: &Harness,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (StatusCode, Value, Option<String>) {
-    let mut b = Request::post(path).header("Content-Type", "application/json");
-    if let Some(t) = token {
-        b = b.header("Authorization", t);
-    }
-    let res = tower::ServiceExt::oneshot(
-        h.router.clone(),
-        b.body(Body::from(body.to_owned())).unwrap(),
-    )
-    .await
-    .unwrap();
-    let status = res.status();
-    let cache = res
-        .headers()
-        .get("cache-control")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        cache,
-    )
-}
-
-async fn token(h: &Harness, room: &str, user: &str, admin: bool) -> String {
-    let body = format!(
-        r#"{{"room_id":"{room}","user_info":{{"name":"N {user}","user_id":"{user}","is_admin":{admin}}}}}"#
-    );
-    let (_, v) = h.call("/auth/room/getJoinToken", &body).await;
-    v["token"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn server_key_rooms_hand_the_secret_to_their_participants_only() {
     let h = Harness::new().await;
@@ -56,8 +17,10 @@ async fn server_key_rooms_hand_the_secret_to_their_participants_only() {
         r#"{"end_to_end_encryption_features":{"is_enabled":true,"included_chat_messages":true}}"#,
     )
     .await;
-    let t = token(&h, "sk", "ann", false).await;
-    let (status, v, cache) = api(&h, "/api/verifyToken", Some(&t), "{}").await;
+    let t = h.join_token("sk", "ann", false, "").await;
+    let (status, v, cache) = h
+        .browser_request("POST", "/api/verifyToken", Some(&t), "{}")
+        .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(
         cache.as_deref(),
@@ -83,11 +46,20 @@ async fn server_key_rooms_hand_the_secret_to_their_participants_only() {
     );
 
     // Bearer works too; a token of another room does not get this room's secret.
-    let (status, _, _) = api(&h, "/api/verifyToken", Some(&format!("Bearer {t}")), "{}").await;
+    let (status, _, _) = h
+        .browser_request(
+            "POST",
+            "/api/verifyToken",
+            Some(&format!("Bearer {t}")),
+            "{}",
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     h.create("other", "{}").await;
-    let t2 = token(&h, "other", "ann", false).await;
-    let (_, v2, _) = api(&h, "/api/verifyToken", Some(&t2), "{}").await;
+    let t2 = h.join_token("other", "ann", false, "").await;
+    let (_, v2, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&t2), "{}")
+        .await;
     assert!(v2["e2ee"].get("secret").is_none());
     assert_eq!(v2["e2ee"]["mode"], "off");
 }
@@ -103,8 +75,8 @@ async fn key_epochs_move_on_with_every_arrival_and_departure() {
     )
     .await;
     let room = h.app.rooms.get_str("ke").unwrap();
-    let ann = token(&h, "ke", "ann", true).await;
-    let bob = token(&h, "ke", "bob", false).await;
+    let ann = h.join_token("ke", "ann", true, "").await;
+    let bob = h.join_token("ke", "bob", false, "").await;
     let epoch = |v: &Value| {
         (
             v["generation"].as_u64().unwrap_or(0),
@@ -112,14 +84,18 @@ async fn key_epochs_move_on_with_every_arrival_and_departure() {
         )
     };
 
-    let (_, v, _) = api(&h, "/api/verifyToken", Some(&ann), "{}").await;
+    let (_, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&ann), "{}")
+        .await;
     let (g1, s1) = epoch(&v["e2ee"]);
     assert_eq!(g1, 1);
     // The secret of the history ann's browser keeps: the same at her next admission.
     let history = v["e2ee"]["history_secret"].as_str().unwrap().to_owned();
     assert_eq!(history.len(), 32);
     assert_ne!(history, s1);
-    let (_, again, _) = api(&h, "/api/verifyToken", Some(&ann), "{}").await;
+    let (_, again, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&ann), "{}")
+        .await;
     assert_eq!(again["e2ee"]["history_secret"], history.as_str());
     assert_eq!(
         epoch(&again["e2ee"]),
@@ -127,45 +103,60 @@ async fn key_epochs_move_on_with_every_arrival_and_departure() {
         "admitted again with nothing changed: the epoch she holds, no switch for anyone"
     );
     // Not in the room yet: the current key is not theirs to fetch.
-    let (status, v, _) = api(&h, "/api/e2eeKey", Some(&ann), "{}").await;
+    let (status, v, _) = h
+        .browser_request("POST", "/api/e2eeKey", Some(&ann), "{}")
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
     assert!(v.get("secret").is_none());
     room.join(participant("ann")).await.unwrap().unwrap();
-    let (status, v, cache) = api(&h, "/api/e2eeKey", Some(&ann), "{}").await;
+    let (status, v, cache) = h
+        .browser_request("POST", "/api/e2eeKey", Some(&ann), "{}")
+        .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(cache.as_deref(), Some("no-store"));
     assert_eq!(epoch(&v), (g1, s1.clone()));
 
     // Bob comes in: a new epoch, unrelated to the first, and ann's current key follows.
-    let (_, v, _) = api(&h, "/api/verifyToken", Some(&bob), "{}").await;
+    let (_, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&bob), "{}")
+        .await;
     let (g2, s2) = epoch(&v["e2ee"]);
     assert_eq!(g2, g1 + 1);
     assert_ne!(s2, s1);
     room.join(participant("bob")).await.unwrap().unwrap();
-    let (_, v, _) = api(&h, "/api/e2eeKey", Some(&ann), "{}").await;
+    let (_, v, _) = h
+        .browser_request("POST", "/api/e2eeKey", Some(&ann), "{}")
+        .await;
     assert_eq!(epoch(&v), (g2, s2.clone()));
 
     // Bob is removed: ann moves on to an epoch bob never sees, and bob can fetch nothing.
-    let (status, _, _) = api(
-        &h,
-        "/api/removeParticipant",
-        Some(&ann),
-        r#"{"user_id":"bob"}"#,
-    )
-    .await;
+    let (status, _, _) = h
+        .browser_request(
+            "POST",
+            "/api/removeParticipant",
+            Some(&ann),
+            r#"{"user_id":"bob"}"#,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, v, _) = api(&h, "/api/e2eeKey", Some(&ann), "{}").await;
+    let (_, v, _) = h
+        .browser_request("POST", "/api/e2eeKey", Some(&ann), "{}")
+        .await;
     let (g3, s3) = epoch(&v);
     assert_eq!(g3, g2 + 1);
     assert!(s3 != s1 && s3 != s2);
-    let (status, v, _) = api(&h, "/api/e2eeKey", Some(&bob), "{}").await;
+    let (status, v, _) = h
+        .browser_request("POST", "/api/e2eeKey", Some(&bob), "{}")
+        .await;
     assert_ne!(status, StatusCode::OK, "{v}");
     assert!(v.get("secret").is_none());
 
     // Plain and self-insert rooms have no key to fetch.
     h.create("plain", "{}").await;
-    let t = token(&h, "plain", "ann", false).await;
-    let (status, v, _) = api(&h, "/api/e2eeKey", Some(&t), "{}").await;
+    let t = h.join_token("plain", "ann", false, "").await;
+    let (status, v, _) = h
+        .browser_request("POST", "/api/e2eeKey", Some(&t), "{}")
+        .await;
     assert_eq!(status, StatusCode::OK, "a handler-level refusal: {v}");
     assert_eq!(v["status"], false);
     assert!(v.get("secret").is_none());
@@ -175,8 +166,10 @@ async fn key_epochs_move_on_with_every_arrival_and_departure() {
 async fn self_insert_rooms_have_no_secret_to_hand_out() {
     let h = Harness::new().await;
     h.create("si", r#"{"end_to_end_encryption_features":{"is_enabled":true,"enabled_self_insert_encryption_key":true}}"#).await;
-    let t = token(&h, "si", "bob", false).await;
-    let (_, v, _) = api(&h, "/api/verifyToken", Some(&t), "{}").await;
+    let t = h.join_token("si", "bob", false, "").await;
+    let (_, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&t), "{}")
+        .await;
     assert_eq!(v["e2ee"]["mode"], "self_insert");
     assert!(v["e2ee"].get("secret").is_none());
 }
@@ -185,7 +178,9 @@ async fn self_insert_rooms_have_no_secret_to_hand_out() {
 async fn bad_tokens_are_refused_with_plugnmeet_messages() {
     let h = Harness::new().await;
     h.create("r", "{}").await;
-    let (s, v, _) = api(&h, "/api/verifyToken", None, "{}").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/verifyToken", None, "{}")
+        .await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (
@@ -193,7 +188,9 @@ async fn bad_tokens_are_refused_with_plugnmeet_messages() {
             Some("notifications.auth-header-missing")
         )
     );
-    let (s, v, _) = api(&h, "/api/verifyToken", Some("not-a-jwt"), "{}").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some("not-a-jwt"), "{}")
+        .await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (
@@ -221,7 +218,9 @@ async fn bad_tokens_are_refused_with_plugnmeet_messages() {
             parent_room_id: String::new(),
         },
     );
-    let (s, v, _) = api(&h, "/api/verifyToken", Some(&expired), "{}").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&expired), "{}")
+        .await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (
@@ -231,9 +230,11 @@ async fn bad_tokens_are_refused_with_plugnmeet_messages() {
     );
 
     // A token of an earlier session of the same room id does not open the new session.
-    let old = token(&h, "r", "ann", true).await;
+    let old = h.join_token("r", "ann", true, "").await;
     h.call("/auth/room/endRoom", r#"{"room_id":"r"}"#).await;
-    let (s, v, _) = api(&h, "/api/verifyToken", Some(&old), "{}").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&old), "{}")
+        .await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (
@@ -242,7 +243,9 @@ async fn bad_tokens_are_refused_with_plugnmeet_messages() {
         )
     );
     h.create("r", "{}").await;
-    let (s, v, _) = api(&h, "/api/verifyToken", Some(&old), "{}").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&old), "{}")
+        .await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (
@@ -256,16 +259,17 @@ async fn bad_tokens_are_refused_with_plugnmeet_messages() {
 async fn admin_actions_need_an_admin_token() {
     let h = Harness::new().await;
     h.create("adm", "{}").await;
-    let user = token(&h, "adm", "u", false).await;
-    let admin = token(&h, "adm", "a", true).await;
+    let user = h.join_token("adm", "u", false, "").await;
+    let admin = h.join_token("adm", "a", true, "").await;
     for path in ["/api/endRoom", "/api/removeParticipant", "/api/muteTrack"] {
-        let (s, v, _) = api(
-            &h,
-            path,
-            Some(&user),
-            r#"{"user_id":"u","track_sid":"TR_x"}"#,
-        )
-        .await;
+        let (s, v, _) = h
+            .browser_request(
+                "POST",
+                path,
+                Some(&user),
+                r#"{"user_id":"u","track_sid":"TR_x"}"#,
+            )
+            .await;
         assert_eq!(
             (s, v["msg"].as_str()),
             (
@@ -287,23 +291,26 @@ async fn admin_actions_need_an_admin_token() {
             "only admin can perform this task",
         ),
     ] {
-        let (s, v, _) = api(&h, path, Some(&user), body).await;
+        let (s, v, _) = h.browser_request("POST", path, Some(&user), body).await;
         assert_eq!(
             (s, v["msg"].as_str()),
             (StatusCode::FORBIDDEN, Some(msg)),
             "{path}"
         );
     }
-    let (s, _, _) = api(
-        &h,
-        "/api/removeParticipant",
-        Some(&admin),
-        r#"{"user_id":"bad id"}"#,
-    )
-    .await;
+    let (s, _, _) = h
+        .browser_request(
+            "POST",
+            "/api/removeParticipant",
+            Some(&admin),
+            r#"{"user_id":"bad id"}"#,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "handler errors use the envelope");
     assert!(h.is_active("adm").await);
-    let (s, _, _) = api(&h, "/api/endRoom", Some(&admin), "{}").await;
+    let (s, _, _) = h
+        .browser_request("POST", "/api/endRoom", Some(&admin), "{}")
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(!h.is_active("adm").await);
 }
@@ -322,7 +329,7 @@ async fn recording_and_rtmp_are_refused_in_e2ee_rooms_of_both_modes() {
         ),
     ] {
         h.create(room, features).await;
-        let admin = token(&h, room, "a", true).await;
+        let admin = h.join_token(room, "a", true, "").await;
         for (path, body) in [
             ("/api/recording", r#"{"task":"START"}"#),
             (
@@ -330,7 +337,7 @@ async fn recording_and_rtmp_are_refused_in_e2ee_rooms_of_both_modes() {
                 r#"{"task":"START","url":"rtmp://127.0.0.1/live","stream_key":"k"}"#,
             ),
         ] {
-            let (s, v, _) = api(&h, path, Some(&admin), body).await;
+            let (s, v, _) = h.browser_request("POST", path, Some(&admin), body).await;
             assert_eq!(s, StatusCode::FORBIDDEN, "{room} {path}: {v}");
             assert!(
                 v["msg"].as_str().unwrap().contains("end-to-end encrypted"),
@@ -342,7 +349,7 @@ async fn recording_and_rtmp_are_refused_in_e2ee_rooms_of_both_modes() {
     // URL or task is refused first, then the request gets past every check and is refused for
     // the missing engine.
     h.create("plain", "{}").await;
-    let admin = token(&h, "plain", "a", true).await;
+    let admin = h.join_token("plain", "a", true, "").await;
     let cases = [
         (
             "/api/rtmp",
@@ -383,7 +390,7 @@ async fn recording_and_rtmp_are_refused_in_e2ee_rooms_of_both_modes() {
         ),
     ];
     for (path, body, status, msg) in cases {
-        let (s, v, _) = api(&h, path, Some(&admin), body).await;
+        let (s, v, _) = h.browser_request("POST", path, Some(&admin), body).await;
         assert_eq!(s, status, "{path} {body}: {v}");
         assert!(
             v["msg"].as_str().unwrap().contains(msg),
@@ -393,14 +400,15 @@ async fn recording_and_rtmp_are_refused_in_e2ee_rooms_of_both_modes() {
     // A room created with recording off.
     h.create("no-rec", r#"{"recording_features":{"is_allow":false}}"#)
         .await;
-    let admin = token(&h, "no-rec", "a", true).await;
-    let (s, v, _) = api(
-        &h,
-        "/api/recording",
-        Some(&admin),
-        r#"{"task":"START_RECORDING"}"#,
-    )
-    .await;
+    let admin = h.join_token("no-rec", "a", true, "").await;
+    let (s, v, _) = h
+        .browser_request(
+            "POST",
+            "/api/recording",
+            Some(&admin),
+            r#"{"task":"START_RECORDING"}"#,
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     assert!(v["msg"].as_str().unwrap().contains("not enabled"), "{v}");
 }
@@ -409,8 +417,10 @@ async fn recording_and_rtmp_are_refused_in_e2ee_rooms_of_both_modes() {
 async fn tokens_renew_with_the_same_claims() {
     let h = Harness::new().await;
     h.create("ren", "{}").await;
-    let t = token(&h, "ren", "ann", true).await;
-    let (s, v, _) = api(&h, "/api/renewToken", Some(&t), "{}").await;
+    let t = h.join_token("ren", "ann", true, "").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/renewToken", Some(&t), "{}")
+        .await;
     assert_eq!(s, StatusCode::OK);
     let renewed = h
         .app
@@ -437,24 +447,27 @@ async fn a_removed_participant_cannot_come_back_with_the_tokens_they_hold() {
         r#"{"end_to_end_encryption_features":{"is_enabled":true}}"#,
     )
     .await;
-    let admin = token(&h, "rm", "a", true).await;
-    let bob = token(&h, "rm", "bob", false).await;
-    let (s, v, _) = api(&h, "/api/verifyToken", Some(&bob), "{}").await;
+    let admin = h.join_token("rm", "a", true, "").await;
+    let bob = h.join_token("rm", "bob", false, "").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&bob), "{}")
+        .await;
     assert_eq!(s, StatusCode::OK);
     let media = v["media"]["token"].as_str().unwrap().to_owned();
     assert_eq!(rtc_validate(&h, &media).await.0, StatusCode::OK);
 
-    let (s, v, _) = api(
-        &h,
-        "/api/removeParticipant",
-        Some(&admin),
-        r#"{"user_id":"bob"}"#,
-    )
-    .await;
+    let (s, v, _) = h
+        .browser_request(
+            "POST",
+            "/api/removeParticipant",
+            Some(&admin),
+            r#"{"user_id":"bob"}"#,
+        )
+        .await;
     assert_eq!((s, v["status"].as_bool()), (StatusCode::OK, Some(true)));
     // The join token no longer verifies or renews: no new media token, no secret.
     for path in ["/api/verifyToken", "/api/renewToken"] {
-        let (s, v, _) = api(&h, path, Some(&bob), "{}").await;
+        let (s, v, _) = h.browser_request("POST", path, Some(&bob), "{}").await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}: {v}");
         assert!(v.get("e2ee").is_none() && v.get("token").is_none(), "{v}");
     }
@@ -463,8 +476,10 @@ async fn a_removed_participant_cannot_come_back_with_the_tokens_they_hold() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(why.contains("removed"), "{why}");
     // Without a block, the integrator may let them back with a new join token.
-    let again = token(&h, "rm", "bob", false).await;
-    let (s, v, _) = api(&h, "/api/verifyToken", Some(&again), "{}").await;
+    let again = h.join_token("rm", "bob", false, "").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&again), "{}")
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(rtc_validate(&h, &media).await.0, StatusCode::OK);
 }
@@ -477,20 +492,25 @@ async fn a_blocked_participant_gets_no_token_secret_or_media_for_the_session() {
         r#"{"end_to_end_encryption_features":{"is_enabled":true}}"#,
     )
     .await;
-    let admin = token(&h, "ban", "a", true).await;
-    let eve = token(&h, "ban", "eve", false).await;
-    let (_, v, _) = api(&h, "/api/verifyToken", Some(&eve), "{}").await;
+    let admin = h.join_token("ban", "a", true, "").await;
+    let eve = h.join_token("ban", "eve", false, "").await;
+    let (_, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&eve), "{}")
+        .await;
     let media = v["media"]["token"].as_str().unwrap().to_owned();
 
-    let (s, _, _) = api(
-        &h,
-        "/api/removeParticipant",
-        Some(&admin),
-        r#"{"user_id":"eve","block_user":true}"#,
-    )
-    .await;
+    let (s, _, _) = h
+        .browser_request(
+            "POST",
+            "/api/removeParticipant",
+            Some(&admin),
+            r#"{"user_id":"eve","block_user":true}"#,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, v, _) = api(&h, "/api/verifyToken", Some(&eve), "{}").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&eve), "{}")
+        .await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (StatusCode::FORBIDDEN, Some("notifications.you-are-blocked"))
@@ -507,9 +527,11 @@ async fn a_blocked_participant_gets_no_token_secret_or_media_for_the_session() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(why.contains("blocked"), "{why}");
     // Everyone else is untouched.
-    let ann = token(&h, "ban", "ann", false).await;
+    let ann = h.join_token("ban", "ann", false, "").await;
     assert_eq!(
-        api(&h, "/api/verifyToken", Some(&ann), "{}").await.0,
+        h.browser_request("POST", "/api/verifyToken", Some(&ann), "{}")
+            .await
+            .0,
         StatusCode::OK
     );
 }
@@ -518,13 +540,17 @@ async fn a_blocked_participant_gets_no_token_secret_or_media_for_the_session() {
 async fn a_media_token_is_good_for_its_own_session_only() {
     let h = Harness::new().await;
     h.create("sess", "{}").await;
-    let ann = token(&h, "sess", "ann", false).await;
-    let (_, v, _) = api(&h, "/api/verifyToken", Some(&ann), "{}").await;
+    let ann = h.join_token("sess", "ann", false, "").await;
+    let (_, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&ann), "{}")
+        .await;
     let media = v["media"]["token"].as_str().unwrap().to_owned();
     assert_eq!(rtc_validate(&h, &media).await.0, StatusCode::OK);
-    let admin = token(&h, "sess", "a", true).await;
+    let admin = h.join_token("sess", "a", true, "").await;
     assert_eq!(
-        api(&h, "/api/endRoom", Some(&admin), "{}").await.0,
+        h.browser_request("POST", "/api/endRoom", Some(&admin), "{}")
+            .await
+            .0,
         StatusCode::OK
     );
     // The same room id again: a new session, where the old media token does not join.
@@ -542,17 +568,21 @@ async fn the_waiting_room_hands_out_nothing_until_an_admin_approves() {
         r#"{"end_to_end_encryption_features":{"is_enabled":true},"waiting_room_features":{"is_active":true,"waiting_room_msg":"The class starts at nine."}}"#,
     )
     .await;
-    let admin = token(&h, "wr", "teacher", true).await;
-    let guest = token(&h, "wr", "guest", false).await;
-    let other = token(&h, "wr", "other", false).await;
+    let admin = h.join_token("wr", "teacher", true, "").await;
+    let guest = h.join_token("wr", "guest", false, "").await;
+    let other = h.join_token("wr", "other", false, "").await;
 
     // The admin is never held in the waiting room.
-    let (s, v, _) = api(&h, "/api/verifyToken", Some(&admin), "{}").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&admin), "{}")
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["e2ee"]["secret"].is_string() && v["media"]["token"].is_string());
 
     // A guest gets the waiting message and nothing that lets them in.
-    let (s, v, cache) = api(&h, "/api/verifyToken", Some(&guest), "{}").await;
+    let (s, v, cache) = h
+        .browser_request("POST", "/api/verifyToken", Some(&guest), "{}")
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(cache.as_deref(), Some("no-store"));
     assert_eq!(v["waiting"], true, "{v}");
@@ -590,10 +620,15 @@ async fn the_waiting_room_hands_out_nothing_until_an_admin_approves() {
     assert!(why.contains("approval"), "{why}");
 
     // Admins see who knocks; a guest cannot ask.
-    let (s, _, _) = api(&h, "/api/waitingRoom/list", Some(&guest), "{}").await;
+    let (s, _, _) = h
+        .browser_request("POST", "/api/waitingRoom/list", Some(&guest), "{}")
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    api(&h, "/api/verifyToken", Some(&other), "{}").await;
-    let (s, v, _) = api(&h, "/api/waitingRoom/list", Some(&admin), "{}").await;
+    h.browser_request("POST", "/api/verifyToken", Some(&other), "{}")
+        .await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/waitingRoom/list", Some(&admin), "{}")
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let ids: Vec<_> = v["users"]
         .as_array()
@@ -631,28 +666,34 @@ async fn the_waiting_room_hands_out_nothing_until_an_admin_approves() {
     );
 
     // The admin changes the message; the next knock shows it.
-    let (s, _, _) = api(
-        &h,
-        "/api/waitingRoom/updateMsg",
-        Some(&admin),
-        r#"{"msg":"Five more minutes."}"#,
-    )
-    .await;
+    let (s, _, _) = h
+        .browser_request(
+            "POST",
+            "/api/waitingRoom/updateMsg",
+            Some(&admin),
+            r#"{"msg":"Five more minutes."}"#,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let (_, v, _) = api(&h, "/api/verifyToken", Some(&guest), "{}").await;
+    let (_, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&guest), "{}")
+        .await;
     assert_eq!(v["waiting_room_msg"], "Five more minutes.");
 
     // Approved: the next verifyToken lets them in, with the secret.
-    let (s, v, _) = api(
-        &h,
-        "/api/waitingRoom/approveUsers",
-        Some(&admin),
-        r#"{"user_id":"guest"}"#,
-    )
-    .await;
+    let (s, v, _) = h
+        .browser_request(
+            "POST",
+            "/api/waitingRoom/approveUsers",
+            Some(&admin),
+            r#"{"user_id":"guest"}"#,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["approved"], serde_json::json!(["guest"]));
-    let (s, v, _) = api(&h, "/api/verifyToken", Some(&guest), "{}").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&guest), "{}")
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(v.get("waiting").is_none(), "{v}");
     assert!(v["e2ee"]["secret"].is_string(), "{v}");
@@ -665,15 +706,18 @@ async fn the_waiting_room_hands_out_nothing_until_an_admin_approves() {
     assert_eq!(meta["wait_for_approval"], false, "{meta}");
 
     // Rejected: removed, and told so at the next ask.
-    let (s, _, _) = api(
-        &h,
-        "/api/removeParticipant",
-        Some(&admin),
-        r#"{"user_id":"other"}"#,
-    )
-    .await;
+    let (s, _, _) = h
+        .browser_request(
+            "POST",
+            "/api/removeParticipant",
+            Some(&admin),
+            r#"{"user_id":"other"}"#,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, v, _) = api(&h, "/api/verifyToken", Some(&other), "{}").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&other), "{}")
+        .await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (
@@ -681,7 +725,9 @@ async fn the_waiting_room_hands_out_nothing_until_an_admin_approves() {
             Some("notifications.you-are-removed")
         )
     );
-    let (_, v, _) = api(&h, "/api/waitingRoom/list", Some(&admin), "{}").await;
+    let (_, v, _) = h
+        .browser_request("POST", "/api/waitingRoom/list", Some(&admin), "{}")
+        .await;
     assert_eq!(v["users"], serde_json::json!([]));
 }
 
@@ -690,31 +736,38 @@ async fn approving_all_lets_every_waiting_guest_in() {
     let h = Harness::new().await;
     h.create("wa", r#"{"waiting_room_features":{"is_active":true}}"#)
         .await;
-    let admin = token(&h, "wa", "t", true).await;
+    let admin = h.join_token("wa", "t", true, "").await;
     let guests = [
-        token(&h, "wa", "g1", false).await,
-        token(&h, "wa", "g2", false).await,
+        h.join_token("wa", "g1", false, "").await,
+        h.join_token("wa", "g2", false, "").await,
     ];
     for g in &guests {
-        let (_, v, _) = api(&h, "/api/verifyToken", Some(g), "{}").await;
+        let (_, v, _) = h
+            .browser_request("POST", "/api/verifyToken", Some(g), "{}")
+            .await;
         assert_eq!(v["waiting"], true);
     }
-    let (_, v, _) = api(
-        &h,
-        "/api/waitingRoom/approveUsers",
-        Some(&admin),
-        r#"{"user_id":"all"}"#,
-    )
-    .await;
+    let (_, v, _) = h
+        .browser_request(
+            "POST",
+            "/api/waitingRoom/approveUsers",
+            Some(&admin),
+            r#"{"user_id":"all"}"#,
+        )
+        .await;
     assert_eq!(v["approved"].as_array().unwrap().len(), 2, "{v}");
     for g in &guests {
-        let (_, v, _) = api(&h, "/api/verifyToken", Some(g), "{}").await;
+        let (_, v, _) = h
+            .browser_request("POST", "/api/verifyToken", Some(g), "{}")
+            .await;
         assert!(v["media"]["token"].is_string(), "{v}");
     }
     // Without a waiting room nobody waits.
     h.create("open", "{}").await;
-    let t = token(&h, "open", "g", false).await;
-    let (_, v, _) = api(&h, "/api/verifyToken", Some(&t), "{}").await;
+    let t = h.join_token("open", "g", false, "").await;
+    let (_, v, _) = h
+        .browser_request("POST", "/api/verifyToken", Some(&t), "{}")
+        .await;
     assert!(v.get("waiting").is_none() && v["media"]["token"].is_string());
 }
 
@@ -743,7 +796,9 @@ async fn a_hidden_user_in_an_encrypted_room_is_shown_to_everyone_as_an_observer(
     let (_, t) = h
         .call("/auth/room/getJoinToken", &hidden_token("obs"))
         .await;
-    let (s, v, _) = api(&h, "/api/verifyToken", t["token"].as_str(), "{}").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/verifyToken", t["token"].as_str(), "{}")
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(
         v["e2ee"]["secret"].is_string(),
@@ -773,7 +828,9 @@ async fn a_hidden_user_in_an_encrypted_room_is_shown_to_everyone_as_an_observer(
     let (_, t) = h
         .call("/auth/room/getJoinToken", &hidden_token("plain-obs"))
         .await;
-    let (_, v, _) = api(&h, "/api/verifyToken", t["token"].as_str(), "{}").await;
+    let (_, v, _) = h
+        .browser_request("POST", "/api/verifyToken", t["token"].as_str(), "{}")
+        .await;
     assert_eq!(v["user"]["is_hidden"], true);
     assert!(media_claims(&v).video.hidden);
 }
@@ -800,7 +857,9 @@ async fn the_rooms_default_locks_fill_what_a_join_token_leaves_unset() {
     let grant = |token: String| {
         let h = &h;
         async move {
-            let (_, v, _) = api(h, "/api/verifyToken", Some(&token), "{}").await;
+            let (_, v, _) = h
+                .browser_request("POST", "/api/verifyToken", Some(&token), "{}")
+                .await;
             let c = enclave_server::auth::livekit::verify(
                 &h.app.keys,
                 &h.app.config.livekit.api_key,
@@ -811,7 +870,7 @@ async fn the_rooms_default_locks_fill_what_a_join_token_leaves_unset() {
         }
     };
     // Nothing set by the request: the room's webcam lock holds.
-    let ann = token(&h, "dl", "ann", false).await;
+    let ann = h.join_token("dl", "ann", false, "").await;
     assert_eq!(
         grant(ann).await,
         (
@@ -832,11 +891,11 @@ async fn the_rooms_default_locks_fill_what_a_join_token_leaves_unset() {
         (Some(true), vec![])
     );
     // Admins are never locked.
-    let host = token(&h, "dl", "host", true).await;
+    let host = h.join_token("dl", "host", true, "").await;
     assert_eq!(grant(host).await, (Some(true), vec![]));
     // Without default locks, Plug-N-Meet's defaults apply: screen sharing is locked for
     // participants.
-    let cat = token(&h, "plain-defaults", "cat", false).await;
+    let cat = h.join_token("plain-defaults", "cat", false, "").await;
     assert_eq!(
         grant(cat).await,
         (Some(true), vec!["camera".into(), "microphone".into()])
@@ -849,15 +908,18 @@ async fn the_rooms_default_locks_fill_what_a_join_token_leaves_unset() {
 async fn hands_are_raised_by_their_owner_and_lowered_by_them_or_an_admin() {
     let h = Harness::new().await;
     h.create("hands", "{}").await;
-    let ann = token(&h, "hands", "ann", true).await;
-    let bob = token(&h, "hands", "bob", false).await;
-    let cat = token(&h, "hands", "cat", false).await;
+    let ann = h.join_token("hands", "ann", true, "").await;
+    let bob = h.join_token("hands", "bob", false, "").await;
+    let cat = h.join_token("hands", "cat", false, "").await;
     let room = h.app.rooms.get_str("hands").unwrap();
     room.join(participant("bob")).await.unwrap().unwrap();
     let hand = |body: &'static str, t: &str| {
         let t = t.to_owned();
         let h = &h;
-        async move { api(h, "/api/raiseHand", Some(&t), body).await }
+        async move {
+            h.browser_request("POST", "/api/raiseHand", Some(&t), body)
+                .await
+        }
     };
     let (s, v, _) = hand(r#"{"raise":true}"#, &bob).await;
     assert_eq!((s, v["changed"].clone()), (StatusCode::OK, 1.into()), "{v}");
@@ -888,8 +950,10 @@ async fn hands_are_raised_by_their_owner_and_lowered_by_them_or_an_admin() {
     assert_eq!(v["changed"], 0);
 
     h.create("quiet", r#"{"allow_raise_hand":false}"#).await;
-    let t = token(&h, "quiet", "bob", false).await;
-    let (s, v, _) = api(&h, "/api/raiseHand", Some(&t), r#"{"raise":true}"#).await;
+    let t = h.join_token("quiet", "bob", false, "").await;
+    let (s, v, _) = h
+        .browser_request("POST", "/api/raiseHand", Some(&t), r#"{"raise":true}"#)
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     assert!(v["msg"].as_str().unwrap().contains("turned off"), "{v}");
 }
@@ -900,8 +964,8 @@ async fn hands_are_raised_by_their_owner_and_lowered_by_them_or_an_admin() {
 async fn an_admin_switches_the_presenter_and_there_is_only_one() {
     let h = Harness::new().await;
     h.create("pres", "{}").await;
-    let ann = token(&h, "pres", "ann", true).await;
-    let bob = token(&h, "pres", "bob", false).await;
+    let ann = h.join_token("pres", "ann", true, "").await;
+    let bob = h.join_token("pres", "bob", false, "").await;
     let room = h.app.rooms.get_str("pres").unwrap();
     let is_presenter = |u: &'static str| {
         let room = room.clone();
@@ -919,7 +983,10 @@ async fn an_admin_switches_the_presenter_and_there_is_only_one() {
     let switch = |t: &str, body: &'static str| {
         let t = t.to_owned();
         let h = &h;
-        async move { api(h, "/api/switchPresenter", Some(&t), body).await }
+        async move {
+            h.browser_request("POST", "/api/switchPresenter", Some(&t), body)
+                .await
+        }
     };
     let (s, _, _) = switch(&bob, r#"{"task":"PROMOTE","user_id":"bob"}"#).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "only admins switch it");

@@ -4,62 +4,10 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use common::Harness;
 use serde_json::{json, Value};
-
-async fn call(
-    h: &Harness,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("Content-Type", "application/json")
-        .header("Authorization", token)
-        .body(Body::from(if method == "GET" {
-            String::new()
-        } else {
-            body.to_string()
-        }))
-        .unwrap();
-    let res = tower::ServiceExt::oneshot(h.router.clone(), req)
-        .await
-        .unwrap();
-    let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-async fn post(h: &Harness, path: &str, token: &str, body: Value) -> Value {
-    let (s, v) = call(h, "POST", path, token, body).await;
-    assert_eq!(s, StatusCode::OK, "{path}: {v}");
-    v
-}
-
-async fn get(h: &Harness, path: &str, token: &str) -> Value {
-    let (s, v) = call(h, "GET", path, token, Value::Null).await;
-    assert_eq!(s, StatusCode::OK, "{path}: {v}");
-    v
-}
-
-async fn token(h: &Harness, room: &str, user: &str, admin: bool) -> String {
-    let body = format!(
-        r#"{{"room_id":"{room}","user_info":{{"name":"N {user}","user_id":"{user}","is_admin":{admin}}}}}"#
-    );
-    let (_, v) = h.call("/auth/room/getJoinToken", &body).await;
-    v["token"].as_str().unwrap().to_owned()
-}
 
 fn poll(question: &str, options: &[&str]) -> Value {
     json!({
@@ -72,31 +20,34 @@ fn poll(question: &str, options: &[&str]) -> Value {
 async fn an_admin_asks_everyone_answers_once_and_the_results_come_at_close() {
     let h = Harness::new().await;
     h.create("class", "{}").await;
-    let ann = token(&h, "class", "ann", true).await;
-    let bob = token(&h, "class", "bob", false).await;
-    let cat = token(&h, "class", "cat", false).await;
+    let ann = h.join_token("class", "ann", true, "").await;
+    let bob = h.join_token("class", "bob", false, "").await;
+    let cat = h.join_token("class", "cat", false, "").await;
 
     // Only an admin creates.
-    let (s, v) = call(
-        &h,
-        "POST",
-        "/api/polls/create",
-        &bob,
-        poll("Lunch?", &["Pizza", "Soup"]),
-    )
-    .await;
+    let (s, v) = h
+        .browser_call(
+            "POST",
+            "/api/polls/create",
+            &bob,
+            poll("Lunch?", &["Pizza", "Soup"]),
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    let v = post(
-        &h,
-        "/api/polls/create",
-        &ann,
-        poll("Lunch?", &["Pizza", "Soup"]),
-    )
-    .await;
+    let v = h
+        .browser(
+            "POST",
+            "/api/polls/create",
+            &ann,
+            poll("Lunch?", &["Pizza", "Soup"]),
+        )
+        .await;
     assert_eq!(v["status"], true, "{v}");
     let id = v["poll_id"].as_str().unwrap().to_owned();
 
-    let v = get(&h, "/api/polls/listPolls", &bob).await;
+    let v = h
+        .browser("GET", "/api/polls/listPolls", &bob, Value::Null)
+        .await;
     assert_eq!(
         v["is_active"], true,
         "a poll opens the panel for everyone: {v}"
@@ -116,71 +67,95 @@ async fn an_admin_asks_everyone_answers_once_and_the_results_come_at_close() {
     );
 
     // Everyone votes once, as themselves.
-    let v = post(
-        &h,
-        "/api/polls/submitResponse",
-        &bob,
-        json!({"poll_id": id, "selected_option": 2}),
-    )
-    .await;
+    let v = h
+        .browser(
+            "POST",
+            "/api/polls/submitResponse",
+            &bob,
+            json!({"poll_id": id, "selected_option": 2}),
+        )
+        .await;
     assert_eq!(v["status"], true, "{v}");
-    let v = post(
-        &h,
-        "/api/polls/submitResponse",
-        &bob,
-        json!({"poll_id": id, "selected_option": 1}),
-    )
-    .await;
+    let v = h
+        .browser(
+            "POST",
+            "/api/polls/submitResponse",
+            &bob,
+            json!({"poll_id": id, "selected_option": 1}),
+        )
+        .await;
     assert_eq!(
         (v["status"].as_bool(), v["msg"].as_str()),
         (Some(false), Some("user already voted"))
     );
-    let (s, _) = call(
-        &h,
-        "POST",
-        "/api/polls/submitResponse",
-        &cat,
-        json!({"poll_id": id, "user_id": "bob", "selected_option": 1}),
-    )
-    .await;
+    let (s, _) = h
+        .browser_call(
+            "POST",
+            "/api/polls/submitResponse",
+            &cat,
+            json!({"poll_id": id, "user_id": "bob", "selected_option": 1}),
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "nobody votes in another's name");
-    let v = post(
-        &h,
-        "/api/polls/submitResponse",
-        &cat,
-        json!({"poll_id": id, "selected_option": 9}),
-    )
-    .await;
+    let v = h
+        .browser(
+            "POST",
+            "/api/polls/submitResponse",
+            &cat,
+            json!({"poll_id": id, "selected_option": 9}),
+        )
+        .await;
     assert_eq!(v["status"], false, "not an option: {v}");
-    post(
-        &h,
+    h.browser(
+        "POST",
         "/api/polls/submitResponse",
         &cat,
         json!({"poll_id": id, "selected_option": 2}),
     )
     .await;
 
-    let v = get(&h, &format!("/api/polls/countTotalResponses/{id}"), &bob).await;
+    let v = h
+        .browser(
+            "GET",
+            &format!("/api/polls/countTotalResponses/{id}"),
+            &bob,
+            Value::Null,
+        )
+        .await;
     assert_eq!(v["total_responses"], 2);
-    let v = get(&h, &format!("/api/polls/userSelectedOption/{id}/bob"), &bob).await;
+    let v = h
+        .browser(
+            "GET",
+            &format!("/api/polls/userSelectedOption/{id}/bob"),
+            &bob,
+            Value::Null,
+        )
+        .await;
     assert_eq!(
         (v["voted"].as_u64(), v["has_voted"].as_bool()),
         (Some(2), Some(true))
     );
-    let (s, _) = call(
-        &h,
-        "GET",
-        &format!("/api/polls/userSelectedOption/{id}/bob"),
-        &cat,
-        Value::Null,
-    )
-    .await;
+    let (s, _) = h
+        .browser_call(
+            "GET",
+            &format!("/api/polls/userSelectedOption/{id}/bob"),
+            &cat,
+            Value::Null,
+        )
+        .await;
     assert_eq!(
         s,
         StatusCode::FORBIDDEN,
         "only an admin sees another's choice"
     );
-    let v = get(&h, &format!("/api/polls/pollResponsesDetails/{id}"), &ann).await;
+    let v = h
+        .browser(
+            "GET",
+            &format!("/api/polls/pollResponsesDetails/{id}"),
+            &ann,
+            Value::Null,
+        )
+        .await;
     assert_eq!(v["responses"]["2_count"], "2", "{v}");
     assert_eq!(
         v["responses"]["all_respondents"],
@@ -188,7 +163,14 @@ async fn an_admin_asks_everyone_answers_once_and_the_results_come_at_close() {
     );
 
     // Results: hidden from participants while it runs, for everyone once closed.
-    let v = get(&h, &format!("/api/polls/pollResponsesResult/{id}"), &bob).await;
+    let v = h
+        .browser(
+            "GET",
+            &format!("/api/polls/pollResponsesResult/{id}"),
+            &bob,
+            Value::Null,
+        )
+        .await;
     assert_eq!(
         (v["status"].as_bool(), v["msg"].as_str()),
         (
@@ -196,17 +178,20 @@ async fn an_admin_asks_everyone_answers_once_and_the_results_come_at_close() {
             Some("the results are shown when the poll closes")
         )
     );
-    let (s, _) = call(
-        &h,
-        "POST",
-        "/api/polls/closePoll",
-        &bob,
-        json!({"poll_id": id}),
-    )
-    .await;
+    let (s, _) = h
+        .browser_call("POST", "/api/polls/closePoll", &bob, json!({"poll_id": id}))
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    post(&h, "/api/polls/closePoll", &ann, json!({"poll_id": id})).await;
-    let v = get(&h, &format!("/api/polls/pollResponsesResult/{id}"), &bob).await;
+    h.browser("POST", "/api/polls/closePoll", &ann, json!({"poll_id": id}))
+        .await;
+    let v = h
+        .browser(
+            "GET",
+            &format!("/api/polls/pollResponsesResult/{id}"),
+            &bob,
+            Value::Null,
+        )
+        .await;
     let r = &v["poll_responses_result"];
     assert_eq!(
         (r["question"].as_str(), r["total_responses"].as_u64()),
@@ -214,15 +199,18 @@ async fn an_admin_asks_everyone_answers_once_and_the_results_come_at_close() {
         "{v}"
     );
     assert_eq!(r["options"][1]["vote_count"], 2);
-    let v = post(
-        &h,
-        "/api/polls/submitResponse",
-        &bob,
-        json!({"poll_id": id, "selected_option": 1}),
-    )
-    .await;
+    let v = h
+        .browser(
+            "POST",
+            "/api/polls/submitResponse",
+            &bob,
+            json!({"poll_id": id, "selected_option": 1}),
+        )
+        .await;
     assert_eq!(v["msg"], "the poll is closed");
-    let v = get(&h, "/api/polls/pollsStats", &bob).await;
+    let v = h
+        .browser("GET", "/api/polls/pollsStats", &bob, Value::Null)
+        .await;
     assert_eq!(
         (
             v["stats"]["total_polls"].as_u64(),
@@ -232,10 +220,18 @@ async fn an_admin_asks_everyone_answers_once_and_the_results_come_at_close() {
     );
 
     // An admin can close the panel for everyone.
-    let v = post(&h, "/api/polls/activate", &ann, json!({"is_active": false})).await;
+    let v = h
+        .browser(
+            "POST",
+            "/api/polls/activate",
+            &ann,
+            json!({"is_active": false}),
+        )
+        .await;
     assert_eq!(v["is_active"], false);
     assert_eq!(
-        get(&h, "/api/polls/listPolls", &cat).await["is_active"],
+        h.browser("GET", "/api/polls/listPolls", &cat, Value::Null)
+            .await["is_active"],
         false
     );
 }
@@ -244,22 +240,29 @@ async fn an_admin_asks_everyone_answers_once_and_the_results_come_at_close() {
 async fn an_anonymous_poll_never_shows_who_chose_what() {
     let h = Harness::new().await;
     h.create("anon", "{}").await;
-    let ann = token(&h, "anon", "ann", true).await;
-    let bob = token(&h, "anon", "bob", false).await;
+    let ann = h.join_token("anon", "ann", true, "").await;
+    let bob = h.join_token("anon", "bob", false, "").await;
     let mut body = poll("Honest?", &["yes", "no"]);
     body["is_anonymous"] = true.into();
-    let id = post(&h, "/api/polls/create", &ann, body).await["poll_id"]
+    let id = h.browser("POST", "/api/polls/create", &ann, body).await["poll_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    post(
-        &h,
+    h.browser(
+        "POST",
         "/api/polls/submitResponse",
         &bob,
         json!({"poll_id": id, "selected_option": 1}),
     )
     .await;
-    let v = get(&h, &format!("/api/polls/pollResponsesDetails/{id}"), &ann).await;
+    let v = h
+        .browser(
+            "GET",
+            &format!("/api/polls/pollResponsesDetails/{id}"),
+            &ann,
+            Value::Null,
+        )
+        .await;
     assert_eq!(
         (
             v["responses"]["all_respondents"].as_str(),
@@ -267,7 +270,14 @@ async fn an_anonymous_poll_never_shows_who_chose_what() {
         ),
         (Some("[]"), Some("1"))
     );
-    let v = get(&h, &format!("/api/polls/userSelectedOption/{id}/bob"), &ann).await;
+    let v = h
+        .browser(
+            "GET",
+            &format!("/api/polls/userSelectedOption/{id}/bob"),
+            &ann,
+            Value::Null,
+        )
+        .await;
     assert_eq!(
         (v["voted"].as_u64(), v["has_voted"].as_bool()),
         (Some(0), Some(true))
@@ -283,11 +293,11 @@ async fn an_encrypted_room_keeps_sealed_poll_texts_only_and_a_room_without_polls
         r#"{"end_to_end_encryption_features":{"is_enabled":true}}"#,
     )
     .await;
-    let ann = token(&h, "sealed", "ann", true).await;
+    let ann = h.join_token("sealed", "ann", true, "").await;
     // Words are refused, and so is a poll whose id the client did not choose (it seals to it).
     let mut plain = poll("Lunch?", &["Pizza", "Soup"]);
     plain["poll_id"] = "p1".into();
-    let v = post(&h, "/api/polls/create", &ann, plain).await;
+    let v = h.browser("POST", "/api/polls/create", &ann, plain).await;
     assert_eq!(v["status"], false);
     assert!(
         v["msg"]
@@ -302,16 +312,20 @@ async fn an_encrypted_room_keeps_sealed_poll_texts_only_and_a_room_without_polls
         base64::engine::general_purpose::STANDARD.encode(b)
     };
     let sealed = poll(&env(20), &[&env(5), &env(4)]);
-    let v = post(&h, "/api/polls/create", &ann, sealed.clone()).await;
+    let v = h
+        .browser("POST", "/api/polls/create", &ann, sealed.clone())
+        .await;
     assert!(
         v["msg"].as_str().unwrap().starts_with("poll_id: required"),
         "{v}"
     );
     let mut sealed = sealed;
     sealed["poll_id"] = "p1".into();
-    let v = post(&h, "/api/polls/create", &ann, sealed).await;
+    let v = h.browser("POST", "/api/polls/create", &ann, sealed).await;
     assert_eq!(v["poll_id"], "p1", "{v}");
-    let v = get(&h, "/api/polls/listPolls", &ann).await;
+    let v = h
+        .browser("GET", "/api/polls/listPolls", &ann, Value::Null)
+        .await;
     assert_eq!(
         (
             v["polls"][0]["is_sealed"].as_bool(),
@@ -321,9 +335,13 @@ async fn an_encrypted_room_keeps_sealed_poll_texts_only_and_a_room_without_polls
     );
 
     // The session's content secret goes to whoever is let in, the same for everyone.
-    let bob = token(&h, "sealed", "bob", false).await;
-    let (_, a) = call(&h, "POST", "/api/verifyToken", &ann, json!({})).await;
-    let (_, b) = call(&h, "POST", "/api/verifyToken", &bob, json!({})).await;
+    let bob = h.join_token("sealed", "bob", false, "").await;
+    let (_, a) = h
+        .browser_call("POST", "/api/verifyToken", &ann, json!({}))
+        .await;
+    let (_, b) = h
+        .browser_call("POST", "/api/verifyToken", &bob, json!({}))
+        .await;
     let content = a["e2ee"]["content_secret"].as_str().unwrap();
     assert_eq!(content.len(), 32);
     assert_eq!(Some(content), b["e2ee"]["content_secret"].as_str());
@@ -331,16 +349,13 @@ async fn an_encrypted_room_keeps_sealed_poll_texts_only_and_a_room_without_polls
 
     h.create("nopolls", r#"{"polls_features":{"is_allow":false}}"#)
         .await;
-    let t = token(&h, "nopolls", "ann", true).await;
-    let (s, v) = call(&h, "POST", "/api/polls/create", &t, poll("Q", &["a", "b"])).await;
+    let t = h.join_token("nopolls", "ann", true, "").await;
+    let (s, v) = h
+        .browser_call("POST", "/api/polls/create", &t, poll("Q", &["a", "b"]))
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    let (s, _) = call(
-        &h,
-        "GET",
-        "/api/polls/listPolls",
-        "not-a-token",
-        Value::Null,
-    )
-    .await;
+    let (s, _) = h
+        .browser_call("GET", "/api/polls/listPolls", "not-a-token", Value::Null)
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }

@@ -71,6 +71,78 @@ impl Harness {
         )
     }
 
+    /// A browser API call (`Authorization: <join token>`; a GET sends no body): the HTTP
+    /// status, the body as JSON (`null` if it is not) and the `Cache-Control` header.
+    pub async fn browser_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value, Option<String>) {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("Content-Type", "application/json");
+        if let Some(t) = token {
+            b = b.header("Authorization", t);
+        }
+        let body = if method == "GET" { "" } else { body };
+        let res = self
+            .router
+            .clone()
+            .oneshot(b.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let cache = res
+            .headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            cache,
+        )
+    }
+
+    /// A browser API call with a join token: the HTTP status and the JSON body.
+    pub async fn browser_call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let (s, v, _) = self
+            .browser_request(method, path, Some(token), &body.to_string())
+            .await;
+        (s, v)
+    }
+
+    /// A browser API call that must answer HTTP 200; its JSON body.
+    pub async fn browser(&self, method: &str, path: &str, token: &str, body: Value) -> Value {
+        let (s, v) = self.browser_call(method, path, token, body).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        v
+    }
+
+    /// A join token for `user` in `room` from `getJoinToken`; `user_info` fields in `extra`
+    /// (e.g. `,"is_hidden":true`) are added.
+    pub async fn join_token(&self, room: &str, user: &str, admin: bool, extra: &str) -> String {
+        let body = format!(
+            r#"{{"room_id":"{room}","user_info":{{"name":"N {user}","user_id":"{user}","is_admin":{admin}{extra}}}}}"#
+        );
+        let (_, v) = self.call("/auth/room/getJoinToken", &body).await;
+        v["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("getJoinToken: {v}"))
+            .to_owned()
+    }
+
     pub async fn create(&self, room_id: &str, features: &str) -> Value {
         self.create_with(room_id, "", features).await
     }
