@@ -143,6 +143,15 @@ impl Harness {
             .to_owned()
     }
 
+    /// GET /rtc/validate with a media token: the status and the reason.
+    pub async fn rtc_validate(&self, media_token: &str) -> (StatusCode, String) {
+        let req = Request::get(format!("/rtc/validate?access_token={media_token}"))
+            .body(Body::empty())
+            .unwrap();
+        let (s, b) = self.send(req).await;
+        (s, String::from_utf8_lossy(&b).into_owned())
+    }
+
     pub async fn create(&self, room_id: &str, features: &str) -> Value {
         self.create_with(room_id, "", features).await
     }
