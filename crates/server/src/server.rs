@@ -49,50 +49,37 @@ impl Server {
             _ => None,
         };
         let stop = tokio_util::sync::CancellationToken::new();
-        let metrics_addr = match &metrics_listener {
-            Some(l) => Some(l.local_addr()?),
+        // Side listeners (plain HTTP, no proxies to trust) that stop with the main one.
+        let side = |l: TcpListener, r: axum::Router, what: &str| -> std::io::Result<SocketAddr> {
+            let local = l.local_addr()?;
+            tracing::info!(addr = %local, "{what}");
+            tokio::spawn(crate::http::listener::serve(
+                l,
+                r,
+                limits,
+                metrics.clone(),
+                None,
+                Arc::from([]),
+                stop.clone().cancelled_owned(),
+            ));
+            Ok(local)
+        };
+        let metrics_addr = match metrics_listener {
+            Some(l) => Some(side(
+                l,
+                crate::http::metrics_router(&app).with_state(app.clone()),
+                "metrics served on their own address",
+            )?),
             None => None,
         };
-        if let Some(l) = metrics_listener {
-            tracing::info!(addr = %l.local_addr()?, "metrics served on their own address");
-            let r = crate::http::metrics_router(&app).with_state(app.clone());
-            let stop = stop.clone();
-            let m = metrics.clone();
-            tokio::spawn(async move {
-                crate::http::listener::serve(
-                    l,
-                    r,
-                    limits,
-                    m,
-                    None,
-                    Arc::from([]),
-                    stop.cancelled_owned(),
-                )
-                .await
-            });
-        }
-        let redirect_addr = match &redirect_listener {
-            Some(l) => Some(l.local_addr()?),
+        let redirect_addr = match redirect_listener {
+            Some(l) => Some(side(
+                l,
+                crate::http::https::redirect_router(addr.port()),
+                "plain HTTP redirected to HTTPS",
+            )?),
             None => None,
         };
-        if let Some(l) = redirect_listener {
-            tracing::info!(addr = %l.local_addr()?, "plain HTTP redirected to HTTPS");
-            let r = crate::http::https::redirect_router(addr.port());
-            let stop = stop.clone();
-            let m = metrics.clone();
-            tokio::spawn(async move {
-                crate::http::listener::serve(
-                    l,
-                    r,
-                    limits,
-                    m,
-                    None,
-                    Arc::from([]),
-                    stop.cancelled_owned(),
-                )
-                .await
-            });
-        }
         let task = tokio::spawn(crate::http::listener::serve(
             listener,
             router,
