@@ -87,9 +87,7 @@ fn main_room(c: &Caller) -> Result<(), ApiError> {
     let allowed = c
         .room
         .info
-        .metadata
-        .room_features
-        .as_ref()
+        .features()
         .and_then(|f| f.breakout_room_features.as_ref())
         .is_none_or(|b| b.is_allow);
     if allowed {

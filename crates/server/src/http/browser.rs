@@ -276,9 +276,7 @@ async fn raise_hand(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Answ
     let allowed = c
         .room
         .info
-        .metadata
-        .room_features
-        .as_ref()
+        .features()
         .and_then(|f| f.allow_raise_hand)
         .unwrap_or(true);
     if req.raise && !allowed {
@@ -504,9 +502,7 @@ async fn waiting_list(Admin(c): Admin) -> Answered<WaitingList> {
     let f = c
         .room
         .info
-        .metadata
-        .room_features
-        .as_ref()
+        .features()
         .and_then(|f| f.waiting_room_features.as_ref());
     success(WaitingList {
         is_active: f.is_some_and(|w| w.is_active),

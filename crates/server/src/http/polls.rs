@@ -60,9 +60,7 @@ fn allowed(c: &Caller) -> Result<(), ApiError> {
     let on = c
         .room
         .info
-        .metadata
-        .room_features
-        .as_ref()
+        .features()
         .and_then(|f| f.polls_features.as_ref())
         .is_none_or(|p| p.is_allow);
     if on {

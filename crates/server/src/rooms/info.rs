@@ -93,6 +93,11 @@ pub enum FeatureRefused {
 }
 
 impl RoomInfo {
+    /// The room's features as created (`None` when the request gave none).
+    pub fn features(&self) -> Option<&enclave_proto::room::RoomCreateFeatures> {
+        self.metadata.room_features.as_ref()
+    }
+
     /// Whether the session is end-to-end encrypted (either key model).
     pub fn is_e2ee(&self) -> bool {
         self.metadata
