@@ -7,7 +7,8 @@
 //! documented intent instead (see `docs/compatibility.md`).
 //!
 //! The messages and rules live in submodules by subject; every item is re-exported here, so
-//! `room::X` is the one path to use.
+//! `room::X` is the one path to use. A field documented as *server state* is the server's to set
+//! while the room runs; a create request must leave it empty ([`validate_create`] refuses it).
 
 mod defaults;
 mod features;
