@@ -195,7 +195,7 @@ pub fn prepare_create(
     let max_participants = cap(req.max_participants.unwrap_or(0), policy.max_participants)
         .min(MAX_PARTICIPANTS_PER_ROOM);
     if let Some(d) = features.room_duration.as_mut() {
-        *d = cap_u64(*d, policy.max_duration_minutes).min(MAX_ROOM_DURATION_MINUTES);
+        *d = cap(*d, policy.max_duration_minutes).min(MAX_ROOM_DURATION_MINUTES);
     } else if policy.max_duration_minutes > 0 {
         features.room_duration = Some(policy.max_duration_minutes.min(MAX_ROOM_DURATION_MINUTES));
     }
@@ -212,16 +212,11 @@ pub fn prepare_create(
     })
 }
 
-fn cap(requested: u32, limit: u32) -> u32 {
-    if limit > 0 && (requested == 0 || requested > limit) {
-        limit
-    } else {
-        requested
-    }
-}
-
-fn cap_u64(requested: u64, limit: u64) -> u64 {
-    if limit > 0 && (requested == 0 || requested > limit) {
+/// A request capped by a configured limit, where 0 means "none": no limit keeps the request; a
+/// limit replaces a request that is unlimited (0) or above it.
+fn cap<T: Copy + Default + Ord>(requested: T, limit: T) -> T {
+    let none = T::default();
+    if limit > none && (requested == none || requested > limit) {
         limit
     } else {
         requested
@@ -234,6 +229,15 @@ mod tests {
 
     fn prepare(body: &str) -> Result<PreparedRoom, CreateRoomError> {
         prepare_create(body.as_bytes(), &RoomPolicy::default(), 1_700_000_000)
+    }
+
+    #[test]
+    fn a_limit_caps_a_request_and_fills_an_unlimited_one() {
+        assert_eq!(cap(50u32, 10), 10);
+        assert_eq!(cap(5u32, 10), 5);
+        assert_eq!(cap(0u64, 60), 60);
+        assert_eq!(cap(90u64, 0), 90);
+        assert_eq!(cap(0u32, 0), 0);
     }
 
     #[test]
