@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BreakoutRoomUser {
+    /// The user id (of the main room).
     pub id: String,
+    /// The display name.
     pub name: String,
+    /// Whether the user is in the breakout room now (filled in by the server).
     pub joined: bool,
 }
 
@@ -16,12 +19,19 @@ pub struct BreakoutRoomUser {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BreakoutRoom {
+    /// The room's id: the client's choice in a request, `<parent>-<id>` once created.
     pub id: String,
+    /// The room's title.
     pub title: String,
+    /// Minutes the room lasts.
     pub duration: u64,
+    /// Whether the room has been created.
     pub started: bool,
+    /// When it was created, Unix seconds.
     pub created: u64,
+    /// Ours: when it ends, Unix seconds.
     pub ends_at: u64,
+    /// The users assigned to it.
     pub users: Vec<BreakoutRoomUser>,
 }
 
@@ -29,8 +39,11 @@ pub struct BreakoutRoom {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct CreateBreakoutRoomsReq {
+    /// Minutes every room lasts.
     pub duration: u64,
+    /// Shown in each room's chat to those who join.
     pub welcome_msg: Option<String>,
+    /// The rooms, each with its users.
     pub rooms: Vec<BreakoutRoom>,
 }
 
@@ -38,6 +51,7 @@ pub struct CreateBreakoutRoomsReq {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct BreakoutRoomIdReq {
+    /// The breakout room.
     pub breakout_room_id: String,
 }
 
@@ -45,7 +59,9 @@ pub struct BreakoutRoomIdReq {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct IncreaseBreakoutRoomDurationReq {
+    /// The breakout room.
     pub breakout_room_id: String,
+    /// Minutes to add.
     pub duration: u64,
 }
 
@@ -53,23 +69,30 @@ pub struct IncreaseBreakoutRoomDurationReq {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct BroadcastBreakoutRoomMsgReq {
+    /// The message, sent to the chat of every breakout room.
     pub msg: String,
 }
 
 /// `BreakoutRoomRes`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BreakoutRoomRes {
+    /// Whether the call did what was asked.
     pub status: bool,
+    /// Human-readable outcome.
     pub msg: String,
+    /// `join` (and the way back): a join token for the room to go to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// `join`: the room joined.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room: Option<BreakoutRoom>,
+    /// `listRooms`, `myRooms`: the rooms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rooms: Option<Vec<BreakoutRoom>>,
 }
 
 impl BreakoutRoomRes {
+    /// A successful reply, to fill in.
     pub fn success() -> Self {
         Self {
             status: true,

@@ -152,26 +152,16 @@ mod tests {
     #[test]
     fn room_ids_follow_the_protocol_pattern() {
         assert!(RoomId::parse("room-1_A").is_ok());
-        assert_eq!(
-            RoomId::parse(""),
-            Err(IdError::Charset { field: "room_id" })
-        );
-        assert_eq!(
-            RoomId::parse("a b"),
-            Err(IdError::Charset { field: "room_id" })
-        );
-        assert_eq!(
-            RoomId::parse("a.b"),
-            Err(IdError::Charset { field: "room_id" })
-        );
-        assert_eq!(
-            RoomId::parse("x-FIELD_y"),
-            Err(IdError::ReservedInfix { field: "room_id" })
-        );
-        assert_eq!(
-            RoomId::parse("user_x"),
-            Err(IdError::ReservedPrefix { field: "room_id" })
-        );
+        let field = "room_id";
+        for (id, err) in [
+            ("", IdError::Charset { field }),
+            ("a b", IdError::Charset { field }),
+            ("a.b", IdError::Charset { field }),
+            ("x-FIELD_y", IdError::ReservedInfix { field }),
+            ("user_x", IdError::ReservedPrefix { field }),
+        ] {
+            assert_eq!(RoomId::parse(id), Err(err), "{id:?}");
+        }
         assert!(matches!(
             RoomId::parse(&"a".repeat(129)),
             Err(IdError::TooLong { .. })

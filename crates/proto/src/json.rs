@@ -198,7 +198,6 @@ macro_rules! proto_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $num:literal => $text:literal,)+ }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-        #[allow(missing_docs)]
         pub enum $name {
             #[default]
             $($(#[$vmeta])* $variant = $num,)+

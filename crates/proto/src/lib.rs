@@ -13,6 +13,8 @@
 //! Anything that reads network bytes goes through [`json::decode`], which never panics; the
 //! fuzz target `api_request` exercises it.
 
+#![warn(missing_docs)]
+
 pub mod breakout;
 pub mod browser;
 pub mod fuzzing;

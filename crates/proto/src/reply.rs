@@ -10,8 +10,10 @@ use crate::status::{CommonResponse, StatusCode};
 /// body of an error reply.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reply<T> {
+    /// `status`, `msg` and `status_code`, first in the object.
     #[serde(flatten)]
     pub common: CommonResponse,
+    /// The endpoint's own fields, after the envelope.
     #[serde(flatten)]
     pub body: T,
 }
@@ -37,17 +39,28 @@ impl<T: Default> Reply<T> {
 /// `ActiveRoomInfo`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ActiveRoomInfo {
+    /// The room's title.
     pub room_title: String,
+    /// The integrator's room id.
     pub room_id: String,
+    /// The session's id (a new UUID every time the room is created).
     pub sid: String,
+    /// How many have joined this session so far.
     #[serde(serialize_with = "int64_string")]
     pub joined_participants: i64,
+    /// 1 while the room is open (an int32 flag, as in Plug-N-Meet's table).
     pub is_running: i32,
+    /// 1 while a cloud recording runs.
     pub is_recording: i32,
+    /// 1 while an RTMP broadcast runs.
     pub is_active_rtmp: i32,
+    /// The room's own webhook URL; empty: none.
     pub webhook_url: String,
+    /// 1 for a breakout room (Plug-N-Meet leaves it 0 at creation; so do we).
     pub is_breakout_room: i32,
+    /// A breakout room's main room (likewise left empty at creation).
     pub parent_room_id: String,
+    /// When the session started, Unix seconds.
     #[serde(serialize_with = "int64_string")]
     pub creation_time: i64,
     /// The room metadata as a JSON string. It never contains a key.
@@ -57,18 +70,28 @@ pub struct ActiveRoomInfo {
 /// A participant, in LiveKit's `ParticipantInfo` shape (the fields the API fills in).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ParticipantInfo {
+    /// The participant's id in this session.
     pub sid: String,
+    /// The user id.
     pub identity: String,
     /// `JOINING`, `JOINED`, `ACTIVE` or `DISCONNECTED`.
     pub state: &'static str,
+    /// Published tracks; always empty here.
     pub tracks: Vec<serde_json::Value>,
+    /// The user metadata as a JSON string.
     pub metadata: String,
+    /// When they joined (or began waiting), Unix seconds.
     #[serde(serialize_with = "int64_string")]
     pub joined_at: i64,
+    /// The display name.
     pub name: String,
+    /// LiveKit's update counter; always 0 here.
     pub version: u32,
+    /// LiveKit's permissions; always `null` here.
     pub permission: Option<serde_json::Value>,
+    /// LiveKit's region; always empty here.
     pub region: String,
+    /// LiveKit's flag; always false here.
     pub is_publisher: bool,
     /// `STANDARD` for people.
     pub kind: &'static str,
@@ -77,19 +100,23 @@ pub struct ParticipantInfo {
 /// `ActiveRoomWithParticipant`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ActiveRoomWithParticipant {
+    /// The room.
     pub room_info: Option<ActiveRoomInfo>,
+    /// Who is in it, waiting participants included (as `JOINING`).
     pub participants_info: Vec<ParticipantInfo>,
 }
 
 /// Body of `CreateRoomRes`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CreateRoomBody {
+    /// The new (or already running) room; `null` on failure.
     pub room_info: Option<ActiveRoomInfo>,
 }
 
 /// Body of `GenerateTokenRes`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TokenBody {
+    /// The join token (a JWT); absent on failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
 }
@@ -97,28 +124,36 @@ pub struct TokenBody {
 /// Body of `IsRoomActiveRes`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct IsRoomActiveBody {
+    /// Whether the room is open.
     pub is_active: bool,
 }
 
 /// Body of `GetActiveRoomInfoRes`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ActiveRoomBody {
+    /// The room and who is in it; `null` on failure.
     pub room: Option<ActiveRoomWithParticipant>,
 }
 
 /// Body of `GetActiveRoomsInfoRes`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ActiveRoomsBody {
+    /// Every open room and who is in it.
     pub rooms: Vec<ActiveRoomWithParticipant>,
 }
 
 /// Body of `GetClientFilesRes`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ClientFilesBody {
+    /// Deprecated duplicate of `css_files`.
     pub css: Vec<String>,
+    /// Deprecated duplicate of `js_files`.
     pub js: Vec<String>,
+    /// The web client's style sheets, for an integrator that embeds it.
     pub css_files: Vec<String>,
+    /// The web client's scripts, for an integrator that embeds it.
     pub js_files: Vec<String>,
+    /// Where those files are served from, when not the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub static_assets_path: Option<String>,
 }

@@ -12,7 +12,9 @@ use crate::validate::{is_uri, Violations};
 json::proto_enum! {
     /// `ClientType`.
     ClientType {
+        /// The web client in a browser.
         Web = 0 => "WEB",
+        /// The web client inside a mobile app's web view.
         HybridWeb = 1 => "HYBRID_WEB",
     }
 }
@@ -21,7 +23,9 @@ json::proto_enum! {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct GenerateTokenReq {
+    /// The room to join (required).
     pub room_id: String,
+    /// Who joins (required).
     pub user_info: Option<UserInfo>,
 }
 
@@ -29,11 +33,17 @@ pub struct GenerateTokenReq {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct UserInfo {
+    /// The display name (required).
     pub name: String,
+    /// The integrator's user id; may be empty only when the room has `auto_gen_user_id`.
     pub user_id: String,
+    /// Admins moderate: lock, mute, remove, record, open breakout rooms and polls.
     pub is_admin: bool,
+    /// An admin the others do not see in the participant list.
     pub is_hidden: bool,
+    /// The user's metadata, as far as a caller may set it.
     pub user_metadata: Option<UserMetadata>,
+    /// The kind of client the token is for.
     pub client_type: ClientType,
 }
 
@@ -41,7 +51,9 @@ pub struct UserInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UserRaisedHand {
+    /// Whether the hand is up.
     pub is_raised: bool,
+    /// When it went up, Unix milliseconds (orders the queue).
     #[serde(deserialize_with = "json::int", serialize_with = "json::int64_string")]
     pub raised_at: i64,
 }
@@ -50,20 +62,32 @@ pub struct UserRaisedHand {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UserMetadata {
+    /// URL of the user's picture.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile_pic: Option<String>,
+    /// Server state: copied from [`UserInfo::is_admin`].
     pub is_admin: bool,
+    /// Whether recordings show this user's webcam; the server sets `true` when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_webcam: Option<bool>,
+    /// Server state: the user presents (callers must leave it false).
     pub is_presenter: bool,
+    /// Server state: the user's raised hand.
     pub raised_hand: Option<UserRaisedHand>,
+    /// Server state: the user is in the waiting room.
     pub wait_for_approval: bool,
+    /// The user's interface language (a locale such as `en-GB`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preferred_lang: Option<String>,
+    /// The locks on this user; an admin's are all off, others start from the room's
+    /// `default_lock_settings`.
     pub lock_settings: Option<LockSettings>,
+    /// Server state: a fresh UUID on every update, so that clients skip repeats.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata_id: Option<String>,
+    /// The integrator's own keys and values, kept as sent.
     pub extra_data: BTreeMap<String, String>,
+    /// The user id the integrator sent (set when the server generated another).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ex_user_id: Option<String>,
 }
@@ -71,8 +95,11 @@ pub struct UserMetadata {
 json::proto_enum! {
     /// `NatsSystemNotificationTypes`.
     NotificationType {
+        /// Information.
         Info = 0 => "NATS_SYSTEM_NOTIFICATION_INFO",
+        /// A warning.
         Warning = 1 => "NATS_SYSTEM_NOTIFICATION_WARNING",
+        /// An error.
         Error = 2 => "NATS_SYSTEM_NOTIFICATION_ERROR",
     }
 }
@@ -81,25 +108,37 @@ json::proto_enum! {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct BroadcastToRoomReq {
+    /// The room (required).
     pub room_id: String,
+    /// Send to the room's admins only.
     pub only_to_admins: bool,
+    /// Send to this user (besides the admins, with `only_to_admins`); with neither, the
+    /// whole room gets it.
     pub to_user_id: Option<String>,
+    /// A chat message from the system (never end-to-end encrypted).
     pub chat_msg: Option<BroadcastChatMessage>,
+    /// A notification the clients pop up.
     pub notification_msg: Option<BroadcastNotification>,
 }
 
+/// `BroadcastToRoomReq.chat_msg`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct BroadcastChatMessage {
+    /// The text (required).
     pub message: String,
 }
 
+/// `BroadcastToRoomReq.notification_msg`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct BroadcastNotification {
+    /// The text (required).
     pub text: String,
+    /// Info, warning or error (`type` on the wire).
     #[serde(rename = "type")]
     pub kind: NotificationType,
+    /// Play the notification sound.
     pub with_sound: bool,
 }
 
@@ -150,13 +189,19 @@ pub enum JoinRequestError {
 /// A validated join request: the ids are parsed, the metadata is present.
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
+    /// The room.
     pub room_id: RoomId,
     /// `None` when the caller left it empty (the server then generates one).
     pub user_id: Option<UserId>,
+    /// The display name.
     pub name: String,
+    /// See [`UserInfo::is_admin`].
     pub is_admin: bool,
+    /// See [`UserInfo::is_hidden`].
     pub is_hidden: bool,
+    /// See [`UserInfo::client_type`].
     pub client_type: ClientType,
+    /// The caller's metadata (empty when none was sent).
     pub metadata: UserMetadata,
 }
 
@@ -266,14 +311,19 @@ pub struct JoinClaims {
     pub nbf: u64,
     /// Expiry (unix seconds).
     pub exp: u64,
+    /// The display name.
     #[serde(default)]
     pub name: String,
+    /// The user id (as `sub`).
     #[serde(default)]
     pub user_id: String,
+    /// The room the token admits to.
     #[serde(default)]
     pub room_id: String,
+    /// Whether the user is an admin; omitted when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_admin: bool,
+    /// Whether the user is hidden; omitted when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_hidden: bool,
     /// Written as a number (0 is omitted), as Go's `encoding/json` does.
