@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p enclave-bench -- sfu [options]        # the SFU against the UDP ceiling
+//! cargo run --release -p enclave-bench -- api [options]        # /auth against the HMAC ceiling
 //! cargo run --release -p enclave-bench -- probe --url … --bind …   # ICE checks (tests/network)
 //! ```
 //!
@@ -10,6 +11,7 @@
 //! ([`enclave_bench::procfs`]), the report helpers ([`report`]) and the ports on 127.0.0.1
 //! ([`enclave_bench::ports`]).
 
+mod api;
 mod auth;
 mod report;
 mod sfu;
@@ -34,6 +36,9 @@ enum Cmd {
     /// SFU forwarding: 1→N fan-out and N×N meetings of str0m bots against the UDP ceiling,
     /// latency at half of peak, memory per idle participant.
     Sfu(sfu::Opts),
+    /// Room API throughput: createRoom, getJoinToken and isRoomActive against the HMAC check
+    /// alone (closed loop), latency at half of each one's peak (open loop).
+    Api(api::Opts),
     /// Joins a room through a `/rtc` URL (with its token) and runs ICE checks against every
     /// address the server offers; prints what went where as JSON (`enclave_bench::probe`).
     /// The network-namespace suite (tests/network) uses it.
@@ -63,6 +68,7 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Sfu(opts) => sfu::run(opts),
+        Cmd::Api(opts) => api::run(opts),
         Cmd::SfuServer {
             server_threads,
             max_secs,
