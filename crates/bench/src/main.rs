@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p enclave-bench -- sfu [options]        # the SFU against the UDP ceiling
 //! cargo run --release -p enclave-bench -- api [options]        # /auth against the HMAC ceiling
+//! cargo run --release -p enclave-bench -- recorder [options]   # the recorder against ffmpeg
 //! cargo run --release -p enclave-bench -- probe --url … --bind …   # ICE checks (tests/network)
 //! ```
 //!
@@ -13,6 +14,7 @@
 
 mod api;
 mod auth;
+mod recorder;
 mod report;
 mod sfu;
 mod stats;
@@ -39,6 +41,9 @@ enum Cmd {
     /// Room API throughput: createRoom, getJoinToken and isRoomActive against the HMAC check
     /// alone (closed loop), latency at half of each one's peak (open loop).
     Api(api::Opts),
+    /// The cloud recorder and the RTMP broadcast of a 4-participant 720p meeting against one
+    /// plain ffmpeg doing the same composition: CPU, memory, stop → finished file.
+    Recorder(recorder::Opts),
     /// Joins a room through a `/rtc` URL (with its token) and runs ICE checks against every
     /// address the server offers; prints what went where as JSON (`enclave_bench::probe`).
     /// The network-namespace suite (tests/network) uses it.
@@ -63,12 +68,17 @@ enum Cmd {
         #[arg(long, default_value_t = 900)]
         max_secs: u64,
     },
+    /// Internal: one phase of `recorder` in its own process (started by the benchmark itself).
+    #[command(hide = true)]
+    RecorderWorker(recorder::WorkerOpts),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Sfu(opts) => sfu::run(opts),
         Cmd::Api(opts) => api::run(opts),
+        Cmd::Recorder(opts) => recorder::run(opts),
+        Cmd::RecorderWorker(w) => recorder::run_worker(w),
         Cmd::SfuServer {
             server_threads,
             max_secs,

@@ -9,7 +9,8 @@ pub(crate) struct Machine {
     pub(crate) date: String,
     pub(crate) nproc: usize,
     pub(crate) model: String,
-    /// The kernel's release.
+    /// The kernel's name ("Linux") and release.
+    pub(crate) system: String,
     pub(crate) kernel: String,
     /// Load average over 1, 5 and 15 minutes.
     pub(crate) load: String,
@@ -21,6 +22,7 @@ impl Machine {
             date: now(&time::format_description::well_known::Rfc3339),
             nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
             model: procfs::cpu_model().unwrap_or_else(|| "unknown".into()),
+            system: procfs::kernel("ostype").unwrap_or_default(),
             kernel: procfs::kernel("osrelease").unwrap_or_default(),
             load: procfs::loadavg().unwrap_or_default(),
         }
