@@ -650,7 +650,7 @@ describe(`clients in another network namespace than enclave (@livekit/rtc-node $
     await scenario('two-addresses', async ({ log, startServer }) => {
       // The server namespace has two addresses (SERVER_IP and TURN_IP, nothing runs on the
       // second here); with the default configuration both are advertised. A str0m client
-      // (`sfu-bench probe`, crates/loadgen/src/probe.rs) checks each from CLIENT_IP and reports
+      // (`enclave-bench probe`, crates/bench/src/probe.rs) checks each from CLIENT_IP and reports
       // where every answer came from: an answer from another address than the one asked is
       // dropped by real clients (the bug of a wildcard socket without IP_PKTINFO).
       const srv = await startServer({});
@@ -768,16 +768,16 @@ describe('HTTPS out of the box: the web client from another machine', () => {
   });
 });
 
-/** Runs `sfu-bench` (the str0m ICE probe) in this namespace; its stdout. */
+/** Runs `enclave-bench probe` (the str0m ICE probe) in this namespace; its stdout. */
 function runProbe(args, log) {
-  const bin = binFromEnv('SFU_BENCH_BIN', 'sfu-bench');
+  const bin = binFromEnv('SFU_BENCH_BIN', 'enclave-bench');
   if (!fs.existsSync(bin)) {
-    throw new Error(`sfu-bench not found at ${bin}: run \`cargo build -p enclave-loadgen\` first, or set SFU_BENCH_BIN`);
+    throw new Error(`enclave-bench not found at ${bin}: run \`cargo build -p enclave-bench\` first, or set SFU_BENCH_BIN`);
   }
   return new Promise((resolve, reject) => {
     execFile(bin, args, { timeout: 20_000 }, (err, stdout, stderr) => {
       if (stderr) log.add('probe', stderr.trim());
-      if (err) reject(new Error(`sfu-bench probe failed: ${err.message}\n${stderr}`));
+      if (err) reject(new Error(`enclave-bench probe failed: ${err.message}\n${stderr}`));
       else resolve(stdout.trim().split('\n').pop());
     });
   });

@@ -26,8 +26,10 @@ ip netns list >/dev/null 2>&1 || die "'ip netns' is unavailable here (iproute2 w
 
 ENCLAVE_BIN="${ENCLAVE_BIN:-$PWD/target/debug/enclave}"
 [ -x "$ENCLAVE_BIN" ] || die "enclave binary not found at $ENCLAVE_BIN: run 'cargo build -p enclave' first, or set ENCLAVE_BIN"
-SFU_BENCH_BIN="${SFU_BENCH_BIN:-$PWD/target/debug/sfu-bench}"
-[ -x "$SFU_BENCH_BIN" ] || die "sfu-bench (the ICE probe) not found at $SFU_BENCH_BIN: run 'cargo build -p enclave-loadgen' first, or set SFU_BENCH_BIN"
+# The bench binary, whose `probe` subcommand is the str0m ICE probe (the variable keeps the name the
+# tests read).
+SFU_BENCH_BIN="${SFU_BENCH_BIN:-$PWD/target/debug/enclave-bench}"
+[ -x "$SFU_BENCH_BIN" ] || die "enclave-bench (the ICE probe) not found at $SFU_BENCH_BIN: run 'cargo build -p enclave-bench' first, or set SFU_BENCH_BIN"
 CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
 [ -x "$CHROMIUM_BIN" ] || die "Chromium not found at $CHROMIUM_BIN: 'apt-get install chromium' (or set CHROMIUM_BIN)"
 [ -d tests/node_modules/@enclave-tests/lib ] || die "tests/node_modules is missing: run 'npm ci --prefix tests' first"

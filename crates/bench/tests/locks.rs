@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use enclave_loadgen::bot::{self, Recv, Spec, Stats};
+use enclave_bench::bot::{self, Recv, Spec, Stats};
 
 /// A publisher bot on `pub_url` and a probe bot on a plain LiveKit token, at 100 packets/s.
 struct Pair {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use enclave_loadgen::bot::{self, Recv, Spec, Stats};
+use enclave_bench::bot::{self, Recv, Spec, Stats};
 
 pub const KEY: &str = "e2e-key";
 pub const SECRET: &str = "e2e-secret-0123456789abcdef";

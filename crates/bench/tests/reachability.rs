@@ -11,7 +11,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use enclave_loadgen::probe::probe;
+use enclave_bench::probe::probe;
 use enclave_server::config::{MediaAddr, MediaConfig, TurnCredentials, TurnProtocol, TurnServer};
 
 const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
@@ -139,11 +139,7 @@ struct Coturn {
 impl Coturn {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = enclave_bench::ports::free_udp_port().unwrap();
         let child = std::process::Command::new("turnserver")
             .args(["-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls"])
             .args([
@@ -210,7 +206,7 @@ async fn use_external_ip_advertises_the_address_a_stun_server_saw_first() {
 
 #[tokio::test]
 async fn use_external_ip_without_an_answer_refuses_to_start_and_says_why() {
-    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent = enclave_bench::ports::udp().unwrap();
     let media = MediaConfig {
         external_ip_stun: vec![silent.local_addr().unwrap().to_string()],
         ..MediaConfig::loopback()

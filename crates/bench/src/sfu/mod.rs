@@ -1,13 +1,13 @@
-//! `sfu-bench`: the embedded SFU under load, against the machine's ceiling, in one run.
+//! `enclave-bench sfu`: the embedded SFU under load, against the machine's ceiling, in one run.
 //!
 //! ```text
-//! cargo run --release -p enclave-loadgen --bin sfu-bench -- [options]
+//! cargo run --release -p enclave-bench -- sfu [options]
 //! ```
 //!
 //! The real server (`enclave_server::Server`, media runtime included) runs in a child process
-//! (this executable as `sfu-bench serve`) on 127.0.0.1; bots — str0m-based LiveKit clients,
-//! see [`bot`] — join rooms over `/rtc` and send RTP whose payloads carry a counter, a send
-//! time and a checksum (no codec). Scenarios:
+//! (this executable as `enclave-bench sfu-server`) on 127.0.0.1; bots — str0m-based LiveKit
+//! clients, see [`enclave_bench::bot`] — join rooms over `/rtc` and send RTP whose payloads
+//! carry a counter, a send time and a checksum (no codec). Scenarios:
 //!
 //! - idle memory: participants join in steps with no media; server RSS per participant;
 //! - 1 → N fan-out and N × N meetings, each: fixed-rate rounds (CPU per subscriber), a peak
@@ -20,63 +20,24 @@
 //! phases end by time, bots leave, the child stops when its stdin closes (or after its own
 //! limit), and a watchdog ends the run after `--max-secs`.
 
-mod bench;
 mod report;
-mod server;
-mod stats;
-
-use enclave_loadgen::bot;
+mod scenario;
+pub(crate) mod server;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
 
-use crate::bench::{Bench, Lanes, Shape};
+use enclave_bench::{bot, procfs};
+use scenario::{Bench, Lanes, Shape};
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "sfu-bench",
-    about = "SFU forwarding benchmark: 1→N fan-out and N×N meetings against the UDP ceiling",
-    args_conflicts_with_subcommands = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
-    #[command(flatten)]
-    opts: Opts,
+/// Progress on stderr.
+fn say(msg: impl AsRef<str>) {
+    eprintln!("[enclave-bench sfu] {}", msg.as_ref());
 }
 
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Internal: run the server under test (started by the benchmark itself).
-    #[command(hide = true)]
-    Serve {
-        #[arg(long, default_value_t = 2)]
-        server_threads: usize,
-        #[arg(long, default_value_t = 900)]
-        max_secs: u64,
-    },
-    /// Joins a room through a `/rtc` URL (with its token) and runs ICE checks against every
-    /// address the server offers; prints what went where as JSON (`enclave_loadgen::probe`).
-    /// The network-namespace suite (tests/network) uses it.
-    Probe {
-        /// The `/rtc` WebSocket URL, access token included.
-        #[arg(long)]
-        url: String,
-        /// The local address to check from.
-        #[arg(long)]
-        bind: std::net::IpAddr,
-        /// Check over TCP (the first TCP candidate) instead of UDP.
-        #[arg(long)]
-        tcp: bool,
-        #[arg(long, default_value_t = 4)]
-        secs: u64,
-    },
-}
-
-/// Benchmark options.
+/// Options of the SFU benchmark.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct Opts {
     /// Fan-out sizes (subscribers of one publisher); the flag alone skips them.
@@ -189,35 +150,8 @@ impl Drop for Lane {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    if let Some(Cmd::Serve {
-        server_threads,
-        max_secs,
-    }) = cli.cmd
-    {
-        return server::serve(server_threads, Duration::from_secs(max_secs));
-    }
-    if let Some(Cmd::Probe {
-        url,
-        bind,
-        tcp,
-        secs,
-    }) = cli.cmd
-    {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let seen = rt.block_on(enclave_loadgen::probe::probe(
-            &url,
-            bind,
-            tcp,
-            Duration::from_secs(secs),
-        ))?;
-        println!("{}", seen.to_json());
-        return Ok(());
-    }
-    let opts = cli.opts;
+/// Runs the benchmark and prints its markdown report.
+pub(crate) fn run(opts: Opts) -> anyhow::Result<()> {
     // Watchdog: the run stops by itself. The child server sees its stdin close and stops too.
     {
         let limit = Duration::from_secs(opts.max_secs);
@@ -225,22 +159,22 @@ fn main() -> anyhow::Result<()> {
             .name("watchdog".into())
             .spawn(move || {
                 std::thread::sleep(limit);
-                eprintln!(
-                    "[sfu-bench] time limit of {} s reached; exiting",
+                say(format!(
+                    "time limit of {} s reached; exiting",
                     limit.as_secs()
-                );
+                ));
                 std::process::exit(2);
             })?;
     }
     let _ = bot::epoch();
-    let machine = report::Machine::read();
+    let machine = crate::report::Machine::read();
     let started = Instant::now();
     let srv =
         server::ServerProc::start(opts.server_threads, Duration::from_secs(opts.max_secs + 30))?;
-    eprintln!(
-        "[sfu-bench] server pid {} on http://{} and udp {}",
+    say(format!(
+        "server pid {} on http://{} and udp {}",
         srv.pid, srv.http, srv.udp
-    );
+    ));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.bot_threads.max(1))
         .thread_name("bots")
@@ -275,9 +209,7 @@ fn main() -> anyhow::Result<()> {
     let mut srv = srv;
     srv.stop();
     let (idle, scenarios) = result?;
-    let load_end = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
+    let load_end = procfs::loadavg().unwrap_or_default();
     let md = report::render(
         &opts,
         &machine,

@@ -1,10 +1,11 @@
-//! The markdown report.
+//! The SFU benchmark's markdown report.
 
 use std::fmt::Write as _;
 
-use crate::bench::{IdleResult, ScenarioResult, Window};
-use crate::stats::{median, Latency};
-use crate::Opts;
+use super::scenario::{IdleResult, ScenarioResult, Window};
+use super::Opts;
+use crate::report::{finite, fixed, Machine};
+use crate::stats::{max_of, median, min_of, Latency};
 
 /// Aims from the issue.
 const AIM_PER_CORE: f64 = 150_000.0;
@@ -16,39 +17,27 @@ fn med(ws: &[Window], f: fn(&Window) -> f64) -> f64 {
 }
 
 fn k(x: f64) -> String {
-    if !x.is_finite() {
-        "–".into()
-    } else if x.abs() >= 10_000.0 {
-        format!("{:.0}k", x / 1000.0)
-    } else if x.abs() >= 1000.0 {
-        format!("{:.1}k", x / 1000.0)
-    } else {
-        format!("{x:.0}")
-    }
+    finite(x, |x| {
+        if x.abs() >= 10_000.0 {
+            format!("{:.0}k", x / 1000.0)
+        } else if x.abs() >= 1000.0 {
+            format!("{:.1}k", x / 1000.0)
+        } else {
+            format!("{x:.0}")
+        }
+    })
 }
 
 fn pct(x: f64) -> String {
-    if x.is_finite() {
-        format!("{:.2} %", x * 100.0)
-    } else {
-        "–".into()
-    }
+    finite(x, |x| format!("{:.2} %", x * 100.0))
 }
 
 fn us(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.0}")
-    } else {
-        "–".into()
-    }
+    fixed(x, 0)
 }
 
 fn kib(x: f64) -> String {
-    if x.is_finite() {
-        format!("{:.0} KiB", x / 1024.0)
-    } else {
-        "–".into()
-    }
+    finite(x, |x| format!("{:.0} KiB", x / 1024.0))
 }
 
 fn met(ok: bool) -> &'static str {
@@ -56,45 +45,6 @@ fn met(ok: bool) -> &'static str {
         "**met**"
     } else {
         "**missed**"
-    }
-}
-
-/// Machine facts.
-pub(crate) struct Machine {
-    pub(crate) date: String,
-    pub(crate) nproc: usize,
-    pub(crate) model: String,
-    pub(crate) kernel: String,
-    pub(crate) load: String,
-}
-
-impl Machine {
-    pub(crate) fn read() -> Self {
-        let model = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split(':').nth(1))
-                    .map(|m| m.trim().to_owned())
-            })
-            .unwrap_or_else(|| "unknown".into());
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default();
-        let load = std::fs::read_to_string("/proc/loadavg")
-            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default();
-        let date = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        Self {
-            date,
-            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            model,
-            kernel,
-            load,
-        }
     }
 }
 
@@ -145,12 +95,7 @@ pub(crate) fn render(
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in scenarios {
-            let ratios: Vec<f64> = r
-                .peak
-                .iter()
-                .zip(&r.ceilings)
-                .map(|(w, c)| w.per_core() / c.per_core())
-                .collect();
+            let ratios = r.ratios_to_ceiling();
             let ceil = median(&r.ceilings.iter().map(|c| c.per_core()).collect::<Vec<_>>());
             let _ = writeln!(
                 s,
@@ -160,7 +105,7 @@ pub(crate) fn render(
                 k(med(&r.peak, |w| w.fwd_pps)),
                 med(&r.peak, |w| w.srv_cores),
                 k(med(&r.peak, Window::per_core)),
-                k(r.peak.iter().map(Window::per_core).fold(f64::NAN, f64::max)),
+                k(max_of(r.peak.iter().map(Window::per_core))),
                 k(ceil),
                 median(&ratios),
                 pct(med(&r.peak, |w| w.loss)),
@@ -219,7 +164,7 @@ pub(crate) fn render(
                 us(l.p99),
                 us(l.p999),
                 us(l.max),
-                us(r.half.iter().map(|w| w.lat.p99).fold(f64::NAN, f64::min)),
+                us(min_of(r.half.iter().map(|w| w.lat.p99))),
                 pct(med(&r.half, |w| w.loss)),
                 l.samples,
                 med(&r.half, |w| w.srv_wait * 1000.0),
@@ -334,26 +279,16 @@ pub(crate) fn render(
             }
         }
         let _ = writeln!(s, "\n</details>\n");
-        let bad: u64 = scenarios
-            .iter()
-            .flat_map(|r| r.fixed.iter().chain(&r.peak).chain(&r.half))
-            .map(|w| w.corrupt)
-            .sum();
-        let errs: u64 = scenarios
-            .iter()
-            .flat_map(|r| r.fixed.iter().chain(&r.peak).chain(&r.half))
-            .map(|w| w.input_errors)
-            .sum();
-        let late: u64 = scenarios
-            .iter()
-            .flat_map(|r| r.fixed.iter().chain(&r.peak).chain(&r.half))
-            .map(|w| w.late)
-            .sum();
-        let drops: u64 = scenarios
-            .iter()
-            .flat_map(|r| r.fixed.iter().chain(&r.peak).chain(&r.half))
-            .map(|w| w.srv_drops)
-            .sum();
+        // Summed over the measured rounds.
+        let total = |f: fn(&Window) -> u64| -> u64 {
+            scenarios
+                .iter()
+                .flat_map(|r| r.fixed.iter().chain(&r.peak).chain(&r.half))
+                .map(f)
+                .sum()
+        };
+        let (bad, errs) = (total(|w| w.corrupt), total(|w| w.input_errors));
+        let (late, drops) = (total(|w| w.late), total(|w| w.srv_drops));
         let _ = writeln!(
             s,
             "In the measured rounds: probe payloads that failed verification {bad}, came twice or out of order {late}; \
@@ -387,7 +322,7 @@ pub(crate) fn render(
                 (
                     r.shape.name(),
                     Latency::median_of(&r.half.iter().map(|w| w.lat).collect::<Vec<_>>()).p99,
-                    r.half.iter().map(|w| w.lat.p99).fold(f64::NAN, f64::min),
+                    min_of(r.half.iter().map(|w| w.lat.p99)),
                 )
             })
             .collect();
@@ -403,15 +338,7 @@ pub(crate) fn render(
         );
         let ratios: Vec<String> = scenarios
             .iter()
-            .map(|r| {
-                let ratios: Vec<f64> = r
-                    .peak
-                    .iter()
-                    .zip(&r.ceilings)
-                    .map(|(w, c)| w.per_core() / c.per_core())
-                    .collect();
-                format!("{}: {:.2}", r.shape.name(), median(&ratios))
-            })
+            .map(|r| format!("{}: {:.2}", r.shape.name(), median(&r.ratios_to_ceiling())))
             .collect();
         let _ = writeln!(
             s,

@@ -10,12 +10,13 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::server::{ServerProc, API_KEY, API_SECRET, LK_KEY, LK_SECRET};
+use super::server::{ServerProc, LK_KEY, LK_SECRET};
+use super::{say, Opts};
+use crate::auth::signed_post;
 use crate::stats::{median, Latency};
-use crate::Opts;
-use enclave_loadgen::bot::{self, Recv, Spec, Stats};
-use enclave_loadgen::ceiling::{self, Ceiling};
-use enclave_loadgen::procfs::{self, CpuSample};
+use enclave_bench::bot::{self, Recv, Spec, Stats};
+use enclave_bench::ceiling::{self, Ceiling};
+use enclave_bench::procfs::{self, CpuSample};
 
 /// Where bots run: sinks (and meeting participants that are sinks) on a multi-thread runtime;
 /// probes and the fan-out publisher each on a thread of their own, so that their timing is not
@@ -189,6 +190,17 @@ pub(crate) struct ScenarioResult {
     pub(crate) hops: Vec<Latency>,
 }
 
+impl ScenarioResult {
+    /// Forwarded packets per server core over the ceiling's per core, round by round.
+    pub(crate) fn ratios_to_ceiling(&self) -> Vec<f64> {
+        self.peak
+            .iter()
+            .zip(&self.ceilings)
+            .map(|(w, c)| w.per_core() / c.per_core())
+            .collect()
+    }
+}
+
 /// Idle participants' memory.
 #[derive(Debug, Clone)]
 pub(crate) struct IdleResult {
@@ -221,10 +233,6 @@ pub(crate) struct Bench<'a> {
 /// Windows a peak-search step gets before it counts as failed.
 const RAMP_TRIES: usize = 3;
 
-fn say(msg: impl AsRef<str>) {
-    eprintln!("[sfu-bench] {}", msg.as_ref());
-}
-
 impl<'a> Bench<'a> {
     pub(crate) fn new(
         opts: &'a Opts,
@@ -246,14 +254,7 @@ impl<'a> Bench<'a> {
 
     async fn auth(&self, path: &str, body: String) -> anyhow::Result<String> {
         let url = format!("http://{}{path}", self.srv.http);
-        let sig = enclave_server::auth::sign(API_SECRET, body.as_bytes());
-        let res = self
-            .http
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .header("API-KEY", API_KEY)
-            .header("HASH-SIGNATURE", sig)
-            .body(body)
+        let res = signed_post(&self.http, &url, body)
             .send()
             .await
             .with_context(|| format!("POST {path}"))?;
@@ -309,6 +310,27 @@ impl<'a> Bench<'a> {
         )
     }
 
+    /// A bot to add: its spec, how many streams it must receive to be ready, and the lane it
+    /// runs on (probes on their own thread, whatever `lane` says).
+    fn member<'h>(
+        &'h self,
+        room: &str,
+        identity: String,
+        publisher: Option<u64>,
+        probe: bool,
+        expects: u64,
+        lane: &'h Handle,
+    ) -> (Spec, u64, &'h Handle) {
+        let spec = Spec {
+            url: self.url(room, &identity),
+            identity,
+            publisher,
+            recv: if probe { Recv::Probe } else { Recv::Sink },
+            payload: self.opts.payload,
+        };
+        (spec, expects, if probe { &self.lanes.probes } else { lane })
+    }
+
     fn rss(&self) -> u64 {
         procfs::rss_bytes(self.srv.pid).unwrap_or(0)
     }
@@ -330,79 +352,24 @@ impl<'a> Bench<'a> {
         let (rate_tx, rate_rx) = watch::channel(warm);
         let (stop_tx, stop_rx) = watch::channel(false);
         let probes = self.opts.probes;
-        let mut specs: Vec<(Spec, u64, &Handle)> = Vec::new();
-        let payload = self.opts.payload;
-        match shape {
-            Shape::FanOut(n) => {
-                specs.push((
-                    Spec {
-                        identity: "pub-0".into(),
-                        url: self.url(&room, "pub-0"),
-                        publisher: Some(0),
-                        recv: Recv::Sink,
-                        payload,
-                    },
-                    0,
-                    &self.lanes.pubs,
-                ));
-                for i in 0..n {
-                    let id = format!("sub-{i}");
-                    let probe = i < probes;
-                    specs.push((
-                        Spec {
-                            url: self.url(&room, &id),
-                            identity: id,
-                            publisher: None,
-                            recv: if probe { Recv::Probe } else { Recv::Sink },
-                            payload,
-                        },
-                        1,
-                        if probe {
-                            &self.lanes.probes
-                        } else {
-                            &self.lanes.bots
-                        },
-                    ));
-                }
-            }
-            Shape::Meeting(n) => {
-                for i in 0..n {
+        let member = |id: String, publisher, probe, expects, lane| {
+            self.member(&room, id, publisher, probe, expects, lane)
+        };
+        let (bots, pubs) = (&self.lanes.bots, &self.lanes.pubs);
+        let specs: Vec<(Spec, u64, &Handle)> = match shape {
+            Shape::FanOut(n) => std::iter::once(member("pub-0".into(), Some(0), false, 0, pubs))
+                .chain((0..n).map(|i| member(format!("sub-{i}"), None, i < probes, 1, bots)))
+                .collect(),
+            Shape::Meeting(n) => (0..n)
+                .map(|i| {
                     let id = format!("peer-{i}");
-                    let probe = i < probes;
-                    specs.push((
-                        Spec {
-                            url: self.url(&room, &id),
-                            identity: id,
-                            publisher: Some(i as u64),
-                            recv: if probe { Recv::Probe } else { Recv::Sink },
-                            payload,
-                        },
-                        n as u64 - 1,
-                        if probe {
-                            &self.lanes.probes
-                        } else {
-                            &self.lanes.bots
-                        },
-                    ));
-                }
-            }
-            Shape::Idle(n) => {
-                for i in 0..n {
-                    let id = format!("idle-{i}");
-                    specs.push((
-                        Spec {
-                            url: self.url(&room, &id),
-                            identity: id,
-                            publisher: None,
-                            recv: Recv::Sink,
-                            payload,
-                        },
-                        0,
-                        &self.lanes.bots,
-                    ));
-                }
-            }
-        }
+                    member(id, Some(i as u64), i < probes, n as u64 - 1, bots)
+                })
+                .collect(),
+            Shape::Idle(n) => (0..n)
+                .map(|i| member(format!("idle-{i}"), None, false, 0, bots))
+                .collect(),
+        };
         let mut crowd = Crowd {
             shape,
             room,
@@ -640,17 +607,7 @@ impl<'a> Bench<'a> {
             let specs: Vec<(Spec, u64, &Handle)> = (0..per)
                 .map(|i| {
                     let id = format!("idle-{}", s * per + i);
-                    (
-                        Spec {
-                            url: self.url(&crowd.room, &id),
-                            identity: id,
-                            publisher: None,
-                            recv: Recv::Sink,
-                            payload: self.opts.payload,
-                        },
-                        0,
-                        &self.lanes.bots,
-                    )
+                    self.member(&crowd.room, id, None, false, 0, &self.lanes.bots)
                 })
                 .collect();
             self.add_members(&mut crowd, specs, &rate_rx, &stop_rx)

@@ -1,5 +1,5 @@
 //! The server under test runs in a child process: this same executable started as
-//! `sfu-bench serve`, which starts `enclave_server::Server` (the library the `enclave` binary
+//! `enclave-bench sfu-server`, which starts `enclave_server::Server` (the library the `enclave` binary
 //! runs) with the media runtime on 127.0.0.1, prints its addresses and serves until its
 //! standard input closes or its time limit passes. A separate process makes its CPU time
 //! (`/proc/<pid>/task/*/schedstat`) and memory (`VmRSS`) exactly its own, apart from the bots'.
@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-/// `/auth` API credentials of the child server.
-pub(crate) const API_KEY: &str = "bench-key";
-pub(crate) const API_SECRET: &str = "bench-secret-0123456789abcdef0123";
+use crate::auth::{API_KEY, API_SECRET};
+
 /// LiveKit token credentials of the child server.
 pub(crate) const LK_KEY: &str = "bench-lk-key";
 pub(crate) const LK_SECRET: &str = "bench-lk-secret-0123456789abcdef01";
@@ -102,7 +101,7 @@ impl ServerProc {
             None => Command::new(exe),
         };
         let mut child = cmd
-            .arg("serve")
+            .arg("sfu-server")
             .arg("--server-threads")
             .arg(threads.to_string())
             .arg("--max-secs")

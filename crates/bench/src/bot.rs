@@ -152,7 +152,7 @@ pub async fn run(
 }
 
 async fn udp() -> anyhow::Result<(UdpSocket, SocketAddr)> {
-    let s = crate::ceiling::bind_loopback(BOT_RCVBUF)?;
+    let s = crate::ports::udp_with_buffer(BOT_RCVBUF)?;
     s.set_nonblocking(true)?;
     let s = UdpSocket::from_std(s)?;
     let a = s.local_addr()?;

@@ -1,7 +1,7 @@
 //! Abusive clients against the real server on 127.0.0.1, while a meeting goes on in another
 //! room: a client flooding signalling and a client adding hundreds of tracks are removed, and
 //! the other room's media does not stall. The meeting's participants are bots (str0m clients
-//! on real UDP, `enclave_loadgen::bot`); the abusers are raw WebSockets.
+//! on real UDP, `enclave_bench::bot`); the abusers are raw WebSockets.
 
 #![allow(clippy::unwrap_used)]
 
