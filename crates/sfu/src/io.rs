@@ -178,26 +178,6 @@ pub struct Transmit {
 /// Something that happened, for the runtime to report (room state, webhooks, metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A participant was admitted (before media is up).
-    ParticipantJoined {
-        /// Its connection.
-        conn: ConnId,
-        /// Its participant sid.
-        sid: String,
-        /// Its identity.
-        identity: String,
-        /// Its display name.
-        name: String,
-    },
-    /// A participant's media connection is up.
-    ParticipantActive {
-        /// Its connection.
-        conn: ConnId,
-        /// Its participant sid.
-        sid: String,
-        /// Its identity.
-        identity: String,
-    },
     /// A participant is gone.
     ParticipantLeft {
         /// Its connection.

@@ -104,11 +104,6 @@ impl Room {
         self.tap = Some(tap);
     }
 
-    /// The room's LiveKit sid (`RM_…`).
-    pub fn sid(&self) -> &str {
-        &self.sid
-    }
-
     /// How many participants are in the room.
     pub fn len(&self) -> usize {
         self.participants.len()
@@ -117,14 +112,6 @@ impl Room {
     /// Whether the room has no participant.
     pub fn is_empty(&self) -> bool {
         self.participants.is_empty()
-    }
-
-    /// The sids of the participants in the room.
-    pub fn participant_sids(&self) -> Vec<String> {
-        self.participants
-            .values()
-            .map(|p| p.info.sid.clone())
-            .collect()
     }
 
     fn unix_ms(&self, now: Instant) -> i64 {
@@ -180,12 +167,6 @@ impl Room {
             ..Default::default()
         };
         self.out.signal(conn, Resp::Join(join));
-        self.out.event(Event::ParticipantJoined {
-            conn,
-            sid: info.sid.clone(),
-            identity: info.identity.clone(),
-            name: info.name.clone(),
-        });
         if auto {
             for (sid, t) in self.tracks.iter().filter(|(_, t)| t.owner != conn) {
                 p.add_downtrack(sid, t);
@@ -1196,13 +1177,7 @@ impl Room {
         p.info.state = lk::participant_info::State::Active as i32;
         p.info.version += 1;
         let info = p.info.clone();
-        let hidden = p.params.hidden;
-        self.out.event(Event::ParticipantActive {
-            conn,
-            sid: info.sid.clone(),
-            identity: info.identity.clone(),
-        });
-        if !hidden {
+        if !p.params.hidden {
             self.broadcast_update(None, vec![info]);
         }
     }

@@ -1108,7 +1108,6 @@ impl Worker {
             Event::ParticipantEvicted { .. } => {
                 self.metrics.participants_evicted.inc();
             }
-            _ => {}
         }
     }
 
