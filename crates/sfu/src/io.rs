@@ -351,6 +351,10 @@ pub struct TapRecord {
     pub payload: Vec<u8>,
 }
 
+/// The test-only tap's callback (see [`TapRecord`]).
+#[cfg(feature = "tap")]
+pub(crate) type Tap = Box<dyn FnMut(TapRecord) + Send>;
+
 /// Where the room's parts put what they have to say, instead of each reaching into the room:
 /// outputs in order, and the peer connections that were touched and must be drained.
 #[derive(Default)]
@@ -372,6 +376,31 @@ impl Outbox {
             conn,
             response: Box::new(lk::SignalResponse { message: Some(msg) }),
         });
+    }
+
+    /// Tells `conn` to leave, with `reason` (its close follows when it is removed).
+    pub(crate) fn leave(&mut self, conn: ConnId, reason: lk::DisconnectReason) {
+        self.signal(
+            conn,
+            Resp::Leave(lk::LeaveRequest {
+                reason: reason as i32,
+                action: lk::leave_request::Action::Disconnect as i32,
+                ..Default::default()
+            }),
+        );
+    }
+
+    /// A subscriber offer for `conn` (the client answers with the same id).
+    pub(crate) fn offer(&mut self, conn: ConnId, sdp: String, id: u32) {
+        self.signal(
+            conn,
+            Resp::Offer(lk::SessionDescription {
+                r#type: "offer".into(),
+                sdp,
+                id,
+                ..Default::default()
+            }),
+        );
     }
 
     pub(crate) fn push(&mut self, output: Output) {

@@ -34,6 +34,7 @@ mod forward;
 pub mod fuzzing;
 mod ids;
 mod io;
+mod members;
 mod participant;
 mod room;
 mod sdp;

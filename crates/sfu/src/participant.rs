@@ -24,7 +24,7 @@ use crate::io::{ConnId, Event, JoinParams, LocalCandidate, Outbox, Output, Pc, R
 use crate::io::{PublishPermission, Transmit, Transport};
 use crate::io::{MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT};
 use crate::sdp::{self, mid_to_cid};
-use crate::track::{DownState, DownTrack, Outgoing, PublishedTrack};
+use crate::track::{DownState, DownTrack, Outgoing, PublishedTrack, Tracks};
 
 /// How long a participant whose media connection dropped may take to come back.
 pub(crate) const ICE_GRACE: Duration = Duration::from_secs(10);
@@ -109,6 +109,17 @@ pub(crate) enum AnswerOutcome {
     Refused,
 }
 
+/// Why a participant's time is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Overdue {
+    /// Its media connection never came up within `CONNECT_GRACE`.
+    NeverConnected,
+    /// Its media connection dropped and did not come back within `ICE_GRACE`.
+    MediaLost,
+    /// Its signalling dropped and was not resumed within `SIGNAL_GRACE`.
+    SignalLost,
+}
+
 /// What one packet did for one subscriber.
 pub(crate) struct Forwarded {
     /// The packet was written to the subscriber PC (it needs draining).
@@ -137,7 +148,7 @@ pub(crate) struct Participant {
     /// The subscriber PC connected at least once.
     pub(crate) active: bool,
     /// When it joined (its media connection must come up within `CONNECT_GRACE`).
-    pub(crate) joined: Instant,
+    joined: Instant,
     pub(crate) ice_lost_since: Option<Instant>,
     last_loud: Option<Instant>,
     /// Worst recent packet loss (0..1) the publisher PC measured on incoming media.
@@ -352,6 +363,23 @@ impl Participant {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Whether a grace period of this participant ran out by `now`; a media failure comes
+    /// before lost signalling.
+    pub(crate) fn overdue(&self, now: Instant) -> Option<Overdue> {
+        if !self.active && now >= self.joined + CONNECT_GRACE {
+            Some(Overdue::NeverConnected)
+        } else if self.ice_lost_since.is_some_and(|t| now >= t + ICE_GRACE) {
+            Some(Overdue::MediaLost)
+        } else if self
+            .signal_lost_since
+            .is_some_and(|t| now >= t + SIGNAL_GRACE)
+        {
+            Some(Overdue::SignalLost)
+        } else {
+            None
+        }
     }
 
     /// Drains one PC: datagrams go to the outbox, the timer is kept, and the events are
@@ -717,7 +745,7 @@ impl Participant {
         &mut self,
         conn: ConnId,
         sd: &lk::SessionDescription,
-        tracks: &HashMap<String, PublishedTrack>,
+        tracks: &Tracks,
     ) -> AnswerOutcome {
         let pending = match std::mem::replace(&mut self.negotiation.offer, Offer::Answered) {
             Offer::InFlight { id, pending, sdp } => {
@@ -824,7 +852,7 @@ impl Participant {
     /// estimator should probe toward, if it estimates.
     pub(crate) fn allocate(
         &mut self,
-        tracks: &HashMap<String, PublishedTrack>,
+        tracks: &Tracks,
         now: Instant,
         keyframes: &mut Vec<(String, Option<Rid>)>,
     ) -> Option<u64> {

@@ -9,7 +9,7 @@ use str0m::media::{MediaKind, Rid};
 
 use crate::forward::{Decision, Forwarder};
 use crate::io::{Outbox, Output, SinkId, SinkPacket};
-use crate::track::{self, Outgoing, PublishedTrack};
+use crate::track::{self, Outgoing, PublishedTrack, Tracks};
 
 /// Every attached sink's forwarding state, per track sid.
 #[derive(Default)]
@@ -31,12 +31,12 @@ impl Sinks {
     pub(crate) fn attach(
         &mut self,
         sink: SinkId,
-        tracks: &HashMap<String, PublishedTrack>,
+        tracks: &Tracks,
         now: Instant,
     ) -> Vec<(String, Option<Rid>)> {
         let mut fwds = HashMap::new();
         let mut video = Vec::new();
-        for (sid, t) in tracks {
+        for (sid, t) in tracks.iter() {
             // The best flowing layer; before any has flowed, the best announced one.
             let seen = t.has_flowed().then_some(now);
             let initial = t.best_layer(lk::VideoQuality::High as i32, seen);
@@ -141,7 +141,7 @@ impl Sinks {
     /// switched to are pushed to `keyframes`.
     pub(crate) fn allocate(
         &mut self,
-        tracks: &HashMap<String, PublishedTrack>,
+        tracks: &Tracks,
         now: Instant,
         keyframes: &mut Vec<(String, Option<Rid>)>,
     ) {
