@@ -104,6 +104,13 @@ pub struct RoomConfig {
     pub created: Instant,
 }
 
+impl RoomConfig {
+    /// Wall time at `now`, in Unix milliseconds.
+    pub(crate) fn unix_ms(&self, now: Instant) -> i64 {
+        self.created_unix_ms + now.saturating_duration_since(self.created).as_millis() as i64
+    }
+}
+
 /// Who is joining, from their verified access token.
 #[derive(Debug, Clone)]
 pub struct JoinParams {

@@ -38,6 +38,7 @@ mod members;
 mod participant;
 mod room;
 mod sdp;
+mod signalling;
 mod sinks;
 mod track;
 

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use livekit_protocol as lk;
-use lk::signal_request::Message as Req;
 use lk::signal_response::Message as Resp;
 use str0m::bwe::BweKind;
 use str0m::channel::ChannelId;
@@ -26,20 +25,16 @@ use crate::dd;
 use crate::ids::IdGen;
 use crate::io::{
     ConnId, Event, JoinParams, Outbox, Output, Pc, PublishPermission, RoomConfig, SinkId,
-    SinkRefused, Transport, MAX_TRACKS_PER_PARTICIPANT, PING_INTERVAL, PING_TIMEOUT,
-    PROTOCOL_VERSION, SERVER_VERSION,
+    SinkRefused, Transport, PING_INTERVAL, PING_TIMEOUT, PROTOCOL_VERSION, SERVER_VERSION,
 };
 #[cfg(feature = "tap")]
 use crate::io::{Tap, TapRecord};
 use crate::members::Participants;
-use crate::participant::{AnswerOutcome, Overdue, Participant, CONNECT_GRACE, SIGNAL_GRACE};
+use crate::participant::{Overdue, Participant, CONNECT_GRACE, SIGNAL_GRACE};
+use crate::signalling::{self, Signalling, Then};
 use crate::sinks::Sinks;
 use crate::track::{self, Outgoing, PublishedTrack, Tracks};
 
-/// Largest participant metadata a client may ask for (LiveKit's default limit).
-pub(crate) const MAX_METADATA_BYTES: usize = 64 * 1024;
-/// Longest participant name a client may ask for.
-pub(crate) const MAX_NAME_BYTES: usize = 256;
 /// Period of layer allocation and speaker detection.
 const TICK: Duration = Duration::from_millis(500);
 /// Connection quality is reported every this many ticks.
@@ -112,11 +107,6 @@ impl Room {
         self.participants.is_empty()
     }
 
-    fn unix_ms(&self, now: Instant) -> i64 {
-        self.cfg.created_unix_ms
-            + now.saturating_duration_since(self.cfg.created).as_millis() as i64
-    }
-
     // ----------------------------------------------------------------------------------
     // Inputs
     // ----------------------------------------------------------------------------------
@@ -133,7 +123,7 @@ impl Room {
             self.out.leave(old, lk::DisconnectReason::DuplicateIdentity);
             self.remove(now, old, lk::DisconnectReason::DuplicateIdentity);
         }
-        let unix_ms = self.unix_ms(now);
+        let unix_ms = self.cfg.unix_ms(now);
         let hidden = params.hidden;
         let auto = params.auto_subscribe && params.can_subscribe;
         let mut p = Box::new(Participant::new(now, unix_ms, &self.cfg, params));
@@ -180,42 +170,11 @@ impl Room {
             return;
         }
         let Some(msg) = request.message else { return };
-        match msg {
-            Req::Offer(sd) => self.on_publisher_offer(now, conn, sd),
-            Req::Answer(sd) => self.on_subscriber_answer(now, conn, sd),
-            Req::Trickle(t) => {
-                let p = self.participants.get_mut(conn);
-                if let Some(pc) = p.and_then(|p| p.trickle(conn, &t)) {
-                    self.out.touch(conn, pc);
-                }
-            }
-            Req::AddTrack(add) => self.on_add_track(now, conn, add),
-            Req::Mute(m) => self.on_mute(conn, m),
-            Req::TrackSetting(s) => self.on_track_setting(now, conn, s),
-            Req::Subscription(s) => self.on_subscription(conn, s),
-            Req::Leave(_) => self.remove(now, conn, lk::DisconnectReason::ClientInitiated),
-            Req::Ping(_) => {
-                let ms = self.unix_ms(now);
-                self.out.signal(conn, Resp::Pong(ms));
-            }
-            Req::PingReq(p) => {
-                let ms = self.unix_ms(now);
-                self.out.signal(
-                    conn,
-                    Resp::PongResp(lk::Pong {
-                        last_ping_timestamp: p.timestamp,
-                        timestamp: ms,
-                    }),
-                );
-            }
-            Req::UpdateMetadata(u) => self.on_update_metadata(conn, u),
-            Req::SubscriptionPermission(_)
-            | Req::SyncState(_)
-            | Req::Simulate(_)
-            | Req::UpdateLayers(_) => {}
-            other => {
-                tracing::debug!(?conn, msg = ?std::mem::discriminant(&other), "signal message not handled")
-            }
+        match self.signalling().handle(now, conn, msg) {
+            Then::Done => {}
+            Then::Allocate => self.allocate_layers(now),
+            Then::Remove(reason) => self.remove(now, conn, reason),
+            Then::Evict(why) => self.evict(now, conn, why),
         }
         self.drive(now);
     }
@@ -249,17 +208,6 @@ impl Room {
         self.out.leave(conn, lk::DisconnectReason::SignalClose);
         self.remove(now, conn, lk::DisconnectReason::SignalClose);
         self.drive(now);
-    }
-
-    /// A request of `conn` was refused for a limit; past a few the participant goes.
-    fn note_refusal(&mut self, now: Instant, conn: ConnId, why: &'static str) {
-        if self
-            .participants
-            .get_mut(conn)
-            .is_some_and(|p| p.note_refusal())
-        {
-            self.evict(now, conn, why);
-        }
     }
 
     /// The participant `sid` with `identity` reconnected its signalling (LiveKit's resume:
@@ -471,7 +419,7 @@ impl Room {
         };
         self.out.signal(conn, Resp::Mute(request.clone()));
         if muted {
-            self.on_mute(conn, request);
+            self.signalling().mute(conn, request);
         }
         self.drive(now);
         true
@@ -540,63 +488,6 @@ impl Room {
         true
     }
 
-    /// A participant asks to change its own metadata or name: refused at once when its token
-    /// does not allow it, when it sets attributes (not kept here) or sends too much; otherwise
-    /// the runtime decides ([`Event::MetadataRequested`], then [`Room::answer_metadata`]).
-    fn on_update_metadata(&mut self, conn: ConnId, u: lk::UpdateParticipantMetadata) {
-        let Some(p) = self.participants.get(conn) else {
-            return;
-        };
-        let refusal = if !p.params.can_update_metadata {
-            Some((
-                lk::request_response::Reason::NotAllowed,
-                "this participant may not change its own metadata".to_owned(),
-            ))
-        } else if !u.attributes.is_empty() {
-            Some((
-                lk::request_response::Reason::UnsupportedType,
-                "participant attributes are not supported".to_owned(),
-            ))
-        } else if u.metadata.len() > MAX_METADATA_BYTES || u.name.len() > MAX_NAME_BYTES {
-            Some((
-                lk::request_response::Reason::LimitExceeded,
-                format!("metadata is limited to {MAX_METADATA_BYTES} bytes and a name to {MAX_NAME_BYTES}"),
-            ))
-        } else {
-            None
-        };
-        if let Some((reason, message)) = refusal {
-            self.refuse_metadata(conn, u, reason, message);
-            return;
-        }
-        let identity = p.info.identity.clone();
-        self.out.event(Event::MetadataRequested {
-            identity,
-            request_id: u.request_id,
-            metadata: u.metadata,
-            name: u.name,
-        });
-    }
-
-    fn refuse_metadata(
-        &mut self,
-        conn: ConnId,
-        u: lk::UpdateParticipantMetadata,
-        reason: lk::request_response::Reason,
-        message: String,
-    ) {
-        tracing::info!(?conn, message, "metadata update refused");
-        self.out.signal(
-            conn,
-            Resp::RequestResponse(lk::RequestResponse {
-                request_id: u.request_id,
-                reason: reason as i32,
-                message,
-                request: Some(lk::request_response::Request::UpdateMetadata(u)),
-            }),
-        );
-    }
-
     /// The runtime's answer to [`Event::MetadataRequested`] `request_id`: `Ok((metadata,
     /// name))` applies them and tells everyone (the requester too, whose SDK waits for it);
     /// `Err(message)` refuses the request (`NOT_ALLOWED`, with its id). Returns whether the
@@ -626,7 +517,8 @@ impl Room {
                     request_id,
                     ..Default::default()
                 };
-                self.refuse_metadata(
+                signalling::refuse_metadata(
+                    &mut self.out,
                     conn,
                     request,
                     lk::request_response::Reason::NotAllowed,
@@ -728,6 +620,17 @@ impl Room {
             .filter_map(|(_, p)| p.deadline())
             .chain(tick)
             .min()
+    }
+
+    /// The parts that signalling changes.
+    fn signalling(&mut self) -> Signalling<'_> {
+        Signalling {
+            cfg: &self.cfg,
+            ids: &mut self.ids,
+            participants: &mut self.participants,
+            tracks: &mut self.tracks,
+            out: &mut self.out,
+        }
     }
 
     // ----------------------------------------------------------------------------------
@@ -834,184 +737,6 @@ impl Room {
             }
             _ => {}
         }
-    }
-
-    // ----------------------------------------------------------------------------------
-    // Signalling
-    // ----------------------------------------------------------------------------------
-
-    fn on_publisher_offer(&mut self, now: Instant, conn: ConnId, sd: lk::SessionDescription) {
-        let p = self
-            .participants
-            .get_mut(conn)
-            .expect("checked by signal()");
-        let Some(sdp) = p.answer_publisher(conn, &sd) else {
-            return self.refuse(now, conn);
-        };
-        self.out.touch(conn, Pc::Publisher);
-        self.out.signal(
-            conn,
-            Resp::Answer(lk::SessionDescription {
-                r#type: "answer".into(),
-                sdp,
-                id: sd.id,
-                ..Default::default()
-            }),
-        );
-    }
-
-    fn on_subscriber_answer(&mut self, now: Instant, conn: ConnId, sd: lk::SessionDescription) {
-        let p = self
-            .participants
-            .get_mut(conn)
-            .expect("checked by signal()");
-        match p.accept_answer(conn, &sd, &self.tracks) {
-            AnswerOutcome::Ignored => {}
-            AnswerOutcome::Refused => self.refuse(now, conn),
-            AnswerOutcome::Applied(opened) => {
-                self.out.touch(conn, Pc::Subscriber);
-                for (sid, rid) in opened {
-                    self.participants.request_keyframe(
-                        &mut self.tracks,
-                        &mut self.out,
-                        now,
-                        &sid,
-                        rid,
-                        KeyframeRequestKind::Pli,
-                    );
-                }
-                self.participants
-                    .negotiate(conn, &self.tracks, &mut self.out);
-            }
-        }
-    }
-
-    fn on_add_track(&mut self, now: Instant, conn: ConnId, add: lk::AddTrackRequest) {
-        let published = self.tracks.count_owned_by(conn);
-        let p = self.participants.get(conn).expect("checked by signal()");
-        if let Err(held) = p.may_announce(published) {
-            tracing::info!(?conn, cid = add.cid, held, "track refused: too many tracks");
-            self.out.signal(
-                conn,
-                Resp::RequestResponse(lk::RequestResponse {
-                    reason: lk::request_response::Reason::LimitExceeded as i32,
-                    message: format!(
-                        "a participant may publish at most {MAX_TRACKS_PER_PARTICIPANT} tracks"
-                    ),
-                    request: Some(lk::request_response::Request::AddTrack(add)),
-                    ..Default::default()
-                }),
-            );
-            return self.note_refusal(now, conn, "too many tracks");
-        }
-        let refusal = if !p.params.can_publish {
-            Some("this participant may not publish".to_owned())
-        } else if !p.permission().allows(add.source) {
-            Some(format!(
-                "this participant may not publish a {} track now (locked by an admin or \
-                 turned off in this room)",
-                source_name(add.source)
-            ))
-        } else if self.cfg.require_encryption && add.encryption == lk::encryption::Type::None as i32
-        {
-            Some("this room is end-to-end encrypted: publish with encryption enabled".to_owned())
-        } else {
-            None
-        };
-        if let Some(message) = refusal {
-            tracing::info!(
-                ?conn,
-                cid = add.cid,
-                source = add.source,
-                message,
-                "track refused"
-            );
-            // The request is echoed, as LiveKit's server does, so that an SDK can match the
-            // refusal to the publication waiting for it.
-            self.out.signal(
-                conn,
-                Resp::RequestResponse(lk::RequestResponse {
-                    reason: lk::request_response::Reason::NotAllowed as i32,
-                    message,
-                    request: Some(lk::request_response::Request::AddTrack(add)),
-                    ..Default::default()
-                }),
-            );
-            return;
-        }
-        let info = track::announced(self.ids.sid("TR_"), &add);
-        let p = self
-            .participants
-            .get_mut(conn)
-            .expect("checked by signal()");
-        p.pending_tracks.insert(add.cid.clone(), info.clone());
-        self.out.signal(
-            conn,
-            Resp::TrackPublished(lk::TrackPublishedResponse {
-                cid: add.cid,
-                track: Some(info),
-            }),
-        );
-    }
-
-    fn on_mute(&mut self, conn: ConnId, m: lk::MuteTrackRequest) {
-        let p = self
-            .participants
-            .get_mut(conn)
-            .expect("checked by signal()");
-        let Some(t) = p.info.tracks.iter_mut().find(|t| t.sid == m.sid) else {
-            return;
-        };
-        if t.muted == m.muted {
-            return;
-        }
-        t.muted = m.muted;
-        p.info.version += 1;
-        let info = p.info.clone();
-        self.participants
-            .broadcast_update(&mut self.out, None, vec![info]);
-    }
-
-    fn on_track_setting(&mut self, now: Instant, conn: ConnId, s: lk::UpdateTrackSettings) {
-        let Some(p) = self.participants.get_mut(conn) else {
-            return;
-        };
-        for sid in &s.track_sids {
-            if let Some(d) = p.downtracks.get_mut(sid) {
-                d.fwd.set_paused(s.disabled);
-                d.wanted = if s.width > 0 || s.height > 0 {
-                    track::quality_for_size(s.width.max(s.height))
-                } else {
-                    s.quality
-                };
-            }
-        }
-        self.allocate_layers(now);
-    }
-
-    fn on_subscription(&mut self, conn: ConnId, s: lk::UpdateSubscription) {
-        let Some(p) = self.participants.get_mut(conn) else {
-            return;
-        };
-        let sids = s
-            .track_sids
-            .iter()
-            .chain(s.participant_tracks.iter().flat_map(|pt| &pt.track_sids));
-        for sid in sids {
-            if !s.subscribe {
-                p.remove_downtrack(sid);
-            } else if let Some(t) = self.tracks.get(sid).filter(|t| t.owner != conn) {
-                p.add_downtrack(sid, t);
-            }
-        }
-        self.participants
-            .negotiate(conn, &self.tracks, &mut self.out);
-    }
-
-    /// A message that makes no sense for the session ends it.
-    fn refuse(&mut self, now: Instant, conn: ConnId) {
-        self.out.leave(conn, lk::DisconnectReason::StateMismatch);
-        self.remove(now, conn, lk::DisconnectReason::StateMismatch);
     }
 
     // ----------------------------------------------------------------------------------
@@ -1421,15 +1146,5 @@ fn server_info() -> lk::ServerInfo {
         protocol: PROTOCOL_VERSION,
         node_id: "enclave".to_owned(),
         ..Default::default()
-    }
-}
-
-fn source_name(source: i32) -> &'static str {
-    match lk::TrackSource::try_from(source) {
-        Ok(lk::TrackSource::Camera) => "camera",
-        Ok(lk::TrackSource::Microphone) => "microphone",
-        Ok(lk::TrackSource::ScreenShare) => "screen share",
-        Ok(lk::TrackSource::ScreenShareAudio) => "screen share audio",
-        _ => "unknown-source",
     }
 }
