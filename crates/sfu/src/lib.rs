@@ -30,6 +30,7 @@
 mod alloc;
 mod data;
 mod dd;
+mod fanout;
 mod forward;
 pub mod fuzzing;
 mod ids;
@@ -40,6 +41,7 @@ mod room;
 mod sdp;
 mod signalling;
 mod sinks;
+mod speakers;
 mod track;
 
 #[cfg(feature = "tap")]

@@ -1,27 +1,26 @@
-//! The room state machine: its public inputs, the dispatch of signalling and peer-connection
-//! events, membership, and what crosses participants (forwarding, layer allocation, speakers,
-//! data). What belongs to one participant lives in `participant.rs`, to one track in
-//! `track.rs`; both write to the room's [`Outbox`]. See the crate docs for the drive loop.
+//! The room state machine: its public inputs, the dispatch of peer-connection events,
+//! membership (joins, resumes, removals) and the publication of tracks. The room owns every
+//! part and lends each module only the parts it works on: signalling requests
+//! (`signalling.rs`), what crosses participants (`fanout.rs`: forwarding, data, layer
+//! allocation), speakers (`speakers.rs`), all participants (`members.rs`), one participant
+//! (`participant.rs`), tracks (`track.rs`). Each writes to the room's [`Outbox`]; none holds a
+//! reference back to the room. See the crate docs for the drive loop.
 
 // The protocol marks several fields deprecated that current clients still read (TrackInfo's
 // layers and simulcast, by older SDKs), so the server keeps filling them, as LiveKit's does.
 #![allow(deprecated)]
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
-use str0m::bwe::BweKind;
-use str0m::channel::ChannelId;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Simulcast};
 use str0m::net::Receive;
-use str0m::rtp::RtpPacket;
-use str0m::{Event as RtcEvent, IceConnectionState, Input};
+use str0m::{Event as RtcEvent, Input};
 
-use crate::data;
-use crate::dd;
+use crate::fanout::Fanout;
 use crate::ids::IdGen;
 use crate::io::{
     ConnId, Event, JoinParams, Outbox, Output, Pc, PublishPermission, RoomConfig, SinkId,
@@ -33,7 +32,8 @@ use crate::members::Participants;
 use crate::participant::{Overdue, Participant, CONNECT_GRACE, SIGNAL_GRACE};
 use crate::signalling::{self, Signalling, Then};
 use crate::sinks::Sinks;
-use crate::track::{self, Outgoing, PublishedTrack, Tracks};
+use crate::speakers::Speakers;
+use crate::track::{self, PublishedTrack, Tracks};
 
 /// Period of layer allocation and speaker detection.
 const TICK: Duration = Duration::from_millis(500);
@@ -55,7 +55,7 @@ pub struct Room {
     routes: HashMap<(Transport, SocketAddr), (ConnId, Pc)>,
     out: Outbox,
     next_tick: Instant,
-    speakers: BTreeSet<ConnId>,
+    speakers: Speakers,
     sinks: Sinks,
     /// Participants who left in the last `SIGNAL_GRACE`, as last announced: a resuming client
     /// missed those announcements.
@@ -83,7 +83,7 @@ impl Room {
             routes: HashMap::new(),
             out: Outbox::default(),
             next_tick,
-            speakers: BTreeSet::new(),
+            speakers: Speakers::default(),
             sinks: Sinks::default(),
             departed: VecDeque::new(),
             ticks: 0,
@@ -172,7 +172,7 @@ impl Room {
         let Some(msg) = request.message else { return };
         match self.signalling().handle(now, conn, msg) {
             Then::Done => {}
-            Then::Allocate => self.allocate_layers(now),
+            Then::Allocate => self.fanout().allocate_layers(now),
             Then::Remove(reason) => self.remove(now, conn, reason),
             Then::Evict(why) => self.evict(now, conn, why),
         }
@@ -371,8 +371,8 @@ impl Room {
             if self.cfg.bandwidth_estimation {
                 self.tracks.measure(TICK);
             }
-            self.allocate_layers(now);
-            self.detect_speakers(now);
+            self.fanout().allocate_layers(now);
+            self.speakers.update(&self.participants, now, &mut self.out);
             self.ticks += 1;
             if self.ticks % QUALITY_TICKS == 0 {
                 self.participants.report_quality(&mut self.out);
@@ -538,14 +538,8 @@ impl Room {
         topic: Option<String>,
         destination_identities: Vec<String>,
     ) {
-        let bytes = data::from_server(payload, topic, &destination_identities);
-        for (c, p) in self.participants.iter_mut() {
-            let addressed = destination_identities.is_empty()
-                || destination_identities.contains(&p.info.identity);
-            if addressed && p.write_data(c, true, &bytes, &mut self.out) {
-                self.out.touch(c, Pc::Subscriber);
-            }
-        }
+        self.fanout()
+            .send_from_server(payload, topic, &destination_identities);
         self.drive(now);
     }
 
@@ -573,14 +567,8 @@ impl Room {
             return Err(SinkRefused::Exists);
         }
         for (sid, rid) in self.sinks.attach(sink, &self.tracks, now) {
-            self.participants.request_keyframe(
-                &mut self.tracks,
-                &mut self.out,
-                now,
-                &sid,
-                rid,
-                KeyframeRequestKind::Pli,
-            );
+            self.fanout()
+                .request_keyframe(now, &sid, rid, KeyframeRequestKind::Pli);
         }
         self.drive(now);
         Ok(())
@@ -596,14 +584,8 @@ impl Room {
         let Some(rid) = self.sinks.keyframe_layer(sink, track_sid) else {
             return;
         };
-        self.participants.request_keyframe(
-            &mut self.tracks,
-            &mut self.out,
-            now,
-            track_sid,
-            rid,
-            KeyframeRequestKind::Pli,
-        );
+        self.fanout()
+            .request_keyframe(now, track_sid, rid, KeyframeRequestKind::Pli);
         self.drive(now);
     }
 
@@ -633,6 +615,19 @@ impl Room {
         }
     }
 
+    /// The parts that media and data cross.
+    fn fanout(&mut self) -> Fanout<'_> {
+        Fanout {
+            cfg: &self.cfg,
+            participants: &mut self.participants,
+            tracks: &mut self.tracks,
+            sinks: &mut self.sinks,
+            out: &mut self.out,
+            #[cfg(feature = "tap")]
+            tap: &mut self.tap,
+        }
+    }
+
     // ----------------------------------------------------------------------------------
     // The str0m drain loop
     // ----------------------------------------------------------------------------------
@@ -657,7 +652,7 @@ impl Room {
 
     fn on_rtc_event(&mut self, now: Instant, conn: ConnId, pc: Pc, e: RtcEvent) {
         match (pc, e) {
-            (Pc::Publisher, RtcEvent::RtpPacket(pkt)) => self.forward_rtp(now, conn, pkt),
+            (Pc::Publisher, RtcEvent::RtpPacket(pkt)) => self.fanout().forward_rtp(now, conn, pkt),
             (Pc::Publisher, RtcEvent::MediaAdded(m)) => {
                 self.on_media_added(conn, m.mid, m.kind, m.direction, m.simulcast)
             }
@@ -668,74 +663,27 @@ impl Room {
                     self.unpublish(&sid);
                 }
             }
-            (Pc::Publisher, RtcEvent::ChannelOpen(id, label)) => {
-                if let Some(p) = self.participants.get_mut(conn) {
-                    p.publisher_channel_open(id, label);
-                }
-            }
-            (Pc::Publisher, RtcEvent::ChannelData(d)) => self.relay_data(conn, d.id, &d.data),
-            (Pc::Subscriber, RtcEvent::ChannelOpen(id, label)) => {
-                if let Some(p) = self.participants.get_mut(conn) {
-                    p.subscriber_channel_open(id, &label);
-                }
+            (Pc::Publisher, RtcEvent::ChannelData(d)) => {
+                self.fanout().relay_data(conn, d.id, &d.data)
             }
             (Pc::Subscriber, RtcEvent::Connected) => self.on_subscriber_connected(conn),
-            (
-                Pc::Subscriber,
-                RtcEvent::EgressBitrateEstimate(BweKind::Twcc {
-                    estimate,
-                    can_probe,
-                }),
-            ) => {
-                if let Some(p) = self.participants.get_mut(conn) {
-                    // Without probing (no TWCC negotiated) the number means nothing: allocate
-                    // by requested quality alone.
-                    p.bwe_estimate = can_probe.then(|| estimate.as_u64());
-                }
-            }
-            (Pc::Publisher, RtcEvent::MediaIngressStats(st)) => {
-                if let (Some(p), Some(loss)) = (self.participants.get_mut(conn), st.loss) {
-                    // A moving average, so one bad second does not flip the indicator.
-                    p.ingress_loss = 0.7 * p.ingress_loss + 0.3 * loss.clamp(0.0, 1.0);
-                }
-            }
             (Pc::Subscriber, RtcEvent::KeyframeRequest(r)) => {
-                let wanted = self.participants.get(conn).and_then(|p| {
-                    let sid = p.down_by_mid.get(&r.mid)?;
-                    let d = p.downtracks.get(sid);
-                    Some((
-                        sid.clone(),
-                        d.and_then(|d| d.fwd.current().or(d.fwd.target())),
-                    ))
-                });
+                let wanted = self
+                    .participants
+                    .get(conn)
+                    .and_then(|p| p.keyframe_wanted(r.mid));
                 if let Some((sid, rid)) = wanted {
-                    self.participants.request_keyframe(
-                        &mut self.tracks,
-                        &mut self.out,
-                        now,
-                        &sid,
-                        rid,
-                        r.kind,
-                    );
-                }
-            }
-            (_, RtcEvent::IceConnectionStateChange(state)) => {
-                if let Some(p) = self.participants.get_mut(conn) {
-                    match state {
-                        IceConnectionState::Disconnected => {
-                            p.ice_lost_since.get_or_insert(now);
-                        }
-                        IceConnectionState::Connected | IceConnectionState::Completed => {
-                            p.ice_lost_since = None
-                        }
-                        _ => {}
-                    }
+                    self.fanout().request_keyframe(now, &sid, rid, r.kind);
                 }
             }
             (_, RtcEvent::Closed) if self.participants.contains(conn) => {
                 self.remove(now, conn, lk::DisconnectReason::ClientInitiated);
             }
-            _ => {}
+            (pc, e) => {
+                if let Some(p) = self.participants.get_mut(conn) {
+                    p.on_pc_event(pc, e, now);
+                }
+            }
         }
     }
 
@@ -849,235 +797,6 @@ impl Room {
     }
 
     // ----------------------------------------------------------------------------------
-    // Media
-    // ----------------------------------------------------------------------------------
-
-    fn forward_rtp(&mut self, now: Instant, conn: ConnId, pkt: RtpPacket) {
-        let Some(p) = self.participants.get_mut(conn) else {
-            return;
-        };
-        let (mid, rid) = {
-            let mut api = p.publisher.direct_api();
-            let Some(s) = api.stream_rx(&pkt.header.ssrc) else {
-                return;
-            };
-            (s.mid(), s.rid())
-        };
-        let Some(codec) = p
-            .publisher
-            .codec_config()
-            .params()
-            .iter()
-            .find(|x| x.pt() == pkt.header.payload_type)
-            .map(|x| x.spec().codec)
-        else {
-            return;
-        };
-        p.note_audio_level(&pkt, now);
-        let Some(sid) = self.tracks.sid_at(conn, mid).cloned() else {
-            return;
-        };
-        #[cfg(feature = "tap")]
-        if let Some(tap) = self.tap.as_mut() {
-            tap(TapRecord {
-                kind: if codec.is_video() {
-                    "rtp-video"
-                } else {
-                    "rtp-audio"
-                },
-                from: p.info.identity.clone(),
-                marker: pkt.header.marker,
-                payload: pkt.payload.to_vec(),
-            });
-        }
-        let Some(t) = self.tracks.get_mut(&sid) else {
-            return;
-        };
-        // Layer bitrates only feed the bandwidth allocation: no per-packet bookkeeping
-        // without it.
-        t.note_packet(rid, pkt.payload.len(), self.cfg.bandwidth_estimation, now);
-        let clock_rate = t.clock_rate;
-        let keyframe = pkt
-            .header
-            .ext_vals
-            .user_values
-            .get::<dd::Descriptor>()
-            .map(dd::Descriptor::starts_keyframe);
-        // The header extensions that belong to the publisher's PC are not forwarded.
-        let mut ext = pkt.header.ext_vals.clone();
-        ext.mid = None;
-        ext.rid = None;
-        ext.rid_repair = None;
-        ext.transport_cc = None;
-        let outgoing = Outgoing {
-            sid: &sid,
-            pkt: &pkt,
-            rid,
-            codec,
-            keyframe,
-            ext: &ext,
-        };
-        let mut switched = Vec::new();
-        for (c, q) in self.participants.iter_mut() {
-            if c == conn {
-                continue;
-            }
-            let done = q.forward(&outgoing, now);
-            if done.written {
-                self.out.touch(c, Pc::Subscriber);
-            }
-            switched.extend(done.switched_to);
-        }
-        if !self.sinks.is_empty() {
-            let identity = self
-                .participants
-                .get(conn)
-                .map_or("", |p| p.info.identity.as_str());
-            self.sinks.forward(
-                &outgoing,
-                identity,
-                clock_rate,
-                now,
-                &mut self.out,
-                &mut switched,
-            );
-        }
-        for rid in switched {
-            self.participants.request_keyframe(
-                &mut self.tracks,
-                &mut self.out,
-                now,
-                &sid,
-                rid,
-                KeyframeRequestKind::Pli,
-            );
-        }
-    }
-
-    /// Lets every subscriber choose its layers (see `Participant::allocate`), points every
-    /// sink at the best flowing layer, and asks for keyframes on layers about to be switched
-    /// to.
-    fn allocate_layers(&mut self, now: Instant) {
-        let mut requests = Vec::new();
-        for (conn, q) in self.participants.iter_mut() {
-            if q.allocate(&self.tracks, now, &mut requests).is_some() {
-                self.out.touch(conn, Pc::Subscriber);
-            }
-        }
-        self.sinks.allocate(&self.tracks, now, &mut requests);
-        for (sid, rid) in requests {
-            self.participants.request_keyframe(
-                &mut self.tracks,
-                &mut self.out,
-                now,
-                &sid,
-                rid,
-                KeyframeRequestKind::Pli,
-            );
-        }
-    }
-
-    /// Speakers are those whose audio level said "speech" within the last second; clients
-    /// get the full list of active speakers plus those who just stopped.
-    fn detect_speakers(&mut self, now: Instant) {
-        let active: BTreeSet<ConnId> = self
-            .participants
-            .iter()
-            .filter(|(_, p)| p.speaking(now))
-            .map(|(c, _)| c)
-            .collect();
-        if active == self.speakers {
-            return;
-        }
-        let info = |c: &ConnId, level: f32, active: bool| {
-            self.participants.get(*c).map(|p| lk::SpeakerInfo {
-                sid: p.info.sid.clone(),
-                level,
-                active,
-            })
-        };
-        for (c, speaking) in active
-            .symmetric_difference(&self.speakers)
-            .map(|c| (c, active.contains(c)))
-        {
-            if let Some(p) = self.participants.get(*c) {
-                let identity = p.info.identity.clone();
-                self.out.event(Event::Speaking { identity, speaking });
-            }
-        }
-        let mut speakers: Vec<lk::SpeakerInfo> =
-            active.iter().filter_map(|c| info(c, 0.8, true)).collect();
-        speakers.extend(
-            self.speakers
-                .difference(&active)
-                .filter_map(|c| info(c, 0.0, false)),
-        );
-        self.speakers = active;
-        self.participants.broadcast(&mut self.out, || {
-            Resp::SpeakersChanged(lk::SpeakersChanged {
-                speakers: speakers.clone(),
-            })
-        });
-    }
-
-    // ----------------------------------------------------------------------------------
-    // Data
-    // ----------------------------------------------------------------------------------
-
-    fn relay_data(&mut self, conn: ConnId, channel: ChannelId, bytes: &[u8]) {
-        let Some(p) = self.participants.get(conn) else {
-            return;
-        };
-        if !p.params.can_publish_data {
-            return;
-        }
-        let Some(reliable) = p.publisher_channel_reliable(channel) else {
-            return;
-        };
-        #[cfg(feature = "tap")]
-        if let Some(tap) = self.tap.as_mut() {
-            tap(TapRecord {
-                kind: "data",
-                from: p.info.identity.clone(),
-                marker: false,
-                payload: bytes.to_vec(),
-            });
-        }
-        let relayed = match data::relay(
-            bytes,
-            reliable,
-            &p.info.identity,
-            &p.info.sid,
-            &p.params.denied_data_topics,
-        ) {
-            Ok(r) => r,
-            Err(data::Dropped::Undecodable) => {
-                tracing::debug!(?conn, "undecodable data packet dropped");
-                return;
-            }
-            Err(data::Dropped::NotAllowed(why)) => {
-                tracing::info!(?conn, why, "data packet dropped");
-                return;
-            }
-        };
-        if let Some(topic) = relayed
-            .topic
-            .filter(|t| self.cfg.counted_topics.contains(t))
-        {
-            let identity = p.info.identity.clone();
-            self.out.event(Event::DataSent { identity, topic });
-        }
-        for (c, q) in self.participants.iter_mut() {
-            let addressed = c != conn
-                && (relayed.destinations.is_empty()
-                    || relayed.destinations.contains(&q.info.identity));
-            if addressed && q.write_data(c, reliable, &relayed.bytes, &mut self.out) {
-                self.out.touch(c, Pc::Subscriber);
-            }
-        }
-    }
-
-    // ----------------------------------------------------------------------------------
     // Membership
     // ----------------------------------------------------------------------------------
 
@@ -1089,7 +808,7 @@ impl Room {
         p.subscriber.disconnect();
         self.routes.retain(|_, (c, _)| *c != conn);
         self.out.forget(conn);
-        self.speakers.remove(&conn);
+        self.speakers.forget(conn);
         for sid in &self.tracks.owned_by(conn) {
             self.tracks.remove(sid);
             self.sinks.track_ended(sid, &mut self.out);
