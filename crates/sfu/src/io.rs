@@ -261,7 +261,8 @@ pub enum Event {
 }
 
 /// A server-side consumer of the room's media (a recorder, an RTMP broadcaster), named by the
-/// runtime. A sink gets every track, at its best flowing layer, as [`Output::Sink`] packets.
+/// runtime. A sink gets every track, at its best flowing layer: [`Output::SinkTrack`] once,
+/// then [`Output::Sink`] packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SinkId(pub u64);
 
@@ -279,22 +280,69 @@ pub enum SinkRefused {
     Exists,
 }
 
-/// One packet for a sink: the track's packets rewritten into one continuous stream (as a
-/// subscriber would get them), the payload as the publisher sent it.
+/// Names one track of one sink in its packets: announced by an [`Output::SinkTrack`], unique in
+/// the room for as long as the room lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SinkTrackId(pub u32);
+
+/// The codec of a sink's track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SinkCodec {
+    /// Opus audio.
+    Opus,
+    /// VP8 video.
+    Vp8,
+    /// VP9 video.
+    Vp9,
+    /// H.264 video.
+    H264,
+    /// H.265 video.
+    H265,
+    /// AV1 video.
+    Av1,
+    /// A codec the room does not name (none it negotiates today).
+    Other,
+}
+
+impl SinkCodec {
+    /// The upper-case name, for logs: `OPUS`, `VP8`, `VP9`, `H264`, `H265`, `AV1`, `OTHER`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SinkCodec::Opus => "OPUS",
+            SinkCodec::Vp8 => "VP8",
+            SinkCodec::Vp9 => "VP9",
+            SinkCodec::H264 => "H264",
+            SinkCodec::H265 => "H265",
+            SinkCodec::Av1 => "AV1",
+            SinkCodec::Other => "OTHER",
+        }
+    }
+}
+
+/// A track a sink is about to get, announced once, before its first packet: what every
+/// [`SinkPacket`] of it would otherwise have to carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SinkPacket {
-    /// The sink it is for.
-    pub sink: SinkId,
-    /// The track it belongs to.
+pub struct SinkTrack {
+    /// How its packets name it.
+    pub id: SinkTrackId,
+    /// The track's sid (`TR_…`).
     pub track_sid: String,
     /// The track's publisher.
     pub participant_identity: String,
     /// A video track (else audio).
     pub video: bool,
-    /// Upper-case codec name: `OPUS`, `VP8`, `VP9`, `H264`, `AV1`.
-    pub codec: &'static str,
-    /// The RTP clock rate of `timestamp`.
+    /// The codec of its first packet (the codec its m-line negotiated).
+    pub codec: SinkCodec,
+    /// The RTP clock rate of its packets' timestamps.
     pub clock_rate: u32,
+}
+
+/// One packet for a sink: the track's packets rewritten into one continuous stream (as a
+/// subscriber would get them), the payload as the publisher sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkPacket {
+    /// The track it belongs to, announced before.
+    pub track: SinkTrackId,
     /// RTP sequence number of the continuous stream.
     pub seq: u16,
     /// RTP timestamp of the continuous stream.
@@ -324,14 +372,27 @@ pub enum Output {
     },
     /// Report this.
     Event(Event),
-    /// A packet for a sink.
-    Sink(SinkPacket),
-    /// A track a sink was getting is gone (unpublished, or its publisher left).
+    /// A track a sink gets from now on; its packets follow.
+    SinkTrack {
+        /// The sink.
+        sink: SinkId,
+        /// The track.
+        track: SinkTrack,
+    },
+    /// A packet of an announced track for a sink.
+    Sink {
+        /// The sink.
+        sink: SinkId,
+        /// The packet.
+        packet: SinkPacket,
+    },
+    /// A track a sink was getting is gone (unpublished, or its publisher left). A track
+    /// never announced may end too: it sent the sink nothing.
     SinkTrackEnded {
         /// The sink.
         sink: SinkId,
         /// The track.
-        track_sid: String,
+        track: SinkTrackId,
     },
 }
 

@@ -16,7 +16,7 @@ use str0m::Rtc;
 
 use crate::alloc::TrackDemand;
 use crate::forward::Forwarder;
-use crate::io::ConnId;
+use crate::io::{ConnId, SinkCodec};
 
 /// Keyframe requests to one publisher track are sent at most this often.
 const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
@@ -358,7 +358,7 @@ pub(crate) fn negotiated_codec(
         .find(|(c, _)| {
             requested
                 .as_deref()
-                .is_some_and(|r| r.eq_ignore_ascii_case(codec_name(*c)))
+                .is_some_and(|r| r.eq_ignore_ascii_case(sink_codec(*c).name()))
         })
         .or(negotiated.first())
         .copied()
@@ -384,16 +384,16 @@ pub(crate) fn kind_name(kind: MediaKind) -> &'static str {
     }
 }
 
-/// The codec's name as sinks get it.
-pub(crate) fn codec_name(codec: Codec) -> &'static str {
+/// The codec as sinks are told it.
+pub(crate) fn sink_codec(codec: Codec) -> SinkCodec {
     match codec {
-        Codec::Opus => "OPUS",
-        Codec::Vp8 => "VP8",
-        Codec::Vp9 => "VP9",
-        Codec::H264 => "H264",
-        Codec::Av1 => "AV1",
-        Codec::H265 => "H265",
-        _ => "UNKNOWN",
+        Codec::Opus => SinkCodec::Opus,
+        Codec::Vp8 => SinkCodec::Vp8,
+        Codec::Vp9 => SinkCodec::Vp9,
+        Codec::H264 => SinkCodec::H264,
+        Codec::Av1 => SinkCodec::Av1,
+        Codec::H265 => SinkCodec::H265,
+        _ => SinkCodec::Other,
     }
 }
 

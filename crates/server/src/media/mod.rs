@@ -32,7 +32,7 @@ use net::{Net, RecvBufs, TcpEvent};
 
 use crate::config::MediaConfig;
 use crate::metrics::Metrics;
-use crate::recorder::{MediaKind, SinkInput, SinkPacket};
+use crate::recorder::{SinkInput, SinkPacket, SinkTrack, SinkTrackId};
 
 /// Topic of server-originated data packets (`broadcastToRoom`); the payload is JSON with a
 /// `type` of `SYSTEM_CHAT_MSG` or `SYSTEM_NOTIFICATION`.
@@ -519,6 +519,52 @@ impl Media {
 struct SinkConn {
     room_id: String,
     tx: mpsc::Sender<SinkInput>,
+    /// Tracks announced while the sink's queue was full: each goes out before its next
+    /// packet, so that the sink never gets a packet of a track it was not told of.
+    unsent: HashMap<SinkTrackId, SinkTrack>,
+}
+
+impl SinkConn {
+    fn new(room_id: String, tx: mpsc::Sender<SinkInput>) -> Self {
+        Self {
+            room_id,
+            tx,
+            unsent: HashMap::new(),
+        }
+    }
+
+    /// The SFU announced a track; it waits here while the queue is full.
+    fn announce(&mut self, track: SinkTrack) {
+        if let Err(mpsc::error::TrySendError::Full(SinkInput::Track(t))) =
+            self.tx.try_send(SinkInput::Track(track))
+        {
+            self.unsent.insert(t.id, t);
+        }
+    }
+
+    /// Queues a packet, after its track's announcement if that is still waiting, without
+    /// ever waiting. Returns false if it was dropped (the sink does not keep up).
+    fn send(&mut self, packet: SinkPacket) -> bool {
+        if let Some(t) = self.unsent.remove(&packet.track) {
+            if let Err(mpsc::error::TrySendError::Full(SinkInput::Track(t))) =
+                self.tx.try_send(SinkInput::Track(t))
+            {
+                self.unsent.insert(t.id, t);
+                return false;
+            }
+        }
+        self.tx.try_send(SinkInput::Packet(packet)).is_ok()
+    }
+
+    /// The track is gone. A full queue must not lose the end of a track: this one waits in a
+    /// task rather than in the worker.
+    fn end(&mut self, track: SinkTrackId) {
+        self.unsent.remove(&track);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(SinkInput::TrackEnded(track)).await;
+        });
+    }
 }
 
 /// A participant's signalling, keyed by the participant's connection id (the id of the
@@ -724,13 +770,8 @@ impl Worker {
                     .with_room(&room.room_id, |core| core.add_sink(now, sink))
                     .unwrap_or(Err(SinkRefused::Ended));
                 if r.is_ok() {
-                    self.sinks.insert(
-                        sink,
-                        SinkConn {
-                            room_id: room.room_id.clone(),
-                            tx,
-                        },
-                    );
+                    self.sinks
+                        .insert(sink, SinkConn::new(room.room_id.clone(), tx));
                 }
                 let _ = reply.send(r);
                 self.drain(&room.room_id);
@@ -1168,37 +1209,20 @@ impl Worker {
                     }
                 }
                 Output::Event(e) => self.report(room_id, e),
-                Output::Sink(p) => {
-                    let Some(s) = self.sinks.get(&p.sink) else {
-                        continue;
-                    };
-                    let input = SinkInput::Packet(SinkPacket {
-                        track_sid: p.track_sid,
-                        participant_identity: p.participant_identity,
-                        kind: if p.video {
-                            MediaKind::Video
-                        } else {
-                            MediaKind::Audio
-                        },
-                        codec: p.codec,
-                        clock_rate: p.clock_rate,
-                        seq: p.seq,
-                        timestamp: p.timestamp,
-                        marker: p.marker,
-                        payload: p.payload,
-                    });
-                    if s.tx.try_send(input).is_err() {
+                Output::SinkTrack { sink, track } => {
+                    if let Some(s) = self.sinks.get_mut(&sink) {
+                        s.announce(track);
+                    }
+                }
+                Output::Sink { sink, packet } => {
+                    let sent = self.sinks.get_mut(&sink).map(|s| s.send(packet));
+                    if sent == Some(false) {
                         self.metrics.sink_packets_dropped.inc();
                     }
                 }
-                Output::SinkTrackEnded { sink, track_sid } => {
-                    if let Some(s) = self.sinks.get(&sink) {
-                        // A full queue must not lose the end of a track: this one waits in a
-                        // task rather than in the worker.
-                        let tx = s.tx.clone();
-                        tokio::spawn(async move {
-                            let _ = tx.send(SinkInput::TrackEnded { track_sid }).await;
-                        });
+                Output::SinkTrackEnded { sink, track } => {
+                    if let Some(s) = self.sinks.get_mut(&sink) {
+                        s.end(track);
                     }
                 }
             }
@@ -1259,5 +1283,49 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::SinkCodec;
+
+    fn track(id: u32) -> SinkTrack {
+        SinkTrack {
+            id: SinkTrackId(id),
+            track_sid: format!("TR_{id}"),
+            participant_identity: "alice".into(),
+            video: true,
+            codec: SinkCodec::Vp8,
+            clock_rate: 90_000,
+        }
+    }
+
+    fn packet(id: u32, seq: u16) -> SinkPacket {
+        SinkPacket {
+            track: SinkTrackId(id),
+            seq,
+            timestamp: 0,
+            marker: true,
+            payload: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn a_sink_whose_queue_was_full_is_told_of_a_track_before_its_first_packet() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut sink = SinkConn::new("room".into(), tx);
+        sink.announce(track(1));
+        // The queue is full: track 2's announcement waits, and its packet is dropped.
+        sink.announce(track(2));
+        assert!(!sink.send(packet(2, 1)));
+        assert!(matches!(rx.try_recv(), Ok(SinkInput::Track(t)) if t.id == SinkTrackId(1)));
+        // Room for one: the announcement goes, the packet does not fit behind it.
+        assert!(!sink.send(packet(2, 2)));
+        assert!(matches!(rx.try_recv(), Ok(SinkInput::Track(t)) if t.id == SinkTrackId(2)));
+        assert!(sink.send(packet(2, 3)));
+        assert!(matches!(rx.try_recv(), Ok(SinkInput::Packet(p)) if p.seq == 3));
+        assert!(sink.unsent.is_empty());
     }
 }
