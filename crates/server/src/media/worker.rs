@@ -8,12 +8,15 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Instant as StdInstant;
 
 use enclave_sfu::proto::SignalRequest;
 use enclave_sfu::{ConnId, JoinParams, LocalCandidate, Output, Room, RoomConfig};
 use enclave_sfu::{SinkId, SinkRefused, Transport};
 use tokio::sync::{mpsc, oneshot};
+// The worker's clock is tokio's, so that its timers follow a paused clock in tests; the SFU core
+// takes std instants, converted at each call (`core_now`, `Instant::from_std`).
+use tokio::time::Instant;
 
 use super::conns::Conns;
 use super::events::{self, MediaEvent};
@@ -205,7 +208,7 @@ impl Worker {
     }
 
     fn on_command(&mut self, cmd: Command) {
-        let now = Instant::now();
+        let now = core_now();
         match cmd {
             Command::Join {
                 room,
@@ -374,7 +377,7 @@ impl Worker {
     /// Makes sure the room has a core for its current session: created on first use; a core
     /// left from an earlier session of the same room id (an end still in flight) is ended
     /// first, so that nothing of the old session reaches the new one.
-    fn core(&mut self, room: &RoomFacts, now: Instant) {
+    fn core(&mut self, room: &RoomFacts, now: StdInstant) {
         if self
             .rooms
             .get(&room.room_id)
@@ -414,7 +417,7 @@ impl Worker {
 
     /// Ends the room's core: everyone is told, connections close, sinks' inputs close (the
     /// recorder finalises).
-    fn end_core(&mut self, room_id: &str, now: Instant) {
+    fn end_core(&mut self, room_id: &str, now: StdInstant) {
         self.act(room_id, |room| room.end(now));
         self.forget_core(room_id);
     }
@@ -454,9 +457,9 @@ impl Worker {
             core.armed = None;
             // The entry may be earlier than the room's deadline (it moved later since): then
             // there is nothing to run, only to arm again.
-            if core.room.poll_timeout().is_some_and(|d| d <= now) {
-                self.with_room(&id, |room| room.handle_timeout(now));
-                self.drain(&id);
+            let at = now.into_std();
+            if core.room.poll_timeout().is_some_and(|d| d <= at) {
+                self.act(&id, |room| room.handle_timeout(at));
             } else {
                 self.arm(&id);
             }
@@ -470,7 +473,7 @@ impl Worker {
         let Some(core) = self.rooms.get_mut(room_id) else {
             return;
         };
-        let Some(deadline) = core.room.poll_timeout() else {
+        let Some(deadline) = core.room.poll_timeout().map(Instant::from_std) else {
             return;
         };
         if core.armed.is_some_and(|a| a <= deadline) {
@@ -532,7 +535,7 @@ impl Worker {
         destination: SocketAddr,
         data: &[u8],
     ) -> bool {
-        let now = Instant::now();
+        let now = core_now();
         let offer = |core: &mut Core| {
             catch_unwind(AssertUnwindSafe(|| {
                 core.room.receive(now, transport, source, destination, data)
@@ -593,7 +596,7 @@ impl Worker {
                 self.arm(room_id);
                 return;
             }
-            let now = Instant::now();
+            let now = core_now();
             for conn in slow {
                 tracing::warn!(
                     ?conn,
@@ -662,9 +665,97 @@ async fn recv_tcp(rx: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent>
     }
 }
 
+/// The worker's clock, as the SFU core takes it.
+fn core_now() -> StdInstant {
+    Instant::now().into_std()
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
-        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use enclave_sfu::proto::{self as lk, signal_response::Message as Resp};
+    use prost::Message as _;
+
+    use super::*;
+    use crate::config::MediaConfig;
+    use crate::media::{Media, SIGNAL_QUEUE};
+
+    fn joiner(identity: &str) -> JoinParams {
+        JoinParams {
+            sid: format!("PA_{identity}"),
+            identity: identity.into(),
+            name: identity.into(),
+            metadata: String::new(),
+            can_publish: true,
+            can_publish_sources: Vec::new(),
+            can_subscribe: true,
+            can_publish_data: true,
+            can_update_metadata: false,
+            denied_data_topics: Vec::new(),
+            hidden: false,
+            auto_subscribe: true,
+            client_protocol: 17,
+            ice_servers: Vec::new(),
+        }
+    }
+
+    /// The worker's timers run on tokio's clock: with the clock paused, the core's 15 s
+    /// connect grace passes at once, and the participant whose ICE never came up is told to
+    /// leave exactly when it ends. On the wall clock the worker would wait out the 15 s.
+    #[tokio::test(start_paused = true)]
+    async fn a_participant_whose_media_never_comes_up_is_removed_when_the_connect_grace_ends() {
+        let wall = StdInstant::now();
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let media = Media::start(
+            MediaConfig::loopback(),
+            Arc::new(Metrics::default()),
+            events_tx,
+        )
+        .expect("media binds on 127.0.0.1");
+        let (out, mut frames) = mpsc::channel(SIGNAL_QUEUE);
+        let room = RoomFacts {
+            room_id: "room".into(),
+            sid: "RM_session".into(),
+            empty_timeout: 300,
+            max_participants: 0,
+            e2ee: false,
+        };
+        let joined = Instant::now();
+        media.join(room, media.next_conn(), joiner("alice"), out);
+
+        let mut responses = Vec::new();
+        while let Some(ConnOut::Frame(frame)) = frames.recv().await {
+            let r = lk::SignalResponse::decode(frame.as_slice()).expect("a signal response");
+            responses.push((Instant::now() - joined, r.message));
+        }
+        assert!(
+            matches!(responses.first(), Some((_, Some(Resp::Join(_))))),
+            "the join response comes first: {responses:?}"
+        );
+        let Some((waited, Some(Resp::Leave(leave)))) = responses.last() else {
+            panic!("the participant is told to leave: {responses:?}");
+        };
+        assert_eq!(leave.reason, lk::DisconnectReason::ConnectionTimeout as i32);
+        assert!(
+            *waited >= Duration::from_secs(15) && *waited < Duration::from_millis(15_600),
+            "removed when the connect grace ends, not {waited:?} after joining"
+        );
+        assert!(
+            matches!(events.recv().await, Some(MediaEvent::ParticipantLeft { identity, .. }) if identity == "alice"),
+            "the rooms hear that alice left"
+        );
+        assert!(
+            wall.elapsed() < Duration::from_secs(10),
+            "the grace passed in virtual time, not in {:?} of wall time",
+            wall.elapsed()
+        );
     }
 }
