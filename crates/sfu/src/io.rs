@@ -9,10 +9,10 @@ use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 
 /// Protocol version served on `/rtc`.
-pub const PROTOCOL_VERSION: i32 = 17;
+pub(crate) const PROTOCOL_VERSION: i32 = 17;
 /// Server version reported to clients. livekit-client compares it as a dotted number (RPC needs
 /// ≥ 1.8.0), so it names the LiveKit server behaviour we implement, not our own version.
-pub const SERVER_VERSION: &str = "1.10.0";
+pub(crate) const SERVER_VERSION: &str = "1.10.0";
 
 /// Tracks one participant may have published or announced at once. A camera, a microphone
 /// and a screen share with its audio are four; this leaves room for a few more sources.

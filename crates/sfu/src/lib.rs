@@ -50,7 +50,7 @@ pub use io::{
     ConnId, Event, JoinParams, LocalCandidate, Output, PublishPermission, RoomConfig, SinkCodec,
     SinkId, SinkPacket, SinkRefused, SinkTrack, SinkTrackId, Transmit, Transport,
     MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT, PING_INTERVAL, PING_TIMEOUT, PRIVATE_TOPIC,
-    PROTOCOL_VERSION, SERVER_TOPIC, SERVER_VERSION,
+    SERVER_TOPIC,
 };
 pub use livekit_protocol as proto;
 pub use room::Room;

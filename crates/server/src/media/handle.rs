@@ -32,7 +32,7 @@ pub struct Media {
     /// The ICE-over-TCP port, if on.
     pub tcp_port: Option<u16>,
     /// What every participant is offered: each advertised address over UDP, then over TCP.
-    pub candidates: Vec<LocalCandidate>,
+    candidates: Vec<LocalCandidate>,
     next_conn: Arc<std::sync::atomic::AtomicU64>,
 }
 
