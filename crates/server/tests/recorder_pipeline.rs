@@ -16,7 +16,7 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use enclave_server::recorder::pipeline::{Finished, Pipeline, PipelineConfig, PipelineError};
-use enclave_server::recorder::{MediaKind, SinkInput, SinkPacket, Target};
+use enclave_server::recorder::{SinkCodec, SinkInput, SinkPacket, SinkTrack, SinkTrackId, Target};
 
 /// Every test here runs ffmpeg encoders and decoders in real time; run concurrently on a
 /// small CI machine they starve each other, generators fall behind real time and the clock
@@ -136,16 +136,24 @@ fn rtp_parser_handles_csrc_extension_and_padding() {
     assert_eq!(parse_rtp(&[0x40; 12]), None, "version 1");
 }
 
+/// The id the test's sink announces track `sid` under (distinct for the sids used here).
+fn track_id(sid: &str) -> SinkTrackId {
+    SinkTrackId(
+        sid.bytes()
+            .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))),
+    )
+}
+
 /// Receives RTP on `sock` and feeds it to the pipeline as the tracks `sids` (the same media
-/// under several sids stands in for several publishers).
+/// under several sids stands in for several publishers), each announced first, as the SFU
+/// does.
 async fn forward(
     sock: UdpSocket,
     sids: Vec<&'static str>,
-    kind: MediaKind,
-    codec: &'static str,
+    codec: SinkCodec,
     tx: mpsc::Sender<SinkInput>,
 ) {
-    forward_noting(sock, sids, kind, codec, tx, None).await
+    forward_noting(sock, sids, codec, tx, None).await
 }
 
 /// When each packet arrived and how large its payload was.
@@ -155,11 +163,22 @@ type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<(Instant, usize)>>>;
 async fn forward_noting(
     sock: UdpSocket,
     sids: Vec<&'static str>,
-    kind: MediaKind,
-    codec: &'static str,
+    codec: SinkCodec,
     tx: mpsc::Sender<SinkInput>,
     arrivals: Option<Arrivals>,
 ) {
+    let video = codec != SinkCodec::Opus;
+    for sid in &sids {
+        let track = SinkTrack {
+            id: track_id(sid),
+            track_sid: (*sid).into(),
+            participant_identity: "generator".into(),
+            video,
+            codec,
+            clock_rate: if video { 90_000 } else { 48_000 },
+        };
+        let _ = tx.send(SinkInput::Track(track)).await;
+    }
     let mut buf = vec![0u8; 2048];
     while let Ok(n) = sock.recv(&mut buf).await {
         let Some((seq, timestamp, marker, payload)) = parse_rtp(&buf[..n]) else {
@@ -170,15 +189,7 @@ async fn forward_noting(
         }
         for sid in &sids {
             let _ = tx.try_send(SinkInput::Packet(SinkPacket {
-                track_sid: (*sid).into(),
-                participant_identity: "generator".into(),
-                kind,
-                codec,
-                clock_rate: if kind == MediaKind::Video {
-                    90_000
-                } else {
-                    48_000
-                },
+                track: track_id(sid),
                 seq,
                 timestamp,
                 marker,
@@ -296,15 +307,13 @@ async fn records_vp8_and_opus_rtp_into_a_playable_mp4() {
     let vfwd = tokio::spawn(forward(
         vsock,
         vec!["TR_video", "TR_cam2"],
-        MediaKind::Video,
-        "VP8",
+        SinkCodec::Vp8,
         tx.clone(),
     ));
     let afwd = tokio::spawn(forward(
         asock,
         vec!["TR_audio"],
-        MediaKind::Audio,
-        "OPUS",
+        SinkCodec::Opus,
         tx.clone(),
     ));
     // The second camera leaves half-way: two tiles side by side, then one full canvas.
@@ -312,11 +321,9 @@ async fn records_vp8_and_opus_rtp_into_a_playable_mp4() {
         let tx = tx.clone();
         async move {
             tokio::time::sleep(Duration::from_millis(2500)).await;
-            tx.send(SinkInput::TrackEnded {
-                track_sid: "TR_cam2".into(),
-            })
-            .await
-            .unwrap();
+            tx.send(SinkInput::TrackEnded(track_id("TR_cam2")))
+                .await
+                .unwrap();
         }
     });
 
@@ -624,14 +631,14 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 /// Streams testsrc for `seconds` through `encoder` as RTP into the pipeline as track `sid`.
 async fn stream_video(
     sid: &'static str,
-    codec: &'static str,
+    codec: SinkCodec,
     encoder: &'static [&'static str],
     seconds: u32,
     tx: mpsc::Sender<SinkInput>,
 ) {
     let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
     let url = format!("rtp://127.0.0.1:{}", sock.local_addr().unwrap().port());
-    let fwd = tokio::spawn(forward(sock, vec![sid], MediaKind::Video, codec, tx));
+    let fwd = tokio::spawn(forward(sock, vec![sid], codec, tx));
     let secs = seconds.to_string();
     let mut args = vec![
         "-re",
@@ -645,7 +652,7 @@ async fn stream_video(
     args.extend_from_slice(encoder);
     args.extend_from_slice(&["-g", "25", "-f", "rtp", &url]);
     let out = run_ffmpeg(&args).await;
-    succeeded(&out, &format!("{codec} generator"));
+    succeeded(&out, &format!("{} generator", codec.name()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     fwd.abort();
 }
@@ -665,9 +672,9 @@ async fn vp9_and_h264_tracks_are_decoded() {
     require("ffmpeg");
     require("ffprobe");
     #[rustfmt::skip]
-    let cases: [(&str, &[&str]); 2] = [
-        ("VP9", &["-c:v", "libvpx-vp9", "-deadline", "realtime", "-strict", "experimental"]),
-        ("H264", &["-c:v", "libx264", "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-bf", "0"]),
+    let cases: [(SinkCodec, &[&str]); 2] = [
+        (SinkCodec::Vp9, &["-c:v", "libvpx-vp9", "-deadline", "realtime", "-strict", "experimental"]),
+        (SinkCodec::H264, &["-c:v", "libx264", "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-bf", "0"]),
     ];
     for (codec, encoder) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -687,6 +694,7 @@ async fn vp9_and_h264_tracks_are_decoded() {
         let written = finished.duration.as_secs_f64();
         let frame = grey_frame(&out, written - 0.5).await;
         let sd = stddev(&frame, 0..36);
+        let codec = codec.name();
         eprintln!("{codec}: written {written:.2}s, final frame stddev {sd:.1}");
         assert!(
             sd > 30.0,
@@ -714,7 +722,7 @@ async fn a_killed_decoder_is_restarted_and_nothing_outlives_the_pipeline() {
     .unwrap();
     let stream = tokio::spawn(stream_video(
         "TR_v",
-        "VP8",
+        SinkCodec::Vp8,
         &["-c:v", "libvpx", "-deadline", "realtime"],
         5,
         tx.clone(),
@@ -781,7 +789,7 @@ async fn a_killed_decoder_is_restarted_and_nothing_outlives_the_pipeline() {
     .unwrap();
     let stream = tokio::spawn(stream_video(
         "TR_w",
-        "VP8",
+        SinkCodec::Vp8,
         &["-c:v", "libvpx", "-deadline", "realtime"],
         2,
         tx,
@@ -928,16 +936,14 @@ async fn stream_flashes(seconds: u32, tx: mpsc::Sender<SinkInput>) -> (Vec<f64>,
     let vfwd = tokio::spawn(forward_noting(
         vsock,
         vec!["TR_flash"],
-        MediaKind::Video,
-        "VP8",
+        SinkCodec::Vp8,
         tx.clone(),
         Some(video_in.clone()),
     ));
     let afwd = tokio::spawn(forward_noting(
         asock,
         vec!["TR_beep"],
-        MediaKind::Audio,
-        "OPUS",
+        SinkCodec::Opus,
         tx,
         Some(audio_in.clone()),
     ));

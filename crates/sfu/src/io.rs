@@ -9,10 +9,10 @@ use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 
 /// Protocol version served on `/rtc`.
-pub const PROTOCOL_VERSION: i32 = 17;
+pub(crate) const PROTOCOL_VERSION: i32 = 17;
 /// Server version reported to clients. livekit-client compares it as a dotted number (RPC needs
 /// ≥ 1.8.0), so it names the LiveKit server behaviour we implement, not our own version.
-pub const SERVER_VERSION: &str = "1.10.0";
+pub(crate) const SERVER_VERSION: &str = "1.10.0";
 
 /// Tracks one participant may have published or announced at once. A camera, a microphone
 /// and a screen share with its audio are four; this leaves room for a few more sources.
@@ -104,6 +104,13 @@ pub struct RoomConfig {
     pub created: Instant,
 }
 
+impl RoomConfig {
+    /// Wall time at `now`, in Unix milliseconds.
+    pub(crate) fn unix_ms(&self, now: Instant) -> i64 {
+        self.created_unix_ms + now.saturating_duration_since(self.created).as_millis() as i64
+    }
+}
+
 /// Who is joining, from their verified access token.
 #[derive(Debug, Clone)]
 pub struct JoinParams {
@@ -178,26 +185,6 @@ pub struct Transmit {
 /// Something that happened, for the runtime to report (room state, webhooks, metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A participant was admitted (before media is up).
-    ParticipantJoined {
-        /// Its connection.
-        conn: ConnId,
-        /// Its participant sid.
-        sid: String,
-        /// Its identity.
-        identity: String,
-        /// Its display name.
-        name: String,
-    },
-    /// A participant's media connection is up.
-    ParticipantActive {
-        /// Its connection.
-        conn: ConnId,
-        /// Its participant sid.
-        sid: String,
-        /// Its identity.
-        identity: String,
-    },
     /// A participant is gone.
     ParticipantLeft {
         /// Its connection.
@@ -274,7 +261,8 @@ pub enum Event {
 }
 
 /// A server-side consumer of the room's media (a recorder, an RTMP broadcaster), named by the
-/// runtime. A sink gets every track, at its best flowing layer, as [`Output::Sink`] packets.
+/// runtime. A sink gets every track, at its best flowing layer: [`Output::SinkTrack`] once,
+/// then [`Output::Sink`] packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SinkId(pub u64);
 
@@ -292,22 +280,69 @@ pub enum SinkRefused {
     Exists,
 }
 
-/// One packet for a sink: the track's packets rewritten into one continuous stream (as a
-/// subscriber would get them), the payload as the publisher sent it.
+/// Names one track of one sink in its packets: announced by an [`Output::SinkTrack`], unique in
+/// the room for as long as the room lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SinkTrackId(pub u32);
+
+/// The codec of a sink's track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SinkCodec {
+    /// Opus audio.
+    Opus,
+    /// VP8 video.
+    Vp8,
+    /// VP9 video.
+    Vp9,
+    /// H.264 video.
+    H264,
+    /// H.265 video.
+    H265,
+    /// AV1 video.
+    Av1,
+    /// A codec the room does not name (none it negotiates today).
+    Other,
+}
+
+impl SinkCodec {
+    /// The upper-case name, for logs: `OPUS`, `VP8`, `VP9`, `H264`, `H265`, `AV1`, `OTHER`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SinkCodec::Opus => "OPUS",
+            SinkCodec::Vp8 => "VP8",
+            SinkCodec::Vp9 => "VP9",
+            SinkCodec::H264 => "H264",
+            SinkCodec::H265 => "H265",
+            SinkCodec::Av1 => "AV1",
+            SinkCodec::Other => "OTHER",
+        }
+    }
+}
+
+/// A track a sink is about to get, announced once, before its first packet: what every
+/// [`SinkPacket`] of it would otherwise have to carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SinkPacket {
-    /// The sink it is for.
-    pub sink: SinkId,
-    /// The track it belongs to.
+pub struct SinkTrack {
+    /// How its packets name it.
+    pub id: SinkTrackId,
+    /// The track's sid (`TR_…`).
     pub track_sid: String,
     /// The track's publisher.
     pub participant_identity: String,
     /// A video track (else audio).
     pub video: bool,
-    /// Upper-case codec name: `OPUS`, `VP8`, `VP9`, `H264`, `AV1`.
-    pub codec: &'static str,
-    /// The RTP clock rate of `timestamp`.
+    /// The codec of its first packet (the codec its m-line negotiated).
+    pub codec: SinkCodec,
+    /// The RTP clock rate of its packets' timestamps.
     pub clock_rate: u32,
+}
+
+/// One packet for a sink: the track's packets rewritten into one continuous stream (as a
+/// subscriber would get them), the payload as the publisher sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkPacket {
+    /// The track it belongs to, announced before.
+    pub track: SinkTrackId,
     /// RTP sequence number of the continuous stream.
     pub seq: u16,
     /// RTP timestamp of the continuous stream.
@@ -337,14 +372,27 @@ pub enum Output {
     },
     /// Report this.
     Event(Event),
-    /// A packet for a sink.
-    Sink(SinkPacket),
-    /// A track a sink was getting is gone (unpublished, or its publisher left).
+    /// A track a sink gets from now on; its packets follow.
+    SinkTrack {
+        /// The sink.
+        sink: SinkId,
+        /// The track.
+        track: SinkTrack,
+    },
+    /// A packet of an announced track for a sink.
+    Sink {
+        /// The sink.
+        sink: SinkId,
+        /// The packet.
+        packet: SinkPacket,
+    },
+    /// A track a sink was getting is gone (unpublished, or its publisher left). A track
+    /// never announced may end too: it sent the sink nothing.
     SinkTrackEnded {
         /// The sink.
         sink: SinkId,
         /// The track.
-        track_sid: String,
+        track: SinkTrackId,
     },
 }
 
@@ -371,6 +419,10 @@ pub struct TapRecord {
     pub payload: Vec<u8>,
 }
 
+/// The test-only tap's callback (see [`TapRecord`]).
+#[cfg(feature = "tap")]
+pub(crate) type Tap = Box<dyn FnMut(TapRecord) + Send>;
+
 /// Where the room's parts put what they have to say, instead of each reaching into the room:
 /// outputs in order, and the peer connections that were touched and must be drained.
 #[derive(Default)]
@@ -392,6 +444,31 @@ impl Outbox {
             conn,
             response: Box::new(lk::SignalResponse { message: Some(msg) }),
         });
+    }
+
+    /// Tells `conn` to leave, with `reason` (its close follows when it is removed).
+    pub(crate) fn leave(&mut self, conn: ConnId, reason: lk::DisconnectReason) {
+        self.signal(
+            conn,
+            Resp::Leave(lk::LeaveRequest {
+                reason: reason as i32,
+                action: lk::leave_request::Action::Disconnect as i32,
+                ..Default::default()
+            }),
+        );
+    }
+
+    /// A subscriber offer for `conn` (the client answers with the same id).
+    pub(crate) fn offer(&mut self, conn: ConnId, sdp: String, id: u32) {
+        self.signal(
+            conn,
+            Resp::Offer(lk::SessionDescription {
+                r#type: "offer".into(),
+                sdp,
+                id,
+                ..Default::default()
+            }),
+        );
     }
 
     pub(crate) fn push(&mut self, output: Output) {

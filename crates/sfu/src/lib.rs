@@ -30,22 +30,27 @@
 mod alloc;
 mod data;
 mod dd;
+mod fanout;
 mod forward;
 pub mod fuzzing;
 mod ids;
 mod io;
+mod members;
 mod participant;
 mod room;
 mod sdp;
+mod signalling;
 mod sinks;
+mod speakers;
 mod track;
 
 #[cfg(feature = "tap")]
 pub use io::TapRecord;
 pub use io::{
-    ConnId, Event, JoinParams, LocalCandidate, Output, PublishPermission, RoomConfig, SinkId,
-    SinkPacket, SinkRefused, Transmit, Transport, MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT,
-    PING_INTERVAL, PING_TIMEOUT, PRIVATE_TOPIC, PROTOCOL_VERSION, SERVER_TOPIC, SERVER_VERSION,
+    ConnId, Event, JoinParams, LocalCandidate, Output, PublishPermission, RoomConfig, SinkCodec,
+    SinkId, SinkPacket, SinkRefused, SinkTrack, SinkTrackId, Transmit, Transport,
+    MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT, PING_INTERVAL, PING_TIMEOUT, PRIVATE_TOPIC,
+    SERVER_TOPIC,
 };
 pub use livekit_protocol as proto;
 pub use room::Room;

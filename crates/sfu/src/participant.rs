@@ -8,14 +8,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use livekit_protocol as lk;
-use str0m::bwe::Bitrate;
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt, Rid};
 use str0m::net::Protocol;
 use str0m::rtp::{RtpPacket, RtpWrite};
-use str0m::{Candidate, Event as RtcEvent, Input, Output as RtcOutput, Rtc};
+use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
 
 use crate::alloc::allocate;
 use crate::dd;
@@ -24,7 +24,7 @@ use crate::io::{ConnId, Event, JoinParams, LocalCandidate, Outbox, Output, Pc, R
 use crate::io::{PublishPermission, Transmit, Transport};
 use crate::io::{MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT};
 use crate::sdp::{self, mid_to_cid};
-use crate::track::{DownState, DownTrack, Outgoing, PublishedTrack};
+use crate::track::{DownState, DownTrack, Outgoing, PublishedTrack, Tracks};
 
 /// How long a participant whose media connection dropped may take to come back.
 pub(crate) const ICE_GRACE: Duration = Duration::from_secs(10);
@@ -109,6 +109,17 @@ pub(crate) enum AnswerOutcome {
     Refused,
 }
 
+/// Why a participant's time is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Overdue {
+    /// Its media connection never came up within `CONNECT_GRACE`.
+    NeverConnected,
+    /// Its media connection dropped and did not come back within `ICE_GRACE`.
+    MediaLost,
+    /// Its signalling dropped and was not resumed within `SIGNAL_GRACE`.
+    SignalLost,
+}
+
 /// What one packet did for one subscriber.
 pub(crate) struct Forwarded {
     /// The packet was written to the subscriber PC (it needs draining).
@@ -133,17 +144,17 @@ pub(crate) struct Participant {
     channels: DataChannels,
     negotiation: Negotiation,
     pub(crate) downtracks: HashMap<String, DownTrack>,
-    pub(crate) down_by_mid: HashMap<Mid, String>,
+    down_by_mid: HashMap<Mid, String>,
     /// The subscriber PC connected at least once.
     pub(crate) active: bool,
     /// When it joined (its media connection must come up within `CONNECT_GRACE`).
-    pub(crate) joined: Instant,
-    pub(crate) ice_lost_since: Option<Instant>,
+    joined: Instant,
+    ice_lost_since: Option<Instant>,
     last_loud: Option<Instant>,
     /// Worst recent packet loss (0..1) the publisher PC measured on incoming media.
-    pub(crate) ingress_loss: f32,
+    ingress_loss: f32,
     /// The subscriber PC's downlink estimate (TWCC), bit/s, while str0m can probe.
-    pub(crate) bwe_estimate: Option<u64>,
+    bwe_estimate: Option<u64>,
     /// The signalling connection dropped without a leave at this instant; the participant
     /// stays (its media may still flow) until it resumes or `SIGNAL_GRACE` passes.
     pub(crate) signal_lost_since: Option<Instant>,
@@ -354,6 +365,23 @@ impl Participant {
         .min()
     }
 
+    /// Whether a grace period of this participant ran out by `now`; a media failure comes
+    /// before lost signalling.
+    pub(crate) fn overdue(&self, now: Instant) -> Option<Overdue> {
+        if !self.active && now >= self.joined + CONNECT_GRACE {
+            Some(Overdue::NeverConnected)
+        } else if self.ice_lost_since.is_some_and(|t| now >= t + ICE_GRACE) {
+            Some(Overdue::MediaLost)
+        } else if self
+            .signal_lost_since
+            .is_some_and(|t| now >= t + SIGNAL_GRACE)
+        {
+            Some(Overdue::SignalLost)
+        } else {
+            None
+        }
+    }
+
     /// Drains one PC: datagrams go to the outbox, the timer is kept, and the events are
     /// returned for the room to act on. `Err` means the PC failed or panicked.
     pub(crate) fn drain(
@@ -411,6 +439,48 @@ impl Participant {
             }
         }
         (events, result)
+    }
+
+    /// Notes what a PC event says of this participant alone: its data channels, its downlink
+    /// estimate, its uplink loss, whether its media connection holds.
+    pub(crate) fn on_pc_event(&mut self, pc: Pc, e: RtcEvent, now: Instant) {
+        match (pc, e) {
+            (Pc::Publisher, RtcEvent::ChannelOpen(id, label)) => {
+                self.pub_channels.insert(id, label);
+            }
+            (Pc::Subscriber, RtcEvent::ChannelOpen(id, label)) => match label.as_str() {
+                "_reliable" => self.channels.reliable = Some(id),
+                "_lossy" => self.channels.lossy = Some(id),
+                _ => {}
+            },
+            (
+                Pc::Subscriber,
+                RtcEvent::EgressBitrateEstimate(BweKind::Twcc {
+                    estimate,
+                    can_probe,
+                }),
+            ) => {
+                // Without probing (no TWCC negotiated) the number means nothing: allocate by
+                // requested quality alone.
+                self.bwe_estimate = can_probe.then(|| estimate.as_u64());
+            }
+            (Pc::Publisher, RtcEvent::MediaIngressStats(st)) => {
+                if let Some(loss) = st.loss {
+                    // A moving average, so one bad second does not flip the indicator.
+                    self.ingress_loss = 0.7 * self.ingress_loss + 0.3 * loss.clamp(0.0, 1.0);
+                }
+            }
+            (_, RtcEvent::IceConnectionStateChange(state)) => match state {
+                IceConnectionState::Disconnected => {
+                    self.ice_lost_since.get_or_insert(now);
+                }
+                IceConnectionState::Connected | IceConnectionState::Completed => {
+                    self.ice_lost_since = None
+                }
+                _ => {}
+            },
+            _ => {}
+        }
     }
 
     /// A request was refused for a limit. Returns whether the participant has now been refused
@@ -504,11 +574,6 @@ impl Participant {
         info
     }
 
-    /// A publisher data channel opened.
-    pub(crate) fn publisher_channel_open(&mut self, id: ChannelId, label: String) {
-        self.pub_channels.insert(id, label);
-    }
-
     /// Whether data on the publisher's channel `id` is reliable; `None` for a channel that is
     /// not one of LiveKit's two.
     pub(crate) fn publisher_channel_reliable(&self, id: ChannelId) -> Option<bool> {
@@ -519,13 +584,32 @@ impl Participant {
         }
     }
 
-    /// An RTP packet arrived from this publisher; notes whether it says "speech".
-    pub(crate) fn note_audio_level(&mut self, pkt: &RtpPacket, now: Instant) {
+    /// An RTP packet arrived from this publisher: the m-line and layer it came on and its
+    /// codec, from its SSRC and payload type (`None` for a packet of no known stream or
+    /// codec). Notes whether its audio level says "speech".
+    pub(crate) fn incoming(
+        &mut self,
+        pkt: &RtpPacket,
+        now: Instant,
+    ) -> Option<(Mid, Option<Rid>, Codec)> {
+        let (mid, rid) = {
+            let mut api = self.publisher.direct_api();
+            let s = api.stream_rx(&pkt.header.ssrc)?;
+            (s.mid(), s.rid())
+        };
+        let codec = self
+            .publisher
+            .codec_config()
+            .params()
+            .iter()
+            .find(|x| x.pt() == pkt.header.payload_type)
+            .map(|x| x.spec().codec)?;
         if let Some(level) = pkt.header.ext_vals.audio_level {
             if level.unsigned_abs() as i8 <= SPEECH_LEVEL {
                 self.last_loud = Some(now);
             }
         }
+        Some((mid, rid, codec))
     }
 
     /// Whether this participant spoke within the last second.
@@ -584,13 +668,15 @@ impl Participant {
     // Subscriber
     // ----------------------------------------------------------------------------------
 
-    /// A subscriber data channel opened.
-    pub(crate) fn subscriber_channel_open(&mut self, id: ChannelId, label: &str) {
-        match label {
-            "_reliable" => self.channels.reliable = Some(id),
-            "_lossy" => self.channels.lossy = Some(id),
-            _ => {}
-        }
+    /// The track and layer a subscriber's keyframe request on m-line `mid` is for: the layer
+    /// it gets, or is about to get.
+    pub(crate) fn keyframe_wanted(&self, mid: Mid) -> Option<(String, Option<Rid>)> {
+        let sid = self.down_by_mid.get(&mid)?;
+        let d = self.downtracks.get(sid);
+        Some((
+            sid.clone(),
+            d.and_then(|d| d.fwd.current().or(d.fwd.target())),
+        ))
     }
 
     /// Subscribes to `track` (its sid `sid`), unless already subscribed; the m-line comes with
@@ -717,7 +803,7 @@ impl Participant {
         &mut self,
         conn: ConnId,
         sd: &lk::SessionDescription,
-        tracks: &HashMap<String, PublishedTrack>,
+        tracks: &Tracks,
     ) -> AnswerOutcome {
         let pending = match std::mem::replace(&mut self.negotiation.offer, Offer::Answered) {
             Offer::InFlight { id, pending, sdp } => {
@@ -824,7 +910,7 @@ impl Participant {
     /// estimator should probe toward, if it estimates.
     pub(crate) fn allocate(
         &mut self,
-        tracks: &HashMap<String, PublishedTrack>,
+        tracks: &Tracks,
         now: Instant,
         keyframes: &mut Vec<(String, Option<Rid>)>,
     ) -> Option<u64> {

@@ -1,44 +1,40 @@
-//! The room state machine: its public inputs, the dispatch of signalling and peer-connection
-//! events, membership, and what crosses participants (forwarding, layer allocation, speakers,
-//! data). What belongs to one participant lives in `participant.rs`, to one track in
-//! `track.rs`; both write to the room's [`Outbox`]. See the crate docs for the drive loop.
+//! The room state machine: its public inputs, the dispatch of peer-connection events,
+//! membership (joins, resumes, removals) and the publication of tracks. The room owns every
+//! part and lends each module only the parts it works on: signalling requests
+//! (`signalling.rs`), what crosses participants (`fanout.rs`: forwarding, data, layer
+//! allocation), speakers (`speakers.rs`), all participants (`members.rs`), one participant
+//! (`participant.rs`), tracks (`track.rs`). Each writes to the room's [`Outbox`]; none holds a
+//! reference back to the room. See the crate docs for the drive loop.
 
 // The protocol marks several fields deprecated that current clients still read (TrackInfo's
 // layers and simulcast, by older SDKs), so the server keeps filling them, as LiveKit's does.
 #![allow(deprecated)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use livekit_protocol as lk;
-use lk::signal_request::Message as Req;
 use lk::signal_response::Message as Resp;
-use str0m::bwe::BweKind;
-use str0m::channel::ChannelId;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid, Simulcast};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Simulcast};
 use str0m::net::Receive;
-use str0m::rtp::RtpPacket;
-use str0m::{Event as RtcEvent, IceConnectionState, Input};
+use str0m::{Event as RtcEvent, Input};
 
-use crate::data;
-use crate::dd;
+use crate::fanout::Fanout;
 use crate::ids::IdGen;
-#[cfg(feature = "tap")]
-use crate::io::TapRecord;
 use crate::io::{
     ConnId, Event, JoinParams, Outbox, Output, Pc, PublishPermission, RoomConfig, SinkId,
-    SinkRefused, Transport, MAX_TRACKS_PER_PARTICIPANT, PING_INTERVAL, PING_TIMEOUT,
-    PROTOCOL_VERSION, SERVER_VERSION,
+    SinkRefused, Transport, PING_INTERVAL, PING_TIMEOUT, PROTOCOL_VERSION, SERVER_VERSION,
 };
-use crate::participant::{AnswerOutcome, Participant, CONNECT_GRACE, ICE_GRACE, SIGNAL_GRACE};
+#[cfg(feature = "tap")]
+use crate::io::{Tap, TapRecord};
+use crate::members::Participants;
+use crate::participant::{Overdue, Participant, CONNECT_GRACE, SIGNAL_GRACE};
+use crate::signalling::{self, Signalling, Then};
 use crate::sinks::Sinks;
-use crate::track::{self, Outgoing, PublishedTrack};
+use crate::speakers::Speakers;
+use crate::track::{self, PublishedTrack, Tracks};
 
-/// Largest participant metadata a client may ask for (LiveKit's default limit).
-pub(crate) const MAX_METADATA_BYTES: usize = 64 * 1024;
-/// Longest participant name a client may ask for.
-pub(crate) const MAX_NAME_BYTES: usize = 256;
 /// Period of layer allocation and speaker detection.
 const TICK: Duration = Duration::from_millis(500);
 /// Connection quality is reported every this many ticks.
@@ -47,21 +43,19 @@ const QUALITY_TICKS: u64 = 4;
 /// One meeting. See the crate docs.
 pub struct Room {
     #[cfg(feature = "tap")]
-    tap: Option<Box<dyn FnMut(TapRecord) + Send>>,
+    tap: Option<Tap>,
     cfg: RoomConfig,
     sid: String,
     ids: IdGen,
     sif_trailer: Vec<u8>,
-    /// Boxed: a participant holds two large `Rtc`s, and B-tree nodes reserve room for eleven.
-    participants: BTreeMap<ConnId, Box<Participant>>,
-    tracks: HashMap<String, PublishedTrack>,
-    track_by_pub_mid: HashMap<(ConnId, Mid), String>,
+    participants: Participants,
+    tracks: Tracks,
     /// Which PC a source address last reached, tried first for its next datagram. UDP and TCP
     /// sources are apart: a client may well use the same port number for both.
     routes: HashMap<(Transport, SocketAddr), (ConnId, Pc)>,
     out: Outbox,
     next_tick: Instant,
-    speakers: BTreeSet<ConnId>,
+    speakers: Speakers,
     sinks: Sinks,
     /// Participants who left in the last `SIGNAL_GRACE`, as last announced: a resuming client
     /// missed those announcements.
@@ -84,13 +78,12 @@ impl Room {
             sid,
             ids,
             sif_trailer,
-            participants: BTreeMap::new(),
-            tracks: HashMap::new(),
-            track_by_pub_mid: HashMap::new(),
+            participants: Participants::default(),
+            tracks: Tracks::default(),
             routes: HashMap::new(),
             out: Outbox::default(),
             next_tick,
-            speakers: BTreeSet::new(),
+            speakers: Speakers::default(),
             sinks: Sinks::default(),
             departed: VecDeque::new(),
             ticks: 0,
@@ -104,11 +97,6 @@ impl Room {
         self.tap = Some(tap);
     }
 
-    /// The room's LiveKit sid (`RM_…`).
-    pub fn sid(&self) -> &str {
-        &self.sid
-    }
-
     /// How many participants are in the room.
     pub fn len(&self) -> usize {
         self.participants.len()
@@ -119,19 +107,6 @@ impl Room {
         self.participants.is_empty()
     }
 
-    /// The sids of the participants in the room.
-    pub fn participant_sids(&self) -> Vec<String> {
-        self.participants
-            .values()
-            .map(|p| p.info.sid.clone())
-            .collect()
-    }
-
-    fn unix_ms(&self, now: Instant) -> i64 {
-        self.cfg.created_unix_ms
-            + now.saturating_duration_since(self.cfg.created).as_millis() as i64
-    }
-
     // ----------------------------------------------------------------------------------
     // Inputs
     // ----------------------------------------------------------------------------------
@@ -140,29 +115,20 @@ impl Room {
     /// evicted first (`DUPLICATE_IDENTITY`), as LiveKit does.
     pub fn join(&mut self, now: Instant, conn: ConnId, params: JoinParams) {
         if self.ended {
-            self.out
-                .signal(conn, Resp::Leave(leave(lk::DisconnectReason::RoomDeleted)));
+            self.out.leave(conn, lk::DisconnectReason::RoomDeleted);
             self.out.push(Output::Close { conn });
             return;
         }
-        if let Some(old) = self.conn_of(&params.identity) {
-            self.out.signal(
-                old,
-                Resp::Leave(leave(lk::DisconnectReason::DuplicateIdentity)),
-            );
+        if let Some(old) = self.participants.conn_of(&params.identity) {
+            self.out.leave(old, lk::DisconnectReason::DuplicateIdentity);
             self.remove(now, old, lk::DisconnectReason::DuplicateIdentity);
         }
-        let unix_ms = self.unix_ms(now);
+        let unix_ms = self.cfg.unix_ms(now);
         let hidden = params.hidden;
         let auto = params.auto_subscribe && params.can_subscribe;
         let mut p = Box::new(Participant::new(now, unix_ms, &self.cfg, params));
         let info = p.info.clone();
-        let others: Vec<lk::ParticipantInfo> = self
-            .participants
-            .values()
-            .filter(|p| !p.params.hidden)
-            .map(|p| p.info.clone())
-            .collect();
+        let others = self.participants.visible_infos(None);
         let join = lk::JoinResponse {
             room: Some(self.room_info()),
             participant: Some(info.clone()),
@@ -180,12 +146,6 @@ impl Room {
             ..Default::default()
         };
         self.out.signal(conn, Resp::Join(join));
-        self.out.event(Event::ParticipantJoined {
-            conn,
-            sid: info.sid.clone(),
-            identity: info.identity.clone(),
-            name: info.name.clone(),
-        });
         if auto {
             for (sid, t) in self.tracks.iter().filter(|(_, t)| t.owner != conn) {
                 p.add_downtrack(sid, t);
@@ -195,54 +155,26 @@ impl Room {
         self.out.touch(conn, Pc::Publisher);
         self.out.touch(conn, Pc::Subscriber);
         if !hidden {
-            self.broadcast_update(Some(conn), vec![info]);
+            self.participants
+                .broadcast_update(&mut self.out, Some(conn), vec![info]);
         }
-        self.negotiate(conn);
+        self.participants
+            .negotiate(conn, &self.tracks, &mut self.out);
         self.drive(now);
     }
 
     /// A signalling message from `conn`.
     pub fn signal(&mut self, now: Instant, conn: ConnId, request: lk::SignalRequest) {
-        if !self.participants.contains_key(&conn) {
+        if !self.participants.contains(conn) {
             tracing::debug!(?conn, "signal from an unknown connection");
             return;
         }
         let Some(msg) = request.message else { return };
-        match msg {
-            Req::Offer(sd) => self.on_publisher_offer(now, conn, sd),
-            Req::Answer(sd) => self.on_subscriber_answer(now, conn, sd),
-            Req::Trickle(t) => {
-                if let Some(pc) = self.participant(conn).and_then(|p| p.trickle(conn, &t)) {
-                    self.out.touch(conn, pc);
-                }
-            }
-            Req::AddTrack(add) => self.on_add_track(now, conn, add),
-            Req::Mute(m) => self.on_mute(conn, m),
-            Req::TrackSetting(s) => self.on_track_setting(now, conn, s),
-            Req::Subscription(s) => self.on_subscription(conn, s),
-            Req::Leave(_) => self.remove(now, conn, lk::DisconnectReason::ClientInitiated),
-            Req::Ping(_) => {
-                let ms = self.unix_ms(now);
-                self.out.signal(conn, Resp::Pong(ms));
-            }
-            Req::PingReq(p) => {
-                let ms = self.unix_ms(now);
-                self.out.signal(
-                    conn,
-                    Resp::PongResp(lk::Pong {
-                        last_ping_timestamp: p.timestamp,
-                        timestamp: ms,
-                    }),
-                );
-            }
-            Req::UpdateMetadata(u) => self.on_update_metadata(conn, u),
-            Req::SubscriptionPermission(_)
-            | Req::SyncState(_)
-            | Req::Simulate(_)
-            | Req::UpdateLayers(_) => {}
-            other => {
-                tracing::debug!(?conn, msg = ?std::mem::discriminant(&other), "signal message not handled")
-            }
+        match self.signalling().handle(now, conn, msg) {
+            Then::Done => {}
+            Then::Allocate => self.fanout().allocate_layers(now),
+            Then::Remove(reason) => self.remove(now, conn, reason),
+            Then::Evict(why) => self.evict(now, conn, why),
         }
         self.drive(now);
     }
@@ -252,7 +184,7 @@ impl Room {
     /// that the client can [`Room::resume`]; what the room would have told it meanwhile is
     /// lost, and the resume sends the current state again.
     pub fn disconnect(&mut self, now: Instant, conn: ConnId) {
-        if let Some(p) = self.participants.get_mut(&conn) {
+        if let Some(p) = self.participants.get_mut(conn) {
             if p.signal_lost_since.is_none() {
                 tracing::info!(?conn, sid = %p.info.sid, "signalling connection lost; waiting for a resume");
                 p.signal_lost_since = Some(now);
@@ -264,7 +196,7 @@ impl Room {
     /// Removes the participant at once, without a grace period: the runtime caught it breaking
     /// the signalling rules (a flood).
     pub fn evict(&mut self, now: Instant, conn: ConnId, why: &'static str) {
-        let Some(p) = self.participants.get(&conn) else {
+        let Some(p) = self.participants.get(conn) else {
             return;
         };
         tracing::warn!(?conn, sid = %p.info.sid, why, "participant evicted");
@@ -273,21 +205,9 @@ impl Room {
             identity: p.info.identity.clone(),
             why,
         });
-        self.out
-            .signal(conn, Resp::Leave(leave(lk::DisconnectReason::SignalClose)));
+        self.out.leave(conn, lk::DisconnectReason::SignalClose);
         self.remove(now, conn, lk::DisconnectReason::SignalClose);
         self.drive(now);
-    }
-
-    /// A request of `conn` was refused for a limit; past a few the participant goes.
-    fn note_refusal(&mut self, now: Instant, conn: ConnId, why: &'static str) {
-        if self
-            .participants
-            .get_mut(&conn)
-            .is_some_and(|p| p.note_refusal())
-        {
-            self.evict(now, conn, why);
-        }
     }
 
     /// The participant `sid` with `identity` reconnected its signalling (LiveKit's resume:
@@ -305,7 +225,6 @@ impl Room {
             .participants
             .iter_mut()
             .find(|(_, p)| p.info.sid == sid && p.info.identity == identity)?;
-        let conn = *conn;
         let lost_at = p.signal_lost_since.take();
         p.restart_ice();
         let in_flight = p.offer_in_flight();
@@ -320,12 +239,7 @@ impl Room {
                 ..Default::default()
             }),
         );
-        let mut infos: Vec<lk::ParticipantInfo> = self
-            .participants
-            .iter()
-            .filter(|(c, q)| **c != conn && !q.params.hidden)
-            .map(|(_, q)| q.info.clone())
-            .collect();
+        let mut infos = self.participants.visible_infos(Some(conn));
         if let Some(t) = lost_at {
             infos.extend(
                 self.departed
@@ -343,8 +257,10 @@ impl Room {
             );
         }
         match in_flight {
-            Some((sdp, id)) => self.out.signal(conn, offer(sdp, id)),
-            None => self.negotiate(conn),
+            Some((sdp, id)) => self.out.offer(conn, sdp, id),
+            None => self
+                .participants
+                .negotiate(conn, &self.tracks, &mut self.out),
         }
         self.drive(now);
         Some(conn)
@@ -367,13 +283,13 @@ impl Room {
         let route = (transport, source);
         let routed = self.routes.get(&route).copied().filter(|(c, pc)| {
             self.participants
-                .get(c)
+                .get(*c)
                 .is_some_and(|p| p.accepts_on(*pc, &input))
         });
         let owner = routed.or_else(|| {
             self.participants
                 .iter()
-                .find_map(|(c, p)| p.accepts(&input).map(|pc| (*c, pc)))
+                .find_map(|(c, p)| p.accepts(&input).map(|pc| (c, pc)))
         });
         let Some((conn, pc)) = owner else {
             return false;
@@ -381,7 +297,7 @@ impl Room {
         self.routes.insert(route, (conn, pc));
         let p = self
             .participants
-            .get_mut(&conn)
+            .get_mut(conn)
             .expect("owner was found among participants");
         if p.handle_input(pc, input).is_err() {
             tracing::error!(
@@ -403,9 +319,9 @@ impl Room {
             let due: Vec<Pc> = p.due(now).collect();
             for pc in due {
                 if p.handle_input(pc, Input::Timeout(now)).is_ok() {
-                    self.out.touch(*c, pc);
+                    self.out.touch(c, pc);
                 } else {
-                    failed.push(*c);
+                    failed.push(c);
                     break;
                 }
             }
@@ -413,44 +329,34 @@ impl Room {
         for c in failed {
             self.remove(now, c, lk::DisconnectReason::StateMismatch);
         }
-        let lost: Vec<(ConnId, bool)> = self
-            .participants
-            .iter()
-            .filter_map(|(c, p)| {
-                let never = !p.active && now >= p.joined + CONNECT_GRACE;
-                let lost = p.ice_lost_since.is_some_and(|t| now >= t + ICE_GRACE);
-                (never || lost).then_some((*c, never))
-            })
-            .collect();
-        for (c, never) in lost {
-            if never {
-                tracing::info!(
-                    ?c,
-                    secs = CONNECT_GRACE.as_secs(),
-                    "media connection never came up; removing the participant \
-                     (its ICE checks did not reach any of our addresses)"
-                );
-            } else {
-                tracing::info!(?c, "media connection lost; removing the participant");
+        for (c, why) in self.participants.overdue(now) {
+            let reason = match why {
+                Overdue::NeverConnected => {
+                    tracing::info!(
+                        ?c,
+                        secs = CONNECT_GRACE.as_secs(),
+                        "media connection never came up; removing the participant \
+                         (its ICE checks did not reach any of our addresses)"
+                    );
+                    lk::DisconnectReason::ConnectionTimeout
+                }
+                Overdue::MediaLost => {
+                    tracing::info!(?c, "media connection lost; removing the participant");
+                    lk::DisconnectReason::ConnectionTimeout
+                }
+                Overdue::SignalLost => {
+                    tracing::info!(
+                        ?c,
+                        "signalling connection not resumed; removing the participant"
+                    );
+                    lk::DisconnectReason::SignalClose
+                }
+            };
+            // A client whose signalling is lost cannot be told.
+            if why != Overdue::SignalLost {
+                self.out.leave(c, reason);
             }
-            self.out.signal(
-                c,
-                Resp::Leave(leave(lk::DisconnectReason::ConnectionTimeout)),
-            );
-            self.remove(now, c, lk::DisconnectReason::ConnectionTimeout);
-        }
-        let silent: Vec<ConnId> = self
-            .participants
-            .iter()
-            .filter(|(_, p)| p.signal_lost_since.is_some_and(|t| now >= t + SIGNAL_GRACE))
-            .map(|(c, _)| *c)
-            .collect();
-        for c in silent {
-            tracing::info!(
-                ?c,
-                "signalling connection not resumed; removing the participant"
-            );
-            self.remove(now, c, lk::DisconnectReason::SignalClose);
+            self.remove(now, c, reason);
         }
         let horizon = now.checked_sub(SIGNAL_GRACE);
         while self
@@ -463,15 +369,13 @@ impl Room {
         if now >= self.next_tick {
             self.next_tick = now + TICK;
             if self.cfg.bandwidth_estimation {
-                for t in self.tracks.values_mut() {
-                    t.measure(TICK);
-                }
+                self.tracks.measure(TICK);
             }
-            self.allocate_layers(now);
-            self.detect_speakers(now);
+            self.fanout().allocate_layers(now);
+            self.speakers.update(&self.participants, now, &mut self.out);
             self.ticks += 1;
             if self.ticks % QUALITY_TICKS == 0 {
-                self.report_quality();
+                self.participants.report_quality(&mut self.out);
             }
         }
         self.drive(now);
@@ -479,13 +383,11 @@ impl Room {
 
     /// Removes a participant (an admin's decision). Returns whether it was in the room.
     pub fn remove_participant(&mut self, now: Instant, identity: &str) -> bool {
-        let Some(conn) = self.conn_of(identity) else {
+        let Some(conn) = self.participants.conn_of(identity) else {
             return false;
         };
-        self.out.signal(
-            conn,
-            Resp::Leave(leave(lk::DisconnectReason::ParticipantRemoved)),
-        );
+        self.out
+            .leave(conn, lk::DisconnectReason::ParticipantRemoved);
         self.remove(now, conn, lk::DisconnectReason::ParticipantRemoved);
         self.drive(now);
         true
@@ -501,12 +403,12 @@ impl Room {
         track_sid: &str,
         muted: bool,
     ) -> bool {
-        let Some(conn) = self.conn_of(identity) else {
+        let Some(conn) = self.participants.conn_of(identity) else {
             return false;
         };
         let owns = self
             .participants
-            .get(&conn)
+            .get(conn)
             .is_some_and(|p| p.info.tracks.iter().any(|t| t.sid == track_sid));
         if !owns {
             return false;
@@ -517,7 +419,7 @@ impl Room {
         };
         self.out.signal(conn, Resp::Mute(request.clone()));
         if muted {
-            self.on_mute(conn, request);
+            self.signalling().mute(conn, request);
         }
         self.drive(now);
         true
@@ -534,10 +436,10 @@ impl Room {
         identity: &str,
         permission: PublishPermission,
     ) -> bool {
-        let Some(conn) = self.conn_of(identity) else {
+        let Some(conn) = self.participants.conn_of(identity) else {
             return false;
         };
-        let Some(p) = self.participant(conn) else {
+        let Some(p) = self.participants.get_mut(conn) else {
             return false;
         };
         p.set_permission(&permission);
@@ -549,8 +451,6 @@ impl Room {
             .filter(|t| !permission.allows(t.source))
             .map(|t| t.sid.clone())
             .collect();
-        let info = p.info.clone();
-        let hidden = p.params.hidden;
         for sid in &locked {
             tracing::info!(
                 ?conn,
@@ -566,98 +466,26 @@ impl Room {
             self.unpublish(sid);
         }
         if locked.is_empty() {
-            self.announce_info(conn, info, hidden);
+            self.participants.announce(&mut self.out, conn);
         }
         self.drive(now);
         true
-    }
-
-    /// Tells everyone a participant's new info (a hidden participant: only itself).
-    fn announce_info(&mut self, conn: ConnId, info: lk::ParticipantInfo, hidden: bool) {
-        if hidden {
-            self.out.signal(
-                conn,
-                Resp::Update(lk::ParticipantUpdate {
-                    participants: vec![info],
-                }),
-            );
-        } else {
-            self.broadcast_update(None, vec![info]);
-        }
     }
 
     /// Replaces a participant's metadata (the server's decision, such as a raised hand) and
     /// tells everyone (a hidden participant only itself). Returns whether they are here.
     pub fn set_metadata(&mut self, now: Instant, identity: &str, metadata: String) -> bool {
-        let Some(conn) = self.conn_of(identity) else {
+        let Some(conn) = self.participants.conn_of(identity) else {
             return false;
         };
-        let Some(p) = self.participant(conn) else {
+        let Some(p) = self.participants.get_mut(conn) else {
             return false;
         };
         p.info.metadata = metadata;
         p.info.version += 1;
-        let (info, hidden) = (p.info.clone(), p.params.hidden);
-        self.announce_info(conn, info, hidden);
+        self.participants.announce(&mut self.out, conn);
         self.drive(now);
         true
-    }
-
-    /// A participant asks to change its own metadata or name: refused at once when its token
-    /// does not allow it, when it sets attributes (not kept here) or sends too much; otherwise
-    /// the runtime decides ([`Event::MetadataRequested`], then [`Room::answer_metadata`]).
-    fn on_update_metadata(&mut self, conn: ConnId, u: lk::UpdateParticipantMetadata) {
-        let Some(p) = self.participants.get(&conn) else {
-            return;
-        };
-        let refusal = if !p.params.can_update_metadata {
-            Some((
-                lk::request_response::Reason::NotAllowed,
-                "this participant may not change its own metadata".to_owned(),
-            ))
-        } else if !u.attributes.is_empty() {
-            Some((
-                lk::request_response::Reason::UnsupportedType,
-                "participant attributes are not supported".to_owned(),
-            ))
-        } else if u.metadata.len() > MAX_METADATA_BYTES || u.name.len() > MAX_NAME_BYTES {
-            Some((
-                lk::request_response::Reason::LimitExceeded,
-                format!("metadata is limited to {MAX_METADATA_BYTES} bytes and a name to {MAX_NAME_BYTES}"),
-            ))
-        } else {
-            None
-        };
-        if let Some((reason, message)) = refusal {
-            self.refuse_metadata(conn, u, reason, message);
-            return;
-        }
-        let identity = p.info.identity.clone();
-        self.out.event(Event::MetadataRequested {
-            identity,
-            request_id: u.request_id,
-            metadata: u.metadata,
-            name: u.name,
-        });
-    }
-
-    fn refuse_metadata(
-        &mut self,
-        conn: ConnId,
-        u: lk::UpdateParticipantMetadata,
-        reason: lk::request_response::Reason,
-        message: String,
-    ) {
-        tracing::info!(?conn, message, "metadata update refused");
-        self.out.signal(
-            conn,
-            Resp::RequestResponse(lk::RequestResponse {
-                request_id: u.request_id,
-                reason: reason as i32,
-                message,
-                request: Some(lk::request_response::Request::UpdateMetadata(u)),
-            }),
-        );
     }
 
     /// The runtime's answer to [`Event::MetadataRequested`] `request_id`: `Ok((metadata,
@@ -671,26 +499,26 @@ impl Room {
         request_id: u32,
         answer: Result<(String, String), String>,
     ) -> bool {
-        let Some(conn) = self.conn_of(identity) else {
+        let Some(conn) = self.participants.conn_of(identity) else {
             return false;
         };
         match answer {
             Ok((metadata, name)) => {
-                let Some(p) = self.participant(conn) else {
+                let Some(p) = self.participants.get_mut(conn) else {
                     return false;
                 };
                 p.info.metadata = metadata;
                 p.info.name = name;
                 p.info.version += 1;
-                let (info, hidden) = (p.info.clone(), p.params.hidden);
-                self.announce_info(conn, info, hidden);
+                self.participants.announce(&mut self.out, conn);
             }
             Err(message) => {
                 let request = lk::UpdateParticipantMetadata {
                     request_id,
                     ..Default::default()
                 };
-                self.refuse_metadata(
+                signalling::refuse_metadata(
+                    &mut self.out,
                     conn,
                     request,
                     lk::request_response::Reason::NotAllowed,
@@ -702,17 +530,6 @@ impl Room {
         true
     }
 
-    fn conn_of(&self, identity: &str) -> Option<ConnId> {
-        self.participants
-            .iter()
-            .find(|(_, p)| p.info.identity == identity)
-            .map(|(c, _)| *c)
-    }
-
-    fn participant(&mut self, conn: ConnId) -> Option<&mut Participant> {
-        self.participants.get_mut(&conn).map(|p| &mut **p)
-    }
-
     /// Sends a data packet from the server to everyone, or to the named identities.
     pub fn send_data(
         &mut self,
@@ -721,24 +538,16 @@ impl Room {
         topic: Option<String>,
         destination_identities: Vec<String>,
     ) {
-        let bytes = data::from_server(payload, topic, &destination_identities);
-        for (c, p) in self.participants.iter_mut() {
-            let addressed = destination_identities.is_empty()
-                || destination_identities.contains(&p.info.identity);
-            if addressed && p.write_data(*c, true, &bytes, &mut self.out) {
-                self.out.touch(*c, Pc::Subscriber);
-            }
-        }
+        self.fanout()
+            .send_from_server(payload, topic, &destination_identities);
         self.drive(now);
     }
 
     /// Ends the room: everyone is told and disconnected. Later joins are refused.
     pub fn end(&mut self, now: Instant) {
         self.ended = true;
-        let conns: Vec<ConnId> = self.participants.keys().copied().collect();
-        for c in conns {
-            self.out
-                .signal(c, Resp::Leave(leave(lk::DisconnectReason::RoomDeleted)));
+        for c in self.participants.conns() {
+            self.out.leave(c, lk::DisconnectReason::RoomDeleted);
             self.remove(now, c, lk::DisconnectReason::RoomDeleted);
         }
         self.drive(now);
@@ -758,7 +567,8 @@ impl Room {
             return Err(SinkRefused::Exists);
         }
         for (sid, rid) in self.sinks.attach(sink, &self.tracks, now) {
-            self.request_keyframe(now, &sid, rid, KeyframeRequestKind::Pli);
+            self.fanout()
+                .request_keyframe(now, &sid, rid, KeyframeRequestKind::Pli);
         }
         self.drive(now);
         Ok(())
@@ -774,7 +584,8 @@ impl Room {
         let Some(rid) = self.sinks.keyframe_layer(sink, track_sid) else {
             return;
         };
-        self.request_keyframe(now, track_sid, rid, KeyframeRequestKind::Pli);
+        self.fanout()
+            .request_keyframe(now, track_sid, rid, KeyframeRequestKind::Pli);
         self.drive(now);
     }
 
@@ -787,10 +598,34 @@ impl Room {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let tick = (!self.participants.is_empty()).then_some(self.next_tick);
         self.participants
-            .values()
-            .filter_map(|p| p.deadline())
+            .iter()
+            .filter_map(|(_, p)| p.deadline())
             .chain(tick)
             .min()
+    }
+
+    /// The parts that signalling changes.
+    fn signalling(&mut self) -> Signalling<'_> {
+        Signalling {
+            cfg: &self.cfg,
+            ids: &mut self.ids,
+            participants: &mut self.participants,
+            tracks: &mut self.tracks,
+            out: &mut self.out,
+        }
+    }
+
+    /// The parts that media and data cross.
+    fn fanout(&mut self) -> Fanout<'_> {
+        Fanout {
+            cfg: &self.cfg,
+            participants: &mut self.participants,
+            tracks: &mut self.tracks,
+            sinks: &mut self.sinks,
+            out: &mut self.out,
+            #[cfg(feature = "tap")]
+            tap: &mut self.tap,
+        }
     }
 
     // ----------------------------------------------------------------------------------
@@ -801,18 +636,15 @@ impl Room {
     /// others), and repeats until nothing is left to drain.
     fn drive(&mut self, now: Instant) {
         while let Some((conn, pc)) = self.out.next_dirty() {
-            let Some(p) = self.participants.get_mut(&conn) else {
+            let Some(p) = self.participants.get_mut(conn) else {
                 continue;
             };
             let (events, result) = p.drain(conn, pc, now, &mut self.out);
             for e in events {
                 self.on_rtc_event(now, conn, pc, e);
             }
-            if result.is_err() && self.participants.contains_key(&conn) {
-                self.out.signal(
-                    conn,
-                    Resp::Leave(leave(lk::DisconnectReason::StateMismatch)),
-                );
+            if result.is_err() && self.participants.contains(conn) {
+                self.out.leave(conn, lk::DisconnectReason::StateMismatch);
                 self.remove(now, conn, lk::DisconnectReason::StateMismatch);
             }
         }
@@ -820,241 +652,39 @@ impl Room {
 
     fn on_rtc_event(&mut self, now: Instant, conn: ConnId, pc: Pc, e: RtcEvent) {
         match (pc, e) {
-            (Pc::Publisher, RtcEvent::RtpPacket(pkt)) => self.forward_rtp(now, conn, pkt),
+            (Pc::Publisher, RtcEvent::RtpPacket(pkt)) => self.fanout().forward_rtp(now, conn, pkt),
             (Pc::Publisher, RtcEvent::MediaAdded(m)) => {
                 self.on_media_added(conn, m.mid, m.kind, m.direction, m.simulcast)
             }
             (Pc::Publisher, RtcEvent::MediaChanged(m))
                 if !matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) =>
             {
-                if let Some(sid) = self.track_by_pub_mid.get(&(conn, m.mid)).cloned() {
+                if let Some(sid) = self.tracks.sid_at(conn, m.mid).cloned() {
                     self.unpublish(&sid);
                 }
             }
-            (Pc::Publisher, RtcEvent::ChannelOpen(id, label)) => {
-                if let Some(p) = self.participant(conn) {
-                    p.publisher_channel_open(id, label);
-                }
-            }
-            (Pc::Publisher, RtcEvent::ChannelData(d)) => self.relay_data(conn, d.id, &d.data),
-            (Pc::Subscriber, RtcEvent::ChannelOpen(id, label)) => {
-                if let Some(p) = self.participant(conn) {
-                    p.subscriber_channel_open(id, &label);
-                }
+            (Pc::Publisher, RtcEvent::ChannelData(d)) => {
+                self.fanout().relay_data(conn, d.id, &d.data)
             }
             (Pc::Subscriber, RtcEvent::Connected) => self.on_subscriber_connected(conn),
-            (
-                Pc::Subscriber,
-                RtcEvent::EgressBitrateEstimate(BweKind::Twcc {
-                    estimate,
-                    can_probe,
-                }),
-            ) => {
-                if let Some(p) = self.participant(conn) {
-                    // Without probing (no TWCC negotiated) the number means nothing: allocate
-                    // by requested quality alone.
-                    p.bwe_estimate = can_probe.then(|| estimate.as_u64());
-                }
-            }
-            (Pc::Publisher, RtcEvent::MediaIngressStats(st)) => {
-                if let (Some(p), Some(loss)) = (self.participants.get_mut(&conn), st.loss) {
-                    // A moving average, so one bad second does not flip the indicator.
-                    p.ingress_loss = 0.7 * p.ingress_loss + 0.3 * loss.clamp(0.0, 1.0);
-                }
-            }
             (Pc::Subscriber, RtcEvent::KeyframeRequest(r)) => {
-                let wanted = self.participants.get(&conn).and_then(|p| {
-                    let sid = p.down_by_mid.get(&r.mid)?;
-                    let d = p.downtracks.get(sid);
-                    Some((
-                        sid.clone(),
-                        d.and_then(|d| d.fwd.current().or(d.fwd.target())),
-                    ))
-                });
+                let wanted = self
+                    .participants
+                    .get(conn)
+                    .and_then(|p| p.keyframe_wanted(r.mid));
                 if let Some((sid, rid)) = wanted {
-                    self.request_keyframe(now, &sid, rid, r.kind);
+                    self.fanout().request_keyframe(now, &sid, rid, r.kind);
                 }
             }
-            (_, RtcEvent::IceConnectionStateChange(state)) => {
-                if let Some(p) = self.participant(conn) {
-                    match state {
-                        IceConnectionState::Disconnected => {
-                            p.ice_lost_since.get_or_insert(now);
-                        }
-                        IceConnectionState::Connected | IceConnectionState::Completed => {
-                            p.ice_lost_since = None
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            (_, RtcEvent::Closed) if self.participants.contains_key(&conn) => {
+            (_, RtcEvent::Closed) if self.participants.contains(conn) => {
                 self.remove(now, conn, lk::DisconnectReason::ClientInitiated);
             }
-            _ => {}
-        }
-    }
-
-    // ----------------------------------------------------------------------------------
-    // Signalling
-    // ----------------------------------------------------------------------------------
-
-    fn on_publisher_offer(&mut self, now: Instant, conn: ConnId, sd: lk::SessionDescription) {
-        let p = self.participant(conn).expect("checked by signal()");
-        let Some(sdp) = p.answer_publisher(conn, &sd) else {
-            return self.refuse(now, conn);
-        };
-        self.out.touch(conn, Pc::Publisher);
-        self.out.signal(
-            conn,
-            Resp::Answer(lk::SessionDescription {
-                r#type: "answer".into(),
-                sdp,
-                id: sd.id,
-                ..Default::default()
-            }),
-        );
-    }
-
-    fn on_subscriber_answer(&mut self, now: Instant, conn: ConnId, sd: lk::SessionDescription) {
-        let p = self
-            .participants
-            .get_mut(&conn)
-            .expect("checked by signal()");
-        match p.accept_answer(conn, &sd, &self.tracks) {
-            AnswerOutcome::Ignored => {}
-            AnswerOutcome::Refused => self.refuse(now, conn),
-            AnswerOutcome::Applied(opened) => {
-                self.out.touch(conn, Pc::Subscriber);
-                for (sid, rid) in opened {
-                    self.request_keyframe(now, &sid, rid, KeyframeRequestKind::Pli);
+            (pc, e) => {
+                if let Some(p) = self.participants.get_mut(conn) {
+                    p.on_pc_event(pc, e, now);
                 }
-                self.negotiate(conn);
             }
         }
-    }
-
-    fn on_add_track(&mut self, now: Instant, conn: ConnId, add: lk::AddTrackRequest) {
-        let published = self.tracks.values().filter(|t| t.owner == conn).count();
-        let p = self.participants.get(&conn).expect("checked by signal()");
-        if let Err(held) = p.may_announce(published) {
-            tracing::info!(?conn, cid = add.cid, held, "track refused: too many tracks");
-            self.out.signal(
-                conn,
-                Resp::RequestResponse(lk::RequestResponse {
-                    reason: lk::request_response::Reason::LimitExceeded as i32,
-                    message: format!(
-                        "a participant may publish at most {MAX_TRACKS_PER_PARTICIPANT} tracks"
-                    ),
-                    request: Some(lk::request_response::Request::AddTrack(add)),
-                    ..Default::default()
-                }),
-            );
-            return self.note_refusal(now, conn, "too many tracks");
-        }
-        let refusal = if !p.params.can_publish {
-            Some("this participant may not publish".to_owned())
-        } else if !p.permission().allows(add.source) {
-            Some(format!(
-                "this participant may not publish a {} track now (locked by an admin or \
-                 turned off in this room)",
-                source_name(add.source)
-            ))
-        } else if self.cfg.require_encryption && add.encryption == lk::encryption::Type::None as i32
-        {
-            Some("this room is end-to-end encrypted: publish with encryption enabled".to_owned())
-        } else {
-            None
-        };
-        if let Some(message) = refusal {
-            tracing::info!(
-                ?conn,
-                cid = add.cid,
-                source = add.source,
-                message,
-                "track refused"
-            );
-            // The request is echoed, as LiveKit's server does, so that an SDK can match the
-            // refusal to the publication waiting for it.
-            self.out.signal(
-                conn,
-                Resp::RequestResponse(lk::RequestResponse {
-                    reason: lk::request_response::Reason::NotAllowed as i32,
-                    message,
-                    request: Some(lk::request_response::Request::AddTrack(add)),
-                    ..Default::default()
-                }),
-            );
-            return;
-        }
-        let info = track::announced(self.ids.sid("TR_"), &add);
-        let p = self.participant(conn).expect("checked by signal()");
-        p.pending_tracks.insert(add.cid.clone(), info.clone());
-        self.out.signal(
-            conn,
-            Resp::TrackPublished(lk::TrackPublishedResponse {
-                cid: add.cid,
-                track: Some(info),
-            }),
-        );
-    }
-
-    fn on_mute(&mut self, conn: ConnId, m: lk::MuteTrackRequest) {
-        let p = self.participant(conn).expect("checked by signal()");
-        let Some(t) = p.info.tracks.iter_mut().find(|t| t.sid == m.sid) else {
-            return;
-        };
-        if t.muted == m.muted {
-            return;
-        }
-        t.muted = m.muted;
-        p.info.version += 1;
-        let info = p.info.clone();
-        self.broadcast_update(None, vec![info]);
-    }
-
-    fn on_track_setting(&mut self, now: Instant, conn: ConnId, s: lk::UpdateTrackSettings) {
-        let Some(p) = self.participant(conn) else {
-            return;
-        };
-        for sid in &s.track_sids {
-            if let Some(d) = p.downtracks.get_mut(sid) {
-                d.fwd.set_paused(s.disabled);
-                d.wanted = if s.width > 0 || s.height > 0 {
-                    track::quality_for_size(s.width.max(s.height))
-                } else {
-                    s.quality
-                };
-            }
-        }
-        self.allocate_layers(now);
-    }
-
-    fn on_subscription(&mut self, conn: ConnId, s: lk::UpdateSubscription) {
-        let Some(p) = self.participants.get_mut(&conn) else {
-            return;
-        };
-        let sids = s
-            .track_sids
-            .iter()
-            .chain(s.participant_tracks.iter().flat_map(|pt| &pt.track_sids));
-        for sid in sids {
-            if !s.subscribe {
-                p.remove_downtrack(sid);
-            } else if let Some(t) = self.tracks.get(sid).filter(|t| t.owner != conn) {
-                p.add_downtrack(sid, t);
-            }
-        }
-        self.negotiate(conn);
-    }
-
-    /// A message that makes no sense for the session ends it.
-    fn refuse(&mut self, now: Instant, conn: ConnId) {
-        self.out.signal(
-            conn,
-            Resp::Leave(leave(lk::DisconnectReason::StateMismatch)),
-        );
-        self.remove(now, conn, lk::DisconnectReason::StateMismatch);
     }
 
     // ----------------------------------------------------------------------------------
@@ -1072,7 +702,7 @@ impl Room {
         if !matches!(dir, Direction::RecvOnly | Direction::SendRecv) {
             return; // an m-line the client only receives on (e.g. the Rust SDK's spare transceivers)
         }
-        let Some(p) = self.participants.get_mut(&conn) else {
+        let Some(p) = self.participants.get_mut(conn) else {
             return;
         };
         let Some(mut info) = p.take_announced(conn, mid) else {
@@ -1084,8 +714,7 @@ impl Room {
         p.info.tracks.push(info.clone());
         p.info.version += 1;
         p.info.is_publisher = true;
-        let pinfo = p.info.clone();
-        let hidden = p.params.hidden;
+        let participant_sid = p.info.sid.clone();
         let sid = info.sid;
         let t = PublishedTrack::new(
             conn,
@@ -1096,35 +725,25 @@ impl Room {
             info.source == lk::TrackSource::ScreenShare as i32,
         );
         self.sinks.track_added(&sid, &t);
-        self.track_by_pub_mid.insert((conn, mid), sid.clone());
         self.out.event(Event::TrackPublished {
             sid: sid.clone(),
-            participant_sid: pinfo.sid.clone(),
+            participant_sid,
             kind: track::kind_name(kind),
         });
         // The update must reach subscribers before the offer that carries the track.
-        if hidden {
-            self.out.signal(
-                conn,
-                Resp::Update(lk::ParticipantUpdate {
-                    participants: vec![pinfo],
-                }),
-            );
-        } else {
-            self.broadcast_update(None, vec![pinfo]);
-        }
+        self.participants.announce(&mut self.out, conn);
         let subscribers: Vec<ConnId> = self
             .participants
             .iter_mut()
-            .filter(|(c, q)| **c != conn && q.params.can_subscribe && q.params.auto_subscribe)
+            .filter(|(c, q)| *c != conn && q.params.can_subscribe && q.params.auto_subscribe)
             .map(|(c, q)| {
                 q.add_downtrack(&sid, &t);
-                *c
+                c
             })
             .collect();
         self.tracks.insert(sid, t);
         for c in subscribers {
-            self.negotiate(c);
+            self.participants.negotiate(c, &self.tracks, &mut self.out);
         }
     }
 
@@ -1132,12 +751,11 @@ impl Room {
         let Some(t) = self.tracks.remove(sid) else {
             return;
         };
-        self.track_by_pub_mid.remove(&(t.owner, t.mid));
         self.sinks.track_ended(sid, &mut self.out);
         let subscribers: Vec<ConnId> = self
             .participants
             .iter_mut()
-            .filter_map(|(c, q)| (*c != t.owner && q.remove_downtrack(sid)).then_some(*c))
+            .filter_map(|(c, q)| (c != t.owner && q.remove_downtrack(sid)).then_some(c))
             .collect();
         for c in subscribers {
             self.out.signal(
@@ -1146,9 +764,9 @@ impl Room {
                     track_sid: sid.to_owned(),
                 }),
             );
-            self.negotiate(c);
+            self.participants.negotiate(c, &self.tracks, &mut self.out);
         }
-        if let Some(p) = self.participant(t.owner) {
+        if let Some(p) = self.participants.get_mut(t.owner) {
             p.info.tracks.retain(|x| x.sid != sid);
             p.info.version += 1;
             let info = p.info.clone();
@@ -1156,37 +774,13 @@ impl Room {
                 sid: sid.to_owned(),
                 participant_sid: info.sid.clone(),
             });
-            self.broadcast_update(None, vec![info]);
-        }
-    }
-
-    /// Sends the subscriber an offer for everything that changed, unless one is in flight
-    /// (then the changes wait for its answer).
-    fn negotiate(&mut self, conn: ConnId) {
-        let Some(p) = self.participants.get(&conn) else {
-            return;
-        };
-        if !p.wants_offer() {
-            return;
-        }
-        // Each new m-line names the track's owner in its msid.
-        let to_add: Vec<(String, MediaKind, String)> = p
-            .tracks_to_offer()
-            .filter_map(|(sid, kind)| {
-                let owner = self.tracks.get(sid)?.owner;
-                let owner_sid = self.participants.get(&owner)?.info.sid.clone();
-                Some((sid.clone(), kind, owner_sid))
-            })
-            .collect();
-        let p = self.participant(conn).expect("checked above");
-        if let Some((sdp, id)) = p.offer(to_add) {
-            self.out.touch(conn, Pc::Subscriber);
-            self.out.signal(conn, offer(sdp, id));
+            self.participants
+                .broadcast_update(&mut self.out, None, vec![info]);
         }
     }
 
     fn on_subscriber_connected(&mut self, conn: ConnId) {
-        let Some(p) = self.participant(conn) else {
+        let Some(p) = self.participants.get_mut(conn) else {
             return;
         };
         if p.active {
@@ -1196,271 +790,9 @@ impl Room {
         p.info.state = lk::participant_info::State::Active as i32;
         p.info.version += 1;
         let info = p.info.clone();
-        let hidden = p.params.hidden;
-        self.out.event(Event::ParticipantActive {
-            conn,
-            sid: info.sid.clone(),
-            identity: info.identity.clone(),
-        });
-        if !hidden {
-            self.broadcast_update(None, vec![info]);
-        }
-    }
-
-    // ----------------------------------------------------------------------------------
-    // Media
-    // ----------------------------------------------------------------------------------
-
-    fn forward_rtp(&mut self, now: Instant, conn: ConnId, pkt: RtpPacket) {
-        let Some(p) = self.participants.get_mut(&conn) else {
-            return;
-        };
-        let (mid, rid) = {
-            let mut api = p.publisher.direct_api();
-            let Some(s) = api.stream_rx(&pkt.header.ssrc) else {
-                return;
-            };
-            (s.mid(), s.rid())
-        };
-        let Some(codec) = p
-            .publisher
-            .codec_config()
-            .params()
-            .iter()
-            .find(|x| x.pt() == pkt.header.payload_type)
-            .map(|x| x.spec().codec)
-        else {
-            return;
-        };
-        p.note_audio_level(&pkt, now);
-        let Some(sid) = self.track_by_pub_mid.get(&(conn, mid)).cloned() else {
-            return;
-        };
-        #[cfg(feature = "tap")]
-        if let Some(tap) = self.tap.as_mut() {
-            tap(TapRecord {
-                kind: if codec.is_video() {
-                    "rtp-video"
-                } else {
-                    "rtp-audio"
-                },
-                from: p.info.identity.clone(),
-                marker: pkt.header.marker,
-                payload: pkt.payload.to_vec(),
-            });
-        }
-        let Some(t) = self.tracks.get_mut(&sid) else {
-            return;
-        };
-        // Layer bitrates only feed the bandwidth allocation: no per-packet bookkeeping
-        // without it.
-        t.note_packet(rid, pkt.payload.len(), self.cfg.bandwidth_estimation, now);
-        let clock_rate = t.clock_rate;
-        let keyframe = pkt
-            .header
-            .ext_vals
-            .user_values
-            .get::<dd::Descriptor>()
-            .map(dd::Descriptor::starts_keyframe);
-        // The header extensions that belong to the publisher's PC are not forwarded.
-        let mut ext = pkt.header.ext_vals.clone();
-        ext.mid = None;
-        ext.rid = None;
-        ext.rid_repair = None;
-        ext.transport_cc = None;
-        let outgoing = Outgoing {
-            sid: &sid,
-            pkt: &pkt,
-            rid,
-            codec,
-            keyframe,
-            ext: &ext,
-        };
-        let mut switched = Vec::new();
-        for (c, q) in self.participants.iter_mut() {
-            if *c == conn {
-                continue;
-            }
-            let done = q.forward(&outgoing, now);
-            if done.written {
-                self.out.touch(*c, Pc::Subscriber);
-            }
-            switched.extend(done.switched_to);
-        }
-        if !self.sinks.is_empty() {
-            let identity = self
-                .participants
-                .get(&conn)
-                .map_or("", |p| p.info.identity.as_str());
-            self.sinks.forward(
-                &outgoing,
-                identity,
-                clock_rate,
-                now,
-                &mut self.out,
-                &mut switched,
-            );
-        }
-        for rid in switched {
-            self.request_keyframe(now, &sid, rid, KeyframeRequestKind::Pli);
-        }
-    }
-
-    fn request_keyframe(
-        &mut self,
-        now: Instant,
-        sid: &str,
-        rid: Option<Rid>,
-        kind: KeyframeRequestKind,
-    ) {
-        let Some(t) = self.tracks.get_mut(sid) else {
-            return;
-        };
-        if !t.take_keyframe_request(rid, now) {
-            return;
-        }
-        let (owner, mid) = (t.owner, t.mid);
-        let Some(p) = self.participants.get_mut(&owner) else {
-            return;
-        };
-        let mut api = p.publisher.direct_api();
-        if let Some(rx) = api.stream_rx_by_mid(mid, rid) {
-            rx.request_keyframe(kind);
-            self.out.touch(owner, Pc::Publisher);
-        }
-    }
-
-    /// Lets every subscriber choose its layers (see `Participant::allocate`), points every
-    /// sink at the best flowing layer, and asks for keyframes on layers about to be switched
-    /// to.
-    fn allocate_layers(&mut self, now: Instant) {
-        let mut requests = Vec::new();
-        for (conn, q) in self.participants.iter_mut() {
-            if q.allocate(&self.tracks, now, &mut requests).is_some() {
-                self.out.touch(*conn, Pc::Subscriber);
-            }
-        }
-        self.sinks.allocate(&self.tracks, now, &mut requests);
-        for (sid, rid) in requests {
-            self.request_keyframe(now, &sid, rid, KeyframeRequestKind::Pli);
-        }
-    }
-
-    /// Speakers are those whose audio level said "speech" within the last second; clients
-    /// get the full list of active speakers plus those who just stopped.
-    fn detect_speakers(&mut self, now: Instant) {
-        let active: BTreeSet<ConnId> = self
-            .participants
-            .iter()
-            .filter(|(_, p)| p.speaking(now))
-            .map(|(c, _)| *c)
-            .collect();
-        if active == self.speakers {
-            return;
-        }
-        let info = |c: &ConnId, level: f32, active: bool| {
-            self.participants.get(c).map(|p| lk::SpeakerInfo {
-                sid: p.info.sid.clone(),
-                level,
-                active,
-            })
-        };
-        for (c, speaking) in active
-            .symmetric_difference(&self.speakers)
-            .map(|c| (c, active.contains(c)))
-        {
-            if let Some(p) = self.participants.get(c) {
-                let identity = p.info.identity.clone();
-                self.out.event(Event::Speaking { identity, speaking });
-            }
-        }
-        let mut speakers: Vec<lk::SpeakerInfo> =
-            active.iter().filter_map(|c| info(c, 0.8, true)).collect();
-        speakers.extend(
-            self.speakers
-                .difference(&active)
-                .filter_map(|c| info(c, 0.0, false)),
-        );
-        self.speakers = active;
-        self.broadcast(|| {
-            Resp::SpeakersChanged(lk::SpeakersChanged {
-                speakers: speakers.clone(),
-            })
-        });
-    }
-
-    /// Connection quality of every connected participant (see `Participant::quality`).
-    fn report_quality(&mut self) {
-        let updates: Vec<lk::ConnectionQualityInfo> = self
-            .participants
-            .values()
-            .filter(|p| p.active)
-            .map(|p| p.quality())
-            .collect();
-        if updates.is_empty() {
-            return;
-        }
-        self.broadcast(|| {
-            Resp::ConnectionQuality(lk::ConnectionQualityUpdate {
-                updates: updates.clone(),
-            })
-        });
-    }
-
-    // ----------------------------------------------------------------------------------
-    // Data
-    // ----------------------------------------------------------------------------------
-
-    fn relay_data(&mut self, conn: ConnId, channel: ChannelId, bytes: &[u8]) {
-        let Some(p) = self.participants.get(&conn) else {
-            return;
-        };
-        if !p.params.can_publish_data {
-            return;
-        }
-        let Some(reliable) = p.publisher_channel_reliable(channel) else {
-            return;
-        };
-        #[cfg(feature = "tap")]
-        if let Some(tap) = self.tap.as_mut() {
-            tap(TapRecord {
-                kind: "data",
-                from: p.info.identity.clone(),
-                marker: false,
-                payload: bytes.to_vec(),
-            });
-        }
-        let relayed = match data::relay(
-            bytes,
-            reliable,
-            &p.info.identity,
-            &p.info.sid,
-            &p.params.denied_data_topics,
-        ) {
-            Ok(r) => r,
-            Err(data::Dropped::Undecodable) => {
-                tracing::debug!(?conn, "undecodable data packet dropped");
-                return;
-            }
-            Err(data::Dropped::NotAllowed(why)) => {
-                tracing::info!(?conn, why, "data packet dropped");
-                return;
-            }
-        };
-        if let Some(topic) = relayed
-            .topic
-            .filter(|t| self.cfg.counted_topics.contains(t))
-        {
-            let identity = p.info.identity.clone();
-            self.out.event(Event::DataSent { identity, topic });
-        }
-        for (c, q) in self.participants.iter_mut() {
-            let addressed = *c != conn
-                && (relayed.destinations.is_empty()
-                    || relayed.destinations.contains(&q.info.identity));
-            if addressed && q.write_data(*c, reliable, &relayed.bytes, &mut self.out) {
-                self.out.touch(*c, Pc::Subscriber);
-            }
+        if !p.params.hidden {
+            self.participants
+                .broadcast_update(&mut self.out, None, vec![info]);
         }
     }
 
@@ -1469,32 +801,24 @@ impl Room {
     // ----------------------------------------------------------------------------------
 
     fn remove(&mut self, now: Instant, conn: ConnId, reason: lk::DisconnectReason) {
-        let Some(mut p) = self.participants.remove(&conn) else {
+        let Some(mut p) = self.participants.remove(conn) else {
             return;
         };
         p.publisher.disconnect();
         p.subscriber.disconnect();
         self.routes.retain(|_, (c, _)| *c != conn);
         self.out.forget(conn);
-        self.speakers.remove(&conn);
-        let own: Vec<String> = self
-            .tracks
-            .iter()
-            .filter(|(_, t)| t.owner == conn)
-            .map(|(s, _)| s.clone())
-            .collect();
-        for sid in &own {
-            if let Some(t) = self.tracks.remove(sid) {
-                self.track_by_pub_mid.remove(&(conn, t.mid));
-            }
+        self.speakers.forget(conn);
+        for sid in &self.tracks.owned_by(conn) {
+            self.tracks.remove(sid);
             self.sinks.track_ended(sid, &mut self.out);
             let others: Vec<ConnId> = self
                 .participants
                 .iter_mut()
-                .filter_map(|(c, q)| q.remove_downtrack(sid).then_some(*c))
+                .filter_map(|(c, q)| q.remove_downtrack(sid).then_some(c))
                 .collect();
             for c in others {
-                self.negotiate(c);
+                self.participants.negotiate(c, &self.tracks, &mut self.out);
             }
             self.out.event(Event::TrackUnpublished {
                 sid: sid.clone(),
@@ -1506,7 +830,8 @@ impl Room {
         p.info.tracks.clear();
         p.info.version += 1;
         if !p.params.hidden {
-            self.broadcast_update(Some(conn), vec![p.info.clone()]);
+            self.participants
+                .broadcast_update(&mut self.out, Some(conn), vec![p.info.clone()]);
             self.departed.push_back((now, p.info.clone()));
         }
         self.out.event(Event::ParticipantLeft {
@@ -1516,25 +841,6 @@ impl Room {
             reason: reason as i32,
         });
         self.out.push(Output::Close { conn });
-    }
-
-    /// Sends every participant (but `except`) the new state of `participants`.
-    fn broadcast_update(&mut self, except: Option<ConnId>, participants: Vec<lk::ParticipantInfo>) {
-        for c in self.participants.keys().filter(|c| Some(**c) != except) {
-            self.out.signal(
-                *c,
-                Resp::Update(lk::ParticipantUpdate {
-                    participants: participants.clone(),
-                }),
-            );
-        }
-    }
-
-    /// Sends every participant a message made by `msg`.
-    fn broadcast(&mut self, msg: impl Fn() -> Resp) {
-        for c in self.participants.keys() {
-            self.out.signal(*c, msg());
-        }
     }
 
     fn room_info(&self) -> lk::Room {
@@ -1552,40 +858,12 @@ impl Room {
     }
 }
 
-/// A subscriber offer as the client receives it (it answers with the same id).
-fn offer(sdp: String, id: u32) -> Resp {
-    Resp::Offer(lk::SessionDescription {
-        r#type: "offer".into(),
-        sdp,
-        id,
-        ..Default::default()
-    })
-}
-
 fn server_info() -> lk::ServerInfo {
     lk::ServerInfo {
         edition: lk::server_info::Edition::Standard as i32,
         version: SERVER_VERSION.to_owned(),
         protocol: PROTOCOL_VERSION,
         node_id: "enclave".to_owned(),
-        ..Default::default()
-    }
-}
-
-fn source_name(source: i32) -> &'static str {
-    match lk::TrackSource::try_from(source) {
-        Ok(lk::TrackSource::Camera) => "camera",
-        Ok(lk::TrackSource::Microphone) => "microphone",
-        Ok(lk::TrackSource::ScreenShare) => "screen share",
-        Ok(lk::TrackSource::ScreenShareAudio) => "screen share audio",
-        _ => "unknown-source",
-    }
-}
-
-fn leave(reason: lk::DisconnectReason) -> lk::LeaveRequest {
-    lk::LeaveRequest {
-        reason: reason as i32,
-        action: lk::leave_request::Action::Disconnect as i32,
         ..Default::default()
     }
 }

@@ -1,5 +1,7 @@
 //! Server-side sinks (recorders, RTMP broadcasters): each gets every track at its best flowing
-//! layer, rewritten into one continuous stream per track, as [`Output::Sink`] packets.
+//! layer, rewritten into one continuous stream per track. A track is announced to a sink once
+//! ([`Output::SinkTrack`]: sid, publisher, codec), just before its first packet; its packets
+//! ([`Output::Sink`]) name it by a small id, so nothing of the track is copied per packet.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -8,13 +10,35 @@ use livekit_protocol as lk;
 use str0m::media::{MediaKind, Rid};
 
 use crate::forward::{Decision, Forwarder};
-use crate::io::{Outbox, Output, SinkId, SinkPacket};
-use crate::track::{self, Outgoing, PublishedTrack};
+use crate::io::{Outbox, Output, SinkId, SinkPacket, SinkTrack, SinkTrackId};
+use crate::track::{self, Outgoing, PublishedTrack, Tracks};
 
-/// Every attached sink's forwarding state, per track sid.
+/// Every attached sink's tracks, by track sid.
 #[derive(Default)]
 pub(crate) struct Sinks {
-    sinks: BTreeMap<SinkId, HashMap<String, Forwarder>>,
+    sinks: BTreeMap<SinkId, HashMap<String, SinkTrackState>>,
+    /// The id the next track of a sink gets.
+    next_id: u32,
+}
+
+/// One track as one sink gets it.
+struct SinkTrackState {
+    id: SinkTrackId,
+    fwd: Forwarder,
+    /// The sink was told of the track (it is, before the track's first packet).
+    announced: bool,
+}
+
+impl SinkTrackState {
+    /// A sink's new track, starting on layer `initial`, under the next id.
+    fn new(next_id: &mut u32, initial: Option<Rid>, clock_rate: u32) -> Self {
+        *next_id += 1;
+        Self {
+            id: SinkTrackId(*next_id),
+            fwd: Forwarder::new(initial, clock_rate),
+            announced: false,
+        }
+    }
 }
 
 impl Sinks {
@@ -31,21 +55,22 @@ impl Sinks {
     pub(crate) fn attach(
         &mut self,
         sink: SinkId,
-        tracks: &HashMap<String, PublishedTrack>,
+        tracks: &Tracks,
         now: Instant,
     ) -> Vec<(String, Option<Rid>)> {
-        let mut fwds = HashMap::new();
+        let mut states = HashMap::new();
         let mut video = Vec::new();
-        for (sid, t) in tracks {
+        for (sid, t) in tracks.iter() {
             // The best flowing layer; before any has flowed, the best announced one.
             let seen = t.has_flowed().then_some(now);
             let initial = t.best_layer(lk::VideoQuality::High as i32, seen);
-            fwds.insert(sid.clone(), Forwarder::new(initial, t.clock_rate));
+            let state = SinkTrackState::new(&mut self.next_id, initial, t.clock_rate);
+            states.insert(sid.clone(), state);
             if t.kind == MediaKind::Video {
                 video.push((sid.clone(), initial));
             }
         }
-        self.sinks.insert(sink, fwds);
+        self.sinks.insert(sink, states);
         video
     }
 
@@ -59,18 +84,19 @@ impl Sinks {
         // The layers are not known to be flowing yet: sinks start on the best one announced
         // and the allocation moves them once packets tell.
         let initial = t.best_layer(lk::VideoQuality::High as i32, None);
-        for fwds in self.sinks.values_mut() {
-            fwds.insert(sid.to_owned(), Forwarder::new(initial, t.clock_rate));
+        for states in self.sinks.values_mut() {
+            let state = SinkTrackState::new(&mut self.next_id, initial, t.clock_rate);
+            states.insert(sid.to_owned(), state);
         }
     }
 
     /// A track is gone: each sink that had it is told.
     pub(crate) fn track_ended(&mut self, sid: &str, out: &mut Outbox) {
-        for (sink, fwds) in self.sinks.iter_mut() {
-            if fwds.remove(sid).is_some() {
+        for (sink, states) in self.sinks.iter_mut() {
+            if let Some(s) = states.remove(sid) {
                 out.push(Output::SinkTrackEnded {
                     sink: *sink,
-                    track_sid: sid.to_owned(),
+                    track: s.id,
                 });
             }
         }
@@ -81,7 +107,7 @@ impl Sinks {
         self.sinks
             .get(&sink)?
             .get(sid)
-            .map(|f| f.current().or(f.target()))
+            .map(|s| s.fwd.current().or(s.fwd.target()))
     }
 
     /// Forwards one packet (from `identity`) to every sink. Layers switched to
@@ -103,12 +129,12 @@ impl Sinks {
             keyframe,
             ..
         } = *o;
-        for (sink, fwds) in self.sinks.iter_mut() {
-            let Some(f) = fwds.get_mut(sid) else {
+        for (sink, states) in self.sinks.iter_mut() {
+            let Some(s) = states.get_mut(sid) else {
                 continue;
             };
-            let before = f.current();
-            let decision = f.on_packet(
+            let before = s.fwd.current();
+            let decision = s.fwd.on_packet(
                 rid,
                 *pkt.seq_no,
                 pkt.header.timestamp,
@@ -116,24 +142,37 @@ impl Sinks {
                 keyframe,
                 now,
             );
-            if f.current() != before && before.is_some() {
-                switched.push(f.current());
+            if s.fwd.current() != before && before.is_some() {
+                switched.push(s.fwd.current());
             }
-            if let Decision::Forward { seq, time } = decision {
-                out.push(Output::Sink(SinkPacket {
+            let Decision::Forward { seq, time } = decision else {
+                continue;
+            };
+            if !s.announced {
+                s.announced = true;
+                out.push(Output::SinkTrack {
                     sink: *sink,
-                    track_sid: sid.to_owned(),
-                    participant_identity: identity.to_owned(),
-                    video: codec.is_video(),
-                    codec: track::codec_name(codec),
-                    clock_rate,
+                    track: SinkTrack {
+                        id: s.id,
+                        track_sid: sid.to_owned(),
+                        participant_identity: identity.to_owned(),
+                        video: codec.is_video(),
+                        codec: track::sink_codec(codec),
+                        clock_rate,
+                    },
+                });
+            }
+            out.push(Output::Sink {
+                sink: *sink,
+                packet: SinkPacket {
+                    track: s.id,
                     // The sink's stream starts at FIRST_SEQ and wraps like RTP's 16 bits.
                     seq: seq as u16,
                     timestamp: time,
                     marker: pkt.header.marker,
                     payload: pkt.payload.to_vec(),
-                }));
-            }
+                },
+            });
         }
     }
 
@@ -141,21 +180,21 @@ impl Sinks {
     /// switched to are pushed to `keyframes`.
     pub(crate) fn allocate(
         &mut self,
-        tracks: &HashMap<String, PublishedTrack>,
+        tracks: &Tracks,
         now: Instant,
         keyframes: &mut Vec<(String, Option<Rid>)>,
     ) {
-        for fwds in self.sinks.values_mut() {
-            for (sid, f) in fwds.iter_mut() {
+        for states in self.sinks.values_mut() {
+            for (sid, s) in states.iter_mut() {
                 let Some(t) = tracks.get(sid).filter(|t| !t.rids.is_empty()) else {
                     continue;
                 };
                 let best = t.best_layer(lk::VideoQuality::High as i32, Some(now));
-                if best.is_some() && best != f.target() {
-                    f.set_target(best);
+                if best.is_some() && best != s.fwd.target() {
+                    s.fwd.set_target(best);
                 }
-                if f.switch_pending() {
-                    keyframes.push((sid.clone(), f.target()));
+                if s.fwd.switch_pending() {
+                    keyframes.push((sid.clone(), s.fwd.target()));
                 }
             }
         }

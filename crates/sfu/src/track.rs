@@ -16,7 +16,7 @@ use str0m::Rtc;
 
 use crate::alloc::TrackDemand;
 use crate::forward::Forwarder;
-use crate::io::ConnId;
+use crate::io::{ConnId, SinkCodec};
 
 /// Keyframe requests to one publisher track are sent at most this often.
 const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
@@ -175,6 +175,66 @@ impl PublishedTrack {
     }
 }
 
+/// The room's published tracks by sid, with the index from a publisher's m-line to its track.
+#[derive(Debug, Default)]
+pub(crate) struct Tracks {
+    by_sid: HashMap<String, PublishedTrack>,
+    /// (owner, m-line on its publisher PC) → track sid: how an RTP packet finds its track.
+    by_pub_mid: HashMap<(ConnId, Mid), String>,
+}
+
+impl Tracks {
+    pub(crate) fn get(&self, sid: &str) -> Option<&PublishedTrack> {
+        self.by_sid.get(sid)
+    }
+
+    pub(crate) fn get_mut(&mut self, sid: &str) -> Option<&mut PublishedTrack> {
+        self.by_sid.get_mut(sid)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &PublishedTrack)> {
+        self.by_sid.iter()
+    }
+
+    /// The track that the owner's publisher m-line `mid` carries.
+    pub(crate) fn sid_at(&self, owner: ConnId, mid: Mid) -> Option<&String> {
+        self.by_pub_mid.get(&(owner, mid))
+    }
+
+    /// The sids of the tracks `owner` publishes.
+    pub(crate) fn owned_by(&self, owner: ConnId) -> Vec<String> {
+        self.by_sid
+            .iter()
+            .filter(|(_, t)| t.owner == owner)
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
+    /// How many tracks `owner` publishes.
+    pub(crate) fn count_owned_by(&self, owner: ConnId) -> usize {
+        self.by_sid.values().filter(|t| t.owner == owner).count()
+    }
+
+    pub(crate) fn insert(&mut self, sid: String, track: PublishedTrack) {
+        self.by_pub_mid
+            .insert((track.owner, track.mid), sid.clone());
+        self.by_sid.insert(sid, track);
+    }
+
+    pub(crate) fn remove(&mut self, sid: &str) -> Option<PublishedTrack> {
+        let t = self.by_sid.remove(sid)?;
+        self.by_pub_mid.remove(&(t.owner, t.mid));
+        Some(t)
+    }
+
+    /// Turns what every track's layers received over the last `period` into bitrates.
+    pub(crate) fn measure(&mut self, period: Duration) {
+        for t in self.by_sid.values_mut() {
+            t.measure(period);
+        }
+    }
+}
+
 /// One packet as it is forwarded: the header facts every subscriber's copy shares.
 #[derive(Clone, Copy)]
 pub(crate) struct Outgoing<'a> {
@@ -298,7 +358,7 @@ pub(crate) fn negotiated_codec(
         .find(|(c, _)| {
             requested
                 .as_deref()
-                .is_some_and(|r| r.eq_ignore_ascii_case(codec_name(*c)))
+                .is_some_and(|r| r.eq_ignore_ascii_case(sink_codec(*c).name()))
         })
         .or(negotiated.first())
         .copied()
@@ -324,16 +384,16 @@ pub(crate) fn kind_name(kind: MediaKind) -> &'static str {
     }
 }
 
-/// The codec's name as sinks get it.
-pub(crate) fn codec_name(codec: Codec) -> &'static str {
+/// The codec as sinks are told it.
+pub(crate) fn sink_codec(codec: Codec) -> SinkCodec {
     match codec {
-        Codec::Opus => "OPUS",
-        Codec::Vp8 => "VP8",
-        Codec::Vp9 => "VP9",
-        Codec::H264 => "H264",
-        Codec::Av1 => "AV1",
-        Codec::H265 => "H265",
-        _ => "UNKNOWN",
+        Codec::Opus => SinkCodec::Opus,
+        Codec::Vp8 => SinkCodec::Vp8,
+        Codec::Vp9 => SinkCodec::Vp9,
+        Codec::H264 => SinkCodec::H264,
+        Codec::Av1 => SinkCodec::Av1,
+        Codec::H265 => SinkCodec::H265,
+        _ => SinkCodec::Other,
     }
 }
 
@@ -343,5 +403,38 @@ pub(crate) fn quality_for_size(max_side: u32) -> i32 {
         0..=400 => lk::VideoQuality::Low as i32,
         401..=800 => lk::VideoQuality::Medium as i32,
         _ => lk::VideoQuality::High as i32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(owner: u64, mid: &str) -> PublishedTrack {
+        PublishedTrack::new(
+            ConnId(owner),
+            Mid::from(mid),
+            MediaKind::Video,
+            Vec::new(),
+            90_000,
+            false,
+        )
+    }
+
+    #[test]
+    fn a_track_is_found_by_its_publisher_m_line_until_it_is_removed() {
+        let mut tracks = Tracks::default();
+        tracks.insert("TR_a".into(), track(1, "0"));
+        tracks.insert("TR_b".into(), track(1, "1"));
+        tracks.insert("TR_c".into(), track(2, "0"));
+        assert_eq!(tracks.sid_at(ConnId(2), Mid::from("0")).unwrap(), "TR_c");
+        assert_eq!(tracks.count_owned_by(ConnId(1)), 2);
+        let mut own = tracks.owned_by(ConnId(1));
+        own.sort();
+        assert_eq!(own, ["TR_a", "TR_b"]);
+        assert!(tracks.remove("TR_a").is_some());
+        assert_eq!(tracks.sid_at(ConnId(1), Mid::from("0")), None);
+        assert_eq!(tracks.count_owned_by(ConnId(1)), 1);
+        assert!(tracks.remove("TR_a").is_none());
     }
 }

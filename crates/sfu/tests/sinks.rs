@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::World;
-use enclave_sfu::{SinkId, SinkRefused};
+use enclave_sfu::{SinkCodec, SinkId, SinkPacket, SinkRefused};
 use str0m::media::MediaKind;
 
 fn publishing_pair() -> (World, str0m::media::Mid, str0m::media::Mid) {
@@ -43,22 +43,31 @@ fn a_sink_gets_every_track_unchanged_with_continuous_sequence_numbers() {
         w.send_rtp("alice", audio, 960 * i, false, a);
         w.advance(Duration::from_millis(20));
     }
-    let got_video: Vec<_> = w.sink_packets.iter().filter(|p| p.video).collect();
-    let got_audio: Vec<_> = w.sink_packets.iter().filter(|p| !p.video).collect();
+    let of_kind = |video: bool| -> Vec<&SinkPacket> {
+        w.sink_packets
+            .iter()
+            .filter(|(_, p)| w.sink_track(p.track).video == video)
+            .map(|(_, p)| p)
+            .collect()
+    };
+    let (got_video, got_audio) = (of_kind(true), of_kind(false));
     assert_eq!(got_video.len(), 60, "every video packet reaches the sink");
     assert_eq!(got_audio.len(), 60, "every audio packet reaches the sink");
+    assert!(w.sink_packets.iter().all(|(s, _)| *s == SinkId(7)));
+    let video_track = w.sink_track(got_video[0].track);
+    assert_eq!(video_track.codec, SinkCodec::Vp8);
+    assert_eq!(video_track.clock_rate, 90_000);
+    assert_eq!(video_track.participant_identity, "alice");
+    let audio_track = w.sink_track(got_audio[0].track);
+    assert_eq!(audio_track.codec, SinkCodec::Opus);
+    assert_eq!(audio_track.clock_rate, 48_000);
+    assert_eq!(w.sink_tracks.len(), 2, "each track is announced once");
     for (k, p) in got_video.iter().enumerate() {
-        assert_eq!(p.sink, SinkId(7));
         assert_eq!(p.payload, sent_video[k], "video payload {k} unchanged");
-        assert_eq!(p.codec, "VP8");
-        assert_eq!(p.clock_rate, 90_000);
-        assert_eq!(p.participant_identity, "alice");
         assert_eq!(p.marker, k % 2 == 1);
     }
     for (k, p) in got_audio.iter().enumerate() {
         assert_eq!(p.payload, sent_audio[k], "audio payload {k} unchanged");
-        assert_eq!(p.codec, "OPUS");
-        assert_eq!(p.clock_rate, 48_000);
     }
     for pair in got_video.windows(2) {
         assert_eq!(
@@ -68,7 +77,7 @@ fn a_sink_gets_every_track_unchanged_with_continuous_sequence_numbers() {
         );
     }
     assert_ne!(
-        got_video[0].track_sid, got_audio[0].track_sid,
+        video_track.track_sid, audio_track.track_sid,
         "packets name their track"
     );
 }
@@ -90,8 +99,9 @@ fn a_sink_is_told_when_a_track_ends_and_gets_tracks_published_later() {
     let carol_track = w
         .sink_packets
         .iter()
-        .find(|p| p.participant_identity == "carol")
-        .map(|p| p.track_sid.clone())
+        .map(|(_, p)| w.sink_track(p.track))
+        .find(|t| t.participant_identity == "carol")
+        .map(|t| t.id)
         .expect("a track published after the sink attached reaches it");
     w.signal(
         "carol",
@@ -101,7 +111,7 @@ fn a_sink_is_told_when_a_track_ends_and_gets_tracks_published_later() {
     assert!(
         w.sink_tracks_ended
             .iter()
-            .any(|(s, t)| *s == 1 && *t == carol_track),
+            .any(|(s, t)| *s == SinkId(1) && *t == carol_track),
         "the sink learns the track is gone: {:?}",
         w.sink_tracks_ended
     );
@@ -164,7 +174,7 @@ fn a_sink_gets_the_top_flowing_simulcast_layer_only() {
         w.settle();
         w.advance(Duration::from_millis(33));
     }
-    let got: Vec<&Vec<u8>> = w.sink_packets.iter().map(|p| &p.payload).collect();
+    let got: Vec<&Vec<u8>> = w.sink_packets.iter().map(|(_, p)| &p.payload).collect();
     assert!(got.len() >= 35, "the sink gets frames: {}", got.len());
     assert!(
         got.iter().all(|p| top.contains(p)),

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use enclave_server::recorder::pipeline::{Pipeline, PipelineConfig};
-use enclave_server::recorder::{MediaKind, SinkInput, SinkPacket, Target};
+use enclave_server::recorder::{SinkCodec, SinkInput, SinkPacket, SinkTrack, SinkTrackId, Target};
 
 use super::{
     ffmpeg, Arm, WorkerOpts, CLIP_SECS, FINISH_LIMIT, FPS, HEIGHT, PARTICIPANTS, PT_AUDIO,
@@ -68,19 +68,17 @@ struct InStats {
     dropped: AtomicU64,
 }
 
-/// Receives one replayed stream and hands it on as one track.
+/// Receives one replayed stream and hands it on as one track, announced first as the SFU does.
 async fn forward(
     sock: UdpSocket,
-    sid: String,
-    identity: String,
-    kind: MediaKind,
+    track: SinkTrack,
     tx: mpsc::Sender<SinkInput>,
     stats: Arc<InStats>,
 ) {
-    let (codec, clock_rate) = match kind {
-        MediaKind::Video => ("VP8", 90_000),
-        MediaKind::Audio => ("OPUS", 48_000),
-    };
+    let id = track.id;
+    if tx.send(SinkInput::Track(track)).await.is_err() {
+        return;
+    }
     let mut buf = vec![0u8; 2048];
     while let Ok(n) = sock.recv(&mut buf).await {
         let Some((seq, timestamp, marker, payload)) = parse_rtp(&buf[..n]) else {
@@ -89,11 +87,7 @@ async fn forward(
         stats.packets.fetch_add(1, Ordering::Relaxed);
         stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
         let p = SinkPacket {
-            track_sid: sid.clone(),
-            participant_identity: identity.clone(),
-            kind,
-            codec,
-            clock_rate,
+            track: id,
             seq,
             timestamp,
             marker,
@@ -309,20 +303,30 @@ async fn worker_ours(
     let mut rtcp = Vec::new();
     for i in 0..PARTICIPANTS {
         let mut pair = Vec::new();
-        for kind in [MediaKind::Video, MediaKind::Audio] {
+        for video in [true, false] {
             let (rtp, rtcp_sock) = udp_pair()?;
             pair.push(rtp.local_addr()?.port());
             rtp.set_nonblocking(true)?;
             let sock = UdpSocket::from_std(rtp)?;
-            let sid = match kind {
-                MediaKind::Video => format!("TR_cam{i}"),
-                MediaKind::Audio => format!("TR_mic{i}"),
+            let track = SinkTrack {
+                id: SinkTrackId((2 * i + usize::from(!video)) as u32),
+                track_sid: if video {
+                    format!("TR_cam{i}")
+                } else {
+                    format!("TR_mic{i}")
+                },
+                participant_identity: format!("participant-{i}"),
+                video,
+                codec: if video {
+                    SinkCodec::Vp8
+                } else {
+                    SinkCodec::Opus
+                },
+                clock_rate: if video { 90_000 } else { 48_000 },
             };
             forwarders.push(tokio::spawn(forward(
                 sock,
-                sid,
-                format!("participant-{i}"),
-                kind,
+                track,
                 tx.clone(),
                 stats.clone(),
             )));

@@ -14,40 +14,19 @@ pub mod pipeline;
 
 use std::path::PathBuf;
 
-/// What a track carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaKind {
-    Audio,
-    Video,
-}
+pub use enclave_sfu::{SinkCodec, SinkPacket, SinkTrack, SinkTrackId};
 
-/// One RTP packet of one track, as the SFU forwards it to a sink. Sequence numbers and
-/// timestamps are continuous per track across simulcast layer switches.
-#[derive(Debug, Clone)]
-pub struct SinkPacket {
-    /// The track's sid (`TR_…`).
-    pub track_sid: String,
-    /// Who publishes it.
-    pub participant_identity: String,
-    pub kind: MediaKind,
-    /// Upper-case codec name: `OPUS`, `VP8`, `VP9`, `H264` or `AV1` (a constant of the SFU's:
-    /// nothing is allocated for it per packet).
-    pub codec: &'static str,
-    pub clock_rate: u32,
-    pub seq: u16,
-    pub timestamp: u32,
-    pub marker: bool,
-    pub payload: Vec<u8>,
-}
-
-/// What the media runtime feeds a pipeline.
+/// What the media runtime feeds a pipeline: the SFU's sink outputs, in the order the SFU made
+/// them (sequence numbers and timestamps are continuous per track across simulcast layer
+/// switches).
 #[derive(Debug, Clone)]
 pub enum SinkInput {
+    /// A track, announced once before its first packet.
+    Track(SinkTrack),
+    /// One RTP packet of an announced track.
     Packet(SinkPacket),
     /// The track was unpublished (or its publisher left): drop its tile and its audio.
-    TrackEnded {
-        track_sid: String,
-    },
+    TrackEnded(SinkTrackId),
 }
 
 /// Where the composed stream goes.

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use enclave_sfu::proto::{
     self as lk, signal_request::Message as Req, signal_response::Message as Resp,
 };
-use enclave_sfu::{ConnId, Event, JoinParams, Output, Room, RoomConfig, SinkPacket};
+use enclave_sfu::{ConnId, Event, JoinParams, Output, Room, RoomConfig};
+use enclave_sfu::{SinkId, SinkPacket, SinkTrack, SinkTrackId};
 use prost::Message as _;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
@@ -141,10 +142,12 @@ pub struct World {
     pub room: Room,
     pub clients: Vec<Client>,
     pub events: Vec<Event>,
+    /// The tracks the room announced to server-side sinks (each once, before its packets).
+    pub sink_tracks: Vec<(SinkId, SinkTrack)>,
     /// What the room gave server-side sinks.
-    pub sink_packets: Vec<SinkPacket>,
-    /// `(sink, track sid)` of every track a sink was told is gone.
-    pub sink_tracks_ended: Vec<(u64, String)>,
+    pub sink_packets: Vec<(SinkId, SinkPacket)>,
+    /// Every track a sink was told is gone.
+    pub sink_tracks_ended: Vec<(SinkId, SinkTrackId)>,
     next_port: u16,
     seed: u64,
 }
@@ -190,6 +193,7 @@ impl World {
             room,
             clients: Vec::new(),
             events: Vec::new(),
+            sink_tracks: Vec::new(),
             sink_packets: Vec::new(),
             sink_tracks_ended: Vec::new(),
             next_port: 40000,
@@ -658,9 +662,24 @@ impl World {
                         }
                     }
                     Output::Event(e) => self.events.push(e),
-                    Output::Sink(p) => self.sink_packets.push(p),
-                    Output::SinkTrackEnded { sink, track_sid } => {
-                        self.sink_tracks_ended.push((sink.0, track_sid))
+                    Output::SinkTrack { sink, track } => {
+                        assert!(
+                            !self.sink_tracks.iter().any(|(_, t)| t.id == track.id),
+                            "a sink's track is announced once: {track:?}"
+                        );
+                        self.sink_tracks.push((sink, track));
+                    }
+                    Output::Sink { sink, packet } => {
+                        assert!(
+                            self.sink_tracks
+                                .iter()
+                                .any(|(s, t)| *s == sink && t.id == packet.track),
+                            "a sink's packet follows the announcement of its track"
+                        );
+                        self.sink_packets.push((sink, packet));
+                    }
+                    Output::SinkTrackEnded { sink, track } => {
+                        self.sink_tracks_ended.push((sink, track))
                     }
                 }
             }
@@ -792,6 +811,15 @@ impl World {
             .iter()
             .filter_map(|r| sent.get(&r.payload).copied())
             .collect()
+    }
+
+    /// The track a sink was told of under `id`.
+    pub fn sink_track(&self, id: SinkTrackId) -> &SinkTrack {
+        self.sink_tracks
+            .iter()
+            .map(|(_, t)| t)
+            .find(|t| t.id == id)
+            .expect("announced before its packets")
     }
 
     /// Identities the client currently believes are in the room (from join + updates).

@@ -1,4 +1,5 @@
-//! The ingest: sink packets in, one ffmpeg decoder per track fed plain RTP on loopback.
+//! The ingest: sink packets in, one ffmpeg decoder per track fed plain RTP on loopback. A
+//! track's decoder starts with its first packet; the track was announced before it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::Ipv4Addr;
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::decoder::{supervise_decoder, DecoderCtx};
 use super::mixer::{lock, lock_arrivals, SharedArrivals, SharedMixer};
 use super::{PipelineConfig, PipelineError};
-use crate::recorder::{MediaKind, SinkInput, SinkPacket};
+use crate::recorder::{SinkCodec, SinkInput, SinkPacket, SinkTrack, SinkTrackId};
 
 /// Tracks beyond this are ignored: each costs a decoder process.
 const MAX_TRACKS: usize = 32;
@@ -78,18 +79,15 @@ pub(super) enum Plan {
     Ignore(&'static str),
 }
 
-pub(super) fn plan(kind: MediaKind, codec: &str) -> Plan {
-    let is = |name: &str| codec.eq_ignore_ascii_case(name);
-    match kind {
-        _ if is("VP8") => Plan::Decode(Codec::Vp8),
-        _ if is("VP9") => Plan::Decode(Codec::Vp9),
-        _ if is("H264") => Plan::Decode(Codec::H264),
-        _ if is("OPUS") => Plan::Decode(Codec::Opus),
-        MediaKind::Video if is("AV1") => {
-            Plan::Placeholder("ffmpeg 5.1 has no AV1 RTP depacketiser")
-        }
-        MediaKind::Video => Plan::Placeholder("unsupported video codec"),
-        MediaKind::Audio => Plan::Ignore("unsupported audio codec"),
+pub(super) fn plan(video: bool, codec: SinkCodec) -> Plan {
+    match (codec, video) {
+        (SinkCodec::Vp8, _) => Plan::Decode(Codec::Vp8),
+        (SinkCodec::Vp9, _) => Plan::Decode(Codec::Vp9),
+        (SinkCodec::H264, _) => Plan::Decode(Codec::H264),
+        (SinkCodec::Opus, _) => Plan::Decode(Codec::Opus),
+        (SinkCodec::Av1, true) => Plan::Placeholder("ffmpeg 5.1 has no AV1 RTP depacketiser"),
+        (_, true) => Plan::Placeholder("unsupported video codec"),
+        (_, false) => Plan::Ignore("unsupported audio codec"),
     }
 }
 
@@ -140,8 +138,10 @@ pub(super) async fn run_ingest(
             return;
         }
     };
-    let mut tracks: HashMap<String, Track> = HashMap::new();
-    let mut ended: HashSet<String> = HashSet::new();
+    // What the SFU announced, and the tracks that have had a packet since.
+    let mut announced: HashMap<SinkTrackId, SinkTrack> = HashMap::new();
+    let mut tracks: HashMap<SinkTrackId, Track> = HashMap::new();
+    let mut ended: HashSet<SinkTrackId> = HashSet::new();
     let mut datagram = Vec::with_capacity(1500);
     loop {
         let msg = tokio::select! {
@@ -155,27 +155,33 @@ pub(super) async fn run_ingest(
                 stop.cancel();
                 break;
             }
-            Some(SinkInput::TrackEnded { track_sid }) => {
-                if tracks.remove(&track_sid).is_some() {
-                    tracing::info!(track = %track_sid, "track ended: tile and audio removed");
+            Some(SinkInput::Track(t)) => {
+                announced.insert(t.id, t);
+            }
+            Some(SinkInput::TrackEnded(id)) => {
+                let had = tracks.remove(&id).is_some();
+                if let Some(t) = announced.remove(&id) {
+                    if had {
+                        tracing::info!(track = %t.track_sid, "track ended: tile and audio removed");
+                    }
+                    lock(&ctx.mixer).remove(&t.track_sid);
                 }
-                lock(&ctx.mixer).remove(&track_sid);
-                ended.insert(track_sid);
+                ended.insert(id);
             }
             Some(SinkInput::Packet(p)) => {
                 // Packets still in flight after TrackEnded must not bring the track back.
-                if ended.contains(&p.track_sid) {
+                if ended.contains(&p.track) {
                     continue;
                 }
-                if !tracks.contains_key(&p.track_sid) {
+                if !tracks.contains_key(&p.track) {
+                    // The runtime announces a track before its packets.
+                    let Some(t) = announced.get(&p.track) else {
+                        continue;
+                    };
                     let decoding = tracks.values().filter(|t| t.decoder.is_some()).count();
-                    let t = new_track(&ctx, &p, decoding);
-                    tracks.insert(p.track_sid.clone(), t);
+                    tracks.insert(p.track, new_track(&ctx, t, decoding));
                 }
-                let Some(dec) = tracks
-                    .get_mut(&p.track_sid)
-                    .and_then(|t| t.decoder.as_mut())
-                else {
+                let Some(dec) = tracks.get_mut(&p.track).and_then(|t| t.decoder.as_mut()) else {
                     continue;
                 };
                 rtp_datagram(&p, dec.codec.payload_type(), &mut datagram);
@@ -213,8 +219,8 @@ pub(super) async fn run_ingest(
     // Dropping `tracks` aborts every decoder.
 }
 
-pub(super) fn new_track(ctx: &Ingest, p: &SinkPacket, decoding: usize) -> Track {
-    let sid = p.track_sid.as_str();
+pub(super) fn new_track(ctx: &Ingest, t: &SinkTrack, decoding: usize) -> Track {
+    let sid = t.track_sid.as_str();
     if decoding >= MAX_TRACKS {
         tracing::warn!(
             track = sid,
@@ -223,15 +229,23 @@ pub(super) fn new_track(ctx: &Ingest, p: &SinkPacket, decoding: usize) -> Track 
         return Track { decoder: None };
     }
     ctx.tracks_seen.fetch_add(1, Ordering::Relaxed);
-    let codec = match plan(p.kind, p.codec) {
+    let codec = match plan(t.video, t.codec) {
         Plan::Decode(c) => c,
         Plan::Placeholder(why) => {
-            tracing::warn!(track = sid, codec = %p.codec, "{why}: the track's tile stays a placeholder");
+            tracing::warn!(
+                track = sid,
+                codec = t.codec.name(),
+                "{why}: the track's tile stays a placeholder"
+            );
             lock(&ctx.mixer).add_video(sid);
             return Track { decoder: None };
         }
         Plan::Ignore(why) => {
-            tracing::warn!(track = sid, codec = %p.codec, "{why}: track not recorded");
+            tracing::warn!(
+                track = sid,
+                codec = t.codec.name(),
+                "{why}: track not recorded"
+            );
             return Track { decoder: None };
         }
     };
@@ -243,12 +257,12 @@ pub(super) fn new_track(ctx: &Ingest, p: &SinkPacket, decoding: usize) -> Track 
             m.add_audio(sid);
         }
     }
-    tracing::info!(track = sid, participant = %p.participant_identity, codec = ?codec, "new track");
-    if p.clock_rate != codec.clock_rate() {
+    tracing::info!(track = sid, participant = %t.participant_identity, codec = ?codec, "new track");
+    if t.clock_rate != codec.clock_rate() {
         // The SDP states the standard rate; a different one would play at the wrong speed.
         tracing::warn!(
             track = sid,
-            clock_rate = p.clock_rate,
+            clock_rate = t.clock_rate,
             "unexpected RTP clock rate; decoding at {} Hz",
             codec.clock_rate()
         );
@@ -303,14 +317,9 @@ pub(super) fn rtp_datagram(p: &SinkPacket, pt: u8, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recorder::MediaKind;
     fn packet(marker: bool) -> SinkPacket {
         SinkPacket {
-            track_sid: "TR_x".into(),
-            participant_identity: "alice".into(),
-            kind: MediaKind::Video,
-            codec: "VP8",
-            clock_rate: 90_000,
+            track: SinkTrackId(1),
             seq: 0xABCD,
             timestamp: 0x0102_0304,
             marker,
@@ -349,22 +358,20 @@ mod tests {
     #[test]
     fn codecs_are_planned() {
         assert!(matches!(
-            plan(MediaKind::Video, "VP8"),
+            plan(true, SinkCodec::Vp8),
             Plan::Decode(Codec::Vp8)
         ));
         assert!(matches!(
-            plan(MediaKind::Video, "h264"),
+            plan(true, SinkCodec::H264),
             Plan::Decode(Codec::H264)
         ));
         assert!(matches!(
-            plan(MediaKind::Audio, "OPUS"),
+            plan(false, SinkCodec::Opus),
             Plan::Decode(Codec::Opus)
         ));
-        assert!(matches!(
-            plan(MediaKind::Video, "AV1"),
-            Plan::Placeholder(_)
-        ));
-        assert!(matches!(plan(MediaKind::Audio, "G722"), Plan::Ignore(_)));
+        assert!(matches!(plan(true, SinkCodec::Av1), Plan::Placeholder(_)));
+        assert!(matches!(plan(true, SinkCodec::H265), Plan::Placeholder(_)));
+        assert!(matches!(plan(false, SinkCodec::Other), Plan::Ignore(_)));
         let sdp = Codec::H264.sdp(5004);
         assert!(sdp.contains("m=video 5004 RTP/AVP 96\r\n"));
         assert!(sdp.contains("a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n"));
