@@ -688,25 +688,6 @@ mod tests {
     use crate::config::MediaConfig;
     use crate::media::{Media, SIGNAL_QUEUE};
 
-    fn joiner(identity: &str) -> JoinParams {
-        JoinParams {
-            sid: format!("PA_{identity}"),
-            identity: identity.into(),
-            name: identity.into(),
-            metadata: String::new(),
-            can_publish: true,
-            can_publish_sources: Vec::new(),
-            can_subscribe: true,
-            can_publish_data: true,
-            can_update_metadata: false,
-            denied_data_topics: Vec::new(),
-            hidden: false,
-            auto_subscribe: true,
-            client_protocol: 17,
-            ice_servers: Vec::new(),
-        }
-    }
-
     /// The worker's timers run on tokio's clock: with the clock paused, the core's 15 s
     /// connect grace passes at once, and the participant whose ICE never came up is told to
     /// leave exactly when it ends. On the wall clock the worker would wait out the 15 s.
@@ -729,7 +710,8 @@ mod tests {
             e2ee: false,
         };
         let joined = Instant::now();
-        media.join(room, media.next_conn(), joiner("alice"), out);
+        let alice = JoinParams::new("PA_alice", "alice");
+        media.join(room, media.next_conn(), alice, out);
 
         let mut responses = Vec::new();
         while let Some(ConnOut::Frame(frame)) = frames.recv().await {

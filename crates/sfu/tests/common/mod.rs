@@ -262,20 +262,9 @@ impl World {
             self.now,
             conn,
             JoinParams {
-                sid: format!("PA_{identity}"),
-                identity: identity.into(),
                 name: identity.to_uppercase(),
-                metadata: String::new(),
-                can_publish: true,
-                can_publish_sources: Vec::new(),
-                can_subscribe: true,
-                can_publish_data: true,
                 can_update_metadata: true,
-                denied_data_topics: Vec::new(),
-                hidden: false,
-                auto_subscribe: true,
-                client_protocol: 2,
-                ice_servers: Vec::new(),
+                ..JoinParams::new(format!("PA_{identity}"), identity)
             },
         );
         self.settle();
