@@ -28,12 +28,20 @@ fn stream(
             for k in 0..packets {
                 let p = w.random_payload(size);
                 sent.insert(p.clone(), rid);
-                w.send_rtp_layer("alice", mid, rid, 3000 * *n, k + 1 == packets, p);
+                w.send_rtp_layer("alice", mid, rid, 3000 * *n, k + 1 == packets, p, None);
             }
         }
         *n += 1;
         w.advance(Duration::from_micros(33_333));
     }
+}
+
+/// How many packets came on each layer.
+fn counts<'a>(layers: &[&'a str]) -> HashMap<&'a str, usize> {
+    layers.iter().fold(HashMap::new(), |mut m, l| {
+        *m.entry(*l).or_insert(0) += 1;
+        m
+    })
 }
 
 fn share(layers: &[&str], rid: &str) -> f64 {
@@ -42,12 +50,7 @@ fn share(layers: &[&str], rid: &str) -> f64 {
 
 #[test]
 fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_when_it_widens() {
-    let mut w = World::new();
-    w.join("alice");
-    w.join("bob");
-    w.advance(Duration::from_millis(1500));
-    let mid = w.publish_simulcast("alice", &["q", "h", "f"]);
-    w.advance(Duration::from_millis(1500));
+    let (mut w, mid) = World::simulcast_pair();
     let mut sent = HashMap::new();
     let mut n = 0;
 
@@ -59,10 +62,7 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
     assert!(
         share(&wide, "f") > 0.9,
         "on a wide link bob gets f: {:?}",
-        wide.iter().fold(HashMap::new(), |mut m, l| {
-            *m.entry(*l).or_insert(0) += 1;
-            m
-        })
+        counts(&wide)
     );
 
     // The link narrows to 1 Mbit/s: f (1.5 Mbit/s) no longer fits, h does.
@@ -72,13 +72,10 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
     let from = w.client("bob").received.len();
     stream(&mut w, mid, &mut n, 90, &mut sent);
     let narrow = w.received_from("bob", &sent, from);
-    let counts = narrow.iter().fold(HashMap::new(), |mut m, l| {
-        *m.entry(*l).or_insert(0) += 1;
-        m
-    });
     assert!(
         share(&narrow, "f") < 0.05 && share(&narrow, "h") > 0.8,
-        "behind 1 Mbit/s bob gets h, not f: {counts:?}"
+        "behind 1 Mbit/s bob gets h, not f: {:?}",
+        counts(&narrow)
     );
     assert!(
         w.client("bob").link_drops - drops_when_narrowed < 20,
@@ -95,10 +92,7 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
     assert!(
         share(&wide_again, "f") > 0.9,
         "15 s after the link widened bob is back on f: {:?}",
-        wide_again.iter().fold(HashMap::new(), |mut m, l| {
-            *m.entry(*l).or_insert(0) += 1;
-            m
-        })
+        counts(&wide_again)
     );
 }
 
@@ -107,12 +101,8 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
 /// instead of waiting in the room's pacer (which holds up to 2 s at 1.1 × the estimate).
 #[test]
 fn a_single_layer_track_is_not_queued_in_the_room_behind_a_narrow_link() {
-    let mut w = World::new();
-    w.join("alice");
-    w.join("bob");
-    w.advance(Duration::from_millis(1500));
-    let mid = w.publish("alice", str0m::media::MediaKind::Video);
-    w.advance(Duration::from_millis(1500));
+    let mut w = World::connected_pair();
+    let mid = w.publish_negotiated("alice", str0m::media::MediaKind::Video);
     let mut sent = HashMap::new();
     // About 1.5 Mbit/s: five 1180-byte packets per frame at 30 fps.
     let mut frames = |w: &mut World, from: u32, count: u32| {
