@@ -15,7 +15,7 @@ use common::World;
 const LAYERS: [(&str, usize, usize); 3] = [("q", 1, 560), ("h", 2, 930), ("f", 5, 1180)];
 
 /// Sends `frames` frames on every layer at 30 fps, remembering which payload went on which
-/// layer; returns the layers bob got during the last `tail` frames.
+/// layer.
 fn stream(
     w: &mut World,
     mid: str0m::media::Mid,
@@ -34,6 +34,19 @@ fn stream(
         *n += 1;
         w.advance(Duration::from_micros(33_333));
     }
+}
+
+/// [`stream`]s `frames` frames and returns the layer of each packet bob got meanwhile.
+fn measure(
+    w: &mut World,
+    mid: str0m::media::Mid,
+    n: &mut u32,
+    frames: u32,
+    sent: &mut HashMap<Vec<u8>, &'static str>,
+) -> Vec<&'static str> {
+    let from = w.client("bob").received.len();
+    stream(w, mid, n, frames, sent);
+    w.received_from("bob", sent, from)
 }
 
 /// How many packets came on each layer.
@@ -56,9 +69,7 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
 
     // A wide link: the top layer.
     stream(&mut w, mid, &mut n, 150, &mut sent);
-    let from = w.client("bob").received.len();
-    stream(&mut w, mid, &mut n, 60, &mut sent);
-    let wide = w.received_from("bob", &sent, from);
+    let wide = measure(&mut w, mid, &mut n, 60, &mut sent);
     assert!(
         share(&wide, "f") > 0.9,
         "on a wide link bob gets f: {:?}",
@@ -69,9 +80,7 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
     w.client("bob").downlink_bps = Some(1_000_000);
     stream(&mut w, mid, &mut n, 300, &mut sent);
     let drops_when_narrowed = w.client("bob").link_drops;
-    let from = w.client("bob").received.len();
-    stream(&mut w, mid, &mut n, 90, &mut sent);
-    let narrow = w.received_from("bob", &sent, from);
+    let narrow = measure(&mut w, mid, &mut n, 90, &mut sent);
     assert!(
         share(&narrow, "f") < 0.05 && share(&narrow, "h") > 0.8,
         "behind 1 Mbit/s bob gets h, not f: {:?}",
@@ -86,9 +95,7 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
     // The link widens again: str0m's probes find the room and bob is back on f.
     w.client("bob").downlink_bps = None;
     stream(&mut w, mid, &mut n, 450, &mut sent);
-    let from = w.client("bob").received.len();
-    stream(&mut w, mid, &mut n, 90, &mut sent);
-    let wide_again = w.received_from("bob", &sent, from);
+    let wide_again = measure(&mut w, mid, &mut n, 90, &mut sent);
     assert!(
         share(&wide_again, "f") > 0.9,
         "15 s after the link widened bob is back on f: {:?}",
