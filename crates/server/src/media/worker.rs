@@ -68,7 +68,7 @@ pub(super) enum Command {
         room_id: String,
         act: RoomAct,
     },
-    /// Test hook: the worker stops answering for a while (see [`Media::inject_stall`]).
+    /// Test hook: the worker stops answering for a while (see [`super::Media::inject_stall`]).
     InjectStall {
         for_: std::time::Duration,
     },
