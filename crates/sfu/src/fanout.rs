@@ -1,6 +1,6 @@
 //! What crosses participants: one publisher's RTP packet fanned out to every subscriber and
 //! sink, a data packet relayed to those it is for, and the layer allocation that decides which
-//! simulcast layer each of them gets. Functions over the room's parts, so that this module
+//! simulcast layer each of them gets. Methods of the room's [`Parts`], so that this module
 //! never needs the room.
 
 use std::time::Instant;
@@ -11,25 +11,13 @@ use str0m::rtp::RtpPacket;
 
 use crate::data;
 use crate::dd;
-use crate::io::{ConnId, Event, Outbox, Pc, RoomConfig};
 #[cfg(feature = "tap")]
-use crate::io::{Tap, TapRecord};
-use crate::members::Participants;
-use crate::sinks::Sinks;
-use crate::track::{Outgoing, Tracks};
+use crate::io::TapRecord;
+use crate::io::{ConnId, Event, Pc};
+use crate::parts::Parts;
+use crate::track::Outgoing;
 
-/// The parts of the room that media and data cross.
-pub(crate) struct Fanout<'a> {
-    pub(crate) cfg: &'a RoomConfig,
-    pub(crate) participants: &'a mut Participants,
-    pub(crate) tracks: &'a mut Tracks,
-    pub(crate) sinks: &'a mut Sinks,
-    pub(crate) out: &'a mut Outbox,
-    #[cfg(feature = "tap")]
-    pub(crate) tap: &'a mut Option<Tap>,
-}
-
-impl Fanout<'_> {
+impl Parts<'_> {
     /// An RTP packet from `conn`'s publisher PC: read from its header (SSRC → track and layer,
     /// sequence, timestamp, marker, Dependency Descriptor) and handed to every other
     /// participant's forwarder and every sink. The payload is copied, never read.

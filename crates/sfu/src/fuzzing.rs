@@ -46,20 +46,9 @@ fn with_room(f: impl FnOnce(&mut Room, Instant)) {
                     now,
                     ConnId(i as u64 + 1),
                     JoinParams {
-                        sid: format!("PA_{who}"),
-                        identity: (*who).into(),
-                        name: (*who).into(),
-                        metadata: String::new(),
-                        can_publish: true,
-                        can_publish_sources: Vec::new(),
-                        can_subscribe: true,
-                        can_publish_data: true,
+                        // Lets the harness reach the metadata requests too.
                         can_update_metadata: true,
-                        denied_data_topics: Vec::new(),
-                        hidden: false,
-                        auto_subscribe: true,
-                        client_protocol: 2,
-                        ice_servers: Vec::new(),
+                        ..JoinParams::new(format!("PA_{who}"), *who)
                     },
                 );
             }

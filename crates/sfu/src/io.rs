@@ -147,6 +147,33 @@ pub struct JoinParams {
     pub ice_servers: Vec<lk::IceServer>,
 }
 
+impl JoinParams {
+    /// A participant with what LiveKit grants a token that says no more than `roomJoin`: it
+    /// may publish any source, send data and subscribe (to everything, as it is published),
+    /// not change its own metadata; it is not hidden, its name is its identity, and it speaks
+    /// the core's protocol. The runtime fills these from the verified token instead; tests and
+    /// harnesses start here.
+    pub fn new(sid: impl Into<String>, identity: impl Into<String>) -> Self {
+        let identity = identity.into();
+        Self {
+            sid: sid.into(),
+            name: identity.clone(),
+            identity,
+            metadata: String::new(),
+            can_publish: true,
+            can_publish_sources: Vec::new(),
+            can_subscribe: true,
+            can_publish_data: true,
+            can_update_metadata: false,
+            denied_data_topics: Vec::new(),
+            hidden: false,
+            auto_subscribe: true,
+            client_protocol: PROTOCOL_VERSION,
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
 /// What a participant may publish, as an admin's locks leave it (see
 /// [`crate::Room::set_permission`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

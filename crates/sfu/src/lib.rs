@@ -37,6 +37,7 @@ mod ids;
 mod io;
 mod members;
 mod participant;
+mod parts;
 mod room;
 mod sdp;
 mod signalling;

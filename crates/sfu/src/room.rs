@@ -1,10 +1,11 @@
 //! The room state machine: its public inputs, the dispatch of peer-connection events,
 //! membership (joins, resumes, removals) and the publication of tracks. The room owns every
-//! part and lends each module only the parts it works on: signalling requests
+//! part and lends them ([`Parts`]) to the module that handles an input: signalling requests
 //! (`signalling.rs`), what crosses participants (`fanout.rs`: forwarding, data, layer
-//! allocation), speakers (`speakers.rs`), all participants (`members.rs`), one participant
-//! (`participant.rs`), tracks (`track.rs`). Each writes to the room's [`Outbox`]; none holds a
-//! reference back to the room. See the crate docs for the drive loop.
+//! allocation). Speakers (`speakers.rs`), all participants (`members.rs`), one participant
+//! (`participant.rs`) and tracks (`track.rs`) are types the room owns. Each writes to the
+//! room's [`Outbox`]; none holds a reference back to the room. See the crate docs for the
+//! drive loop.
 
 // The protocol marks several fields deprecated that current clients still read (TrackInfo's
 // layers and simulcast, by older SDKs), so the server keeps filling them, as LiveKit's does.
@@ -20,7 +21,6 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Simulcast};
 use str0m::net::Receive;
 use str0m::{Event as RtcEvent, Input};
 
-use crate::fanout::Fanout;
 use crate::ids::IdGen;
 use crate::io::{
     ConnId, Event, JoinParams, Outbox, Output, Pc, PublishPermission, RoomConfig, SinkId,
@@ -30,7 +30,8 @@ use crate::io::{
 use crate::io::{Tap, TapRecord};
 use crate::members::Participants;
 use crate::participant::{Overdue, Participant, CONNECT_GRACE, SIGNAL_GRACE};
-use crate::signalling::{self, Signalling, Then};
+use crate::parts::Parts;
+use crate::signalling::{self, Then};
 use crate::sinks::Sinks;
 use crate::speakers::Speakers;
 use crate::track::{self, PublishedTrack, Tracks};
@@ -170,9 +171,9 @@ impl Room {
             return;
         }
         let Some(msg) = request.message else { return };
-        match self.signalling().handle(now, conn, msg) {
+        match self.parts().signal(now, conn, msg) {
             Then::Done => {}
-            Then::Allocate => self.fanout().allocate_layers(now),
+            Then::Allocate => self.parts().allocate_layers(now),
             Then::Remove(reason) => self.remove(now, conn, reason),
             Then::Evict(why) => self.evict(now, conn, why),
         }
@@ -371,7 +372,7 @@ impl Room {
             if self.cfg.bandwidth_estimation {
                 self.tracks.measure(TICK);
             }
-            self.fanout().allocate_layers(now);
+            self.parts().allocate_layers(now);
             self.speakers.update(&self.participants, now, &mut self.out);
             self.ticks += 1;
             if self.ticks % QUALITY_TICKS == 0 {
@@ -419,7 +420,7 @@ impl Room {
         };
         self.out.signal(conn, Resp::Mute(request.clone()));
         if muted {
-            self.signalling().mute(conn, request);
+            self.parts().mute(conn, request);
         }
         self.drive(now);
         true
@@ -538,7 +539,7 @@ impl Room {
         topic: Option<String>,
         destination_identities: Vec<String>,
     ) {
-        self.fanout()
+        self.parts()
             .send_from_server(payload, topic, &destination_identities);
         self.drive(now);
     }
@@ -567,7 +568,7 @@ impl Room {
             return Err(SinkRefused::Exists);
         }
         for (sid, rid) in self.sinks.attach(sink, &self.tracks, now) {
-            self.fanout()
+            self.parts()
                 .request_keyframe(now, &sid, rid, KeyframeRequestKind::Pli);
         }
         self.drive(now);
@@ -584,7 +585,7 @@ impl Room {
         let Some(rid) = self.sinks.keyframe_layer(sink, track_sid) else {
             return;
         };
-        self.fanout()
+        self.parts()
             .request_keyframe(now, track_sid, rid, KeyframeRequestKind::Pli);
         self.drive(now);
     }
@@ -604,21 +605,11 @@ impl Room {
             .min()
     }
 
-    /// The parts that signalling changes.
-    fn signalling(&mut self) -> Signalling<'_> {
-        Signalling {
+    /// The parts, lent to the module that handles an input.
+    fn parts(&mut self) -> Parts<'_> {
+        Parts {
             cfg: &self.cfg,
             ids: &mut self.ids,
-            participants: &mut self.participants,
-            tracks: &mut self.tracks,
-            out: &mut self.out,
-        }
-    }
-
-    /// The parts that media and data cross.
-    fn fanout(&mut self) -> Fanout<'_> {
-        Fanout {
-            cfg: &self.cfg,
             participants: &mut self.participants,
             tracks: &mut self.tracks,
             sinks: &mut self.sinks,
@@ -652,7 +643,7 @@ impl Room {
 
     fn on_rtc_event(&mut self, now: Instant, conn: ConnId, pc: Pc, e: RtcEvent) {
         match (pc, e) {
-            (Pc::Publisher, RtcEvent::RtpPacket(pkt)) => self.fanout().forward_rtp(now, conn, pkt),
+            (Pc::Publisher, RtcEvent::RtpPacket(pkt)) => self.parts().forward_rtp(now, conn, pkt),
             (Pc::Publisher, RtcEvent::MediaAdded(m)) => {
                 self.on_media_added(conn, m.mid, m.kind, m.direction, m.simulcast)
             }
@@ -664,7 +655,7 @@ impl Room {
                 }
             }
             (Pc::Publisher, RtcEvent::ChannelData(d)) => {
-                self.fanout().relay_data(conn, d.id, &d.data)
+                self.parts().relay_data(conn, d.id, &d.data)
             }
             (Pc::Subscriber, RtcEvent::Connected) => self.on_subscriber_connected(conn),
             (Pc::Subscriber, RtcEvent::KeyframeRequest(r)) => {
@@ -673,7 +664,7 @@ impl Room {
                     .get(conn)
                     .and_then(|p| p.keyframe_wanted(r.mid));
                 if let Some((sid, rid)) = wanted {
-                    self.fanout().request_keyframe(now, &sid, rid, r.kind);
+                    self.parts().request_keyframe(now, &sid, rid, r.kind);
                 }
             }
             (_, RtcEvent::Closed) if self.participants.contains(conn) => {

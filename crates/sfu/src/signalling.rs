@@ -1,6 +1,6 @@
-//! A participant's signalling requests (LiveKit's `SignalRequest`), each handled over the parts
-//! of the room it concerns. What reaches beyond them (the participant's removal, a new layer
-//! allocation) goes back to the room as a [`Then`], so that this module never needs the room.
+//! A participant's signalling requests (LiveKit's `SignalRequest`), each handled by a method of
+//! the room's [`Parts`]. What needs the room itself (the participant's removal) or another
+//! module (a new layer allocation) goes back to the room as a [`Then`].
 
 // `UpdateLayers` is deprecated in the protocol; older SDKs still send it, and it is ignored.
 #![allow(deprecated)]
@@ -12,25 +12,15 @@ use lk::signal_request::Message as Req;
 use lk::signal_response::Message as Resp;
 use str0m::media::KeyframeRequestKind;
 
-use crate::ids::IdGen;
-use crate::io::{ConnId, Event, Outbox, Pc, RoomConfig, MAX_TRACKS_PER_PARTICIPANT};
-use crate::members::Participants;
+use crate::io::{ConnId, Event, Outbox, Pc, MAX_TRACKS_PER_PARTICIPANT};
 use crate::participant::AnswerOutcome;
-use crate::track::{self, Tracks};
+use crate::parts::Parts;
+use crate::track;
 
 /// Largest participant metadata a client may ask for (LiveKit's default limit).
 const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// Longest participant name a client may ask for.
 const MAX_NAME_BYTES: usize = 256;
-
-/// The parts of the room that signalling changes.
-pub(crate) struct Signalling<'a> {
-    pub(crate) cfg: &'a RoomConfig,
-    pub(crate) ids: &'a mut IdGen,
-    pub(crate) participants: &'a mut Participants,
-    pub(crate) tracks: &'a mut Tracks,
-    pub(crate) out: &'a mut Outbox,
-}
 
 /// What a request leaves for the room to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +35,9 @@ pub(crate) enum Then {
     Evict(&'static str),
 }
 
-impl Signalling<'_> {
+impl Parts<'_> {
     /// Handles `msg` from `conn`, a participant of the room.
-    pub(crate) fn handle(&mut self, now: Instant, conn: ConnId, msg: Req) -> Then {
+    pub(crate) fn signal(&mut self, now: Instant, conn: ConnId, msg: Req) -> Then {
         match msg {
             Req::Offer(sd) => return self.publisher_offer(conn, sd),
             Req::Answer(sd) => return self.subscriber_answer(now, conn, sd),

@@ -15,7 +15,7 @@ use common::World;
 const LAYERS: [(&str, usize, usize); 3] = [("q", 1, 560), ("h", 2, 930), ("f", 5, 1180)];
 
 /// Sends `frames` frames on every layer at 30 fps, remembering which payload went on which
-/// layer; returns the layers bob got during the last `tail` frames.
+/// layer.
 fn stream(
     w: &mut World,
     mid: str0m::media::Mid,
@@ -28,12 +28,33 @@ fn stream(
             for k in 0..packets {
                 let p = w.random_payload(size);
                 sent.insert(p.clone(), rid);
-                w.send_rtp_layer("alice", mid, rid, 3000 * *n, k + 1 == packets, p);
+                w.send_rtp_layer("alice", mid, rid, 3000 * *n, k + 1 == packets, p, None);
             }
         }
         *n += 1;
         w.advance(Duration::from_micros(33_333));
     }
+}
+
+/// [`stream`]s `frames` frames and returns the layer of each packet bob got meanwhile.
+fn measure(
+    w: &mut World,
+    mid: str0m::media::Mid,
+    n: &mut u32,
+    frames: u32,
+    sent: &mut HashMap<Vec<u8>, &'static str>,
+) -> Vec<&'static str> {
+    let from = w.client("bob").received.len();
+    stream(w, mid, n, frames, sent);
+    w.received_from("bob", sent, from)
+}
+
+/// How many packets came on each layer.
+fn counts<'a>(layers: &[&'a str]) -> HashMap<&'a str, usize> {
+    layers.iter().fold(HashMap::new(), |mut m, l| {
+        *m.entry(*l).or_insert(0) += 1;
+        m
+    })
 }
 
 fn share(layers: &[&str], rid: &str) -> f64 {
@@ -42,43 +63,28 @@ fn share(layers: &[&str], rid: &str) -> f64 {
 
 #[test]
 fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_when_it_widens() {
-    let mut w = World::new();
-    w.join("alice");
-    w.join("bob");
-    w.advance(Duration::from_millis(1500));
-    let mid = w.publish_simulcast("alice", &["q", "h", "f"]);
-    w.advance(Duration::from_millis(1500));
+    let (mut w, mid) = World::simulcast_pair();
     let mut sent = HashMap::new();
     let mut n = 0;
 
     // A wide link: the top layer.
     stream(&mut w, mid, &mut n, 150, &mut sent);
-    let from = w.client("bob").received.len();
-    stream(&mut w, mid, &mut n, 60, &mut sent);
-    let wide = w.received_from("bob", &sent, from);
+    let wide = measure(&mut w, mid, &mut n, 60, &mut sent);
     assert!(
         share(&wide, "f") > 0.9,
         "on a wide link bob gets f: {:?}",
-        wide.iter().fold(HashMap::new(), |mut m, l| {
-            *m.entry(*l).or_insert(0) += 1;
-            m
-        })
+        counts(&wide)
     );
 
     // The link narrows to 1 Mbit/s: f (1.5 Mbit/s) no longer fits, h does.
     w.client("bob").downlink_bps = Some(1_000_000);
     stream(&mut w, mid, &mut n, 300, &mut sent);
     let drops_when_narrowed = w.client("bob").link_drops;
-    let from = w.client("bob").received.len();
-    stream(&mut w, mid, &mut n, 90, &mut sent);
-    let narrow = w.received_from("bob", &sent, from);
-    let counts = narrow.iter().fold(HashMap::new(), |mut m, l| {
-        *m.entry(*l).or_insert(0) += 1;
-        m
-    });
+    let narrow = measure(&mut w, mid, &mut n, 90, &mut sent);
     assert!(
         share(&narrow, "f") < 0.05 && share(&narrow, "h") > 0.8,
-        "behind 1 Mbit/s bob gets h, not f: {counts:?}"
+        "behind 1 Mbit/s bob gets h, not f: {:?}",
+        counts(&narrow)
     );
     assert!(
         w.client("bob").link_drops - drops_when_narrowed < 20,
@@ -89,16 +95,11 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
     // The link widens again: str0m's probes find the room and bob is back on f.
     w.client("bob").downlink_bps = None;
     stream(&mut w, mid, &mut n, 450, &mut sent);
-    let from = w.client("bob").received.len();
-    stream(&mut w, mid, &mut n, 90, &mut sent);
-    let wide_again = w.received_from("bob", &sent, from);
+    let wide_again = measure(&mut w, mid, &mut n, 90, &mut sent);
     assert!(
         share(&wide_again, "f") > 0.9,
         "15 s after the link widened bob is back on f: {:?}",
-        wide_again.iter().fold(HashMap::new(), |mut m, l| {
-            *m.entry(*l).or_insert(0) += 1;
-            m
-        })
+        counts(&wide_again)
     );
 }
 
@@ -107,12 +108,8 @@ fn a_subscriber_behind_a_narrow_link_gets_a_lower_layer_and_the_top_one_again_wh
 /// instead of waiting in the room's pacer (which holds up to 2 s at 1.1 × the estimate).
 #[test]
 fn a_single_layer_track_is_not_queued_in_the_room_behind_a_narrow_link() {
-    let mut w = World::new();
-    w.join("alice");
-    w.join("bob");
-    w.advance(Duration::from_millis(1500));
-    let mid = w.publish("alice", str0m::media::MediaKind::Video);
-    w.advance(Duration::from_millis(1500));
+    let mut w = World::connected_pair();
+    let mid = w.publish_negotiated("alice", str0m::media::MediaKind::Video);
     let mut sent = HashMap::new();
     // About 1.5 Mbit/s: five 1180-byte packets per frame at 30 fps.
     let mut frames = |w: &mut World, from: u32, count: u32| {

@@ -11,32 +11,12 @@ use enclave_sfu::proto::{self as lk, signal_request::Message as Req};
 use enclave_sfu::Event;
 use str0m::media::MediaKind;
 
-fn connected_pair() -> World {
-    let mut w = World::new();
-    w.join("alice");
-    w.join("bob");
-    w.advance(Duration::from_millis(1500));
-    assert!(
-        w.client("alice").sub_connected && w.client("bob").sub_connected,
-        "subscriber PCs connect"
-    );
-    w
-}
-
 #[test]
 fn published_video_reaches_the_subscriber_byte_for_byte_with_random_payloads() {
-    let mut w = connected_pair();
-    let mid = w.publish("alice", MediaKind::Video);
-    w.advance(Duration::from_millis(1500));
+    let mut w = World::connected_pair();
+    let mid = w.publish_negotiated("alice", MediaKind::Video);
     assert!(w.known_participants("bob").contains("alice"));
-    let track = w
-        .client("bob")
-        .updates
-        .iter()
-        .rev()
-        .find(|p| p.identity == "alice")
-        .and_then(|p| p.tracks.first().cloned())
-        .expect("bob learns of alice's track");
+    let track = w.track_of("bob", "alice");
     assert!(
         track.sid.starts_with("TR_") && track.mime_type.eq_ignore_ascii_case("video/VP8"),
         "{track:?}"
@@ -76,21 +56,14 @@ fn published_video_reaches_the_subscriber_byte_for_byte_with_random_payloads() {
 
 #[test]
 fn subscriber_joining_mid_stream_gets_a_keyframe_request_sent_upstream() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     let mid = w.publish("alice", MediaKind::Video);
     w.advance(Duration::from_millis(1000));
-    for i in 0..30u32 {
-        let p = w.random_payload(300);
-        w.send_rtp("alice", mid, 3000 * i, true, p);
-        w.advance(Duration::from_millis(33));
-    }
+    let frame = Duration::from_millis(33);
+    w.send_frames("alice", mid, 0..30, 300, frame);
     let before = w.client("alice").keyframe_requests;
     w.join("carol");
-    for i in 30..90u32 {
-        let p = w.random_payload(300);
-        w.send_rtp("alice", mid, 3000 * i, true, p);
-        w.advance(Duration::from_millis(33));
-    }
+    w.send_frames("alice", mid, 30..90, 300, frame);
     assert!(
         w.client("alice").keyframe_requests > before,
         "carol's new subscription asks alice for a keyframe"
@@ -104,7 +77,7 @@ fn subscriber_joining_mid_stream_gets_a_keyframe_request_sent_upstream() {
 
 #[test]
 fn keyframe_requests_are_throttled() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     let mid = w.publish("alice", MediaKind::Video);
     w.advance(Duration::from_millis(1000));
     for i in 0..10u32 {
@@ -123,7 +96,7 @@ fn keyframe_requests_are_throttled() {
 
 #[test]
 fn audio_is_forwarded_too() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     let mid = w.publish("bob", MediaKind::Audio);
     w.advance(Duration::from_millis(1000));
     for i in 0..50u32 {
@@ -140,9 +113,8 @@ fn audio_is_forwarded_too() {
 
 #[test]
 fn data_packets_are_relayed_with_the_senders_true_identity() {
-    let mut w = connected_pair();
-    w.publish("alice", MediaKind::Audio);
-    w.advance(Duration::from_millis(1500));
+    let mut w = World::connected_pair();
+    w.publish_negotiated("alice", MediaKind::Audio);
     w.send_data(
         "alice",
         lk::DataPacket {
@@ -171,10 +143,9 @@ fn data_packets_are_relayed_with_the_senders_true_identity() {
 
 #[test]
 fn data_packets_go_only_to_named_destinations() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     w.join("carol");
-    w.publish("alice", MediaKind::Audio);
-    w.advance(Duration::from_millis(1500));
+    w.publish_negotiated("alice", MediaKind::Audio);
     w.send_data(
         "alice",
         lk::DataPacket {
@@ -193,7 +164,7 @@ fn data_packets_go_only_to_named_destinations() {
 
 #[test]
 fn server_data_reaches_everyone() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     let now = w.now;
     w.room
         .send_data(now, b"notice".to_vec(), Some("system".into()), vec![]);
@@ -211,9 +182,8 @@ fn server_data_reaches_everyone() {
 
 #[test]
 fn leaving_participant_is_announced_and_its_tracks_are_withdrawn() {
-    let mut w = connected_pair();
-    w.publish("alice", MediaKind::Video);
-    w.advance(Duration::from_millis(1500));
+    let mut w = World::connected_pair();
+    w.publish_negotiated("alice", MediaKind::Video);
     let offers_before = w
         .client("bob")
         .signals
@@ -249,7 +219,7 @@ fn leaving_participant_is_announced_and_its_tracks_are_withdrawn() {
 
 #[test]
 fn participant_who_vanishes_is_removed_within_bounded_time() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     w.client("bob").cut = true;
     w.advance(Duration::from_secs(30));
     assert!(
@@ -265,7 +235,7 @@ fn participant_who_vanishes_is_removed_within_bounded_time() {
 
 #[test]
 fn a_second_session_of_the_same_identity_evicts_the_first() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     let first = w.client("bob").conn;
     w.join("bob");
     let old = w.clients.iter().find(|c| c.conn == first).unwrap();
@@ -276,7 +246,7 @@ fn a_second_session_of_the_same_identity_evicts_the_first() {
 
 #[test]
 fn ping_is_answered_with_the_servers_clock() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     w.signal(
         "alice",
         Req::PingReq(lk::Ping {
@@ -294,7 +264,7 @@ fn ping_is_answered_with_the_servers_clock() {
 
 #[test]
 fn malformed_signalling_never_panics_and_nonsense_ends_the_session() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     w.signal(
         "bob",
         Req::Trickle(lk::TrickleRequest {
@@ -348,16 +318,9 @@ fn malformed_signalling_never_panics_and_nonsense_ends_the_session() {
 
 #[test]
 fn mute_is_broadcast() {
-    let mut w = connected_pair();
-    w.publish("alice", MediaKind::Audio);
-    w.advance(Duration::from_millis(1500));
-    let sid = w
-        .client("alice")
-        .updates
-        .iter()
-        .rev()
-        .find_map(|p| p.tracks.first().map(|t| t.sid.clone()))
-        .unwrap();
+    let mut w = World::connected_pair();
+    w.publish_negotiated("alice", MediaKind::Audio);
+    let sid = w.track_of("alice", "alice").sid;
     w.signal(
         "alice",
         Req::Mute(lk::MuteTrackRequest {
@@ -366,11 +329,7 @@ fn mute_is_broadcast() {
         }),
     );
     let muted = w
-        .client("bob")
-        .updates
-        .iter()
-        .rev()
-        .find(|p| p.identity == "alice")
+        .last_update("bob", "alice")
         .and_then(|p| p.tracks.iter().find(|t| t.sid == sid).map(|t| t.muted));
     assert_eq!(muted, Some(true));
     let versions: HashMap<u32, ()> = w
@@ -420,7 +379,7 @@ fn an_encrypted_room_refuses_tracks_announced_in_clear() {
 
 #[test]
 fn connection_quality_is_reported_for_connected_participants() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     w.advance(Duration::from_secs(3));
     let q = w
         .client("alice")
@@ -451,7 +410,7 @@ fn connection_quality_is_reported_for_connected_participants() {
 
 #[test]
 fn speakers_are_detected_from_the_audio_level_header_and_reported_when_they_stop() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     let mid = w.publish("bob", MediaKind::Audio);
     w.advance(Duration::from_millis(1000));
     let speaking = |w: &mut World| {
@@ -498,16 +457,9 @@ fn speakers_are_detected_from_the_audio_level_header_and_reported_when_they_stop
 
 #[test]
 fn an_admin_can_remove_a_participant_and_mute_a_track() {
-    let mut w = connected_pair();
-    w.publish("bob", MediaKind::Audio);
-    w.advance(Duration::from_millis(1500));
-    let sid = w
-        .client("bob")
-        .updates
-        .iter()
-        .rev()
-        .find_map(|p| p.tracks.first().map(|t| t.sid.clone()))
-        .unwrap();
+    let mut w = World::connected_pair();
+    w.publish_negotiated("bob", MediaKind::Audio);
+    let sid = w.track_of("bob", "bob").sid;
     let now = w.now;
     assert!(w.room.mute_track(now, "bob", &sid, true));
     assert!(!w.room.mute_track(now, "bob", "TR_not_his", true));
@@ -518,11 +470,7 @@ fn an_admin_can_remove_a_participant_and_mute_a_track() {
         .iter()
         .any(|s| matches!(s, lk::signal_response::Message::Mute(m) if m.sid == sid && m.muted)));
     let muted = w
-        .client("alice")
-        .updates
-        .iter()
-        .rev()
-        .find(|p| p.identity == "bob")
+        .last_update("alice", "bob")
         .and_then(|p| p.tracks.first().map(|t| t.muted));
     assert_eq!(muted, Some(true), "others see the track muted at once");
 

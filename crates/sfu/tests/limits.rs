@@ -13,14 +13,6 @@ use enclave_sfu::proto::{
 use enclave_sfu::{Event, MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT, SERVER_TOPIC};
 use str0m::media::MediaKind;
 
-fn connected_pair() -> World {
-    let mut w = World::new();
-    w.join("alice");
-    w.join("bob");
-    w.advance(Duration::from_millis(1500));
-    w
-}
-
 fn add_track(w: &mut World, who: &str, i: usize) {
     w.signal(
         who,
@@ -42,23 +34,12 @@ fn published(w: &mut World, who: &str) -> usize {
 }
 
 fn limit_refusals(w: &mut World, who: &str) -> Vec<lk::RequestResponse> {
-    w.client(who)
-        .signals
-        .iter()
-        .filter_map(|s| match s {
-            Resp::RequestResponse(r)
-                if r.reason == lk::request_response::Reason::LimitExceeded as i32 =>
-            {
-                Some(r.clone())
-            }
-            _ => None,
-        })
-        .collect()
+    w.refusals(who, lk::request_response::Reason::LimitExceeded)
 }
 
 #[test]
 fn a_participant_adding_hundreds_of_tracks_is_refused_then_removed() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     for i in 0..MAX_TRACKS_PER_PARTICIPANT {
         add_track(&mut w, "alice", i);
     }
@@ -104,7 +85,7 @@ fn a_participant_adding_hundreds_of_tracks_is_refused_then_removed() {
 
 #[test]
 fn a_publisher_offer_with_too_many_media_sections_is_refused() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     let mut sdp = String::from("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE");
     let n = MAX_MEDIA_SECTIONS + 1;
     for i in 0..n {
@@ -143,9 +124,8 @@ fn data(value: lk::data_packet::Value) -> lk::DataPacket {
 
 #[test]
 fn a_participant_cannot_speak_with_the_servers_voice() {
-    let mut w = connected_pair();
-    w.publish("alice", MediaKind::Audio);
-    w.advance(Duration::from_millis(1500));
+    let mut w = World::connected_pair();
+    w.publish_negotiated("alice", MediaKind::Audio);
     #[allow(deprecated)]
     let refused = [
         data(lk::data_packet::Value::User(lk::UserPacket {

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::World;
+use common::{user_packet, World};
 use enclave_sfu::proto as lk;
 use enclave_sfu::{Event, PublishPermission};
 use lk::signal_request::Message as Req;
@@ -26,29 +26,15 @@ fn only(sources: &[i32]) -> PublishPermission {
     }
 }
 
-fn connected_pair() -> World {
-    let mut w = World::new();
-    w.join("alice");
-    w.join("bob");
-    w.advance(Duration::from_millis(1500));
-    w
-}
-
 fn refusals(w: &mut World, who: &str) -> Vec<(String, String)> {
-    w.client(who)
-        .signals
-        .iter()
-        .filter_map(|s| match s {
-            Resp::RequestResponse(r)
-                if r.reason == lk::request_response::Reason::NotAllowed as i32 =>
-            {
-                let cid = match &r.request {
-                    Some(lk::request_response::Request::AddTrack(a)) => a.cid.clone(),
-                    _ => String::new(),
-                };
-                Some((cid, r.message.clone()))
-            }
-            _ => None,
+    w.refusals(who, lk::request_response::Reason::NotAllowed)
+        .into_iter()
+        .map(|r| {
+            let cid = match r.request {
+                Some(lk::request_response::Request::AddTrack(a)) => a.cid,
+                _ => String::new(),
+            };
+            (cid, r.message)
         })
         .collect()
 }
@@ -66,16 +52,12 @@ fn published_cids(w: &mut World, who: &str) -> Vec<String> {
 
 #[test]
 fn a_locked_source_is_refused_with_an_answer_naming_the_request() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     assert!(w.room.set_permission(w.now, "alice", only(&[MIC])));
     w.settle();
     // Everyone, alice included, hears her new permission (the SDKs check it before asking).
     let seen = w
-        .client("bob")
-        .updates
-        .iter()
-        .rev()
-        .find(|p| p.identity == "alice")
+        .last_update("bob", "alice")
         .and_then(|p| p.permission.clone())
         .unwrap();
     assert_eq!(seen.can_publish_sources, [MIC]);
@@ -103,11 +85,7 @@ fn a_locked_source_is_refused_with_an_answer_naming_the_request() {
     assert!(published[0].contains(&format!("-{MIC}-")), "{published:?}");
     // Bob is offered the microphone only.
     let tracks: Vec<i32> = w
-        .client("bob")
-        .updates
-        .iter()
-        .rev()
-        .find(|p| p.identity == "alice")
+        .last_update("bob", "alice")
         .unwrap()
         .tracks
         .iter()
@@ -118,7 +96,7 @@ fn a_locked_source_is_refused_with_an_answer_naming_the_request() {
 
 #[test]
 fn a_lock_set_live_unpublishes_the_track_and_its_packets_stop() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     let mid = w.publish_source("alice", MediaKind::Video, lk::TrackSource::Camera);
     w.advance(Duration::from_millis(1500));
     let mut sent = HashMap::new();
@@ -184,7 +162,7 @@ fn a_lock_set_live_unpublishes_the_track_and_its_packets_stop() {
 
 #[test]
 fn nothing_may_be_published_without_can_publish_whatever_the_sources() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     let perm = PublishPermission {
         can_publish: false,
         can_publish_sources: vec![CAMERA, MIC],
@@ -205,21 +183,10 @@ fn nothing_may_be_published_without_can_publish_whatever_the_sources() {
 
 #[test]
 fn data_on_a_locked_topic_is_dropped_and_other_topics_still_flow() {
-    let mut w = connected_pair();
-    w.publish("alice", MediaKind::Audio);
-    w.advance(Duration::from_millis(1500));
+    let mut w = World::connected_pair();
+    w.publish_negotiated("alice", MediaKind::Audio);
     let say = |w: &mut World, topic: &str, text: &str| {
-        w.send_data(
-            "alice",
-            lk::DataPacket {
-                value: Some(lk::data_packet::Value::User(lk::UserPacket {
-                    payload: text.as_bytes().to_vec(),
-                    topic: Some(topic.into()),
-                    ..Default::default()
-                })),
-                ..Default::default()
-            },
-        );
+        w.send_data("alice", user_packet(topic, &[], text.as_bytes()));
         w.advance(Duration::from_millis(100));
     };
     say(&mut w, "chat", "before");
@@ -232,46 +199,24 @@ fn data_on_a_locked_topic_is_dropped_and_other_topics_still_flow() {
     assert!(w.room.set_permission(w.now, "alice", only(&[])));
     w.settle();
     say(&mut w, "chat", "after the unlock");
-    let got: Vec<String> = w
-        .client("bob")
-        .data
-        .iter()
-        .filter_map(|p| match &p.value {
-            Some(lk::data_packet::Value::User(u)) => {
-                Some(String::from_utf8_lossy(&u.payload).into_owned())
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(got, ["before", "still allowed", "after the unlock"]);
+    assert_eq!(
+        w.texts("bob"),
+        ["before", "still allowed", "after the unlock"]
+    );
 }
 
 /// The server's metadata for a participant (a raised hand) reaches everyone, as a newer
 /// version of that participant's info, so LiveKit's SDKs apply it.
 #[test]
 fn metadata_set_by_the_server_reaches_everyone_as_a_newer_version() {
-    let mut w = connected_pair();
-    let before = w
-        .client("bob")
-        .updates
-        .iter()
-        .rev()
-        .find(|p| p.identity == "alice")
-        .map(|p| p.version)
-        .unwrap_or(0);
+    let mut w = World::connected_pair();
+    let before = w.last_update("bob", "alice").map_or(0, |p| p.version);
     let meta = r#"{"raised_hand":{"is_raised":true,"raised_at":"1"}}"#;
     assert!(w.room.set_metadata(w.now, "alice", meta.to_owned()));
     assert!(!w.room.set_metadata(w.now, "nobody", meta.to_owned()));
     w.settle();
     for who in ["alice", "bob"] {
-        let last = w
-            .client(who)
-            .updates
-            .iter()
-            .rev()
-            .find(|p| p.identity == "alice")
-            .cloned()
-            .unwrap();
+        let last = w.last_update(who, "alice").cloned().unwrap();
         assert_eq!(last.metadata, meta, "{who}");
         assert!(
             last.version > before,
@@ -285,60 +230,29 @@ fn metadata_set_by_the_server_reaches_everyone_as_a_newer_version() {
 /// (it would reach everyone, and sidestep a lock on the public chat).
 #[test]
 fn a_private_message_reaches_only_its_recipients_and_one_naming_nobody_is_dropped() {
-    let mut w = connected_pair();
-    w.publish("alice", MediaKind::Audio);
-    w.advance(Duration::from_millis(1500));
+    let mut w = World::connected_pair();
+    w.publish_negotiated("alice", MediaKind::Audio);
     let say = |w: &mut World, to: &[&str], text: &str| {
         w.send_data(
             "alice",
-            lk::DataPacket {
-                destination_identities: to.iter().map(|s| s.to_string()).collect(),
-                value: Some(lk::data_packet::Value::User(lk::UserPacket {
-                    payload: text.as_bytes().to_vec(),
-                    topic: Some(enclave_sfu::PRIVATE_TOPIC.into()),
-                    ..Default::default()
-                })),
-                ..Default::default()
-            },
+            user_packet(enclave_sfu::PRIVATE_TOPIC, to, text.as_bytes()),
         );
         w.advance(Duration::from_millis(100));
     };
     say(&mut w, &[], "to nobody in particular");
     say(&mut w, &["bob"], "to bob");
     say(&mut w, &["carol"], "to someone who is not here");
-    let got: Vec<String> = w
-        .client("bob")
-        .data
-        .iter()
-        .filter_map(|p| match &p.value {
-            Some(lk::data_packet::Value::User(u)) => {
-                Some(String::from_utf8_lossy(&u.payload).into_owned())
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(got, ["to bob"]);
+    assert_eq!(w.texts("bob"), ["to bob"]);
 }
 
 /// Messages on a counted topic are reported (sender and topic, for attendance); others are not,
 /// and neither is one the room drops.
 #[test]
 fn messages_on_counted_topics_are_reported_with_their_sender() {
-    let mut w = connected_pair();
-    w.publish("alice", MediaKind::Audio);
-    w.advance(Duration::from_millis(1500));
+    let mut w = World::connected_pair();
+    w.publish_negotiated("alice", MediaKind::Audio);
     for topic in [common::COUNTED_TOPIC, "other", common::COUNTED_TOPIC] {
-        w.send_data(
-            "alice",
-            lk::DataPacket {
-                value: Some(lk::data_packet::Value::User(lk::UserPacket {
-                    payload: b"sealed bytes".to_vec(),
-                    topic: Some(topic.into()),
-                    ..Default::default()
-                })),
-                ..Default::default()
-            },
-        );
+        w.send_data("alice", user_packet(topic, &[], b"sealed bytes"));
         w.advance(Duration::from_millis(100));
     }
     let sent: Vec<(String, String)> = w
@@ -359,7 +273,7 @@ fn messages_on_counted_topics_are_reported_with_their_sender() {
 /// once.
 #[test]
 fn a_participant_asks_to_change_its_metadata_and_the_runtime_decides() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     w.advance(Duration::from_millis(500));
     let ask = |w: &mut World, id: u32, metadata: &str| {
         w.signal(
@@ -402,11 +316,7 @@ fn a_participant_asks_to_change_its_metadata_and_the_runtime_decides() {
         )]
     );
     let seen = |w: &mut World, who: &str| {
-        w.client(who)
-            .updates
-            .iter()
-            .rev()
-            .find(|p| p.identity == "alice")
+        w.last_update(who, "alice")
             .map(|p| (p.metadata.clone(), p.name.clone()))
     };
     assert_ne!(

@@ -11,26 +11,12 @@ use enclave_sfu::proto::{self as lk, signal_response::Message as Resp};
 use enclave_sfu::Event;
 use str0m::media::{MediaKind, Mid};
 
-fn connected_pair() -> World {
-    let mut w = World::new();
-    w.join("alice");
-    w.join("bob");
-    w.advance(Duration::from_millis(1500));
-    assert!(w.client("alice").sub_connected && w.client("bob").sub_connected);
-    w
-}
-
 /// Sends `frames` one-packet video frames from `who` at 30 fps; returns how many of their
 /// payloads `to` received.
 fn stream(w: &mut World, who: &str, mid: Mid, to: &str, first: u32, frames: u32) -> usize {
     let before = w.client(to).received.len();
-    let mut sent = Vec::new();
-    for n in first..first + frames {
-        let p = w.random_payload(900);
-        sent.push(p.clone());
-        w.send_rtp(who, mid, 3000 * n, true, p);
-        w.advance(Duration::from_micros(33_333));
-    }
+    let frame = Duration::from_micros(33_333);
+    let sent = w.send_frames(who, mid, first..first + frames, 900, frame);
     w.advance(Duration::from_millis(200));
     w.client(to).received[before..]
         .iter()
@@ -56,9 +42,8 @@ fn left(w: &World, who: &str) -> bool {
 
 #[test]
 fn media_keeps_flowing_while_the_signalling_is_down_and_the_resume_restarts_ice() {
-    let mut w = connected_pair();
-    let mid = w.publish("alice", MediaKind::Video);
-    w.advance(Duration::from_millis(1500));
+    let mut w = World::connected_pair();
+    let mid = w.publish_negotiated("alice", MediaKind::Video);
     assert!(stream(&mut w, "alice", mid, "bob", 0, 30) >= 28);
     let first_ufrag = w
         .client("bob")
@@ -113,14 +98,13 @@ fn media_keeps_flowing_while_the_signalling_is_down_and_the_resume_restarts_ice(
 
 #[test]
 fn a_resuming_client_learns_who_came_and_went_while_it_was_away() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     w.join("carol");
     w.advance(Duration::from_millis(1500));
     w.drop_signal("bob");
     let from = w.client("bob").signals.len();
     w.join("dave");
-    let mid = w.publish("dave", MediaKind::Audio);
-    w.advance(Duration::from_millis(1500));
+    let mid = w.publish_negotiated("dave", MediaKind::Audio);
     w.signal(
         "carol",
         lk::signal_request::Message::Leave(lk::LeaveRequest {
@@ -163,7 +147,7 @@ fn a_resuming_client_learns_who_came_and_went_while_it_was_away() {
 
 #[test]
 fn a_participant_who_does_not_resume_is_removed_after_the_grace_period() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     w.drop_signal("bob");
     w.advance(Duration::from_secs(14));
     assert!(!left(&w, "bob"), "still within the grace period");
@@ -181,7 +165,7 @@ fn a_participant_who_does_not_resume_is_removed_after_the_grace_period() {
 
 #[test]
 fn a_resume_must_name_the_participant_it_continues() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     w.drop_signal("bob");
     let now = w.now;
     assert!(w.room.resume(now, "PA_alice", "bob").is_none());
@@ -192,11 +176,10 @@ fn a_resume_must_name_the_participant_it_continues() {
 
 #[test]
 fn a_subscriber_offer_lost_with_the_connection_is_sent_again_on_resume() {
-    let mut w = connected_pair();
+    let mut w = World::connected_pair();
     w.drop_signal("bob");
     // Alice publishes while bob is away: the offer for her track goes nowhere.
-    let mid = w.publish("alice", MediaKind::Video);
-    w.advance(Duration::from_millis(1500));
+    let mid = w.publish_negotiated("alice", MediaKind::Video);
     assert!(w.resume("bob"));
     w.advance(Duration::from_millis(1500));
     assert!(

@@ -22,7 +22,7 @@ fn frame(
     for rid in layers {
         let p = w.random_payload(200);
         sent.insert(p.clone(), rid);
-        w.send_rtp_layer("alice", mid, rid, 3000 * n, true, p);
+        w.send_rtp_layer("alice", mid, rid, 3000 * n, true, p, None);
     }
     w.settle();
     w.advance(Duration::from_millis(33));
@@ -30,12 +30,7 @@ fn frame(
 
 #[test]
 fn publisher_dropping_its_top_layer_moves_subscribers_down_without_a_gap() {
-    let mut w = World::new();
-    w.join("alice");
-    w.join("bob");
-    w.advance(Duration::from_millis(1500));
-    let mid = w.publish_simulcast("alice", &["q", "h", "f"]);
-    w.advance(Duration::from_millis(1500));
+    let (mut w, mid) = World::simulcast_pair();
     let mut sent = HashMap::new();
     let mut n = 0;
     for _ in 0..60 {
@@ -101,24 +96,12 @@ fn publisher_dropping_its_top_layer_moves_subscribers_down_without_a_gap() {
 
 #[test]
 fn subscriber_asking_for_low_quality_gets_the_lowest_layer() {
-    let mut w = World::new();
-    w.join("alice");
-    w.join("bob");
-    w.advance(Duration::from_millis(1500));
-    let mid = w.publish_simulcast("alice", &["q", "h", "f"]);
-    w.advance(Duration::from_millis(1500));
+    let (mut w, mid) = World::simulcast_pair();
     let mut sent = HashMap::new();
     for n in 0..30 {
         frame(&mut w, mid, &["q", "h", "f"], n, &mut sent);
     }
-    let track = w
-        .client("bob")
-        .updates
-        .iter()
-        .rev()
-        .find(|p| p.identity == "alice")
-        .and_then(|p| p.tracks.first().cloned())
-        .unwrap();
+    let track = w.track_of("bob", "alice");
     w.signal(
         "bob",
         Req::TrackSetting(lk::UpdateTrackSettings {
@@ -177,7 +160,7 @@ fn dd_frames(w: &mut World, mid: str0m::media::Mid, n: &mut u32, count: u32, sen
                     frame_number: *n as u16,
                     keyframe: key,
                 };
-                w.send_rtp_layer_dd("alice", mid, rid, 3000 * *n, k == 1, p, Some(dd));
+                w.send_rtp_layer("alice", mid, rid, 3000 * *n, k == 1, p, Some(dd));
             }
         }
         *n += 1;
@@ -190,12 +173,7 @@ fn dd_frames(w: &mut World, mid: str0m::media::Mid, n: &mut u32, count: u32, sen
 /// subscriber frames that reference pictures it never had.
 #[test]
 fn with_dependency_descriptors_a_layer_switch_waits_for_a_keyframe() {
-    let mut w = World::new();
-    w.join("alice");
-    w.join("bob");
-    w.advance(Duration::from_millis(1500));
-    let mid = w.publish_simulcast("alice", &["q", "h", "f"]);
-    w.advance(Duration::from_millis(1500));
+    let (mut w, mid) = World::simulcast_pair();
     let mut sent = Sent::new();
     let mut n = 0u32;
     dd_frames(&mut w, mid, &mut n, 60, &mut sent);

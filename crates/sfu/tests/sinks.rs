@@ -10,10 +10,7 @@ use enclave_sfu::{SinkCodec, SinkId, SinkPacket, SinkRefused};
 use str0m::media::MediaKind;
 
 fn publishing_pair() -> (World, str0m::media::Mid, str0m::media::Mid) {
-    let mut w = World::new();
-    w.join("alice");
-    w.join("bob");
-    w.advance(Duration::from_millis(1500));
+    let mut w = World::connected_pair();
     let video = w.publish("alice", MediaKind::Video);
     let audio = w.publish("alice", MediaKind::Audio);
     w.advance(Duration::from_millis(1500));
@@ -91,11 +88,7 @@ fn a_sink_is_told_when_a_track_ends_and_gets_tracks_published_later() {
     w.advance(Duration::from_millis(1500));
     let carol_video = w.publish("carol", MediaKind::Video);
     w.advance(Duration::from_millis(1500));
-    for i in 0..5u32 {
-        let p = w.random_payload(300);
-        w.send_rtp("carol", carol_video, 3000 * i, true, p);
-        w.advance(Duration::from_millis(30));
-    }
+    w.send_frames("carol", carol_video, 0..5, 300, Duration::from_millis(30));
     let carol_track = w
         .sink_packets
         .iter()
@@ -169,7 +162,7 @@ fn a_sink_gets_the_top_flowing_simulcast_layer_only() {
             if rid == "f" {
                 top.push(p.clone());
             }
-            w.send_rtp_layer("alice", mid, rid, 3000 * n, true, p);
+            w.send_rtp_layer("alice", mid, rid, 3000 * n, true, p, None);
         }
         w.settle();
         w.advance(Duration::from_millis(33));

@@ -38,7 +38,7 @@ pub enum MediaEvent {
         activity: Activity,
     },
     /// A participant asks to change its own metadata and name (LiveKit's
-    /// `UpdateParticipantMetadata`); [`Media::answer_metadata`] decides.
+    /// `UpdateParticipantMetadata`); [`super::Media::answer_metadata`] decides.
     MetadataRequested {
         room_id: String,
         identity: String,

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use enclave_sfu::proto::SignalRequest;
-use enclave_sfu::{ConnId, JoinParams, LocalCandidate, SinkId, SinkRefused, Transport};
+use std::time::Instant;
+
+use enclave_sfu::{ConnId, JoinParams, LocalCandidate, Room, SinkId, SinkRefused, Transport};
 use tokio::sync::{mpsc, oneshot};
 
 use super::net::Net;
@@ -178,9 +180,7 @@ impl Media {
     /// one room's failure ends that room only. Not reachable from the network.
     #[doc(hidden)]
     pub fn inject_panic(&self, room_id: &str) {
-        let _ = self.tx.send(Command::InjectPanic {
-            room_id: room_id.to_owned(),
-        });
+        self.in_room(room_id, |_, _| panic!("injected fault (test hook)"));
     }
 
     /// Test hook: blocks the worker for `for_`, to prove that `/healthCheck` notices. Not
@@ -190,21 +190,28 @@ impl Media {
         let _ = self.tx.send(Command::InjectStall { for_ });
     }
 
+    /// Runs `act` on the room's core in the worker, with the worker's clock (nothing happens
+    /// if the room has no media). What the room then asks is carried out as after any input.
+    fn in_room(&self, room_id: &str, act: impl FnOnce(&mut Room, Instant) + Send + 'static) {
+        let _ = self.tx.send(Command::InRoom {
+            room_id: room_id.to_owned(),
+            act: Box::new(act),
+        });
+    }
+
     /// Removes a participant from the room's media (an admin's decision).
     pub fn remove(&self, room_id: &str, identity: &str) {
-        let _ = self.tx.send(Command::Remove {
-            room_id: room_id.to_owned(),
-            identity: identity.to_owned(),
+        let identity = identity.to_owned();
+        self.in_room(room_id, move |room, now| {
+            room.remove_participant(now, &identity);
         });
     }
 
     /// Asks a participant to mute or unmute one of its tracks.
     pub fn mute(&self, room_id: &str, identity: &str, track_sid: &str, muted: bool) {
-        let _ = self.tx.send(Command::Mute {
-            room_id: room_id.to_owned(),
-            identity: identity.to_owned(),
-            track_sid: track_sid.to_owned(),
-            muted,
+        let (identity, track_sid) = (identity.to_owned(), track_sid.to_owned());
+        self.in_room(room_id, move |room, now| {
+            room.mute_track(now, &identity, &track_sid, muted);
         });
     }
 
@@ -216,19 +223,17 @@ impl Media {
         identity: &str,
         permission: enclave_sfu::PublishPermission,
     ) {
-        let _ = self.tx.send(Command::SetPermission {
-            room_id: room_id.to_owned(),
-            identity: identity.to_owned(),
-            permission,
+        let identity = identity.to_owned();
+        self.in_room(room_id, move |room, now| {
+            room.set_permission(now, &identity, permission);
         });
     }
 
     /// Replaces a participant's metadata (JSON) and tells everyone in the room.
     pub fn set_metadata(&self, room_id: &str, identity: &str, metadata: String) {
-        let _ = self.tx.send(Command::SetMetadata {
-            room_id: room_id.to_owned(),
-            identity: identity.to_owned(),
-            metadata,
+        let identity = identity.to_owned();
+        self.in_room(room_id, move |room, now| {
+            room.set_metadata(now, &identity, metadata);
         });
     }
 
@@ -241,11 +246,9 @@ impl Media {
         request_id: u32,
         answer: Result<(String, String), String>,
     ) {
-        let _ = self.tx.send(Command::AnswerMetadata {
-            room_id: room_id.to_owned(),
-            identity: identity.to_owned(),
-            request_id,
-            answer,
+        let identity = identity.to_owned();
+        self.in_room(room_id, move |room, now| {
+            room.answer_metadata(now, &identity, request_id, answer);
         });
     }
 
@@ -268,11 +271,8 @@ impl Media {
         topic: Option<String>,
         to: Vec<String>,
     ) {
-        let _ = self.tx.send(Command::SendData {
-            room_id: room_id.to_owned(),
-            payload,
-            topic,
-            to,
+        self.in_room(room_id, move |room, now| {
+            room.send_data(now, payload, topic, to)
         });
     }
 

@@ -26,6 +26,9 @@ use super::{ConnOut, RoomFacts, CHAT_TOPIC, REACTION_TOPIC};
 use crate::metrics::Metrics;
 use crate::recorder::SinkInput;
 
+/// Something to do to a room's core, with the worker's clock as the core takes it.
+pub(super) type RoomAct = Box<dyn FnOnce(&mut Room, StdInstant) + Send>;
+
 /// What the worker is asked to do, by the [`super::Media`] handle.
 #[allow(clippy::large_enum_variant)] // joins are rare; boxing them buys nothing
 pub(super) enum Command {
@@ -60,45 +63,14 @@ pub(super) enum Command {
     Ping {
         reply: oneshot::Sender<()>,
     },
-    /// Test hook: the room's core "panics" (see [`Media::inject_panic`]).
-    InjectPanic {
+    /// Something the room's core does (see `Media::in_room`).
+    InRoom {
         room_id: String,
+        act: RoomAct,
     },
-    /// Test hook: the worker stops answering for a while (see [`Media::inject_stall`]).
+    /// Test hook: the worker stops answering for a while (see [`super::Media::inject_stall`]).
     InjectStall {
         for_: std::time::Duration,
-    },
-    Remove {
-        room_id: String,
-        identity: String,
-    },
-    SetPermission {
-        room_id: String,
-        identity: String,
-        permission: enclave_sfu::PublishPermission,
-    },
-    SetMetadata {
-        room_id: String,
-        identity: String,
-        metadata: String,
-    },
-    AnswerMetadata {
-        room_id: String,
-        identity: String,
-        request_id: u32,
-        answer: Result<(String, String), String>,
-    },
-    Mute {
-        room_id: String,
-        identity: String,
-        track_sid: String,
-        muted: bool,
-    },
-    SendData {
-        room_id: String,
-        payload: Vec<u8>,
-        topic: Option<String>,
-        to: Vec<String>,
     },
     AddSink {
         room: RoomFacts,
@@ -279,9 +251,7 @@ impl Worker {
             Command::Ping { reply } => {
                 let _ = reply.send(());
             }
-            Command::InjectPanic { room_id } => {
-                self.with_room(&room_id, |_| panic!("injected fault (test hook)"));
-            }
+            Command::InRoom { room_id, act } => self.act(&room_id, |room| act(room, now)),
             Command::InjectStall { for_ } => {
                 tracing::warn!(?for_, "media worker stalled on purpose (test hook)");
                 std::thread::sleep(for_);
@@ -316,59 +286,6 @@ impl Worker {
                 };
                 self.act(&room_id, |room| {
                     room.sink_keyframe(now, sink, &track_sid);
-                });
-            }
-            Command::SendData {
-                room_id,
-                payload,
-                topic,
-                to,
-            } => {
-                self.act(&room_id, |room| {
-                    room.send_data(now, payload, topic, to);
-                });
-            }
-            Command::Remove { room_id, identity } => {
-                self.act(&room_id, |room| {
-                    room.remove_participant(now, &identity);
-                });
-            }
-            Command::SetPermission {
-                room_id,
-                identity,
-                permission,
-            } => {
-                self.act(&room_id, |room| {
-                    room.set_permission(now, &identity, permission);
-                });
-            }
-            Command::SetMetadata {
-                room_id,
-                identity,
-                metadata,
-            } => {
-                self.act(&room_id, |room| {
-                    room.set_metadata(now, &identity, metadata);
-                });
-            }
-            Command::AnswerMetadata {
-                room_id,
-                identity,
-                request_id,
-                answer,
-            } => {
-                self.act(&room_id, |room| {
-                    room.answer_metadata(now, &identity, request_id, answer);
-                });
-            }
-            Command::Mute {
-                room_id,
-                identity,
-                track_sid,
-                muted,
-            } => {
-                self.act(&room_id, |room| {
-                    room.mute_track(now, &identity, &track_sid, muted);
                 });
             }
         }
@@ -688,25 +605,6 @@ mod tests {
     use crate::config::MediaConfig;
     use crate::media::{Media, SIGNAL_QUEUE};
 
-    fn joiner(identity: &str) -> JoinParams {
-        JoinParams {
-            sid: format!("PA_{identity}"),
-            identity: identity.into(),
-            name: identity.into(),
-            metadata: String::new(),
-            can_publish: true,
-            can_publish_sources: Vec::new(),
-            can_subscribe: true,
-            can_publish_data: true,
-            can_update_metadata: false,
-            denied_data_topics: Vec::new(),
-            hidden: false,
-            auto_subscribe: true,
-            client_protocol: 17,
-            ice_servers: Vec::new(),
-        }
-    }
-
     /// The worker's timers run on tokio's clock: with the clock paused, the core's 15 s
     /// connect grace passes at once, and the participant whose ICE never came up is told to
     /// leave exactly when it ends. On the wall clock the worker would wait out the 15 s.
@@ -729,7 +627,8 @@ mod tests {
             e2ee: false,
         };
         let joined = Instant::now();
-        media.join(room, media.next_conn(), joiner("alice"), out);
+        let alice = JoinParams::new("PA_alice", "alice");
+        media.join(room, media.next_conn(), alice, out);
 
         let mut responses = Vec::new();
         while let Some(ConnOut::Frame(frame)) = frames.recv().await {

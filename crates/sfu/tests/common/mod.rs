@@ -201,6 +201,28 @@ impl World {
         }
     }
 
+    /// Alice and Bob have joined and their subscriber PCs are up (1.5 s in).
+    pub fn connected_pair() -> Self {
+        let mut w = Self::new();
+        w.join("alice");
+        w.join("bob");
+        w.advance(Duration::from_millis(1500));
+        assert!(
+            w.client("alice").sub_connected && w.client("bob").sub_connected,
+            "subscriber PCs connect"
+        );
+        w
+    }
+
+    /// [`World::connected_pair`], alice publishing a simulcast video of layers q, h and f that
+    /// bob is subscribed to (1.5 s later).
+    pub fn simulcast_pair() -> (Self, Mid) {
+        let mut w = Self::connected_pair();
+        let mid = w.publish_simulcast("alice", &["q", "h", "f"]);
+        w.advance(Duration::from_millis(1500));
+        (w, mid)
+    }
+
     /// Deterministic pseudo-random bytes for payloads.
     pub fn random_payload(&mut self, len: usize) -> Vec<u8> {
         (0..len)
@@ -262,20 +284,9 @@ impl World {
             self.now,
             conn,
             JoinParams {
-                sid: format!("PA_{identity}"),
-                identity: identity.into(),
                 name: identity.to_uppercase(),
-                metadata: String::new(),
-                can_publish: true,
-                can_publish_sources: Vec::new(),
-                can_subscribe: true,
-                can_publish_data: true,
                 can_update_metadata: true,
-                denied_data_topics: Vec::new(),
-                hidden: false,
-                auto_subscribe: true,
-                client_protocol: 2,
-                ice_servers: Vec::new(),
+                ..JoinParams::new(format!("PA_{identity}"), identity)
             },
         );
         self.settle();
@@ -335,6 +346,13 @@ impl World {
         );
     }
 
+    /// As `publish`, then 1.5 s pass: the track is negotiated and everyone subscribed to it.
+    pub fn publish_negotiated(&mut self, identity: &str, kind: MediaKind) -> Mid {
+        let mid = self.publish(identity, kind);
+        self.advance(Duration::from_millis(1500));
+        mid
+    }
+
     /// The client publishes one track of `kind`: add_track, then an offer with the m-line.
     pub fn publish(&mut self, identity: &str, kind: MediaKind) -> Mid {
         self.publish_source(identity, kind, lk::TrackSource::Unknown)
@@ -347,31 +365,58 @@ impl World {
         kind: MediaKind,
         source: lk::TrackSource,
     ) -> Mid {
-        let cid = format!("{identity}-{kind:?}-{}-cid", source as i32);
-        self.signal(
-            identity,
-            Req::AddTrack(lk::AddTrackRequest {
-                cid: cid.clone(),
-                name: format!("{kind:?}"),
-                r#type: if kind == MediaKind::Video {
-                    lk::TrackType::Video
-                } else {
-                    lk::TrackType::Audio
-                } as i32,
-                source: source as i32,
-                ..Default::default()
-            }),
-        );
+        let add = lk::AddTrackRequest {
+            cid: format!("{identity}-{kind:?}-{}-cid", source as i32),
+            name: format!("{kind:?}"),
+            r#type: if kind == MediaKind::Video {
+                lk::TrackType::Video
+            } else {
+                lk::TrackType::Audio
+            } as i32,
+            source: source as i32,
+            ..Default::default()
+        };
+        self.publish_with(identity, add, kind, None)
+    }
+
+    /// The client publishes a simulcast video track with the given layers (lowest first).
+    pub fn publish_simulcast(&mut self, identity: &str, rids: &[&str]) -> Mid {
+        let add = lk::AddTrackRequest {
+            cid: format!("{identity}-sim-cid"),
+            name: "camera".into(),
+            r#type: lk::TrackType::Video as i32,
+            ..Default::default()
+        };
+        let mut sim = str0m::media::Simulcast::new();
+        for r in rids {
+            sim.send.push(str0m::media::SimulcastLayer::new(r));
+        }
+        self.publish_with(identity, add, MediaKind::Video, Some(sim))
+    }
+
+    /// Announces a track with `add_track`, then offers its m-line. A single-layer track's
+    /// offer also opens the `_reliable` data channel if none is open yet; the simulcast
+    /// publisher of these tests sends media alone.
+    fn publish_with(
+        &mut self,
+        identity: &str,
+        add: lk::AddTrackRequest,
+        kind: MediaKind,
+        simulcast: Option<str0m::media::Simulcast>,
+    ) -> Mid {
+        let cid = add.cid.clone();
+        self.signal(identity, Req::AddTrack(add));
         let c = self.client(identity);
+        let with_channel = simulcast.is_none() && c.pub_channels.is_empty();
         let mut api = c.publisher.sdp_api();
         let mid = api.add_media(
             kind,
             Direction::SendOnly,
             Some(format!("{identity}-stream")),
             Some(cid.clone()),
-            None,
+            simulcast,
         );
-        if c.pub_channels.is_empty() {
+        if with_channel {
             api.add_channel("_reliable".into());
         }
         let (offer, pending) = api.apply().unwrap();
@@ -380,53 +425,10 @@ impl World {
         mid
     }
 
-    /// The client publishes a simulcast video track with the given layers (lowest first).
-    pub fn publish_simulcast(&mut self, identity: &str, rids: &[&str]) -> Mid {
-        let cid = format!("{identity}-sim-cid");
-        self.signal(
-            identity,
-            Req::AddTrack(lk::AddTrackRequest {
-                cid: cid.clone(),
-                name: "camera".into(),
-                r#type: lk::TrackType::Video as i32,
-                ..Default::default()
-            }),
-        );
-        let c = self.client(identity);
-        let mut sim = str0m::media::Simulcast::new();
-        for r in rids {
-            sim.send.push(str0m::media::SimulcastLayer::new(r));
-        }
-        let mut api = c.publisher.sdp_api();
-        let mid = api.add_media(
-            MediaKind::Video,
-            Direction::SendOnly,
-            Some(format!("{identity}-stream")),
-            Some(cid.clone()),
-            Some(sim),
-        );
-        let (offer, pending) = api.apply().unwrap();
-        c.pub_mids.push((mid, cid));
-        self.offer_publisher(identity, offer, pending);
-        mid
-    }
-
-    /// Writes one RTP packet on one simulcast layer of the client's m-line.
-    pub fn send_rtp_layer(
-        &mut self,
-        identity: &str,
-        mid: Mid,
-        rid: &str,
-        time: u32,
-        marker: bool,
-        payload: Vec<u8>,
-    ) {
-        self.send_rtp_layer_dd(identity, mid, rid, time, marker, payload, None);
-    }
-
-    /// As `send_rtp_layer`, with a Dependency Descriptor when `dd` is given.
+    /// Writes one RTP packet on one simulcast layer of the client's m-line, with a Dependency
+    /// Descriptor when `dd` is given.
     #[allow(clippy::too_many_arguments)]
-    pub fn send_rtp_layer_dd(
+    pub fn send_rtp_layer(
         &mut self,
         identity: &str,
         mid: Mid,
@@ -436,34 +438,13 @@ impl World {
         payload: Vec<u8>,
         dd: Option<TestDd>,
     ) {
-        let now = self.now;
-        let c = self.client(identity);
-        let pt = c
-            .publisher
-            .codec_config()
-            .params()
-            .iter()
-            .find(|p| p.spec().codec == Codec::Vp8)
-            .unwrap()
-            .pt();
-        let key = format!("{mid}/{rid}");
-        let seq = c.layer_seq.entry(key).or_insert(500);
-        *seq += 1;
-        let s = *seq;
-        let mut api = c.publisher.direct_api();
-        let tx = api
-            .stream_tx_by_mid(mid, Some(str0m::media::Rid::from(rid)))
-            .expect("a stream per simulcast layer");
         let mut ext = ExtensionValues::default();
         if let Some(d) = dd {
             ext.user_values.set(d);
         }
-        tx.write_rtp(
-            RtpWrite::new(pt, s.into(), time, now, payload)
-                .marker(marker)
-                .ext_vals(ext)
-                .nackable(true),
-        );
+        self.write_rtp(identity, (mid, Some(rid)), Codec::Vp8, time, payload, |w| {
+            w.marker(marker).ext_vals(ext).nackable(true)
+        });
     }
 
     /// Writes one audio packet carrying an RFC 6464 level (−dBov: 0 is loudest, 127 silence).
@@ -475,29 +456,14 @@ impl World {
         level: i8,
         payload: Vec<u8>,
     ) {
-        let now = self.now;
-        let c = self.client(identity);
-        let pt = c
-            .publisher
-            .codec_config()
-            .params()
-            .iter()
-            .find(|p| p.spec().codec == Codec::Opus)
-            .unwrap()
-            .pt();
-        let seq = c.seq.entry(mid).or_insert(100);
-        *seq += 1;
-        let s = *seq;
-        let ext = str0m::rtp::ExtensionValues {
+        let ext = ExtensionValues {
             audio_level: Some(-level),
             voice_activity: Some(level < 50),
             ..Default::default()
         };
-        let mut api = c.publisher.direct_api();
-        let tx = api
-            .stream_tx_by_mid(mid, None)
-            .expect("publisher stream exists once negotiated");
-        tx.write_rtp(RtpWrite::new(pt, s.into(), time, now, payload).ext_vals(ext));
+        self.write_rtp(identity, (mid, None), Codec::Opus, time, payload, |w| {
+            w.ext_vals(ext)
+        });
         self.settle();
     }
 
@@ -510,12 +476,49 @@ impl World {
         marker: bool,
         payload: Vec<u8>,
     ) {
-        let now = self.now;
-        let c = self.client(identity);
-        let codec = match c.publisher.media(mid).unwrap().kind() {
+        let codec = match self.client(identity).publisher.media(mid).unwrap().kind() {
             MediaKind::Audio => Codec::Opus,
             MediaKind::Video => Codec::Vp8,
         };
+        self.write_rtp(identity, (mid, None), codec, time, payload, |w| {
+            w.marker(marker).nackable(true)
+        });
+        self.settle();
+    }
+
+    /// Sends one-packet video frames on the client's m-line, `every` apart: frame `i` of
+    /// `frames` at RTP time 3000 × i, each `size` random bytes. Returns the payloads sent.
+    pub fn send_frames(
+        &mut self,
+        identity: &str,
+        mid: Mid,
+        frames: std::ops::Range<u32>,
+        size: usize,
+        every: Duration,
+    ) -> Vec<Vec<u8>> {
+        let mut sent = Vec::new();
+        for i in frames {
+            let p = self.random_payload(size);
+            sent.push(p.clone());
+            self.send_rtp(identity, mid, 3000 * i, true, p);
+            self.advance(every);
+        }
+        sent
+    }
+
+    /// Writes one RTP packet of `codec` on the client's m-line `mid` (on simulcast layer `rid`,
+    /// if given), with that stream's next sequence number; `build` sets what else it carries.
+    fn write_rtp(
+        &mut self,
+        identity: &str,
+        (mid, rid): (Mid, Option<&str>),
+        codec: Codec,
+        time: u32,
+        payload: Vec<u8>,
+        build: impl FnOnce(RtpWrite) -> RtpWrite,
+    ) {
+        let now = self.now;
+        let c = self.client(identity);
         let pt = c
             .publisher
             .codec_config()
@@ -524,19 +527,17 @@ impl World {
             .find(|p| p.spec().codec == codec)
             .unwrap()
             .pt();
-        let seq = c.seq.entry(mid).or_insert(100);
+        let seq = match rid {
+            Some(rid) => c.layer_seq.entry(format!("{mid}/{rid}")).or_insert(500),
+            None => c.seq.entry(mid).or_insert(100),
+        };
         *seq += 1;
         let s = *seq;
         let mut api = c.publisher.direct_api();
         let tx = api
-            .stream_tx_by_mid(mid, None)
-            .expect("publisher stream exists once negotiated");
-        tx.write_rtp(
-            RtpWrite::new(pt, s.into(), time, now, payload)
-                .marker(marker)
-                .nackable(true),
-        );
-        self.settle();
+            .stream_tx_by_mid(mid, rid.map(str0m::media::Rid::from))
+            .expect("a stream per m-line (and simulcast layer) once negotiated");
+        tx.write_rtp(build(RtpWrite::new(pt, s.into(), time, now, payload)));
     }
 
     /// Sends a data packet on the client's publisher `_reliable` channel.
@@ -813,6 +814,55 @@ impl World {
             .collect()
     }
 
+    /// What `viewer` last heard of `whom`: its latest participant update.
+    pub fn last_update(&self, viewer: &str, whom: &str) -> Option<&lk::ParticipantInfo> {
+        self.clients
+            .iter()
+            .find(|c| c.identity == viewer)
+            .unwrap()
+            .updates
+            .iter()
+            .rev()
+            .find(|p| p.identity == whom)
+    }
+
+    /// The first track of `whom`'s that `viewer` last heard of.
+    pub fn track_of(&self, viewer: &str, whom: &str) -> lk::TrackInfo {
+        self.last_update(viewer, whom)
+            .and_then(|p| p.tracks.first().cloned())
+            .unwrap_or_else(|| panic!("{viewer} knows a track of {whom}'s"))
+    }
+
+    /// The payload of every user packet `who` received, as text.
+    pub fn texts(&mut self, who: &str) -> Vec<String> {
+        self.client(who)
+            .data
+            .iter()
+            .filter_map(|p| match &p.value {
+                Some(lk::data_packet::Value::User(u)) => {
+                    Some(String::from_utf8_lossy(&u.payload).into_owned())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The answers `who` got that refused a request for `reason`.
+    pub fn refusals(
+        &mut self,
+        who: &str,
+        reason: lk::request_response::Reason,
+    ) -> Vec<lk::RequestResponse> {
+        self.client(who)
+            .signals
+            .iter()
+            .filter_map(|s| match s {
+                Resp::RequestResponse(r) if r.reason == reason as i32 => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The track a sink was told of under `id`.
     pub fn sink_track(&self, id: SinkTrackId) -> &SinkTrack {
         self.sink_tracks
@@ -845,5 +895,18 @@ impl World {
             .filter(|(_, s)| *s != lk::participant_info::State::Disconnected as i32)
             .map(|(i, _)| i)
             .collect()
+    }
+}
+
+/// A user packet carrying `payload` on `topic`, for the identities `to` (none: everyone).
+pub fn user_packet(topic: &str, to: &[&str], payload: &[u8]) -> lk::DataPacket {
+    lk::DataPacket {
+        destination_identities: to.iter().map(|s| s.to_string()).collect(),
+        value: Some(lk::data_packet::Value::User(lk::UserPacket {
+            payload: payload.to_vec(),
+            topic: Some(topic.into()),
+            ..Default::default()
+        })),
+        ..Default::default()
     }
 }

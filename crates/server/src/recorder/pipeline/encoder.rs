@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::TimelineStats;
-use super::process::{AbortOnDrop, Tail};
+use super::process::{for_each_line, AbortOnDrop, Tail};
 use super::{part_path, Finished, PipelineConfig, PipelineError};
 use crate::recorder::compose;
 use crate::recorder::Target;
@@ -103,22 +103,15 @@ impl Drop for PartGuard {
 
 /// Follows ffmpeg's `-progress` output for the bytes it has muxed (what an RTMP target got).
 pub(super) async fn read_progress(stdout: ChildStdout, bytes: Arc<AtomicU64>) {
-    // Read to the end whatever arrives: closing this pipe early would fail ffmpeg's writes.
-    let mut r = BufReader::new(stdout);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        if let Some(n) = String::from_utf8_lossy(&line)
+    for_each_line(stdout, |line| {
+        if let Some(n) = String::from_utf8_lossy(line)
             .strip_prefix("total_size=")
             .and_then(|v| v.trim().parse().ok())
         {
             bytes.store(n, Ordering::Relaxed);
         }
-    }
+    })
+    .await;
 }
 
 pub(super) async fn write_video(

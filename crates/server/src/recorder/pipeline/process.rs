@@ -59,21 +59,14 @@ pub(super) async fn read_stderr<R: AsyncRead + Unpin>(
     redact: Option<(String, String)>,
     log: impl Fn(&str),
 ) {
-    let mut r = BufReader::new(stream);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match r.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let mut line: String = String::from_utf8_lossy(&buf)
+    for_each_line(stream, |buf| {
+        let mut line: String = String::from_utf8_lossy(buf)
             .trim_end()
             .chars()
             .take(400)
             .collect();
         if line.is_empty() {
-            continue;
+            return;
         }
         if let Some((secret, shown)) = &redact {
             line = line.replace(secret.as_str(), shown);
@@ -82,6 +75,22 @@ pub(super) async fn read_stderr<R: AsyncRead + Unpin>(
         // Per-frame reports (a video decoder's showinfo) would push the error out of the tail.
         if !line.contains("Parsed_showinfo") {
             tail.push(line);
+        }
+    })
+    .await;
+}
+
+/// Calls `f` with each line of a child's output (its newline included) until the end: the
+/// pipe is read for as long as the child writes, since closing it early would fail the
+/// child's writes.
+pub(super) async fn for_each_line<R: AsyncRead + Unpin>(stream: R, mut f: impl FnMut(&[u8])) {
+    let mut r = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => f(&buf),
         }
     }
 }
