@@ -41,7 +41,7 @@ pub(crate) const SIGNAL_GRACE: Duration = Duration::from_secs(15);
 /// sends at 1.1 × the estimate and queues the rest (up to 2 s), so an estimate below what is
 /// being forwarded adds delay; starting high keeps a good link unpaced while the estimator
 /// learns, and a narrow one still shows within a second or two (tests/bandwidth.rs). At 5 Mbit/s
-/// a 5 × 5 call of 2.4 Mbit/s single-layer tracks lost 23 % with a 80 ms p99 in sfu-bench; at
+/// a 5 × 5 call of 2.4 Mbit/s single-layer tracks lost 23 % with a 80 ms p99 in the SFU benchmark (enclave-bench sfu); at
 /// 30 Mbit/s, none and 0.7 ms (docs/benchmarks.md).
 const BWE_INITIAL: Bitrate = Bitrate::mbps(30);
 /// RFC 6464 level (−dBov) at or below which a packet counts as speech.
@@ -844,7 +844,7 @@ impl Participant {
             opened.push((sid.clone(), d.fwd.target()));
             // Only what the allocator can shape is paced. A track without simulcast layers
             // cannot be made smaller; pacing it to 1.1 × an estimate below its rate only queues
-            // it (str0m keeps up to 2 s), which sfu-bench measured as a 2 s p99 after an
+            // it (str0m keeps up to 2 s), which the SFU benchmark measured as a 2 s p99 after an
             // overload had lowered the estimates. It leaves at once, as audio does, and the
             // network's own queue decides.
             let single_layer = tracks.get(sid).is_some_and(|t| t.rids.is_empty());
