@@ -56,9 +56,7 @@ async fn server_key_rooms_hand_the_secret_to_their_participants_only() {
     assert_eq!(status, StatusCode::OK);
     h.create("other", "{}").await;
     let t2 = h.join_token("other", "ann", false, "").await;
-    let (_, v2, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&t2), "{}")
-        .await;
+    let (_, v2) = h.verify_token(&t2).await;
     assert!(v2["e2ee"].get("secret").is_none());
     assert_eq!(v2["e2ee"]["mode"], "off");
 }
@@ -83,18 +81,14 @@ async fn key_epochs_move_on_with_every_arrival_and_departure() {
         )
     };
 
-    let (_, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&ann), "{}")
-        .await;
+    let (_, v) = h.verify_token(&ann).await;
     let (g1, s1) = epoch(&v["e2ee"]);
     assert_eq!(g1, 1);
     // The secret of the history ann's browser keeps: the same at her next admission.
     let history = v["e2ee"]["history_secret"].as_str().unwrap().to_owned();
     assert_eq!(history.len(), 32);
     assert_ne!(history, s1);
-    let (_, again, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&ann), "{}")
-        .await;
+    let (_, again) = h.verify_token(&ann).await;
     assert_eq!(again["e2ee"]["history_secret"], history.as_str());
     assert_eq!(
         epoch(&again["e2ee"]),
@@ -116,9 +110,7 @@ async fn key_epochs_move_on_with_every_arrival_and_departure() {
     assert_eq!(epoch(&v), (g1, s1.clone()));
 
     // Bob comes in: a new epoch, unrelated to the first, and ann's current key follows.
-    let (_, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&bob), "{}")
-        .await;
+    let (_, v) = h.verify_token(&bob).await;
     let (g2, s2) = epoch(&v["e2ee"]);
     assert_eq!(g2, g1 + 1);
     assert_ne!(s2, s1);
@@ -166,9 +158,7 @@ async fn self_insert_rooms_have_no_secret_to_hand_out() {
     let h = Harness::new().await;
     h.create("si", r#"{"end_to_end_encryption_features":{"is_enabled":true,"enabled_self_insert_encryption_key":true}}"#).await;
     let t = h.join_token("si", "bob", false, "").await;
-    let (_, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&t), "{}")
-        .await;
+    let (_, v) = h.verify_token(&t).await;
     assert_eq!(v["e2ee"]["mode"], "self_insert");
     assert!(v["e2ee"].get("secret").is_none());
 }
@@ -187,9 +177,7 @@ async fn bad_tokens_are_refused_with_plugnmeet_messages() {
             Some("notifications.auth-header-missing")
         )
     );
-    let (s, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some("not-a-jwt"), "{}")
-        .await;
+    let (s, v) = h.verify_token("not-a-jwt").await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (
@@ -217,9 +205,7 @@ async fn bad_tokens_are_refused_with_plugnmeet_messages() {
             parent_room_id: String::new(),
         },
     );
-    let (s, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&expired), "{}")
-        .await;
+    let (s, v) = h.verify_token(&expired).await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (
@@ -231,9 +217,7 @@ async fn bad_tokens_are_refused_with_plugnmeet_messages() {
     // A token of an earlier session of the same room id does not open the new session.
     let old = h.join_token("r", "ann", true, "").await;
     h.call("/auth/room/endRoom", r#"{"room_id":"r"}"#).await;
-    let (s, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&old), "{}")
-        .await;
+    let (s, v) = h.verify_token(&old).await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (
@@ -242,9 +226,7 @@ async fn bad_tokens_are_refused_with_plugnmeet_messages() {
         )
     );
     h.create("r", "{}").await;
-    let (s, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&old), "{}")
-        .await;
+    let (s, v) = h.verify_token(&old).await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (
@@ -439,9 +421,7 @@ async fn a_removed_participant_cannot_come_back_with_the_tokens_they_hold() {
     .await;
     let admin = h.join_token("rm", "a", true, "").await;
     let bob = h.join_token("rm", "bob", false, "").await;
-    let (s, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&bob), "{}")
-        .await;
+    let (s, v) = h.verify_token(&bob).await;
     assert_eq!(s, StatusCode::OK);
     let media = v["media"]["token"].as_str().unwrap().to_owned();
     assert_eq!(h.rtc_validate(&media).await.0, StatusCode::OK);
@@ -467,9 +447,7 @@ async fn a_removed_participant_cannot_come_back_with_the_tokens_they_hold() {
     assert!(why.contains("removed"), "{why}");
     // Without a block, the integrator may let them back with a new join token.
     let again = h.join_token("rm", "bob", false, "").await;
-    let (s, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&again), "{}")
-        .await;
+    let (s, v) = h.verify_token(&again).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(h.rtc_validate(&media).await.0, StatusCode::OK);
 }
@@ -484,9 +462,7 @@ async fn a_blocked_participant_gets_no_token_secret_or_media_for_the_session() {
     .await;
     let admin = h.join_token("ban", "a", true, "").await;
     let eve = h.join_token("ban", "eve", false, "").await;
-    let (_, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&eve), "{}")
-        .await;
+    let (_, v) = h.verify_token(&eve).await;
     let media = v["media"]["token"].as_str().unwrap().to_owned();
 
     let (s, _, _) = h
@@ -498,9 +474,7 @@ async fn a_blocked_participant_gets_no_token_secret_or_media_for_the_session() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&eve), "{}")
-        .await;
+    let (s, v) = h.verify_token(&eve).await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (StatusCode::FORBIDDEN, Some("notifications.you-are-blocked"))
@@ -531,9 +505,7 @@ async fn a_media_token_is_good_for_its_own_session_only() {
     let h = Harness::new().await;
     h.create("sess", "{}").await;
     let ann = h.join_token("sess", "ann", false, "").await;
-    let (_, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&ann), "{}")
-        .await;
+    let (_, v) = h.verify_token(&ann).await;
     let media = v["media"]["token"].as_str().unwrap().to_owned();
     assert_eq!(h.rtc_validate(&media).await.0, StatusCode::OK);
     let admin = h.join_token("sess", "a", true, "").await;
@@ -636,9 +608,7 @@ async fn the_rooms_default_locks_fill_what_a_join_token_leaves_unset() {
     let grant = |token: String| {
         let h = &h;
         async move {
-            let (_, v, _) = h
-                .browser_request("POST", "/api/verifyToken", Some(&token), "{}")
-                .await;
+            let (_, v) = h.verify_token(&token).await;
             let c = enclave_server::auth::livekit::verify(
                 &h.app.keys,
                 &h.app.config.livekit.api_key,

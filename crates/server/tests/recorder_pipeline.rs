@@ -251,15 +251,13 @@ async fn refused_rtmp_target_fails_fast_and_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("rtmp://127.0.0.1:{port}/live/SECRETKEY");
-    let (_tx, rx) = mpsc::channel(16); // kept open: only the target may end this
-    let (kf_tx, _kf_rx) = mpsc::unbounded_channel();
     let started = Instant::now();
-    let mut pipeline =
-        Pipeline::start(config(dir.path()), Target::Rtmp { url }, rx, kf_tx).unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(20), pipeline.wait())
-        .await
-        .expect("a refused target ends the pipeline by itself")
-        .expect_err("a refused target is an error");
+    let err = fails_by_itself(
+        config(dir.path()),
+        Target::Rtmp { url },
+        "a refused target is an error",
+    )
+    .await;
     let took = started.elapsed();
     let msg = err.to_string();
     eprintln!("after {took:?}: {msg}");
@@ -280,19 +278,12 @@ async fn unwritable_file_target_fails_and_leaves_no_part() {
     require("ffmpeg");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("missing-dir").join("room.mp4");
-    let (_tx, rx) = mpsc::channel(16);
-    let (kf_tx, _kf_rx) = mpsc::unbounded_channel();
-    let mut pipeline = Pipeline::start(
+    let err = fails_by_itself(
         config(dir.path()),
         Target::File { path: out.clone() },
-        rx,
-        kf_tx,
+        "cannot write there",
     )
-    .unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(20), pipeline.wait())
-        .await
-        .expect("ends by itself")
-        .expect_err("cannot write there");
+    .await;
     let msg = err.to_string();
     eprintln!("{msg}");
     assert!(
@@ -317,19 +308,12 @@ async fn disk_full_fails_and_removes_the_part() {
     // ffmpeg opens `<path>.part` through the link, and every write to /dev/full fails ENOSPC.
     let part = dir.path().join("room.mp4.part");
     std::os::unix::fs::symlink("/dev/full", &part).unwrap();
-    let (_tx, rx) = mpsc::channel(16);
-    let (kf_tx, _kf_rx) = mpsc::unbounded_channel();
-    let mut pipeline = Pipeline::start(
+    let err = fails_by_itself(
         config(dir.path()),
         Target::File { path: out.clone() },
-        rx,
-        kf_tx,
+        "the disk is full",
     )
-    .unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(20), pipeline.wait())
-        .await
-        .expect("ends by itself")
-        .expect_err("the disk is full");
+    .await;
     eprintln!("{err}");
     assert!(matches!(err, PipelineError::DiskFull { .. }), "{err:?}");
     assert!(err.to_string().contains("disk full"));

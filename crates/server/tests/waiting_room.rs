@@ -21,9 +21,7 @@ async fn the_waiting_room_hands_out_nothing_until_an_admin_approves() {
     let other = h.join_token("wr", "other", false, "").await;
 
     // The admin is never held in the waiting room.
-    let (s, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&admin), "{}")
-        .await;
+    let (s, v) = h.verify_token(&admin).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["e2ee"]["secret"].is_string() && v["media"]["token"].is_string());
 
@@ -123,9 +121,7 @@ async fn the_waiting_room_hands_out_nothing_until_an_admin_approves() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (_, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&guest), "{}")
-        .await;
+    let (_, v) = h.verify_token(&guest).await;
     assert_eq!(v["waiting_room_msg"], "Five more minutes.");
 
     // Approved: the next verifyToken lets them in, with the secret.
@@ -139,9 +135,7 @@ async fn the_waiting_room_hands_out_nothing_until_an_admin_approves() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["approved"], serde_json::json!(["guest"]));
-    let (s, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&guest), "{}")
-        .await;
+    let (s, v) = h.verify_token(&guest).await;
     assert_eq!(s, StatusCode::OK);
     assert!(v.get("waiting").is_none(), "{v}");
     assert!(v["e2ee"]["secret"].is_string(), "{v}");
@@ -163,9 +157,7 @@ async fn the_waiting_room_hands_out_nothing_until_an_admin_approves() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&other), "{}")
-        .await;
+    let (s, v) = h.verify_token(&other).await;
     assert_eq!(
         (s, v["msg"].as_str()),
         (
@@ -190,9 +182,7 @@ async fn approving_all_lets_every_waiting_guest_in() {
         h.join_token("wa", "g2", false, "").await,
     ];
     for g in &guests {
-        let (_, v, _) = h
-            .browser_request("POST", "/api/verifyToken", Some(g), "{}")
-            .await;
+        let (_, v) = h.verify_token(g).await;
         assert_eq!(v["waiting"], true);
     }
     let (_, v, _) = h
@@ -205,16 +195,12 @@ async fn approving_all_lets_every_waiting_guest_in() {
         .await;
     assert_eq!(v["approved"].as_array().unwrap().len(), 2, "{v}");
     for g in &guests {
-        let (_, v, _) = h
-            .browser_request("POST", "/api/verifyToken", Some(g), "{}")
-            .await;
+        let (_, v) = h.verify_token(g).await;
         assert!(v["media"]["token"].is_string(), "{v}");
     }
     // Without a waiting room nobody waits.
     h.create("open", "{}").await;
     let t = h.join_token("open", "g", false, "").await;
-    let (_, v, _) = h
-        .browser_request("POST", "/api/verifyToken", Some(&t), "{}")
-        .await;
+    let (_, v) = h.verify_token(&t).await;
     assert!(v.get("waiting").is_none() && v["media"]["token"].is_string());
 }

@@ -130,6 +130,14 @@ impl Harness {
         v
     }
 
+    /// `/api/verifyToken` with a join token: the HTTP status and the JSON body.
+    pub async fn verify_token(&self, token: &str) -> (StatusCode, Value) {
+        let (s, v, _) = self
+            .browser_request("POST", "/api/verifyToken", Some(token), "{}")
+            .await;
+        (s, v)
+    }
+
     /// A join token for `user` in `room` from `getJoinToken`; `user_info` fields in `extra`
     /// (e.g. `,"is_hidden":true`) are added.
     pub async fn join_token(&self, room: &str, user: &str, admin: bool, extra: &str) -> String {

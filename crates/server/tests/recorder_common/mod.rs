@@ -6,15 +6,15 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::net::UdpSocket;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
-use enclave_server::recorder::pipeline::PipelineConfig;
-use enclave_server::recorder::{SinkCodec, SinkInput, SinkPacket, SinkTrack, SinkTrackId};
+use enclave_server::recorder::pipeline::{Pipeline, PipelineConfig, PipelineError};
+use enclave_server::recorder::{SinkCodec, SinkInput, SinkPacket, SinkTrack, SinkTrackId, Target};
 
 /// Every test here runs ffmpeg encoders and decoders in real time; run concurrently on a
 /// small CI machine they starve each other, generators fall behind real time and the clock
@@ -259,4 +259,16 @@ pub fn small(dir: &Path) -> PipelineConfig {
         height: 240,
         ..config(dir)
     }
+}
+
+/// Starts a pipeline whose input stays open and silent (only the target may end it) and waits,
+/// at most 20 s, for it to fail by itself.
+pub async fn fails_by_itself(cfg: PipelineConfig, target: Target, why: &str) -> PipelineError {
+    let (_tx, rx) = mpsc::channel(16);
+    let (kf_tx, _kf_rx) = mpsc::unbounded_channel();
+    let mut pipeline = Pipeline::start(cfg, target, rx, kf_tx).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), pipeline.wait())
+        .await
+        .expect("the pipeline ends by itself")
+        .expect_err(why)
 }
