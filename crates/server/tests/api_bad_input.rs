@@ -5,7 +5,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{Harness, KEY, SECRET};
+use common::{signed, Harness, KEY, SECRET};
 
 /// Live rooms and every history table, to prove a refused request changed nothing.
 async fn state(h: &Harness) -> (usize, String) {
@@ -14,18 +14,6 @@ async fn state(h: &Harness) -> (usize, String) {
         h.app.rooms.len(),
         String::from_utf8_lossy(&past).into_owned(),
     )
-}
-
-fn signed(path: &str, body: &str) -> Request<Body> {
-    Request::post(path)
-        .header("Content-Type", "application/json")
-        .header("API-KEY", KEY)
-        .header(
-            "HASH-SIGNATURE",
-            enclave_server::auth::sign(SECRET, body.as_bytes()),
-        )
-        .body(Body::from(body.to_owned()))
-        .unwrap()
 }
 
 #[tokio::test]

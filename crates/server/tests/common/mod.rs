@@ -18,6 +18,19 @@ use enclave_server::{App, ServerConfig};
 pub const KEY: &str = "test-key";
 pub const SECRET: &str = "test-secret-0123456789abcdef-0123";
 
+/// A `/auth` request signed as an integrator signs it (API-KEY, HMAC of the body).
+pub fn signed(path: &str, body: &str) -> Request<Body> {
+    Request::post(path)
+        .header("Content-Type", "application/json")
+        .header("API-KEY", KEY)
+        .header(
+            "HASH-SIGNATURE",
+            enclave_server::auth::sign(SECRET, body.as_bytes()),
+        )
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
 pub struct Harness {
     pub app: Arc<App>,
     pub router: Router,
@@ -40,16 +53,7 @@ impl Harness {
 
     /// A signed `/auth` call; returns the HTTP status and the raw body.
     pub async fn call_raw(&self, path: &str, body: &str) -> (StatusCode, Bytes) {
-        let req = Request::post(path)
-            .header("Content-Type", "application/json")
-            .header("API-KEY", KEY)
-            .header(
-                "HASH-SIGNATURE",
-                enclave_server::auth::sign(SECRET, body.as_bytes()),
-            )
-            .body(Body::from(body.to_owned()))
-            .unwrap();
-        self.send(req).await
+        self.send(signed(path, body)).await
     }
 
     /// A signed `/auth` call; the body parsed as JSON.
