@@ -88,6 +88,7 @@ export interface BreakoutRoom {
   id: string;
   title: string;
   duration: number;
+  started?: boolean;
   created: number;
   ends_at: number;
   users: Array<{ id: string; name: string; joined: boolean }>;
@@ -102,6 +103,7 @@ export interface BreakoutPlan {
 /** A poll as the server keeps it (texts sealed in an encrypted room: `is_sealed`). */
 export interface PollInfo {
   id: string;
+  room_id?: string;
   question: string;
   options: Array<{ id: number; text: string }>;
   is_running: boolean;

@@ -6,9 +6,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use enclave_proto::breakout::BreakoutRoom;
 use enclave_proto::browser::{
     Answer, RenewedToken, ServerMessage, Session, SessionE2ee, Verified, Waiting, WaitingList,
 };
+use enclave_proto::polls::PollInfo;
 
 fn web_source(file: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -195,6 +197,18 @@ fn browser_api_replies_match_the_clients_declarations() {
         &serde_json::to_value(Answer::success(RenewedToken::default())).unwrap(),
         &renew,
     );
+}
+
+#[test]
+fn polls_and_breakout_rooms_match_the_clients_declarations() {
+    let api = web_source("api.ts");
+    agree(
+        "PollInfo",
+        &serde_json::to_value(PollInfo::default()).unwrap(),
+        &interface(&api, "PollInfo"),
+    );
+    let room = serde_json::to_value(BreakoutRoom::default()).unwrap();
+    agree("BreakoutRoom", &room, &interface(&api, "BreakoutRoom"));
 }
 
 #[test]
