@@ -338,25 +338,8 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
-    /// The `type` of every kind, for checking a client against them.
-    pub const TYPES: &'static [&'static str] = &[
-        "E2EE_KEY",
-        "LOCK_SETTINGS",
-        "POLLS_ACTIVE",
-        "POLL_CREATED",
-        "POLL_RESPONSE",
-        "POLL_CLOSED",
-        "JOIN_BREAKOUT_ROOM",
-        "BREAKOUT_ROOMS_CHANGED",
-        "BREAKOUT_ROOM_EXTENDED",
-        "BREAKOUT_ROOM_ENDED",
-        "SYSTEM_CHAT_MSG",
-        "SYSTEM_NOTIFICATION",
-        "RECORDER_STATE",
-    ];
-
-    /// One message of each kind, in the order of [`ServerMessage::TYPES`]: for checking a
-    /// client's parser against what the server sends.
+    /// One message of each kind (a test holds it to every variant): for checking a client's
+    /// parser against what the server sends.
     pub fn examples() -> Vec<ServerMessage> {
         vec![
             ServerMessage::E2eeKey {
@@ -440,7 +423,43 @@ mod tests {
                 v["type"].as_str().unwrap().to_owned()
             })
             .collect();
-        assert_eq!(types, ServerMessage::TYPES);
+        assert_eq!(
+            types,
+            [
+                "E2EE_KEY",
+                "LOCK_SETTINGS",
+                "POLLS_ACTIVE",
+                "POLL_CREATED",
+                "POLL_RESPONSE",
+                "POLL_CLOSED",
+                "JOIN_BREAKOUT_ROOM",
+                "BREAKOUT_ROOMS_CHANGED",
+                "BREAKOUT_ROOM_EXTENDED",
+                "BREAKOUT_ROOM_ENDED",
+                "SYSTEM_CHAT_MSG",
+                "SYSTEM_NOTIFICATION",
+                "RECORDER_STATE",
+            ]
+        );
+        // Every variant has its example: the match fails to compile when one is added, and
+        // the examples must hit each arm.
+        let arm = |m: &ServerMessage| match m {
+            ServerMessage::E2eeKey { .. } => 0,
+            ServerMessage::LockSettings { .. } => 1,
+            ServerMessage::PollsActive { .. } => 2,
+            ServerMessage::PollCreated { .. } => 3,
+            ServerMessage::PollResponse { .. } => 4,
+            ServerMessage::PollClosed { .. } => 5,
+            ServerMessage::JoinBreakoutRoom { .. } => 6,
+            ServerMessage::BreakoutRoomsChanged => 7,
+            ServerMessage::BreakoutRoomExtended { .. } => 8,
+            ServerMessage::BreakoutRoomEnded { .. } => 9,
+            ServerMessage::SystemChatMsg { .. } => 10,
+            ServerMessage::SystemNotification { .. } => 11,
+            ServerMessage::RecorderState { .. } => 12,
+        };
+        let arms: Vec<usize> = samples.iter().map(arm).collect();
+        assert_eq!(arms, (0..13).collect::<Vec<_>>());
         assert_eq!(
             String::from_utf8(samples[0].to_bytes()).unwrap(),
             r#"{"type":"E2EE_KEY","generation":3,"secret":"s"}"#

@@ -128,13 +128,16 @@ fn agree(what: &str, sent: &serde_json::Value, declared: &Fields) {
 fn every_server_message_is_one_the_client_parses_with_its_fields() {
     let variants = system_message_variants(&web_source("protocol.ts"));
     let declared: BTreeSet<&str> = variants.keys().map(String::as_str).collect();
-    let sent: BTreeSet<&str> = ServerMessage::TYPES.iter().copied().collect();
+    let sent: Vec<serde_json::Value> = ServerMessage::examples()
+        .iter()
+        .map(|m| serde_json::from_slice(&m.to_bytes()).unwrap())
+        .collect();
+    let kinds: BTreeSet<&str> = sent.iter().map(|v| v["type"].as_str().unwrap()).collect();
     assert_eq!(
-        declared, sent,
+        declared, kinds,
         "the kinds the client parses differ from those the server sends"
     );
-    for m in ServerMessage::examples() {
-        let v: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
+    for v in &sent {
         let kind = v["type"].as_str().unwrap().to_owned();
         let mut fields = variants[&kind].clone();
         // Fields the server adds for clients other than ours (Plug-N-Meet's notification id,
@@ -142,7 +145,7 @@ fn every_server_message_is_one_the_client_parses_with_its_fields() {
         for extra in ["id", "with_sound", "sent_at"] {
             fields.entry(extra.to_owned()).or_insert(true);
         }
-        agree(&kind, &v, &fields);
+        agree(&kind, v, &fields);
     }
 }
 
