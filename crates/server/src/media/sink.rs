@@ -38,7 +38,13 @@ impl SinkConn {
     /// Queues a packet, after its track's announcement if that is still waiting, without
     /// ever waiting. Returns false if it was dropped (the sink does not keep up).
     pub(super) fn send(&mut self, packet: SinkPacket) -> bool {
-        if let Some(t) = self.unsent.remove(&packet.track) {
+        // Almost always empty: then no lookup per packet.
+        let waiting = if self.unsent.is_empty() {
+            None
+        } else {
+            self.unsent.remove(&packet.track)
+        };
+        if let Some(t) = waiting {
             if let Err(mpsc::error::TrySendError::Full(SinkInput::Track(t))) =
                 self.tx.try_send(SinkInput::Track(t))
             {
