@@ -4,7 +4,7 @@ use std::io;
 use std::net::Ipv4Addr;
 
 pub(super) fn udp_port_in_use(port: u16) -> bool {
-    match std::fs::read_to_string("/proc/net/udp") {
+    match read_table("/proc/net/udp") {
         // Reading the table cannot race ffmpeg's bind the way a test bind would.
         Ok(table) => {
             let suffix = format!(":{port:04X}");
@@ -16,6 +16,27 @@ pub(super) fn udp_port_in_use(port: u16) -> bool {
         }
         Err(_) => std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_err(),
     }
+}
+
+/// A `/proc` socket table in as few reads as possible: the kernel resumes a table between two
+/// reads by position, so sockets opened or closed elsewhere in between can hide an entry (seen
+/// as a missed port under parallel tests); one large buffer takes it in one pass.
+fn read_table(path: &str) -> io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read(&mut buf[len..])? {
+            0 => break,
+            n => len += n,
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// An even UDP port `p` on loopback with `p + 1` also free (ffmpeg takes `p + 1` for RTCP).
