@@ -361,6 +361,154 @@ export class Api {
     const body = target ? { task: 'START_RTMP', url: target.url, stream_key: target.streamKey } : { task: 'STOP_RTMP' };
     return this.post<TaskReply>('./api/rtmp', body);
   }
+
+  // What participants create (docs/content.md): documents as append-only logs, files in chunks.
+
+  /** Appends one update (base64 of bytes; sealed in an encrypted room) to a document. */
+  contentAppend(kind: ContentKind, doc: string, body: string): Promise<{ status: true; seq: number }> {
+    return this.post('./api/content/append', { kind, doc, body });
+  }
+
+  /** A document from after `after`: its snapshot (when `after` is older) and the updates since. */
+  contentLog(kind: ContentKind, doc: string, after: number): Promise<ContentLogReply> {
+    return this.post<ContentLogReply>('./api/content/log', { kind, doc, after });
+  }
+
+  /** Replaces what a document keeps up to `upto` with one snapshot (writers only). */
+  contentSnapshot(kind: ContentKind, doc: string, upto: number, body: string): Promise<{ status: true }> {
+    return this.post('./api/content/snapshot', { kind, doc, upto, body });
+  }
+
+  /** Admins: clears one document, or every document of the kind (`doc` empty). */
+  contentClear(kind: ContentKind, doc: string): Promise<{ status: true; cleared: number }> {
+    return this.post('./api/content/clear', { kind, doc });
+  }
+
+  /** The documents of a kind and how far each has come. */
+  contentDocs(kind: ContentKind): Promise<{ status: true; docs: ContentDocInfo[] }> {
+    return this.post('./api/content/docs', { kind });
+  }
+
+  /** Announces an upload: the client chooses `file_id` (random, 16–64 of A-Z a-z 0-9 _ -). */
+  fileStart(req: FileStart): Promise<{ status: true; file_id: string }> {
+    return this.post('./api/files/start', req);
+  }
+
+  /** Uploads (or uploads again) one chunk of an unfinished file. */
+  async fileChunkPut(fileId: string, index: number, bytes: Uint8Array<ArrayBuffer>): Promise<{ received: number }> {
+    return this.bytes<{ received: number }>('PUT', `./api/files/${encodeURIComponent(fileId)}/chunk/${index}`, bytes);
+  }
+
+  /** Finishes an upload: every chunk must be there. */
+  fileFinish(fileId: string): Promise<FileInfo & { status: true }> {
+    return this.post('./api/files/finish', { file_id: fileId });
+  }
+
+  fileInfo(fileId: string): Promise<FileInfo & { status: true }> {
+    return this.post('./api/files/info', { file_id: fileId });
+  }
+
+  /** One chunk of a file, as uploaded (sealed in an encrypted room). */
+  async fileChunk(fileId: string, index: number): Promise<Uint8Array<ArrayBuffer>> {
+    let res: Response;
+    try {
+      res = await fetch(serverUrl(this.base, `./api/files/${encodeURIComponent(fileId)}/chunk/${index}`), {
+        headers: { Authorization: this.#token },
+        credentials: 'omit',
+        cache: 'no-store',
+        referrerPolicy: 'no-referrer',
+      });
+    } catch {
+      throw new ApiError(0, 'network error');
+    }
+    if (!res.ok) {
+      let msg = '';
+      try {
+        const j = (await res.json()) as { msg?: unknown };
+        if (typeof j.msg === 'string') msg = j.msg;
+      } catch {
+        // not JSON: the status says enough
+      }
+      throw new ApiError(res.status, msg || `chunk ${index} of ${fileId}: HTTP ${res.status}`);
+    }
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  /** Plain rooms: converts a finished `whiteboard` file; its pages arrive as a `documents` update. */
+  whiteboardConvert(fileId: string): Promise<{ status: true; document_id: string }> {
+    return this.post('./api/whiteboard/convert', { file_id: fileId });
+  }
+
+  private async bytes<T>(method: 'PUT', path: string, body: Uint8Array<ArrayBuffer>): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(serverUrl(this.base, path), {
+        method,
+        headers: { Authorization: this.#token, 'Content-Type': 'application/octet-stream' },
+        body,
+        credentials: 'omit',
+        cache: 'no-store',
+        referrerPolicy: 'no-referrer',
+      });
+    } catch {
+      throw new ApiError(0, 'network error');
+    }
+    let json: unknown;
+    try {
+      json = await res.json();
+    } catch {
+      json = undefined;
+    }
+    const obj = (typeof json === 'object' && json !== null ? json : {}) as { status?: unknown; msg?: unknown };
+    if (!res.ok || obj.status !== true) {
+      throw new ApiError(res.ok ? 400 : res.status, typeof obj.msg === 'string' ? obj.msg : '');
+    }
+    return obj as T;
+  }
+}
+
+/** What a document is about (docs/content.md). */
+export type ContentKind = 'whiteboard' | 'notepad';
+
+export interface ContentLogReply {
+  status: true;
+  kind: ContentKind;
+  doc: string;
+  /** The last seq the document has. */
+  head: number;
+  snapshot: { upto: number; from: string; body: string } | null;
+  updates: { seq: number; from: string; body: string }[];
+}
+
+export interface ContentDocInfo {
+  doc: string;
+  head: number;
+  bytes: number;
+}
+
+export type FilePurpose = 'chat' | 'whiteboard' | 'page';
+
+export interface FileStart {
+  file_id: string;
+  purpose: FilePurpose;
+  /** Sealed in an encrypted room. */
+  name: string;
+  mime: string;
+  /** Bytes of all chunks as uploaded. */
+  size: number;
+  chunks: number;
+}
+
+export interface FileInfo {
+  file_id: string;
+  purpose: FilePurpose;
+  name: string;
+  mime: string;
+  size: number;
+  chunks: number;
+  from: string;
+  complete: boolean;
+  received: number[];
 }
 
 /** Checks the shape of a verifyToken reply enough that the rest of the client can trust it. */

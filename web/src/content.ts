@@ -1,4 +1,4 @@
-// What an encrypted room keeps for the whole session (poll texts, later the board and notes):
+// What an encrypted room keeps for the whole session (poll texts, the board, notes and files):
 // sealed in this browser before it goes to the server, which stores and relays base64 envelopes
 // it cannot open (it refuses anything that is not one). Late joiners must open it too, so an
 // epoch's data key will not do: a server-key room seals with the session's content key
@@ -17,6 +17,11 @@ export interface ContentSealer {
   seal(what: string[], text: string): Promise<string>;
   /** Throws when the text does not open (another key, moved, forged, not an envelope). */
   open(what: string[], sealed: string): Promise<string>;
+  /** Bytes (a Yjs update, a file's chunk): sealed in an encrypted room, as they are otherwise. */
+  sealBytes(what: string[], bytes: Uint8Array): Promise<Uint8Array<ArrayBuffer>>;
+  openBytes(what: string[], sealed: Uint8Array): Promise<Uint8Array<ArrayBuffer>>;
+  /** Whether this sealer seals (an encrypted room) or passes things through. */
+  readonly sealing: boolean;
 }
 
 export function toBase64(bytes: Uint8Array): string {
@@ -41,6 +46,9 @@ export function keySealer(key: CryptoKey, sessionId: string): ContentSealer {
     async open(what, sealed) {
       return dec.decode(await openWith(key, sessionId, JSON.stringify(what), fromBase64(sealed)));
     },
+    sealBytes: (what, bytes) => sealWith(key, sessionId, JSON.stringify(what), bytes),
+    openBytes: (what, sealed) => openWith(key, sessionId, JSON.stringify(what), sealed),
+    sealing: true,
   };
 }
 
@@ -53,6 +61,9 @@ export function passphraseSealer(keys: () => SessionKeys): ContentSealer {
     async open(what, sealed) {
       return dec.decode(await keys().open(JSON.stringify(what), fromBase64(sealed)));
     },
+    sealBytes: (what, bytes) => keys().seal(JSON.stringify(what), bytes),
+    openBytes: (what, sealed) => keys().open(JSON.stringify(what), sealed),
+    sealing: true,
   };
 }
 
@@ -60,6 +71,9 @@ export function passphraseSealer(keys: () => SessionKeys): ContentSealer {
 export const PLAIN: ContentSealer = {
   seal: (_what, text) => Promise.resolve(text),
   open: (_what, text) => Promise.resolve(text),
+  sealBytes: (_what, bytes) => Promise.resolve(new Uint8Array(bytes)),
+  openBytes: (_what, bytes) => Promise.resolve(new Uint8Array(bytes)),
+  sealing: false,
 };
 
 /**
@@ -71,5 +85,5 @@ export function sessionSealer(o: { encrypted: boolean; passphrase: (() => Sessio
   if (o.passphrase) return passphraseSealer(o.passphrase);
   if (o.contentKey) return keySealer(o.contentKey, o.sessionId);
   const missing = () => Promise.reject(new Error('no content key for this session'));
-  return { seal: missing, open: missing };
+  return { seal: missing, open: missing, sealBytes: missing, openBytes: missing, sealing: true };
 }
