@@ -13,8 +13,11 @@
 // enclave.system    {type:"SYSTEM_CHAT_MSG", message} or            no: from the server (no sender)
 //                   {type:"SYSTEM_NOTIFICATION", msg, notification_type} or
 //                   {type:"RECORDER_STATE", is_recording, is_active_rtmp} or
-//                   {type:"LOCK_SETTINGS", lock_chat} (to one participant: a host's chat lock) or
-//                   {type:"E2EE_KEY", generation, secret} (a new key epoch, to the members in the room)
+//                   {type:"LOCK_SETTINGS", lock_chat, lock_private_chat, lock_chat_file_share,
+//                    lock_whiteboard, lock_shared_notepad} (to one participant: a host's locks) or
+//                   {type:"E2EE_KEY", generation, secret} (a new key epoch, to the members in the room) or
+//                   {type:"CONTENT_UPDATE", kind, doc, seq, from, body} /
+//                   {type:"CONTENT_CLEARED", kind, doc} (documents: docs/content.md)
 
 export const TOPIC_CHAT = 'enclave.chat';
 export const TOPIC_PROFILE = 'enclave.profile';
@@ -84,7 +87,14 @@ export type SystemMessage =
   | { type: 'SYSTEM_NOTIFICATION'; msg: string; notification_type: string }
   /** The whole recorder state of the room, sent whenever cloud recording or RTMP starts or stops. */
   | { type: 'RECORDER_STATE'; is_recording: boolean; is_active_rtmp: boolean }
-  | { type: 'LOCK_SETTINGS'; lock_chat: boolean; lock_private_chat: boolean }
+  | {
+      type: 'LOCK_SETTINGS';
+      lock_chat: boolean;
+      lock_private_chat: boolean;
+      lock_chat_file_share: boolean;
+      lock_whiteboard: boolean;
+      lock_shared_notepad: boolean;
+    }
   /** A new key epoch of a server-generated-key room, for the members in the room only. */
   | { type: 'E2EE_KEY'; generation: number; secret: string }
   /** Polls changed: the client fetches what it may see (`live`: the counts are for everyone). */
@@ -97,7 +107,22 @@ export type SystemMessage =
   | { type: 'BREAKOUT_ROOM_ENDED'; breakout_room_id: string }
   | { type: 'BREAKOUT_ROOMS_CHANGED' }
   /** Inside a breakout room: a host gave it more time. */
-  | { type: 'BREAKOUT_ROOM_EXTENDED'; ends_at: number };
+  | { type: 'BREAKOUT_ROOM_EXTENDED'; ends_at: number }
+  /** A document got update `seq` (docs/content.md); `from` is stamped by the server. */
+  | { type: 'CONTENT_UPDATE'; kind: ContentKind; doc: string; seq: number; from: string; body: string }
+  /** An admin cleared a document (`doc` empty: every document of the kind). */
+  | { type: 'CONTENT_CLEARED'; kind: ContentKind; doc: string };
+
+/** The kinds of document the server keeps (docs/content.md). */
+export type ContentKind = 'whiteboard' | 'notepad';
+
+function isContentKind(v: unknown): v is ContentKind {
+  return v === 'whiteboard' || v === 'notepad';
+}
+
+function isDocId(v: unknown): v is string {
+  return typeof v === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v);
+}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
@@ -203,7 +228,29 @@ export function parseSystem(v: unknown): SystemMessage | null {
     return { type: 'RECORDER_STATE', is_recording: v.is_recording, is_active_rtmp: v.is_active_rtmp };
   }
   if (v.type === 'LOCK_SETTINGS' && typeof v.lock_chat === 'boolean') {
-    return { type: 'LOCK_SETTINGS', lock_chat: v.lock_chat, lock_private_chat: v.lock_private_chat === true || v.lock_chat };
+    return {
+      type: 'LOCK_SETTINGS',
+      lock_chat: v.lock_chat,
+      lock_private_chat: v.lock_private_chat === true || v.lock_chat,
+      lock_chat_file_share: v.lock_chat_file_share === true || v.lock_chat,
+      lock_whiteboard: v.lock_whiteboard === true,
+      lock_shared_notepad: v.lock_shared_notepad === true,
+    };
+  }
+  if (
+    v.type === 'CONTENT_UPDATE' &&
+    isContentKind(v.kind) &&
+    isDocId(v.doc) &&
+    typeof v.seq === 'number' &&
+    Number.isSafeInteger(v.seq) &&
+    v.seq >= 1 &&
+    typeof v.from === 'string' &&
+    typeof v.body === 'string'
+  ) {
+    return { type: 'CONTENT_UPDATE', kind: v.kind, doc: v.doc, seq: v.seq, from: v.from, body: v.body };
+  }
+  if (v.type === 'CONTENT_CLEARED' && isContentKind(v.kind) && (v.doc === '' || isDocId(v.doc))) {
+    return { type: 'CONTENT_CLEARED', kind: v.kind, doc: v.doc };
   }
   if ((v.type === 'POLL_CREATED' || v.type === 'POLL_CLOSED') && isPollId(v.poll_id)) {
     return v.type === 'POLL_CREATED' ? { type: 'POLL_CREATED', poll_id: v.poll_id } : { type: 'POLL_CLOSED', poll_id: v.poll_id };

@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::content::ContentKind;
 use crate::room::{LockSettings, RoomCreateFeatures};
 
 /// A successful browser API reply: `status: true`, a message, then the body's fields.
@@ -174,6 +175,12 @@ pub struct SessionUser {
     pub lock_chat: bool,
     /// Whether private chat is locked for them.
     pub lock_private_chat: bool,
+    /// Whether sharing files in the chat is locked for them.
+    pub lock_chat_file_share: bool,
+    /// Whether the whiteboard is locked for them (the presenter may still draw).
+    pub lock_whiteboard: bool,
+    /// Whether the shared notepad is locked for them.
+    pub lock_shared_notepad: bool,
     /// Asked to be hidden in an encrypted room: shown to everyone as an observer.
     pub is_observer: bool,
 }
@@ -255,12 +262,19 @@ pub enum ServerMessage {
         /// The epoch's secret (base64).
         secret: String,
     },
-    /// The chat locks of the participant it is sent to changed.
+    /// The locks the server cannot enforce in the media path (chat, files, whiteboard,
+    /// notepad) of the participant it is sent to changed.
     LockSettings {
         /// Whether chat is locked for them.
         lock_chat: bool,
         /// Whether private chat is locked for them.
         lock_private_chat: bool,
+        /// Whether sharing files in the chat is locked for them.
+        lock_chat_file_share: bool,
+        /// Whether the whiteboard is locked for them (the presenter may still draw).
+        lock_whiteboard: bool,
+        /// Whether the shared notepad is locked for them.
+        lock_shared_notepad: bool,
     },
     /// An admin turned the polls panel on or off.
     PollsActive {
@@ -335,6 +349,26 @@ pub enum ServerMessage {
         /// Whether an RTMP broadcast runs.
         is_active_rtmp: bool,
     },
+    /// A document got an update (`docs/content.md`); everyone applies them in `seq` order.
+    ContentUpdate {
+        /// The document's kind.
+        kind: ContentKind,
+        /// The document.
+        doc: String,
+        /// The update's sequence number.
+        seq: u64,
+        /// Who sent it, as the server stamped it.
+        from: String,
+        /// The update (a sealed envelope in an encrypted room).
+        body: String,
+    },
+    /// An admin cleared a document (`doc` empty: every document of the kind).
+    ContentCleared {
+        /// The kind.
+        kind: ContentKind,
+        /// The document; empty for all of the kind.
+        doc: String,
+    },
 }
 
 impl ServerMessage {
@@ -349,6 +383,9 @@ impl ServerMessage {
             ServerMessage::LockSettings {
                 lock_chat: true,
                 lock_private_chat: false,
+                lock_chat_file_share: true,
+                lock_whiteboard: false,
+                lock_shared_notepad: true,
             },
             ServerMessage::PollsActive { is_active: true },
             ServerMessage::PollCreated {
@@ -385,6 +422,17 @@ impl ServerMessage {
             ServerMessage::RecorderState {
                 is_recording: true,
                 is_active_rtmp: false,
+            },
+            ServerMessage::ContentUpdate {
+                kind: ContentKind::Whiteboard,
+                doc: "pages".into(),
+                seq: 1,
+                from: "ann".into(),
+                body: "{}".into(),
+            },
+            ServerMessage::ContentCleared {
+                kind: ContentKind::Notepad,
+                doc: String::new(),
             },
         ]
     }
@@ -439,6 +487,8 @@ mod tests {
                 "SYSTEM_CHAT_MSG",
                 "SYSTEM_NOTIFICATION",
                 "RECORDER_STATE",
+                "CONTENT_UPDATE",
+                "CONTENT_CLEARED",
             ]
         );
         // Every variant has its example: the match fails to compile when one is added, and
@@ -457,9 +507,11 @@ mod tests {
             ServerMessage::SystemChatMsg { .. } => 10,
             ServerMessage::SystemNotification { .. } => 11,
             ServerMessage::RecorderState { .. } => 12,
+            ServerMessage::ContentUpdate { .. } => 13,
+            ServerMessage::ContentCleared { .. } => 14,
         };
         let arms: Vec<usize> = samples.iter().map(arm).collect();
-        assert_eq!(arms, (0..13).collect::<Vec<_>>());
+        assert_eq!(arms, (0..15).collect::<Vec<_>>());
         assert_eq!(
             String::from_utf8(samples[0].to_bytes()).unwrap(),
             r#"{"type":"E2EE_KEY","generation":3,"secret":"s"}"#
