@@ -202,6 +202,9 @@ export class MeetingData {
       await this.o.keys?.onEpoch(m.generation, m.secret, 'pushed');
     } else if (m.type === 'RECORDER_STATE') {
       to.recorder({ recording: m.is_recording, rtmp: m.is_active_rtmp });
+    } else if (m.type === 'CONTENT_UPDATE' || m.type === 'CONTENT_CLEARED') {
+      // For the whiteboard and notepad (docs/content.md); not a notification to show.
+      return;
     } else {
       const kind = toastKind(m.notification_type);
       if (kind === 'error') to.errorNotice();

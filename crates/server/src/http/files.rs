@@ -108,22 +108,22 @@ async fn upload(
         .map_err(refused)?;
     let dir = file_dir(&app.config.uploads_path, &c.room.info, &id);
     let written = write_chunk(&dir, index, &body).await;
-    if let Err(e) = &written {
-        tracing::error!(error = %e, file_id = %id, index, "could not store a chunk");
-    }
-    let ok = written.is_ok().then_some(len);
+    let ok = written.as_ref().ok().map(|()| len);
     let i = id.clone();
     let received = match c.room.files(move |f| f.end_chunk(&i, index, ok)).await {
         Ok(n) => n,
         Err(gone) => {
-            // The session ended while the chunk was written (and its directory was removed
-            // before this write made it again).
+            // The session ended while the chunk was written (and its directory may have been
+            // removed before this write made it again).
             remove_session(&app.config.uploads_path, &c.room.info).await;
             return Err(gone.into());
         }
     };
-    if written.is_err() {
-        return Err(ApiError::internal("could not store the chunk", "see above"));
+    if let Err(e) = written {
+        return Err(ApiError::internal(
+            "could not store the chunk",
+            format!("file {id} chunk {index}: {e}"),
+        ));
     }
     success(ChunkReceived { received })
 }
