@@ -205,3 +205,78 @@ pub(crate) async fn store_server_file(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use enclave_proto::content::DocId;
+
+    use super::*;
+    use crate::rooms::content::SYSTEM;
+
+    #[tokio::test]
+    async fn the_server_stores_its_own_files_and_writes_documents_as_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "a-test-secret-0123456789abcdef-01";
+        let app = App::new(crate::ServerConfig::for_tests(dir.path(), "key", secret))
+            .await
+            .unwrap();
+        let body = r#"{"room_id":"r","metadata":{"room_title":"R","room_features":{}}}"#;
+        let req = Request::post("/auth/room/create")
+            .header("Content-Type", "application/json")
+            .header("API-KEY", "key")
+            .header("HASH-SIGNATURE", crate::auth::sign(secret, body.as_bytes()))
+            .body(Body::from(body))
+            .unwrap();
+        let res = crate::http::router(app.clone()).oneshot(req).await.unwrap();
+        assert!(res.status().is_success());
+        let room = app.rooms.get_str("r").unwrap();
+
+        let info = store_server_file(
+            &app,
+            &room,
+            FilePurpose::Page,
+            "page-1.png".into(),
+            "image/png".into(),
+            SYSTEM,
+            vec![b"abc".to_vec(), b"de".to_vec()],
+        )
+        .await
+        .unwrap();
+        assert!(info.complete);
+        assert_eq!((info.size, info.chunks, info.from.as_str()), (5, 2, SYSTEM));
+        let id = FileId::parse(&info.file_id).unwrap();
+        let on_disk = uploads::file_dir(&app.config.uploads_path, &room.info.sid, &id).join("1");
+        assert_eq!(std::fs::read(on_disk).unwrap(), b"de");
+        let i = id.clone();
+        room.files(move |f| f.readable(&i, 1))
+            .await
+            .unwrap()
+            .unwrap();
+
+        let update = format!(
+            r#"{{"document_id":"d1","name":"slides.pdf","pages":[{{"file_id":"{id}","width":800,"height":600}}]}}"#
+        );
+        let doc = DocId::parse("documents").unwrap();
+        let seq = super::super::content::append_as(
+            &app,
+            &room,
+            ContentKind::Whiteboard,
+            doc.clone(),
+            SYSTEM,
+            update.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(seq, 1);
+        let log = room
+            .documents(move |d| d.log(ContentKind::Whiteboard, &doc, 0))
+            .await
+            .unwrap();
+        assert_eq!(log.updates[0].from, SYSTEM);
+        assert_eq!(log.updates[0].body, update);
+    }
+}
