@@ -86,23 +86,48 @@ async fn upload(
     body: Bytes,
 ) -> Answered<ChunkReceived> {
     let (id, index) = parse_path(&file_id, &index)?;
+    // Checked, written and recorded in a task of its own: a request dropped half-way (the
+    // client went away) must not leave the chunk marked as being written, which would block
+    // `finish` for good.
+    let task = store_chunk(
+        c.room.clone(),
+        app.config.uploads_path.clone(),
+        c.user.to_string(),
+        id,
+        index,
+        body,
+    );
+    let received = tokio::spawn(task)
+        .await
+        .map_err(|e| ApiError::internal("could not store the chunk", e))??;
+    success(ChunkReceived { received })
+}
+
+/// Chunk `index` of file `id` from `from`: the room checks and marks it, it is written, the
+/// room records it (or forgets it if the write failed). Returns how many chunks the file holds.
+async fn store_chunk(
+    room: RoomHandle,
+    uploads_path: std::path::PathBuf,
+    from: String,
+    id: FileId,
+    index: u32,
+    body: Bytes,
+) -> Result<u32, ApiError> {
     let len = body.len() as u64;
-    let from = c.user.to_string();
     let i = id.clone();
-    c.room
-        .files(move |f| f.begin_chunk(&i, index, len, &from))
+    room.files(move |f| f.begin_chunk(&i, index, len, &from))
         .await?
         .map_err(refused)?;
-    let dir = uploads::file_dir(&app.config.uploads_path, &c.room.info.sid, &id);
+    let dir = uploads::file_dir(&uploads_path, &room.info.sid, &id);
     let written = uploads::write_chunk(&dir, index, &body).await;
     let ok = written.as_ref().ok().map(|()| len);
     let i = id.clone();
-    let received = match c.room.files(move |f| f.end_chunk(&i, index, ok)).await {
+    let received = match room.files(move |f| f.end_chunk(&i, index, ok)).await {
         Ok(n) => n,
         Err(gone) => {
             // The session ended while the chunk was written (and its directory may have been
             // removed before this write made it again).
-            uploads::remove_session(&app.config.uploads_path, &c.room.info.sid).await;
+            uploads::remove_session(&uploads_path, &room.info.sid).await;
             return Err(gone.into());
         }
     };
@@ -112,7 +137,7 @@ async fn upload(
             format!("file {id} chunk {index}: {e}"),
         ));
     }
-    success(ChunkReceived { received })
+    Ok(received)
 }
 
 async fn finish(c: Caller, body: Bytes) -> Answered<FileInfo> {
