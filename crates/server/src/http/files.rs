@@ -300,7 +300,8 @@ mod tests {
         let log = room
             .documents(move |d| d.log(ContentKind::Whiteboard, &doc, 0))
             .await
-            .unwrap();
+            .unwrap()
+            .into_reply();
         assert_eq!(log.updates[0].from, SYSTEM);
         assert_eq!(log.updates[0].body, update);
     }
