@@ -207,6 +207,7 @@ export class MeetingData {
       await this.o.keys?.onEpoch(m.generation, m.secret, 'pushed');
     } else if (m.type === 'RECORDER_STATE') {
       to.recorder({ recording: m.is_recording, rtmp: m.is_active_rtmp });
+
     } else {
       const kind = toastKind(m.notification_type);
       if (kind === 'error') to.errorNotice();

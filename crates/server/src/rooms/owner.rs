@@ -16,7 +16,7 @@ use super::core::{
 };
 use super::handle::Command;
 use super::{Admission, FeatureRefused, RoomInfo, ServerMediaFeature, Snapshot};
-use crate::clock::unix_now;
+use crate::clock::{now_std, unix_now};
 use crate::webhook::{NotifyEvent, NotifyRoom, WebhookQueue};
 
 impl NotifyEvent {
@@ -118,10 +118,6 @@ pub trait RoomObserver: Send + Sync + 'static {
     fn key_epoch(&self, info: &RoomInfo, epoch: &KeyEpoch, to: &[UserId]);
 }
 
-fn now_std() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
-
 /// The owner loop of one room: apply one input, act on every event, sleep until the next
 /// timer or message.
 pub(super) async fn drive(
@@ -135,6 +131,9 @@ pub(super) async fn drive(
     let mut tracks: HashMap<String, (&'static str, Participant)> = HashMap::new();
     let mut analytics = Analytics::default();
     let mut breakouts = breakouts::Breakouts::default();
+    // What participants created (whiteboard, notepad, files): the session's, gone with it.
+    let mut documents = super::content::Documents::default();
+    let mut files = super::files::Files::default();
     loop {
         while let Some(ev) = room.poll_event() {
             tracks_gone(&mut tracks, &ev, &info, &room, webhooks.as_ref());
@@ -207,6 +206,9 @@ pub(super) async fn drive(
                 }
                 Some(Command::Breakouts(act)) => {
                     act(&mut breakouts);
+                }
+                Some(Command::Content(act)) => {
+                    act(&mut documents, &mut files);
                 }
                 Some(Command::Polls(act)) => {
                     act(room.polls());
