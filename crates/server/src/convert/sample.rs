@@ -112,7 +112,7 @@ pub fn fodt(pages: u32) -> String {
 <office:automatic-styles>
 <style:page-layout style:name="A4"><style:page-layout-properties fo:page-width="21cm" fo:page-height="29.7cm" fo:margin="2cm"/></style:page-layout>
 <style:style style:name="H" style:family="paragraph"><style:text-properties fo:font-size="24pt" fo:font-weight="bold"/></style:style>
-<style:style style:name="HBreak" style:family="paragraph" style:parent-style-name="H"><style:paragraph-properties fo:break-before="page"/><style:text-properties fo:font-size="24pt" fo:font-weight="bold"/></style:style>
+<style:style style:name="HBreak" style:family="paragraph"><style:paragraph-properties fo:break-before="page"/><style:text-properties fo:font-size="24pt" fo:font-weight="bold"/></style:style>
 </office:automatic-styles>
 <office:master-styles><style:master-page style:name="Standard" style:page-layout-name="A4"/></office:master-styles>
 <office:body><office:text>
