@@ -88,7 +88,7 @@ fn zip(bytes: &[u8]) -> Result<Format, &'static str> {
         (b"ppt/presentation.xml", Format::Pptx),
         (b"xl/workbook.xml", Format::Xlsx),
     ] {
-        if names.iter().any(|n| *n == part) {
+        if names.contains(&part) {
             return Ok(format);
         }
     }

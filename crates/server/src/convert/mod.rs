@@ -255,12 +255,14 @@ async fn to_pdf(
     let out_dir = work_dir.join("pdf");
     // A profile of its own: LibreOffice hands a document to an instance already running on
     // the same profile, so conversions sharing one would wait on (or crash with) each other.
-    let mut profile = OsString::from("-env:UserInstallation=file://");
-    profile.push(work_dir.join("profile"));
+    let profile = format!(
+        "-env:UserInstallation={}",
+        file_url(&work_dir.join("profile"))
+    );
     let args: Vec<OsString> = vec![
         "--headless".into(),
         "--norestore".into(),
-        profile,
+        profile.into(),
         "--convert-to".into(),
         "pdf".into(),
         "--outdir".into(),
@@ -298,8 +300,8 @@ async fn page_count(
 /// metadata come before it and may contain a line of their own that looks like it.
 fn parse_pages(info: &str) -> Option<u32> {
     info.lines()
-        .filter_map(|l| l.strip_prefix("Pages:"))
-        .last()?
+        .rev()
+        .find_map(|l| l.strip_prefix("Pages:"))?
         .trim()
         .parse()
         .ok()
@@ -390,6 +392,21 @@ async fn read_png_size(path: &Path) -> Result<(u32, u32), ConvertError> {
     })
 }
 
+/// A `file://` URL of an absolute path, every byte but the unreserved ones and `/`
+/// percent-encoded (a data directory may hold spaces or `%`).
+fn file_url(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut url = String::from("file://");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            url.push(char::from(b));
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
+}
+
 fn io_error(what: String, source: std::io::Error) -> ConvertError {
     ConvertError::Io { what, source }
 }
@@ -423,6 +440,18 @@ mod tests {
         assert_eq!(parse_pages("Title: x\n"), None);
         assert_eq!(parse_pages("Pages: many\n"), None);
         assert_eq!(parse_pages("Pages: -3\n"), None);
+    }
+
+    #[test]
+    fn profile_urls_are_percent_encoded() {
+        assert_eq!(
+            file_url(Path::new("/srv/data dir/50%/profile")),
+            "file:///srv/data%20dir/50%25/profile"
+        );
+        assert_eq!(
+            file_url(Path::new("/tmp/a-b_c.d~e")),
+            "file:///tmp/a-b_c.d~e"
+        );
     }
 
     #[test]
