@@ -130,7 +130,53 @@ async fn odt_and_docx_archives_become_their_pages() {
         .unwrap_or_else(|e| panic!("{ext}: {e}"));
         assert_eq!(pages.len(), 2, "{ext}");
         check_pages(&pages, 21.0, 29.7, 1600);
+
+        // The same archive with its entries' data scrambled (the central directory intact):
+        // it still looks like a document, LibreOffice cannot load it and says so, exit 0.
+        let mut bad = made.clone();
+        let half = bad.len() / 2;
+        for b in &mut bad[100..half] {
+            *b ^= 0x5a;
+        }
+        assert_eq!(detect::detect(&bad), Ok(format), "{ext}");
+        let input = write(dir.path(), &format!("bad-{ext}"), &bad);
+        let e = convert::convert(
+            &input,
+            &dir.path().join(format!("work-bad-{ext}")),
+            &ConvertLimits::default(),
+        )
+        .await
+        .expect_err("a scrambled archive");
+        assert!(
+            matches!(
+                &e,
+                ConvertError::ToolFailed {
+                    tool: Tool::Soffice,
+                    ..
+                }
+            ),
+            "{ext}: {e}"
+        );
+        assert!(e.to_string().contains("no PDF written"), "{ext}: {e}");
     }
+}
+
+/// Each conversion has a LibreOffice profile of its own: two at once do not wait on (or
+/// hand their document to) each other.
+#[tokio::test]
+async fn two_office_conversions_at_once() {
+    require_tools();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = write(dir.path(), "a", sample::fodt(2).as_bytes());
+    let b = write(dir.path(), "b", sample::fodt(4).as_bytes());
+    let limits = ConvertLimits::default();
+    let (wa, wb) = (dir.path().join("wa"), dir.path().join("wb"));
+    let (pa, pb) = tokio::join!(
+        convert::convert(&a, &wa, &limits),
+        convert::convert(&b, &wb, &limits)
+    );
+    assert_eq!(pa.expect("a").len(), 2);
+    assert_eq!(pb.expect("b").len(), 4);
 }
 
 #[tokio::test]
