@@ -93,6 +93,41 @@ async fn a_flat_opendocument_text_becomes_its_pages() {
     check_pages(&pages, 21.0, 29.7, 1600);
 }
 
+/// A document may link a section to a local file; LibreOffice must not fill it in (the pages
+/// would show a file of the server to the room). Checked in the PDF it wrote (`pdf/`).
+#[tokio::test]
+async fn a_linked_local_file_is_not_pulled_into_the_pages() {
+    require_tools();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = write(dir.path(), "secret.txt", b"SERVER-SECRET-7f3a");
+    let doc = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:xlink="http://www.w3.org/1999/xlink" office:version="1.2" office:mimetype="application/vnd.oasis.opendocument.text">
+<office:body><office:text><text:p>Before</text:p>
+<text:section text:name="S1"><text:section-source xlink:href="file://{}" xlink:type="simple" text:filter-name="Text"/><text:p>placeholder</text:p></text:section>
+<text:p>After</text:p></office:text></office:body></office:document>
+"#,
+        secret.display()
+    );
+    let input = write(dir.path(), "upload", doc.as_bytes());
+    let work = dir.path().join("work");
+    let pages = convert::convert(&input, &work, &ConvertLimits::default())
+        .await
+        .expect("converted");
+    assert_eq!(pages.len(), 1);
+    let text = std::process::Command::new("pdftotext")
+        .arg(work.join("pdf/input.pdf"))
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("placeholder"), "{text}");
+    assert!(
+        !text.contains("SERVER-SECRET"),
+        "the linked file was read: {text}"
+    );
+}
+
 /// `.odt` and `.docx` (zip archives), made from the flat document by LibreOffice itself.
 #[tokio::test]
 async fn odt_and_docx_archives_become_their_pages() {

@@ -193,6 +193,10 @@ impl Converter {
 /// Converts the office or PDF file `input` into one PNG per page, in order, written under
 /// `work_dir` (created if missing; the caller removes it). Tools run with `work_dir` as their
 /// home and current directory, so it should be a fresh directory of this conversion only.
+///
+/// What it holds afterwards: `input.<ext>` (a copy, named after the detected type), `pdf/`
+/// (LibreOffice's `input.pdf`), `pages/page-<n>.png` (the pages returned), and `profile/`,
+/// `tmp/` and LibreOffice's settings (its home).
 pub async fn convert(
     input: &Path,
     work_dir: &Path,
