@@ -149,7 +149,7 @@ pub enum ConvertError {
     },
 }
 
-/// The tools that are not on `PATH` (empty when all are).
+/// The tools that are not on `PATH` (never empty), each with the package that brings it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.0.iter().map(|t| format!("{t} not found on PATH: install {}", t.packages())).collect::<Vec<_>>().join("; "))]
 pub struct ToolsMissing(pub Vec<Tool>);
