@@ -453,8 +453,8 @@ mod tests {
             "file:///srv/data%20dir/50%25/profile"
         );
         assert_eq!(
-            file_url(Path::new("/tmp/a-b_c.d~e")),
-            "file:///tmp/a-b_c.d~e"
+            file_url(Path::new("/srv/a-b_c.d~e")),
+            "file:///srv/a-b_c.d~e"
         );
     }
 
