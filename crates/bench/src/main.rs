@@ -5,6 +5,7 @@
 //! cargo run --release -p enclave-bench -- sfu [options]        # the SFU against the UDP ceiling
 //! cargo run --release -p enclave-bench -- api [options]        # /auth against the HMAC ceiling
 //! cargo run --release -p enclave-bench -- recorder [options]   # the recorder against ffmpeg
+//! cargo run --release -p enclave-bench -- convert [options]    # whiteboard documents to pages
 //! cargo run --release -p enclave-bench -- probe --url … --bind …   # ICE checks (tests/network)
 //! ```
 //!
@@ -14,6 +15,7 @@
 
 mod api;
 mod auth;
+mod convert;
 mod recorder;
 mod report;
 mod sfu;
@@ -44,6 +46,9 @@ enum Cmd {
     /// The cloud recorder and the RTMP broadcast of a 4-participant 720p meeting against one
     /// plain ffmpeg doing the same composition: CPU, memory, stop → finished file.
     Recorder(recorder::Opts),
+    /// The whiteboard converter: a generated PDF and office document of N pages to page
+    /// images, wall time and the CPU time of the tools (LibreOffice, poppler).
+    Convert(convert::Opts),
     /// Joins a room through a `/rtc` URL (with its token) and runs ICE checks against every
     /// address the server offers; prints what went where as JSON (`enclave_bench::probe`).
     /// The network-namespace suite (tests/network) uses it.
@@ -78,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Sfu(opts) => sfu::run(opts),
         Cmd::Api(opts) => api::run(opts),
         Cmd::Recorder(opts) => recorder::run(opts),
+        Cmd::Convert(opts) => convert::run(opts),
         Cmd::RecorderWorker(w) => recorder::run_worker(w),
         Cmd::SfuServer {
             server_threads,

@@ -41,6 +41,17 @@ fn parse_stat(s: &str) -> Option<Stat> {
     })
 }
 
+/// CPU time (user + system) of this process's children that have exited and been waited for,
+/// with their own waited-for descendants (`cutime` + `cstime` of `/proc/self/stat`, what
+/// `getrusage(RUSAGE_CHILDREN)` reports), at [`USER_HZ`] resolution.
+pub fn children_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (_, after) = s.rsplit_once(')')?;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = f.get(13)?.parse::<u64>().ok()? + f.get(14)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / USER_HZ))
+}
+
 /// `/proc/<pid>/stat`; `None` if the process is gone (or the file unreadable).
 pub fn stat(pid: u32) -> Option<Stat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)

@@ -1,6 +1,6 @@
 //! Harnesses for the fuzz targets in `fuzz/` that reach parsers of this crate: tokens and
-//! signed requests, browser-API bodies, RTMP targets. Kept in the library so they cannot rot;
-//! unit tests run them over seeds.
+//! signed requests, browser-API bodies, RTMP targets, the converter's file type and PNG header
+//! readers. Kept in the library so they cannot rot; unit tests run them over seeds.
 
 use std::sync::OnceLock;
 
@@ -249,6 +249,18 @@ pub fn stun_response(data: &[u8]) {
     assert_eq!(crate::media::stun::mapped_address(data, other), None);
 }
 
+/// Arbitrary bytes as what the whiteboard converter reads from untrusted files: an upload's
+/// type from its first bytes, and a page image's size from its PNG header. Nothing may panic;
+/// a size read is one the header holds.
+pub fn convert_input(data: &[u8]) {
+    let _ = crate::convert::detect::detect(data);
+    if let Ok((w, h)) = crate::convert::png::dimensions(data) {
+        assert!(w > 0 && h > 0);
+        assert_eq!(data.get(16..20), Some(&w.to_be_bytes()[..]));
+        assert_eq!(data.get(20..24), Some(&h.to_be_bytes()[..]));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,13 +306,21 @@ mod tests {
             b"meet.example.org:8443\x00203.0.113.9, 10.0.0.7".to_vec(),
             b"[2001:db8::1]:443\0[2001:db8::1]:5000,fd00::3\0unknown, 10.1.1.1".to_vec(),
             b"evil.example/@x\0::ffff:10.0.0.9, 192.0.2.1:80".to_vec(),
+            // A PNG header (1132 x 1600), the start of a PDF, an OLE2 file, an ODF archive.
+            hex::decode("89504e470d0a1a0a0000000d494844520000046c0000064008020000")
+                .unwrap_or_default(),
+            crate::convert::sample::pdf(1, 200, 100),
+            b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1W\0o\0r\0d\0D\0o\0c\0u\0m\0e\0n\0t\0".to_vec(),
+            b"PK\x03\x04\x14\0\0\0\0\0\0\0\0\0\0\0\0\0\x27\0\0\0\x27\0\0\0\x08\0\0\0mimetypeapplication/vnd.oasis.opendocument.text".to_vec(),
         ];
         for s in &seeds {
             tokens(s);
             browser_request(s);
             stun_response(s);
             forwarded_headers(s);
+            convert_input(s);
             for i in 0..s.len().min(96) {
+                convert_input(&s[..i]);
                 tokens(&s[..i]);
                 browser_request(&s[..i]);
                 stun_response(&s[..i]);
@@ -311,9 +331,13 @@ mod tests {
                 browser_request(&c);
                 stun_response(&c);
                 forwarded_headers(&c);
+                convert_input(&c);
             }
         }
         // A real join token still verifies: the harness would notice nothing otherwise.
         assert!(keys().verify_join(KEY, &join, None).is_ok());
+        let png =
+            hex::decode("89504e470d0a1a0a0000000d494844520000046c00000640").unwrap_or_default();
+        assert_eq!(crate::convert::png::dimensions(&png), Ok((1132, 1600)));
     }
 }

@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod convert;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
