@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 
 import { ApiError, type FileInfo, type FileStart, type RoomFeatures } from '../src/api';
 import { PLAIN, keySealer } from '../src/content';
+import { newChat, parseChat } from '../src/protocol';
 import { deriveContentKey } from '../src/e2ee';
 import { CHUNK_BYTES, CHUNK_TRIES, FileCheckError, FileOpenError, checkFile, chunkAad, downloadFile, isFileId, nameAad, newFileId, uploadFile, type FileApi } from '../src/files';
 
@@ -262,4 +263,29 @@ test('the room’s limits are checked in the browser before anything is sealed o
   await assert.rejects(uploadFile({ api: srv.api, sealer: counting, me: ME, purpose: 'chat', file: new Uint8Array(10), name: 'x.exe', mime: 'application/octet-stream', features }), FileCheckError);
   assert.equal(sealed, 0, 'nothing sealed');
   assert.equal(srv.calls(), 0, 'nothing sent');
+});
+
+test('a chat message’s file is checked strictly: id, name, size and type', () => {
+  const file = { file_id: newFileId(), name: 'plan.zip', size: 2621527, mime: 'application/zip' };
+  const m = { ...newChat('ann', 'Ann', '', 1000), file };
+  assert.deepEqual(parseChat(m, 'ann')?.file, file, 'a file needs no text with it');
+  assert.equal(parseChat({ ...m, file: undefined }, 'ann'), null, 'without a file, an empty text is refused');
+  const bad: unknown[] = [
+    null,
+    'plan.zip',
+    { ...file, file_id: 'short' },
+    { ...file, file_id: '../../etc/passwd/../../x' },
+    { ...file, name: '' },
+    { ...file, name: '  ' },
+    { ...file, name: 'x'.repeat(256) },
+    { ...file, size: -1 },
+    { ...file, size: 1.5 },
+    { ...file, size: '10' },
+    { ...file, size: 3 * 1024 ** 3 },
+    { ...file, mime: 7 },
+    { ...file, mime: 'x'.repeat(256) },
+  ];
+  for (const f of bad) assert.equal(parseChat({ ...m, file: f }, 'ann'), null, `refused: ${JSON.stringify(f)?.slice(0, 60)}`);
+  const extra = parseChat({ ...m, file: { ...file, evil: '<script>' } }, 'ann');
+  assert.deepEqual(Object.keys(extra!.file!).sort(), ['file_id', 'mime', 'name', 'size'], 'only the known fields are kept');
 });
