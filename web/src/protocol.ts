@@ -14,8 +14,11 @@
 // enclave.system    {type:"SYSTEM_CHAT_MSG", message} or            no: from the server (no sender)
 //                   {type:"SYSTEM_NOTIFICATION", msg, notification_type} or
 //                   {type:"RECORDER_STATE", is_recording, is_active_rtmp} or
-//                   {type:"LOCK_SETTINGS", lock_chat} (to one participant: a host's chat lock) or
-//                   {type:"E2EE_KEY", generation, secret} (a new key epoch, to the members in the room)
+//                   {type:"LOCK_SETTINGS", lock_chat, lock_private_chat, lock_chat_file_share,
+//                    lock_whiteboard, lock_shared_notepad} (to one participant: a host's locks) or
+//                   {type:"E2EE_KEY", generation, secret} (a new key epoch, to the members in the room) or
+//                   {type:"CONTENT_UPDATE", kind, doc, seq, from, body} /
+//                   {type:"CONTENT_CLEARED", kind, doc} (documents: docs/content.md)
 
 export const TOPIC_CHAT = 'enclave.chat';
 export const TOPIC_PROFILE = 'enclave.profile';
