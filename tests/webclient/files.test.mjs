@@ -153,6 +153,42 @@ describe('files in chat (normal build)', () => {
     assert.deepEqual(starts, [], 'no request to the file routes');
     assert.equal(await ann.page.locator(tid('chat-file-link')).count(), 0);
   });
+
+  scenario('F6. a host locks file sharing for one participant: their file input is disabled and the server refuses their upload; unlocked, it works again', async ({ log, user }) => {
+    const room = `files-lock-${rand()}`;
+    await server.createRoom(room, 'server_key');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    await Promise.all([ann, bob].map((u) => u.enter(chrome.browser)));
+    await bob.openChat();
+    const input = tid('chat-file-input');
+    assert.equal(await bob.page.isDisabled(input), false, 'bob may share files at first');
+    const lock = (direction) =>
+      ann.page.evaluate(
+        async ([token, direction]) => {
+          const r = await fetch('./api/updateLockSettings', { method: 'POST', headers: { Authorization: token, 'Content-Type': 'application/json' }, body: JSON.stringify({ user_id: 'bob', service: 'chatFile', direction }) });
+          return { status: r.status, body: await r.json() };
+        },
+        [ann.token, direction],
+      );
+    const locked = await lock('lock');
+    assert.equal(locked.body.status, true, `the lock was set: ${JSON.stringify(locked)}`);
+    await bob.page.waitForSelector(`${input}:disabled`, { state: 'attached', timeout: 5000 });
+    assert.equal(await bob.page.isDisabled(tid('chat-input')), false, 'the chat itself stays open');
+    // A modified client that uploads anyway is refused by the server.
+    const tried = await bob.page.evaluate(async (token) => {
+      const r = await fetch('./api/files/start', { method: 'POST', headers: { Authorization: token, 'Content-Type': 'application/json' }, body: JSON.stringify({ file_id: 'abcdefghijklmnopqrstuvwx', purpose: 'chat', name: 'AQ==', mime: 'AQ==', size: 30, chunks: 1 }) });
+      return { status: r.status, body: await r.json() };
+    }, bob.token);
+    assert.equal(tried.body.status, false, `the server refuses a locked participant's upload: ${JSON.stringify(tried)}`);
+    assert.match(tried.body.msg, /locked/);
+    log.add('driver', `locked: ${JSON.stringify(tried)}`);
+    await lock('unlock');
+    await bob.page.waitForSelector(`${input}:enabled`, { state: 'attached', timeout: 5000 });
+    const f = newFile();
+    const fileId = await share(bob, f);
+    await allGet([ann, bob], bob, fileId, f, log);
+  });
 });
 
 describe('what the server sees of a file (tap build)', () => {
