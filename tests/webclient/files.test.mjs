@@ -189,6 +189,42 @@ describe('files in chat (normal build)', () => {
     const fileId = await share(bob, f);
     await allGet([ann, bob], bob, fileId, f, log);
   });
+
+  scenario('F7. an upload whose chunk keeps failing stops with “Try again”, which continues it without sending again what the server holds', async ({ log, user }) => {
+    const room = `files-resume-${rand()}`;
+    await server.createRoom(room, 'server_key');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    await Promise.all([ann, bob].map((u) => u.enter(chrome.browser)));
+    // The network drops every upload of chunk 1 until the test lets it through.
+    let broken = true;
+    const puts = [];
+    await ann.page.route(/\/api\/files\/[A-Za-z0-9_-]+\/chunk\/\d+$/, (route) => {
+      const r = route.request();
+      if (r.method() !== 'PUT') return route.continue();
+      const index = Number(r.url().split('/').pop());
+      puts.push({ index, dropped: broken && index === 1 });
+      return broken && index === 1 ? route.abort('connectionreset') : route.continue();
+    });
+    const f = newFile();
+    await ann.openChat();
+    await ann.page.setInputFiles(tid('chat-file-input'), { name: f.name, mimeType: 'application/zip', buffer: f.bytes });
+    await ann.page.waitForSelector(`${tid('chat-file-progress')}[data-state="failed"]`, { timeout: 20_000 });
+    assert.match(await ann.page.textContent(tid('chat-file-progress')), /stopped at chunk 2 of 3 after 3 tries/);
+    assert.deepEqual(puts, [{ index: 0, dropped: false }, { index: 1, dropped: true }, { index: 1, dropped: true }, { index: 1, dropped: true }], 'chunk 0 once, chunk 1 tried three times');
+    assert.equal(await ann.page.locator(tid('chat-file-link')).count(), 0, 'nothing announced yet');
+    broken = false;
+    await ann.page.click(tid('chat-file-retry'));
+    const link = await ann.page.waitForSelector(`${tid('chat-message')}[data-from="ann"] ${tid('chat-file-link')}[data-file-id]`, { timeout: 30_000 });
+    const fileId = await link.getAttribute('data-file-id');
+    assert.deepEqual(
+      puts.slice(4).map((p) => p.index),
+      [1, 2],
+      'the retry sends only what the server did not hold',
+    );
+    log.add('driver', `chunk PUTs: ${JSON.stringify(puts)}`);
+    await allGet([ann, bob], ann, fileId, f, log);
+  });
 });
 
 describe('what the server sees of a file (tap build)', () => {

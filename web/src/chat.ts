@@ -58,7 +58,7 @@ export class MeetingChat {
     if (files) {
       this.panel.enableFiles(
         {
-          share: (file, target, progress) => this.shareFile(files, file, target, progress),
+          share: (file, target, progress, resume) => this.shareFile(files, file, target, progress, resume),
           fetch: (f) => this.fetchFile(files, f),
         },
         o.encrypted,
@@ -76,7 +76,7 @@ export class MeetingChat {
    * message to `target`: its name travels only inside that message (sealed with the data key in
    * an encrypted room) and inside the file's own sealed name.
    */
-  private async shareFile(files: NonNullable<MeetingChatOptions['files']>, file: File, target: ChatTarget, progress: (fraction: number) => void): Promise<void> {
+  private async shareFile(files: NonNullable<MeetingChatOptions['files']>, file: File, target: ChatTarget, progress: (fraction: number) => void, resume?: string): Promise<void> {
     const up = await uploadFile({
       api: files.api,
       sealer: files.sealer,
@@ -87,6 +87,7 @@ export class MeetingChat {
       mime: file.type || 'application/octet-stream',
       features: files.features,
       onProgress: (sent, total) => progress(total ? sent / total : 1),
+      resume,
     });
     await this.send('', target, { file_id: up.file_id, name: up.name, size: up.size, mime: up.mime });
   }

@@ -50,6 +50,17 @@ export class FileCheckError extends Error {
   override name = 'FileCheckError';
 }
 
+/** An upload that stopped after it started: `fileId` continues it (`resume`). */
+export class UploadError extends Error {
+  override name = 'UploadError';
+  constructor(
+    message: string,
+    readonly fileId: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A download whose chunks, name or type do not open with this session's key (or were tampered with). */
 export class FileOpenError extends Error {
   override name = 'FileOpenError';
@@ -202,6 +213,31 @@ export async function uploadFile(o: UploadOptions): Promise<UploadedFile> {
     await api.fileStart({ file_id: fileId, purpose, name, mime, size, chunks });
   }
 
+  try {
+    return await sendChunks(o, { fileId, chunks, total, size, first, received, seal, plainLen, sleep });
+  } catch (e) {
+    if (e instanceof UploadError) throw e;
+    const why = e instanceof ApiError ? e.serverMsg || `HTTP ${e.httpStatus}` : e instanceof Error ? e.message : String(e);
+    throw new UploadError(`upload of “${o.name}” did not finish: ${why}`, fileId);
+  }
+}
+
+interface Pending {
+  fileId: string;
+  chunks: number;
+  total: number;
+  size: number;
+  first: Uint8Array<ArrayBuffer>;
+  received: Set<number>;
+  seal: (i: number) => Promise<Uint8Array<ArrayBuffer>>;
+  plainLen: (i: number) => number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+/** The chunks the server does not hold yet, each tried up to CHUNK_TRIES times, then `finish`. */
+async function sendChunks(o: UploadOptions, p: Pending): Promise<UploadedFile> {
+  const { api } = o;
+  const { fileId, chunks, total, size, first, received, seal, plainLen, sleep } = p;
   let sent = 0;
   for (let i = 0; i < chunks; i++) {
     if (!received.has(i)) {
@@ -213,7 +249,7 @@ export async function uploadFile(o: UploadOptions): Promise<UploadedFile> {
         } catch (e) {
           if (attempt >= CHUNK_TRIES || !transient(e)) {
             const why = e instanceof ApiError ? e.serverMsg || `HTTP ${e.httpStatus}` : String(e);
-            throw new Error(`upload of “${o.name}” stopped at chunk ${i + 1} of ${chunks} after ${attempt} ${attempt === 1 ? 'try' : 'tries'}: ${why}`);
+            throw new UploadError(`upload of “${o.name}” stopped at chunk ${i + 1} of ${chunks} after ${attempt} ${attempt === 1 ? 'try' : 'tries'}: ${why}`, fileId);
           }
           await sleep(500 * 2 ** (attempt - 1));
         }

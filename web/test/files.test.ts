@@ -10,7 +10,7 @@ import { ApiError, type FileInfo, type FileStart, type RoomFeatures } from '../s
 import { PLAIN, keySealer } from '../src/content';
 import { newChat, parseChat } from '../src/protocol';
 import { deriveContentKey } from '../src/e2ee';
-import { CHUNK_BYTES, CHUNK_TRIES, FileCheckError, FileOpenError, checkFile, chunkAad, downloadFile, isFileId, nameAad, newFileId, uploadFile, type FileApi } from '../src/files';
+import { CHUNK_BYTES, CHUNK_TRIES, FileCheckError, FileOpenError, UploadError, checkFile, chunkAad, downloadFile, isFileId, nameAad, newFileId, uploadFile, type FileApi } from '../src/files';
 
 const SID = '3f0c9a7e-2b1d-4c5e-8f60-7a8b9c0d1e2f';
 const ME = 'ann';
@@ -210,6 +210,21 @@ test('a chunk that fails is tried again with growing pauses; a refusal is not', 
   const srv2 = fakeServer();
   srv2.fail.set(0, { times: 1, error: new ApiError(403, 'chat file sharing is locked') });
   await assert.rejects(uploadFile({ api: srv2.api, sealer: s, me: ME, purpose: 'chat', file: bytes, name: 'a.zip', mime: 'application/zip', sleep }), /chunk 1 of 3 after 1 try: chat file sharing is locked/);
+  // A finish that fails can be continued too: every chunk is there, so only finish is asked again.
+  const srv3 = fakeServer();
+  const finish = srv3.api.fileFinish;
+  srv3.api.fileFinish = () => Promise.reject(new ApiError(0, 'network error'));
+  let id3 = '';
+  await assert.rejects(uploadFile({ api: srv3.api, sealer: s, me: ME, purpose: 'chat', file: bytes, name: 'a.zip', mime: 'application/zip', sleep }), (e: unknown) => {
+    assert.ok(e instanceof UploadError && /did not finish: network error/.test(e.message), String(e));
+    id3 = e.fileId;
+    return true;
+  });
+  srv3.api.fileFinish = finish;
+  const puts = srv3.puts.length;
+  await uploadFile({ api: srv3.api, sealer: s, me: ME, purpose: 'chat', file: bytes, name: 'a.zip', mime: 'application/zip', resume: id3 });
+  assert.equal(srv3.puts.length, puts, 'no chunk sent again');
+  assert.equal(srv3.files.get(id3)!.complete, true);
   assert.equal(srv2.puts.length, 1);
 });
 
@@ -219,11 +234,14 @@ test('an interrupted upload resumes: the chunks the server holds are not sent ag
   const bytes = new Uint8Array(randomBytes(3 * CHUNK_BYTES + 100));
   let fileId = '';
   srv.fail.set(2, { times: CHUNK_TRIES, error: new ApiError(503, 'busy') });
-  await assert.rejects(
-    uploadFile({ api: srv.api, sealer: s, me: ME, purpose: 'chat', file: bytes, name: 'a.zip', mime: 'application/zip', sleep: instant, onProgress: () => (fileId ||= srv.puts[0]![0]) }),
-    /stopped at chunk 3 of 4 after 3 tries: busy/,
-  );
+  await assert.rejects(uploadFile({ api: srv.api, sealer: s, me: ME, purpose: 'chat', file: bytes, name: 'a.zip', mime: 'application/zip', sleep: instant }), (e: unknown) => {
+    assert.ok(e instanceof UploadError, String(e));
+    assert.match(e.message, /stopped at chunk 3 of 4 after 3 tries: busy/);
+    fileId = e.fileId;
+    return true;
+  });
   assert.ok(isFileId(fileId));
+  assert.equal(fileId, srv.puts[0]![0], 'the error names the upload to continue');
   assert.equal(srv.files.get(fileId)!.complete, false);
   const before = srv.puts.length;
   const up = await uploadFile({ api: srv.api, sealer: s, me: ME, purpose: 'chat', file: bytes, name: 'a.zip', mime: 'application/zip', resume: fileId, sleep: instant });
@@ -239,7 +257,10 @@ test('an interrupted upload resumes: the chunks the server holds are not sent ag
   const srv2 = fakeServer();
   srv2.fail.set(1, { times: CHUNK_TRIES, error: new ApiError(0, 'network error') });
   let id2 = '';
-  await assert.rejects(uploadFile({ api: srv2.api, sealer: s, me: ME, purpose: 'chat', file: bytes, name: 'a.zip', mime: 'application/zip', sleep: instant, onProgress: () => (id2 ||= srv2.puts[0]![0]) }));
+  await assert.rejects(uploadFile({ api: srv2.api, sealer: s, me: ME, purpose: 'chat', file: bytes, name: 'a.zip', mime: 'application/zip', sleep: instant }), (e: unknown) => {
+    id2 = (e as UploadError).fileId;
+    return e instanceof UploadError;
+  });
   await assert.rejects(uploadFile({ api: srv2.api, sealer: s, me: ME, purpose: 'chat', file: bytes.subarray(0, CHUNK_BYTES * 2), name: 'a.zip', mime: 'application/zip', resume: id2 }), /the server holds a different file/);
 });
 

@@ -1,6 +1,6 @@
 // The chat panel. Messages are text nodes (no markup), ordered by their send time.
 import { h, hueOf, icon } from '../dom';
-import { formatBytes } from '../files';
+import { UploadError, formatBytes } from '../files';
 import { MAX_CHAT_CHARS, type ChatFile } from '../protocol';
 import { encryptedPill, panelHead } from './parts';
 
@@ -20,8 +20,12 @@ export interface ChatEntry {
 
 /** What the panel's file button and file links do (chat.ts): share a file, fetch one. */
 export interface ChatFileActions {
-  /** Uploads and announces a file; `progress` gets the fraction sent (0..1). Rejects with a message for the person. */
-  share(file: File, target: ChatTarget, progress: (fraction: number) => void): Promise<void>;
+  /**
+   * Uploads and announces a file; `progress` gets the fraction sent (0..1); `resume`: the id of
+   * an upload of this file that stopped. Rejects with a message for the person (an UploadError
+   * when the upload can be continued).
+   */
+  share(file: File, target: ChatTarget, progress: (fraction: number) => void, resume?: string): Promise<void>;
   /** Fetches, opens and saves a shared file. Rejects with a message for the person. */
   fetch(file: ChatFile): Promise<void>;
 }
@@ -139,7 +143,7 @@ export class ChatPanel {
     if (this.fileLocked && !this.chatLocked) this.fileBtn.title = 'A host locked file sharing';
   }
 
-  private async share(file: File): Promise<void> {
+  private async share(file: File, resume?: string): Promise<void> {
     if (!this.files || this.uploading) return;
     this.uploading = true;
     this.renderFileState();
@@ -149,15 +153,26 @@ export class ChatPanel {
     this.progress.hidden = false;
     this.progress.dataset.state = 'uploading';
     try {
-      await this.files.share(file, this.target(), (f) => {
-        bar.value = f;
-      });
+      await this.files.share(
+        file,
+        this.target(),
+        (f) => {
+          bar.value = f;
+        },
+        resume,
+      );
       this.progress.hidden = true;
       this.progress.dataset.state = 'done';
     } catch (e) {
       this.progress.dataset.state = 'failed';
       label.textContent = e instanceof Error ? e.message : String(e);
       bar.remove();
+      if (e instanceof UploadError) {
+        // What the server holds already is not sent again.
+        const retry = h('button', { class: 'btn btn-ghost btn-sm', type: 'button', 'data-testid': 'chat-file-retry' }, 'Try again');
+        retry.addEventListener('click', () => void this.share(file, e.fileId));
+        this.progress.appendChild(retry);
+      }
       const dismiss = h('button', { class: 'btn btn-ghost btn-sm', type: 'button' }, 'Dismiss');
       dismiss.addEventListener('click', () => (this.progress.hidden = true));
       this.progress.appendChild(dismiss);
