@@ -53,6 +53,7 @@ export class ChatPanel {
   private chatLocked = false;
   private fileLocked = false;
   private uploading = false;
+  private fileTitle = '';
   private readonly form: HTMLFormElement;
 
   constructor(
@@ -115,6 +116,7 @@ export class ChatPanel {
       },
       icon('paperclip'),
     );
+    this.fileTitle = btn.title;
     btn.addEventListener('click', () => input.click());
     input.addEventListener('change', () => {
       const file = input.files?.[0];
@@ -140,7 +142,7 @@ export class ChatPanel {
     this.fileBtn.disabled = off;
     this.fileInput.disabled = off;
     this.fileBtn.dataset.locked = String(this.chatLocked || this.fileLocked);
-    if (this.fileLocked && !this.chatLocked) this.fileBtn.title = 'A host locked file sharing';
+    this.fileBtn.title = this.chatLocked ? 'A host locked the chat' : this.fileLocked ? 'A host locked file sharing' : this.fileTitle;
   }
 
   private async share(file: File, resume?: string): Promise<void> {
