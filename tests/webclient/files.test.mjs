@@ -18,7 +18,7 @@ import path from 'node:path';
 
 import { tid } from './browser.mjs';
 import { findIn, needles, readTap } from './ciphertext.mjs';
-import { KEEP, rand, webclientSuite } from './scenario.mjs';
+import { KEEP, rand, shot, webclientSuite } from './scenario.mjs';
 import { Enclave, TAP_BIN, filesUnder } from './server.mjs';
 
 let server; // the normal binary
@@ -134,6 +134,7 @@ describe('files in chat (normal build)', () => {
     const f = newFile();
     const fileId = await share(bob, f);
     await allGet([ann, bob, cat], bob, fileId, f, log);
+    await shot(ann, 'chat-file');
     const chunks = storedChunks(server, fileId);
     assert.equal(chunks.length, 3, 'three chunks stored');
     for (const [p, b] of chunks) assert.deepEqual(findIn(b, fileNeedles(f)), [], `the file's bytes or name in ${p}`);
