@@ -10,7 +10,8 @@ export interface RoomFeatures {
   mute_on_start?: boolean;
   allow_screen_share?: boolean;
   admin_only_webcams?: boolean;
-  chat_features?: { is_allow?: boolean };
+  /** `max_file_size`: MB (the server sends a decimal string); `allowed_file_types`: extensions without the dot. */
+  chat_features?: { is_allow?: boolean; is_allow_file_upload?: boolean; allowed_file_types?: string[]; max_file_size?: number | string };
   waiting_room_features?: { is_active?: boolean; waiting_room_msg?: string };
   recording_features?: { is_allow?: boolean; is_allow_cloud?: boolean; is_allow_local?: boolean };
   external_broadcasting_features?: { is_allow?: boolean; is_allow_rtmp?: boolean };

@@ -4,10 +4,13 @@
 // ui/chat.ts draws it.
 import type { Room } from 'livekit-client';
 
+import type { RoomFeatures } from './api';
+import type { ContentSealer } from './content';
 import { sealJson } from './data';
 import { openWith, sealWith } from './e2ee';
+import { downloadFile, safeFileName, uploadFile, type FileApi } from './files';
 import type { MeetingKeys } from './meetingkeys';
-import { TOPIC_CHAT, TOPIC_PRIVATE, decodeJson, encodeJson, newChat, parseChat, privateAad, randomId, type ChatMessage } from './protocol';
+import { TOPIC_CHAT, TOPIC_PRIVATE, decodeJson, encodeJson, newChat, parseChat, privateAad, randomId, type ChatFile, type ChatMessage } from './protocol';
 import type { Roster } from './roster';
 import type { SessionStore } from './store';
 import { ChatPanel, type ChatTarget } from './ui/chat';
@@ -35,6 +38,12 @@ export interface MeetingChatOptions {
   closePanel: () => void;
   /** How many messages are unread. */
   onUnread: (n: number) => void;
+  /**
+   * File sharing (absent or null: the room has it off): the file routes, the session's content
+   * sealer (files outlive key epochs, so late joiners can open them), our identity as the server
+   * stamps it, and the room's features (the limits checked before sealing).
+   */
+  files?: { api: FileApi; sealer: ContentSealer; me: string; features: RoomFeatures } | null;
 }
 
 export class MeetingChat {
@@ -45,6 +54,67 @@ export class MeetingChat {
 
   constructor(private readonly o: MeetingChatOptions) {
     this.panel = new ChatPanel(o.encrypted, (t, target) => this.send(t, target), o.closePanel);
+    const files = o.files;
+    if (files) {
+      this.panel.enableFiles(
+        {
+          share: (file, target, progress, resume) => this.shareFile(files, file, target, progress, resume),
+          fetch: (f) => this.fetchFile(files, f),
+        },
+        o.encrypted,
+      );
+    }
+  }
+
+  /** A host locked (or unlocked) file sharing in the chat for us (the server refuses uploads then). */
+  fileLock(locked: boolean): void {
+    this.panel.setFileLocked(locked);
+  }
+
+  /**
+   * Uploads a file (sealed chunk by chunk in an encrypted room) and announces it with a chat
+   * message to `target`: its name travels only inside that message (sealed with the data key in
+   * an encrypted room) and inside the file's own sealed name.
+   */
+  private async shareFile(files: NonNullable<MeetingChatOptions['files']>, file: File, target: ChatTarget, progress: (fraction: number) => void, resume?: string): Promise<void> {
+    const up = await uploadFile({
+      api: files.api,
+      sealer: files.sealer,
+      me: files.me,
+      purpose: 'chat',
+      file,
+      name: file.name,
+      mime: file.type || 'application/octet-stream',
+      features: files.features,
+      onProgress: (sent, total) => progress(total ? sent / total : 1),
+      resume,
+    });
+    await this.send('', target, { file_id: up.file_id, name: up.name, size: up.size, mime: up.mime });
+  }
+
+  /** Fetches a shared file, opens it, and hands it to the browser to save under its own name. */
+  private async fetchFile(files: NonNullable<MeetingChatOptions['files']>, f: ChatFile): Promise<void> {
+    let got;
+    try {
+      got = await downloadFile({ api: files.api, sealer: files.sealer, fileId: f.file_id });
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      toast(`“${f.name}” could not be downloaded: ${msg}.`, 'error');
+      throw e;
+    }
+    // A type from another participant decides nothing here: the link only saves the bytes.
+    const type = /^[\w.+-]+\/[\w.+-]+$/.test(got.mime) ? got.mime : 'application/octet-stream';
+    const url = URL.createObjectURL(new Blob([got.bytes], { type }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = safeFileName(got.name);
+    a.rel = 'noopener';
+    a.hidden = true;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    // The browser has taken the bytes once the click is handled; nothing keeps them after.
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
   }
 
   /** The panel opened: everything is read. */
@@ -138,10 +208,11 @@ export class MeetingChat {
     }
   }
 
-  private async send(text: string, target: ChatTarget = { kind: 'everyone' }): Promise<void> {
-    if (target.kind !== 'everyone') return this.sendPrivate(text, target);
+  private async send(text: string, target: ChatTarget = { kind: 'everyone' }, file?: ChatFile): Promise<void> {
+    if (target.kind !== 'everyone') return this.sendPrivate(text, target, file);
     const me = this.o.room.localParticipant;
     const msg = newChat(me.identity, this.o.name, text);
+    if (file) msg.file = file;
     const payload = await sealJson(this.o.keys, me.identity, msg);
     try {
       await me.publishData(payload, { reliable: true, topic: TOPIC_CHAT });
@@ -157,7 +228,7 @@ export class MeetingChat {
    * A private message: one copy per recipient, addressed to them alone (the media server relays
    * nothing on this topic without recipients), each sealed for its recipient in an encrypted room.
    */
-  private async sendPrivate(text: string, target: Exclude<ChatTarget, { kind: 'everyone' }>): Promise<void> {
+  private async sendPrivate(text: string, target: Exclude<ChatTarget, { kind: 'everyone' }>, file?: ChatFile): Promise<void> {
     const { room, roster } = this.o;
     const me = room.localParticipant;
     const to = target.kind === 'one' ? [target.identity] : [...room.remoteParticipants.values()].filter((p) => roster.isHost(p)).map((p) => p.identity);
@@ -166,6 +237,7 @@ export class MeetingChat {
       throw new Error('no recipient');
     }
     const msg = newChat(me.identity, this.o.name, text, Date.now(), to, target.kind === 'hosts');
+    if (file) msg.file = file;
     const keys = this.o.keys?.current;
     let first: Uint8Array | null = null;
     try {
@@ -187,7 +259,7 @@ export class MeetingChat {
     const { roster } = this.o;
     const privateLabel = !msg.to ? undefined : msg.to_hosts ? 'Private · to the hosts' : self ? `Private · to ${roster.displayName(msg.to[0]!)}` : 'Private · to you';
     const name = self ? this.o.name : msg.from_name || roster.displayName(msg.from_user_id);
-    const added = this.panel.add({ id: msg.id, fromIdentity: msg.from_user_id, fromName: name, text: msg.text, at: msg.sent_at, self, system: false, privateLabel });
+    const added = this.panel.add({ id: msg.id, fromIdentity: msg.from_user_id, fromName: name, text: msg.text, at: msg.sent_at, self, system: false, privateLabel, file: msg.file });
     if (added && !self && !restoring) this.bumpUnread();
   }
 

@@ -117,6 +117,7 @@ const ICONS = {
   end: ['M5 5h14v14H5z'],
   poll: ['M18 20V10', 'M12 20V4', 'M6 20v-6'],
   more: ['M12 13a1 1 0 1 0 0-2 1 1 0 0 0 0 2z', 'M19 13a1 1 0 1 0 0-2 1 1 0 0 0 0 2z', 'M5 13a1 1 0 1 0 0-2 1 1 0 0 0 0 2z'],
+  paperclip: ['M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48'],
 } as const;
 
 export type IconName = keyof typeof ICONS;

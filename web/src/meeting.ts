@@ -206,8 +206,12 @@ export class Meeting {
           isOpen: () => this.panels.open === 'chat',
           closePanel: () => this.panels.toggle(null),
           onUnread: (n) => this.controls.setUnread(n),
+          // Files in chat: sealed with the session's content sealer, so late joiners open them too.
+          files: f.chat_features?.is_allow_file_upload !== false ? { api: o.api, sealer: this.content.sealer, me: this.content.me, features: f } : null,
         })
       : null;
+    this.chat?.fileLock(this.content.locks.chatFile);
+    this.content.onLocks((l) => this.chat?.fileLock(l.chatFile));
     const keys = this.keys;
     this.panels = new Panels({
       api: o.api,

@@ -3,6 +3,7 @@
 //
 // topic             payload                                         sealed in E2EE rooms
 // enclave.chat      {id, from_user_id, from_name, text, sent_at}    yes (data key, AAD binds sender)
+//                   (+ file: {file_id, name, size, mime}: a shared file, files.ts)
 // enclave.private   the same with to: [recipients], one packet per  yes (AAD binds sender and this
 //                   recipient, addressed to them alone                recipient: privateAad)
 // enclave.profile   {type:"profile", name}                          yes
@@ -65,7 +66,24 @@ export interface ChatMessage {
   to?: string[];
   /** A private message to the hosts (whoever they are as it is sent). */
   to_hosts?: boolean;
+  /** A file shared with the message (files.ts); its name travels only here, sealed in an encrypted room. */
+  file?: ChatFile;
 }
+
+/** A file as a chat message names it: where to fetch it, and what to call it. */
+export interface ChatFile {
+  file_id: string;
+  name: string;
+  /** Bytes as stored (sealed chunks in an encrypted room). */
+  size: number;
+  mime: string;
+}
+
+/** Longest file name and type a chat message may carry. */
+export const MAX_FILE_NAME_CHARS = 255;
+const MAX_FILE_MIME_CHARS = 255;
+/** A session keeps at most 2 GiB of files (docs/content.md). */
+const MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024;
 
 export interface KeyCheckMessage {
   type: 'key_check';
@@ -135,10 +153,14 @@ export function parseChat(v: unknown, senderIdentity: string): ChatMessage | nul
   const { id, from_user_id, from_name, text, sent_at } = v;
   if (typeof id !== 'string' || id.length === 0 || id.length > 100) return null;
   if (typeof from_user_id !== 'string' || from_user_id !== senderIdentity) return null;
-  if (typeof text !== 'string' || text.trim().length === 0 || text.length > MAX_CHAT_CHARS) return null;
+  const file = v.file === undefined ? undefined : parseChatFile(v.file);
+  if (file === null) return null;
+  // A file needs no words with it; anything else does.
+  if (typeof text !== 'string' || (text.trim().length === 0 && !file) || text.length > MAX_CHAT_CHARS) return null;
   const name = typeof from_name === 'string' ? cleanName(from_name) : '';
   const at = typeof sent_at === 'number' && Number.isFinite(sent_at) ? sent_at : Date.now();
   const msg: ChatMessage = { id, from_user_id, from_name: name || from_user_id, text, sent_at: at };
+  if (file) msg.file = file;
   if (v.to !== undefined) {
     const to = v.to;
     if (!Array.isArray(to) || to.length === 0 || to.length > MAX_PRIVATE_RECIPIENTS || !to.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 200)) return null;
@@ -146,6 +168,17 @@ export function parseChat(v: unknown, senderIdentity: string): ChatMessage | nul
     if (v.to_hosts === true) msg.to_hosts = true;
   }
   return msg;
+}
+
+/** A chat message's file, if `v` is one: a file id as the server accepts them, a name, a size, a type. */
+export function parseChatFile(v: unknown): ChatFile | null {
+  if (!isObject(v)) return null;
+  const { file_id, name, size, mime } = v;
+  if (typeof file_id !== 'string' || !/^[A-Za-z0-9_-]{16,64}$/.test(file_id)) return null;
+  if (typeof name !== 'string' || name.trim().length === 0 || name.length > MAX_FILE_NAME_CHARS) return null;
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < 0 || size > MAX_FILE_BYTES) return null;
+  if (typeof mime !== 'string' || mime.length > MAX_FILE_MIME_CHARS) return null;
+  return { file_id, name, size, mime };
 }
 
 /**

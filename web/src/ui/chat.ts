@@ -1,6 +1,7 @@
 // The chat panel. Messages are text nodes (no markup), ordered by their send time.
 import { h, hueOf, icon } from '../dom';
-import { MAX_CHAT_CHARS } from '../protocol';
+import { UploadError, formatBytes } from '../files';
+import { MAX_CHAT_CHARS, type ChatFile } from '../protocol';
 import { encryptedPill, panelHead } from './parts';
 
 export interface ChatEntry {
@@ -13,6 +14,20 @@ export interface ChatEntry {
   system: boolean;
   /** A private message: to whom (sent by us), or that it was for us (received). */
   privateLabel?: string;
+  /** A file shared with the message: a button downloads it. */
+  file?: ChatFile;
+}
+
+/** What the panel's file button and file links do (chat.ts): share a file, fetch one. */
+export interface ChatFileActions {
+  /**
+   * Uploads and announces a file; `progress` gets the fraction sent (0..1); `resume`: the id of
+   * an upload of this file that stopped. Rejects with a message for the person (an UploadError
+   * when the upload can be continued).
+   */
+  share(file: File, target: ChatTarget, progress: (fraction: number) => void, resume?: string): Promise<void>;
+  /** Fetches, opens and saves a shared file. Rejects with a message for the person. */
+  fetch(file: ChatFile): Promise<void>;
 }
 
 /** Whom a message goes to: everyone, one participant, or the hosts. */
@@ -30,6 +45,16 @@ export class ChatPanel {
   private people: Array<{ identity: string; name: string }> = [];
   private hasHosts = false;
   private privateLocked = false;
+  private files: ChatFileActions | null = null;
+  /** The file button and input, once files are on (`enableFiles`). */
+  private fileBtn: HTMLButtonElement | null = null;
+  private fileInput: HTMLInputElement | null = null;
+  private readonly progress: HTMLElement;
+  private chatLocked = false;
+  private fileLocked = false;
+  private uploading = false;
+  private fileTitle = '';
+  private readonly form: HTMLFormElement;
 
   constructor(
     encrypted: boolean,
@@ -57,6 +82,8 @@ export class ChatPanel {
     this.placeholder = this.input.placeholder;
     this.sendBtn = h('button', { class: 'icon-btn send-btn', type: 'submit', 'aria-label': 'Send message', title: 'Send', 'data-testid': 'chat-send' }, icon('send'));
     const form = h('form', { class: 'chat-form' }, this.recipient, this.input, this.sendBtn);
+    this.form = form;
+    this.progress = h('div', { class: 'chat-upload', hidden: true, role: 'status', 'data-testid': 'chat-file-progress' });
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       void this.submit();
@@ -66,8 +93,123 @@ export class ChatPanel {
       { class: 'panel chat-panel', 'aria-label': 'Chat', 'data-testid': 'chat-panel' },
       panelHead('Chat', 'Close chat', onClose, encrypted ? encryptedPill('Sealed with this session’s data key before it leaves your browser') : null),
       this.list,
+      this.progress,
       form,
     );
+  }
+
+  /**
+   * Turns on file sharing: a file button (and its input) in the composer, and downloads from file
+   * links. Not called when the room has file sharing off.
+   */
+  enableFiles(actions: ChatFileActions, encrypted: boolean): void {
+    this.files = actions;
+    const input = h('input', { type: 'file', class: 'chat-file-input', 'aria-hidden': 'true', tabindex: -1, 'data-testid': 'chat-file-input' });
+    const btn = h(
+      'button',
+      {
+        class: 'icon-btn chat-file-btn',
+        type: 'button',
+        'aria-label': encrypted ? 'Share a file (end-to-end encrypted)' : 'Share a file',
+        title: encrypted ? 'Share a file (sealed before it leaves your browser)' : 'Share a file',
+        'data-testid': 'chat-file-button',
+      },
+      icon('paperclip'),
+    );
+    this.fileTitle = btn.title;
+    btn.addEventListener('click', () => input.click());
+    input.addEventListener('change', () => {
+      const file = input.files?.[0];
+      input.value = ''; // the same file can be chosen again
+      if (file) void this.share(file);
+    });
+    this.fileBtn = btn;
+    this.fileInput = input;
+    this.form.insertBefore(btn, this.input);
+    this.form.appendChild(input);
+    this.renderFileState();
+  }
+
+  /** A host locked (or unlocked) file sharing in the chat for this participant. */
+  setFileLocked(locked: boolean): void {
+    this.fileLocked = locked;
+    this.renderFileState();
+  }
+
+  private renderFileState(): void {
+    if (!this.fileBtn || !this.fileInput) return;
+    const off = this.chatLocked || this.fileLocked || this.uploading;
+    this.fileBtn.disabled = off;
+    this.fileInput.disabled = off;
+    this.fileBtn.dataset.locked = String(this.chatLocked || this.fileLocked);
+    this.fileBtn.title = this.chatLocked ? 'A host locked the chat' : this.fileLocked ? 'A host locked file sharing' : this.fileTitle;
+  }
+
+  private async share(file: File, resume?: string): Promise<void> {
+    if (!this.files || this.uploading) return;
+    this.uploading = true;
+    this.renderFileState();
+    const bar = h('progress', { max: 1, value: 0 });
+    const label = h('span', { class: 'chat-upload-label' }, `Sharing ${file.name} (${formatBytes(file.size)})…`);
+    this.progress.replaceChildren(label, bar);
+    this.progress.hidden = false;
+    this.progress.dataset.state = 'uploading';
+    try {
+      await this.files.share(
+        file,
+        this.target(),
+        (f) => {
+          bar.value = f;
+        },
+        resume,
+      );
+      this.progress.hidden = true;
+      this.progress.dataset.state = 'done';
+    } catch (e) {
+      this.progress.dataset.state = 'failed';
+      label.textContent = e instanceof Error ? e.message : String(e);
+      bar.remove();
+      if (e instanceof UploadError) {
+        // What the server holds already is not sent again.
+        const retry = h('button', { class: 'btn btn-ghost btn-sm', type: 'button', 'data-testid': 'chat-file-retry' }, 'Try again');
+        retry.addEventListener('click', () => void this.share(file, e.fileId));
+        this.progress.appendChild(retry);
+      }
+      const dismiss = h('button', { class: 'btn btn-ghost btn-sm', type: 'button' }, 'Dismiss');
+      dismiss.addEventListener('click', () => (this.progress.hidden = true));
+      this.progress.appendChild(dismiss);
+    } finally {
+      this.uploading = false;
+      this.renderFileState();
+    }
+  }
+
+  /** The button of a shared file: fetches it on click (again on each click: nothing is cached). */
+  private fileLink(f: ChatFile): HTMLElement {
+    const btn = h(
+      'button',
+      { class: 'chat-file', type: 'button', 'data-testid': 'chat-file-link', 'data-file-id': f.file_id, title: `Download ${f.name}` },
+      icon('paperclip', 'icon icon-xs'),
+      h('span', { class: 'chat-file-name' }, f.name),
+      h('span', { class: 'chat-file-size muted' }, formatBytes(f.size)),
+    );
+    btn.addEventListener('click', () => {
+      if (!this.files || btn.dataset.state === 'loading') return;
+      btn.dataset.state = 'loading';
+      btn.setAttribute('aria-busy', 'true');
+      this.files.fetch(f).then(
+        () => {
+          btn.dataset.state = 'done';
+          btn.removeAttribute('aria-busy');
+        },
+        (e: unknown) => {
+          btn.dataset.state = 'failed';
+          btn.removeAttribute('aria-busy');
+          btn.title = e instanceof Error ? e.message : String(e);
+        },
+      );
+    });
+    return btn;
   }
 
   focus(): void {
@@ -112,6 +254,8 @@ export class ChatPanel {
 
   /** A host locked (or unlocked) this participant's chat: they still read it. */
   setLocked(locked: boolean): void {
+    this.chatLocked = locked;
+    this.renderFileState();
     this.input.disabled = locked;
     this.sendBtn.disabled = locked;
     this.input.placeholder = locked ? 'A host locked the chat' : this.placeholder;
@@ -157,7 +301,8 @@ export class ChatPanel {
         ? h('div', { class: 'chat-meta' }, icon('shield', 'icon icon-xs'), h('span', { class: 'chat-from' }, 'Meeting notice'), when ? h('time', null, when) : null)
         : h('div', { class: 'chat-meta' }, h('span', { class: 'chat-from' }, m.self ? 'You' : m.fromName), when ? h('time', { datetime: time.toISOString() }, when) : null),
       m.privateLabel ? h('div', { class: 'chat-private', 'data-testid': 'chat-private-label' }, icon('lock', 'icon icon-xs'), m.privateLabel) : null,
-      h('div', { class: 'chat-text', 'data-testid': 'chat-text' }, m.text),
+      m.text || !m.file ? h('div', { class: 'chat-text', 'data-testid': 'chat-text' }, m.text) : null,
+      m.file ? this.fileLink(m.file) : null,
     );
     // Keep send-time order (restored history and late arrivals).
     let before: Element | null = null;
