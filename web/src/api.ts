@@ -39,7 +39,18 @@ export interface VerifyReply {
     default_lock_settings?: { lock_microphone?: boolean; lock_webcam?: boolean; lock_screen_sharing?: boolean; lock_chat?: boolean; lock_private_chat?: boolean };
   };
   /** `is_observer`: asked to be hidden in an encrypted room, so shown to everyone and silent. */
-  user: { user_id: string; name: string; is_admin: boolean; is_hidden?: boolean; is_observer?: boolean; lock_chat?: boolean; lock_private_chat?: boolean };
+  user: {
+    user_id: string;
+    name: string;
+    is_admin: boolean;
+    is_hidden?: boolean;
+    is_observer?: boolean;
+    lock_chat?: boolean;
+    lock_private_chat?: boolean;
+    lock_chat_file_share?: boolean;
+    lock_whiteboard?: boolean;
+    lock_shared_notepad?: boolean;
+  };
   media: { url: string; token: string };
   /** `secret` and `generation`: the key epoch drawn for this caller (server-generated-key rooms). */
   e2ee: { enabled: boolean; mode: E2eeMode; secret?: string; generation?: number; history_secret?: string; content_secret?: string; included_chat_messages?: boolean; included_whiteboard?: boolean };

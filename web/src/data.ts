@@ -57,6 +57,8 @@ export interface DataRoutes {
   errorNotice: () => void;
   /** Names or key checks changed: everything that shows them follows. */
   sync: () => void;
+  /** Documents and files: CONTENT_UPDATE, CONTENT_CLEARED and our locks (LOCK_SETTINGS). */
+  content: (m: SystemMessage) => void;
 }
 
 export interface MeetingDataOptions {
@@ -194,6 +196,9 @@ export class MeetingData {
       else toast(m.message, 'info');
     } else if (m.type === 'LOCK_SETTINGS') {
       to.chat?.lockSettings(m.lock_chat, m.lock_private_chat);
+      to.content(m);
+    } else if (m.type === 'CONTENT_UPDATE' || m.type === 'CONTENT_CLEARED') {
+      to.content(m);
     } else if (m.type === 'POLL_CREATED' || m.type === 'POLL_CLOSED' || m.type === 'POLL_RESPONSE' || m.type === 'POLLS_ACTIVE') {
       await to.polls(m.type, m.type === 'POLLS_ACTIVE' ? '' : m.poll_id);
     } else if (m.type === 'JOIN_BREAKOUT_ROOM' || m.type === 'BREAKOUT_ROOM_ENDED' || m.type === 'BREAKOUT_ROOMS_CHANGED' || m.type === 'BREAKOUT_ROOM_EXTENDED') {

@@ -8,6 +8,7 @@ import { mediaUrl, type Api, type VerifyReply } from './api';
 import { Breakouts } from './breakout';
 import { MeetingChat } from './chat';
 import { sessionSealer } from './content';
+import { MeetingContent } from './meetingcontent';
 import { Controls, abilities, mediaErrorText, type Abilities } from './controls';
 import { MeetingData } from './data';
 import { h, replace } from './dom';
@@ -17,6 +18,7 @@ import { EpochKeyProvider } from './keyprovider';
 import type { KeyStatus } from './keystatus';
 import { MeetingKeys } from './meetingkeys';
 import { Moderation } from './moderation';
+import { isPresenter } from './protocol';
 import { Panels } from './panels';
 import { Recording } from './recording';
 import { Roster } from './roster';
@@ -76,6 +78,8 @@ export class Meeting {
   private readonly moderation: Moderation;
   private readonly breakouts: Breakouts;
   private readonly recording: Recording;
+  /** The whiteboard's and the notepad's documents, files, and our right to change them. */
+  readonly content: MeetingContent;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private intentional = false;
   private ended = false;
@@ -134,6 +138,17 @@ export class Meeting {
     this.room = room;
     const roster = new Roster(room, { isAdmin, encrypted: this.encrypted, keyStatus: o.keyStatus });
     this.roster = roster;
+    this.content = new MeetingContent({
+      api: o.api,
+      sealer: sessionSealer({
+        encrypted: this.encrypted,
+        passphrase: v.e2ee.mode === 'self_insert' && this.keys ? () => this.keys!.current : null,
+        contentKey: o.contentKey,
+        sessionId: sid,
+      }),
+      verify: v,
+      presenting: () => isPresenter(room.localParticipant.metadata),
+    });
 
     // ---- the parts ----
     this.stage = new Stage({
@@ -234,6 +249,7 @@ export class Meeting {
         recorder: (state) => this.recording.fromServer(state),
         errorNotice: () => this.recording.errorNoticed(),
         sync: () => this.sync(),
+        content: (m) => this.content.onSystem(m),
       },
     });
 
@@ -354,7 +370,10 @@ export class Meeting {
       .on(RoomEvent.LocalTrackPublished, sync)
       .on(RoomEvent.LocalTrackUnpublished, sync)
       .on(RoomEvent.ParticipantNameChanged, sync)
-      .on(RoomEvent.ParticipantMetadataChanged, sync)
+      .on(RoomEvent.ParticipantMetadataChanged, (_prev, p) => {
+        if (p === this.room.localParticipant) this.content.presenterChanged();
+        sync();
+      })
       .on(RoomEvent.ParticipantPermissionsChanged, (_prev, p) => {
         if (p === this.room.localParticipant) this.onOwnPermissions();
         else sync();
@@ -377,6 +396,7 @@ export class Meeting {
         this.setConn('connected');
         void this.keys?.fetch();
         this.data.reconnected();
+        this.content.resync();
         this.sync();
         void this.recording.refresh();
       })
@@ -404,6 +424,7 @@ export class Meeting {
     this.o.keyStatus.reset();
     this.keys?.clear();
     this.recording.destroy();
+    this.content.close();
     // The SDK may still post to its worker while it tears down; stop it a moment later.
     const w = this.worker;
     if (w) setTimeout(() => w.terminate(), 2000);

@@ -84,7 +84,18 @@ export type SystemMessage =
   | { type: 'SYSTEM_NOTIFICATION'; msg: string; notification_type: string }
   /** The whole recorder state of the room, sent whenever cloud recording or RTMP starts or stops. */
   | { type: 'RECORDER_STATE'; is_recording: boolean; is_active_rtmp: boolean }
-  | { type: 'LOCK_SETTINGS'; lock_chat: boolean; lock_private_chat: boolean }
+  | {
+      type: 'LOCK_SETTINGS';
+      lock_chat: boolean;
+      lock_private_chat: boolean;
+      lock_chat_file_share: boolean;
+      lock_whiteboard: boolean;
+      lock_shared_notepad: boolean;
+    }
+  /** A document the server keeps (docs/content.md) has a new update; `body` is base64 (sealed in an encrypted room). */
+  | { type: 'CONTENT_UPDATE'; kind: 'whiteboard' | 'notepad'; doc: string; seq: number; from: string; body: string }
+  /** An admin cleared a document (`doc` empty: every document of the kind). */
+  | { type: 'CONTENT_CLEARED'; kind: 'whiteboard' | 'notepad'; doc: string }
   /** A new key epoch of a server-generated-key room, for the members in the room only. */
   | { type: 'E2EE_KEY'; generation: number; secret: string }
   /** Polls changed: the client fetches what it may see (`live`: the counts are for everyone). */
@@ -190,6 +201,19 @@ export function parseProfile(v: unknown): ProfileMessage | null {
   return name ? { type: 'profile', name } : null;
 }
 
+function isContentKind(v: unknown): v is 'whiteboard' | 'notepad' {
+  return v === 'whiteboard' || v === 'notepad';
+}
+
+/** A document id as the server allows it (docs/content.md). */
+export function isDocId(v: unknown): v is string {
+  return typeof v === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v);
+}
+
+function isSeq(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
+}
+
 export function parseSystem(v: unknown): SystemMessage | null {
   if (!isObject(v)) return null;
   if (v.type === 'SYSTEM_CHAT_MSG' && typeof v.message === 'string' && v.message.trim()) {
@@ -203,7 +227,20 @@ export function parseSystem(v: unknown): SystemMessage | null {
     return { type: 'RECORDER_STATE', is_recording: v.is_recording, is_active_rtmp: v.is_active_rtmp };
   }
   if (v.type === 'LOCK_SETTINGS' && typeof v.lock_chat === 'boolean') {
-    return { type: 'LOCK_SETTINGS', lock_chat: v.lock_chat, lock_private_chat: v.lock_private_chat === true || v.lock_chat };
+    return {
+      type: 'LOCK_SETTINGS',
+      lock_chat: v.lock_chat,
+      lock_private_chat: v.lock_private_chat === true || v.lock_chat,
+      lock_chat_file_share: v.lock_chat_file_share === true || v.lock_chat,
+      lock_whiteboard: v.lock_whiteboard === true,
+      lock_shared_notepad: v.lock_shared_notepad === true,
+    };
+  }
+  if (v.type === 'CONTENT_UPDATE' && isContentKind(v.kind) && isDocId(v.doc) && isSeq(v.seq) && typeof v.from === 'string' && v.from.length > 0 && v.from.length <= 128 && typeof v.body === 'string') {
+    return { type: 'CONTENT_UPDATE', kind: v.kind, doc: v.doc, seq: v.seq, from: v.from, body: v.body };
+  }
+  if (v.type === 'CONTENT_CLEARED' && isContentKind(v.kind) && (v.doc === '' || isDocId(v.doc))) {
+    return { type: 'CONTENT_CLEARED', kind: v.kind, doc: v.doc as string };
   }
   if ((v.type === 'POLL_CREATED' || v.type === 'POLL_CLOSED') && isPollId(v.poll_id)) {
     return v.type === 'POLL_CREATED' ? { type: 'POLL_CREATED', poll_id: v.poll_id } : { type: 'POLL_CLOSED', poll_id: v.poll_id };

@@ -56,8 +56,22 @@ test('key checks, profiles and server messages', () => {
     notification_type: 'NATS_SYSTEM_NOTIFICATION_WARNING',
   });
   assert.equal(parseSystem({ type: 'SYSTEM_CHAT_MSG' }), null);
-  assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: true, lock_private_chat: true });
+  assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: true, lock_private_chat: true, lock_chat_file_share: true, lock_whiteboard: false, lock_shared_notepad: false });
+  assert.deepEqual(
+    parseSystem({ type: 'LOCK_SETTINGS', lock_chat: false, lock_whiteboard: true, lock_shared_notepad: true, lock_chat_file_share: true }),
+    { type: 'LOCK_SETTINGS', lock_chat: false, lock_private_chat: false, lock_chat_file_share: true, lock_whiteboard: true, lock_shared_notepad: true },
+  );
   assert.equal(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: 'yes' }), null);
+  // Content: kinds, document ids and sequence numbers as the server sends them, nothing else.
+  const upd = { type: 'CONTENT_UPDATE', kind: 'whiteboard', doc: 'page-1', seq: 3, from: 'ann', body: 'AQID' };
+  assert.deepEqual(parseSystem(upd), upd);
+  assert.equal(parseSystem({ ...upd, kind: 'slides' }), null);
+  assert.equal(parseSystem({ ...upd, doc: '../x' }), null);
+  assert.equal(parseSystem({ ...upd, seq: 0 }), null);
+  assert.equal(parseSystem({ ...upd, seq: 1.5 }), null);
+  assert.equal(parseSystem({ ...upd, from: '' }), null);
+  assert.deepEqual(parseSystem({ type: 'CONTENT_CLEARED', kind: 'notepad', doc: '' }), { type: 'CONTENT_CLEARED', kind: 'notepad', doc: '' });
+  assert.equal(parseSystem({ type: 'CONTENT_CLEARED', kind: 'notepad' }), null);
   const secret = 'Qm7rT2xW9kLp4ZsV8nB3cY6dF1gH5jK0';
   assert.deepEqual(parseSystem({ type: 'E2EE_KEY', generation: 3, secret }), { type: 'E2EE_KEY', generation: 3, secret });
   assert.equal(parseSystem({ type: 'E2EE_KEY', generation: 0, secret }), null, 'epochs start at 1');
@@ -158,8 +172,8 @@ test('private messages: recipients travel in the message, and only a named recip
   assert.equal(parsePrivate(v, 'ann', 'ann')?.text, 'psst', 'the sender reads its own copy back (history)');
   assert.notEqual(privateAad('ann', 'bob'), privateAad('ann', 'cat'));
   assert.notEqual(privateAad('a|b', 'c'), privateAad('a', 'b|c'), 'unambiguous');
-  assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: false, lock_private_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: false, lock_private_chat: true });
-  assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: true, lock_private_chat: true });
+  assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: false, lock_private_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: false, lock_private_chat: true, lock_chat_file_share: false, lock_whiteboard: false, lock_shared_notepad: false });
+  assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: true, lock_private_chat: true, lock_chat_file_share: true, lock_whiteboard: false, lock_shared_notepad: false });
 });
 
 test('the presenter is read from the participant metadata the server sets', () => {

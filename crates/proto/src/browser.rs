@@ -174,6 +174,12 @@ pub struct SessionUser {
     pub lock_chat: bool,
     /// Whether private chat is locked for them.
     pub lock_private_chat: bool,
+    /// Whether sharing files in chat is locked for them.
+    pub lock_chat_file_share: bool,
+    /// Whether the whiteboard is locked for them (view only; the presenter draws anyway).
+    pub lock_whiteboard: bool,
+    /// Whether the shared notepad is locked for them (read only).
+    pub lock_shared_notepad: bool,
     /// Asked to be hidden in an encrypted room: shown to everyone as an observer.
     pub is_observer: bool,
 }
@@ -261,6 +267,32 @@ pub enum ServerMessage {
         lock_chat: bool,
         /// Whether private chat is locked for them.
         lock_private_chat: bool,
+        /// Whether sharing files in chat is locked for them.
+        lock_chat_file_share: bool,
+        /// Whether the whiteboard is locked for them (view only).
+        lock_whiteboard: bool,
+        /// Whether the shared notepad is locked for them (read only).
+        lock_shared_notepad: bool,
+    },
+    /// A document the server keeps for the session has a new update (docs/content.md).
+    ContentUpdate {
+        /// `whiteboard` or `notepad`.
+        kind: String,
+        /// The document's id.
+        doc: String,
+        /// The update's number in its document (from 1).
+        seq: u64,
+        /// Who sent it, as the server knows them (never taken from the request's body).
+        from: String,
+        /// The update: base64, sealed in an end-to-end encrypted room.
+        body: String,
+    },
+    /// An admin cleared a document, or every document of a kind (`doc` empty).
+    ContentCleared {
+        /// `whiteboard` or `notepad`.
+        kind: String,
+        /// The document's id; empty for all of the kind.
+        doc: String,
     },
     /// An admin turned the polls panel on or off.
     PollsActive {
@@ -349,6 +381,9 @@ impl ServerMessage {
             ServerMessage::LockSettings {
                 lock_chat: true,
                 lock_private_chat: false,
+                lock_chat_file_share: true,
+                lock_whiteboard: true,
+                lock_shared_notepad: false,
             },
             ServerMessage::PollsActive { is_active: true },
             ServerMessage::PollCreated {
@@ -385,6 +420,17 @@ impl ServerMessage {
             ServerMessage::RecorderState {
                 is_recording: true,
                 is_active_rtmp: false,
+            },
+            ServerMessage::ContentUpdate {
+                kind: "whiteboard".into(),
+                doc: "page-1".into(),
+                seq: 1,
+                from: "ann".into(),
+                body: "AQID".into(),
+            },
+            ServerMessage::ContentCleared {
+                kind: "notepad".into(),
+                doc: String::new(),
             },
         ]
     }
@@ -439,6 +485,8 @@ mod tests {
                 "SYSTEM_CHAT_MSG",
                 "SYSTEM_NOTIFICATION",
                 "RECORDER_STATE",
+                "CONTENT_UPDATE",
+                "CONTENT_CLEARED",
             ]
         );
         // Every variant has its example: the match fails to compile when one is added, and
@@ -457,9 +505,11 @@ mod tests {
             ServerMessage::SystemChatMsg { .. } => 10,
             ServerMessage::SystemNotification { .. } => 11,
             ServerMessage::RecorderState { .. } => 12,
+            ServerMessage::ContentUpdate { .. } => 13,
+            ServerMessage::ContentCleared { .. } => 14,
         };
         let arms: Vec<usize> = samples.iter().map(arm).collect();
-        assert_eq!(arms, (0..13).collect::<Vec<_>>());
+        assert_eq!(arms, (0..15).collect::<Vec<_>>());
         assert_eq!(
             String::from_utf8(samples[0].to_bytes()).unwrap(),
             r#"{"type":"E2EE_KEY","generation":3,"secret":"s"}"#

@@ -189,6 +189,12 @@ async fn verify_token(State(app): State<Arc<App>>, c: Caller) -> Answered<Verifi
                     c.claims.is_admin,
                     locks,
                 ),
+                lock_chat_file_share: crate::rooms::locks::chat_file_locked(
+                    c.claims.is_admin,
+                    locks,
+                ),
+                lock_whiteboard: crate::rooms::locks::whiteboard_locked(c.claims.is_admin, locks),
+                lock_shared_notepad: crate::rooms::locks::notepad_locked(c.claims.is_admin, locks),
                 is_observer: c.claims.is_hidden,
             },
             media: MediaAccess {
@@ -622,6 +628,9 @@ async fn update_lock_settings(
                 &ServerMessage::LockSettings {
                     lock_chat: crate::rooms::locks::chat_locked(false, locks),
                     lock_private_chat: crate::rooms::locks::private_chat_locked(false, locks),
+                    lock_chat_file_share: crate::rooms::locks::chat_file_locked(false, locks),
+                    lock_whiteboard: crate::rooms::locks::whiteboard_locked(false, locks),
+                    lock_shared_notepad: crate::rooms::locks::notepad_locked(false, locks),
                 },
                 vec![user.to_string()],
             );

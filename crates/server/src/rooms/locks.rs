@@ -23,6 +23,23 @@ pub fn private_chat_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool
         || (!is_admin && locks.is_some_and(|l| l.lock_private_chat.unwrap_or(false)))
 }
 
+/// Whether sharing files in chat is locked for a participant (or their chat altogether).
+pub fn chat_file_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool {
+    chat_locked(is_admin, locks)
+        || (!is_admin && locks.is_some_and(|l| l.lock_chat_file_share.unwrap_or(false)))
+}
+
+/// Whether the whiteboard is locked for a participant (admins never are; the presenter may
+/// draw regardless, which the caller decides).
+pub fn whiteboard_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool {
+    !is_admin && locks.is_some_and(|l| l.lock_whiteboard.unwrap_or(false))
+}
+
+/// Whether the shared notepad is locked for a participant (admins never are).
+pub fn notepad_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool {
+    !is_admin && locks.is_some_and(|l| l.lock_shared_notepad.unwrap_or(false))
+}
+
 /// A service `updateLockSettings` names, with Plug-N-Meet's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockService {
