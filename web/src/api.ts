@@ -11,6 +11,7 @@ export interface RoomFeatures {
   allow_screen_share?: boolean;
   admin_only_webcams?: boolean;
   chat_features?: { is_allow?: boolean };
+  shared_note_pad_features?: { is_allow?: boolean };
   waiting_room_features?: { is_active?: boolean; waiting_room_msg?: string };
   recording_features?: { is_allow?: boolean; is_allow_cloud?: boolean; is_allow_local?: boolean };
   external_broadcasting_features?: { is_allow?: boolean; is_allow_rtmp?: boolean };

@@ -17,6 +17,7 @@ import type { MeetingKeys } from './meetingkeys';
 import {
   TOPIC_CHAT,
   TOPIC_KEYCHECK,
+  TOPIC_NOTEPAD,
   TOPIC_PRIVATE,
   TOPIC_PROFILE,
   TOPIC_REACTION,
@@ -59,6 +60,8 @@ export interface DataRoutes {
   sync: () => void;
   /** Documents and files: CONTENT_UPDATE, CONTENT_CLEARED and our locks (LOCK_SETTINGS). */
   content: (m: SystemMessage) => void;
+  /** A notepad presence message, opened (null when the notepad is off). */
+  notepad: ((from: string, message: unknown) => void) | null;
 }
 
 export interface MeetingDataOptions {
@@ -179,6 +182,12 @@ export class MeetingData {
       const aad = privateAad(from, me);
       const msg = parsePrivate(await this.opened(from, payload, aad), from, me);
       if (msg) to.chat?.received(msg, from, payload, aad);
+      return;
+    }
+    if (topic === TOPIC_NOTEPAD) {
+      if (!to.notepad) return;
+      const m = await this.opened(from, payload);
+      if (m !== undefined) to.notepad(from, m);
       return;
     }
     if (topic === TOPIC_CHAT) {
