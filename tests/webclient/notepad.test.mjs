@@ -6,6 +6,8 @@
 //        reads it.
 // N3.    A participant the notes are locked for cannot edit (read-only editor, nothing of what
 //        they type reaches the others); unlocked through the API, they can, live.
+// N5.    Past 200 updates the log is compacted (the server holds a snapshot), and a late
+//        joiner reads the notes from it.
 // N4.    Tap build, server-key room: the typed note text is in nothing the server received
 //        (HTTP bodies), relayed (the tap: data packets) or stored (its data dir), nor in its
 //        output. Controls: the search finds the text where it is in clear (a plain room's
@@ -21,9 +23,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { waitFor } from '@enclave-tests/lib';
+
 import { tid } from './browser.mjs';
 import { findIn, needles, readTap } from './ciphertext.mjs';
-import { KEEP, rand, webclientSuite } from './scenario.mjs';
+import { KEEP, rand, shot, webclientSuite } from './scenario.mjs';
 import { Enclave, TAP_BIN, filesUnder } from './server.mjs';
 
 let chrome;
@@ -110,6 +114,7 @@ async function typeTogether(env, user, room, mode) {
   // Presence: ann sees bob and cat in the notes, by name.
   await ann.page.waitForSelector(`${tid('notepad-presence-user')}[data-identity="bob"]`, { timeout: 10_000 });
   await ann.page.waitForSelector(`${tid('notepad-presence-user')}[data-identity="cat"]`, { timeout: 10_000 });
+  await shot(ann, `notepad-${mode === 'off' ? 'plain' : 'e2ee'}`);
 
   const dan = user(env, { room, id: 'dan', name: 'Dan' });
   await dan.enter(chrome.browser);
@@ -162,6 +167,40 @@ scenario('N3. a participant the notes are locked for cannot edit; unlocked, they
   await typeNotes(bob, ` Bob may write now ${tag}.`);
   await showsAll(ann, [`Bob may write now ${tag}.`]);
 });
+
+scenario(
+  'N5. past 200 updates one writer compacts the log; a late joiner reads the notes from the snapshot',
+  async ({ user }) => {
+    const room = `notes-compact-${rand()}`;
+    await createRoom(server, room, 'off');
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
+    await ann.enter(chrome.browser);
+    await openNotes(ann);
+    // One keystroke per batch (80 ms apart, batches gather for 50 ms): about one append each.
+    const text = Array.from({ length: 30 }, (_, i) => `line ${String(i).padStart(2, '0')}`).join(' ');
+    await typeNotes(ann, text, 80);
+    await showsAll(ann, [text]);
+    const log = async () => {
+      const r = await fetch(`${server.base}/api/content/log`, {
+        method: 'POST',
+        headers: { Authorization: ann.token, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ kind: 'notepad', doc: 'main', after: 0 }),
+      });
+      return r.json();
+    };
+    const got = await waitFor(10_000, 'a snapshot of the notes on the server', log, (j) => j.status === true && j.snapshot !== null, (j) => JSON.stringify({ head: j.head, snapshot: j.snapshot?.upto ?? null, updates: j.updates?.length }));
+    assert.ok(got.snapshot.upto >= 200, `the snapshot covers the first 200 updates or more (upto ${got.snapshot.upto}, head ${got.head})`);
+    assert.equal(got.snapshot.from, 'ann', 'the only writer compacted');
+    assert.ok(got.updates.length < got.head, `updates up to the snapshot were dropped (${got.updates.length} left of ${got.head})`);
+
+    const bob = user(server, { room, id: 'bob', name: 'Bob' });
+    await bob.enter(chrome.browser);
+    await openNotes(bob);
+    await showsAll(bob, [text]);
+    assert.equal(await exported(bob), await exported(ann));
+  },
+  { ms: 90_000 },
+);
 
 describe('what the server sees of the notes (tap build)', () => {
   let tapServer;
