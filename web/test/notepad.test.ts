@@ -145,11 +145,17 @@ function fakeServer() {
   const clients = new Set<ContentDocs>();
   const locked = new Set<string>();
   const snapshots: Array<{ from: string; upto: number }> = [];
+  /** Appends to fail before the server takes one (a network that drops requests). */
+  const failNext = { count: 0, error: new ApiError(0, 'network error') };
   const apiFor = (me: string) =>
     ({
       contentAppend: async (_kind: string, doc: string, body: string) => {
         await sleep(1);
         if (locked.has(me)) throw new ApiError(403, 'the shared notepad is locked for you');
+        if (failNext.count > 0) {
+          failNext.count--;
+          throw failNext.error;
+        }
         const seq = ++head;
         log.push({ seq, from: me, body });
         // Relayed to everyone in the room, the sender too, a moment later.
@@ -174,6 +180,7 @@ function fakeServer() {
   return {
     locked,
     snapshots,
+    failNext,
     get log() {
       return log;
     },
@@ -329,4 +336,37 @@ test('Y.mergeUpdates of a batch applies like its parts', () => {
   const b = new Y.Doc();
   Y.applyUpdate(b, Y.mergeUpdates(ups));
   assert.equal(b.getText(TEXT).toString(), 'hello');
+});
+
+test('an append that meets no answer or too many writes goes again; it is given up only after the retries', async () => {
+  const srv = fakeServer();
+  const ann = srv.join('ann', PLAIN);
+  const bob = srv.join('bob', PLAIN);
+  await Promise.all([ann.sync.start(), bob.sync.start()]);
+  srv.failNext.count = 2;
+  srv.failNext.error = new ApiError(0, 'network error');
+  ann.sync.doc.getText(TEXT).insert(0, 'kept');
+  await sleep(10);
+  await ann.sync.flush();
+  await settle(ann.sync, bob.sync);
+  assert.deepEqual(ann.errors, [], 'two lost requests are retried silently');
+  assert.equal(bob.sync.text, 'kept');
+
+  srv.failNext.count = 1;
+  srv.failNext.error = new ApiError(400, 'too many updates: at most 50 per second (burst 200) per participant; retry shortly');
+  ann.sync.doc.getText(TEXT).insert(4, '!');
+  await sleep(10);
+  await ann.sync.flush();
+  await settle(ann.sync, bob.sync);
+  assert.equal(bob.sync.text, 'kept!', 'a rate refusal is retried');
+
+  srv.failNext.count = 1;
+  srv.failNext.error = new ApiError(400, 'body: not a sealed envelope');
+  ann.sync.doc.getText(TEXT).insert(0, 'x');
+  await sleep(10);
+  await ann.sync.flush();
+  await settle(ann.sync, bob.sync);
+  assert.equal(ann.errors.length, 1, 'a refusal that will not pass is reported at once');
+  assert.equal(ann.sync.text, 'kept!');
+  for (const c of [ann, bob]) c.leave();
 });

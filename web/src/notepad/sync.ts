@@ -127,13 +127,24 @@ export class NotepadSync {
   private async send(update: Uint8Array): Promise<void> {
     const h = this.handle;
     if (!h) throw new Error('the notepad is not open');
-    try {
-      await h.append(update);
-    } catch (e) {
-      // The log is full: whoever meets this compacts, then the update goes again.
-      if (!/compact the document/i.test(errorText(e))) throw e;
-      await this.compact(true);
-      await h.append(update);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await h.append(update);
+        break;
+      } catch (e) {
+        // The log is full: whoever meets this compacts, then the update goes again.
+        if (/compact the document/i.test(errorText(e)) && attempt === 0) {
+          await this.compact(true);
+          continue;
+        }
+        // The network or the server failed, or we wrote too fast: the same update again a
+        // little later (Yjs takes a repeat as it takes the first), before giving it up.
+        if (transient(e) && attempt < RETRY_MS.length && !this.closed) {
+          await new Promise((r) => setTimeout(r, RETRY_MS[attempt]));
+          continue;
+        }
+        throw e;
+      }
     }
     void this.maybeCompact();
   }
@@ -213,6 +224,16 @@ export class NotepadSync {
     }
     this.o.onDoc(this.doc, why);
   }
+}
+
+/** Waits before sending a failed update again. */
+const RETRY_MS = [300, 1000, 3000];
+
+/** A failure that may pass: no answer, a server error, too many writes. */
+function transient(e: unknown): boolean {
+  if (/too many updates/i.test(errorText(e))) return true;
+  if (!e || typeof e !== 'object' || !('httpStatus' in e) || typeof e.httpStatus !== 'number') return false;
+  return e.httpStatus === 0 || e.httpStatus === 429 || e.httpStatus >= 500;
 }
 
 function errorText(e: unknown): string {
