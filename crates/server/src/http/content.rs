@@ -8,7 +8,6 @@
 //! encrypted room they hold sealed envelopes only.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -105,7 +104,7 @@ async fn append(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Answered
     let from = c.user.to_string();
     let (kind, doc, text) = (req.kind, req.doc.clone(), req.body.clone());
     let f = from.clone();
-    let now = Instant::now();
+    let now = crate::clock::now_std();
     let seq = c
         .room
         .documents(move |d| d.append(kind, &doc, &f, text, sealed, now))
@@ -172,7 +171,7 @@ async fn snapshot(c: Caller, body: Bytes) -> Answered<Done> {
     may_write(&c, req.kind)?;
     let sealed = c.room.info.is_e2ee();
     let from = c.user.to_string();
-    let now = Instant::now();
+    let now = crate::clock::now_std();
     c.room
         .documents(move |d| d.snapshot(req.kind, &req.doc, &from, req.upto, req.body, sealed, now))
         .await?

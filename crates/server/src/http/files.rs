@@ -2,14 +2,10 @@
 //! the session, read by any participant.
 //!
 //! The room's task knows what was announced and which chunks arrived
-//! ([`crate::rooms::files`]); the bytes are at `<uploads>/<session sid>/<file_id>/<index>`. A
-//! file id is parsed ([`FileId`]: 16–64 of `A-Z a-z 0-9 _ -`) and an index is a number, so
-//! nothing else from a request (never a file's name) becomes part of a path. A chunk is
-//! written to a temporary name and renamed, so a reader never sees half of one. The session's
-//! directory is removed when the session ends ([`remove_session`]) and, for a session an
-//! earlier process left behind, at start ([`remove_leftovers`]).
+//! ([`crate::rooms::files`]); the bytes are on disk ([`crate::uploads`]). A file id is parsed
+//! ([`FileId`]: 16–64 of `A-Z a-z 0-9 _ -`) and an index is a number, so nothing else from a
+//! request (never a file's name) becomes part of a path.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -23,14 +19,14 @@ use rand::distributions::{Alphanumeric, DistString};
 use enclave_proto::content::{
     ChunkReceived, ContentKind, FileId, FileIdBody, FileInfo, FilePurpose, FileStartReq,
 };
-use enclave_proto::ids::SessionId;
 use enclave_proto::json;
 
 use super::caller::{forbidden, success, Answered, Caller};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::rooms::files::{purpose_limit, FileError};
-use crate::rooms::{locks, RoomHandle, RoomInfo};
+use crate::rooms::{locks, RoomHandle};
+use crate::uploads;
 
 pub(super) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -46,15 +42,6 @@ pub(super) fn routes() -> Router<Arc<App>> {
 /// A refused file request: `status:false` with the reason.
 fn refused(e: FileError) -> ApiError {
     ApiError::invalid(e)
-}
-
-/// The directory of a session's files.
-pub(crate) fn session_dir(uploads: &Path, info: &RoomInfo) -> PathBuf {
-    uploads.join(info.sid.to_string())
-}
-
-fn file_dir(uploads: &Path, info: &RoomInfo, id: &FileId) -> PathBuf {
-    session_dir(uploads, info).join(id.as_str())
 }
 
 fn parse_path(file_id: &str, index: &str) -> Result<(FileId, u32), ApiError> {
@@ -106,41 +93,26 @@ async fn upload(
         .files(move |f| f.begin_chunk(&i, index, len, &from))
         .await?
         .map_err(refused)?;
-    let dir = file_dir(&app.config.uploads_path, &c.room.info, &id);
-    let written = write_chunk(&dir, index, &body).await;
-    if let Err(e) = &written {
-        tracing::error!(error = %e, file_id = %id, index, "could not store a chunk");
-    }
-    let ok = written.is_ok().then_some(len);
+    let dir = uploads::file_dir(&app.config.uploads_path, &c.room.info.sid, &id);
+    let written = uploads::write_chunk(&dir, index, &body).await;
+    let ok = written.as_ref().ok().map(|()| len);
     let i = id.clone();
     let received = match c.room.files(move |f| f.end_chunk(&i, index, ok)).await {
         Ok(n) => n,
         Err(gone) => {
-            // The session ended while the chunk was written (and its directory was removed
-            // before this write made it again).
-            remove_session(&app.config.uploads_path, &c.room.info).await;
+            // The session ended while the chunk was written (and its directory may have been
+            // removed before this write made it again).
+            uploads::remove_session(&app.config.uploads_path, &c.room.info.sid).await;
             return Err(gone.into());
         }
     };
-    if written.is_err() {
-        return Err(ApiError::internal("could not store the chunk", "see above"));
+    if let Err(e) = written {
+        return Err(ApiError::internal(
+            "could not store the chunk",
+            format!("file {id} chunk {index}: {e}"),
+        ));
     }
     success(ChunkReceived { received })
-}
-
-/// Writes a chunk to a temporary name beside it, then renames it into place.
-async fn write_chunk(dir: &Path, index: u32, bytes: &[u8]) -> std::io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
-    let tmp = dir.join(format!(
-        "{index}.{}.part",
-        Alphanumeric.sample_string(&mut rand::thread_rng(), 12)
-    ));
-    tokio::fs::write(&tmp, bytes).await?;
-    if let Err(e) = tokio::fs::rename(&tmp, dir.join(index.to_string())).await {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
-    }
-    Ok(())
 }
 
 async fn finish(c: Caller, body: Bytes) -> Answered<FileInfo> {
@@ -177,7 +149,8 @@ async fn download(
         .files(move |f| f.readable(&i, index))
         .await?
         .map_err(|e| refused(e).with_http(Http::NOT_FOUND))?;
-    let path = file_dir(&app.config.uploads_path, &c.room.info, &id).join(index.to_string());
+    let path =
+        uploads::file_dir(&app.config.uploads_path, &c.room.info.sid, &id).join(index.to_string());
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(|e| ApiError::internal("could not read the chunk", e))?;
@@ -207,9 +180,9 @@ pub(crate) async fn store_server_file(
 ) -> Result<FileInfo, ApiError> {
     let id = FileId::parse(&Alphanumeric.sample_string(&mut rand::rngs::OsRng, 24))
         .map_err(|e| ApiError::internal("could not draw a file id", e))?;
-    let dir = file_dir(&app.config.uploads_path, &room.info, &id);
+    let dir = uploads::file_dir(&app.config.uploads_path, &room.info.sid, &id);
     for (index, chunk) in (0u32..).zip(&chunks) {
-        if let Err(e) = write_chunk(&dir, index, chunk).await {
+        if let Err(e) = uploads::write_chunk(&dir, index, chunk).await {
             let _ = tokio::fs::remove_dir_all(&dir).await;
             return Err(ApiError::internal("could not store a file", e));
         }
@@ -229,39 +202,6 @@ pub(crate) async fn store_server_file(
         Err(gone) => {
             let _ = tokio::fs::remove_dir_all(&dir).await;
             Err(gone.into())
-        }
-    }
-}
-
-/// Removes a session's files (its session ended).
-pub(crate) async fn remove_session(uploads: &Path, info: &RoomInfo) {
-    let dir = session_dir(uploads, info);
-    match tokio::fs::remove_dir_all(&dir).await {
-        Ok(()) => tracing::info!(sid = %info.sid, "session files removed"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::error!(error = %e, sid = %info.sid, "could not remove the session's files")
-        }
-    }
-}
-
-/// At start no session is live: removes every session directory an earlier process left
-/// (only directories named like a session id, so a misconfigured path loses nothing else).
-pub(crate) async fn remove_leftovers(uploads: &Path) {
-    let Ok(mut entries) = tokio::fs::read_dir(uploads).await else {
-        return;
-    };
-    while let Ok(Some(entry)) = entries.next_entry().await {
-        let name = entry.file_name();
-        let is_session = name.to_str().is_some_and(|n| SessionId::parse(n).is_ok());
-        let is_dir = entry.file_type().await.is_ok_and(|t| t.is_dir());
-        if is_session && is_dir {
-            match tokio::fs::remove_dir_all(entry.path()).await {
-                Ok(()) => tracing::info!(sid = ?name, "files of an earlier session removed"),
-                Err(e) => {
-                    tracing::error!(error = %e, sid = ?name, "could not remove an earlier session's files")
-                }
-            }
         }
     }
 }
