@@ -5,7 +5,8 @@
 //        the same text containing both (read through the Markdown export), and a late joiner
 //        reads it.
 // N3.    A participant the notes are locked for cannot edit (read-only editor, nothing of what
-//        they type reaches the others); unlocked through the API, they can, live.
+//        they type reaches the others); unlocked through the API, they can, live. The host
+//        clears the notes: empty everywhere, and writing goes on from there.
 // N5.    Past 200 updates the log is compacted (the server holds a snapshot), and a late
 //        joiner reads the notes from it.
 // N4.    Tap build, server-key room: the typed note text is in nothing the server received
@@ -133,7 +134,7 @@ scenario('N2. E2EE room (server key): two type at once, three end with the same 
   assert.equal(await ann.page.textContent(tid('e2ee-status')), 'encrypted');
 });
 
-scenario('N3. a participant the notes are locked for cannot edit; unlocked, they can', async ({ user }) => {
+scenario('N3. a participant the notes are locked for cannot edit; unlocked, they can; a host clears them', async ({ user }) => {
   const room = `notes-lock-${rand()}`;
   await createRoom(server, room, 'server_key', { notepadLocked: true });
   const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true });
@@ -166,6 +167,16 @@ scenario('N3. a participant the notes are locked for cannot edit; unlocked, they
   assert.equal(await bob.page.getAttribute(tid('notepad-editor'), 'contenteditable'), 'true');
   await typeNotes(bob, ` Bob may write now ${tag}.`);
   await showsAll(ann, [`Bob may write now ${tag}.`]);
+
+  // The host clears the notes: empty for both (bob has no Clear), and they go on from there.
+  assert.equal(await bob.page.$(tid('notepad-clear')), null, 'only hosts may clear the notes');
+  await ann.page.click(tid('notepad-clear'));
+  await ann.page.click(tid('confirm-ok'));
+  await waitFor(10_000, "bob's notes to be empty", () => exported(bob), (t) => t === '', (t) => JSON.stringify(t), 300);
+  assert.equal(await exported(ann), '');
+  await typeNotes(bob, `After the clear ${tag}.`);
+  await showsAll(ann, [`After the clear ${tag}.`]);
+  assert.equal(await exported(ann), `After the clear ${tag}.`);
 });
 
 scenario(

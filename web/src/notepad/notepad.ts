@@ -10,6 +10,8 @@ import { fromBase64, toBase64 } from '../content';
 import { h, replace } from '../dom';
 import { serverUrl } from '../embed';
 import type { MeetingContent } from '../meetingcontent';
+import { apiErrorText } from '../messages';
+import { confirmDialog } from '../ui/modal';
 import { encryptedPill, panelHead } from '../ui/parts';
 import { toast } from '../ui/toasts';
 import { NOTEPAD_BUNDLE, NOTEPAD_GLOBAL, type NotepadLib, type NotepadSession, type PresenceUser } from './types';
@@ -95,6 +97,12 @@ export class SharedNotepad {
     md.addEventListener('click', () => this.exportMarkdown());
     const pdf = h('button', { class: 'btn btn-sm btn-secondary', type: 'button', 'data-testid': 'notepad-export-pdf', title: "Print the notes, or save them as PDF in the browser's print dialog" }, 'PDF');
     pdf.addEventListener('click', () => this.print());
+    // Hosts may clear the notes for everyone (the server keeps nothing of them afterwards).
+    let clear: HTMLButtonElement | null = null;
+    if (c.isAdmin) {
+      clear = h('button', { class: 'btn btn-sm btn-ghost', type: 'button', 'data-testid': 'notepad-clear', title: 'Clear the notes for everyone' }, 'Clear');
+      clear.addEventListener('click', () => void this.clearAll());
+    }
     this.presenceEl = h('ul', { class: 'notepad-presence', 'data-testid': 'notepad-presence', 'aria-label': 'In the notes' });
     this.lockNote = h('p', { class: 'notepad-lock', 'data-testid': 'notepad-locked', hidden: true }, 'A host has locked the notes: you can read them, not change them.');
     this.status = h('p', { class: 'notepad-status', 'data-testid': 'notepad-status' }, 'Loading the notes…');
@@ -103,7 +111,7 @@ export class SharedNotepad {
       'section',
       { class: 'panel notepad-panel', 'aria-label': 'Shared notes', 'data-testid': 'notepad-panel' },
       panelHead('Notes', 'Close the notes', () => o.onClose(), c.encrypted ? encryptedPill('The notes are sealed in the browser; the server keeps and relays ciphertext only') : null),
-      h('div', { class: 'notepad-bar' }, this.presenceEl, h('span', { class: 'notepad-exports' }, md, pdf)),
+      h('div', { class: 'notepad-bar' }, this.presenceEl, h('span', { class: 'notepad-exports' }, md, pdf, clear)),
       this.lockNote,
       this.status,
       this.editorBox,
@@ -186,6 +194,16 @@ export class SharedNotepad {
   destroy(): void {
     this.closed();
     this.unsubLocks();
+  }
+
+  private async clearAll(): Promise<void> {
+    const ok = await confirmDialog({ title: 'Clear the notes for everyone?', body: 'The shared notes will be empty for everyone in the meeting. This cannot be undone.', confirm: 'Clear notes', danger: true });
+    if (!ok) return;
+    try {
+      await this.o.content.api.contentClear('notepad', NOTEPAD_DOC);
+    } catch (e) {
+      toast(apiErrorText(e, 'The notes could not be cleared.'), 'error');
+    }
   }
 
   private renderLock(): void {
