@@ -125,8 +125,18 @@ async function typeTogether(env, user, room, mode) {
   return { ann, bob, cat, dan, annText, bobText, text: texts[0] };
 }
 
-scenario('N1. plain room: two type at once, three end with the same notes, a late joiner reads them', async ({ user }) => {
-  await typeTogether(server, user, `notes-plain-${rand()}`, 'off');
+scenario('N1. plain room: two type at once, three end with the same notes, a late joiner reads them; the print view shows them', async ({ user }) => {
+  const { bob, text } = await typeTogether(server, user, `notes-plain-${rand()}`, 'off');
+  // PDF is the browser's print dialog on a print view of the notes. Headless, the dialog would
+  // block: window.print is replaced here by one that notes what the print view holds.
+  await bob.page.evaluate(() => {
+    window.print = () => {
+      window.__printed = document.querySelector('[data-testid="notepad-print-view"]')?.textContent ?? null;
+    };
+  });
+  await bob.page.click(tid('notepad-export-pdf'));
+  const printed = await bob.page.evaluate(() => window.__printed);
+  assert.equal(printed, `Notes${text}`, 'the print view holds the notes');
 });
 
 scenario('N2. E2EE room (server key): two type at once, three end with the same notes, a late joiner reads them', async ({ user }) => {

@@ -257,6 +257,8 @@ export class SharedNotepad {
   private print(): void {
     const text = this.text();
     if (text === null) return;
+    // One left by a print whose afterprint never came (some browsers do not send it).
+    for (const old of document.querySelectorAll('body > .notes-print')) old.remove();
     const view = h('article', { class: 'notes-print', 'data-testid': 'notepad-print-view' }, h('h1', null, 'Notes'), h('div', { class: 'notes-print-text' }, text));
     document.body.appendChild(view);
     document.body.classList.add('printing-notes');
