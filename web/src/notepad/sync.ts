@@ -197,7 +197,11 @@ export class NotepadSync {
       this.o.onDoc(this.doc, why);
       return;
     }
-    await this.load(why);
+    try {
+      await this.load(why);
+    } catch (e) {
+      this.o.onError(`The notes could not be loaded again: ${errorText(e) || 'the server did not answer'}. Close and reopen them.`);
+    }
   }
 
   private swapDoc(): void {
