@@ -1,7 +1,7 @@
 // End-to-end tests of the shared notepad (web/src/notepad/, docs/content.md): real keyboard
 // input into `notepad-editor` in headless Chromium against the real server.
 //
-// N1/N2. Plain and server-key E2EE rooms: two people type at the same time, three end with
+// N1/N2. Plain, server-key and passphrase (N2b) E2EE rooms: two people type at the same time, three end with
 //        the same text containing both (read through the Markdown export), and a late joiner
 //        reads it.
 // N3.    A participant the notes are locked for cannot edit (read-only editor, nothing of what
@@ -95,9 +95,11 @@ async function showsAll(u, parts, timeout = 15_000) {
 /** N1/N2 and N4: ann and bob type at once, cat watches; all three export the same text; dan joins late. */
 async function typeTogether(env, user, room, mode) {
   await createRoom(env, room, mode);
-  const ann = user(env, { room, id: 'ann', name: 'Ann', admin: true });
-  const bob = user(env, { room, id: 'bob', name: 'Bob' });
-  const cat = user(env, { room, id: 'cat', name: 'Cat' });
+  // A passphrase room: everyone types the same passphrase.
+  const key = mode === 'self_insert' ? `notes passphrase ${rand()}` : null;
+  const ann = user(env, { room, id: 'ann', name: 'Ann', admin: true, key });
+  const bob = user(env, { room, id: 'bob', name: 'Bob', key });
+  const cat = user(env, { room, id: 'cat', name: 'Cat', key });
   await Promise.all([ann.enter(chrome.browser), bob.enter(chrome.browser), cat.enter(chrome.browser)]);
   await Promise.all([ann, bob, cat].map(openNotes));
   const tag = rand();
@@ -117,7 +119,7 @@ async function typeTogether(env, user, room, mode) {
   await ann.page.waitForSelector(`${tid('notepad-presence-user')}[data-identity="cat"]`, { timeout: 10_000 });
   await shot(ann, `notepad-${mode === 'off' ? 'plain' : 'e2ee'}`);
 
-  const dan = user(env, { room, id: 'dan', name: 'Dan' });
+  const dan = user(env, { room, id: 'dan', name: 'Dan', key });
   await dan.enter(chrome.browser);
   await openNotes(dan);
   await showsAll(dan, [annText, bobText]);
@@ -142,6 +144,12 @@ scenario('N1. plain room: two type at once, three end with the same notes, a lat
 scenario('N2. E2EE room (server key): two type at once, three end with the same notes, a late joiner reads them', async ({ user }) => {
   const { ann } = await typeTogether(server, user, `notes-e2ee-${rand()}`, 'server_key');
   assert.equal(await ann.page.textContent(tid('e2ee-status')), 'encrypted');
+});
+
+scenario('N2b. E2EE room (passphrase): two type at once, three end with the same notes, a late joiner reads them', async ({ user }) => {
+  const { ann, dan } = await typeTogether(server, user, `notes-pass-${rand()}`, 'self_insert');
+  assert.equal(await ann.page.textContent(tid('e2ee-status')), 'encrypted');
+  assert.equal(await dan.page.textContent(tid('e2ee-status')), 'encrypted');
 });
 
 scenario('N3. a participant the notes are locked for cannot edit; unlocked, they can; a host clears them', async ({ user }) => {
