@@ -159,11 +159,12 @@ pub(crate) async fn append_as(
 async fn log(c: Caller, body: Bytes) -> Answered<LogReply> {
     let req: LogReq = json::decode(&body).map_err(ApiError::invalid)?;
     feature_on(&c, req.kind)?;
-    let reply = c
+    let log = c
         .room
         .documents(move |d| d.log(req.kind, &req.doc, req.after))
         .await?;
-    success(reply)
+    // The bodies are copied here, not in the room's task.
+    success(log.into_reply())
 }
 
 async fn snapshot(c: Caller, body: Bytes) -> Answered<Done> {

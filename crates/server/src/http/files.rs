@@ -86,23 +86,48 @@ async fn upload(
     body: Bytes,
 ) -> Answered<ChunkReceived> {
     let (id, index) = parse_path(&file_id, &index)?;
+    // Checked, written and recorded in a task of its own: a request dropped half-way (the
+    // client went away) must not leave the chunk marked as being written, which would block
+    // `finish` for good.
+    let task = store_chunk(
+        c.room.clone(),
+        app.config.uploads_path.clone(),
+        c.user.to_string(),
+        id,
+        index,
+        body,
+    );
+    let received = tokio::spawn(task)
+        .await
+        .map_err(|e| ApiError::internal("could not store the chunk", e))??;
+    success(ChunkReceived { received })
+}
+
+/// Chunk `index` of file `id` from `from`: the room checks and marks it, it is written, the
+/// room records it (or forgets it if the write failed). Returns how many chunks the file holds.
+async fn store_chunk(
+    room: RoomHandle,
+    uploads_path: std::path::PathBuf,
+    from: String,
+    id: FileId,
+    index: u32,
+    body: Bytes,
+) -> Result<u32, ApiError> {
     let len = body.len() as u64;
-    let from = c.user.to_string();
     let i = id.clone();
-    c.room
-        .files(move |f| f.begin_chunk(&i, index, len, &from))
+    room.files(move |f| f.begin_chunk(&i, index, len, &from))
         .await?
         .map_err(refused)?;
-    let dir = uploads::file_dir(&app.config.uploads_path, &c.room.info.sid, &id);
+    let dir = uploads::file_dir(&uploads_path, &room.info.sid, &id);
     let written = uploads::write_chunk(&dir, index, &body).await;
     let ok = written.as_ref().ok().map(|()| len);
     let i = id.clone();
-    let received = match c.room.files(move |f| f.end_chunk(&i, index, ok)).await {
+    let received = match room.files(move |f| f.end_chunk(&i, index, ok)).await {
         Ok(n) => n,
         Err(gone) => {
             // The session ended while the chunk was written (and its directory may have been
             // removed before this write made it again).
-            uploads::remove_session(&app.config.uploads_path, &c.room.info.sid).await;
+            uploads::remove_session(&uploads_path, &room.info.sid).await;
             return Err(gone.into());
         }
     };
@@ -112,7 +137,7 @@ async fn upload(
             format!("file {id} chunk {index}: {e}"),
         ));
     }
-    success(ChunkReceived { received })
+    Ok(received)
 }
 
 async fn finish(c: Caller, body: Bytes) -> Answered<FileInfo> {
@@ -203,5 +228,81 @@ pub(crate) async fn store_server_file(
             let _ = tokio::fs::remove_dir_all(&dir).await;
             Err(gone.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use enclave_proto::content::DocId;
+
+    use super::*;
+    use crate::rooms::content::SYSTEM;
+
+    #[tokio::test]
+    async fn the_server_stores_its_own_files_and_writes_documents_as_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "a-test-secret-0123456789abcdef-01";
+        let app = App::new(crate::ServerConfig::for_tests(dir.path(), "key", secret))
+            .await
+            .unwrap();
+        let body = r#"{"room_id":"r","metadata":{"room_title":"R","room_features":{}}}"#;
+        let req = Request::post("/auth/room/create")
+            .header("Content-Type", "application/json")
+            .header("API-KEY", "key")
+            .header("HASH-SIGNATURE", crate::auth::sign(secret, body.as_bytes()))
+            .body(Body::from(body))
+            .unwrap();
+        let res = crate::http::router(app.clone()).oneshot(req).await.unwrap();
+        assert!(res.status().is_success());
+        let room = app.rooms.get_str("r").unwrap();
+
+        let info = store_server_file(
+            &app,
+            &room,
+            FilePurpose::Page,
+            "page-1.png".into(),
+            "image/png".into(),
+            SYSTEM,
+            vec![b"abc".to_vec(), b"de".to_vec()],
+        )
+        .await
+        .unwrap();
+        assert!(info.complete);
+        assert_eq!((info.size, info.chunks, info.from.as_str()), (5, 2, SYSTEM));
+        let id = FileId::parse(&info.file_id).unwrap();
+        let on_disk = uploads::file_dir(&app.config.uploads_path, &room.info.sid, &id).join("1");
+        assert_eq!(std::fs::read(on_disk).unwrap(), b"de");
+        let i = id.clone();
+        room.files(move |f| f.readable(&i, 1))
+            .await
+            .unwrap()
+            .unwrap();
+
+        let update = format!(
+            r#"{{"document_id":"d1","name":"slides.pdf","pages":[{{"file_id":"{id}","width":800,"height":600}}]}}"#
+        );
+        let doc = DocId::parse("documents").unwrap();
+        let seq = super::super::content::append_as(
+            &app,
+            &room,
+            ContentKind::Whiteboard,
+            doc.clone(),
+            SYSTEM,
+            update.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(seq, 1);
+        let log = room
+            .documents(move |d| d.log(ContentKind::Whiteboard, &doc, 0))
+            .await
+            .unwrap()
+            .into_reply();
+        assert_eq!(log.updates[0].from, SYSTEM);
+        assert_eq!(log.updates[0].body, update);
     }
 }
