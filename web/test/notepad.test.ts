@@ -206,10 +206,18 @@ function fakeServer() {
   };
 }
 
-/** Types `text` into `sync`'s document at `at`, one keystroke (one Yjs update) per character. */
+/**
+ * Types `text` into `sync`'s document from `at` on, one keystroke (one Yjs update) per character,
+ * each after the one before as an editor's caret would be: remote text arriving meanwhile moves
+ * the caret with it (a relative position bound to our last character).
+ */
 async function type(sync: NotepadSync, at: number, text: string): Promise<void> {
+  let caret: Y.RelativePosition | null = null;
   for (let i = 0; i < text.length; i++) {
-    sync.doc.getText(TEXT).insert(at + i, text[i]);
+    const t = sync.doc.getText(TEXT);
+    const pos = caret ? Y.createAbsolutePositionFromRelativePosition(caret, sync.doc)!.index : at;
+    t.insert(pos, text[i]);
+    caret = Y.createRelativePositionFromTypeIndex(t, pos + 1, -1);
     if (i % 3 === 0) await sleep(1);
   }
 }
