@@ -1,4 +1,5 @@
 // `npm run build` → dist/: index.html, assets/js/app.js (bundled, minified), assets/css/app.css,
+// assets/lazy/notepad.js (the notepad's editor, loaded on first use),
 // assets/worker/livekit-client.e2ee.worker.js (copied from livekit-client), favicon.svg.
 // Every URL in the output is relative, so the server can serve dist/ at `/`. The server lists
 // assets/js and assets/css in `getClientFiles`, from which an LMS plugin builds its own page
@@ -16,7 +17,7 @@ const dist = path.join(root, 'dist');
 const assets = path.join(dist, 'assets');
 
 fs.rmSync(dist, { recursive: true, force: true });
-for (const d of ['js', 'css', 'worker']) fs.mkdirSync(path.join(assets, d), { recursive: true });
+for (const d of ['js', 'css', 'worker', 'lazy']) fs.mkdirSync(path.join(assets, d), { recursive: true });
 
 const common = {
   bundle: true,
@@ -35,6 +36,15 @@ const js = await esbuild.build({
   format: 'iife',
   platform: 'browser',
   define: { 'process.env.NODE_ENV': dev ? '"development"' : '"production"' },
+});
+// Bundles loaded on first use live in assets/lazy/ (not assets/js, which getClientFiles lists
+// for pages that embed the client): the shared notepad's editor (Yjs, CodeMirror).
+await esbuild.build({
+  ...common,
+  entryPoints: [path.join(src, 'notepad', 'lazy.ts')],
+  outfile: path.join(assets, 'lazy', 'notepad.js'),
+  format: 'iife',
+  platform: 'browser',
 });
 const css = await esbuild.build({
   ...common,

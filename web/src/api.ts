@@ -12,6 +12,7 @@ export interface RoomFeatures {
   admin_only_webcams?: boolean;
   /** `max_file_size`: MB (the server sends a decimal string); `allowed_file_types`: extensions without the dot. */
   chat_features?: { is_allow?: boolean; is_allow_file_upload?: boolean; allowed_file_types?: string[]; max_file_size?: number | string };
+  shared_note_pad_features?: { is_allow?: boolean };
   waiting_room_features?: { is_active?: boolean; waiting_room_msg?: string };
   recording_features?: { is_allow?: boolean; is_allow_cloud?: boolean; is_allow_local?: boolean };
   external_broadcasting_features?: { is_allow?: boolean; is_allow_rtmp?: boolean };

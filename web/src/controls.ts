@@ -25,6 +25,8 @@ export interface Abilities {
   hand: boolean;
   react: boolean;
   polls: boolean;
+  /** The shared notepad (the room's `shared_note_pad_features.is_allow`, on unless off). */
+  notepad: boolean;
 }
 
 export function abilities(v: VerifyReply): Abilities {
@@ -41,6 +43,7 @@ export function abilities(v: VerifyReply): Abilities {
     hand: !hidden && f.allow_raise_hand !== false,
     react: !hidden && f.allow_reactions !== false,
     polls: (f.polls_features as { is_allow?: boolean } | undefined)?.is_allow !== false,
+    notepad: f.shared_note_pad_features?.is_allow !== false,
   };
 }
 
@@ -66,7 +69,7 @@ interface CtlButton {
   set: (on: boolean) => void;
 }
 
-type CtlName = 'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand' | 'react' | 'polls' | 'breakout';
+type CtlName = 'mic' | 'cam' | 'screen' | 'chat' | 'people' | 'hand' | 'react' | 'polls' | 'breakout' | 'notepad';
 
 function ctlButton(testid: string, label: [string, string], icons: [IconName, IconName], onClick: () => void): CtlButton {
   const iconBox = h('span', { class: 'ctl-icon' });
@@ -130,8 +133,9 @@ export class Controls {
     peopleBtn.el.appendChild(this.countEl);
     this.waitingBadge = h('span', { class: 'ctl-badge', hidden: true, 'data-testid': 'waiting-badge', title: 'Waiting to join' });
     peopleBtn.el.appendChild(this.waitingBadge);
+    const notepadBtn = may.notepad ? ctlButton('notepad-toggle', ['Notes', 'Notes'], ['note', 'note'], panel('notepad')) : null;
     const breakoutBtn = o.breakout ? ctlButton('breakout-toggle', ['Breakout', 'Breakout'], ['people', 'people'], panel('breakout')) : null;
-    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn, hand: handBtn, react: reactBtn, polls: pollsBtn, breakout: breakoutBtn };
+    this.ctl = { mic: micBtn, cam: camBtn, screen: screenBtn, chat: chatBtn, people: peopleBtn, hand: handBtn, react: reactBtn, polls: pollsBtn, breakout: breakoutBtn, notepad: notepadBtn };
     let camNote: HTMLElement | null = null;
     if (camBtn === null) {
       // Show the restriction rather than hiding the control.
@@ -150,7 +154,7 @@ export class Controls {
       'footer',
       { class: 'controlbar', role: 'toolbar', 'aria-label': 'Meeting controls' },
       h('div', { class: 'ctl-group' }, micBtn.el, camBtn?.el ?? camNote, screenBtn?.el),
-      h('div', { class: 'ctl-group ctl-group-react' }, handBtn?.el, reactBtn?.el, this.reactionPicker, chatBtn?.el, pollsBtn?.el, breakoutBtn?.el, peopleBtn.el, o.recorder),
+      h('div', { class: 'ctl-group ctl-group-react' }, handBtn?.el, reactBtn?.el, this.reactionPicker, chatBtn?.el, pollsBtn?.el, notepadBtn?.el, breakoutBtn?.el, peopleBtn.el, o.recorder),
       h('div', { class: 'ctl-group' }, endBtn, leave),
     );
   }
@@ -166,6 +170,7 @@ export class Controls {
     ctl.people?.set(panel === 'people');
     ctl.polls?.set(panel === 'polls');
     ctl.breakout?.set(panel === 'breakout');
+    ctl.notepad?.set(panel === 'notepad');
     ctl.hand?.set(handRaisedAt(me.metadata) !== null);
   }
 

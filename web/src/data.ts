@@ -17,6 +17,7 @@ import type { MeetingKeys } from './meetingkeys';
 import {
   TOPIC_CHAT,
   TOPIC_KEYCHECK,
+  TOPIC_NOTEPAD,
   TOPIC_PRIVATE,
   TOPIC_PROFILE,
   TOPIC_REACTION,
@@ -59,6 +60,8 @@ export interface DataRoutes {
   sync: () => void;
   /** Documents and files: CONTENT_UPDATE, CONTENT_CLEARED and our locks (LOCK_SETTINGS). */
   content: (m: SystemMessage) => void;
+  /** A notepad presence message, opened (null when the notepad is off). */
+  notepad: ((from: string, message: unknown) => void) | null;
 }
 
 export interface MeetingDataOptions {
@@ -181,6 +184,12 @@ export class MeetingData {
       if (msg) to.chat?.received(msg, from, payload, aad);
       return;
     }
+    if (topic === TOPIC_NOTEPAD) {
+      if (!to.notepad) return;
+      const m = await this.opened(from, payload);
+      if (m !== undefined) to.notepad(from, m);
+      return;
+    }
     if (topic === TOPIC_CHAT) {
       const msg = parseChat(await this.opened(from, payload), from);
       if (msg) to.chat?.received(msg, from, payload);
@@ -207,7 +216,6 @@ export class MeetingData {
       await this.o.keys?.onEpoch(m.generation, m.secret, 'pushed');
     } else if (m.type === 'RECORDER_STATE') {
       to.recorder({ recording: m.is_recording, rtmp: m.is_active_rtmp });
-
     } else {
       const kind = toastKind(m.notification_type);
       if (kind === 'error') to.errorNotice();

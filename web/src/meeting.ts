@@ -10,7 +10,7 @@ import { MeetingChat } from './chat';
 import { sessionSealer } from './content';
 import { MeetingContent } from './meetingcontent';
 import { Controls, abilities, mediaErrorText, type Abilities } from './controls';
-import { MeetingData } from './data';
+import { MeetingData, sealJson } from './data';
 import { h, replace } from './dom';
 import type { SessionKeys } from './e2ee';
 import { serverLocation } from './embed';
@@ -18,7 +18,8 @@ import { EpochKeyProvider } from './keyprovider';
 import type { KeyStatus } from './keystatus';
 import { MeetingKeys } from './meetingkeys';
 import { Moderation } from './moderation';
-import { isPresenter } from './protocol';
+import { SharedNotepad } from './notepad/notepad';
+import { TOPIC_NOTEPAD, isPresenter } from './protocol';
 import { Panels } from './panels';
 import { Recording } from './recording';
 import { Roster } from './roster';
@@ -80,6 +81,8 @@ export class Meeting {
   private readonly recording: Recording;
   /** The whiteboard's and the notepad's documents, files, and our right to change them. */
   readonly content: MeetingContent;
+  /** The shared notepad (null: the room has it off). */
+  private readonly notepad: SharedNotepad | null;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private intentional = false;
   private ended = false;
@@ -213,6 +216,19 @@ export class Meeting {
     this.chat?.fileLock(this.content.locks.chatFile);
     this.content.onLocks((l) => this.chat?.fileLock(l.chatFile));
     const keys = this.keys;
+    this.notepad = this.may.notepad
+      ? new SharedNotepad({
+          content: this.content,
+          name: o.join.name,
+          nameOf: (id) => roster.displayName(id),
+          present: () => [...room.remoteParticipants.values()].map((p) => ({ identity: p.identity, isAdmin: roster.isHost(p) })),
+          send: async (v, to) => {
+            const me = room.localParticipant;
+            await me.publishData(await sealJson(this.keys, me.identity, v), { reliable: true, topic: TOPIC_NOTEPAD, destinationIdentities: to });
+          },
+          onClose: () => this.panels.toggle(null),
+        })
+      : null;
     this.panels = new Panels({
       api: o.api,
       room,
@@ -231,6 +247,7 @@ export class Meeting {
       chat: this.chat,
       moderation: this.moderation,
       breakouts: this.breakouts,
+      notepad: this.notepad,
       onPolls: (visible, unanswered, open) => this.controls.setPolls(visible, unanswered, open),
       onToggle: (panel) => {
         this.el.classList.toggle('has-panel', panel !== null);
@@ -254,6 +271,7 @@ export class Meeting {
         errorNotice: () => this.recording.errorNoticed(),
         sync: () => this.sync(),
         content: (m) => this.content.onSystem(m),
+        notepad: this.notepad ? (from, m) => this.notepad?.presence(from, m) : null,
       },
     });
 
@@ -357,6 +375,7 @@ export class Meeting {
         this.roster.forget(p.identity);
         this.stage.participantLeft(p.identity);
         this.data.participantLeft(p.identity);
+        this.notepad?.participantLeft(p.identity);
         this.sync();
       })
       .on(RoomEvent.TrackSubscribed, (track, pub, p) => {
@@ -428,6 +447,7 @@ export class Meeting {
     this.o.keyStatus.reset();
     this.keys?.clear();
     this.recording.destroy();
+    this.notepad?.destroy();
     this.content.close();
     // The SDK may still post to its worker while it tears down; stop it a moment later.
     const w = this.worker;

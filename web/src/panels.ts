@@ -9,6 +9,7 @@ import type { MeetingChat } from './chat';
 import type { ContentSealer } from './content';
 import { h, replace } from './dom';
 import type { Moderation } from './moderation';
+import type { SharedNotepad } from './notepad/notepad';
 import { Polls, type PollView } from './polls';
 import { handRaisedAt, isPresenter } from './protocol';
 import { SOURCE_CAMERA, SOURCE_MICROPHONE, sourceAllowed, type Roster } from './roster';
@@ -16,7 +17,7 @@ import { PeoplePanel } from './ui/people';
 import { PollsPanel } from './ui/polls';
 import { toast } from './ui/toasts';
 
-export type Panel = 'chat' | 'people' | 'polls' | 'breakout' | null;
+export type Panel = 'chat' | 'people' | 'polls' | 'breakout' | 'notepad' | null;
 
 export interface PanelsOptions {
   api: Api;
@@ -31,6 +32,8 @@ export interface PanelsOptions {
   chat: MeetingChat | null;
   moderation: Moderation;
   breakouts: Breakouts;
+  /** The shared notepad (null: the room has it off). */
+  notepad: SharedNotepad | null;
   /** The polls button: whether participants see it, how many polls wait for our answer. */
   onPolls: (visible: boolean, unanswered: number, panelOpen: boolean) => void;
   /** A panel opened or closed (`panel`: the one open now). */
@@ -80,8 +83,10 @@ export class Panels {
 
   /** Opens `p`, or closes it when it is open (null: closes whichever is). */
   toggle(p: Panel): void {
-    const { chat, breakouts } = this.o;
+    const { chat, breakouts, notepad } = this.o;
+    const before = this.current;
     this.current = this.current === p ? null : p;
+    if (before === 'notepad' && this.current !== 'notepad') notepad?.closed();
     if (this.current === 'chat' && chat) {
       replace(this.el, chat.panel.el);
       chat.read();
@@ -93,6 +98,10 @@ export class Panels {
     } else if (this.current === 'polls' && this.pollsPanel) {
       replace(this.el, this.pollsPanel.el);
       this.el.hidden = false;
+    } else if (this.current === 'notepad' && notepad) {
+      replace(this.el, notepad.el);
+      this.el.hidden = false;
+      if (before !== 'notepad') void notepad.opened();
     } else if (this.current === 'breakout' && breakouts.panel) {
       breakouts.setPeople();
       replace(this.el, breakouts.panel.el);

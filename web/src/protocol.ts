@@ -23,6 +23,8 @@ export const TOPIC_KEYCHECK = 'enclave.keycheck';
 export const TOPIC_SYSTEM = 'enclave.system';
 export const TOPIC_REACTION = 'enclave.reaction';
 export const TOPIC_PRIVATE = 'enclave.private';
+/** Who has the shared notepad open and where their cursor is (Yjs awareness; sealed, never stored). */
+export const TOPIC_NOTEPAD = 'enclave.notepad';
 /** Recipients one private message may name (a participant, or the hosts). */
 export const MAX_PRIVATE_RECIPIENTS = 20;
 
