@@ -3,6 +3,11 @@
 // Every URL in the output is relative, so the server can serve dist/ at `/`. The server lists
 // assets/js and assets/css in `getClientFiles`, from which an LMS plugin builds its own page
 // (so nothing but the page's scripts and styles may live there: the worker does not).
+// assets/lazy/ holds what loads only when first needed, as ES modules imported by URL: the
+// whiteboard (Excalidraw with React: whiteboard.js, whiteboard.css, chunks/, and Excalidraw's
+// fonts under fonts/, which it would otherwise fetch from a CDN) and its PDF tools (pdf.js with
+// its worker and standard fonts, pdf-lib: pdf.js). Not in assets/js, so an LMS page does not
+// load them up front.
 // `node build.mjs --dev` keeps the output readable and adds source maps.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -42,6 +47,31 @@ const css = await esbuild.build({
   outfile: path.join(assets, 'css', 'app.css'),
   loader: { '.svg': 'dataurl' },
 });
+
+const lazy = path.join(assets, 'lazy');
+await esbuild.build({
+  ...common,
+  entryPoints: { whiteboard: path.join(src, 'whiteboard', 'lazy.ts'), pdf: path.join(src, 'whiteboard', 'pdf.ts') },
+  outdir: lazy,
+  format: 'esm',
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
+  // Excalidraw's package exports only under these conditions.
+  conditions: [dev ? 'development' : 'production'],
+  platform: 'browser',
+  loader: { '.woff2': 'file', '.ttf': 'file', '.png': 'file', '.svg': 'file' },
+  define: { 'process.env.NODE_ENV': dev ? '"development"' : '"production"', 'process.env.IS_PREACT': '"false"' },
+});
+const exDist = path.join(root, 'node_modules', '@excalidraw', 'excalidraw', 'dist', 'prod', 'fonts');
+for (const family of fs.readdirSync(exDist)) {
+  // Xiaolai (Chinese, Japanese and Korean hand-drawn glyphs) is 13 MB; text in those scripts
+  // falls back to the system's fonts.
+  if (family === 'Xiaolai') continue;
+  fs.cpSync(path.join(exDist, family), path.join(lazy, 'fonts', family), { recursive: true });
+}
+const pdfjsDist = path.join(root, 'node_modules', 'pdfjs-dist');
+fs.copyFileSync(path.join(pdfjsDist, 'build', 'pdf.worker.min.mjs'), path.join(lazy, 'pdf.worker.min.mjs'));
+fs.cpSync(path.join(pdfjsDist, 'standard_fonts'), path.join(lazy, 'pdf-fonts'), { recursive: true });
 
 const lkDist = path.join(root, 'node_modules', 'livekit-client', 'dist');
 fs.copyFileSync(path.join(lkDist, 'livekit-client.e2ee.worker.js'), path.join(assets, 'worker', 'livekit-client.e2ee.worker.js'));
