@@ -13,8 +13,11 @@
 // enclave.system    {type:"SYSTEM_CHAT_MSG", message} or            no: from the server (no sender)
 //                   {type:"SYSTEM_NOTIFICATION", msg, notification_type} or
 //                   {type:"RECORDER_STATE", is_recording, is_active_rtmp} or
-//                   {type:"LOCK_SETTINGS", lock_chat} (to one participant: a host's chat lock) or
-//                   {type:"E2EE_KEY", generation, secret} (a new key epoch, to the members in the room)
+//                   {type:"LOCK_SETTINGS", lock_chat, lock_private_chat, lock_chat_file_share,
+//                    lock_whiteboard, lock_shared_notepad} (to one participant: a host's locks) or
+//                   {type:"E2EE_KEY", generation, secret} (a new key epoch, to the members in the room) or
+//                   {type:"CONTENT_UPDATE", kind, doc, seq, from, body} /
+//                   {type:"CONTENT_CLEARED", kind, doc} (documents: docs/content.md)
 
 export const TOPIC_CHAT = 'enclave.chat';
 export const TOPIC_PROFILE = 'enclave.profile';
@@ -92,10 +95,6 @@ export type SystemMessage =
       lock_whiteboard: boolean;
       lock_shared_notepad: boolean;
     }
-  /** A document the server keeps (docs/content.md) has a new update; `body` is base64 (sealed in an encrypted room). */
-  | { type: 'CONTENT_UPDATE'; kind: 'whiteboard' | 'notepad'; doc: string; seq: number; from: string; body: string }
-  /** An admin cleared a document (`doc` empty: every document of the kind). */
-  | { type: 'CONTENT_CLEARED'; kind: 'whiteboard' | 'notepad'; doc: string }
   /** A new key epoch of a server-generated-key room, for the members in the room only. */
   | { type: 'E2EE_KEY'; generation: number; secret: string }
   /** Polls changed: the client fetches what it may see (`live`: the counts are for everyone). */
@@ -108,7 +107,23 @@ export type SystemMessage =
   | { type: 'BREAKOUT_ROOM_ENDED'; breakout_room_id: string }
   | { type: 'BREAKOUT_ROOMS_CHANGED' }
   /** Inside a breakout room: a host gave it more time. */
-  | { type: 'BREAKOUT_ROOM_EXTENDED'; ends_at: number };
+  | { type: 'BREAKOUT_ROOM_EXTENDED'; ends_at: number }
+  /** A document got update `seq` (docs/content.md); `from` is stamped by the server. */
+  | { type: 'CONTENT_UPDATE'; kind: ContentKind; doc: string; seq: number; from: string; body: string }
+  /** An admin cleared a document (`doc` empty: every document of the kind). */
+  | { type: 'CONTENT_CLEARED'; kind: ContentKind; doc: string };
+
+/** The kinds of document the server keeps (docs/content.md). */
+export type ContentKind = 'whiteboard' | 'notepad';
+
+function isContentKind(v: unknown): v is ContentKind {
+  return v === 'whiteboard' || v === 'notepad';
+}
+
+/** A document id as the server allows it (docs/content.md). */
+export function isDocId(v: unknown): v is string {
+  return typeof v === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v);
+}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
@@ -201,19 +216,6 @@ export function parseProfile(v: unknown): ProfileMessage | null {
   return name ? { type: 'profile', name } : null;
 }
 
-function isContentKind(v: unknown): v is 'whiteboard' | 'notepad' {
-  return v === 'whiteboard' || v === 'notepad';
-}
-
-/** A document id as the server allows it (docs/content.md). */
-export function isDocId(v: unknown): v is string {
-  return typeof v === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v);
-}
-
-function isSeq(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
-}
-
 export function parseSystem(v: unknown): SystemMessage | null {
   if (!isObject(v)) return null;
   if (v.type === 'SYSTEM_CHAT_MSG' && typeof v.message === 'string' && v.message.trim()) {
@@ -236,11 +238,22 @@ export function parseSystem(v: unknown): SystemMessage | null {
       lock_shared_notepad: v.lock_shared_notepad === true,
     };
   }
-  if (v.type === 'CONTENT_UPDATE' && isContentKind(v.kind) && isDocId(v.doc) && isSeq(v.seq) && typeof v.from === 'string' && v.from.length > 0 && v.from.length <= 128 && typeof v.body === 'string') {
+  if (
+    v.type === 'CONTENT_UPDATE' &&
+    isContentKind(v.kind) &&
+    isDocId(v.doc) &&
+    typeof v.seq === 'number' &&
+    Number.isSafeInteger(v.seq) &&
+    v.seq >= 1 &&
+    typeof v.from === 'string' &&
+    v.from.length > 0 &&
+    v.from.length <= 128 &&
+    typeof v.body === 'string'
+  ) {
     return { type: 'CONTENT_UPDATE', kind: v.kind, doc: v.doc, seq: v.seq, from: v.from, body: v.body };
   }
   if (v.type === 'CONTENT_CLEARED' && isContentKind(v.kind) && (v.doc === '' || isDocId(v.doc))) {
-    return { type: 'CONTENT_CLEARED', kind: v.kind, doc: v.doc as string };
+    return { type: 'CONTENT_CLEARED', kind: v.kind, doc: v.doc };
   }
   if ((v.type === 'POLL_CREATED' || v.type === 'POLL_CLOSED') && isPollId(v.poll_id)) {
     return v.type === 'POLL_CREATED' ? { type: 'POLL_CREATED', poll_id: v.poll_id } : { type: 'POLL_CLOSED', poll_id: v.poll_id };

@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::content::ContentKind;
 use crate::room::{LockSettings, RoomCreateFeatures};
 
 /// A successful browser API reply: `status: true`, a message, then the body's fields.
@@ -174,11 +175,11 @@ pub struct SessionUser {
     pub lock_chat: bool,
     /// Whether private chat is locked for them.
     pub lock_private_chat: bool,
-    /// Whether sharing files in chat is locked for them.
+    /// Whether sharing files in the chat is locked for them.
     pub lock_chat_file_share: bool,
-    /// Whether the whiteboard is locked for them (view only; the presenter draws anyway).
+    /// Whether the whiteboard is locked for them (the presenter may still draw).
     pub lock_whiteboard: bool,
-    /// Whether the shared notepad is locked for them (read only).
+    /// Whether the shared notepad is locked for them.
     pub lock_shared_notepad: bool,
     /// Asked to be hidden in an encrypted room: shown to everyone as an observer.
     pub is_observer: bool,
@@ -261,38 +262,19 @@ pub enum ServerMessage {
         /// The epoch's secret (base64).
         secret: String,
     },
-    /// The chat locks of the participant it is sent to changed.
+    /// The locks the server cannot enforce in the media path (chat, files, whiteboard,
+    /// notepad) of the participant it is sent to changed.
     LockSettings {
         /// Whether chat is locked for them.
         lock_chat: bool,
         /// Whether private chat is locked for them.
         lock_private_chat: bool,
-        /// Whether sharing files in chat is locked for them.
+        /// Whether sharing files in the chat is locked for them.
         lock_chat_file_share: bool,
-        /// Whether the whiteboard is locked for them (view only).
+        /// Whether the whiteboard is locked for them (the presenter may still draw).
         lock_whiteboard: bool,
-        /// Whether the shared notepad is locked for them (read only).
+        /// Whether the shared notepad is locked for them.
         lock_shared_notepad: bool,
-    },
-    /// A document the server keeps for the session has a new update (docs/content.md).
-    ContentUpdate {
-        /// `whiteboard` or `notepad`.
-        kind: String,
-        /// The document's id.
-        doc: String,
-        /// The update's number in its document (from 1).
-        seq: u64,
-        /// Who sent it, as the server knows them (never taken from the request's body).
-        from: String,
-        /// The update: base64, sealed in an end-to-end encrypted room.
-        body: String,
-    },
-    /// An admin cleared a document, or every document of a kind (`doc` empty).
-    ContentCleared {
-        /// `whiteboard` or `notepad`.
-        kind: String,
-        /// The document's id; empty for all of the kind.
-        doc: String,
     },
     /// An admin turned the polls panel on or off.
     PollsActive {
@@ -367,6 +349,26 @@ pub enum ServerMessage {
         /// Whether an RTMP broadcast runs.
         is_active_rtmp: bool,
     },
+    /// A document got an update (`docs/content.md`); everyone applies them in `seq` order.
+    ContentUpdate {
+        /// The document's kind.
+        kind: ContentKind,
+        /// The document.
+        doc: String,
+        /// The update's sequence number.
+        seq: u64,
+        /// Who sent it, as the server stamped it.
+        from: String,
+        /// The update (a sealed envelope in an encrypted room).
+        body: String,
+    },
+    /// An admin cleared a document (`doc` empty: every document of the kind).
+    ContentCleared {
+        /// The kind.
+        kind: ContentKind,
+        /// The document; empty for all of the kind.
+        doc: String,
+    },
 }
 
 impl ServerMessage {
@@ -382,8 +384,8 @@ impl ServerMessage {
                 lock_chat: true,
                 lock_private_chat: false,
                 lock_chat_file_share: true,
-                lock_whiteboard: true,
-                lock_shared_notepad: false,
+                lock_whiteboard: false,
+                lock_shared_notepad: true,
             },
             ServerMessage::PollsActive { is_active: true },
             ServerMessage::PollCreated {
@@ -422,14 +424,14 @@ impl ServerMessage {
                 is_active_rtmp: false,
             },
             ServerMessage::ContentUpdate {
-                kind: "whiteboard".into(),
-                doc: "page-1".into(),
+                kind: ContentKind::Whiteboard,
+                doc: "pages".into(),
                 seq: 1,
                 from: "ann".into(),
-                body: "AQID".into(),
+                body: "{}".into(),
             },
             ServerMessage::ContentCleared {
-                kind: "notepad".into(),
+                kind: ContentKind::Notepad,
                 doc: String::new(),
             },
         ]

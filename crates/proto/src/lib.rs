@@ -17,6 +17,7 @@
 
 pub mod breakout;
 pub mod browser;
+pub mod content;
 pub mod fuzzing;
 pub mod history;
 pub mod ids;

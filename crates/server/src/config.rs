@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub recording_backup_path: Option<PathBuf>,
     /// Where artifacts live (`artifacts_settings.storage_path`).
     pub artifacts_path: PathBuf,
+    /// Where files participants upload live while their session runs
+    /// (`<uploads>/<session sid>/<file_id>/<index>`; the binary: `<data_dir>/uploads`).
+    pub uploads_path: PathBuf,
     /// Lifetime of download tokens.
     pub download_token_validity: Duration,
     /// Whether RTMP broadcasts may go to loopback, private and link-local addresses
@@ -212,6 +215,7 @@ impl ServerConfig {
             recording_files_path: dir.join("recordings"),
             recording_backup_path: None,
             artifacts_path: dir.join("artifacts"),
+            uploads_path: dir.join("uploads"),
             download_token_validity: Duration::from_secs(600),
             rtmp_allow_private_targets: false,
             room_policy: RoomPolicy::default(),

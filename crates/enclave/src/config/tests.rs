@@ -297,6 +297,7 @@ fn empty_keys_take_their_defaults() {
         Some(dir.path().join("recordings-deleted"))
     );
     assert_eq!(c.artifacts_path, dir.path().join("artifacts"));
+    assert_eq!(c.uploads_path, dir.path().join("uploads"));
     assert_eq!(c.database_path, dir.path().join("enclave.sqlite"));
     assert_eq!(c.webhooks.url, None);
     assert_eq!(c.prometheus.token, None);

@@ -16,9 +16,9 @@ use axum::Router;
 use serde::Deserialize;
 
 use enclave_proto::browser::{
-    Approved, Changed, Done, KeyEpochBody, MediaAccess, RenewedToken, ServerMessage, Session,
-    SessionE2ee, SessionRoom, SessionUser, Verified, Waiting, WaitingList, WaitingRoom,
-    WaitingUser, WaitingUserSelf,
+    Approved, Changed, Done, KeyEpochBody, MediaAccess, RenewedToken, Session, SessionE2ee,
+    SessionRoom, SessionUser, Verified, Waiting, WaitingList, WaitingRoom, WaitingUser,
+    WaitingUserSelf,
 };
 use enclave_proto::ids::UserId;
 use enclave_proto::json;
@@ -625,13 +625,7 @@ async fn update_lock_settings(
             let locks = inv.metadata.lock_settings.as_ref();
             media.send_system(
                 c.room.info.room_id.as_str(),
-                &ServerMessage::LockSettings {
-                    lock_chat: crate::rooms::locks::chat_locked(false, locks),
-                    lock_private_chat: crate::rooms::locks::private_chat_locked(false, locks),
-                    lock_chat_file_share: crate::rooms::locks::chat_file_locked(false, locks),
-                    lock_whiteboard: crate::rooms::locks::whiteboard_locked(false, locks),
-                    lock_shared_notepad: crate::rooms::locks::notepad_locked(false, locks),
-                },
+                &crate::rooms::locks::lock_message(false, locks),
                 vec![user.to_string()],
             );
         }

@@ -5,7 +5,9 @@ mod api;
 mod breakout;
 pub(crate) mod browser;
 pub(crate) mod caller;
+pub(crate) mod content;
 mod download;
+pub(crate) mod files;
 pub mod https;
 pub mod listener;
 mod polls;
@@ -101,6 +103,8 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .merge(browser::routes())
         .merge(polls::routes())
         .merge(breakout::routes())
+        .merge(content::routes())
+        .merge(files::routes())
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             guard_credentials,
@@ -138,7 +142,13 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .layer(
             CorsLayer::new()
                 .allow_origin(Any)
-                .allow_methods([Method::POST, Method::GET, Method::OPTIONS, Method::HEAD])
+                .allow_methods([
+                    Method::POST,
+                    Method::GET,
+                    Method::PUT,
+                    Method::OPTIONS,
+                    Method::HEAD,
+                ])
                 .allow_headers(Any),
         )
         .with_state(app)
@@ -213,7 +223,7 @@ async fn read_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    let limit = app.config.max_body_bytes;
+    let limit = body_limit(&parts.method, parts.uri.path(), app.config.max_body_bytes);
     let timeout = app.config.conn_limits.body_read_timeout;
     let bytes = match tokio::time::timeout(timeout, read_limited(body, limit)).await {
         Ok(Ok(b)) => b,
@@ -252,6 +262,26 @@ async fn read_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
+
+/// The body limit of a request: `max_body_bytes`, raised on the two routes whose bodies are
+/// larger by design — a file's chunk (`PUT /api/files/{file_id}/chunk/{index}`) and a
+/// document's snapshot (`POST /api/content/snapshot`, its body JSON-escaped). Their handlers
+/// hold them to their own limits.
+fn body_limit(method: &Method, path: &str, configured: usize) -> usize {
+    let raised =
+        if *method == Method::PUT && path.starts_with("/api/files/") && path.contains("/chunk/") {
+            crate::rooms::files::MAX_CHUNK_BYTES as usize
+        } else if *method == Method::POST && path == "/api/content/snapshot" {
+            SNAPSHOT_REQUEST_BYTES
+        } else {
+            0
+        };
+    configured.max(raised)
+}
+
+/// A snapshot request: the body (at most `MAX_SNAPSHOT_BYTES`) JSON-escaped (a plain room's
+/// JSON body grows by its escaped quotes; twice is ample) and the request's other fields.
+const SNAPSHOT_REQUEST_BYTES: usize = 2 * crate::rooms::content::MAX_SNAPSHOT_BYTES + 64 * 1024;
 
 enum BodyRead {
     TooLarge,
@@ -561,6 +591,21 @@ async fn metrics(State(app): State<Arc<App>>, headers: header::HeaderMap) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_chunks_and_snapshots_get_a_larger_body() {
+        let chunk = crate::rooms::files::MAX_CHUNK_BYTES as usize;
+        let path = "/api/files/0123456789abcdef/chunk/3";
+        assert_eq!(body_limit(&Method::PUT, path, 1000), chunk);
+        assert_eq!(body_limit(&Method::POST, path, 1000), 1000);
+        assert_eq!(body_limit(&Method::PUT, path, 9 * chunk), 9 * chunk);
+        assert_eq!(
+            body_limit(&Method::POST, "/api/content/snapshot", 1000),
+            SNAPSHOT_REQUEST_BYTES
+        );
+        assert_eq!(body_limit(&Method::POST, "/api/content/append", 1000), 1000);
+        assert_eq!(body_limit(&Method::POST, "/auth/room/create", 1000), 1000);
+    }
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|s| s.parse().unwrap()).collect()

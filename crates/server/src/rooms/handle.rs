@@ -12,7 +12,7 @@ use super::core::{
     Blocked, EndReason, Invitation, JoinError, KeyEpoch, Membership, Participant, RoomStatus,
     Waiter, Who,
 };
-use super::{breakouts, locks, polls};
+use super::{breakouts, content, files, locks, polls};
 use super::{RoomInfo, RoomSecret};
 
 /// A room's state at one moment.
@@ -42,6 +42,8 @@ pub(super) enum Command {
     Admit(UserId, oneshot::Sender<Option<Admission>>),
     /// Runs on the room's polls, in the room's task (the closure replies itself).
     Polls(Box<dyn FnOnce(&mut polls::Polls) + Send>),
+    /// Runs on the room's documents and files, likewise.
+    Content(Box<dyn FnOnce(&mut content::Documents, &mut files::Files) + Send>),
     /// Runs on the room's list of breakout rooms, likewise.
     Breakouts(Box<dyn FnOnce(&mut breakouts::Breakouts) + Send>),
     Track {
@@ -228,6 +230,34 @@ impl RoomHandle {
         self.ask(|tx| {
             Command::Polls(Box::new(move |p| {
                 let _ = tx.send(f(p));
+            }))
+        })
+        .await
+    }
+
+    /// Acts on the room's documents (whiteboard, notepad) in the room's own task and returns
+    /// what `f` returns.
+    pub async fn documents<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut content::Documents) -> T + Send + 'static,
+    ) -> Result<T, RoomGone> {
+        self.ask(|tx| {
+            Command::Content(Box::new(move |d, _| {
+                let _ = tx.send(f(d));
+            }))
+        })
+        .await
+    }
+
+    /// Acts on the room's files (what is known of them; the bytes are on disk) in the room's
+    /// own task and returns what `f` returns.
+    pub async fn files<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut files::Files) -> T + Send + 'static,
+    ) -> Result<T, RoomGone> {
+        self.ask(|tx| {
+            Command::Content(Box::new(move |_, files| {
+                let _ = tx.send(f(files));
             }))
         })
         .await

@@ -23,21 +23,39 @@ pub fn private_chat_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool
         || (!is_admin && locks.is_some_and(|l| l.lock_private_chat.unwrap_or(false)))
 }
 
-/// Whether sharing files in chat is locked for a participant (or their chat altogether).
+/// Whether a participant may not share files in the chat: file sharing is locked for them, or
+/// their chat altogether (admins never are).
 pub fn chat_file_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool {
-    chat_locked(is_admin, locks)
-        || (!is_admin && locks.is_some_and(|l| l.lock_chat_file_share.unwrap_or(false)))
+    !is_admin
+        && locks.is_some_and(|l| {
+            l.lock_chat.unwrap_or(false) || l.lock_chat_file_share.unwrap_or(false)
+        })
 }
 
-/// Whether the whiteboard is locked for a participant (admins never are; the presenter may
-/// draw regardless, which the caller decides).
+/// Whether the whiteboard is locked for a participant (the presenter may draw regardless: the
+/// content routes check that, this is the lock alone).
 pub fn whiteboard_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool {
     !is_admin && locks.is_some_and(|l| l.lock_whiteboard.unwrap_or(false))
 }
 
-/// Whether the shared notepad is locked for a participant (admins never are).
+/// Whether the shared notepad is locked for a participant.
 pub fn notepad_locked(is_admin: bool, locks: Option<&LockSettings>) -> bool {
     !is_admin && locks.is_some_and(|l| l.lock_shared_notepad.unwrap_or(false))
+}
+
+/// The `LOCK_SETTINGS` message (and `verifyToken`'s flags) for a participant: the locks the
+/// media path cannot enforce, as they apply to them.
+pub fn lock_message(
+    is_admin: bool,
+    locks: Option<&LockSettings>,
+) -> enclave_proto::browser::ServerMessage {
+    enclave_proto::browser::ServerMessage::LockSettings {
+        lock_chat: chat_locked(is_admin, locks),
+        lock_private_chat: private_chat_locked(is_admin, locks),
+        lock_chat_file_share: chat_file_locked(is_admin, locks),
+        lock_whiteboard: whiteboard_locked(is_admin, locks),
+        lock_shared_notepad: notepad_locked(is_admin, locks),
+    }
 }
 
 /// A service `updateLockSettings` names, with Plug-N-Meet's names.
@@ -295,6 +313,31 @@ mod tests {
         assert!(publish_permission(Some(&f), false, false, None)
             .denied_data_topics
             .is_empty());
+    }
+
+    #[test]
+    fn content_locks_follow_their_service_and_spare_admins() {
+        let mut locks = LockSettings::default();
+        assert!(!whiteboard_locked(false, Some(&locks)) && !notepad_locked(false, None));
+        LockService::Whiteboard.apply(&mut locks, true);
+        assert!(whiteboard_locked(false, Some(&locks)));
+        assert!(!notepad_locked(false, Some(&locks)));
+        assert!(
+            !whiteboard_locked(true, Some(&locks)),
+            "admins are never locked"
+        );
+        LockService::SharedNotepad.apply(&mut locks, true);
+        assert!(notepad_locked(false, Some(&locks)));
+        assert!(!chat_file_locked(false, Some(&locks)));
+        LockService::ChatFile.apply(&mut locks, true);
+        assert!(chat_file_locked(false, Some(&locks)) && !chat_locked(false, Some(&locks)));
+        let mut chat = LockSettings::default();
+        LockService::Chat.apply(&mut chat, true);
+        assert!(
+            chat_file_locked(false, Some(&chat)),
+            "a chat lock takes file sharing too"
+        );
+        assert!(!chat_file_locked(true, Some(&chat)));
     }
 
     #[test]

@@ -9,9 +9,12 @@
 
 pub mod analytics;
 pub mod breakouts;
+pub mod content;
 pub mod core;
+pub mod files;
 pub mod locks;
 pub mod polls;
+pub mod sealed;
 
 mod handle;
 mod info;

@@ -135,6 +135,9 @@ pub(super) async fn drive(
     let mut tracks: HashMap<String, (&'static str, Participant)> = HashMap::new();
     let mut analytics = Analytics::default();
     let mut breakouts = breakouts::Breakouts::default();
+    // What participants created (whiteboard, notepad, files): the session's, gone with it.
+    let mut documents = super::content::Documents::default();
+    let mut files = super::files::Files::default();
     loop {
         while let Some(ev) = room.poll_event() {
             tracks_gone(&mut tracks, &ev, &info, &room, webhooks.as_ref());
@@ -207,6 +210,9 @@ pub(super) async fn drive(
                 }
                 Some(Command::Breakouts(act)) => {
                     act(&mut breakouts);
+                }
+                Some(Command::Content(act)) => {
+                    act(&mut documents, &mut files);
                 }
                 Some(Command::Polls(act)) => {
                     act(room.polls());

@@ -8,12 +8,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use base64::Engine as _;
 use enclave_proto::ids::UserId;
 use enclave_proto::polls::{
     CreatePollOptions, CreatePollReq, PollInfo, PollResponsesResult, PollResponsesResultOptions,
     PollsStats,
 };
+
+pub use super::sealed::is_sealed_text;
 
 /// Polls one session may hold (running and closed).
 pub const MAX_POLLS: usize = 100;
@@ -24,11 +25,6 @@ pub const MAX_OPTIONS: usize = 20;
 /// the plaintext plus 40 bytes).
 pub const MAX_QUESTION_BYTES: usize = 8 * 1024;
 pub const MAX_OPTION_BYTES: usize = 2 * 1024;
-
-/// The sealed-envelope header this room's content key writes: version 1, a 12-byte IV and a
-/// 16-byte tag around at least one byte (see crates/e2ee and web/src/e2ee.ts).
-const ENVELOPE_V1: u8 = 1;
-const MIN_ENVELOPE_BYTES: usize = 1 + 12 + 16 + 1;
 
 /// Why a poll request was refused; the message is the reply's `msg`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,16 +59,6 @@ pub enum PollError {
     NoSuchOption(u64),
     #[error("the results are shown when the poll closes")]
     ResultsHidden,
-}
-
-/// Whether `text` is a sealed envelope as this room's clients write them: standard base64 of
-/// version 1, IV, ciphertext and tag. The server cannot tell ciphertext from anything else, but
-/// it can refuse what is plainly not an envelope (words, an empty or truncated envelope).
-pub fn is_sealed_text(text: &str) -> bool {
-    match base64::engine::general_purpose::STANDARD.decode(text) {
-        Ok(bytes) => bytes.len() >= MIN_ENVELOPE_BYTES && bytes[0] == ENVELOPE_V1,
-        Err(_) => false,
-    }
 }
 
 fn valid_poll_id(id: &str) -> bool {
@@ -373,6 +359,8 @@ impl Polls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rooms::sealed::ENVELOPE_V1;
+    use base64::Engine as _;
 
     fn user(s: &str) -> UserId {
         UserId::parse(s).unwrap()
