@@ -143,6 +143,8 @@ export class Whiteboard {
   private viewTimer: ReturnType<typeof setTimeout> | null = null;
   private lastViewSent = '';
   private readonly images = new Map<string, Promise<ImageFile | null>>();
+  /** Page images handed to the surface (for the page and the tests). */
+  private readonly loadedImages = new Set<string>();
   private compacting = false;
   private warnedTooBig = false;
   private lastWrite: boolean;
@@ -280,6 +282,7 @@ export class Whiteboard {
       return;
     }
     this.surface = surface;
+    this.exposeToTests();
     const docs = c.documents('whiteboard');
     const pages = await docs.open('pages', {
       apply: (bytes) => {
@@ -323,6 +326,22 @@ export class Whiteboard {
     const start = this.follow && this.presenterView && this.list.pages().some((p) => p.id === this.presenterView?.page) ? this.presenterView.page : FIRST_PAGE;
     await this.showPage(start, false);
     if (this.follow && this.presenterView?.scrollX !== undefined) this.applyView(this.presenterView);
+  }
+
+  /**
+   * Observation for the browser tests only: where a test's init script put
+   * `window.__enclaveTestHooks`, the board lists what it shows (the canvas has no DOM to read).
+   * Nothing is driven through it; without the init script it does not exist.
+   */
+  private exposeToTests(): void {
+    const hooks = (window as unknown as { __enclaveTestHooks?: unknown }).__enclaveTestHooks;
+    if (typeof hooks !== 'object' || hooks === null) return;
+    (hooks as Record<string, unknown>).whiteboard = () => ({
+      page: this.page?.id ?? null,
+      ready: this.el.dataset.ready === 'true',
+      elements: (this.surface?.elements() ?? []).map((e) => ({ id: e.id, type: e.type, text: typeof e.text === 'string' ? e.text : null, isDeleted: !!e.isDeleted, fileId: typeof e.fileId === 'string' ? e.fileId : null })),
+      images: [...this.loadedImages],
+    });
   }
 
   // ---- pages ----
@@ -387,7 +406,10 @@ export class Whiteboard {
     if (bp.background) {
       page.background = surface.background(`bg-${bp.background.file_id}`, bp.background.file_id, bp.background.width, bp.background.height);
       void this.loadImage(bp.background).then((img) => {
-        if (img && !page.closed) surface.addImage(img.id, img.dataURL, img.mimeType);
+        if (img && !page.closed) {
+          surface.addImage(img.id, img.dataURL, img.mimeType);
+          this.loadedImages.add(img.id);
+        }
       });
     }
     surface.show(page.background ? [page.background] : []);
