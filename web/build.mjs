@@ -49,19 +49,39 @@ const css = await esbuild.build({
 });
 
 const lazy = path.join(assets, 'lazy');
-await esbuild.build({
-  ...common,
-  entryPoints: { whiteboard: path.join(src, 'whiteboard', 'lazy.ts'), pdf: path.join(src, 'whiteboard', 'pdf.ts') },
-  outdir: lazy,
-  format: 'esm',
-  splitting: true,
-  chunkNames: 'chunks/[name]-[hash]',
-  // Excalidraw's package exports only under these conditions.
-  conditions: [dev ? 'development' : 'production'],
-  platform: 'browser',
-  loader: { '.woff2': 'file', '.ttf': 'file', '.png': 'file', '.svg': 'file' },
-  define: { 'process.env.NODE_ENV': dev ? '"development"' : '"production"', 'process.env.IS_PREACT': '"false"' },
-});
+// The board speaks English, as the rest of the client: Excalidraw's other 50 locales (1.6 MB,
+// imported only when another language is chosen, which the board never does) are left out.
+const englishOnly = {
+  name: 'excalidraw-english-only',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/locales\/.+\.js$/ }, (args) => {
+      if (!args.importer.includes(`${path.sep}@excalidraw${path.sep}`) || /\/en-[^/]*\.js$/.test(args.path)) return undefined;
+      return { path: args.path, namespace: 'no-locale' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'no-locale' }, () => ({ contents: 'export default {};', loader: 'js' }));
+  },
+};
+
+// One file per entry (no code splitting): with Mermaid and the other locales left out, what
+// Excalidraw imports dynamically is small enough to come along.
+for (const [name, entry] of [
+  ['whiteboard', 'lazy.ts'],
+  ['pdf', 'pdf.ts'],
+]) {
+  await esbuild.build({
+    ...common,
+    entryPoints: { [name]: path.join(src, 'whiteboard', entry) },
+    outdir: lazy,
+    format: 'esm',
+    // Excalidraw's package exports only under these conditions.
+    conditions: [dev ? 'development' : 'production'],
+    alias: { '@excalidraw/mermaid-to-excalidraw': path.join(src, 'whiteboard', 'no-mermaid.ts') },
+    plugins: [englishOnly],
+    platform: 'browser',
+    loader: { '.woff2': 'file', '.ttf': 'file', '.png': 'file', '.svg': 'file' },
+    define: { 'process.env.NODE_ENV': dev ? '"development"' : '"production"', 'process.env.IS_PREACT': '"false"' },
+  });
+}
 const exDist = path.join(root, 'node_modules', '@excalidraw', 'excalidraw', 'dist', 'prod', 'fonts');
 for (const family of fs.readdirSync(exDist)) {
   // Xiaolai (Chinese, Japanese and Korean hand-drawn glyphs) is 13 MB; text in those scripts

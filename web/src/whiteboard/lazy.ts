@@ -19,6 +19,7 @@ export async function mount(container: HTMLElement, o: SurfaceOptions): Promise<
   const root: Root = createRoot(container);
   let viewMode = o.viewMode;
   let api: Api | null = null;
+  let rerender: () => void = () => {};
   const ready = new Promise<Api>((resolve) => {
     const render = () =>
       root.render(
@@ -38,10 +39,9 @@ export async function mount(container: HTMLElement, o: SurfaceOptions): Promise<
           onScrollChange: () => o.onScroll(),
         }),
       );
-    render();
     rerender = render;
+    render();
   });
-  let rerender: () => void = () => {};
   const a = await ready;
   return {
     elements: () => a.getSceneElementsIncludingDeleted() as unknown as readonly WireElement[],
