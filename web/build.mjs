@@ -62,6 +62,20 @@ const englishOnly = {
   },
 };
 
+// Excalidraw lists a CDN after EXCALIDRAW_ASSET_PATH for every font, and the browser asks it
+// (the page's policy then refuses): its fallback becomes our own path too.
+const noCdn = {
+  name: 'excalidraw-no-cdn',
+  setup(b) {
+    b.onLoad({ filter: /@excalidraw[\\/]excalidraw[\\/]dist[\\/].*\.js$/ }, (args) => {
+      const text = fs.readFileSync(args.path, 'utf8');
+      const cdn = /`https:\/\/esm\.sh\/\$\{[^;]*?"@excalidraw\/excalidraw"\}\/dist\/prod\/`/g;
+      if (!cdn.test(text)) return undefined;
+      return { contents: text.replace(cdn, '(typeof window.EXCALIDRAW_ASSET_PATH=="string"?window.EXCALIDRAW_ASSET_PATH:"./")'), loader: 'js' };
+    });
+  },
+};
+
 // One file per entry (no code splitting): with Mermaid and the other locales left out, what
 // Excalidraw imports dynamically is small enough to come along.
 for (const [name, entry] of [
@@ -76,7 +90,7 @@ for (const [name, entry] of [
     // Excalidraw's package exports only under these conditions.
     conditions: [dev ? 'development' : 'production'],
     alias: { '@excalidraw/mermaid-to-excalidraw': path.join(src, 'whiteboard', 'no-mermaid.ts') },
-    plugins: [englishOnly],
+    plugins: [englishOnly, noCdn],
     platform: 'browser',
     loader: { '.woff2': 'file', '.ttf': 'file', '.png': 'file', '.svg': 'file' },
     define: { 'process.env.NODE_ENV': dev ? '"development"' : '"production"', 'process.env.IS_PREACT': '"false"' },

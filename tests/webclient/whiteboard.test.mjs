@@ -68,7 +68,10 @@ async function openBoard(u) {
   await u.page.waitForSelector(`${tid('whiteboard-canvas')} canvas.interactive`, { timeout: 10_000 });
 }
 
-/** Draws a rectangle with the rectangle tool (key R) and a mouse drag at (fx, fy) of the board. */
+/**
+ * Draws a rectangle with the rectangle tool (key R) and a mouse drag at (fx, fy) of the board
+ * (right of the style panel a chosen tool opens at the left).
+ */
 async function drawRectangle(u, fx, fy) {
   const box = await u.page.locator(`${tid('whiteboard-canvas')} canvas.interactive`).boundingBox();
   const x = box.x + box.width * fx;
@@ -82,11 +85,11 @@ async function drawRectangle(u, fx, fy) {
   await u.page.mouse.up();
 }
 
-/** Writes `text` with the text tool (key T): a click, typing, Escape to finish. */
+/** Writes `text` with the text tool (from the toolbar): a click, typing, Escape to finish. */
 async function writeText(u, text, fx, fy) {
   const box = await u.page.locator(`${tid('whiteboard-canvas')} canvas.interactive`).boundingBox();
-  await u.page.mouse.click(box.x + box.width * 0.9, box.y + box.height * 0.9);
-  await u.page.keyboard.press('t');
+  // Excalidraw's own toolbar button (its radio input sits under the icon).
+  await u.page.click(`${tid('whiteboard-canvas')} [data-testid="toolbar-text"]`, { force: true });
   await u.page.mouse.click(box.x + box.width * fx, box.y + box.height * fy);
   await u.page.waitForSelector('textarea.excalidraw-wysiwyg', { timeout: 5000 });
   await u.page.keyboard.type(text, { delay: 10 });
@@ -107,6 +110,17 @@ function sees(u, what, match, ms = 15_000) {
 
 const isText = (text) => (e) => e.type === 'text' && typeof e.text === 'string' && e.text.includes(text);
 const isRect = (e) => e.type === 'rectangle';
+
+/** An admin (`admin`, a User) unlocks the whiteboard for everyone, as a host's tool would. */
+async function unlockWhiteboard(server, admin) {
+  const r = await fetch(`${server.base}/api/updateLockSettings`, {
+    method: 'POST',
+    headers: { authorization: admin.token, 'content-type': 'application/json' },
+    body: JSON.stringify({ user_id: 'all', service: 'whiteboard', direction: 'unlock' }),
+  });
+  const body = await r.json();
+  assert.equal(body.status, true, `updateLockSettings whiteboard unlock: ${JSON.stringify(body)}`);
+}
 
 /** Everything the pages sent (request bodies, WebSocket frames), as [label, bytes]. */
 async function wireOf(wire) {
@@ -144,14 +158,23 @@ describe('whiteboard (tap build)', () => {
       await waitFor(10_000, "bob's board names ann as the presenter", () => bob.page.getAttribute(tid('whiteboard-presenter'), 'data-identity'), (v) => v === 'ann');
 
       const marker = `wb-plain-${randomBytes(6).toString('hex')}`;
-      await drawRectangle(ann, 0.2, 0.2);
-      await writeText(ann, marker, 0.5, 0.5);
+      await drawRectangle(ann, 0.45, 0.3);
+      await sees(ann, 'the rectangle ann drew', isRect, 5000);
+      await writeText(ann, marker, 0.5, 0.65);
       await Promise.all([bob, cat].map((u) => Promise.all([sees(u, 'ann’s rectangle', isRect), sees(u, `the text ${marker}`, isText(marker))])));
       log.add('driver', 'bob and cat see ann’s rectangle and text');
 
+      // The room's default locks make the board view only for participants; an admin's unlock
+      // reaches bob live (LOCK_SETTINGS), and bob may draw.
+      assert.equal(await bob.page.getAttribute(tid('whiteboard'), 'data-locked'), 'true', 'the whiteboard starts view only for bob (the default lock)');
+      await bob.page.waitForSelector(tid('whiteboard-locked'), { state: 'visible' });
+      await unlockWhiteboard(tapServer, ann);
+      await bob.page.waitForSelector(`${tid('whiteboard')}[data-locked="false"]`, { timeout: 10_000 });
+      await bob.page.waitForSelector(tid('whiteboard-locked'), { state: 'hidden' });
+
       // And the other way: bob draws, ann and cat see it.
       const reply = `wb-reply-${randomBytes(4).toString('hex')}`;
-      await writeText(bob, reply, 0.3, 0.75);
+      await writeText(bob, reply, 0.6, 0.8);
       await Promise.all([ann, cat].map((u) => sees(u, `bob’s text ${reply}`, isText(reply))));
       await shot(ann, 'whiteboard-plain');
 
@@ -184,8 +207,9 @@ describe('whiteboard (tap build)', () => {
       await Promise.all([ann, bob].map(openBoard));
 
       const marker = `wb-secret-${randomBytes(6).toString('hex')}`;
-      await drawRectangle(ann, 0.25, 0.25);
-      await writeText(ann, marker, 0.5, 0.55);
+      await drawRectangle(ann, 0.45, 0.3);
+      await sees(ann, 'the rectangle ann drew', isRect, 5000);
+      await writeText(ann, marker, 0.5, 0.65);
       await Promise.all([sees(bob, 'ann’s rectangle', isRect), sees(bob, `the text ${marker}`, isText(marker))]);
 
       // A two-page PDF, rendered in ann's browser, each page sealed and uploaded as an image.
