@@ -72,6 +72,19 @@ test('key checks, profiles and server messages', () => {
   assert.equal(parseSystem({ ...upd, from: '' }), null);
   assert.deepEqual(parseSystem({ type: 'CONTENT_CLEARED', kind: 'notepad', doc: '' }), { type: 'CONTENT_CLEARED', kind: 'notepad', doc: '' });
   assert.equal(parseSystem({ type: 'CONTENT_CLEARED', kind: 'notepad' }), null);
+  assert.equal(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: 'yes' }), null);
+  assert.deepEqual(parseSystem({ type: 'CONTENT_UPDATE', kind: 'notepad', doc: 'n', seq: 2, from: 'ann', body: 'b' }), {
+    type: 'CONTENT_UPDATE',
+    kind: 'notepad',
+    doc: 'n',
+    seq: 2,
+    from: 'ann',
+    body: 'b',
+  });
+  assert.equal(parseSystem({ type: 'CONTENT_UPDATE', kind: 'slides', doc: 'n', seq: 2, from: 'ann', body: 'b' }), null);
+  assert.equal(parseSystem({ type: 'CONTENT_UPDATE', kind: 'notepad', doc: '../n', seq: 2, from: 'ann', body: 'b' }), null);
+  assert.equal(parseSystem({ type: 'CONTENT_UPDATE', kind: 'notepad', doc: 'n', seq: 0, from: 'ann', body: 'b' }), null);
+  assert.deepEqual(parseSystem({ type: 'CONTENT_CLEARED', kind: 'whiteboard', doc: '' }), { type: 'CONTENT_CLEARED', kind: 'whiteboard', doc: '' });
   const secret = 'Qm7rT2xW9kLp4ZsV8nB3cY6dF1gH5jK0';
   assert.deepEqual(parseSystem({ type: 'E2EE_KEY', generation: 3, secret }), { type: 'E2EE_KEY', generation: 3, secret });
   assert.equal(parseSystem({ type: 'E2EE_KEY', generation: 0, secret }), null, 'epochs start at 1');
@@ -173,6 +186,14 @@ test('private messages: recipients travel in the message, and only a named recip
   assert.notEqual(privateAad('ann', 'bob'), privateAad('ann', 'cat'));
   assert.notEqual(privateAad('a|b', 'c'), privateAad('a', 'b|c'), 'unambiguous');
   assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: false, lock_private_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: false, lock_private_chat: true, lock_chat_file_share: false, lock_whiteboard: false, lock_shared_notepad: false });
+  assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: false, lock_private_chat: true, lock_whiteboard: true }), {
+    type: 'LOCK_SETTINGS',
+    lock_chat: false,
+    lock_private_chat: true,
+    lock_chat_file_share: false,
+    lock_whiteboard: true,
+    lock_shared_notepad: false,
+  });
   assert.deepEqual(parseSystem({ type: 'LOCK_SETTINGS', lock_chat: true }), { type: 'LOCK_SETTINGS', lock_chat: true, lock_private_chat: true, lock_chat_file_share: true, lock_whiteboard: false, lock_shared_notepad: false });
 });
 

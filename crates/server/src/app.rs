@@ -71,7 +71,7 @@ impl App {
     pub async fn new(config: ServerConfig) -> Result<Arc<Self>, StartError> {
         let store = SqliteStore::open(&config.database_path)?;
         // No session is live yet: files an earlier process kept for its sessions go.
-        crate::http::files::remove_leftovers(&config.uploads_path).await;
+        crate::uploads::remove_leftovers(&config.uploads_path).await;
         let stale = store.end_all_running(unix_now()).await?;
         if stale > 0 {
             tracing::warn!(
@@ -362,7 +362,7 @@ impl RoomObserver for App {
         if let Some(media) = &self.media {
             media.end_room(info.room_id.as_str(), &info.sid.to_string());
         }
-        crate::http::files::remove_session(&self.config.uploads_path, info).await;
+        crate::uploads::remove_session(&self.config.uploads_path, &info.sid).await;
         self.breakouts_follow(info);
         self.metrics.rooms_active.set(self.rooms.len() as i64);
         if let Err(e) = self

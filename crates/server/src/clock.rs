@@ -18,3 +18,9 @@ pub fn unix_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// The monotonic "now" handed to sans-IO state (rates, timers), from tokio's clock so that a
+/// test that pauses time pauses it too.
+pub fn now_std() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}

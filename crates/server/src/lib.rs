@@ -22,6 +22,7 @@ pub mod rooms;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod uploads;
 pub mod webhook;
 
 pub use app::{App, StartError};

@@ -8,7 +8,6 @@
 //! encrypted room they hold sealed envelopes only.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -105,7 +104,7 @@ async fn append(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Answered
     let from = c.user.to_string();
     let (kind, doc, text) = (req.kind, req.doc.clone(), req.body.clone());
     let f = from.clone();
-    let now = Instant::now();
+    let now = crate::clock::now_std();
     let seq = c
         .room
         .documents(move |d| d.append(kind, &doc, &f, text, sealed, now))
@@ -160,11 +159,12 @@ pub(crate) async fn append_as(
 async fn log(c: Caller, body: Bytes) -> Answered<LogReply> {
     let req: LogReq = json::decode(&body).map_err(ApiError::invalid)?;
     feature_on(&c, req.kind)?;
-    let reply = c
+    let log = c
         .room
         .documents(move |d| d.log(req.kind, &req.doc, req.after))
         .await?;
-    success(reply)
+    // The bodies are copied here, not in the room's task.
+    success(log.into_reply())
 }
 
 async fn snapshot(c: Caller, body: Bytes) -> Answered<Done> {
@@ -172,7 +172,7 @@ async fn snapshot(c: Caller, body: Bytes) -> Answered<Done> {
     may_write(&c, req.kind)?;
     let sealed = c.room.info.is_e2ee();
     let from = c.user.to_string();
-    let now = Instant::now();
+    let now = crate::clock::now_std();
     c.room
         .documents(move |d| d.snapshot(req.kind, &req.doc, &from, req.upto, req.body, sealed, now))
         .await?

@@ -2,14 +2,10 @@
 //! the session, read by any participant.
 //!
 //! The room's task knows what was announced and which chunks arrived
-//! ([`crate::rooms::files`]); the bytes are at `<uploads>/<session sid>/<file_id>/<index>`. A
-//! file id is parsed ([`FileId`]: 16–64 of `A-Z a-z 0-9 _ -`) and an index is a number, so
-//! nothing else from a request (never a file's name) becomes part of a path. A chunk is
-//! written to a temporary name and renamed, so a reader never sees half of one. The session's
-//! directory is removed when the session ends ([`remove_session`]) and, for a session an
-//! earlier process left behind, at start ([`remove_leftovers`]).
+//! ([`crate::rooms::files`]); the bytes are on disk ([`crate::uploads`]). A file id is parsed
+//! ([`FileId`]: 16–64 of `A-Z a-z 0-9 _ -`) and an index is a number, so nothing else from a
+//! request (never a file's name) becomes part of a path.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -23,14 +19,14 @@ use rand::distributions::{Alphanumeric, DistString};
 use enclave_proto::content::{
     ChunkReceived, ContentKind, FileId, FileIdBody, FileInfo, FilePurpose, FileStartReq,
 };
-use enclave_proto::ids::SessionId;
 use enclave_proto::json;
 
 use super::caller::{forbidden, success, Answered, Caller};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::rooms::files::{purpose_limit, FileError};
-use crate::rooms::{locks, RoomHandle, RoomInfo};
+use crate::rooms::{locks, RoomHandle};
+use crate::uploads;
 
 pub(super) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -46,15 +42,6 @@ pub(super) fn routes() -> Router<Arc<App>> {
 /// A refused file request: `status:false` with the reason.
 fn refused(e: FileError) -> ApiError {
     ApiError::invalid(e)
-}
-
-/// The directory of a session's files.
-pub(crate) fn session_dir(uploads: &Path, info: &RoomInfo) -> PathBuf {
-    uploads.join(info.sid.to_string())
-}
-
-fn file_dir(uploads: &Path, info: &RoomInfo, id: &FileId) -> PathBuf {
-    session_dir(uploads, info).join(id.as_str())
 }
 
 fn parse_path(file_id: &str, index: &str) -> Result<(FileId, u32), ApiError> {
@@ -99,48 +86,58 @@ async fn upload(
     body: Bytes,
 ) -> Answered<ChunkReceived> {
     let (id, index) = parse_path(&file_id, &index)?;
-    let len = body.len() as u64;
-    let from = c.user.to_string();
-    let i = id.clone();
-    c.room
-        .files(move |f| f.begin_chunk(&i, index, len, &from))
-        .await?
-        .map_err(refused)?;
-    let dir = file_dir(&app.config.uploads_path, &c.room.info, &id);
-    let written = write_chunk(&dir, index, &body).await;
-    if let Err(e) = &written {
-        tracing::error!(error = %e, file_id = %id, index, "could not store a chunk");
-    }
-    let ok = written.is_ok().then_some(len);
-    let i = id.clone();
-    let received = match c.room.files(move |f| f.end_chunk(&i, index, ok)).await {
-        Ok(n) => n,
-        Err(gone) => {
-            // The session ended while the chunk was written (and its directory was removed
-            // before this write made it again).
-            remove_session(&app.config.uploads_path, &c.room.info).await;
-            return Err(gone.into());
-        }
-    };
-    if written.is_err() {
-        return Err(ApiError::internal("could not store the chunk", "see above"));
-    }
+    // Checked, written and recorded in a task of its own: a request dropped half-way (the
+    // client went away) must not leave the chunk marked as being written, which would block
+    // `finish` for good.
+    let task = store_chunk(
+        c.room.clone(),
+        app.config.uploads_path.clone(),
+        c.user.to_string(),
+        id,
+        index,
+        body,
+    );
+    let received = tokio::spawn(task)
+        .await
+        .map_err(|e| ApiError::internal("could not store the chunk", e))??;
     success(ChunkReceived { received })
 }
 
-/// Writes a chunk to a temporary name beside it, then renames it into place.
-async fn write_chunk(dir: &Path, index: u32, bytes: &[u8]) -> std::io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
-    let tmp = dir.join(format!(
-        "{index}.{}.part",
-        Alphanumeric.sample_string(&mut rand::thread_rng(), 12)
-    ));
-    tokio::fs::write(&tmp, bytes).await?;
-    if let Err(e) = tokio::fs::rename(&tmp, dir.join(index.to_string())).await {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
+/// Chunk `index` of file `id` from `from`: the room checks and marks it, it is written, the
+/// room records it (or forgets it if the write failed). Returns how many chunks the file holds.
+async fn store_chunk(
+    room: RoomHandle,
+    uploads_path: std::path::PathBuf,
+    from: String,
+    id: FileId,
+    index: u32,
+    body: Bytes,
+) -> Result<u32, ApiError> {
+    let len = body.len() as u64;
+    let i = id.clone();
+    room.files(move |f| f.begin_chunk(&i, index, len, &from))
+        .await?
+        .map_err(refused)?;
+    let dir = uploads::file_dir(&uploads_path, &room.info.sid, &id);
+    let written = uploads::write_chunk(&dir, index, &body).await;
+    let ok = written.as_ref().ok().map(|()| len);
+    let i = id.clone();
+    let received = match room.files(move |f| f.end_chunk(&i, index, ok)).await {
+        Ok(n) => n,
+        Err(gone) => {
+            // The session ended while the chunk was written (and its directory may have been
+            // removed before this write made it again).
+            uploads::remove_session(&uploads_path, &room.info.sid).await;
+            return Err(gone.into());
+        }
+    };
+    if let Err(e) = written {
+        return Err(ApiError::internal(
+            "could not store the chunk",
+            format!("file {id} chunk {index}: {e}"),
+        ));
     }
-    Ok(())
+    Ok(received)
 }
 
 async fn finish(c: Caller, body: Bytes) -> Answered<FileInfo> {
@@ -177,7 +174,8 @@ async fn download(
         .files(move |f| f.readable(&i, index))
         .await?
         .map_err(|e| refused(e).with_http(Http::NOT_FOUND))?;
-    let path = file_dir(&app.config.uploads_path, &c.room.info, &id).join(index.to_string());
+    let path =
+        uploads::file_dir(&app.config.uploads_path, &c.room.info.sid, &id).join(index.to_string());
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(|e| ApiError::internal("could not read the chunk", e))?;
@@ -207,9 +205,9 @@ pub(crate) async fn store_server_file(
 ) -> Result<FileInfo, ApiError> {
     let id = FileId::parse(&Alphanumeric.sample_string(&mut rand::rngs::OsRng, 24))
         .map_err(|e| ApiError::internal("could not draw a file id", e))?;
-    let dir = file_dir(&app.config.uploads_path, &room.info, &id);
+    let dir = uploads::file_dir(&app.config.uploads_path, &room.info.sid, &id);
     for (index, chunk) in (0u32..).zip(&chunks) {
-        if let Err(e) = write_chunk(&dir, index, chunk).await {
+        if let Err(e) = uploads::write_chunk(&dir, index, chunk).await {
             let _ = tokio::fs::remove_dir_all(&dir).await;
             return Err(ApiError::internal("could not store a file", e));
         }
@@ -233,35 +231,78 @@ pub(crate) async fn store_server_file(
     }
 }
 
-/// Removes a session's files (its session ended).
-pub(crate) async fn remove_session(uploads: &Path, info: &RoomInfo) {
-    let dir = session_dir(uploads, info);
-    match tokio::fs::remove_dir_all(&dir).await {
-        Ok(()) => tracing::info!(sid = %info.sid, "session files removed"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::error!(error = %e, sid = %info.sid, "could not remove the session's files")
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
 
-/// At start no session is live: removes every session directory an earlier process left
-/// (only directories named like a session id, so a misconfigured path loses nothing else).
-pub(crate) async fn remove_leftovers(uploads: &Path) {
-    let Ok(mut entries) = tokio::fs::read_dir(uploads).await else {
-        return;
-    };
-    while let Ok(Some(entry)) = entries.next_entry().await {
-        let name = entry.file_name();
-        let is_session = name.to_str().is_some_and(|n| SessionId::parse(n).is_ok());
-        let is_dir = entry.file_type().await.is_ok_and(|t| t.is_dir());
-        if is_session && is_dir {
-            match tokio::fs::remove_dir_all(entry.path()).await {
-                Ok(()) => tracing::info!(sid = ?name, "files of an earlier session removed"),
-                Err(e) => {
-                    tracing::error!(error = %e, sid = ?name, "could not remove an earlier session's files")
-                }
-            }
-        }
+    use enclave_proto::content::DocId;
+
+    use super::*;
+    use crate::rooms::content::SYSTEM;
+
+    #[tokio::test]
+    async fn the_server_stores_its_own_files_and_writes_documents_as_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "a-test-secret-0123456789abcdef-01";
+        let app = App::new(crate::ServerConfig::for_tests(dir.path(), "key", secret))
+            .await
+            .unwrap();
+        let body = r#"{"room_id":"r","metadata":{"room_title":"R","room_features":{}}}"#;
+        let req = Request::post("/auth/room/create")
+            .header("Content-Type", "application/json")
+            .header("API-KEY", "key")
+            .header("HASH-SIGNATURE", crate::auth::sign(secret, body.as_bytes()))
+            .body(Body::from(body))
+            .unwrap();
+        let res = crate::http::router(app.clone()).oneshot(req).await.unwrap();
+        assert!(res.status().is_success());
+        let room = app.rooms.get_str("r").unwrap();
+
+        let info = store_server_file(
+            &app,
+            &room,
+            FilePurpose::Page,
+            "page-1.png".into(),
+            "image/png".into(),
+            SYSTEM,
+            vec![b"abc".to_vec(), b"de".to_vec()],
+        )
+        .await
+        .unwrap();
+        assert!(info.complete);
+        assert_eq!((info.size, info.chunks, info.from.as_str()), (5, 2, SYSTEM));
+        let id = FileId::parse(&info.file_id).unwrap();
+        let on_disk = uploads::file_dir(&app.config.uploads_path, &room.info.sid, &id).join("1");
+        assert_eq!(std::fs::read(on_disk).unwrap(), b"de");
+        let i = id.clone();
+        room.files(move |f| f.readable(&i, 1))
+            .await
+            .unwrap()
+            .unwrap();
+
+        let update = format!(
+            r#"{{"document_id":"d1","name":"slides.pdf","pages":[{{"file_id":"{id}","width":800,"height":600}}]}}"#
+        );
+        let doc = DocId::parse("documents").unwrap();
+        let seq = super::super::content::append_as(
+            &app,
+            &room,
+            ContentKind::Whiteboard,
+            doc.clone(),
+            SYSTEM,
+            update.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(seq, 1);
+        let log = room
+            .documents(move |d| d.log(ContentKind::Whiteboard, &doc, 0))
+            .await
+            .unwrap()
+            .into_reply();
+        assert_eq!(log.updates[0].from, SYSTEM);
+        assert_eq!(log.updates[0].body, update);
     }
 }

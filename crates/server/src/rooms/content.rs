@@ -8,6 +8,7 @@
 //! session's bytes and documents, and each participant's rate of writes (a token bucket).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use enclave_proto::content::{ContentKind, DocId, DocInfo, LogReply, SnapshotEntry, UpdateEntry};
@@ -89,17 +90,62 @@ impl Bucket {
     }
 }
 
+/// An update as kept. Bodies are shared, not copied, when a log is read: the copy into a
+/// reply is made outside the room's task ([`DocLog::into_reply`]).
 #[derive(Debug, Clone)]
-struct Update {
+pub struct Update {
     seq: u64,
-    from: String,
-    body: String,
+    from: Arc<str>,
+    body: Arc<str>,
+}
+
+/// A snapshot as kept.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    upto: u64,
+    from: Arc<str>,
+    body: Arc<str>,
+}
+
+/// What a document holds after some `seq` ([`Documents::log`]).
+#[derive(Debug, Clone)]
+pub struct DocLog {
+    kind: ContentKind,
+    doc: DocId,
+    head: u64,
+    snapshot: Option<Snapshot>,
+    updates: Vec<Update>,
+}
+
+impl DocLog {
+    /// The reply of `/api/content/log`.
+    pub fn into_reply(self) -> LogReply {
+        LogReply {
+            kind: self.kind,
+            doc: self.doc.to_string(),
+            head: self.head,
+            snapshot: self.snapshot.map(|s| SnapshotEntry {
+                upto: s.upto,
+                from: s.from.to_string(),
+                body: s.body.to_string(),
+            }),
+            updates: self
+                .updates
+                .into_iter()
+                .map(|u| UpdateEntry {
+                    seq: u.seq,
+                    from: u.from.to_string(),
+                    body: u.body.to_string(),
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Doc {
     head: u64,
-    snapshot: Option<SnapshotEntry>,
+    snapshot: Option<Snapshot>,
     /// Updates after the snapshot, in `seq` order.
     updates: VecDeque<Update>,
     /// Bytes of `updates`' bodies.
@@ -207,8 +253,8 @@ impl Documents {
         let len = body.len();
         d.updates.push_back(Update {
             seq,
-            from: from.to_owned(),
-            body,
+            from: from.into(),
+            body: body.into(),
         });
         self.bytes += len;
         Ok(seq)
@@ -268,10 +314,10 @@ impl Documents {
                 d.log_bytes -= u.body.len();
             }
         }
-        d.snapshot = Some(SnapshotEntry {
+        d.snapshot = Some(Snapshot {
             upto,
-            from: from.to_owned(),
-            body,
+            from: from.into(),
+            body: body.into(),
         });
         self.bytes = after;
         Ok(())
@@ -279,30 +325,26 @@ impl Documents {
 
     /// What a document holds after `after`: the snapshot if `after` is older than it, and the
     /// updates with a greater `seq`. A document nobody wrote is empty (head 0).
-    pub fn log(&self, kind: ContentKind, doc: &DocId, after: u64) -> LogReply {
-        let mut reply = LogReply {
+    pub fn log(&self, kind: ContentKind, doc: &DocId, after: u64) -> DocLog {
+        let mut log = DocLog {
             kind,
-            doc: doc.to_string(),
+            doc: doc.clone(),
             head: 0,
             snapshot: None,
             updates: Vec::new(),
         };
         let Some(d) = self.docs.get(&(kind, doc.clone())) else {
-            return reply;
+            return log;
         };
-        reply.head = d.head;
-        reply.snapshot = d.snapshot.clone().filter(|s| after < s.upto);
-        reply.updates = d
+        log.head = d.head;
+        log.snapshot = d.snapshot.clone().filter(|s| after < s.upto);
+        log.updates = d
             .updates
             .iter()
             .filter(|u| u.seq > after)
-            .map(|u| UpdateEntry {
-                seq: u.seq,
-                from: u.from.clone(),
-                body: u.body.clone(),
-            })
+            .cloned()
             .collect();
-        reply
+        log
     }
 
     /// Drops a document, or (`None`) every document of `kind`; returns how many went. A
@@ -377,7 +419,7 @@ mod tests {
             Ok(1),
             "kinds are apart"
         );
-        let log = d.log(WB, &doc("pages"), 0);
+        let log = d.log(WB, &doc("pages"), 0).into_reply();
         assert_eq!(log.head, 2);
         assert_eq!(log.snapshot, None);
         let got: Vec<(u64, &str, &str)> = log
@@ -386,9 +428,9 @@ mod tests {
             .map(|u| (u.seq, u.from.as_str(), u.body.as_str()))
             .collect();
         assert_eq!(got, [(1, "ann", "a"), (2, "bob", "b")]);
-        assert_eq!(d.log(WB, &doc("pages"), 1).updates.len(), 1);
-        assert_eq!(d.log(WB, &doc("pages"), 2).updates.len(), 0);
-        let none = d.log(WB, &doc("nobody-wrote"), 0);
+        assert_eq!(d.log(WB, &doc("pages"), 1).into_reply().updates.len(), 1);
+        assert_eq!(d.log(WB, &doc("pages"), 2).into_reply().updates.len(), 0);
+        let none = d.log(WB, &doc("nobody-wrote"), 0).into_reply();
         assert_eq!((none.head, none.updates.len()), (0, 0));
         assert_eq!(d.bytes(), 4);
         assert_eq!(
@@ -411,7 +453,7 @@ mod tests {
         d.snapshot(NP, &doc("n"), "bob", 2, "SS".into(), false, now)
             .unwrap();
         assert_eq!(d.bytes(), 2 + 3, "updates 1 and 2 are gone");
-        let log = d.log(NP, &doc("n"), 0);
+        let log = d.log(NP, &doc("n"), 0).into_reply();
         assert_eq!(
             log.snapshot,
             Some(SnapshotEntry {
@@ -421,7 +463,7 @@ mod tests {
             })
         );
         assert_eq!(log.updates.iter().map(|u| u.seq).collect::<Vec<_>>(), [3]);
-        let log = d.log(NP, &doc("n"), 2);
+        let log = d.log(NP, &doc("n"), 2).into_reply();
         assert_eq!(
             log.snapshot, None,
             "a client past the snapshot gets updates only"
@@ -518,7 +560,7 @@ mod tests {
         assert!(e.to_string().contains("compact the document first"));
         // Another document still takes updates; a snapshot makes room again.
         put(&mut d, WB, "q", "ann", "x");
-        let head = d.log(WB, &doc("p"), 0).head;
+        let head = d.log(WB, &doc("p"), 0).into_reply().head;
         d.snapshot(WB, &doc("p"), "ann", head, "S".into(), false, now)
             .unwrap();
         assert_eq!(put(&mut d, WB, "p", "ann", "x"), head + 1);

@@ -19,6 +19,8 @@ const MIB: u64 = 1024 * 1024;
 
 /// Bytes of one chunk as uploaded (1 MiB of plaintext and a sealed envelope's overhead).
 pub const MAX_CHUNK_BYTES: u64 = MIB + 1024;
+/// What a chunk may add to its plaintext when sealed (an envelope is 29 bytes).
+const ENVELOPE_SLACK: u64 = MAX_CHUNK_BYTES - MIB;
 /// Bytes of a page image.
 pub const MAX_PAGE_BYTES: u64 = 10 * MIB;
 /// Files one session may hold.
@@ -206,6 +208,13 @@ impl Files {
         if sealed && !is_sealed_text(&req.mime) {
             return Err(FileError::NotSealed("mime"));
         }
+        // A sealed chunk is its plaintext and an envelope's overhead: the browser checked the
+        // plaintext against the cap, the server allows each chunk its envelope.
+        let max = if sealed {
+            max.saturating_add(u64::from(req.chunks).saturating_mul(ENVELOPE_SLACK))
+        } else {
+            max
+        };
         if req.size > max {
             return Err(FileError::TooLarge {
                 size: req.size,
@@ -547,6 +556,19 @@ mod tests {
         r.name = sealed(9);
         r.mime = sealed(10);
         f.start(r, "ann", 100, true).unwrap();
+        // A file at the cap, sealed: each chunk carries an envelope beyond it.
+        let mut r = req(2, 100 + 2 * 29, 2);
+        r.name = sealed(9);
+        r.mime = sealed(10);
+        f.start(r.clone(), "ann", 100, true).unwrap();
+        r.file_id = id(3);
+        assert!(
+            matches!(
+                f.start(r, "ann", 100, false),
+                Err(FileError::TooLarge { .. })
+            ),
+            "not in a plain room"
+        );
     }
 
     #[test]

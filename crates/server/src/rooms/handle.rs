@@ -26,6 +26,9 @@ pub struct Snapshot {
     pub joined_total: i64,
 }
 
+/// Something done to a room's documents and files in its task.
+pub(super) type ContentAct = Box<dyn FnOnce(&mut content::Documents, &mut files::Files) + Send>;
+
 pub(super) enum Command {
     Invite(UserId, Invitation, oneshot::Sender<Result<(), Blocked>>),
     Remove(UserId, bool, oneshot::Sender<()>),
@@ -43,7 +46,7 @@ pub(super) enum Command {
     /// Runs on the room's polls, in the room's task (the closure replies itself).
     Polls(Box<dyn FnOnce(&mut polls::Polls) + Send>),
     /// Runs on the room's documents and files, likewise.
-    Content(Box<dyn FnOnce(&mut content::Documents, &mut files::Files) + Send>),
+    Content(ContentAct),
     /// Runs on the room's list of breakout rooms, likewise.
     Breakouts(Box<dyn FnOnce(&mut breakouts::Breakouts) + Send>),
     Track {

@@ -16,7 +16,7 @@ use super::core::{
 };
 use super::handle::Command;
 use super::{Admission, FeatureRefused, RoomInfo, ServerMediaFeature, Snapshot};
-use crate::clock::unix_now;
+use crate::clock::{now_std, unix_now};
 use crate::webhook::{NotifyEvent, NotifyRoom, WebhookQueue};
 
 impl NotifyEvent {
@@ -116,10 +116,6 @@ pub trait RoomObserver: Send + Sync + 'static {
     /// A new key epoch must reach these participants (and nobody else) over their own
     /// encrypted connection to the media server.
     fn key_epoch(&self, info: &RoomInfo, epoch: &KeyEpoch, to: &[UserId]);
-}
-
-fn now_std() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
 }
 
 /// The owner loop of one room: apply one input, act on every event, sleep until the next
