@@ -111,6 +111,13 @@ function sees(u, what, match, ms = 15_000) {
 const isText = (text) => (e) => e.type === 'text' && typeof e.text === 'string' && e.text.includes(text);
 const isRect = (e) => e.type === 'rectangle';
 
+/** A download's bytes (the browser runs behind playwright's server: no local path). */
+async function downloaded(d) {
+  const chunks = [];
+  for await (const c of await d.createReadStream()) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
 /** An admin (`admin`, a User) unlocks the whiteboard for everyone, as a host's tool would. */
 async function unlockWhiteboard(server, admin) {
   const r = await fetch(`${server.base}/api/updateLockSettings`, {
@@ -127,6 +134,61 @@ async function wireOf(wire) {
   const recs = await Promise.all(wire);
   return recs.map((r) => [`${r.who} ${r.kind} ${r.url.replace(/access_token=[^&]+/, 'access_token=…')}`, r.body]);
 }
+
+scenario(
+  'W3. plain room: pages (added, followed), PNG and PDF export, a PDF put on the board (converted by the server or rendered in the browser), an admin clears a page for everyone',
+  async ({ log, user }) => {
+    const server = ctx.server;
+    const room = `wb-tools-${rand()}`;
+    await server.createRoom(room, 'off', { whiteboard_features: { is_allow: true } });
+    const ann = user(server, { room, id: 'ann', name: 'Ann', admin: true, extraInit: HOOKS });
+    const bob = user(server, { room, id: 'bob', name: 'Bob', extraInit: HOOKS });
+    await Promise.all([ann, bob].map((u) => u.enter(chrome.browser)));
+    await Promise.all([ann, bob].map(openBoard));
+    await drawRectangle(ann, 0.45, 0.3);
+    await sees(bob, 'ann’s rectangle', isRect);
+    const label = (u) => u.page.textContent(tid('whiteboard-page-label'));
+    const onLabel = (u, re) => waitFor(15_000, `${u.id}'s page label matches ${re}`, () => label(u), (t) => re.test(t), (t) => t, 100);
+
+    // A new page: the presenter goes there, bob follows.
+    await ann.page.click(tid('whiteboard-page-add'));
+    await onLabel(ann, /^Page 2 of 2/);
+    await onLabel(bob, /^Page 2 of 2/);
+    const onSecond = await boardOf(bob);
+    assert.equal(onSecond.elements.filter((e) => !e.isDeleted).length, 0, 'the new page is empty');
+    await ann.page.click(tid('whiteboard-page-prev'));
+    await onLabel(bob, /^Page 1 of 2/);
+    await sees(bob, 'the rectangle on the first page again', isRect);
+
+    // Export: this page as PNG, every page as one PDF.
+    const [png] = await Promise.all([ann.page.waitForEvent('download'), ann.page.click(tid('whiteboard-export-png'))]);
+    const pngBytes = await downloaded(png);
+    assert.equal(pngBytes.subarray(1, 4).toString(), 'PNG', `the PNG export is a PNG (${png.suggestedFilename()})`);
+    const [pdf] = await Promise.all([ann.page.waitForEvent('download', { timeout: 30_000 }), ann.page.click(tid('whiteboard-export-pdf'))]);
+    const pdfBytes = (await downloaded(pdf)).toString('latin1');
+    assert.ok(pdfBytes.startsWith('%PDF-'), 'the PDF export is a PDF');
+    assert.equal((pdfBytes.match(/\/Type \/Page\b/g) ?? []).length, 2, 'one PDF page per board page');
+
+    // A PDF in a plain room: the server converts it, or (no converter) the browser renders it.
+    await ann.page.setInputFiles(tid('whiteboard-upload'), { name: 'slides.pdf', mimeType: 'application/pdf', buffer: tinyPdf(1, 'plain') });
+    await onLabel(ann, /^Page 3 of 3/);
+    await onLabel(bob, /^Page 3 of 3/);
+    await waitFor(20_000, "bob's board shows the document page's image", () => boardOf(bob), (b) => b.elements.some((e) => e.type === 'image' && b.images.includes(e.fileId)), (b) => JSON.stringify(b), 200);
+
+    // An admin clears the first page: it is empty for everyone.
+    await ann.page.click(tid('whiteboard-page-prev'));
+    await ann.page.click(tid('whiteboard-page-prev'));
+    await onLabel(bob, /^Page 1 of 3/);
+    await sees(bob, 'the rectangle before the clear', isRect);
+    await ann.page.click(tid('whiteboard-clear'));
+    await ann.page.click(tid('confirm-ok'));
+    for (const u of [ann, bob]) {
+      await waitFor(10_000, `${u.id}'s first page is empty after the clear`, () => boardOf(u), (b) => b.page === 'main' && b.elements.filter((e) => !e.isDeleted).length === 0, (b) => JSON.stringify(b), 100);
+    }
+    log.add('driver', 'pages, export, document and clear done');
+  },
+  { ms: BOARD_MS },
+);
 
 describe('whiteboard (tap build)', () => {
   let tapServer;

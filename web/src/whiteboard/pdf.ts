@@ -59,6 +59,7 @@ export const makePdf: PdfModule['makePdf'] = async (pages) => {
     const page = pdf.addPage([p.width, p.height]);
     page.drawImage(img, { x: 0, y: 0, width: p.width, height: p.height });
   }
-  const bytes = await pdf.save();
+  // Without object streams: plain PDF 1.4 structure, which every reader opens.
+  const bytes = await pdf.save({ useObjectStreams: false });
   return new Uint8Array(bytes);
 };
