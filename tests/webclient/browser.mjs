@@ -187,8 +187,9 @@ export const firstOf = (tl, what, value) => tl.find((e) => e.what === what && (v
 // Users: one browser context and page each; they act through data-testid hooks only.
 
 export class User {
-  constructor(env, log, { room, id, name, admin = false, hidden = false, key = null, wire = null, watchFrames = false, autoJoin = false, gumDelayMs = 0 }) {
-    Object.assign(this, { env, log, room, id, name: name ?? id, admin, hidden, key, wire, watchFrames, autoJoin, gumDelayMs });
+  /** `extraInit`: another init script for this user's pages (a test file's own observation). */
+  constructor(env, log, { room, id, name, admin = false, hidden = false, key = null, wire = null, watchFrames = false, autoJoin = false, gumDelayMs = 0, extraInit = null }) {
+    Object.assign(this, { env, log, room, id, name: name ?? id, admin, hidden, key, wire, watchFrames, autoJoin, gumDelayMs, extraInit });
   }
 
   /**
@@ -201,6 +202,7 @@ export class User {
     this.context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
     await this.context.grantPermissions(['camera', 'microphone'], { origin: this.env.base });
     await this.context.addInitScript({ content: INIT_SCRIPT({ watchFrames: this.watchFrames, autoJoin: this.autoJoin, gumDelayMs: this.gumDelayMs }) });
+    if (this.extraInit) await this.context.addInitScript({ content: this.extraInit });
     const page = (this.page = await this.context.newPage());
     page.setDefaultTimeout(20_000);
     const { log, id } = this;

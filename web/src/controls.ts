@@ -56,6 +56,8 @@ export interface ControlsOptions {
   breakout: boolean;
   /** The recording and live-stream controls. */
   recorder: HTMLElement[];
+  /** More tools' buttons (the whiteboard's). */
+  tools?: HTMLElement[];
   togglePanel: (p: Panel) => void;
   /** Sends a reaction (and shows it on our own tile). */
   react: (name: ReactionName) => void;
@@ -154,7 +156,7 @@ export class Controls {
       'footer',
       { class: 'controlbar', role: 'toolbar', 'aria-label': 'Meeting controls' },
       h('div', { class: 'ctl-group' }, micBtn.el, camBtn?.el ?? camNote, screenBtn?.el),
-      h('div', { class: 'ctl-group ctl-group-react' }, handBtn?.el, reactBtn?.el, this.reactionPicker, chatBtn?.el, pollsBtn?.el, notepadBtn?.el, breakoutBtn?.el, peopleBtn.el, o.recorder),
+      h('div', { class: 'ctl-group ctl-group-react' }, handBtn?.el, reactBtn?.el, this.reactionPicker, chatBtn?.el, pollsBtn?.el, notepadBtn?.el, breakoutBtn?.el, o.tools ?? [], peopleBtn.el, o.recorder),
       h('div', { class: 'ctl-group' }, endBtn, leave),
     );
   }

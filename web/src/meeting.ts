@@ -29,6 +29,7 @@ import { Banners } from './ui/banners';
 import type { PrejoinResult } from './ui/prejoin';
 import { toast } from './ui/toasts';
 import { TopBar, type ConnState } from './ui/topbar';
+import { Whiteboard } from './whiteboard/board';
 
 // Our sealed data messages need the key check to reach a participant whose key differs, so
 // livekit-client's own data-channel encryption stays off: `e2ee` (not `encryption`) in the room
@@ -83,6 +84,8 @@ export class Meeting {
   readonly content: MeetingContent;
   /** The shared notepad (null: the room has it off). */
   private readonly notepad: SharedNotepad | null;
+  /** Null when the room has the whiteboard off. */
+  private readonly whiteboard: Whiteboard | null;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private intentional = false;
   private ended = false;
@@ -153,6 +156,17 @@ export class Meeting {
       presenting: () => isPresenter(room.localParticipant.metadata),
     });
 
+    const wbFeatures = (f as { whiteboard_features?: { is_allow?: boolean } }).whiteboard_features;
+    this.whiteboard =
+      wbFeatures?.is_allow === false
+        ? null
+        : new Whiteboard({
+            content: this.content,
+            presenter: () => [room.localParticipant, ...room.remoteParticipants.values()].find((p) => isPresenter(p.metadata))?.identity ?? null,
+            name: (id) => roster.displayName(id),
+            onToggle: (open) => this.el.querySelector('.meeting-body')?.classList.toggle('has-board', open),
+          });
+
     // ---- the parts ----
     this.stage = new Stage({
       room,
@@ -190,6 +204,7 @@ export class Meeting {
       may: this.may,
       breakout: !!this.breakouts.panel,
       recorder: this.recording.ui.controls,
+      tools: this.whiteboard ? [this.whiteboard.button] : [],
       togglePanel: (p) => this.panels.toggle(p),
       react: (name) => void this.data.sendReaction(name),
       leave: () => void this.leave(false),
@@ -289,7 +304,7 @@ export class Meeting {
       this.topbar.security.el,
       this.topbar.el,
       this.banners.el,
-      h('div', { class: 'meeting-body' }, this.stage.el, this.panels.el),
+      h('div', { class: 'meeting-body' }, this.whiteboard?.el, this.stage.el, this.panels.el),
       this.controls.el,
       this.stage.audioBox,
     );
@@ -395,6 +410,7 @@ export class Meeting {
       .on(RoomEvent.ParticipantNameChanged, sync)
       .on(RoomEvent.ParticipantMetadataChanged, (_prev, p) => {
         if (p === this.room.localParticipant) this.content.presenterChanged();
+        this.whiteboard?.presenterChanged();
         sync();
       })
       .on(RoomEvent.ParticipantPermissionsChanged, (_prev, p) => {
@@ -448,6 +464,7 @@ export class Meeting {
     this.keys?.clear();
     this.recording.destroy();
     this.notepad?.destroy();
+    this.whiteboard?.destroy();
     this.content.close();
     // The SDK may still post to its worker while it tears down; stop it a moment later.
     const w = this.worker;
