@@ -292,6 +292,14 @@ pub struct FileStartReq {
     pub chunks: u32,
 }
 
+/// `/api/whiteboard/convert`'s reply: the id the converted document will have in whiteboard
+/// document `documents` (its pages arrive there as an update when the conversion is done).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertStarted {
+    /// The document's id on the board.
+    pub document_id: String,
+}
+
 /// A file id alone: `start`'s reply, and `finish`'s and `info`'s request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileIdBody {

@@ -64,6 +64,8 @@ pub struct App {
     pub throttle: crate::auth::throttle::FailureThrottle,
     /// HTTPS on the API port, when configured.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// Documents being put on whiteboards (plain rooms), one at a time.
+    pub conversions: Arc<crate::convert::Jobs>,
 }
 
 impl App {
@@ -120,6 +122,11 @@ impl App {
             webhooks.clone(),
             store.clone(),
         );
+        let converter = crate::convert::Converter::default();
+        if let Err(missing) = converter.tools_available() {
+            // Whiteboard documents in plain rooms are refused with this reason until installed.
+            tracing::warn!("whiteboard documents cannot be converted: {missing}");
+        }
         let app = Arc::new(Self {
             keys: crate::auth::TokenKeys::derive(
                 &config.api_secret,
@@ -134,6 +141,7 @@ impl App {
             recorders,
             throttle: crate::auth::throttle::FailureThrottle::new(config_budget),
             tls,
+            conversions: Arc::new(crate::convert::Jobs::new(converter, 1)),
         });
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {

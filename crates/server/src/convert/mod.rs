@@ -11,6 +11,7 @@
 //! An encrypted room never comes here: the browser renders there (`docs/content.md`).
 
 pub mod detect;
+mod jobs;
 pub mod png;
 #[doc(hidden)]
 pub mod sample;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use detect::Format;
+pub use jobs::{Claim, Jobs};
 
 /// One rendered page: a PNG file in the work directory, and its size in pixels.
 #[derive(Debug, Clone, PartialEq, Eq)]

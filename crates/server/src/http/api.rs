@@ -235,7 +235,21 @@ pub(super) async fn open_session(
         (true, true) => "self-inserted key",
     };
     tracing::info!(room_id = %info.room_id, sid = %info.sid, e2ee = mode, "room created");
+    // A document to put on the board when the room opens (not in a breakout room: Plug-N-Meet
+    // preloads only the main room's).
+    let preload = (!info.metadata.is_breakout_room)
+        .then(|| {
+            info.features()
+                .and_then(|f| f.whiteboard_features.as_ref())
+                .and_then(|w| w.preload_file.clone())
+                .filter(|u| !u.is_empty())
+        })
+        .flatten();
+    let room_id = info.room_id.clone();
     app.rooms.start(app.clone(), info, duration, webhooks);
+    if let (Some(url), Some(room)) = (preload, app.rooms.get(&room_id)) {
+        super::whiteboard::preload(app.clone(), room, url);
+    }
     app.metrics.rooms_created.inc();
     app.metrics.rooms_active.set(app.rooms.len() as i64);
     Ok(Reply::success(CreateRoomBody {

@@ -13,6 +13,7 @@ pub mod listener;
 mod polls;
 pub(crate) mod rtc;
 pub mod web;
+mod whiteboard;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -105,6 +106,7 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .merge(breakout::routes())
         .merge(content::routes())
         .merge(files::routes())
+        .merge(whiteboard::routes())
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             guard_credentials,
@@ -117,7 +119,13 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .route("/healthCheck", any(health_check))
         .merge(https::routes())
         .merge(auth)
-        .merge(tokens);
+        .merge(tokens)
+        .merge(
+            whiteboard::auth_routes().route_layer(middleware::from_fn_with_state(
+                app.clone(),
+                guard_credentials,
+            )),
+        );
     let p = &app.config.prometheus;
     if p.enable && p.listen.is_none() {
         r = r.merge(metrics_router(&app));
@@ -223,7 +231,12 @@ async fn read_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    let limit = body_limit(&parts.method, parts.uri.path(), app.config.max_body_bytes);
+    let limit = body_limit(
+        &parts.method,
+        parts.uri.path(),
+        app.config.max_body_bytes,
+        whiteboard::upload_body_limit(&app),
+    );
     let timeout = app.config.conn_limits.body_read_timeout;
     let bytes = match tokio::time::timeout(timeout, read_limited(body, limit)).await {
         Ok(Ok(b)) => b,
@@ -263,16 +276,19 @@ async fn read_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
         .await
 }
 
-/// The body limit of a request: `max_body_bytes`, raised on the two routes whose bodies are
-/// larger by design — a file's chunk (`PUT /api/files/{file_id}/chunk/{index}`) and a
-/// document's snapshot (`POST /api/content/snapshot`, its body JSON-escaped). Their handlers
-/// hold them to their own limits.
-fn body_limit(method: &Method, path: &str, configured: usize) -> usize {
+/// The body limit of a request: `max_body_bytes`, raised on the three routes whose bodies are
+/// larger by design — a file's chunk (`PUT /api/files/{file_id}/chunk/{index}`), a document's
+/// snapshot (`POST /api/content/snapshot`, its body JSON-escaped) and a whiteboard document
+/// from the API (`/auth/room/uploadWhiteboardFile`, multipart). Their handlers hold them to
+/// their own limits.
+fn body_limit(method: &Method, path: &str, configured: usize, whiteboard_upload: usize) -> usize {
     let raised =
         if *method == Method::PUT && path.starts_with("/api/files/") && path.contains("/chunk/") {
             crate::rooms::files::MAX_CHUNK_BYTES as usize
         } else if *method == Method::POST && path == "/api/content/snapshot" {
             SNAPSHOT_REQUEST_BYTES
+        } else if *method == Method::POST && path == "/auth/room/uploadWhiteboardFile" {
+            whiteboard_upload
         } else {
             0
         };
@@ -593,18 +609,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_chunks_and_snapshots_get_a_larger_body() {
+    fn only_chunks_snapshots_and_whiteboard_uploads_get_a_larger_body() {
         let chunk = crate::rooms::files::MAX_CHUNK_BYTES as usize;
         let path = "/api/files/0123456789abcdef/chunk/3";
-        assert_eq!(body_limit(&Method::PUT, path, 1000), chunk);
-        assert_eq!(body_limit(&Method::POST, path, 1000), 1000);
-        assert_eq!(body_limit(&Method::PUT, path, 9 * chunk), 9 * chunk);
+        assert_eq!(body_limit(&Method::PUT, path, 1000, 7), chunk);
+        assert_eq!(body_limit(&Method::POST, path, 1000, 7), 1000);
+        assert_eq!(body_limit(&Method::PUT, path, 9 * chunk, 7), 9 * chunk);
         assert_eq!(
-            body_limit(&Method::POST, "/api/content/snapshot", 1000),
+            body_limit(&Method::POST, "/api/content/snapshot", 1000, 7),
             SNAPSHOT_REQUEST_BYTES
         );
-        assert_eq!(body_limit(&Method::POST, "/api/content/append", 1000), 1000);
-        assert_eq!(body_limit(&Method::POST, "/auth/room/create", 1000), 1000);
+        assert_eq!(
+            body_limit(&Method::POST, "/api/content/append", 1000, 7),
+            1000
+        );
+        assert_eq!(
+            body_limit(&Method::POST, "/auth/room/create", 1000, 7),
+            1000
+        );
+        assert_eq!(
+            body_limit(&Method::POST, "/auth/room/uploadWhiteboardFile", 1000, 5000),
+            5000
+        );
     }
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
