@@ -37,24 +37,8 @@ const ctx = webclientSuite('webclient/notepad', (c) => ({ chrome, server } = c))
 const { scenario } = ctx;
 
 /** A room as an integration creates it, with the notepad unlocked (or locked) for participants. */
-async function createRoom(env, roomId, mode, { notepadLocked = false } = {}) {
-  return env.auth('/room/create', {
-    room_id: roomId,
-    max_participants: 10,
-    empty_timeout: 120,
-    metadata: {
-      room_title: `Room ${roomId}`,
-      room_features: {
-        allow_webcams: true,
-        mute_on_start: false,
-        allow_screen_share: true,
-        chat_features: { is_allow: true },
-        shared_note_pad_features: { is_allow: true },
-        end_to_end_encryption_features: { is_enabled: mode !== 'off', enabled_self_insert_encryption_key: mode === 'self_insert' },
-      },
-      default_lock_settings: { lock_shared_notepad: notepadLocked },
-    },
-  });
+function createRoom(env, roomId, mode, { notepadLocked = false } = {}) {
+  return env.createRoom(roomId, mode, { shared_note_pad_features: { is_allow: true } }, { default_lock_settings: { lock_shared_notepad: notepadLocked } });
 }
 
 /** Opens the notes panel and waits until the editor is loaded. */

@@ -74,8 +74,11 @@ export class Enclave {
   }
 
   /** mode: 'off' | 'server_key' | 'self_insert' */
-  /** `features`: more room features, merged over the defaults (e.g. the waiting room). */
-  async createRoom(roomId, mode, features = {}) {
+  /**
+   * `features`: more room features, merged over the defaults (e.g. the waiting room);
+   * `metadata`: more of the room's metadata (e.g. `default_lock_settings`).
+   */
+  async createRoom(roomId, mode, features = {}, metadata = {}) {
     return this.auth('/room/create', {
       room_id: roomId,
       max_participants: 10,
@@ -91,6 +94,7 @@ export class Enclave {
           end_to_end_encryption_features: { is_enabled: mode !== 'off', enabled_self_insert_encryption_key: mode === 'self_insert' },
           ...features,
         },
+        ...metadata,
       },
     });
   }

@@ -38,7 +38,16 @@ export interface VerifyReply {
     parent_room_id?: string;
     ends_at?: number;
     features?: RoomFeatures;
-    default_lock_settings?: { lock_microphone?: boolean; lock_webcam?: boolean; lock_screen_sharing?: boolean; lock_chat?: boolean; lock_private_chat?: boolean };
+    default_lock_settings?: {
+      lock_microphone?: boolean;
+      lock_webcam?: boolean;
+      lock_screen_sharing?: boolean;
+      lock_chat?: boolean;
+      lock_private_chat?: boolean;
+      lock_chat_file_share?: boolean;
+      lock_whiteboard?: boolean;
+      lock_shared_notepad?: boolean;
+    };
   };
   /** `is_observer`: asked to be hidden in an encrypted room, so shown to everyone and silent. */
   user: {
@@ -163,6 +172,21 @@ export class ApiError extends Error {
   }
 }
 
+/** A reply of the browser API: its JSON when `status` is true, otherwise an ApiError with `msg`. */
+async function answer<T>(res: Response): Promise<T> {
+  let json: unknown;
+  try {
+    json = await res.json();
+  } catch {
+    json = undefined;
+  }
+  const obj = (typeof json === 'object' && json !== null ? json : {}) as { status?: unknown; msg?: unknown };
+  if (!res.ok || obj.status !== true) {
+    throw new ApiError(res.ok ? 400 : res.status, typeof obj.msg === 'string' ? obj.msg : '');
+  }
+  return obj as T;
+}
+
 export class Api {
   #token: string;
 
@@ -200,18 +224,7 @@ export class Api {
     } catch {
       throw new ApiError(0, 'network error');
     }
-    let json: unknown;
-    try {
-      json = await res.json();
-    } catch {
-      json = undefined;
-    }
-    const obj = (typeof json === 'object' && json !== null ? json : {}) as { status?: unknown; msg?: unknown };
-    if (!res.ok || obj.status !== true) {
-      const msg = typeof obj.msg === 'string' ? obj.msg : '';
-      throw new ApiError(res.ok ? 400 : res.status, msg);
-    }
-    return obj as T;
+    return answer<T>(res);
   }
 
   verifyToken(): Promise<VerifyReply | WaitingReply> {
@@ -238,7 +251,7 @@ export class Api {
   }
 
   /** Admins: lock or unlock a service for one participant or everyone (`all`). */
-  updateLockSettings(userId: string | 'all', service: 'mic' | 'webcam' | 'screenShare' | 'chat' | 'privateChat', lock: boolean): Promise<{ status: true; changed: number }> {
+  updateLockSettings(userId: string | 'all', service: 'mic' | 'webcam' | 'screenShare' | 'chat' | 'privateChat' | 'chatFile' | 'whiteboard' | 'sharedNotepad', lock: boolean): Promise<{ status: true; changed: number }> {
     return this.post('./api/updateLockSettings', { user_id: userId, service, direction: lock ? 'lock' : 'unlock' });
   }
 
@@ -466,17 +479,7 @@ export class Api {
     } catch {
       throw new ApiError(0, 'network error');
     }
-    let json: unknown;
-    try {
-      json = await res.json();
-    } catch {
-      json = undefined;
-    }
-    const obj = (typeof json === 'object' && json !== null ? json : {}) as { status?: unknown; msg?: unknown };
-    if (!res.ok || obj.status !== true) {
-      throw new ApiError(res.ok ? 400 : res.status, typeof obj.msg === 'string' ? obj.msg : '');
-    }
-    return obj as T;
+    return answer<T>(res);
   }
 }
 

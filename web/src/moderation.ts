@@ -9,7 +9,7 @@ import { h } from './dom';
 import { apiErrorText } from './messages';
 import { handRaisedAt } from './protocol';
 import type { Roster } from './roster';
-import { LockControls, type LockService } from './ui/locks';
+import { LOCK_LABELS, LockControls, type LockService } from './ui/locks';
 import { confirmDialog } from './ui/modal';
 import type { PeopleActions, PersonView } from './ui/people';
 import { toast } from './ui/toasts';
@@ -57,7 +57,16 @@ export class Moderation {
     const dl = o.verify.room.default_lock_settings ?? {};
     this.locks = o.isAdmin
       ? new LockControls(
-          { mic: !!dl.lock_microphone, webcam: !!dl.lock_webcam, screenShare: !!dl.lock_screen_sharing, chat: !!dl.lock_chat, privateChat: !!dl.lock_private_chat },
+          {
+            mic: !!dl.lock_microphone,
+            webcam: !!dl.lock_webcam,
+            screenShare: !!dl.lock_screen_sharing,
+            chat: !!dl.lock_chat,
+            privateChat: !!dl.lock_private_chat,
+            chatFile: !!dl.lock_chat_file_share,
+            whiteboard: !!dl.lock_whiteboard,
+            sharedNotepad: !!dl.lock_shared_notepad,
+          },
           { muteAll: () => void this.muteAll(), setLock: (s, lock) => this.lockAll(s, lock) },
         )
       : null;
@@ -145,7 +154,7 @@ export class Moderation {
   }
 
   private async lockAll(service: LockService, lock: boolean): Promise<boolean> {
-    const what = { mic: 'microphones', webcam: 'cameras', screenShare: 'screen sharing', chat: 'chat', privateChat: 'private chat' }[service];
+    const what = LOCK_LABELS[service].toLowerCase();
     try {
       const r = await this.o.api.updateLockSettings('all', service, lock);
       toast(lock ? `Locked ${what} for everyone but hosts (${r.changed}).` : `Unlocked ${what}.`, 'success');

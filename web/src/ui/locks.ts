@@ -1,30 +1,36 @@
 // Hosts' controls over what everyone may publish: mute all, and locks for everyone's
-// microphone, camera and screen sharing. The server enforces the locks (it refuses and
+// microphone, camera and screen sharing, chat, files in chat, the whiteboard and the notes. The server enforces the locks (it refuses and
 // unpublishes a locked source); these controls only ask it to.
 import { h, icon } from '../dom';
 
-export type LockService = 'mic' | 'webcam' | 'screenShare' | 'chat' | 'privateChat';
+export type LockService = 'mic' | 'webcam' | 'screenShare' | 'chat' | 'privateChat' | 'chatFile' | 'whiteboard' | 'sharedNotepad';
 
-export interface LockState {
-  mic: boolean;
-  webcam: boolean;
-  screenShare: boolean;
-  chat: boolean;
-  privateChat: boolean;
-}
+export type LockState = Record<LockService, boolean>;
 
 export interface LockActions {
   muteAll: () => void;
   setLock: (service: LockService, lock: boolean) => Promise<boolean>;
 }
 
-const LABELS: Record<LockService, string> = { mic: 'Microphones', webcam: 'Cameras', screenShare: 'Screen sharing', chat: 'Chat', privateChat: 'Private chat' };
+export const LOCK_LABELS: Record<LockService, string> = {
+  mic: 'Microphones',
+  webcam: 'Cameras',
+  screenShare: 'Screen sharing',
+  chat: 'Chat',
+  privateChat: 'Private chat',
+  chatFile: 'Files in chat',
+  whiteboard: 'Whiteboard',
+  sharedNotepad: 'Notes',
+};
 const TESTIDS: Record<LockService, string> = {
   mic: 'lock-mics-all',
   webcam: 'lock-webcams-all',
   screenShare: 'lock-screens-all',
   chat: 'lock-chat-all',
   privateChat: 'lock-private-chat-all',
+  chatFile: 'lock-chat-files-all',
+  whiteboard: 'lock-whiteboard-all',
+  sharedNotepad: 'lock-notepad-all',
 };
 
 export class LockControls {
@@ -33,7 +39,7 @@ export class LockControls {
   constructor(initial: LockState, private readonly actions: LockActions) {
     const mute = h('button', { class: 'chip-btn', type: 'button', 'data-testid': 'mute-all-button', title: 'Mute everyone’s microphone (they can unmute)' }, icon('micOff', 'icon icon-xs'), 'Mute all');
     mute.addEventListener('click', () => this.actions.muteAll());
-    const toggles = (Object.keys(LABELS) as LockService[]).map((s) => this.toggle(s, initial[s]));
+    const toggles = (Object.keys(LOCK_LABELS) as LockService[]).map((s) => this.toggle(s, initial[s]));
     this.el = h(
       'section',
       { class: 'lock-controls', 'aria-label': 'Controls for everyone', 'data-testid': 'lock-controls' },
@@ -53,6 +59,6 @@ export class LockControls {
         if (!ok) box.checked = !want;
       });
     });
-    return h('label', { class: 'lock-toggle', title: `Lock ${LABELS[service].toLowerCase()} for everyone but hosts` }, box, icon('lock', 'icon icon-xs'), LABELS[service]);
+    return h('label', { class: 'lock-toggle', title: `Lock ${LOCK_LABELS[service].toLowerCase()} for everyone but hosts` }, box, icon('lock', 'icon icon-xs'), LOCK_LABELS[service]);
   }
 }

@@ -15,7 +15,7 @@ import type { MeetingContent } from '../meetingcontent';
 import { apiErrorText } from '../messages';
 import { confirmDialog } from '../ui/modal';
 import { toast } from '../ui/toasts';
-import { downloadFile, newFileId, uploadFile } from './pagefiles';
+import { MAX_PAGE_BYTES, downloadFile, newFileId, uploadFile } from '../files';
 import { FIRST_PAGE, PageList, decodeDocument, decodePageOp, decodeView, documentPageId, encodeDocument, encodePageOp, encodeView, pageDoc, type BoardPage, type PageImage, type ViewState } from './pages';
 import { Outbox, UpdateError, decodeUpdate, encodeUpdate, reconcile, splitUpdates, type WireElement } from './scene';
 import type { BoardSurface, ImageFile, PdfModule, SurfaceModule } from './surface';
@@ -27,7 +27,6 @@ const MAX_UPDATE_BYTES = 46 * 1024;
 /** Past this many updates since the last snapshot, the writer who crossed it compacts. */
 const COMPACT_AFTER = 300;
 const VIEW_EVERY_MS = 300;
-const MAX_IMAGE_BYTES = 10 * 1024 * 1024;
 const PAGE_RENDER_SIDE = 1600;
 const OFFICE_RE = /\.(docx?|pptx?|xlsx?|odt|odp|ods|rtf)$/i;
 
@@ -629,8 +628,9 @@ export class Whiteboard {
   private loadImage(img: PageImage): Promise<ImageFile | null> {
     let p = this.images.get(img.file_id);
     if (!p) {
-      p = downloadFile(this.o.content.api, this.o.content.sealer, img.file_id, MAX_IMAGE_BYTES)
+      p = downloadFile({ api: this.o.content.api, sealer: this.o.content.sealer, fileId: img.file_id })
         .then(({ bytes }) => {
+          if (bytes.length > MAX_PAGE_BYTES) throw new Error(`file ${img.file_id} is larger than a page image may be`);
           const mime = imageMime(bytes);
           if (!mime) throw new Error(`file ${img.file_id} is not a PNG or JPEG image`);
           return { id: img.file_id, dataURL: dataUrl(bytes, mime), mimeType: mime };
@@ -751,7 +751,7 @@ export class Whiteboard {
       // A plain room: the server converts (and appends the document itself).
       try {
         this.progress(`Uploading ${file.name}…`);
-        const fileId = await uploadFile({ api: c.api, sealer: c.sealer, me: c.me, purpose: 'whiteboard', name: file.name, mime: file.type || 'application/octet-stream', bytes, onProgress: (n, t) => this.progress(`Uploading ${file.name}: ${Math.round((100 * n) / t)}%`) });
+        const { file_id: fileId } = await uploadFile({ api: c.api, sealer: c.sealer, me: c.me, purpose: 'whiteboard', name: file.name, mime: file.type || 'application/octet-stream', file: bytes, features: c.verify.room.features, onProgress: (n, t) => this.progress(`Uploading ${file.name}: ${Math.round((100 * n) / t)}%`) });
         this.progress(`Converting ${file.name}…`);
         const r = await c.api.whiteboardConvert(fileId);
         this.jumpTo = r.document_id;
@@ -789,7 +789,7 @@ export class Whiteboard {
     for (let i = 0; i < rendered.length; i++) {
       const r = rendered[i];
       this.progress(`Uploading ${name}: page ${i + 1} of ${rendered.length}`);
-      const fileId = await uploadFile({ api: c.api, sealer: c.sealer, me: c.me, purpose: 'page', name: `${name} ${i + 1}.png`, mime: 'image/png', bytes: r.png });
+      const { file_id: fileId } = await uploadFile({ api: c.api, sealer: c.sealer, me: c.me, purpose: 'page', name: `${name} ${i + 1}.png`, mime: 'image/png', file: r.png, features: c.verify.room.features });
       pages.push({ file_id: fileId, width: r.width, height: r.height });
     }
     const documentId = randomId(16);
