@@ -314,8 +314,8 @@ pub struct ChunkReceived {
     pub received: u32,
 }
 
-/// What the server knows of a file (`info`, `finish`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What the server knows of a file (`info`, `finish`; kept beside a finished file's chunks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileInfo {
     /// The file's id.
     pub file_id: String,

@@ -370,7 +370,11 @@ impl RoomObserver for App {
         if let Some(media) = &self.media {
             media.end_room(info.room_id.as_str(), &info.sid.to_string());
         }
-        crate::uploads::remove_session(&self.config.uploads_path, &info.sid).await;
+        if self.config.keep_uploads && !info.is_e2ee() {
+            crate::uploads::keep_session(&self.config.uploads_path, &info.sid).await;
+        } else {
+            crate::uploads::remove_session(&self.config.uploads_path, &info.sid).await;
+        }
         self.breakouts_follow(info);
         self.metrics.rooms_active.set(self.rooms.len() as i64);
         if let Err(e) = self

@@ -37,6 +37,9 @@ pub struct ServerConfig {
     /// Where files participants upload live while their session runs
     /// (`<uploads>/<session sid>/<file_id>/<index>`; the binary: `<data_dir>/uploads`).
     pub uploads_path: PathBuf,
+    /// Keep a plain room's uploaded files after its session (`upload_file_settings.keep_forever`);
+    /// an encrypted room's always go.
+    pub keep_uploads: bool,
     /// Lifetime of download tokens.
     pub download_token_validity: Duration,
     /// Whether RTMP broadcasts may go to loopback, private and link-local addresses
@@ -216,6 +219,7 @@ impl ServerConfig {
             recording_backup_path: None,
             artifacts_path: dir.join("artifacts"),
             uploads_path: dir.join("uploads"),
+            keep_uploads: false,
             download_token_validity: Duration::from_secs(600),
             rtmp_allow_private_targets: false,
             room_policy: RoomPolicy::default(),

@@ -638,7 +638,13 @@ async fn a_file_is_uploaded_in_chunks_read_back_and_gone_with_its_session() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names.len(), 3, "no temporary files left: {names:?}");
+    let mut names = names;
+    names.sort();
+    assert_eq!(
+        names,
+        ["0", "1", "2", "meta.json"],
+        "the chunks and the finished file's info, no temporary files"
+    );
     let (_, v) = h.call("/auth/room/endRoom", r#"{"room_id":"class"}"#).await;
     assert_eq!(v["status"], true, "{v}");
     assert!(!dir.exists(), "the session's files are gone with it");
@@ -668,4 +674,125 @@ async fn files_left_by_an_earlier_process_are_removed_at_start() {
     let _app = enclave_server::App::new(cfg).await.unwrap();
     assert!(!old.exists());
     assert!(other.exists(), "only session directories are removed");
+}
+
+/// Uploads one finished chat file of `bytes` (one chunk) as `token`.
+async fn one_chat_file(h: &Harness, token: &str, id: &str, name: &str, bytes: &[u8]) {
+    let v = post(h, "/api/files/start", token, json!({"file_id":id,"purpose":"chat","name":name,"mime":"text/plain","size":bytes.len(),"chunks":1})).await;
+    assert_eq!(v["status"], true, "{v}");
+    put_chunk(h, token, id, 0, bytes.to_vec()).await;
+    let (_, v) = post_finish(h, token, id).await;
+    assert_eq!(v["complete"], true, "{v}");
+}
+
+async fn get_kept(
+    h: &Harness,
+    sid: &str,
+    id: &str,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let req = Request::get(format!("/download/uploadedFile/{sid}/{id}"))
+        .body(Body::empty())
+        .unwrap();
+    let res = h.router.clone().oneshot(req).await.unwrap();
+    let (s, headers) = (res.status(), res.headers().clone());
+    let b = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (s, headers, b.to_vec())
+}
+
+#[tokio::test]
+async fn keep_forever_keeps_a_plain_rooms_finished_files_and_never_an_encrypted_rooms() {
+    let h = Harness::with(|c| c.keep_uploads = true).await;
+    h.create("plain", "{}").await;
+    h.create("sealed", E2EE).await;
+    let ann = h.join_token("plain", "ann", true, "").await;
+    let eve = h.join_token("sealed", "eve", true, "").await;
+    one_chat_file(
+        &h,
+        &ann,
+        "kept-file-0123456789",
+        "minutes <1>.txt",
+        b"the minutes",
+    )
+    .await;
+    // Started, never finished: not kept.
+    let v = post(&h, "/api/files/start", &ann, json!({"file_id":"half-file-0123456789","purpose":"chat","name":"half.txt","mime":"text/plain","size":4,"chunks":2})).await;
+    assert_eq!(v["status"], true, "{v}");
+    put_chunk(&h, &ann, "half-file-0123456789", 0, b"ha".to_vec()).await;
+    let v = post(&h, "/api/files/start", &eve, json!({"file_id":"sealed-file-0123456789","purpose":"chat","name":sealed(8),"mime":sealed(4),"size":64,"chunks":1})).await;
+    assert_eq!(v["status"], true, "{v}");
+    put_chunk(&h, &eve, "sealed-file-0123456789", 0, vec![1u8; 64]).await;
+    post_finish(&h, &eve, "sealed-file-0123456789").await;
+
+    let plain_sid = h.app.rooms.get_str("plain").unwrap().info.sid.to_string();
+    let sealed_sid = h.app.rooms.get_str("sealed").unwrap().info.sid.to_string();
+    let (s, _, _) = get_kept(&h, &plain_sid, "kept-file-0123456789").await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "a live session's files are not served here"
+    );
+
+    for room in ["plain", "sealed"] {
+        let (_, v) = h
+            .call("/auth/room/endRoom", &format!(r#"{{"room_id":"{room}"}}"#))
+            .await;
+        assert_eq!(v["status"], true, "{v}");
+    }
+    let uploads = h.dir.path().join("uploads");
+    assert!(
+        !uploads.join(&sealed_sid).exists(),
+        "an encrypted room's files always go"
+    );
+    assert!(
+        !uploads
+            .join(&plain_sid)
+            .join("half-file-0123456789")
+            .exists(),
+        "unfinished uploads go"
+    );
+
+    let (s, headers, body) = get_kept(&h, &plain_sid, "kept-file-0123456789").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body, b"the minutes");
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"minutes _1_.txt\""
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    for (sid, id) in [
+        (plain_sid.as_str(), "half-file-0123456789"),
+        (sealed_sid.as_str(), "sealed-file-0123456789"),
+        ("not-a-sid", "kept-file-0123456789"),
+        (plain_sid.as_str(), ".."),
+    ] {
+        let (s, _, _) = get_kept(&h, sid, id).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{sid}/{id}");
+    }
+
+    // A restart leaves kept files alone.
+    let mut cfg =
+        enclave_server::ServerConfig::for_tests(h.dir.path(), common::KEY, common::SECRET);
+    cfg.uploads_path = uploads.clone();
+    let _again = enclave_server::App::new(cfg).await.unwrap();
+    assert!(uploads
+        .join(&plain_sid)
+        .join("kept-file-0123456789")
+        .join("0")
+        .is_file());
+}
+
+#[tokio::test]
+async fn without_keep_forever_nothing_is_served_after_the_session() {
+    let h = Harness::new().await;
+    h.create("plain", "{}").await;
+    let ann = h.join_token("plain", "ann", true, "").await;
+    one_chat_file(&h, &ann, "gone-file-0123456789", "a.txt", b"bytes").await;
+    let sid = h.app.rooms.get_str("plain").unwrap().info.sid.to_string();
+    h.call("/auth/room/endRoom", r#"{"room_id":"plain"}"#).await;
+    let (s, _, _) = get_kept(&h, &sid, "gone-file-0123456789").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(!h.dir.path().join("uploads").join(&sid).exists());
 }

@@ -295,6 +295,9 @@ pub(crate) struct UploadSettings {
     pub(crate) max_size: u64,
     pub(crate) max_size_whiteboard_file: u64,
     pub(crate) allowed_types: Vec<String>,
+    /// Keep a plain room's uploaded files after its session (served at
+    /// `/download/uploadedFile/<sid>/<file_id>`, as Plug-N-Meet serves them).
+    pub(crate) keep_forever: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

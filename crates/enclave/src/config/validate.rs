@@ -93,6 +93,7 @@ pub(crate) fn validate(f: FileConfig) -> anyhow::Result<(ServerConfig, KeySource
         }),
         artifacts_path: data.under(&f.artifacts_settings.storage_path, "artifacts"),
         uploads_path: data.under("", "uploads"),
+        keep_uploads: f.upload_file_settings.keep_forever,
         download_token_validity: duration(
             "recorder_info.token_validity",
             &f.recorder_info.token_validity,

@@ -140,7 +140,7 @@ async fn store_chunk(
     Ok(received)
 }
 
-async fn finish(c: Caller, body: Bytes) -> Answered<FileInfo> {
+async fn finish(State(app): State<Arc<App>>, c: Caller, body: Bytes) -> Answered<FileInfo> {
     let req: FileIdBody = json::decode(&body).map_err(ApiError::invalid)?;
     let from = c.user.to_string();
     let id = req.file_id.clone();
@@ -150,6 +150,11 @@ async fn finish(c: Caller, body: Bytes) -> Answered<FileInfo> {
         .await?
         .map_err(refused)?;
     tracing::info!(room_id = %c.room.info.room_id, user_id = %c.user, file_id = %req.file_id, size = info.size, "upload finished");
+    let dir = uploads::file_dir(&app.config.uploads_path, &c.room.info.sid, &req.file_id);
+    if let Err(e) = uploads::write_meta(&dir, &info).await {
+        // Only a kept session needs it (to serve the file after the session).
+        tracing::error!(error = %e, file_id = %req.file_id, "could not write the file's info");
+    }
     success(info)
 }
 
@@ -219,7 +224,12 @@ pub(crate) async fn store_server_file(
         .files(move |f| f.register_finished(i, purpose, name, mime, &from, &lens))
         .await;
     match registered {
-        Ok(Ok(info)) => Ok(info),
+        Ok(Ok(info)) => {
+            if let Err(e) = uploads::write_meta(&dir, &info).await {
+                tracing::error!(error = %e, file_id = %info.file_id, "could not write the file's info");
+            }
+            Ok(info)
+        }
         Ok(Err(e)) => {
             let _ = tokio::fs::remove_dir_all(&dir).await;
             Err(refused(e))

@@ -100,6 +100,10 @@ pub fn router_with(app: Arc<App>, extra_auth: Router<Arc<App>>) -> Router {
         .route("/download/recording/{token}", get(download::recording))
         .route("/download/artifact/{token}", get(download::artifact))
         .route("/download/analytics/{token}", get(download::artifact))
+        .route(
+            "/download/uploadedFile/{sid}/{file_id}",
+            get(download::uploaded_file),
+        )
         .merge(rtc::routes())
         .merge(browser::routes())
         .merge(polls::routes())

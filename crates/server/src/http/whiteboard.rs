@@ -335,10 +335,10 @@ struct BoardPage {
 /// document. Returns the number of pages, or why it failed (said to the uploader).
 async fn convert_and_store(app: &Arc<App>, room: &RoomHandle, job: &Job) -> Result<usize, String> {
     let _turn = app.conversions.turn().await;
-    let work = app
-        .config
-        .uploads_path
-        .join(format!(".convert-{}", new_document_id()));
+    let work =
+        app.config
+            .uploads_path
+            .join(format!("{}{}", uploads::CONVERT_PREFIX, new_document_id()));
     let result = async {
         tokio::fs::create_dir_all(&work)
             .await
