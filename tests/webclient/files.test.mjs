@@ -101,9 +101,9 @@ async function allGet(users, from, fileId, f, log) {
   );
 }
 
-/** The chunk files the server keeps of `fileId` (under uploads/<sid>/<fileId>/), by index. */
+/** The chunk files the server keeps of `fileId` (under uploads/<sid>/<fileId>/), by index (not its `meta.json`). */
 function storedChunks(srv, fileId) {
-  const out = filesUnder(path.join(srv.dataDir, 'uploads')).filter(([p]) => path.basename(path.dirname(p)) === fileId);
+  const out = filesUnder(path.join(srv.dataDir, 'uploads')).filter(([p]) => path.basename(path.dirname(p)) === fileId && /^\d+$/.test(path.basename(p)));
   return out.sort(([a], [b]) => Number(path.basename(a)) - Number(path.basename(b)));
 }
 
